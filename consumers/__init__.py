@@ -1,0 +1,1 @@
+"""Consumers of article events: feeds, NewsML-G2, partner webhooks, archive."""

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# newswire from nothing: `deploy/dev.sh run` (the system, with its broker) and
+# `deploy/dev.sh test` (the whole test suite). Each sets itself up: a virtual environment
+# in .venv, the package and its test tools, Java and Maven where missing (Debian), and the
+# broker's jars (fetched by Maven into ~/.cache/newswire on first use).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${NEWSWIRE_VENV:-.venv}
+
+need_system_packages() {
+  local missing=()
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  if ((${#missing[@]})); then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+    else
+      echo "newswire needs ${missing[*]}: install them and run again" >&2; exit 1
+    fi
+  fi
+}
+
+setup() {
+  need_system_packages
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$VENV/bin/python" -m pip install -q -e ".[test,bench]"
+}
+
+case "${1:-}" in
+  run)
+    setup
+    shift
+    exec "$VENV/bin/newswire" demo "$@"
+    ;;
+  test)
+    setup
+    shift
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: deploy/dev.sh run|test [args]" >&2
+    exit 2
+    ;;
+esac

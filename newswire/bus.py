@@ -1,0 +1,237 @@
+"""Kafka clients as newswire uses them: durable producers, manual-commit consumers,
+the dead-letter topic, and the consume loop every consumer runs.
+
+Producers write with ``acks=all`` and idempotence, so a confirmed write is on every
+in-sync replica and a retried send is never duplicated. Consumers commit offsets only
+after the events of a batch are handled (and their outputs made durable by the handler),
+so a crash replays the uncommitted tail instead of losing it.
+
+A message that is not a readable event, or that its handler rejects, goes to the
+dead-letter topic with the reason and where it came from, and the consumer moves on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
+
+from newswire import codec, logs
+from newswire.codec import ArticleEvent
+from newswire.config import Settings
+
+log = logs.get(__name__)
+
+Headers = list[tuple[str, bytes]]
+
+
+class PublishError(RuntimeError):
+    """Kafka did not confirm a write (broker down, timeout, rejected)."""
+
+
+def producer(settings: Settings, **overrides) -> KafkaProducer:
+    """A producer whose confirmed sends are durable: acks=all, idempotent, bounded waits."""
+    timeout_ms = int(settings.producer_timeout_s * 1000)
+    options = dict(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id="newswire-producer",
+        acks=settings.producer_acks,
+        enable_idempotence=True,
+        linger_ms=5,
+        max_block_ms=timeout_ms,
+        request_timeout_ms=timeout_ms,
+        delivery_timeout_ms=timeout_ms * 2,
+    )
+    options.update(overrides)
+    return KafkaProducer(**options)
+
+
+def event_headers(event: ArticleEvent, schema: codec.Schema) -> Headers:
+    """Kafka headers of an article event: its type, writer schema fingerprint and publish time."""
+    return [
+        ("event_type", event["event_type"].encode()),
+        ("schema_fingerprint", schema.fingerprint_hex.encode()),
+        ("published_at", datetime.now(timezone.utc).isoformat(timespec="milliseconds").encode()),
+        ("event_id", str(event["event_id"]).encode()),
+    ]
+
+
+def send_event(kafka: KafkaProducer, topic: str, event: ArticleEvent, schema: codec.Schema | None = None):
+    """Encode and send one event keyed by its article id; returns the send future."""
+    schema = schema or codec.latest()
+    return kafka.send(topic, key=event["article_id"].encode(), value=codec.encode(event, schema),
+                      headers=event_headers(event, schema))
+
+
+def publish_events(settings: Settings, kafka: KafkaProducer, events: Iterable[ArticleEvent]) -> list:
+    """Send events and wait until Kafka confirmed every one; raise PublishError otherwise.
+
+    Returns the record metadata (topic, partition, offset) of each event, in order.
+    """
+    futures = [send_event(kafka, settings.topics.articles, event) for event in events]
+    try:
+        kafka.flush(timeout=settings.producer_timeout_s)
+        return [future.get(timeout=settings.producer_timeout_s) for future in futures]
+    except KafkaError as exc:
+        raise PublishError(
+            f"Kafka at {settings.bootstrap_servers} did not confirm the write: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def consumer(settings: Settings, group_id: str | None, topics: Iterable[str] | None = None,
+             **overrides) -> KafkaConsumer:
+    """A consumer with manual commits that starts from the beginning of the log."""
+    options = dict(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=group_id,
+        client_id=f"newswire-{group_id or 'reader'}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=500,
+    )
+    options.update(overrides)
+    kafka = KafkaConsumer(**options)
+    if topics is not None:
+        kafka.subscribe(list(topics))
+    return kafka
+
+
+def header(record: ConsumerRecord, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return value.decode("utf-8", "replace")
+    return None
+
+
+class DeadLetters:
+    """Writes unusable messages to the dead-letter topic, unchanged, with why and whence."""
+
+    def __init__(self, settings: Settings, kafka: KafkaProducer, consumer_name: str):
+        self.topic = settings.topics.dead_letter
+        self.kafka = kafka
+        self.consumer_name = consumer_name
+        self.timeout_s = settings.producer_timeout_s
+
+    def send(self, record: ConsumerRecord, reason: str) -> None:
+        headers = list(record.headers or []) + [
+            ("dlq.reason", reason[:2000].encode()),
+            ("dlq.consumer", self.consumer_name.encode()),
+            ("dlq.topic", record.topic.encode()),
+            ("dlq.partition", str(record.partition).encode()),
+            ("dlq.offset", str(record.offset).encode()),
+            ("dlq.at", datetime.now(timezone.utc).isoformat().encode()),
+        ]
+        self.kafka.send(self.topic, key=record.key, value=record.value, headers=headers)
+        log.warning("dead_lettered", consumer=self.consumer_name, topic=record.topic,
+                    partition=record.partition, offset=record.offset,
+                    key=record.key.decode("utf-8", "replace") if record.key else None, reason=reason)
+
+    def flush(self) -> None:
+        self.kafka.flush(timeout=self.timeout_s)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One decoded article event and where it was read from."""
+
+    event: ArticleEvent
+    record: ConsumerRecord
+
+    @property
+    def position(self) -> tuple[str, int, int]:
+        return (self.record.topic, self.record.partition, self.record.offset)
+
+
+Handler = Callable[[Delivery], None]
+
+
+class EventLoop:
+    """The consume loop every consumer runs: poll, decode, handle, dead-letter, commit.
+
+    ``handle`` is called once per decoded event, in partition order. A ``ValueError``
+    (or any other exception that is not an I/O or Kafka error) raised by it sends that
+    event to the dead-letter topic; an ``OSError`` or ``KafkaError`` stops the loop
+    without committing, so the batch is read again after a restart. ``before_commit``
+    runs once per batch, before offsets are committed: the place to fsync outputs.
+    """
+
+    def __init__(self, settings: Settings, group_id: str, handle: Handler, *,
+                 before_commit: Callable[[], None] | None = None,
+                 topics: Iterable[str] | None = None, name: str | None = None,
+                 consumer_overrides: dict | None = None):
+        self.settings = settings
+        self.name = name or group_id
+        self.handle = handle
+        self.before_commit = before_commit
+        self.consumer = consumer(settings, group_id, topics or [settings.topics.articles],
+                                 **(consumer_overrides or {}))
+        self._dlq_producer = producer(settings, client_id=f"newswire-{self.name}-dlq")
+        self.dead_letters = DeadLetters(settings, self._dlq_producer, self.name)
+        self.stopping = threading.Event()
+        self.handled = 0
+        self.dead_lettered = 0
+
+    def poll_once(self, timeout_ms: int = 500) -> int:
+        """Handle one batch and commit it; return how many messages it held."""
+        batches = self.consumer.poll(timeout_ms=timeout_ms)
+        count = 0
+        for records in batches.values():
+            for record in records:
+                count += 1
+                self._process(record)
+        if count:
+            if self.before_commit:
+                self.before_commit()
+            self.dead_letters.flush()
+            self.consumer.commit()
+        return count
+
+    def _process(self, record: ConsumerRecord) -> None:
+        try:
+            event = codec.decode(record.value)
+        except codec.DecodeError as exc:
+            self._dead_letter(record, f"undecodable: {exc}")
+            return
+        try:
+            self.handle(Delivery(event, record))
+            self.handled += 1
+        except (OSError, KafkaError):
+            raise
+        except Exception as exc:  # a hostile or broken event must not stop the consumer
+            self._dead_letter(record, f"rejected by {self.name}: {type(exc).__name__}: {exc}")
+
+    def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        self.dead_letters.send(record, reason)
+        self.dead_lettered += 1
+
+    def run(self, idle_stop_s: float | None = None) -> None:
+        """Consume until :meth:`stop` (or, with ``idle_stop_s``, until that long without messages)."""
+        log.info("consumer_started", consumer=self.name, topics=sorted(self.consumer.subscription() or []))
+        idle_since = time.monotonic()
+        try:
+            while not self.stopping.is_set():
+                if self.poll_once():
+                    idle_since = time.monotonic()
+                elif idle_stop_s is not None and time.monotonic() - idle_since > idle_stop_s:
+                    break
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+        self._dlq_producer.close(timeout=self.settings.producer_timeout_s)
+        log.info("consumer_stopped", consumer=self.name, handled=self.handled, dead_lettered=self.dead_lettered)
+
+
+def end_offsets(kafka: KafkaConsumer, topic: str) -> dict[TopicPartition, int]:
+    partitions = [TopicPartition(topic, p) for p in sorted(kafka.partitions_for_topic(topic) or ())]
+    return kafka.end_offsets(partitions)

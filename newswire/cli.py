@@ -1,0 +1,104 @@
+"""``newswire``: the one command operators run. ``newswire --help`` lists everything."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from newswire import broker as local_broker
+from newswire import logs, topics
+from newswire.config import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--bootstrap", envvar="NEWSWIRE_BOOTSTRAP", help="Kafka bootstrap servers (default 127.0.0.1:9092).")
+@click.option("--log-level", default="INFO", show_default=True, envvar="NEWSWIRE_LOG_LEVEL")
+@click.option("--log-json/--log-console", default=None, help="Log format (default: JSON unless stderr is a terminal).")
+@click.pass_context
+def main(ctx: click.Context, bootstrap: str | None, log_level: str, log_json: bool | None) -> None:
+    """newswire: articles as Avro events on Kafka, turned into wire feeds, partner pushes and an archive."""
+    logs.configure(log_level.upper(), log_json)
+    settings = Settings.from_env()
+    ctx.obj = settings.with_bootstrap(bootstrap) if bootstrap else settings
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    return ctx.find_root().obj
+
+
+# --- the local broker ---------------------------------------------------------------------
+
+@main.group()
+def kafka() -> None:
+    """The local single-node Apache Kafka broker (KRaft), run from Kafka's own jars."""
+
+
+def _local_broker(settings: Settings, heap: str = local_broker.DEFAULT_HEAP) -> local_broker.LocalBroker:
+    port = int(settings.bootstrap_servers.split(",")[0].rpartition(":")[2])
+    return local_broker.LocalBroker(state_dir=settings.home / f"kafka-{port}", cache=settings.cache,
+                                    port=port, controller_port=port + 1, heap=heap)
+
+
+@kafka.command("up")
+@click.option("--heap", default=local_broker.DEFAULT_HEAP, show_default=True, help="JVM heap of the broker.")
+@click.pass_context
+def kafka_up(ctx: click.Context, heap: str) -> None:
+    """Fetch the jars (once), format storage (once), start the broker and wait until it answers."""
+    settings = settings_of(ctx)
+    if local_broker.broker_answers(settings.bootstrap_servers) and _local_broker(settings).running_pid() is None:
+        click.echo(f"a broker not started by newswire already answers at {settings.bootstrap_servers}; using it")
+        return
+    try:
+        bootstrap = _local_broker(settings, heap).start()
+    except local_broker.BrokerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(bootstrap)
+
+
+@kafka.command("down")
+@click.pass_context
+def kafka_down(ctx: click.Context) -> None:
+    """Stop the broker that `newswire kafka up` started (and nothing else)."""
+    stopped = _local_broker(settings_of(ctx)).stop()
+    click.echo("stopped" if stopped else "no broker started by newswire is running")
+
+
+@kafka.command("status")
+@click.pass_context
+def kafka_status(ctx: click.Context) -> None:
+    """Say whether the broker runs and answers; exit 1 when it does not answer."""
+    settings = settings_of(ctx)
+    pid = _local_broker(settings).running_pid()
+    answers = local_broker.broker_answers(settings.bootstrap_servers)
+    click.echo(f"bootstrap={settings.bootstrap_servers} answers={'yes' if answers else 'no'} "
+               f"local_pid={pid if pid else '-'}")
+    sys.exit(0 if answers else 1)
+
+
+# --- topics -------------------------------------------------------------------------------
+
+@main.group("topics")
+def topics_group() -> None:
+    """The topics newswire uses."""
+
+
+@topics_group.command("ensure")
+@click.pass_context
+def topics_ensure(ctx: click.Context) -> None:
+    """Create every topic the system uses, with its configuration; existing ones are kept."""
+    for name, outcome in topics.ensure(settings_of(ctx)).items():
+        click.echo(f"{name}: {outcome}")
+
+
+@topics_group.command("list")
+@click.pass_context
+def topics_list(ctx: click.Context) -> None:
+    """List the topics the system uses, their partitions, configuration and purpose."""
+    for spec in topics.required_topics(settings_of(ctx)):
+        config = " ".join(f"{k}={v}" for k, v in spec.config.items())
+        click.echo(f"{spec.name}\tpartitions={spec.partitions}\t{config}\t{spec.purpose}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The topics newswire uses, and ``ensure``: create them idempotently with their configuration.
+
+Every consumer that needs a topic of its own (retries, receipts, partner registry, ...)
+adds a :class:`TopicSpec` to :func:`required_topics`, so that ``newswire topics ensure``
+creates everything the system uses in one step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from newswire import logs
+from newswire.config import Settings
+
+log = logs.get(__name__)
+
+KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+    purpose: str = ""
+
+
+def required_topics(settings: Settings) -> list[TopicSpec]:
+    t = settings.topics
+    return [
+        TopicSpec(t.articles, t.articles_partitions, KEEP_FOREVER,
+                  "every article event, keyed by article id, kept for ever: the source of truth"),
+        TopicSpec(t.dead_letter, t.dead_letter_partitions, KEEP_FOREVER,
+                  "events a consumer could not use, with the reason in the headers"),
+    ]
+
+
+def admin(settings: Settings) -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="newswire-admin",
+                            request_timeout_ms=int(settings.producer_timeout_s * 1000))
+
+
+def ensure(settings: Settings, specs: list[TopicSpec] | None = None) -> dict[str, str]:
+    """Create every missing topic; return ``{name: "created" | "exists"}``.
+
+    An existing topic is left as it is, but a partition count below the configured one
+    is reported, since adding partitions would move article ids to other partitions.
+    """
+    specs = required_topics(settings) if specs is None else specs
+    client = admin(settings)
+    try:
+        existing = set(client.list_topics())
+        outcome: dict[str, str] = {}
+        for spec in specs:
+            if spec.name in existing:
+                outcome[spec.name] = "exists"
+                continue
+            try:
+                client.create_topics([NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config)])
+                outcome[spec.name] = "created"
+                log.info("topic_created", topic=spec.name, partitions=spec.partitions, config=spec.config)
+            except TopicAlreadyExistsError:  # created meanwhile by another process
+                outcome[spec.name] = "exists"
+        return outcome
+    finally:
+        client.close()

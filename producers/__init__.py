@@ -1,0 +1,1 @@
+"""Sources of article events: JSON files, HTML pages, the HTTP ingest API."""

@@ -1,0 +1,55 @@
+"""Shared fixtures: one real Kafka broker for the whole test session, fresh topics per test.
+
+The broker is started by the same code as ``newswire kafka up`` (newswire.broker), on free
+ports and in a temporary state directory, so a developer's own broker is not disturbed.
+If it cannot start, every test that needs it errors with the broker's own log.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from newswire import logs, topics
+from newswire.broker import LocalBroker, free_port
+from newswire.config import Settings, Topics
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+STANDARDS = SHARED / "standards"
+FIXTURES = SHARED / "fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logs.configure("INFO", json=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> LocalBroker:
+    """A real single-node KRaft broker, started once per test session."""
+    base = Settings.from_env()
+    broker = LocalBroker(state_dir=tmp_path_factory.mktemp("kafka"), cache=base.cache,
+                         port=free_port(), controller_port=free_port())
+    broker.start(timeout_s=120)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def settings(kafka_broker: LocalBroker, tmp_path: Path) -> Settings:
+    """Settings pointing at the session broker, with this test's own topics (created) and home."""
+    suffix = uuid.uuid4().hex[:8]
+    own = Settings.from_env()
+    own = replace(
+        own,
+        bootstrap_servers=kafka_broker.bootstrap,
+        home=tmp_path / "home",
+        topics=Topics(articles=f"articles-{suffix}", articles_partitions=3,
+                      dead_letter=f"articles-{suffix}.dlq", dead_letter_partitions=1),
+        producer_timeout_s=10.0,
+    )
+    topics.ensure(own)
+    return own
