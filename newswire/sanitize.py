@@ -1,0 +1,74 @@
+"""Cleaning of incoming text and HTML, shared by the producers (before anything reaches
+Kafka) and the renderers (which never trust an event read from the topic).
+
+The documented cleaning, and nothing more:
+
+* plain-text fields: characters illegal in XML 1.0 (C0 controls other than tab, newline and
+  carriage return; U+FFFE, U+FFFF; lone surrogates) are removed, and so are the byte-order
+  mark U+FEFF and the bidirectional embedding/override controls U+202A–U+202E, which can
+  reorder the text that follows them in a reader (right-to-left marks U+200E/U+200F/U+061C,
+  the isolates U+2066–U+2069 and zero-width joiners are kept: Arabic, Hebrew and Persian
+  text needs them);
+* bodies: the same, then sanitised to a safe HTML subset with nh3 (paragraphs, headings,
+  lists, quotes, links, emphasis, line breaks; no script or style and their content, no
+  event-handler or style attributes, links only to http, https and mailto), and serialised
+  as a well-formed XHTML fragment (no namespace: renderers put it in theirs).
+"""
+
+from __future__ import annotations
+
+import re
+
+import nh3
+from lxml import etree
+from lxml import html as lxml_html
+
+ALLOWED_TAGS = frozenset({
+    "p", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "q", "cite", "a", "em",
+    "strong", "b", "i", "u", "sub", "sup", "br", "hr", "abbr", "span", "table", "thead", "tbody",
+    "tr", "th", "td", "figure", "figcaption", "pre", "code",
+})
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "abbr": {"title"}, "q": {"cite"}, "blockquote": {"cite"},
+                      "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan", "scope"}, "*": {"lang", "dir"}}
+URL_SCHEMES = frozenset({"http", "https", "mailto"})
+DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "noscript", "template",
+                               "svg", "math"})
+
+_UNSAFE_CHARS = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff\ufeff\u202a-\u202e]"
+)
+
+
+def clean_text(text: str) -> str:
+    """Remove the characters listed in the module doc; nothing else changes."""
+    return _UNSAFE_CHARS.sub("", text)
+
+
+def has_unsafe_chars(text: str) -> bool:
+    return _UNSAFE_CHARS.search(text) is not None
+
+
+def sanitize_body(html: str) -> str:
+    """A safe, well-formed XHTML fragment (no namespace) from any HTML fragment."""
+    cleaned = nh3.clean(
+        clean_text(html), tags=set(ALLOWED_TAGS), attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+        url_schemes=set(URL_SCHEMES), clean_content_tags=set(DROP_WITH_CONTENT), link_rel=None,
+        strip_comments=True,
+    )
+    if not cleaned.strip():
+        return ""
+    wrapper = lxml_html.fragment_fromstring(cleaned, create_parent="div")
+    parts = [_escape(wrapper.text or "")]
+    parts += [etree.tostring(child, method="xml", encoding="unicode", with_tail=True) for child in wrapper]
+    return "".join(parts).strip()
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def body_text(xhtml_fragment: str) -> str:
+    """The plain text of a body fragment (for word counts and summaries)."""
+    if not xhtml_fragment:
+        return ""
+    return lxml_html.fragment_fromstring(xhtml_fragment, create_parent="div").text_content()
