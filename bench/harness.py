@@ -1,0 +1,79 @@
+"""What every benchmark shares: a throw-away real broker, timing, percentiles, memory, a table.
+
+Benchmarks print figures; they never assert. Run one with ``.venv/bin/python bench/<name>.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from newswire import topics
+from newswire.broker import LocalBroker, free_port
+from newswire.config import Settings, Topics
+
+
+@contextlib.contextmanager
+def temporary_broker() -> Iterator[LocalBroker]:
+    """A real single-node broker in a temporary directory, stopped afterwards."""
+    with tempfile.TemporaryDirectory(prefix="newswire-bench-") as state:
+        broker = LocalBroker(state_dir=Path(state), cache=Settings.from_env().cache,
+                             port=free_port(), controller_port=free_port())
+        broker.start()
+        try:
+            yield broker
+        finally:
+            broker.stop()
+
+
+def bench_settings(broker: LocalBroker, home: Path, partitions: int = 6) -> Settings:
+    """Settings on ``broker`` with fresh topics (created) and ``home`` as state directory."""
+    suffix = uuid.uuid4().hex[:6]
+    settings = replace(Settings.from_env(), bootstrap_servers=broker.bootstrap, home=home,
+                       topics=Topics(articles=f"bench-articles-{suffix}", articles_partitions=partitions,
+                                     dead_letter=f"bench-dlq-{suffix}", dead_letter_partitions=1))
+    topics.ensure(settings)
+    return settings
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The ``pct`` percentile (0-100) of ``values``, by the inclusive method."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=1000, method="inclusive")[min(998, max(0, round(pct * 10) - 1))]
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Stopwatch:
+    def __enter__(self) -> "Stopwatch":
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def print_table(title: str, rows: Sequence[tuple[str, str, str]]) -> None:
+    """Print ``(measure, figure, peer or ceiling)`` rows as an aligned table."""
+    header = ("measure", "figure", "peer / ceiling (same run)")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    print(f"\n{title}  [{machine()}]")
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
