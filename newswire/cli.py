@@ -100,5 +100,9 @@ def topics_list(ctx: click.Context) -> None:
         click.echo(f"{spec.name}\tpartitions={spec.partitions}\t{config}\t{spec.purpose}")
 
 
+# --- commands of the parts ---------------------------------------------------------------
+# Each part defines its commands in its own module; they are registered here, one line each.
+
+
 if __name__ == "__main__":
     main()
