@@ -1,0 +1,107 @@
+"""The consume loop every consumer runs, against the real broker: order, commits, dead letters."""
+
+from __future__ import annotations
+
+import random
+
+from kafka import TopicPartition
+
+from newswire import bus, codec, corpus
+from newswire.bus import EventLoop, header
+
+
+def _drain(loop: EventLoop, expected: int, max_polls: int = 60) -> None:
+    seen = 0
+    for _ in range(max_polls):
+        seen += loop.poll_once(timeout_ms=500)
+        if seen >= expected:
+            return
+    raise AssertionError(f"only {seen} of {expected} messages arrived")
+
+
+def _dead_letters(settings) -> list:
+    reader = bus.consumer(settings, None, consumer_timeout_ms=3000)
+    partitions = [TopicPartition(settings.topics.dead_letter, p)
+                  for p in reader.partitions_for_topic(settings.topics.dead_letter)]
+    reader.assign(partitions)
+    reader.seek_to_beginning()
+    records = list(reader)
+    reader.close()
+    return records
+
+
+def test_events_arrive_in_article_order_and_offsets_are_committed(settings):
+    rng = random.Random(3)
+    first = corpus.story(rng, "loop-1")
+    versions = [first]
+    for _ in range(4):
+        versions.append(corpus.next_version(versions[-1], "updated"))
+    kafka = bus.producer(settings)
+    bus.publish_events(settings, kafka, versions)
+    kafka.close()
+
+    seen: list[int] = []
+    loop = EventLoop(settings, "test-order", lambda d: seen.append(d.event["version"]))
+    _drain(loop, len(versions))
+    committed = {tp: loop.consumer.committed(tp) for tp in loop.consumer.assignment()}
+    loop.close()
+
+    assert seen == [1, 2, 3, 4, 5]
+    assert sum(offset or 0 for offset in committed.values()) == len(versions)
+
+    # a new member of the same group starts after the committed offsets: nothing is read twice
+    again: list[int] = []
+    loop = EventLoop(settings, "test-order", lambda d: again.append(d.event["version"]))
+    for _ in range(4):
+        loop.poll_once(timeout_ms=300)
+    loop.close()
+    assert again == []
+
+
+def test_undecodable_and_rejected_events_go_to_the_dead_letter_topic_and_the_loop_goes_on(settings):
+    rng = random.Random(4)
+    good, hostile = corpus.story(rng, "good-1"), corpus.story(rng, "hostile-1")
+    kafka = bus.producer(settings)
+    kafka.send(settings.topics.articles, key=b"junk", value=b"<not avro>")
+    kafka.send(settings.topics.articles, key=b"hostile-1", value=codec.encode(hostile))
+    bus.publish_events(settings, kafka, [good])
+    kafka.close()
+
+    handled: list[str] = []
+
+    def handle(delivery: bus.Delivery) -> None:
+        if delivery.event["article_id"].startswith("hostile"):
+            raise ValueError("headline: refused for the test")
+        handled.append(delivery.event["article_id"])
+
+    loop = EventLoop(settings, "test-dlq", handle)
+    _drain(loop, 3)
+    loop.close()
+
+    assert handled == ["good-1"]
+    dead = _dead_letters(settings)
+    reasons = {r.key: header(r, "dlq.reason") for r in dead}
+    assert set(reasons) == {b"junk", b"hostile-1"}
+    assert "undecodable" in reasons[b"junk"] and "marker" in reasons[b"junk"]
+    assert "headline: refused for the test" in reasons[b"hostile-1"]
+    junk = next(r for r in dead if r.key == b"junk")
+    assert junk.value == b"<not avro>"  # the original bytes are kept for inspection
+    assert header(junk, "dlq.consumer") == "test-dlq"
+    assert header(junk, "dlq.topic") == settings.topics.articles
+
+
+def test_published_events_carry_type_fingerprint_and_time_headers(settings):
+    event = corpus.story(random.Random(5), "hdr-1")
+    kafka = bus.producer(settings)
+    bus.publish_events(settings, kafka, [event])
+    kafka.close()
+    records: list = []
+    loop = EventLoop(settings, "test-headers", lambda d: records.append(d.record))
+    _drain(loop, 1)
+    loop.close()
+    record = records[0]
+    assert record.key == b"hdr-1"
+    assert header(record, "event_type") == "published"
+    assert header(record, "schema_fingerprint") == codec.latest().fingerprint_hex
+    assert header(record, "published_at").endswith("+00:00")
+    assert header(record, "event_id") == event["event_id"]
