@@ -12,6 +12,7 @@ dead-letter topic with the reason and where it came from, and the consumer moves
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -225,6 +226,14 @@ class EventLoop:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def stop_on_signals(self) -> None:
+        """Stop cleanly (finish the batch, commit, close) on SIGTERM and SIGINT.
+
+        Call from the main thread of a consumer process before :meth:`run`.
+        """
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stop())
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
