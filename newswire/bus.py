@@ -23,7 +23,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 
-from newswire import codec, logs
+from newswire import codec, logs, metrics
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
 
@@ -191,7 +191,15 @@ class EventLoop:
                 self.before_commit()
             self.dead_letters.flush()
             self.consumer.commit()
+            self._record_lag()
         return count
+
+    def _record_lag(self) -> None:
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                lag = max(0, highwater - self.consumer.position(tp))
+                metrics.CONSUMER_LAG.labels(self.name, tp.topic, tp.partition).set(lag)
 
     def _process(self, record: ConsumerRecord) -> None:
         try:
@@ -202,6 +210,10 @@ class EventLoop:
         try:
             self.handle(Delivery(event, record))
             self.handled += 1
+            metrics.EVENTS_CONSUMED.labels(self.name, "handled").inc()
+            latency = metrics.seconds_since(header(record, "published_at"))
+            if latency is not None:
+                metrics.PUBLISH_TO_OUTPUT.labels(self.name).observe(latency)
         except (OSError, KafkaError):
             raise
         except Exception as exc:  # a hostile or broken event must not stop the consumer
@@ -210,6 +222,7 @@ class EventLoop:
     def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         self.dead_letters.send(record, reason)
         self.dead_lettered += 1
+        metrics.EVENTS_CONSUMED.labels(self.name, "dead_lettered").inc()
 
     def run(self, idle_stop_s: float | None = None) -> None:
         """Consume until :meth:`stop` (or, with ``idle_stop_s``, until that long without messages)."""

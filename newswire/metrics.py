@@ -1,0 +1,49 @@
+"""Prometheus metrics of every newswire process, one registry per process.
+
+Consumers count what they read and what they produced; the latency histograms measure from
+the ``published_at`` header the producer stamps on each event to the moment an output exists
+(a feed item, a file, an archive record) or a partner acknowledged it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+EVENTS_CONSUMED = Counter(
+    "newswire_events_consumed_total", "Events read from Kafka by a consumer, by outcome",
+    ["consumer", "outcome"])
+OUTPUTS_PRODUCED = Counter(
+    "newswire_outputs_produced_total", "Outputs produced (feed items, files, archive records)",
+    ["consumer", "kind"])
+DELIVERIES = Counter(
+    "newswire_deliveries_total", "Webhook delivery attempts by partner and outcome",
+    ["partner", "outcome"])
+PUBLISH_TO_OUTPUT = Histogram(
+    "newswire_publish_to_output_seconds", "From the event's publish time to its output",
+    ["consumer"], buckets=LATENCY_BUCKETS)
+PUBLISH_TO_PARTNER = Histogram(
+    "newswire_publish_to_partner_seconds", "From the event's publish time to the partner's 2xx",
+    ["partner"], buckets=LATENCY_BUCKETS)
+CONSUMER_LAG = Gauge(
+    "newswire_consumer_lag", "Messages between a consumer's position and the end of the partition",
+    ["consumer", "topic", "partition"])
+
+
+def seconds_since(published_at: str | None) -> float | None:
+    """Seconds from an ISO ``published_at`` header value to now; None when absent or unreadable."""
+    if not published_at:
+        return None
+    try:
+        then = datetime.fromisoformat(published_at)
+    except ValueError:
+        return None
+    return max(0.0, (datetime.now(timezone.utc) - then).total_seconds())
+
+
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    """Expose ``/metrics`` of this process on ``host:port`` (a daemon thread)."""
+    start_http_server(port, addr=host)
