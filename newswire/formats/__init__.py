@@ -1,0 +1,291 @@
+"""Renderers: pure functions from an article event to the bytes of a wire format.
+
+One module per format (``newsml``, ``ninjs``, ``rss``, ``atom``); none does any I/O. They
+share :func:`prepare`, which turns an event read from the topic into a :class:`Story`
+whose every field is safe to emit: plain-text fields go through ``clean_text`` again and
+the body through ``sanitize_body`` again (events from the producer are already clean;
+this is cheap insurance against an event that bypassed it). Only what cannot be rendered
+at all raises :class:`ValueError`, with the field named.
+
+Identifiers (the same in every format, so that a partner can match an item across them):
+
+* article: ``urn:newsml:<authority>:<yyyymmdd of first_created>:<article_id>`` — the
+  ``urn:newsml`` namespace of RFC 3085 (ProviderId, DateId, NewsItemId), stable across all
+  versions of the article; the article id is percent-encoded where RFC 3085 needs it;
+* picture ``n`` of an article: the article's URN + ``-img<n>-<8 hex of sha1(url)>``, so a
+  replaced image at the same position gets a new id and an unchanged one keeps it.
+
+``authority`` is the domain of the agency that mints the ids (:data:`AUTHORITY` unless a
+caller passes another); it must stay the same for the life of a feed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from urllib.parse import quote, urlsplit
+
+from newswire import mediatopics
+from newswire.codec import ArticleEvent
+from newswire.sanitize import clean_text, sanitize_body
+
+#: domain that mints the item ids (RFC 3085 ProviderId)
+AUTHORITY = "newswire.example.org"
+#: base of newswire's own controlled vocabularies (declared in every NewsML-G2 item)
+VOCABULARY_BASE = f"https://{AUTHORITY}/cv/"
+
+#: event type -> NewsML-G2 / ninjs publishing status
+PUB_STATUS = {"published": "usable", "updated": "usable", "corrected": "usable",
+              "killed": "canceled", "withdrawn": "withheld"}
+RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "ckb", "dv"})
+
+_LANGUAGE = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    name: str
+    role: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    code: str  #: QCode, e.g. medtop:11000000
+    name: str | None
+
+    @property
+    def uri(self) -> str:
+        """The concept's URI (``http://cv.iptc.org/newscodes/mediatopic/…`` for medtop)."""
+        alias, _, local = self.code.partition(":")
+        if alias == mediatopics.SCHEME:
+            return mediatopics.SCHEME_URI + local
+        return f"{VOCABULARY_BASE}{quote(alias)}/{quote(local)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    uri: str  #: stable id of the picture item (see module doc)
+    url: str
+    caption: str | None
+    credit: str | None
+    alt_text: str | None
+    width: int | None
+    height: int | None
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """An event, checked and cleaned, in the terms the renderers need."""
+
+    uri: str
+    article_id: str
+    event_id: str
+    event_type: str  #: one of PUB_STATUS's keys (an unknown type reads as ``updated``)
+    version: int
+    occurred_at: datetime
+    first_created: datetime
+    headline: str
+    subheadline: str | None
+    slugline: str | None
+    people: tuple[Person, ...]
+    dateline_place: str | None
+    dateline_date: date | None
+    language: str
+    body: str  #: a sanitised XHTML fragment without namespace ("" for kills/withdrawals)
+    summary: str | None
+    subjects: tuple[Subject, ...]  #: Media Topics given by the event, then mapped from categories
+    keywords: tuple[str, ...]  #: free keywords, then categories without a Media Topic
+    categories: tuple[str, ...]
+    places: tuple[str, ...]
+    urgency: int
+    canonical_url: str | None
+    pictures: tuple[Picture, ...]
+    embargo_until: datetime | None
+    correction_note: str | None
+    kill_reason: str | None
+    provider: str
+    copyright_notice: str | None
+    usage_terms: str | None
+    content_warning: str | None
+
+    @property
+    def pub_status(self) -> str:
+        return PUB_STATUS[self.event_type]
+
+    @property
+    def live(self) -> bool:
+        """False for killed and withdrawn stories (which public feeds leave out)."""
+        return self.pub_status == "usable"
+
+    @property
+    def rtl(self) -> bool:
+        return self.language.split("-")[0].lower() in RTL_LANGUAGES
+
+    @property
+    def byline(self) -> str | None:
+        return ", ".join(p.name for p in self.people) or None
+
+    @property
+    def dateline(self) -> str | None:
+        if not self.dateline_place:
+            return None
+        if self.dateline_date is None:
+            return self.dateline_place
+        return f"{self.dateline_place}, {self.dateline_date.isoformat()}"
+
+    @property
+    def notice(self) -> str | None:
+        """The short note a reader sees first: the correction, or why the story was pulled."""
+        if self.event_type == "corrected" and self.correction_note:
+            return f"Correction: {self.correction_note}"
+        if not self.live:
+            reason = f": {self.kill_reason}" if self.kill_reason else ""
+            return f"{'Kill' if self.event_type == 'killed' else 'Withdrawn'}{reason}"
+        return None
+
+
+def prepare(event: ArticleEvent, *, authority: str = AUTHORITY) -> Story:
+    """Check and clean ``event`` for rendering; ValueError names a field that cannot be rendered."""
+    article_id = _required_text(event, "article_id")
+    version = event.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"version: must be an integer >= 1, got {version!r}")
+    first_created = _instant(event, "first_created")
+    language = _text(event.get("language")) or ""
+    if not _LANGUAGE.fullmatch(language):
+        raise ValueError(f"language: not a BCP 47 tag: {language!r}")
+    event_type = event.get("event_type")
+    event_type = event_type if event_type in PUB_STATUS else "updated"
+    live = PUB_STATUS[event_type] == "usable"
+    uri = article_uri(article_id, first_created, authority=authority)
+    subjects, keywords = _subjects_and_keywords(event)
+    dateline = event.get("dateline") or {}
+    urgency = event.get("urgency")
+    return Story(
+        uri=uri,
+        article_id=article_id,
+        event_id=_text(event.get("event_id")) or "",
+        event_type=event_type,
+        version=version,
+        occurred_at=_instant(event, "occurred_at"),
+        first_created=first_created,
+        headline=_required_text(event, "headline"),
+        subheadline=_text(event.get("subheadline")),
+        slugline=_text(event.get("slugline")),
+        people=tuple(Person(name, _text(b.get("role"))) for b in event.get("bylines") or ()
+                     if (name := _text(b.get("name")))),
+        dateline_place=_text(dateline.get("place")),
+        dateline_date=dateline.get("date") if isinstance(dateline.get("date"), date) else None,
+        language=language,
+        body=sanitize_body(event.get("body") or "") if live else "",
+        summary=_text(event.get("summary")),
+        subjects=subjects,
+        keywords=keywords,
+        categories=tuple(c for c in map(_text, event.get("categories") or ()) if c),
+        places=tuple(p for p in map(_text, event.get("places") or ()) if p),
+        urgency=min(9, max(1, urgency)) if isinstance(urgency, int) else 5,
+        canonical_url=_web_url(event.get("canonical_url")),
+        pictures=tuple(_pictures(event.get("images") or (), uri)),
+        embargo_until=_instant(event, "embargo_until", required=False),
+        correction_note=_text(event.get("correction_note")),
+        kill_reason=_text(event.get("kill_reason")),
+        provider=_required_text(event, "provider"),
+        copyright_notice=_text(event.get("copyright_notice")),
+        usage_terms=_text(event.get("usage_terms")),
+        content_warning=_text(event.get("content_warning")),
+    )
+
+
+def article_uri(article_id: str, first_created: datetime, *, authority: str = AUTHORITY) -> str:
+    """The stable id of an article in every format (see module doc)."""
+    day = first_created.astimezone(timezone.utc).strftime("%Y%m%d")
+    return f"urn:newsml:{authority}:{day}:{quote(article_id, safe='-._~')}"
+
+
+def is_embargoed(event: ArticleEvent, now: datetime) -> bool:
+    """True while ``event`` must not appear in a public feed (its embargo is after ``now``)."""
+    until = event.get("embargo_until")
+    return until is not None and until > now
+
+
+def utc_iso(moment: datetime) -> str:
+    """``2026-11-26T08:00:00Z`` (ISO 8601 / RFC 3339 in UTC, whole seconds)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _text(value: object) -> str | None:
+    """A cleaned single-line-ish plain text, or None when absent or blank."""
+    if not isinstance(value, str):
+        return None
+    cleaned = clean_text(value).strip()
+    return cleaned or None
+
+
+def _required_text(event: ArticleEvent, field: str) -> str:
+    value = _text(event.get(field))
+    if value is None:
+        raise ValueError(f"{field}: missing or empty")
+    return value
+
+
+def _instant(event: ArticleEvent, field: str, *, required: bool = True) -> datetime | None:
+    value = event.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, datetime):
+        raise ValueError(f"{field}: not a datetime: {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{field}: naive datetime (needs a time zone)")
+    return value
+
+
+def _web_url(value: object) -> str | None:
+    """``value`` when it is an absolute http(s) URL without spaces, else None."""
+    url = _text(value)
+    if url is None or _SPACE.search(url):
+        return None
+    parts = urlsplit(url)
+    return url if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def _subjects_and_keywords(event: ArticleEvent) -> tuple[tuple[Subject, ...], tuple[str, ...]]:
+    subjects: dict[str, Subject] = {}
+    for given in event.get("subjects") or ():
+        code = _text(given.get("code"))
+        if code and not _SPACE.search(code) and ":" in code.strip(":"):
+            subjects.setdefault(code, Subject(code, _text(given.get("name"))))
+    keywords = [k for k in map(_text, event.get("keywords") or ()) if k]
+    for category in map(_text, event.get("categories") or ()):
+        if not category:
+            continue
+        topic = mediatopics.for_category(category)
+        if topic is None:
+            keywords.append(category)
+        else:
+            subjects.setdefault(topic.code, Subject(topic.code, topic.name))
+    return tuple(subjects.values()), tuple(dict.fromkeys(keywords))
+
+
+def _pictures(images, article: str):
+    for index, image in enumerate(images, start=1):
+        url = _web_url(image.get("url"))
+        if url is None:  # nothing a partner could fetch: leave the picture out
+            continue
+        media_type = _text(image.get("media_type")) or "image/jpeg"
+        if not re.fullmatch(r"[\w.+-]+/[\w.+-]+", media_type):
+            media_type = "image/jpeg"
+        digest = hashlib.sha1(url.encode()).hexdigest()[:8]
+        yield Picture(
+            uri=f"{article}-img{index}-{digest}", url=url, caption=_text(image.get("caption")),
+            credit=_text(image.get("credit")), alt_text=_text(image.get("alt_text")),
+            width=_positive(image.get("width")), height=_positive(image.get("height")),
+            media_type=media_type,
+        )
+
+
+def _positive(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

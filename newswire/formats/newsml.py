@@ -1,0 +1,217 @@
+"""NewsML-G2 2.35 (Power conformance): a text newsItem per article version, a picture
+newsItem per image, and newsMessage envelopes for feeds and batches.
+
+What an item says (element order is the schema's):
+
+* ``guid`` is the article's URN (see :mod:`newswire.formats`), ``version`` the article
+  version, so every version of an article is the same item at a higher version;
+* ``pubStatus`` is ``stat:usable``, ``stat:canceled`` (kill) or ``stat:withheld``
+  (withdrawal); a correction carries ``signal sig:correction`` and its note as ``edNote``,
+  an update ``sig:update``; a kill or withdrawal its reason as ``edNote``; a content
+  warning ``sig:cwarn`` and an ``edNote``; an embargo ``embargoed``;
+* the subheadline is a second ``headline`` with ``role="nwhrol:subheadline"`` and bylines are
+  ``creator`` with ``role="nwcrol:<role>"``: both schemes are newswire's own and are declared
+  by an inline ``catalog`` in every item, next to the ``catalogRef`` to IPTC's catalog;
+* the body is an XHTML document in ``inlineXML`` (``application/xhtml+xml``), ``dir="rtl"``
+  for right-to-left languages; each picture item is linked with ``rel="irel:seeAlso"``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Sequence
+
+from lxml import etree
+
+from newswire.codec import ArticleEvent
+from newswire.formats import AUTHORITY, Picture, Story, prepare, utc_iso
+
+NAR = "http://iptc.org/std/nar/2006-10-01/"
+XHTML = "http://www.w3.org/1999/xhtml"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+IPTC_CATALOG = "http://www.iptc.org/std/catalog/catalog.IPTC-G2-Standards_41.xml"
+STANDARD_VERSION = "2.35"
+#: newswire's own schemes: alias -> (URI, title)
+OWN_SCHEMES = {
+    "nwhrol": (f"https://{AUTHORITY}/cv/headline-role/", "Headline roles (main, subheadline)"),
+    "nwcrol": (f"https://{AUTHORITY}/cv/creator-role/", "Creator roles (reporter, photographer, ...)"),
+}
+SUBHEADLINE_ROLE = "nwhrol:subheadline"
+
+_NSMAP = {None: NAR}
+_N = "{%s}" % NAR
+_ROLE_CODE = re.compile(r"[^\w.-]+")
+
+
+def news_item(event: ArticleEvent) -> etree._Element:
+    """The text newsItem of ``event`` (see module doc)."""
+    story = prepare(event)
+    item = _item_root(story, story.uri)
+    meta = _item_meta(item, story, "ninat:text")
+    for picture in story.pictures:
+        _sub(meta, "link", rel="irel:seeAlso", residref=picture.uri, version=str(story.version),
+             contenttype=picture.media_type)
+    content = _sub(item, "contentMeta")
+    _sub(content, "urgency", str(story.urgency))
+    _sub(content, "contentCreated", utc_iso(story.first_created))
+    _sub(content, "contentModified", utc_iso(story.occurred_at))
+    if story.dateline_place:
+        located = _sub(content, "located")
+        _sub(located, "name", story.dateline_place)
+    for person in story.people:
+        creator = _sub(content, "creator", role=_role(person.role))
+        _sub(creator, "name", person.name)
+    _descriptive(content, story)
+    if story.dateline:
+        _sub(content, "dateline", story.dateline)
+    if story.byline:
+        _sub(content, "by", story.byline)
+    if story.summary:
+        _sub(content, "description", story.summary, role="drol:summary")
+    content_set = _sub(item, "contentSet")
+    inline = _sub(content_set, "inlineXML", contenttype="application/xhtml+xml")
+    inline.append(xhtml_document(story))
+    return item
+
+
+def news_item_bytes(event: ArticleEvent) -> bytes:
+    """:func:`news_item` as a standalone UTF-8 document with an XML declaration."""
+    return _document(news_item(event))
+
+
+def picture_items(event: ArticleEvent) -> list[etree._Element]:
+    """One ninat:picture newsItem per image of ``event``, at the article's version."""
+    story = prepare(event)
+    return [_picture_item(story, picture) for picture in story.pictures]
+
+
+def news_message(events: Sequence[ArticleEvent], *, sent: datetime, transmit_id: str | None = None,
+                 include_pictures: bool = True) -> bytes:
+    """A newsMessage carrying the text item of each event (and its picture items)."""
+    message = etree.Element(_N + "newsMessage", nsmap=_NSMAP)
+    header = _sub(message, "header")
+    _sub(header, "sent", utc_iso(sent))
+    _sub(header, "sender", AUTHORITY)
+    if transmit_id:
+        _sub(header, "transmitId", transmit_id)
+    item_set = _sub(message, "itemSet")
+    for event in events:
+        item_set.append(news_item(event))
+        if include_pictures:
+            item_set.extend(picture_items(event))
+    return _document(message)
+
+
+def xhtml_document(story: Story) -> etree._Element:
+    """``<html xmlns="http://www.w3.org/1999/xhtml">`` with the headline as title and the body."""
+    direction = ' dir="rtl"' if story.rtl else ""
+    title = _escape(story.headline)
+    source = (f'<html xmlns="{XHTML}" xml:lang="{story.language}" lang="{story.language}"{direction}>'
+              f"<head><title>{title}</title></head><body>{story.body}</body></html>")
+    return etree.fromstring(source)
+
+
+def _item_root(story: Story, guid: str) -> etree._Element:
+    item = etree.Element(_N + "newsItem", nsmap=_NSMAP)
+    item.set("guid", guid)
+    item.set("version", str(story.version))
+    item.set("standard", "NewsML-G2")
+    item.set("standardversion", STANDARD_VERSION)
+    item.set("conformance", "power")
+    item.set(XML_LANG, story.language)
+    _sub(item, "catalogRef", href=IPTC_CATALOG)
+    catalog = _sub(item, "catalog")
+    for alias, (uri, title) in OWN_SCHEMES.items():
+        scheme = _sub(catalog, "scheme", alias=alias, uri=uri)
+        _sub(scheme, "name", title)
+    rights = _sub(item, "rightsInfo")
+    holder = _sub(rights, "copyrightHolder", literal=story.provider)
+    _sub(holder, "name", story.provider)
+    if story.copyright_notice:
+        _sub(rights, "copyrightNotice", story.copyright_notice)
+    if story.usage_terms:
+        _sub(rights, "usageTerms", story.usage_terms)
+    return item
+
+
+def _item_meta(item: etree._Element, story: Story, item_class: str) -> etree._Element:
+    meta = _sub(item, "itemMeta")
+    _sub(meta, "itemClass", qcode=item_class)
+    provider = _sub(meta, "provider", literal=story.provider)
+    _sub(provider, "name", story.provider)
+    _sub(meta, "versionCreated", utc_iso(story.occurred_at))
+    _sub(meta, "firstCreated", utc_iso(story.first_created))
+    if story.embargo_until is not None:
+        _sub(meta, "embargoed", utc_iso(story.embargo_until))
+    _sub(meta, "pubStatus", qcode=f"stat:{story.pub_status}")
+    notes = [story.notice, story.content_warning and f"Content warning: {story.content_warning}"]
+    for note in filter(None, notes):
+        _sub(meta, "edNote", note)
+    signals = {"corrected": "sig:correction", "updated": "sig:update"}
+    if story.event_type in signals:
+        _sub(meta, "signal", qcode=signals[story.event_type])
+    if story.content_warning:
+        _sub(meta, "signal", qcode="sig:cwarn")
+    return meta
+
+
+def _descriptive(content: etree._Element, story: Story) -> None:
+    """language, keywords, subjects (Media Topics, then places), slugline and headlines."""
+    _sub(content, "language", tag=story.language)
+    for keyword in story.keywords:
+        _sub(content, "keyword", keyword)
+    for subject in story.subjects:
+        element = _sub(content, "subject", type="cpnat:abstract", qcode=subject.code)
+        if subject.name:
+            _sub(element, "name", subject.name)
+    for place in story.places:
+        element = _sub(content, "subject", type="cpnat:geoArea")
+        _sub(element, "name", place)
+    if story.slugline:
+        _sub(content, "slugline", story.slugline)
+    _sub(content, "headline", story.headline)
+    if story.subheadline:
+        _sub(content, "headline", story.subheadline, role=SUBHEADLINE_ROLE)
+
+
+def _picture_item(story: Story, picture: Picture) -> etree._Element:
+    item = _item_root(story, picture.uri)
+    meta = _item_meta(item, story, "ninat:picture")
+    _sub(meta, "link", rel="irel:seeAlso", residref=story.uri, version=str(story.version),
+         contenttype="application/xhtml+xml")
+    content = _sub(item, "contentMeta")
+    _sub(content, "contentCreated", utc_iso(story.first_created))
+    _sub(content, "contentModified", utc_iso(story.occurred_at))
+    _sub(content, "language", tag=story.language)
+    _sub(content, "headline", story.headline)
+    if picture.credit:
+        _sub(content, "creditline", picture.credit)
+    if picture.caption:
+        _sub(content, "description", picture.caption, role="drol:caption")
+    content_set = _sub(item, "contentSet")
+    dimensions = {name: str(value) for name, value in (("width", picture.width), ("height", picture.height))
+                  if value is not None}
+    _sub(content_set, "remoteContent", href=picture.url, contenttype=picture.media_type,
+         rendition="rnd:highRes", **dimensions)
+    return item
+
+
+def _role(role: str | None) -> str:
+    code = _ROLE_CODE.sub("-", (role or "author").lower()).strip("-")
+    return f"nwcrol:{code or 'author'}"
+
+
+def _sub(parent: etree._Element, local: str, text: str | None = None, /, **attributes: str) -> etree._Element:
+    element = etree.SubElement(parent, _N + local, attributes)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _document(root: etree._Element) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
