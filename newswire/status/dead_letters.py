@@ -1,0 +1,79 @@
+"""A live tally of the dead-letter topic: counts by consumer and reason, and the latest entries."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass
+
+from kafka import TopicPartition
+
+from newswire import bus
+from newswire.config import Settings
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    consumer: str
+    reason: str
+    key: str | None
+    source: str
+    at: str
+
+
+def reason_class(reason: str) -> str:
+    """The kind of a reason, for counting: the text before its first colon ("undecodable", ...)."""
+    return reason.split(":", 1)[0].strip() or "unknown"
+
+
+class DeadLetterTally:
+    """Reads the dead-letter topic from its beginning in a thread and keeps counts up to date."""
+
+    def __init__(self, settings: Settings, keep_latest: int = 20):
+        self.settings = settings
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.latest: deque[DeadLetter] = deque(maxlen=keep_latest)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dead-letter-tally", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def add(self, entry: DeadLetter) -> None:
+        with self._lock:
+            self.counts[(entry.consumer, reason_class(entry.reason))] += 1
+            self.latest.appendleft(entry)
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "total": sum(self.counts.values()),
+                "by_reason": [{"consumer": c, "reason": r, "count": n}
+                              for (c, r), n in self.counts.most_common()],
+                "latest": [entry.__dict__ for entry in self.latest],
+            }
+
+    def _run(self) -> None:
+        topic = self.settings.topics.dead_letter
+        reader = bus.consumer(self.settings, None)
+        try:
+            reader.assign([TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())])
+            reader.seek_to_beginning()
+            while not self._stop.is_set():
+                for records in reader.poll(timeout_ms=500).values():
+                    for record in records:
+                        self.add(DeadLetter(
+                            consumer=bus.header(record, "dlq.consumer") or "?",
+                            reason=bus.header(record, "dlq.reason") or "?",
+                            key=record.key.decode("utf-8", "replace") if record.key else None,
+                            source=f"{bus.header(record, 'dlq.topic')}/{bus.header(record, 'dlq.partition')}"
+                                   f"@{bus.header(record, 'dlq.offset')}",
+                            at=bus.header(record, "dlq.at") or "",
+                        ))
+        finally:
+            reader.close()

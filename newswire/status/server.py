@@ -1,0 +1,77 @@
+"""The status page's server: one HTML page that refreshes itself from ``/api/status``, and ``/metrics``.
+
+The status is assembled from sources, each a callable returning one section: consumer lag
+(admin API), the dead-letter tally, and whatever the installed parts add (partners' health,
+latest deliveries and kill reports from the webhook receipts; replay progress from checkpoints).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+from typing import Any, Callable
+
+from aiohttp import web
+from kafka.errors import KafkaError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from newswire import lag, logs
+from newswire.config import Settings
+from newswire.status.dead_letters import DeadLetterTally
+
+log = logs.get(__name__)
+
+Section = Callable[[], Any]
+
+PAGE = importlib.resources.files("newswire.status").joinpath("page.html").read_bytes()
+
+
+def lag_section(settings: Settings) -> Section:
+    def section() -> list[dict]:
+        return [{**row.__dict__, "lag": row.lag} for row in lag.group_lag(settings)]
+    return section
+
+
+def make_app(settings: Settings, extra_sections: dict[str, Section] | None = None) -> web.Application:
+    tally = DeadLetterTally(settings)
+    sections: dict[str, Section] = {"lag": lag_section(settings), "dead_letters": tally.snapshot,
+                                    "partners": list, "deliveries": list, "kills": list, "replays": list}
+    sections.update(extra_sections or {})
+
+    async def page(_: web.Request) -> web.Response:
+        return web.Response(body=PAGE, content_type="text/html", charset="utf-8",
+                            headers={"Cache-Control": "no-cache"})
+
+    async def status(_: web.Request) -> web.Response:
+        loop = asyncio.get_running_loop()
+        body: dict[str, Any] = {"bootstrap": settings.bootstrap_servers}
+        for name, section in sections.items():
+            try:
+                body[name] = await loop.run_in_executor(None, section)
+            except (KafkaError, OSError) as exc:  # one source down must not blank the page
+                log.warning("status_section_failed", section=name, error=str(exc))
+                body[name] = []
+        return web.json_response(body, dumps=_dumps, headers={"Cache-Control": "no-store"})
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def start_tally(_: web.Application) -> None:
+        tally.start()
+
+    async def stop_tally(_: web.Application) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, tally.stop)
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    app.router.add_get("/api/status", status)
+    app.router.add_get("/metrics", metrics)
+    app.on_startup.append(start_tally)
+    app.on_cleanup.append(stop_tally)
+    return app
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str, ensure_ascii=False)
