@@ -43,6 +43,8 @@ RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "ckb"
 
 _LANGUAGE = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 _SPACE = re.compile(r"\s+")
+#: characters that may stand unescaped in a URI (RFC 3986 reserved and unreserved, and "%")
+_URI_CHARS = "!#$%&'()*+,-./:;=?@[]_~"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,12 @@ class Story:
             return f"{'Kill' if self.event_type == 'killed' else 'Withdrawn'}{reason}"
         return None
 
+    @property
+    def ed_notes(self) -> tuple[str, ...]:
+        """Notes to the receiving editors: :attr:`notice` and the content warning."""
+        warning = self.content_warning and f"Content warning: {self.content_warning}"
+        return tuple(filter(None, (self.notice, warning)))
+
 
 def prepare(event: ArticleEvent, *, authority: str = AUTHORITY) -> Story:
     """Check and clean ``event`` for rendering; ValueError names a field that cannot be rendered."""
@@ -244,12 +252,14 @@ def _instant(event: ArticleEvent, field: str, *, required: bool = True) -> datet
 
 
 def _web_url(value: object) -> str | None:
-    """``value`` when it is an absolute http(s) URL without spaces, else None."""
+    """``value`` as an ASCII URI (RFC 3986) when it is an absolute http(s) URL, else None."""
     url = _text(value)
     if url is None or _SPACE.search(url):
         return None
     parts = urlsplit(url)
-    return url if parts.scheme in ("http", "https") and parts.netloc else None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return quote(url, safe=_URI_CHARS)
 
 
 def _subjects_and_keywords(event: ArticleEvent) -> tuple[tuple[Subject, ...], tuple[str, ...]]:

@@ -145,8 +145,7 @@ def _item_meta(item: etree._Element, story: Story, item_class: str) -> etree._El
     if story.embargo_until is not None:
         _sub(meta, "embargoed", utc_iso(story.embargo_until))
     _sub(meta, "pubStatus", qcode=f"stat:{story.pub_status}")
-    notes = [story.notice, story.content_warning and f"Content warning: {story.content_warning}"]
-    for note in filter(None, notes):
+    for note in story.ed_notes:
         _sub(meta, "edNote", note)
     signals = {"corrected": "sig:correction", "updated": "sig:update"}
     if story.event_type in signals:

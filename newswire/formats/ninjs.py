@@ -1,0 +1,105 @@
+"""IPTC ninjs 3.1 (News in JSON): one object per article version.
+
+The object holds only properties of the ninjs schema (which rejects unknown ones); anything
+a transport needs around it (a partner envelope, a sequence number) belongs outside it.
+
+* ``uri`` is the article's URN (see :mod:`newswire.formats`), ``version`` the article version
+  as a string (the schema types it so);
+* ``pubStatus`` is ``usable``, ``canceled`` (kill) or ``withheld`` (withdrawal);
+  ``embargoedUntil`` carries an embargo;
+* a correction's note is a description with role ``correction`` and, with a kill's reason
+  and a content warning, the ``edNote``;
+* Media Topics are subjects with their IPTC URI; keywords and categories without a Media
+  Topic are subjects with ``rel: "keyword"`` (ninjs 3.1 has no keywords property);
+* each image is an association (``type: picture``) with its caption, credit and rendition.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from newswire.codec import ArticleEvent
+from newswire.formats import Picture, Story, prepare, utc_iso
+from newswire.sanitize import body_text
+
+SCHEMA_URI = "http://www.iptc.org/std/ninjs/ninjs-schema_3.1.json"
+STANDARD = {"name": "ninjs", "version": "3.1", "schema": SCHEMA_URI}
+
+
+def item(event: ArticleEvent) -> dict[str, Any]:
+    """The ninjs 3.1 object of ``event`` (see module doc)."""
+    story = prepare(event)
+    obj: dict[str, Any] = {
+        "uri": story.uri,
+        "standard": STANDARD,
+        "type": "text",
+        "representationType": "full",
+        "version": str(story.version),
+        "firstCreated": utc_iso(story.first_created),
+        "versionCreated": utc_iso(story.occurred_at),
+        "contentCreated": utc_iso(story.first_created),
+        "pubStatus": story.pub_status,
+        "urgency": story.urgency,
+        "language": story.language,
+        "altIds": [{"role": "article-id", "value": story.article_id}],
+        "headlines": [{"role": "main", "value": story.headline}],
+        "copyrightHolder": story.provider,
+    }
+    if story.embargo_until is not None:
+        obj["embargoedUntil"] = utc_iso(story.embargo_until)
+    if story.subheadline:
+        obj["headlines"].append({"role": "subheadline", "value": story.subheadline})
+    _optional(obj, copyrightNotice=story.copyright_notice, usageTerms=story.usage_terms,
+              slugline=story.slugline, by=story.byline, located=story.dateline_place,
+              edNote=" ".join(story.ed_notes) or None)
+    descriptions = []
+    if story.summary:
+        descriptions.append({"role": "summary", "contentType": "text/plain", "value": story.summary})
+    if story.event_type == "corrected" and story.correction_note:
+        descriptions.append({"role": "correction", "contentType": "text/plain", "value": story.correction_note})
+    if descriptions:
+        obj["descriptions"] = descriptions
+    if story.body:
+        text = body_text(story.body)
+        obj["bodies"] = [{"role": "main", "contentType": "application/xhtml+xml", "value": story.body,
+                          "charCount": len(text), "wordCount": len(text.split())}]
+    if story.people:
+        obj["people"] = [{"name": p.name, "rel": p.role or "author"} for p in story.people]
+    if story.places:
+        obj["places"] = [{"name": place, "rel": "about"} for place in story.places]
+    subjects = [{"name": s.name or s.code, "uri": s.uri, "literal": s.code} for s in story.subjects]
+    subjects += [{"name": keyword, "rel": "keyword"} for keyword in story.keywords]
+    if subjects:
+        obj["subjects"] = subjects
+    if story.canonical_url:
+        obj["renditions"] = [{"name": "web", "href": story.canonical_url, "contentType": "text/html"}]
+    if story.pictures:
+        obj["associations"] = [_association(story, n, p) for n, p in enumerate(story.pictures, start=1)]
+    return obj
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON (non-ASCII kept as is)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _association(story: Story, number: int, picture: Picture) -> dict[str, Any]:
+    rendition: dict[str, Any] = {"name": "original", "href": picture.url, "contentType": picture.media_type}
+    _optional(rendition, width=picture.width, height=picture.height)
+    association: dict[str, Any] = {
+        "name": f"picture{number}", "rel": "image", "uri": picture.uri, "type": "picture",
+        "version": str(story.version), "pubStatus": story.pub_status, "language": story.language,
+        "renditions": [rendition],
+    }
+    descriptions = [{"role": role, "contentType": "text/plain", "value": value}
+                    for role, value in (("caption", picture.caption), ("alternativeText", picture.alt_text))
+                    if value]
+    if descriptions:
+        association["descriptions"] = descriptions
+    _optional(association, by=picture.credit)
+    return association
+
+
+def _optional(obj: dict[str, Any], **values: Any) -> None:
+    obj.update({key: value for key, value in values.items() if value is not None})
