@@ -1,0 +1,133 @@
+"""The latest event of an article, read back from the articles topic; kills and withdrawals.
+
+A kill or a withdrawal carries the whole story as it stood (the contract: every event is the
+story at that version), so the producer first finds the article's latest event. The key's
+partition is computed with kafka-python's own DefaultPartitioner (murmur2 of the key, as
+every producer of the topic does), and that partition is read backwards from its end, in
+chunks, by a consumer assigned to it (no consumer group, nothing committed).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.partitioner.default import DefaultPartitioner
+
+from newswire import bus, codec, logs
+from newswire.codec import ArticleEvent
+from newswire.config import Settings
+from newswire.sanitize import clean_text
+
+from .article import ArticleError, FieldError, now_utc
+
+log = logs.get(__name__)
+
+CHUNK = 500
+MAX_REASON_CHARS = 2000
+
+
+class ArticleNotFound(LookupError):
+    """No event of this article id is on the articles topic."""
+
+
+class _Partitions:
+    """The part of kafka-python's ClusterMetadata that DefaultPartitioner reads."""
+
+    def __init__(self, topic: str, partitions: set[int]):
+        self._topic, self._partitions = topic, partitions
+
+    def topics(self) -> set[str]:
+        return {self._topic}
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return self._partitions
+
+    def available_partitions_for_topic(self, topic: str) -> set[int]:
+        return self._partitions
+
+
+def partition_of(article_id: str, topic: str, partitions: set[int]) -> int:
+    """The partition a producer writes ``article_id`` to (kafka-python's DefaultPartitioner)."""
+    key = article_id.encode()
+    return DefaultPartitioner().partition(topic, article_id, key, None, None, _Partitions(topic, partitions))
+
+
+def latest_event(settings: Settings, article_id: str, *, timeout_s: float | None = None) -> ArticleEvent:
+    """The last event of ``article_id`` on the articles topic; ArticleNotFound when there is none."""
+    topic = settings.topics.articles
+    timeout_s = timeout_s or settings.producer_timeout_s
+    reader = bus.consumer(settings, None, request_timeout_ms=int(timeout_s * 1000) + 1000,
+                          max_poll_records=CHUNK)
+    try:
+        partitions = reader.partitions_for_topic(topic)
+        if not partitions:
+            raise ArticleNotFound(f"topic {topic} does not exist at {settings.bootstrap_servers}")
+        tp = TopicPartition(topic, partition_of(article_id, topic, partitions))
+        reader.assign([tp])
+        begin, end = reader.beginning_offsets([tp])[tp], reader.end_offsets([tp])[tp]
+        key = article_id.encode()
+        while end > begin:
+            start = max(begin, end - CHUNK)
+            found = [r for r in _read(reader, tp, start, end, timeout_s) if r.key == key]
+            for record in reversed(found):
+                try:
+                    event = codec.decode(record.value)
+                except codec.DecodeError as exc:
+                    log.warning("latest_event_undecodable", article_id=article_id, topic=topic,
+                                partition=tp.partition, offset=record.offset, reason=str(exc))
+                    continue
+                log.info("latest_event_found", article_id=article_id, version=event["version"],
+                         event_id=event["event_id"], topic=topic, partition=tp.partition, offset=record.offset)
+                return event
+            end = start
+        raise ArticleNotFound(f"article {article_id!r} has no event on topic {topic} "
+                              f"(partition {tp.partition} searched)")
+    finally:
+        reader.close(autocommit=False)
+
+
+def _read(reader: KafkaConsumer, tp: TopicPartition, start: int, end: int, timeout_s: float) -> list:
+    """The records of ``tp`` at offsets ``start`` .. ``end - 1`` (fewer where the log was compacted)."""
+    reader.seek(tp, start)
+    records: list = []
+    deadline = time.monotonic() + timeout_s
+    while reader.position(tp) < end:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"reading {tp.topic}[{tp.partition}] offsets {start}..{end} took over {timeout_s} s")
+        batch = reader.poll(timeout_ms=500, max_records=CHUNK).get(tp, [])
+        records.extend(r for r in batch if r.offset < end)
+    return records
+
+
+def kill_event(latest: ArticleEvent, reason: str, *, at: datetime | None = None) -> ArticleEvent:
+    """The kill of an article: must not be used any more (legal, ethical). Version latest+1."""
+    return _end_event(latest, "killed", reason, at)
+
+
+def withdraw_event(latest: ArticleEvent, reason: str, *, at: datetime | None = None) -> ArticleEvent:
+    """The withdrawal of an article: withheld for now. Version latest+1."""
+    return _end_event(latest, "withdrawn", reason, at)
+
+
+def _end_event(latest: ArticleEvent, event_type: str, reason: str, at: datetime | None) -> ArticleEvent:
+    problems = []
+    cleaned = clean_text(reason).strip() if isinstance(reason, str) else ""
+    if not cleaned:
+        problems.append(FieldError("reason", f"is required: say why the article is {event_type}"))
+    elif len(cleaned) > MAX_REASON_CHARS:
+        problems.append(FieldError("reason", f"is {len(cleaned)} characters long; at most {MAX_REASON_CHARS} allowed"))
+    if latest["event_type"] == "killed":
+        problems.append(FieldError("article_id", f"{latest['article_id']} was killed at version "
+                                                 f"{latest['version']}; a kill is final"))
+    elif latest["event_type"] == event_type:
+        problems.append(FieldError("article_id", f"{latest['article_id']} is already {event_type} "
+                                                 f"(version {latest['version']})"))
+    if problems:
+        raise ArticleError(problems)
+    event = dict(latest)
+    event.update(event_id=str(uuid.uuid4()), event_type=event_type, version=latest["version"] + 1,
+                 occurred_at=at or now_utc(), body="", word_count=0, correction_note=None, kill_reason=cleaned)
+    return event
