@@ -59,7 +59,7 @@ def article_from_html(page: str | bytes, *, article_id: str | None = None,
     canonical = _first(tree.xpath('//link[@rel="canonical"]/@href')) or meta.get("og:url")
     base = canonical or base_url
     _remove_furniture(tree)
-    article = _first(tree.xpath("//article | //main | //body"))
+    article = next((found[0] for found in (tree.xpath("//article"), tree.xpath("//main")) if found), tree.body)
 
     metadata = trafilatura.extract_metadata(tree)
     h1 = _first(article.xpath(".//h1")) if article is not None else None
