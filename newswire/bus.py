@@ -46,6 +46,7 @@ def producer(settings: Settings, **overrides) -> KafkaProducer:
         enable_idempotence=True,
         linger_ms=5,
         max_block_ms=timeout_ms,
+        bootstrap_timeout_ms=timeout_ms,  # kafka-python waits 30 s for a first broker otherwise
         request_timeout_ms=timeout_ms,
         delivery_timeout_ms=timeout_ms * 2,
     )
@@ -63,11 +64,15 @@ def event_headers(event: ArticleEvent, schema: codec.Schema) -> Headers:
     ]
 
 
-def send_event(kafka: KafkaProducer, topic: str, event: ArticleEvent, schema: codec.Schema | None = None):
-    """Encode and send one event keyed by its article id; returns the send future."""
+def send_event(kafka: KafkaProducer, topic: str, event: ArticleEvent, schema: codec.Schema | None = None,
+               timestamp_ms: int | None = None):
+    """Encode and send one event keyed by its article id; returns the send future.
+
+    ``timestamp_ms`` sets the record's timestamp (default: now), e.g. to backdate test events.
+    """
     schema = schema or codec.latest()
     return kafka.send(topic, key=event["article_id"].encode(), value=codec.encode(event, schema),
-                      headers=event_headers(event, schema))
+                      headers=event_headers(event, schema), timestamp_ms=timestamp_ms)
 
 
 def publish_events(settings: Settings, kafka: KafkaProducer, events: Iterable[ArticleEvent]) -> list:
