@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from urllib.parse import quote, urlsplit
 
+from lxml import etree
+
 from newswire import mediatopics
 from newswire.codec import ArticleEvent
 from newswire.sanitize import clean_text, sanitize_body
@@ -39,6 +41,7 @@ VOCABULARY_BASE = f"https://{AUTHORITY}/cv/"
 #: event type -> NewsML-G2 / ninjs publishing status
 PUB_STATUS = {"published": "usable", "updated": "usable", "corrected": "usable",
               "killed": "canceled", "withdrawn": "withheld"}
+XHTML = "http://www.w3.org/1999/xhtml"
 RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "ckb", "dv"})
 
 _LANGUAGE = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
@@ -223,6 +226,27 @@ def is_embargoed(event: ArticleEvent, now: datetime) -> bool:
 def utc_iso(moment: datetime) -> str:
     """``2026-11-26T08:00:00Z`` (ISO 8601 / RFC 3339 in UTC, whole seconds)."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def element(parent: etree._Element, tag: str, text: str | None = None, /, **attributes: str) -> etree._Element:
+    """A new child ``tag`` of ``parent`` with ``text`` and ``attributes``."""
+    child = etree.SubElement(parent, tag, attributes)
+    if text is not None:
+        child.text = text
+    return child
+
+
+def xhtml(fragment: str, wrapper: str = "div", **attributes: str) -> etree._Element:
+    """A sanitised body ``fragment`` parsed inside ``<wrapper>`` in the XHTML namespace."""
+    root = etree.fromstring(f'<{wrapper} xmlns="{XHTML}">{fragment}</{wrapper}>')
+    for name, value in attributes.items():
+        root.set(name, value)
+    return root
+
+
+def direction(story: Story) -> dict[str, str]:
+    """``{"dir": "rtl"}`` for a right-to-left story, else nothing (attributes for XHTML)."""
+    return {"dir": "rtl"} if story.rtl else {}
 
 
 def _text(value: object) -> str | None:

@@ -25,10 +25,9 @@ from typing import Sequence
 from lxml import etree
 
 from newswire.codec import ArticleEvent
-from newswire.formats import AUTHORITY, Picture, Story, prepare, utc_iso
+from newswire.formats import AUTHORITY, XHTML, Picture, Story, direction, element, prepare, utc_iso, xhtml
 
 NAR = "http://iptc.org/std/nar/2006-10-01/"
-XHTML = "http://www.w3.org/1999/xhtml"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 IPTC_CATALOG = "http://www.iptc.org/std/catalog/catalog.IPTC-G2-Standards_41.xml"
 STANDARD_VERSION = "2.35"
@@ -105,11 +104,12 @@ def news_message(events: Sequence[ArticleEvent], *, sent: datetime, transmit_id:
 
 def xhtml_document(story: Story) -> etree._Element:
     """``<html xmlns="http://www.w3.org/1999/xhtml">`` with the headline as title and the body."""
-    direction = ' dir="rtl"' if story.rtl else ""
-    title = _escape(story.headline)
-    source = (f'<html xmlns="{XHTML}" xml:lang="{story.language}" lang="{story.language}"{direction}>'
-              f"<head><title>{title}</title></head><body>{story.body}</body></html>")
-    return etree.fromstring(source)
+    html = etree.Element(f"{{{XHTML}}}html", {XML_LANG: story.language, "lang": story.language,
+                                              **direction(story)}, nsmap={None: XHTML})
+    head = element(html, f"{{{XHTML}}}head")
+    element(head, f"{{{XHTML}}}title", story.headline)
+    html.append(xhtml(story.body, "body"))
+    return html
 
 
 def _item_root(story: Story, guid: str) -> etree._Element:
@@ -202,14 +202,7 @@ def _role(role: str | None) -> str:
 
 
 def _sub(parent: etree._Element, local: str, text: str | None = None, /, **attributes: str) -> etree._Element:
-    element = etree.SubElement(parent, _N + local, attributes)
-    if text is not None:
-        element.text = text
-    return element
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return element(parent, _N + local, text, **attributes)
 
 
 def _document(root: etree._Element) -> bytes:

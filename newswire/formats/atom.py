@@ -1,0 +1,83 @@
+"""Atom 1.0 (RFC 4287).
+
+Per entry: ``id`` (the article's URN, the same for every version), ``title``, ``updated``
+(this version), ``published`` (first publication), one ``author`` per byline (the provider
+when there is none: RFC 4287 requires an author), ``link rel="alternate"`` to the canonical
+URL and ``rel="enclosure"`` per image, a ``category`` per category and per Media Topic
+(term = QCode, scheme = the vocabulary's URI), ``summary`` (a correction note first, then the
+summary), ``content type="xhtml"`` (the body in an XHTML ``div``) and ``rights``.
+
+:func:`feed` leaves killed and withdrawn stories out (the caller passes the live items; the
+check is defensive). Embargoes are the caller's business: see :func:`newswire.formats.is_embargoed`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+from lxml import etree
+
+from newswire import mediatopics
+from newswire.codec import ArticleEvent
+from newswire.formats import Story, direction, element, prepare, utc_iso, xhtml
+from newswire.sanitize import clean_text
+
+ATOM = "http://www.w3.org/2005/Atom"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+GENERATOR = "newswire"
+
+_A = "{%s}" % ATOM
+
+
+def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str, feed_id: str,
+         updated: datetime) -> bytes:
+    """An Atom feed with an entry per live event, in the order given."""
+    root = etree.Element(_A + "feed", nsmap={None: ATOM})
+    _sub(root, "id", clean_text(feed_id))
+    _sub(root, "title", clean_text(title))
+    _sub(root, "updated", utc_iso(updated))
+    _sub(root, "link", rel="self", type="application/atom+xml", href=clean_text(self_url))
+    _sub(root, "link", rel="alternate", type="text/html", href=clean_text(link))
+    _sub(root, "generator", GENERATOR)
+    for event in events:
+        story = prepare(event)
+        if story.live:
+            root.append(_entry(story))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _entry(story: Story) -> etree._Element:
+    entry = etree.Element(_A + "entry")
+    entry.set(XML_LANG, story.language)
+    _sub(entry, "id", story.uri)
+    _sub(entry, "title", story.headline)
+    _sub(entry, "updated", utc_iso(story.occurred_at))
+    _sub(entry, "published", utc_iso(story.first_created))
+    for name in [p.name for p in story.people] or [story.provider]:
+        author = _sub(entry, "author")
+        _sub(author, "name", name)
+    if story.canonical_url:
+        _sub(entry, "link", rel="alternate", type="text/html", href=story.canonical_url)
+    for picture in story.pictures:
+        _sub(entry, "link", rel="enclosure", type=picture.media_type, href=picture.url,
+             **({"title": picture.caption} if picture.caption else {}))
+    for category in story.categories:
+        _sub(entry, "category", term=category)
+    for subject in story.subjects:
+        scheme = mediatopics.SCHEME_URI if subject.code.startswith(f"{mediatopics.SCHEME}:") else None
+        _sub(entry, "category", term=subject.code, **({"scheme": scheme} if scheme else {}),
+             **({"label": subject.name} if subject.name else {}))
+    summary = " ".join(filter(None, (story.notice, story.summary)))
+    if summary:
+        _sub(entry, "summary", summary)
+    if story.body:
+        content = _sub(entry, "content", type="xhtml")
+        content.append(xhtml(story.body, "div", **direction(story)))
+    if story.copyright_notice:
+        _sub(entry, "rights", story.copyright_notice)
+    return entry
+
+
+def _sub(parent: etree._Element, local: str, text: str | None = None, /, **attributes: str) -> etree._Element:
+    return element(parent, _A + local, text, **attributes)
