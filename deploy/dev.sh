@@ -7,10 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${NEWSWIRE_VENV:-.venv}
 
+# Debian packages: Java and Maven for the broker; Chromium for the status page's browser test.
 need_system_packages() {
   local missing=()
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
+  [ "${1:-}" = test ] && ! command -v chromium >/dev/null && missing+=(chromium)
   if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       apt-get update -qq && apt-get install -y -qq "${missing[@]}"
@@ -21,7 +23,7 @@ need_system_packages() {
 }
 
 setup() {
-  need_system_packages
+  need_system_packages "$1"
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
   fi
@@ -31,12 +33,12 @@ setup() {
 
 case "${1:-}" in
   run)
-    setup
+    setup run
     shift
     exec "$VENV/bin/newswire" demo "$@"
     ;;
   test)
-    setup
+    setup test
     shift
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
