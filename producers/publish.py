@@ -1,0 +1,182 @@
+"""``newswire publish``: article files (JSON or HTML pages), kills and withdrawals onto Kafka.
+
+Every file is read and validated first; the valid ones are then sent in one batch and the
+command waits until Kafka confirmed each write (acks=all, idempotent producer) before it
+prints them and exits. Like other wire tools, a batch with invalid files still publishes
+its valid ones: every invalid file is reported with its field errors and the exit status
+says that not everything went out.
+
+Exit status: 0 everything published; 1 some files invalid (the valid ones published);
+2 usage error; 3 Kafka did not confirm (broker down or timed out: nothing is known to be
+published; publishing again is safe, consumers recognise a version they already have).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import click
+from kafka.errors import KafkaError
+from tqdm import tqdm
+
+from newswire import bus, logs
+from newswire.codec import ArticleEvent
+from newswire.config import Settings
+
+from .article import ArticleError, FieldError, build_event, decode_document
+from .html_page import PageError, article_from_html
+from .latest import ArticleNotFound, kill_event, latest_event, withdraw_event
+
+log = logs.get(__name__)
+
+EXIT_INVALID = 1
+EXIT_KAFKA = 3
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka could not be reached or did not confirm a write in time."""
+
+
+@dataclass(frozen=True)
+class Published:
+    """One event Kafka confirmed, and where it is."""
+
+    event: ArticleEvent
+    topic: str
+    partition: int
+    offset: int
+
+    def line(self) -> str:
+        e = self.event
+        return (f"article_id={e['article_id']} version={e['version']} event_type={e['event_type']} "
+                f"event_id={e['event_id']} partition={self.partition} offset={self.offset}")
+
+
+def is_html(path: Path, raw: bytes) -> bool:
+    """HTML by extension (.html, .htm); JSON by .json; otherwise by the first non-blank byte."""
+    suffix = path.suffix.lower()
+    if suffix in (".html", ".htm", ".xhtml"):
+        return True
+    if suffix == ".json":
+        return False
+    return raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
+
+
+def load_event(path: Path, settings: Settings, *, article_id: str | None = None) -> ArticleEvent:
+    """The article event of one file; ArticleError (with field errors) when it is not valid."""
+    raw = path.read_bytes()
+    if is_html(path, raw):
+        try:
+            document = article_from_html(raw, article_id=article_id)
+        except PageError as exc:
+            raise ArticleError([FieldError("article_id", str(exc))]) from None
+    else:
+        document = decode_document(raw)
+    return build_event(document, settings)
+
+
+def publish(settings: Settings, events: list[ArticleEvent]) -> list[Published]:
+    """Send ``events`` and return them once Kafka confirmed every write; KafkaUnavailable otherwise."""
+    if not events:
+        return []
+    try:
+        kafka = bus.producer(settings)
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"Kafka at {settings.bootstrap_servers} is not reachable: {exc}") from exc
+    try:
+        metadata = bus.publish_events(settings, kafka, events)
+    except bus.PublishError as exc:
+        raise KafkaUnavailable(str(exc)) from exc
+    finally:
+        kafka.close(timeout=settings.producer_timeout_s)
+    published = [Published(e, m.topic, m.partition, m.offset) for e, m in zip(events, metadata)]
+    for p in published:
+        log.info("article_published", article_id=p.event["article_id"], version=p.event["version"],
+                 event_type=p.event["event_type"], event_id=p.event["event_id"], topic=p.topic,
+                 partition=p.partition, offset=p.offset)
+    return published
+
+
+def end_of_article(settings: Settings, article_id: str, reason: str, event_type: str) -> ArticleEvent:
+    """The kill or withdrawal event of ``article_id`` (its latest event, read back from Kafka)."""
+    try:
+        latest = latest_event(settings, article_id)
+    except (KafkaError, TimeoutError) as exc:
+        raise KafkaUnavailable(f"Kafka at {settings.bootstrap_servers} did not answer: {exc}") from exc
+    make = kill_event if event_type == "killed" else withdraw_event
+    return make(latest, reason)
+
+
+def _report_invalid(name: str, error: ArticleError) -> None:
+    click.echo(f"{name}: rejected", err=True)
+    for problem in error.errors:
+        click.echo(f"  {problem}", err=True)
+
+
+def _load_all(settings: Settings, paths: Iterable[Path], article_id: str | None) -> tuple[list[tuple[Path, ArticleEvent]], int]:
+    loaded, invalid = [], 0
+    for path in tqdm(list(paths), desc="validating", unit="file", disable=None, leave=False):
+        try:
+            loaded.append((path, load_event(path, settings, article_id=article_id)))
+        except ArticleError as exc:
+            invalid += 1
+            _report_invalid(str(path), exc)
+            log.warning("article_rejected", file=str(path), errors=[str(e) for e in exc.errors])
+        except OSError as exc:
+            invalid += 1
+            click.echo(f"{path}: cannot be read: {exc.strerror or exc}", err=True)
+    return loaded, invalid
+
+
+@click.command("publish")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kill", "kill_id", metavar="ARTICLE_ID", help="Kill this article (must not be used any more).")
+@click.option("--withdraw", "withdraw_id", metavar="ARTICLE_ID", help="Withdraw this article (withheld for now).")
+@click.option("--reason", help="Why the article is killed or withdrawn (required with --kill/--withdraw).")
+@click.option("--article-id", help="Article id of a single HTML page (default: from its canonical URL).")
+@click.pass_context
+def publish_command(ctx: click.Context, files: tuple[Path, ...], kill_id: str | None, withdraw_id: str | None,
+                    reason: str | None, article_id: str | None) -> None:
+    """Publish article FILES (article JSON, or HTML article pages), or kill/withdraw an article.
+
+    Updates and corrections are article JSON files with the article's id and the next version
+    (see docs/article-json.md). Prints one line per event once Kafka confirmed it. Exit status:
+    0 all published, 1 some files invalid (the valid ones are published), 3 Kafka down or
+    did not confirm in time.
+    """
+    settings: Settings = ctx.find_root().obj
+    ending = [(i, t) for i, t in ((kill_id, "killed"), (withdraw_id, "withdrawn")) if i]
+    if len(ending) + bool(files) != 1:
+        raise click.UsageError("give FILES, or one of --kill / --withdraw with --reason")
+    if article_id and (ending or len(files) != 1):
+        raise click.UsageError("--article-id applies to a single HTML page")
+    if ending and not reason:
+        raise click.UsageError("--reason is required with --kill and --withdraw")
+
+    try:
+        if ending:
+            target, event_type = ending[0]
+            invalid = 0
+            try:
+                batch = [(target, end_of_article(settings, target, reason, event_type))]
+            except (ArticleError, ArticleNotFound) as exc:
+                if isinstance(exc, ArticleError):
+                    _report_invalid(target, exc)
+                else:
+                    click.echo(f"{target}: {exc}", err=True)
+                sys.exit(EXIT_INVALID)
+        else:
+            loaded, invalid = _load_all(settings, files, article_id)
+            batch = [(str(path), event) for path, event in loaded]
+        published = publish(settings, [event for _, event in batch])
+    except KafkaUnavailable as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_KAFKA)
+    for (name, _), result in zip(batch, published):
+        click.echo(f"{name}\t{result.line()}")
+    if invalid:
+        click.echo(f"{invalid} of {invalid + len(published)} files rejected; {len(published)} published", err=True)
+        sys.exit(EXIT_INVALID)
