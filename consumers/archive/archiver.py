@@ -1,0 +1,187 @@
+"""The archive consumer: every event stored exactly once, durably, before its offset is committed.
+
+Per batch of the :class:`~newswire.bus.EventLoop`:
+
+1. ``handle`` skips an event whose id is already archived (or already in this batch), and
+   appends the others, as written, to the open segment of their publish date and schema;
+2. ``before_commit`` writes one block per touched segment and fsyncs it, then records the
+   events and the segments' new durable sizes in one SQLite transaction;
+3. the loop commits the Kafka offsets.
+
+A ``kill -9`` between any two of these steps loses nothing (uncommitted offsets are read
+again) and duplicates nothing: at start, :meth:`Archiver.recover` cuts every segment back
+to its recorded durable size (dropping blocks the index never saw) and a re-read event
+already in the index is skipped. Each run writes new segments; older ones are sealed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from newswire import bus, codec, logs
+from newswire.config import Settings
+
+from .index import Index
+from .segments import SegmentWriter, new_run_id, segment_name
+from .storage import LocalStorage, Storage
+
+log = logs.get(__name__)
+
+GROUP = "newswire-archive"
+#: static group membership: one archive writer per root, so one instance id
+INSTANCE_ID = "newswire-archive-1"
+#: a segment is sealed and a new one started past this size
+MAX_SEGMENT_BYTES = 256 * 1024 * 1024
+
+
+def default_root(settings: Settings) -> Path:
+    return settings.home / "archive"
+
+
+class ArchiveBusy(RuntimeError):
+    """Another process writes to the same archive root (one writer per root)."""
+
+
+@dataclass
+class _Open:
+    writer: SegmentWriter
+    rows: list[dict] = field(default_factory=list)
+    size: int = 0
+
+
+class Archiver:
+    """Writes events to segments and the index; use :meth:`handle` and :meth:`commit` in an EventLoop."""
+
+    def __init__(self, root: Path, storage: Storage | None = None, *,
+                 max_segment_bytes: int = MAX_SEGMENT_BYTES):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.root / "writer.lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise ArchiveBusy(f"another archive writer is running on {self.root}") from None
+        self.storage = storage or LocalStorage(self.root)
+        self.index = Index(self.root / "index.sqlite")
+        self.max_segment_bytes = max_segment_bytes
+        self.run = new_run_id(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f"))
+        self._open: dict[tuple[str, int], _Open] = {}
+        self._numbers: dict[tuple[str, int], int] = {}
+        self._batch_ids: set[str] = set()
+        self.archived = 0
+        self.duplicates = 0
+        self.recover()
+
+    def recover(self) -> list[str]:
+        """Bring segment files back to what the index says is durable; return what was done."""
+        done = []
+        for segment in self.index.segments():
+            size = self.storage.size(segment.path)
+            if segment.durable_size == 0:
+                self.storage.delete(segment.path)
+                self.index.forget_segment(segment.path)
+                done.append(f"{segment.path}: removed (nothing committed in it)")
+            elif size is None:
+                done.append(f"{segment.path}: MISSING ({segment.durable_size} bytes were committed)")
+                log.error("archive_segment_missing", segment=segment.path, durable_size=segment.durable_size)
+            elif size > segment.durable_size:
+                self.storage.truncate(segment.path, segment.durable_size)
+                done.append(f"{segment.path}: cut {size - segment.durable_size} uncommitted bytes")
+            elif size < segment.durable_size:
+                done.append(f"{segment.path}: SHORT, {size} of {segment.durable_size} committed bytes")
+                log.error("archive_segment_short", segment=segment.path, size=size,
+                          durable_size=segment.durable_size)
+        self.index.seal_all()
+        for line in done:
+            log.info("archive_recovered", action=line)
+        return done
+
+    def handle(self, delivery: bus.Delivery) -> None:
+        event, record = delivery.event, delivery.record
+        event_id = str(event["event_id"])
+        if event_id in self._batch_ids or self.index.has(event_id):
+            self.duplicates += 1
+            log.info("archive_duplicate_skipped", article_id=event["article_id"], version=event["version"],
+                     event_id=event_id, topic=record.topic, partition=record.partition, offset=record.offset)
+            return
+        schema = codec.writer_schema(record.value)
+        as_written = event if schema is codec.latest() else codec.decode(record.value, schema)
+        published = datetime.fromtimestamp(record.timestamp / 1000, tz=timezone.utc)
+        segment = self._segment(published.date().isoformat(), schema)
+        block_index = segment.writer.append(as_written)
+        segment.rows.append({
+            "event_id": event_id, "article_id": event["article_id"], "version": event["version"],
+            "event_type": event["event_type"], "occurred_at": _ms(event["occurred_at"]),
+            "published_at": record.timestamp, "categories": json.dumps(list(event.get("categories") or [])),
+            "topic": record.topic, "partition": record.partition, "offset": record.offset,
+            "segment": segment.writer.path, "block_index": block_index,
+        })
+        self._batch_ids.add(event_id)
+
+    def commit(self) -> None:
+        """Make the batch durable: blocks fsynced, then the index rows committed."""
+        rows, sizes = [], {}
+        for key, segment in list(self._open.items()):
+            if not segment.rows:
+                continue
+            block_offset, segment.size = segment.writer.flush()
+            for row in segment.rows:
+                row["block_offset"] = block_offset
+            rows.extend(segment.rows)
+            sizes[segment.writer.path] = segment.size
+            segment.rows = []
+        if rows:
+            self.index.commit(rows, sizes)
+            log.info("archive_committed", events=len(rows), segments=sorted(sizes))
+            for row in rows:
+                log.debug("archived", article_id=row["article_id"], version=row["version"],
+                         event_id=row["event_id"], segment=row["segment"], topic=row["topic"],
+                         partition=row["partition"], offset=row["offset"])
+        self.archived += len(rows)
+        self._batch_ids.clear()
+        for key, segment in list(self._open.items()):
+            if segment.size >= self.max_segment_bytes:
+                segment.writer.close()
+                del self._open[key]
+
+    def _segment(self, day: str, schema: codec.Schema) -> _Open:
+        key = (day, schema.version)
+        if key not in self._open:
+            number = self._numbers[key] = self._numbers.get(key, 0) + 1
+            path = segment_name(day, self.run, schema, number)
+            self.index.add_segment(path, day, schema.version)
+            self._open[key] = _Open(SegmentWriter(self.storage, path, schema))
+            log.info("archive_segment_opened", segment=path)
+        return self._open[key]
+
+    def close(self) -> None:
+        """Close open segments (uncommitted events are dropped: their offsets are not committed)."""
+        for segment in self._open.values():
+            segment.writer.close()
+        self._open.clear()
+        self.index.close()
+        self._lock.close()
+
+
+def _ms(value: datetime | int) -> int:
+    return value if isinstance(value, int) else int(value.timestamp() * 1000)
+
+
+def event_loop(settings: Settings, root: Path | None = None, *, instance_id: str | None = INSTANCE_ID,
+               consumer_overrides: dict | None = None) -> tuple[bus.EventLoop, Archiver]:
+    """The archive consumer: an :class:`~newswire.bus.EventLoop` in group ``newswire-archive``.
+
+    It is a static member of its group (``instance_id``): restarted after a crash, it takes
+    its partitions back at once instead of waiting for the dead member's session to expire.
+    """
+    archiver = Archiver(root or default_root(settings))
+    overrides = {"group_instance_id": instance_id} if instance_id else {}
+    overrides.update(consumer_overrides or {})
+    loop = bus.EventLoop(settings, GROUP, archiver.handle, before_commit=archiver.commit, name="archive",
+                         consumer_overrides=overrides)
+    return loop, archiver

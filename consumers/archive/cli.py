@@ -1,0 +1,137 @@
+"""``newswire archive``: run the archive consumer, read events back, list, verify."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import signal
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+
+from newswire.codec import ArticleEvent
+from newswire.timespec import Instant, to_ms
+
+from .archiver import INSTANCE_ID, ArchiveBusy, default_root, event_loop
+from .reader import ArchiveReader, NotArchived
+from .segments import SegmentDamaged
+
+
+def _settings(ctx: click.Context):
+    return ctx.find_root().obj
+
+
+def _root(ctx: click.Context, root: Path | None) -> Path:
+    return root or default_root(_settings(ctx))
+
+
+root_option = click.option("--root", type=click.Path(path_type=Path), envvar="NEWSWIRE_ARCHIVE_ROOT",
+                           help="Archive directory (default: <NEWSWIRE_HOME>/archive).")
+
+
+@click.group("archive")
+def archive() -> None:
+    """The archive: every event stored once, durably, in Avro files indexed by article."""
+
+
+@archive.command("run")
+@root_option
+@click.option("--idle-stop", type=float, default=None, help="Stop after this many seconds without events.")
+@click.option("--instance-id", default=INSTANCE_ID, show_default=True, envvar="NEWSWIRE_ARCHIVE_INSTANCE",
+              help="Static group member id (one writer per archive root).")
+@click.pass_context
+def run(ctx: click.Context, root: Path | None, idle_stop: float | None, instance_id: str) -> None:
+    """Consume the articles topic (group newswire-archive) into the archive until stopped."""
+    try:
+        loop, archiver = event_loop(_settings(ctx), _root(ctx, root), instance_id=instance_id)
+    except ArchiveBusy as exc:
+        raise click.ClickException(str(exc)) from exc
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: loop.stop())
+    try:
+        loop.run(idle_stop_s=idle_stop)
+    finally:
+        archiver.close()
+    click.echo(f"archived {archiver.archived} events, skipped {archiver.duplicates} already archived")
+
+
+def _reader(ctx: click.Context, root: Path | None) -> ArchiveReader:
+    try:
+        return ArchiveReader(_root(ctx, root))
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def event_json(event: ArticleEvent) -> str:
+    """An event as JSON: datetimes and dates in ISO 8601, non-ASCII text as is."""
+    def default(value):
+        if isinstance(value, (datetime, date)):
+            return value.isoformat()
+        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    return json.dumps(event, default=default, ensure_ascii=False, indent=2)
+
+
+def render(event: ArticleEvent, fmt: str) -> bytes:
+    """The event in ``fmt``: json (the event), newsml (a NewsML-G2 newsItem) or ninjs."""
+    if fmt == "json":
+        return (event_json(event) + "\n").encode()
+    try:
+        module = importlib.import_module(f"newswire.formats.{fmt}")
+    except ImportError as exc:
+        raise click.ClickException(f"the {fmt} renderer is not available: {exc}") from exc
+    if fmt == "newsml":
+        return module.news_item_bytes(event)
+    text = module.dumps(module.item(event))
+    return text if isinstance(text, bytes) else text.encode()
+
+
+@archive.command("get")
+@click.argument("article_id")
+@click.option("--version", type=int, default=None, help="Version to show (default: the latest archived).")
+@click.option("--format", "fmt", type=click.Choice(["json", "newsml", "ninjs"]), default="json", show_default=True)
+@root_option
+@click.pass_context
+def get(ctx: click.Context, article_id: str, version: int | None, fmt: str, root: Path | None) -> None:
+    """Print one archived version of an article."""
+    with _reader(ctx, root) as reader:
+        try:
+            event = reader.get(article_id, version)
+        except NotArchived as exc:
+            raise click.ClickException(str(exc)) from exc
+        except SegmentDamaged as exc:
+            raise click.ClickException(f"damaged archive file {exc}") from exc
+    sys.stdout.buffer.write(render(event, fmt))
+
+
+@archive.command("list")
+@click.option("--since", type=Instant(), default=None, help="Published at or after (ISO time or 7d, 12h).")
+@click.option("--until", type=Instant(), default=None, help="Published before (ISO time or duration).")
+@click.option("--category", default=None, help="Only events with this category.")
+@root_option
+@click.pass_context
+def list_(ctx: click.Context, since: datetime | None, until: datetime | None, category: str | None,
+          root: Path | None) -> None:
+    """List archived events (one line each: published, article, version, type, event id, categories)."""
+    with _reader(ctx, root) as reader:
+        count = 0
+        for entry in reader.entries(since_ms=since and to_ms(since), until_ms=until and to_ms(until),
+                                    category=category):
+            click.echo(f"{entry.published.isoformat(timespec='milliseconds')}\t{entry.article_id}\t"
+                       f"v{entry.version}\t{entry.event_type}\t{entry.event_id}\t{','.join(entry.categories)}")
+            count += 1
+    click.echo(f"{count} events", err=True)
+
+
+@archive.command("verify")
+@root_option
+@click.pass_context
+def verify(ctx: click.Context, root: Path | None) -> None:
+    """Check every archive file against the index; exit 1 and name each problem if any."""
+    with _reader(ctx, root) as reader:
+        verified, problems = reader.verify()
+    for problem in problems:
+        click.echo(f"PROBLEM {problem}")
+    click.echo(f"{verified} events verified, {len(problems)} problems")
+    sys.exit(1 if problems else 0)

@@ -1,0 +1,53 @@
+"""Helpers shared by the archive and replay tests: timestamped events on the test's topic,
+the environment of a ``newswire`` subprocess pointed at the test's broker, topics and home."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from newswire import bus, codec, corpus
+from newswire.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+NEWSWIRE = [sys.executable, "-m", "newswire.cli"]
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    t = settings.topics
+    return {**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
+            "NEWSWIRE_TOPIC_ARTICLES": t.articles, "NEWSWIRE_ARTICLES_PARTITIONS": str(t.articles_partitions),
+            "NEWSWIRE_TOPIC_DEAD_LETTER": t.dead_letter,
+            "NEWSWIRE_DEAD_LETTER_PARTITIONS": str(t.dead_letter_partitions), "NEWSWIRE_LOG_LEVEL": "WARNING"}
+
+
+def events(n: int, seed: int = 11, body_bytes: int = 1200) -> list[dict]:
+    return list(corpus.stream(n, seed, body_bytes=body_bytes))
+
+
+def produce(settings: Settings, items: list[dict], start: datetime = T0, step: timedelta = timedelta(minutes=1),
+            v1_every: int = 0) -> list[int]:
+    """Send ``items`` with record timestamps ``start + i*step`` (every ``v1_every``-th written as
+    schema v1); wait for Kafka to confirm; return the timestamps used."""
+    kafka = bus.producer(settings)
+    stamps, futures = [], []
+    for i, event in enumerate(items):
+        stamp = ms(start + i * step)
+        schema = None
+        if v1_every and i % v1_every == 0:
+            schema = codec.schema_version(1)
+            event = {k: v for k, v in event.items() if k != "content_warning"}
+        futures.append(bus.send_event(kafka, settings.topics.articles, event, schema, timestamp_ms=stamp))
+        stamps.append(stamp)
+    kafka.flush(timeout=30)
+    for future in futures:
+        future.get(timeout=30)
+    kafka.close()
+    return stamps
