@@ -45,16 +45,21 @@ SUBTITLE_NAMES = re.compile(r"sub-?title|sub-?head|\bdek\b|standfirst|deck", re.
 CREDIT_NAMES = re.compile(r"credit|copyright|photographer", re.IGNORECASE)
 TRAILING_CREDIT = re.compile(r"^(?P<caption>.*\S)\s*\((?P<credit>[^()]+)\)\s*$", re.DOTALL)
 ARTICLE_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9._-]+")
+DECLARED_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([a-zA-Z0-9._:-]+)""", re.IGNORECASE)
 
 
 class PageError(ValueError):
-    """The page holds no article newswire can extract."""
+    """The page holds no article newswire can extract; ``field`` names what is missing or wrong."""
+
+    def __init__(self, problem: str, field: str = "$"):
+        super().__init__(problem)
+        self.field = field
 
 
 def article_from_html(page: str | bytes, *, article_id: str | None = None,
                       base_url: str | None = None) -> dict[str, Any]:
     """The article document of an HTML article page (see the module doc for the rules)."""
-    tree = lxml_html.document_fromstring(page)
+    tree = lxml_html.document_fromstring(decode_page(page) if isinstance(page, bytes) else page)
     meta = _meta(tree)
     canonical = _first(tree.xpath('//link[@rel="canonical"]/@href')) or meta.get("og:url")
     base = canonical or base_url
@@ -88,8 +93,20 @@ def article_from_html(page: str | bytes, *, article_id: str | None = None,
         document["first_created"] = published
         document["occurred_at"] = modified or published
     if document["article_id"] is None:
-        raise PageError("the page has no canonical URL to derive an article id from; give --article-id")
+        raise PageError("the page has no canonical URL to derive an article id from; give one", "article_id")
     return {k: v for k, v in document.items() if v not in (None, [], "")}
+
+
+def decode_page(raw: bytes) -> str:
+    """The text of a page: in the charset its ``<meta>`` declares, else UTF-8; strictly."""
+    declared = DECLARED_CHARSET.search(raw[:4096])
+    charset = declared.group(1).decode("ascii").lower() if declared else "utf-8"
+    try:
+        return raw.decode(charset).removeprefix("\ufeff")
+    except LookupError:
+        raise PageError(f"the page declares an unknown charset {charset!r}") from None
+    except UnicodeDecodeError as exc:
+        raise PageError(f"the page is not valid {charset}: byte 0x{raw[exc.start]:02x} at offset {exc.start}") from None
 
 
 def article_id_from_url(url: str) -> str:

@@ -72,7 +72,7 @@ def load_event(path: Path, settings: Settings, *, article_id: str | None = None)
         try:
             document = article_from_html(raw, article_id=article_id)
         except PageError as exc:
-            raise ArticleError([FieldError("article_id", str(exc))]) from None
+            raise ArticleError([FieldError(exc.field, str(exc))]) from None
     else:
         document = decode_document(raw)
     return build_event(document, settings)

@@ -1,0 +1,85 @@
+"""An article page with its site's furniture → the clean story → Kafka → read back, unchanged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from newswire.config import Settings
+from newswire.producers.article import build_event
+from newswire.producers.html_page import PageError, article_from_html, article_id_from_url
+from newswire.producers.publish import publish
+from newswire.sanitize import body_text
+from tests.topic_reader import read_events
+
+PAGE = Path(__file__).resolve().parent / "data" / "tml-idlib-page.html"
+EXPECTED = json.loads((Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "tml-idlib-expected.json")
+                      .read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def event() -> dict:
+    return build_event(article_from_html(PAGE.read_bytes()), Settings())
+
+
+def test_every_expected_part_survives(event: dict) -> None:
+    assert event["headline"] == EXPECTED["headline"]
+    assert event["subheadline"] == EXPECTED["subheadline"]
+    assert event["provider"] == EXPECTED["provider"]
+    (image,) = event["images"]
+    assert image["caption"] == EXPECTED["image"]["caption"]
+    assert image["credit"] == EXPECTED["image"]["credit"]
+    assert image["url"].startswith("https://themedialine.org/") and (image["width"], image["height"]) == (1024, 683)
+    paragraphs = [f"<p>{p}</p>" for p in EXPECTED["body_paragraphs"]]
+    assert event["body"] == "".join(paragraphs)  # every paragraph verbatim, in order, and nothing else
+    assert event["word_count"] == len(body_text(event["body"]).split())
+
+
+def test_no_furniture_phrase_anywhere_in_the_event(event: dict) -> None:
+    everything = json.dumps(event, default=str, ensure_ascii=False)
+    for phrase in EXPECTED["furniture_phrases_never_in_output"]:
+        assert phrase not in everything
+    assert "Thank you for confidence" not in everything and "Donate" not in everything
+
+
+def test_page_metadata(event: dict) -> None:
+    assert event["article_id"] == "themedialine.org:turkey-continues-talks-with-russia-on-idlib-fighting"
+    assert event["canonical_url"] == ("https://themedialine.org/top-stories/"
+                                      "turkey-continues-talks-with-russia-on-idlib-fighting/")
+    assert event["language"] == "en-US"
+    assert event["first_created"].isoformat() == "2020-02-18T15:47:12+00:00"
+    assert event["occurred_at"].isoformat() == "2020-02-18T16:02:40+00:00"
+    assert event["keywords"][:3] == ["Idlib", "Russia", "Turkey"]
+
+
+def test_article_id_given_wins_and_pages_without_canonical_need_one() -> None:
+    page = b"<html lang='he'><body><article><h1>\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d</h1><p>text here</p></article></body></html>"
+    with pytest.raises(PageError):
+        article_from_html(page)
+    document = article_from_html(page, article_id="tml-he-1")
+    assert (document["article_id"], document["headline"], document["language"]) == ("tml-he-1", "שלום", "he")
+
+
+def test_long_urls_give_bounded_unique_ids() -> None:
+    a = article_id_from_url("https://example.org/news/" + "x" * 300)
+    b = article_id_from_url("https://example.org/news/" + "x" * 299 + "y")
+    assert len(a) == len(b) == 128 and a != b
+
+
+def test_fixture_page_published_and_read_back_equal(settings: Settings, event: dict) -> None:
+    (published,) = publish(settings, [event])
+    ((read, record),) = read_events(settings)
+    assert read == event
+    assert (record.partition, record.offset) == (published.partition, published.offset)
+    assert record.key == event["article_id"].encode()
+    assert dict(record.headers)["event_type"] == b"published"
+
+
+def test_page_bytes_are_decoded_by_declared_charset_else_strict_utf8() -> None:
+    arabic = "<html lang='ar'><head><meta charset='windows-1256'></head><body><article><h1>سلام</h1><p>نص</p>" \
+             "</article></body></html>"
+    assert article_from_html(arabic.encode("cp1256"), article_id="a1")["headline"] == "سلام"
+    with pytest.raises(PageError, match="not valid utf-8: byte 0xe9 at offset"):
+        article_from_html("<html><body><h1>Fr\u00e9d</h1></body></html>".encode("latin-1"), article_id="a2")
