@@ -1,0 +1,269 @@
+"""The feed server (aiohttp): feeds, single items and the wire-ingest change cursor.
+
+Routes (``{fmt}`` of a feed: ``rss``, ``atom``, ``newsml`` (a newsMessage), ``json`` (ninjs)):
+
+* ``GET /feeds/{feed}.{fmt}`` — the newest items of ``all``, ``category-<name>``, ``lang-<tag>``
+  (``?limit=``, default 50, at most 500). RSS and Atom leave out kills, withdrawals and
+  embargoed items; NewsML-G2 and ninjs carry kills (``stat:canceled``) and withdrawals
+  (``stat:withheld``), and, for a partner entitled to them, embargoed items (marked embargoed).
+* ``GET /items/{article_id}`` with ``?format=newsml|ninjs|rss|atom`` (default newsml), or
+  ``/items/{article_id}.newsml`` (``.json``/``.ninjs``, ``.rss``, ``.atom``); ``?version=N``
+  answers an earlier version from the stored view (every version is kept) unless the story
+  was killed or withdrawn since, which answers 410.
+* ``GET /changes.newsml?since=<cursor>&limit=`` and ``/changes.json?…`` — the items changed
+  after a cursor, in change order; the next cursor is in the ``X-Next-Cursor`` header and
+  in the body (ninjs: ``"next"``; NewsML-G2: the newsMessage's ``transmitId``,
+  ``changes-<since>-<next>``).
+* The same under ``/partners/{partner}/…`` with the partner's token (``Authorization: Bearer``,
+  ``X-Newswire-Token`` or ``?token=``); a token on the public routes works too.
+* ``GET /feeds`` lists the feeds; ``GET /health`` says whether the consumer runs.
+
+Every answer has a strong ETag and (when it has a change time) Last-Modified, answers
+conditional requests with 304, is gzipped when the client accepts it, and carries
+Cache-Control (public feeds: a short max-age; partner answers: private).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Sequence
+
+from aiohttp import web
+
+from newswire import logs
+from newswire.codec import ArticleEvent
+from newswire.formats import atom, newsml, ninjs, rss, utc_iso
+
+from .access import Tokens
+from .conditional import Body, respond
+from .consumer import FeedsConsumer, utc_now
+from .store import ViewStore
+from .view import FEED_NAME, PUBLIC, Audience, Entry, FeedView
+
+log = logs.get(__name__)
+
+CONTENT_TYPES = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "newsml": "application/vnd.iptc.g2.newsmessage+xml; charset=utf-8",
+    "newsml-item": "application/vnd.iptc.g2.newsitem+xml; charset=utf-8",
+    "json": "application/json; charset=utf-8",
+}
+#: names of the formats in ?format= and in item suffixes
+ITEM_FORMATS = {"newsml": "newsml", "ninjs": "json", "json": "json", "rss": "rss", "atom": "atom"}
+WIRE = frozenset({"newsml", "json"})
+_ITEM_SUFFIX = re.compile(r"(.+)\.(newsml|ninjs|json|rss|atom)")
+_ARTICLE = "[A-Za-z0-9._:-]+"
+_FEED = "{feed:[a-z0-9-]+}.{fmt:rss|atom|newsml|json}"
+_CACHE_SIZE = 512
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Options:
+    title: str = "newswire"
+    #: scheme://host of the links in feeds; by default the request's own
+    base_url: str | None = None
+    limit: int = 50
+    max_limit: int = 500
+    #: max-age of public answers, in seconds
+    max_age: int = 15
+
+
+def _error(status: type[web.HTTPException], message: str, **headers: str) -> web.HTTPException:
+    return status(text=json.dumps({"error": message}), content_type="application/json", headers=headers or None)
+
+
+def last_modified(changed: datetime | None, entries: Sequence[Entry], now: datetime) -> datetime | None:
+    """When what ``entries`` show last changed: ``changed``, or an embargo that has ended since."""
+    ends = [e.event["embargo_until"] for e in entries
+            if e.event.get("embargo_until") is not None and e.event["embargo_until"] <= now]
+    return max([m for m in (changed, *ends) if m is not None], default=None)
+
+
+class FeedServer:
+    """The aiohttp application over a :class:`FeedView` (see module doc)."""
+
+    def __init__(self, view: FeedView, *, store: ViewStore | None = None, tokens: Tokens | None = None,
+                 clock: Clock = utc_now, consumer: FeedsConsumer | None = None, options: Options = Options()):
+        self.view = view
+        self.store = store
+        self.tokens = tokens or Tokens()
+        self.clock = clock
+        self.consumer = consumer
+        self.options = options
+        self._cache: OrderedDict[tuple, Body] = OrderedDict()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        for prefix in ("", "/partners/{partner:[a-z0-9][a-z0-9_-]*}"):
+            app.router.add_get(f"{prefix}/feeds/{_FEED}", self.feed)
+            app.router.add_get(f"{prefix}/items/{{name:{_ARTICLE}}}", self.item)
+            app.router.add_get(prefix + "/changes.{fmt:newsml|json}", self.changes)
+        app.router.add_get("/feeds", self.index)
+        app.router.add_get("/health", self.health)
+        return app
+
+    # --- who asks -------------------------------------------------------------------------
+
+    def audience(self, request: web.Request) -> Audience:
+        partner = request.match_info.get("partner")
+        auth = request.headers.get("Authorization", "")
+        token = (auth[7:].strip() if auth[:7].lower() == "bearer " else None) \
+            or request.headers.get("X-Newswire-Token") or request.query.get("token")
+        if partner is None and not token:
+            return PUBLIC
+        audience = self.tokens.audience(token, partner) if token else None
+        if audience is None:
+            log.warning("feed_token_refused", partner=partner, path=request.path)
+            raise _error(web.HTTPUnauthorized, "a valid partner token is needed",
+                         **{"WWW-Authenticate": 'Bearer realm="newswire feeds"'})
+        return audience
+
+    def _limit(self, request: web.Request) -> int:
+        raw = request.query.get("limit", str(self.options.limit))
+        if not raw.isdigit() or not 1 <= int(raw) <= self.options.max_limit:
+            raise _error(web.HTTPBadRequest, f"limit: must be an integer from 1 to {self.options.max_limit}")
+        return int(raw)
+
+    def _base(self, request: web.Request) -> str:
+        return self.options.base_url or f"{request.scheme}://{request.host}"
+
+    def _cache_control(self, audience: Audience) -> str:
+        return "private, no-cache" if audience is not PUBLIC else f"public, max-age={self.options.max_age}"
+
+    def _body(self, key: tuple, content_type: str, render: Callable[[], bytes]) -> Body:
+        body = self._cache.get(key)
+        if body is None:
+            body = self._cache[key] = Body(render(), content_type)
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return body
+
+    # --- handlers -------------------------------------------------------------------------
+
+    async def feed(self, request: web.Request) -> web.Response:
+        audience = self.audience(request)
+        feed, fmt = request.match_info["feed"], request.match_info["fmt"]
+        if not FEED_NAME.fullmatch(feed) or self.view.feed_changed(feed) is None:
+            raise _error(web.HTTPNotFound, f"no feed {feed!r}; GET /feeds lists them")
+        if not audience.may_read(feed):
+            raise _error(web.HTTPForbidden, f"partner {audience.name!r} is not entitled to feed {feed!r}")
+        now, limit, wire = self.clock(), self._limit(request), fmt in WIRE
+        entries = self.view.items(feed, now, limit=limit, audience=audience if wire else PUBLIC, include_dead=wire)
+        updated = last_modified(self.view.feed_changed(feed), entries, now) or now
+        self_url = self._base(request) + request.path
+        key = ("feed", self_url, fmt, updated, tuple((e.article_id, e.version) for e in entries))
+        body = self._body(key, CONTENT_TYPES[fmt],
+                          lambda: self._render_feed(fmt, feed, [e.event for e in entries], self_url, request, updated))
+        held = sum(e.embargoed(now) for e in entries)
+        return respond(request, body, last_modified=updated, now=now, cache_control=self._cache_control(audience),
+                       headers={"X-Embargoed-Items": str(held)} if held else None)
+
+    def _render_feed(self, fmt: str, feed: str, events: list[ArticleEvent], self_url: str,
+                     request: web.Request, updated: datetime) -> bytes:
+        title, link = f"{self.options.title}: {feed}", self._base(request) + "/"
+        if fmt == "rss":
+            return rss.feed(events, title=title, link=link, self_url=self_url, updated=updated,
+                            description=f"The newest stories of the {feed} feed")
+        if fmt == "atom":
+            return atom.feed(events, title=title, link=link, self_url=self_url, updated=updated,
+                             feed_id=f"{self._base(request)}/feeds/{feed}")
+        if fmt == "newsml":
+            return newsml.news_message(events, sent=updated)
+        return ninjs.dumps({"feed": feed, "updated": utc_iso(updated), "items": [ninjs.item(e) for e in events]})
+
+    async def item(self, request: web.Request) -> web.Response:
+        audience = self.audience(request)
+        now = self.clock()
+        name = request.match_info["name"]
+        article_id, fmt = name, request.query.get("format", "newsml")
+        suffixed = _ITEM_SUFFIX.fullmatch(name)
+        if suffixed and self.view.get(name) is None:
+            article_id, fmt = suffixed.groups()
+        if fmt not in ITEM_FORMATS:
+            raise _error(web.HTTPBadRequest, f"format: {fmt!r} is not one of {sorted(ITEM_FORMATS)}")
+        fmt = ITEM_FORMATS[fmt]
+        entry = self.view.get(article_id)
+        if entry is None or not audience.may_see(entry) or (entry.embargoed(now) and not audience.embargoed):
+            raise _error(web.HTTPNotFound, f"no article {article_id!r}")
+        event = self._version(entry, request.query.get("version"), now)
+        if fmt not in WIRE:
+            if entry.dead:
+                raise _error(web.HTTPGone, f"article {article_id!r} was {entry.event['event_type']}: "
+                                           "RSS and Atom no longer carry it; NewsML-G2 and ninjs say why")
+            if entry.embargoed(now):
+                raise _error(web.HTTPNotFound, f"article {article_id!r} is embargoed: only NewsML-G2 and ninjs carry it")
+        self_url = self._base(request) + request.path
+        updated = last_modified(entry.changed_at, [entry], now) or now
+        key = ("item", self_url, fmt, article_id, event["version"], updated)
+        content_type = CONTENT_TYPES["newsml-item" if fmt == "newsml" else fmt]
+        body = self._body(key, content_type, lambda: self._render_item(fmt, event, self_url, request, updated))
+        headers = {"X-Article-Version": str(event["version"])}
+        if entry.embargoed(now):
+            headers["X-Embargoed-Until"] = utc_iso(entry.event["embargo_until"])
+        return respond(request, body, last_modified=updated if event is entry.event else None, now=now,
+                       cache_control=self._cache_control(audience), headers=headers)
+
+    def _version(self, entry: Entry, asked: str | None, now: datetime) -> ArticleEvent:
+        if asked is None or asked == str(entry.version):
+            return entry.event
+        if not asked.isdigit() or int(asked) < 1:
+            raise _error(web.HTTPBadRequest, f"version: {asked!r} is not a positive integer")
+        if int(asked) > entry.version:
+            raise _error(web.HTTPNotFound, f"article {entry.article_id!r} has no version {asked} (latest {entry.version})")
+        if entry.dead:
+            raise _error(web.HTTPGone, f"article {entry.article_id!r} was {entry.event['event_type']}: "
+                                       "its earlier versions must not be used")
+        event = self.store.version(entry.article_id, int(asked)) if self.store is not None else None
+        if event is None or (event.get("embargo_until") is not None and event["embargo_until"] > now):
+            raise _error(web.HTTPNotFound, f"version {asked} of article {entry.article_id!r} is not kept here")
+        return event
+
+    def _render_item(self, fmt: str, event: ArticleEvent, self_url: str, request: web.Request,
+                     updated: datetime) -> bytes:
+        if fmt == "newsml":
+            return newsml.news_item_bytes(event)
+        if fmt == "json":
+            return ninjs.dumps(ninjs.item(event))
+        return self._render_feed(fmt, event["article_id"], [event], self_url, request, updated)
+
+    async def changes(self, request: web.Request) -> web.Response:
+        audience = self.audience(request)
+        fmt, raw = request.match_info["fmt"], request.query.get("since", "0")
+        if not raw.isdigit():
+            raise _error(web.HTTPBadRequest, f"since: {raw!r} is not a cursor (a non-negative integer)")
+        since, limit = int(raw), self._limit(request)
+        try:
+            entries, next_cursor = self.view.changes_since(since, limit=limit, audience=audience)
+        except ValueError as exc:
+            raise _error(web.HTTPBadRequest, str(exc)) from None
+        events = [e.event for e in entries]
+        if fmt == "newsml":
+            data = newsml.news_message(events, sent=self.clock(), transmit_id=f"changes-{since}-{next_cursor}")
+        else:
+            data = ninjs.dumps({"since": since, "next": next_cursor, "items": [ninjs.item(e) for e in events]})
+        log.info("feed_changes_served", partner=audience.name, since=since, next=next_cursor, items=len(entries))
+        return respond(request, Body(data, CONTENT_TYPES[fmt]), last_modified=None, now=self.clock(),
+                       cache_control="private, no-cache" if audience is not PUBLIC else "no-cache",
+                       headers={"X-Next-Cursor": str(next_cursor), "X-Item-Count": str(len(entries))})
+
+    async def index(self, request: web.Request) -> web.Response:
+        base = self._base(request)
+        feeds = {name: {fmt: f"{base}/feeds/{name}.{fmt}" for fmt in ("rss", "atom", "newsml", "json")}
+                 | {"articles": count} for name, count in self.view.feeds().items()}
+        return web.json_response({"feeds": feeds, "changes": {fmt: f"{base}/changes.{fmt}?since=0"
+                                                              for fmt in ("newsml", "json")}})
+
+    async def health(self, request: web.Request) -> web.Response:
+        failed = self.consumer is not None and not self.consumer.alive
+        body = {"articles": len(self.view), "cursor": self.view.durable, "stale_events": self.view.stale,
+                "consumer": "none" if self.consumer is None else ("stopped" if failed else "running")}
+        return web.json_response(body, status=503 if failed else 200)

@@ -1,0 +1,126 @@
+"""The feed view on disk: one SQLite file, written in the same transaction as the Kafka positions.
+
+Tables: ``versions`` (every version the view applied, as its Avro single-object payload, so
+``/items/{id}?version=N`` can answer older versions), ``articles`` (each article's latest
+version, cursor value, held flag and change time), ``feeds`` (when each feed last changed),
+``positions`` (the next Kafka offset of each partition the view has taken in) and ``meta``.
+
+Because the positions are committed with the view, the view is exact after any crash: at
+start the consumer seeks to the stored positions (or to the beginning of the topic when the
+file is new, which rebuilds the view from the log), whatever the group's committed offsets say.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from newswire import codec
+from newswire.codec import ArticleEvent
+
+from .view import Change, Entry, FeedView, feeds_of
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS versions (
+    article_id TEXT NOT NULL, version INTEGER NOT NULL, payload BLOB NOT NULL,
+    PRIMARY KEY (article_id, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS articles (
+    article_id TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER NOT NULL UNIQUE,
+    held INTEGER NOT NULL, changed_us INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS feeds (name TEXT PRIMARY KEY, changed_us INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS positions (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+
+def _us(moment: datetime) -> int:
+    return round(moment.timestamp() * 1_000_000)
+
+
+def _moment(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, timezone.utc)
+
+
+class ViewStore:
+    """A :class:`FeedView` persisted in ``path`` (SQLite, WAL, synchronous=FULL)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def load(self, view: FeedView) -> int:
+        """Fill the empty ``view`` with the stored state; return how many articles it holds."""
+        with self._lock:
+            meta = dict(self._db.execute("SELECT key, value FROM meta"))
+            feeds = {name: _moment(us) for name, us in self._db.execute("SELECT name, changed_us FROM feeds")}
+            rows = self._db.execute(
+                "SELECT a.seq, a.held, a.changed_us, v.payload FROM articles a "
+                "JOIN versions v USING (article_id, version)").fetchall()
+        view.restore(self._entries(rows), head=meta.get("head", 0), stale=meta.get("stale", 0),
+                     feed_changed=feeds)
+        return len(rows)
+
+    @staticmethod
+    def _entries(rows) -> Iterator[Entry]:
+        for seq, held, changed_us, payload in rows:
+            event = codec.decode(payload)
+            yield Entry(event, seq, _moment(changed_us), bool(held), feeds_of(event))
+
+    def positions(self, topic: str) -> dict[int, int]:
+        """The next offset to read of each partition of ``topic`` the view has taken in."""
+        with self._lock:
+            return dict(self._db.execute(
+                "SELECT partition, next_offset FROM positions WHERE topic = ?", (topic,)))
+
+    def save(self, changes: list[Change], view: FeedView, positions: dict[tuple[str, int], int]) -> None:
+        """Write ``changes`` (taken from ``view``'s journal) and the Kafka positions in one transaction."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for change in changes:
+                    entry = change.entry
+                    if change.kind == "version":
+                        db.execute("INSERT OR IGNORE INTO versions VALUES (?, ?, ?)",
+                                   (entry.article_id, entry.version, codec.encode(entry.event)))
+                    db.execute("INSERT OR REPLACE INTO articles VALUES (?, ?, ?, ?, ?)",
+                               (entry.article_id, entry.version, entry.seq, int(entry.held),
+                                _us(entry.changed_at)))
+                db.executemany("INSERT OR REPLACE INTO feeds VALUES (?, ?)",
+                               [(name, _us(view.feed_changed(name))) for name in view.feeds()])
+                db.executemany("INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
+                               [(topic, partition, offset) for (topic, partition), offset in positions.items()])
+                head = max((change.entry.seq for change in changes), default=None)
+                if head is not None:
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (head,))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('stale', ?)", (view.stale,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def version(self, article_id: str, version: int) -> ArticleEvent | None:
+        """A stored version of an article, or ``None``."""
+        with self._lock:
+            row = self._db.execute("SELECT payload FROM versions WHERE article_id = ? AND version = ?",
+                                   (article_id, version)).fetchone()
+        return codec.decode(row[0]) if row else None
+
+    def versions(self, article_id: str) -> list[int]:
+        with self._lock:
+            return [v for (v,) in self._db.execute(
+                "SELECT version FROM versions WHERE article_id = ? ORDER BY version", (article_id,))]

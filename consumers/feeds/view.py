@@ -1,0 +1,292 @@
+"""The materialised view the feeds need: pure, in memory, thread-safe.
+
+What it keeps, per article, is the latest version's event (an event whose version is not
+newer than the known one is ignored and counted, so a feed never shows an older version
+after a newer one). What it answers, always for a given instant ``now``:
+
+* the newest items of a feed (``all``, ``category-<name>``, ``lang-<tag>``), newest first.
+  An item's place is its *visible time*: the later of its version's ``occurred_at`` and its
+  ``embargo_until``, so an embargoed story enters public feeds at the top when its time
+  comes, without any new event. Kills and withdrawals stay in the view (wire formats carry
+  them as ``stat:canceled`` / ``stat:withheld``); RSS and Atom ask without them.
+* the wire-ingest cursor: every change (an applied version, or an embargo lifting) takes
+  the next value of a monotonic sequence; :meth:`FeedView.changes_since` answers the items
+  whose *latest* change is after a cursor, in sequence order. A held (embargoed) item is
+  hidden from the public until :meth:`FeedView.release` lifts it, which gives it a new,
+  higher sequence value: a poller whose cursor passed the item while it was held still
+  receives it once it is lifted. Only *durable* changes (persisted by the owner, see
+  :meth:`FeedView.mark_durable`) are answered, so a crash can never renumber a sequence
+  value a poller has already seen.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from sortedcontainers import SortedDict, SortedList
+
+from newswire import logs
+from newswire.codec import ArticleEvent
+from newswire.producers.article import ARTICLE_ID
+
+log = logs.get(__name__)
+
+EVENT_TYPES = frozenset({"published", "updated", "corrected", "killed", "withdrawn"})
+#: event types after which a story must not be used: out of RSS/Atom, cancelled/withheld elsewhere
+DEAD = frozenset({"killed", "withdrawn"})
+ALL = "all"
+FEED_NAME = re.compile(r"all|category-[a-z0-9]+(?:-[a-z0-9]+)*|lang-[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def slug(text: str) -> str:
+    """``Middle East`` → ``middle-east``: the form of a category or language in a feed name."""
+    return "-".join(re.findall(r"[0-9a-z]+", text.lower()))
+
+
+def feeds_of(event: ArticleEvent) -> tuple[str, ...]:
+    """The feeds an article version belongs to: ``all``, its language and its categories."""
+    names = [ALL, f"lang-{slug(event['language'])}"]
+    names += [f"category-{s}" for s in map(slug, event.get("categories") or ()) if s]
+    return tuple(dict.fromkeys(names))
+
+
+def check(event: ArticleEvent) -> None:
+    """Raise ``ValueError`` naming the field when the view cannot use ``event``."""
+    article_id = event.get("article_id")
+    if not isinstance(article_id, str) or not ARTICLE_ID.fullmatch(article_id):
+        raise ValueError(f"article_id: {article_id!r} is not 1-128 characters of a-z, A-Z, 0-9, '.', '_', ':' or '-'")
+    version = event.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"version: {version!r} of article {article_id} is not a positive integer")
+    if event.get("event_type") not in EVENT_TYPES:
+        raise ValueError(f"event_type: {event.get('event_type')!r} is not one of {sorted(EVENT_TYPES)}")
+    for name in ("occurred_at", "first_created"):
+        value = event.get(name)
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise ValueError(f"{name}: {value!r} is not a timezone-aware datetime")
+    if not slug(event.get("language") or ""):
+        raise ValueError(f"language: {event.get('language')!r} is not a language tag")
+
+
+def visible_at(event: ArticleEvent) -> datetime:
+    """When a version becomes public: its creation, or the end of its embargo if later."""
+    until = event.get("embargo_until")
+    return max(event["occurred_at"], until) if until else event["occurred_at"]
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who asks: the public, or a partner with the feeds it is entitled to and embargo rights."""
+
+    name: str = "public"
+    #: feeds this audience may read; ``None``: every feed
+    feeds: frozenset[str] | None = None
+    #: sees embargoed items (marked embargoed) before their time
+    embargoed: bool = False
+
+    def may_read(self, feed: str) -> bool:
+        return self.feeds is None or feed in self.feeds
+
+    def may_see(self, entry: "Entry") -> bool:
+        return self.feeds is None or not self.feeds.isdisjoint(entry.feeds)
+
+
+PUBLIC = Audience()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """The view's state of one article; replaced, never mutated, so readers hold snapshots."""
+
+    event: ArticleEvent
+    #: cursor value of the article's latest change
+    seq: int
+    #: when the view last changed the article (apply time, or embargo end for a lifting)
+    changed_at: datetime
+    #: embargoed and not yet lifted by :meth:`FeedView.release`
+    held: bool
+    feeds: tuple[str, ...]
+
+    @property
+    def article_id(self) -> str:
+        return self.event["article_id"]
+
+    @property
+    def version(self) -> int:
+        return self.event["version"]
+
+    @property
+    def dead(self) -> bool:
+        return self.event["event_type"] in DEAD
+
+    @property
+    def key(self) -> tuple[datetime, str]:
+        return (visible_at(self.event), self.article_id)
+
+    def embargoed(self, now: datetime) -> bool:
+        until = self.event.get("embargo_until")
+        return until is not None and until > now
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A journal record for the owner to persist: an applied version or an embargo lifting."""
+
+    kind: str  # "version" | "lifted"
+    entry: Entry
+
+
+class FeedView:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._entries: dict[str, Entry] = {}
+        self._feeds: dict[str, SortedList] = {}
+        self._feed_changed: dict[str, datetime] = {}
+        self._by_seq: SortedDict = SortedDict()  # seq -> article id, latest change only
+        self._held: list[tuple[datetime, int, str]] = []  # heap of (embargo end, seq, article id)
+        self._journal: list[Change] = []
+        #: last cursor value handed to a change; last one persisted by the owner
+        self.head = 0
+        self.durable = 0
+        #: events ignored because their version was not newer than the known one
+        self.stale = 0
+
+    # --- changes ------------------------------------------------------------------------
+
+    def apply(self, event: ArticleEvent, now: datetime) -> Entry | None:
+        """Apply one event at ``now``; return the new entry, or ``None`` when it is stale."""
+        check(event)
+        with self._lock:
+            current = self._entries.get(event["article_id"])
+            if current is not None and event["version"] <= current.version:
+                self.stale += 1
+                log.info("feed_view_stale_event", article_id=event["article_id"], version=event["version"],
+                         known_version=current.version, event_id=event.get("event_id"))
+                return None
+            until = event.get("embargo_until")
+            self.head += 1
+            entry = self._install(event, self.head, until is not None and until > now, now)
+            self._journal.append(Change("version", entry))
+            return entry
+
+    def release(self, now: datetime) -> list[Entry]:
+        """Lift every embargo that ended by ``now``: each lifted item takes a new cursor value."""
+        lifted = []
+        with self._lock:
+            while self._held and self._held[0][0] <= now:
+                until, seq, article_id = heapq.heappop(self._held)
+                entry = self._entries.get(article_id)
+                if entry is None or entry.seq != seq or not entry.held:
+                    continue  # superseded by a newer version meanwhile
+                self.head += 1
+                entry = self._install(entry.event, self.head, False, until)
+                self._journal.append(Change("lifted", entry))
+                lifted.append(entry)
+                log.info("embargo_lifted", article_id=article_id, version=entry.version, seq=entry.seq)
+        return lifted
+
+    def _install(self, event: ArticleEvent, seq: int, held: bool, changed_at: datetime) -> Entry:
+        entry = Entry(event, seq, changed_at, held, feeds_of(event))
+        current = self._entries.get(entry.article_id)
+        touched = set(entry.feeds)
+        if current is not None:
+            del self._by_seq[current.seq]
+            for feed in current.feeds:
+                self._feeds[feed].remove(current.key)
+            touched.update(current.feeds)
+        for feed in entry.feeds:
+            self._feeds.setdefault(feed, SortedList()).add(entry.key)
+        for feed in touched:
+            self._feed_changed[feed] = max(self._feed_changed.get(feed, changed_at), changed_at)
+        self._by_seq[seq] = entry.article_id
+        if held:
+            heapq.heappush(self._held, (event["embargo_until"], seq, entry.article_id))
+        self._entries[entry.article_id] = entry
+        return entry
+
+    def take_journal(self) -> list[Change]:
+        """The changes since the last call, oldest first, for the owner to persist."""
+        with self._lock:
+            journal, self._journal = self._journal, []
+            return journal
+
+    def mark_durable(self, seq: int) -> None:
+        """Changes up to ``seq`` are persisted: the cursor may hand them out."""
+        with self._lock:
+            self.durable = max(self.durable, min(seq, self.head))
+
+    def restore(self, entries: Iterable[Entry], *, head: int, stale: int,
+                feed_changed: dict[str, datetime]) -> None:
+        """Load persisted state into an empty view (entries in any order)."""
+        with self._lock:
+            if self._entries:
+                raise RuntimeError("restore needs an empty view")
+            for entry in entries:
+                self._install(entry.event, entry.seq, entry.held, entry.changed_at)
+            self._feed_changed.update(feed_changed)
+            self.head = self.durable = head
+            self.stale = stale
+
+    # --- queries ------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, article_id: str) -> Entry | None:
+        return self._entries.get(article_id)
+
+    def feeds(self) -> dict[str, int]:
+        """Every feed the view knows, with how many articles (live or not) it indexes."""
+        with self._lock:
+            return {name: len(keys) for name, keys in sorted(self._feeds.items()) if keys}
+
+    def feed_changed(self, feed: str) -> datetime | None:
+        """When an article last entered, changed in or left ``feed`` (embargo endings aside)."""
+        return self._feed_changed.get(feed)
+
+    def items(self, feed: str, now: datetime, *, limit: int, audience: Audience = PUBLIC,
+              include_dead: bool = True) -> list[Entry]:
+        """The newest ``limit`` items of ``feed`` that ``audience`` may see at ``now``, newest first."""
+        out: list[Entry] = []
+        with self._lock:
+            for _, article_id in reversed(self._feeds.get(feed, ())):
+                entry = self._entries[article_id]
+                if (entry.dead and not include_dead) or (entry.embargoed(now) and not audience.embargoed):
+                    continue
+                out.append(entry)
+                if len(out) == limit:
+                    break
+        return out
+
+    def changes_since(self, cursor: int, *, limit: int, audience: Audience = PUBLIC) -> tuple[list[Entry], int]:
+        """Items whose latest durable change came after ``cursor``, in change order, and the next cursor.
+
+        Raises ``ValueError`` for a cursor the view never handed out (negative or ahead of it).
+        """
+        if limit < 1:
+            raise ValueError(f"limit: {limit} is not a positive integer")
+        with self._lock:
+            if not 0 <= cursor <= self.durable:
+                raise ValueError(f"since: cursor {cursor} is not between 0 and the current cursor {self.durable}")
+            out: list[Entry] = []
+            next_cursor = self.durable
+            for seq in self._by_seq.irange(cursor + 1, self.durable):
+                entry = self._entries[self._by_seq[seq]]
+                if (entry.held and not audience.embargoed) or not audience.may_see(entry):
+                    continue  # a held item comes back with a new cursor value when it is lifted
+                out.append(entry)
+                if len(out) == limit:
+                    next_cursor = seq
+                    break
+            return out, next_cursor
+
+    def snapshot(self) -> list[Entry]:
+        """Every entry, in cursor order (for persistence and tests)."""
+        with self._lock:
+            return [self._entries[a] for a in self._by_seq.values()]
+
