@@ -1,0 +1,150 @@
+"""RSS 2.0 and Atom 1.0 renderers: feedparser reads every feed of the test corpus without
+complaint (``bozo == 0``) and finds each field where it belongs."""
+
+from __future__ import annotations
+
+import feedparser
+import pytest
+from lxml import etree
+
+from newswire.formats import is_embargoed, prepare, rss, atom
+from tests.corpus_cases import FIXTURE, NOW, XHTML, assert_safe_xhtml, body_paragraph_texts, cases, hostile
+
+CASES = cases()
+LIVE = [name for name, event in CASES.items() if event["event_type"] not in ("killed", "withdrawn")]
+DEAD = ["killed", "withdrawn"]
+
+
+def _rss(events):
+    return rss.feed(events, title="All stories", link="https://news.example.org/",
+                    self_url="https://feeds.example.org/feeds/all.rss", description="Every story", updated=NOW)
+
+
+def _atom(events):
+    return atom.feed(events, title="All stories", link="https://news.example.org/",
+                     self_url="https://feeds.example.org/feeds/all.atom",
+                     feed_id="tag:newswire.example.org,2026:feeds/all", updated=NOW)
+
+
+def _parse(document: bytes):
+    parsed = feedparser.parse(document)
+    assert parsed.bozo == 0, parsed.get("bozo_exception")
+    return parsed
+
+
+@pytest.mark.parametrize("render", [_rss, _atom], ids=["rss", "atom"])
+def test_whole_corpus_feed_parses_cleanly_and_leaves_out_kills_and_withdrawals(render):
+    parsed = _parse(render(list(CASES.values())))
+    assert parsed.version == ("rss20" if render is _rss else "atom10")
+    assert parsed.feed.title == "All stories"
+    assert [e.id for e in parsed.entries] == [prepare(CASES[name]).uri for name in LIVE]
+    assert parsed.feed.updated_parsed[:5] == (2026, 11, 26, 9, 0)
+    self_links = [link.href for link in parsed.feed.links if link.rel == "self"]
+    assert self_links == [f"https://feeds.example.org/feeds/all.{'rss' if render is _rss else 'atom'}"]
+
+
+@pytest.mark.parametrize("name", LIVE)
+@pytest.mark.parametrize("render", [_rss, _atom], ids=["rss", "atom"])
+def test_fields_map_for_every_case(render, name):
+    event = CASES[name]
+    story = prepare(event)
+    (entry,) = _parse(render([event])).entries
+    assert entry.title == story.headline
+    assert entry.id == story.uri
+    alternates = [link.href for link in entry.get("links", []) if link.rel == "alternate"]
+    assert alternates == ([story.canonical_url] if story.canonical_url else [])
+    authors = [a.get("name") for a in entry.get("authors", [])]
+    assert authors == ([p.name for p in story.people] or ([story.provider] if render is _atom else []))
+    assert entry.published_parsed[:5] == story.first_created.timetuple()[:5]
+    content = entry.content[0].value
+    body = etree.fromstring(f'<div xmlns="{XHTML}">{content}</div>')
+    assert_safe_xhtml(body)
+    expected = etree.fromstring(f'<div>{story.body}</div>')
+    assert body_paragraph_texts(body) == ["".join(p.itertext()) for p in expected.iter("p")]
+    if render is _rss:
+        assert [m["url"] for m in entry.get("media_content", [])] == [p.url for p in story.pictures]
+        credits = [c["content"] for c in entry.get("media_credit", [])]
+        assert credits == [p.credit for p in story.pictures if p.credit]
+    else:
+        enclosures = [link.href for link in entry.get("links", []) if link.rel == "enclosure"]
+        assert enclosures == [p.url for p in story.pictures]
+
+
+def test_rss_media_caption_credit_and_dimensions_of_the_fixture():
+    (entry,) = _parse(_rss([CASES["fixture"]])).entries
+    assert entry.media_content == [{"url": "https://themedialine.org/wp-content/uploads/2020/02/sarmada.jpg",
+                                    "type": "image/jpeg", "medium": "image", "width": "1200", "height": "800"}]
+    assert entry.media_credit[0]["content"] == FIXTURE["image"]["credit"]
+    document = etree.fromstring(_rss([CASES["fixture"]]))
+    caption = document.findtext(".//{http://search.yahoo.com/mrss/}description")
+    assert caption == FIXTURE["image"]["caption"]
+    assert document.find(".//guid").get("isPermaLink") == "false"
+    assert entry.guidislink is False
+    assert document.findtext(".//pubDate") == "Tue, 18 Feb 2020 12:00:00 GMT"
+
+
+@pytest.mark.parametrize("render", [_rss, _atom], ids=["rss", "atom"])
+def test_fixture_story_every_paragraph_and_headline(render):
+    (entry,) = _parse(render([CASES["fixture"]])).entries
+    assert entry.title == FIXTURE["headline"]
+    body = etree.fromstring(f'<div xmlns="{XHTML}">{entry.content[0].value}</div>')
+    assert body_paragraph_texts(body) == FIXTURE["body_paragraphs"]
+    assert FIXTURE["subheadline"] in entry.summary
+
+
+@pytest.mark.parametrize("render", [_rss, _atom], ids=["rss", "atom"])
+def test_correction_note_leads_the_summary_and_updates_keep_the_id(render):
+    entries = _parse(render([CASES["plain"], CASES["updated"], CASES["corrected"]])).entries
+    assert len({e.id for e in entries}) == 1
+    assert entries[2].summary.startswith("Correction: An earlier version misspelled the minister's name.")
+    assert not entries[0].summary.startswith("Correction")
+
+
+def test_atom_entry_updated_published_categories_and_rtl_content():
+    (entry,) = _parse(_atom([CASES["updated"]])).entries
+    assert entry.updated_parsed[:5] == (2026, 11, 20, 10, 5) and entry.published_parsed[:5] == (2026, 11, 20, 10, 0)
+    fixture = etree.fromstring(_atom([CASES["fixture"]]))
+    terms = [(c.get("term"), c.get("scheme")) for c in fixture.iter("{http://www.w3.org/2005/Atom}category")]
+    assert ("medtop:16000000", "http://cv.iptc.org/newscodes/mediatopic/") in terms and ("conflict", None) in terms
+    arabic = etree.fromstring(_atom([CASES["arabic"]]))
+    div = arabic.find(".//{http://www.w3.org/2005/Atom}content/{%s}div" % XHTML)
+    assert div.get("dir") == "rtl"
+    assert _parse(_atom([CASES["arabic"]])).entries[0].author == "سارة العلي"
+
+
+@pytest.mark.parametrize("name", DEAD)
+def test_rss_item_payload_of_a_kill_or_withdrawal_says_so(name):
+    document = rss.item_bytes(CASES[name])
+    item = etree.fromstring(document)
+    assert item.tag == "item" and item.findtext("guid") == prepare(CASES[name]).uri
+    assert item.findtext("description").startswith("Kill: " if name == "killed" else "Withdrawn: ")
+    assert item.find("{http://purl.org/rss/1.0/modules/content/}encoded") is None
+
+
+def test_rss_item_bytes_is_a_standalone_item_with_its_namespaces():
+    document = rss.item_bytes(CASES["fixture"])
+    assert document.startswith(b"<?xml version='1.0' encoding='UTF-8'?>\n<item ")
+    item = etree.fromstring(document)
+    assert item.findtext("{http://purl.org/dc/elements/1.1/}language") == "en"
+    wrapped = b'<rss version="2.0"><channel><title>t</title><link>https://x.example/</link>' \
+              b'<description>d</description>' + document.split(b"?>", 1)[1] + b"</channel></rss>"
+    assert _parse(wrapped).entries[0].media_credit[0]["content"] == FIXTURE["image"]["credit"]
+
+
+@pytest.mark.parametrize("render", [_rss, _atom], ids=["rss", "atom"])
+def test_hostile_event_renders_parseable_and_safe(render):
+    document = render([hostile()])
+    (entry,) = _parse(document).entries
+    assert entry.title == "Breaking news <script>alert(1)</script> & more"
+    root = etree.fromstring(document)
+    for element in root.iter():
+        assert all("javascript:" not in value for value in element.attrib.values())
+        assert "javascript:" not in (element.text or "")
+    assert "onclick" not in entry.content[0].value and "<script" not in entry.content[0].value
+
+
+def test_is_embargoed():
+    event = CASES["embargoed"]
+    assert is_embargoed(event, NOW)
+    assert not is_embargoed(event, event["embargo_until"])
+    assert not is_embargoed(CASES["plain"], NOW)
