@@ -19,7 +19,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaConfigurationError, KafkaError
@@ -107,6 +106,12 @@ class LocalBroker:
     port: int = 9092
     controller_port: int = 9093
     heap: str = DEFAULT_HEAP
+    node_id: int = 1
+    #: static controller voters ("1@127.0.0.1:9093,2@…") of a multi-node cluster; None: standalone
+    voters: str | None = None
+    cluster_id: str | None = None
+    replication: int = 1
+    min_insync: int = 1
 
     @property
     def bootstrap(self) -> str:
@@ -141,16 +146,19 @@ class LocalBroker:
 
     def _write_properties(self) -> None:
         template = (DEPLOY_DIR / "server.properties.template").read_text()
+        quorum = (f"controller.quorum.voters={self.voters}" if self.voters
+                  else f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}")
         self.properties_file.write_text(template.format(
-            port=self.port, controller_port=self.controller_port, data_dir=self.data_dir))
+            port=self.port, controller_port=self.controller_port, data_dir=self.data_dir,
+            node_id=self.node_id, quorum=quorum, replication=self.replication, min_insync=self.min_insync))
 
     def _format_storage(self) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = _kafka_uuid()
+        mode = [] if self.voters else ["--standalone"]
         result = subprocess.run(
-            self._java_command("kafka.tools.StorageTool", "format", "--standalone",
-                               "-t", cluster_id, "-c", str(self.properties_file)),
+            self._java_command("kafka.tools.StorageTool", "format", *mode,
+                               "-t", self.cluster_id or _kafka_uuid(), "-c", str(self.properties_file)),
             capture_output=True, text=True,
         )
         if result.returncode != 0:
@@ -171,8 +179,12 @@ class LocalBroker:
             return pid
         return None
 
-    def start(self, timeout_s: float = 90.0) -> str:
-        """Start the broker (if this state directory's broker is not running) and wait for it."""
+    def start(self, timeout_s: float = 90.0, wait: bool = True) -> str:
+        """Start the broker (if this state directory's broker is not running) and wait for it.
+
+        ``wait=False`` returns once the process runs: the nodes of a cluster answer only
+        when a quorum of them is up, so they are started first and awaited together.
+        """
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.running_pid() is None:
             self._write_properties()
@@ -185,16 +197,24 @@ class LocalBroker:
                 )
             self.pid_file.write_text(str(process.pid))
             log.info("kafka_starting", pid=process.pid, bootstrap=self.bootstrap, state_dir=str(self.state_dir))
-            self.wait_ready(timeout_s, alive=lambda: process.poll() is None)
-        else:
-            self.wait_ready(timeout_s, alive=lambda: self.running_pid() is not None)
+            self._process = process
+        if wait:
+            self.wait_ready(timeout_s)
         return self.bootstrap
 
-    def wait_ready(self, timeout_s: float, alive: Callable[[], bool]) -> None:
-        """Wait until the broker answers an admin call, failing at once if ``alive()`` turns False."""
+    def alive(self) -> bool:
+        # The process we started is watched through its handle: its /proc entry can be read
+        # while the JVM is still replacing the launcher, which would look like another process.
+        process = getattr(self, "_process", None)
+        if process is not None:
+            return process.poll() is None
+        return self.running_pid() is not None
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Wait until the broker answers an admin call, failing at once if its process ends."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if not alive():
+            if not self.alive():
                 raise BrokerError(f"the broker exited during start-up; see {self.log_file}:\n{self._tail()}")
             if broker_answers(self.bootstrap):
                 log.info("kafka_ready", bootstrap=self.bootstrap)
@@ -232,6 +252,18 @@ class LocalBroker:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
+
+
+def local_cluster(state_dir: Path, cache: Path, size: int = 3, heap: str = "384m") -> list[LocalBroker]:
+    """``size`` combined broker+controller nodes forming one KRaft cluster (static voters),
+    every topic with ``size`` replicas and ``size - 1`` in sync. Not started."""
+    ports = [(free_port(), free_port()) for _ in range(size)]
+    voters = ",".join(f"{i + 1}@127.0.0.1:{controller}" for i, (_, controller) in enumerate(ports))
+    cluster_id = _kafka_uuid()
+    return [LocalBroker(state_dir=state_dir / f"node-{i + 1}", cache=cache, port=port, controller_port=controller,
+                        heap=heap, node_id=i + 1, voters=voters, cluster_id=cluster_id,
+                        replication=size, min_insync=size - 1)
+            for i, (port, controller) in enumerate(ports)]
 
 
 def _reap(pid: int) -> None:

@@ -42,6 +42,8 @@ class Settings:
     #: where the broker's jars are fetched to (outside the repository)
     cache: Path = field(default_factory=_default_cache)
     topics: Topics = field(default_factory=Topics)
+    #: replicas of every topic newswire creates (1 on a single node; 3 on a production cluster)
+    replication_factor: int = 1
     #: ``acks`` and delivery timeout of every producer (all: the write is on every in-sync replica)
     producer_acks: str = "all"
     producer_timeout_s: float = 15.0
@@ -63,6 +65,7 @@ class Settings:
             home=Path(_env("HOME", str(_default_home()))),
             cache=Path(_env("CACHE", str(_default_cache()))),
             topics=topics,
+            replication_factor=int(_env("REPLICATION_FACTOR", str(cls.replication_factor))),
             producer_timeout_s=float(_env("PRODUCER_TIMEOUT", str(cls.producer_timeout_s))),
             provider=_env("PROVIDER", cls.provider),
         )

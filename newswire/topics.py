@@ -60,7 +60,8 @@ def ensure(settings: Settings, specs: list[TopicSpec] | None = None) -> dict[str
                 outcome[spec.name] = "exists"
                 continue
             try:
-                client.create_topics([NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config)])
+                client.create_topics([NewTopic(spec.name, spec.partitions, settings.replication_factor,
+                                               topic_configs=spec.config)])
                 outcome[spec.name] = "created"
                 log.info("topic_created", topic=spec.name, partitions=spec.partitions, config=spec.config)
             except TopicAlreadyExistsError:  # created meanwhile by another process
