@@ -108,6 +108,8 @@ from newswire.consumers.archive.cli import archive as _archive  # noqa: E402
 main.add_command(_archive)
 from newswire.status.cli import status as _status  # noqa: E402
 main.add_command(_status)
+from newswire.consumers.webhooks.cli import COMMANDS as _webhooks  # noqa: E402
+for _command in _webhooks: main.add_command(_command)  # partners, deliveries, webhooks
 
 
 if __name__ == "__main__":

@@ -1,0 +1,79 @@
+"""Settings of the partner pusher, from ``NEWSWIRE_WEBHOOK_*`` environment variables."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+
+#: Standard Webhooks' schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (seconds
+#: to wait before each attempt; its length is the number of attempts).
+DEFAULT_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"NEWSWIRE_WEBHOOK_{name}", default)
+
+
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """``"0,5,300"`` → ``(0.0, 5.0, 300.0)``; each a delay in seconds before that attempt."""
+    try:
+        delays = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise ValueError(f"NEWSWIRE_WEBHOOK_SCHEDULE: not a comma-separated list of seconds: {text!r}") from exc
+    if not delays or any(d < 0 for d in delays):
+        raise ValueError(f"NEWSWIRE_WEBHOOK_SCHEDULE: needs one or more delays >= 0: {text!r}")
+    return delays
+
+
+def parse_cidrs(text: str) -> tuple[Network, ...]:
+    """``"127.0.0.0/8, ::1/128"`` → networks; a clear error names the bad entry."""
+    networks = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"allowed CIDR {part!r} is not an IP network: {exc}") from exc
+    return tuple(networks)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    #: delay before each attempt (seconds); len(schedule) attempts in all, then the dead-letter topic
+    schedule: tuple[float, ...] = DEFAULT_SCHEDULE
+    #: each delay is multiplied by a random factor in [1 - jitter, 1 + jitter]
+    jitter: float = 0.2
+    #: total time of one HTTP attempt (connect, send, answer)
+    timeout_s: float = 15.0
+    #: consecutive failures that open a partner's circuit, and how long it stays open before a probe
+    breaker_failures: int = 5
+    breaker_cooldown_s: float = 30.0
+    #: longest ``Retry-After`` honoured (a partner cannot park its deliveries for ever)
+    max_retry_after_s: float = 3600.0
+    #: networks endpoints may be on although private/loopback (tests, private deployments)
+    allow_cidrs: tuple[Network, ...] = field(default_factory=tuple)
+    #: Kafka consumer group of the pusher
+    group_id: str = "newswire-webhooks"
+    #: how often a worker looks at the state file for work added by other processes (redrive, CLI)
+    poll_s: float = 1.0
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.schedule)
+
+    @classmethod
+    def from_env(cls) -> "WebhookConfig":
+        d = cls()
+        return cls(
+            schedule=parse_schedule(_env("SCHEDULE", ",".join(f"{s:g}" for s in d.schedule))),
+            jitter=float(_env("JITTER", str(d.jitter))),
+            timeout_s=float(_env("TIMEOUT", str(d.timeout_s))),
+            breaker_failures=int(_env("BREAKER_FAILURES", str(d.breaker_failures))),
+            breaker_cooldown_s=float(_env("BREAKER_COOLDOWN", str(d.breaker_cooldown_s))),
+            max_retry_after_s=float(_env("MAX_RETRY_AFTER", str(d.max_retry_after_s))),
+            allow_cidrs=parse_cidrs(os.environ.get("NEWSWIRE_WEBHOOK_ALLOW_CIDRS", "")),
+            group_id=_env("GROUP", d.group_id),
+            poll_s=float(_env("POLL", str(d.poll_s))),
+        )

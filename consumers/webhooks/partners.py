@@ -1,0 +1,159 @@
+"""The partner registry: who gets pushes, where, in which format, signed with what.
+
+Stored in the pusher's SQLite state file (see :mod:`.store`), managed by operators with
+``newswire partners add|list|show|update|disable|enable|rotate-secret``; a running pusher
+picks changes up within a second or two.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from dataclasses import dataclass, field, replace
+from typing import Iterable
+
+from newswire import logs
+from newswire.consumers.webhooks import signing, ssrf
+from newswire.consumers.webhooks.config import Network, parse_cidrs
+from newswire.consumers.webhooks.filters import Subscription
+
+log = logs.get(__name__)
+
+#: format name → MIME type of the request body
+FORMATS = {
+    "ninjs": "application/json",
+    "newsml": "application/vnd.iptc.g2.newsmessage+xml",
+    "rss": "application/rss+xml",
+}
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class UnknownPartner(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Partner:
+    id: str
+    name: str
+    url: str
+    format: str = "ninjs"
+    subscription: Subscription = field(default_factory=Subscription)
+    concurrency: int = 4
+    #: requests per second, 0 = unlimited
+    rate_limit: float = 0.0
+    enabled: bool = True
+    disabled_reason: str | None = None
+    #: [current] or [current, previous] during a rotation
+    secrets: tuple[str, ...] = ()
+    allow_cidrs: tuple[Network, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _ID.match(self.id):
+            raise ValueError(f"id: {self.id!r} must be 1-64 of a-z 0-9 . _ - (starting with a letter or digit)")
+        if not self.name.strip():
+            raise ValueError("name: must not be empty")
+        if self.format not in FORMATS:
+            raise ValueError(f"format: {self.format!r} is not one of {', '.join(FORMATS)}")
+        if not 1 <= self.concurrency <= 256:
+            raise ValueError(f"concurrency: must be 1 to 256, got {self.concurrency}")
+        if self.rate_limit < 0:
+            raise ValueError(f"rate_limit: must be >= 0 (0 = unlimited), got {self.rate_limit}")
+        if not 1 <= len(self.secrets) <= 2:
+            raise ValueError("secrets: a partner has one signing secret, or two during a rotation")
+        for secret in self.secrets:
+            signing.check_secret(secret)
+
+    @property
+    def content_type(self) -> str:
+        return FORMATS[self.format]
+
+    def allowed(self, extra: Iterable[Network] = ()) -> tuple[Network, ...]:
+        return tuple(self.allow_cidrs) + tuple(extra)
+
+
+def _from_row(row: sqlite3.Row) -> Partner:
+    return Partner(id=row["id"], name=row["name"], url=row["url"], format=row["format"],
+                   subscription=Subscription.from_json(row["filters"]), concurrency=row["concurrency"],
+                   rate_limit=row["rate_limit"], enabled=bool(row["enabled"]),
+                   disabled_reason=row["disabled_reason"], secrets=tuple(json.loads(row["secrets"])),
+                   allow_cidrs=parse_cidrs(",".join(json.loads(row["allow_cidrs"]))))
+
+
+def get(db: sqlite3.Connection, partner_id: str) -> Partner:
+    row = db.execute("SELECT * FROM partners WHERE id = ?", (partner_id,)).fetchone()
+    if row is None:
+        raise UnknownPartner(f"no partner {partner_id!r}")
+    return _from_row(row)
+
+
+def all_partners(db: sqlite3.Connection) -> list[Partner]:
+    return [_from_row(row) for row in db.execute("SELECT * FROM partners ORDER BY id")]
+
+
+def _write(db: sqlite3.Connection, partner: Partner, *, new: bool) -> None:
+    values = dict(id=partner.id, name=partner.name, url=partner.url, format=partner.format,
+                  filters=partner.subscription.to_json(), concurrency=partner.concurrency,
+                  rate_limit=partner.rate_limit, enabled=int(partner.enabled),
+                  disabled_reason=partner.disabled_reason, secrets=json.dumps(list(partner.secrets)),
+                  allow_cidrs=json.dumps([str(n) for n in partner.allow_cidrs]), now=time.time())
+    if new:
+        try:
+            db.execute("INSERT INTO partners (id, name, url, format, filters, concurrency, rate_limit, enabled,"
+                       " disabled_reason, secrets, allow_cidrs, created_at, updated_at) VALUES (:id, :name, :url,"
+                       " :format, :filters, :concurrency, :rate_limit, :enabled, :disabled_reason, :secrets,"
+                       " :allow_cidrs, :now, :now)", values)
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"id: a partner {partner.id!r} already exists") from exc
+    else:
+        cursor = db.execute("UPDATE partners SET name=:name, url=:url, format=:format, filters=:filters,"
+                            " concurrency=:concurrency, rate_limit=:rate_limit, enabled=:enabled,"
+                            " disabled_reason=:disabled_reason, secrets=:secrets, allow_cidrs=:allow_cidrs,"
+                            " updated_at=:now WHERE id=:id", values)
+        if cursor.rowcount == 0:
+            raise UnknownPartner(f"no partner {partner.id!r}")
+
+
+def add(db: sqlite3.Connection, partner: Partner, *, allow: Iterable[Network] = ()) -> Partner:
+    """Register a partner after checking its endpoint (SSRF guard)."""
+    ssrf.check_endpoint(partner.url, partner.allowed(allow))
+    _write(db, partner, new=True)
+    log.info("partner_added", partner=partner.id, url=partner.url, format=partner.format)
+    return partner
+
+
+def update(db: sqlite3.Connection, partner_id: str, *, allow: Iterable[Network] = (), **changes) -> Partner:
+    """Change some fields of a partner (an URL change is checked by the SSRF guard again)."""
+    old = get(db, partner_id)
+    partner = replace(old, **changes)
+    if partner.url != old.url or partner.allow_cidrs != old.allow_cidrs:
+        ssrf.check_endpoint(partner.url, partner.allowed(allow))
+    _write(db, partner, new=False)
+    log.info("partner_updated", partner=partner_id, changed=sorted(changes))
+    return partner
+
+
+def disable(db: sqlite3.Connection, partner_id: str, reason: str) -> Partner:
+    partner = update(db, partner_id, enabled=False, disabled_reason=reason)
+    log.warning("partner_disabled", partner=partner_id, reason=reason)
+    return partner
+
+
+def enable(db: sqlite3.Connection, partner_id: str) -> Partner:
+    return update(db, partner_id, enabled=True, disabled_reason=None)
+
+
+def rotate_secret(db: sqlite3.Connection, partner_id: str, *, new_secret: str | None = None,
+                  drop_old: bool = False) -> Partner:
+    """Start a rotation (a new current secret; the old one is kept and still signs), or with
+    ``drop_old`` end it (only the current secret signs)."""
+    partner = get(db, partner_id)
+    if drop_old:
+        secrets = partner.secrets[:1]
+    else:
+        secrets = (signing.check_secret(new_secret) if new_secret else signing.new_secret(), partner.secrets[0])
+    partner = update(db, partner_id, secrets=secrets)
+    log.info("partner_secret_rotated", partner=partner_id, signing_secrets=len(secrets))
+    return partner

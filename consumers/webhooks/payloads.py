@@ -1,0 +1,35 @@
+"""The body of a delivery, in the partner's format, rendered once at enqueue time by the
+formats' pure renderers (so every attempt of a delivery sends the very same bytes).
+
+- ``ninjs``: a Standard Webhooks style JSON envelope ``{"type": "article.<event type>",
+  "timestamp": <when the version was made>, "sequence": <the partner's sequence number>,
+  "data": <the ninjs 3.1 item>}``.
+- ``newsml``: a NewsML-G2 ``newsMessage`` whose ``header/transmitId`` is the sequence number,
+  carrying the text ``newsItem`` (and its picture items).
+- ``rss``: the RSS ``<item>`` of the event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from newswire.codec import ArticleEvent
+from newswire.formats import newsml, ninjs
+
+
+def render(event: ArticleEvent, fmt: str, *, seq: int, at: datetime) -> bytes:
+    """``event`` as the bytes partner format ``fmt`` receives; ``at`` is the enqueue time."""
+    if fmt == "ninjs":
+        envelope = {"type": f"article.{event['event_type']}", "timestamp": ninjs_time(event["occurred_at"]),
+                    "sequence": seq, "data": ninjs.item(event)}
+        return ninjs.dumps(envelope)
+    if fmt == "newsml":
+        return newsml.news_message([event], sent=at, transmit_id=str(seq))
+    if fmt == "rss":
+        from newswire.formats import rss  # written by the formats part
+        return rss.item_bytes(event)
+    raise ValueError(f"format: unknown partner format {fmt!r}")
+
+
+def ninjs_time(when: datetime) -> str:
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")

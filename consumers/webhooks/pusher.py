@@ -1,0 +1,286 @@
+"""The pusher: article events from Kafka to partners' webhooks.
+
+Two sides in one process. The Kafka consume loop (:class:`newswire.bus.EventLoop`, its own
+thread, consumer group ``newswire-webhooks``) queues deliveries in the outbox
+(:class:`.outbox.Enqueuer`) and commits them before its offsets. The asyncio side runs one
+:class:`PartnerWorker` per partner in one event loop: each has its own HTTP client,
+concurrency limit, rate limit, circuit breaker and ``Retry-After`` pause, and reads only its
+own partner's deliveries, so a slow, failing or down partner never delays another one.
+Waiting on a rate limit, an open circuit or a ``Retry-After`` sends nothing and spends no
+attempt. Every attempt is recorded (:func:`.outbox.record`) before the next one of that
+article may go; nothing pending lives only in memory, so a restart, even after kill -9,
+resumes every retry where it was, with the same ``webhook-id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import threading
+import time
+from dataclasses import replace
+
+from kafka.errors import KafkaError
+
+from newswire import bus, logs
+from newswire.config import Settings
+from newswire.consumers.webhooks import delivery, outbox, policy, signing, ssrf, store
+from newswire.consumers.webhooks import partners as registry
+from newswire.consumers.webhooks.config import WebhookConfig
+from newswire.consumers.webhooks.outbox import Attempt
+from newswire.consumers.webhooks.partners import Partner
+
+log = logs.get(__name__)
+
+
+class DeadLetters:
+    """Deliveries whose retries are used up go to the dead-letter topic: the event as read
+    from Kafka, with the partner, attempts and last error in the headers."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.kafka = bus.producer(settings, client_id="newswire-webhooks-dlq")
+
+    def send(self, row: sqlite3.Row, avro: bytes, reason: str) -> None:
+        headers = [(k, str(v).encode()) for k, v in (
+            ("dlq.reason", reason[:2000]), ("dlq.consumer", "newswire-webhooks"), ("event_id", row["event_id"]),
+            ("event_type", row["event_type"]), ("webhook.partner", row["partner_id"]),
+            ("webhook.delivery_id", row["id"]), ("webhook.seq", row["seq"]), ("webhook.version", row["version"]),
+            ("webhook.attempts", row["tries"] + 1), ("webhook.last_status", row["last_status"] or "-"))]
+        future = self.kafka.send(self.settings.topics.dead_letter, key=row["article_id"].encode(), value=avro,
+                                 headers=headers)
+        future.get(timeout=self.settings.producer_timeout_s)
+
+    def close(self) -> None:
+        self.kafka.close(timeout=self.settings.producer_timeout_s)
+
+
+class PartnerWorker:
+    """Sends one partner's deliveries: heads of their article, due, within its limits."""
+
+    def __init__(self, pusher: "Pusher", partner: Partner):
+        self.pusher = pusher
+        self.config = pusher.config
+        self.partner = partner
+        self.breaker = policy.CircuitBreaker(self.config.breaker_failures, self.config.breaker_cooldown_s)
+        self.rate = policy.RateLimit(partner.rate_limit)
+        self.resolver = ssrf.GuardedResolver(self.allow)
+        self.client = delivery.session(self.resolver, self.config.timeout_s)
+        self.inflight: dict[str, asyncio.Task] = {}
+        self.paused_until = 0.0
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    @property
+    def allow(self):
+        return self.partner.allowed(self.config.allow_cidrs)
+
+    def update(self, partner: Partner) -> None:
+        if partner.rate_limit != self.partner.rate_limit:
+            self.rate = policy.RateLimit(partner.rate_limit)
+        self.partner = partner
+        self.resolver.allow = self.allow
+        self.wake.set()
+
+    async def run(self) -> None:
+        db = self.pusher.db
+        while True:
+            self.wake.clear()
+            timeout = self.config.poll_s
+            now = time.time()
+            if not self.partner.enabled:
+                pass
+            elif now < self.paused_until:
+                timeout = min(timeout, self.paused_until - now)
+            else:
+                room = min(self.breaker.capacity(self.partner.concurrency),
+                           self.partner.concurrency - len(self.inflight))
+                if room > 0:
+                    rows = outbox.due(db, self.partner.id, now=now, busy=self.inflight, limit=room)
+                    for row in rows:
+                        await self.rate.acquire()
+                        self.breaker.sending()
+                        self.inflight[row["article_id"]] = asyncio.create_task(self._send(row))
+                    if rows:
+                        continue
+                    upcoming = outbox.next_due_at(db, self.partner.id, busy=self.inflight)
+                    if upcoming is not None:
+                        timeout = min(timeout, max(0.005, upcoming - now))
+                elif not self.inflight:
+                    timeout = min(timeout, max(0.005, self.breaker.wait_s()))
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _send(self, row: sqlite3.Row) -> None:
+        partner = self.partner
+        try:
+            headers = signing.headers(row["event_id"], row["payload"], partner.secrets,
+                                      content_type=row["content_type"], seq=row["seq"])
+            response = await delivery.post(self.client, partner.url, row["payload"], headers,
+                                           allow=self.allow, timeout_s=self.config.timeout_s)
+            attempt = await self._judge(row, response)
+            outbox.record(self.pusher.db, row, attempt, at=time.time())
+            log_at = log.info if attempt.outcome == "delivered" else log.warning
+            log_at("delivery_" + attempt.outcome, partner=partner.id, article_id=row["article_id"],
+                   version=row["version"], event_id=row["event_id"], seq=row["seq"], attempt=row["tries"] + 1,
+                   status=response.status, error=response.error, duration_ms=round(response.duration_ms, 1),
+                   next_attempt_at=attempt.next_attempt_at)
+        except Exception:  # a bug here must not kill the worker; the delivery stays pending
+            log.exception("delivery_crashed", partner=partner.id, article_id=row["article_id"],
+                          event_id=row["event_id"])
+        finally:
+            self.inflight.pop(row["article_id"], None)
+            self.wake.set()
+
+    async def _judge(self, row: sqlite3.Row, response: delivery.Response) -> Attempt:
+        now = time.time()
+        common = dict(status_code=response.status, duration_ms=response.duration_ms, error=response.error)
+        if response.ok:
+            self.breaker.success()
+            return Attempt(outcome="delivered", next_attempt_at=None, **common)
+        if response.gone:
+            self.breaker.success()  # the endpoint answered; it asked us to stop
+            reason = f"410 Gone from {self.partner.url} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))}"
+            self.partner = replace(self.partner, enabled=False, disabled_reason=reason)
+            registry.disable(self.pusher.db, self.partner.id, reason)
+            return Attempt(outcome="gone", next_attempt_at=now, spent=False, **common)
+        if response.retry_after is not None:
+            wait = min(response.retry_after, self.config.max_retry_after_s)
+            self.paused_until = max(self.paused_until, now + wait)
+            return Attempt(outcome="throttled", next_attempt_at=now + wait, spent=False, **common)
+        if self.breaker.failure():
+            log.warning("circuit_opened", partner=self.partner.id, failures=self.breaker.consecutive,
+                        cooldown_s=self.config.breaker_cooldown_s)
+        delay = policy.backoff(self.config.schedule, row["attempts"] + 1, self.config.jitter)
+        if delay is not None:
+            return Attempt(outcome="retry", next_attempt_at=now + delay, **common)
+        reason = f"gave up after {row['attempts'] + 1} attempts: {response.error}"
+        try:
+            avro = outbox.event_avro(self.pusher.db, row["event_id"])
+            await asyncio.get_running_loop().run_in_executor(None, self.pusher.dead_letters.send, row, avro, reason)
+        except (KafkaError, OSError) as exc:  # the state file still says dead: `deliveries redrive` works
+            log.error("dead_letter_failed", partner=self.partner.id, event_id=row["event_id"], error=str(exc))
+        return Attempt(outcome="dead", next_attempt_at=None, **common)
+
+    async def close(self) -> None:
+        for task in [self.task, *self.inflight.values()]:
+            if task:
+                task.cancel()
+        await asyncio.gather(*(t for t in [self.task, *self.inflight.values()] if t), return_exceptions=True)
+        await self.client.close()
+
+
+class Pusher:
+    """All partner workers in one asyncio loop, following the registry as operators change it."""
+
+    def __init__(self, settings: Settings, config: WebhookConfig):
+        self.settings = settings
+        self.config = config
+        self.db = store.connect(settings, synchronous="NORMAL")
+        self.dead_letters = DeadLetters(settings)
+        self.workers: dict[str, PartnerWorker] = {}
+
+    def notify(self, partner_ids: set[str]) -> None:
+        """New deliveries for these partners are in the outbox (called in the loop's thread)."""
+        for pid in partner_ids:
+            if worker := self.workers.get(pid):
+                worker.wake.set()
+
+    def refresh(self) -> None:
+        for partner in registry.all_partners(self.db):
+            worker = self.workers.get(partner.id)
+            if worker is None:
+                worker = self.workers[partner.id] = PartnerWorker(self, partner)
+                worker.task = asyncio.create_task(worker.run(), name=f"partner-{partner.id}")
+                log.info("partner_worker_started", partner=partner.id, url=partner.url, enabled=partner.enabled)
+            elif worker.partner != partner:
+                worker.update(partner)
+
+    async def run(self, stop: asyncio.Event, kafka_alive=lambda: True) -> None:
+        try:
+            while not stop.is_set():
+                self.refresh()
+                if not kafka_alive():
+                    raise RuntimeError("the Kafka consume loop stopped")
+                try:
+                    await asyncio.wait_for(stop.wait(), self.config.poll_s)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            await asyncio.gather(*(w.close() for w in self.workers.values()))
+            await asyncio.get_running_loop().run_in_executor(None, self.dead_letters.close)
+            self.db.close()
+
+
+async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event | None = None) -> None:
+    """Run the pusher until ``stop`` is set (or SIGTERM/SIGINT in the main thread)."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+    pusher = Pusher(settings, config)
+    enqueuer = outbox.Enqueuer(settings, on_committed=lambda ids: loop.call_soon_threadsafe(pusher.notify, ids))
+    consume = bus.EventLoop(settings, config.group_id, enqueuer.handle, before_commit=enqueuer.commit,
+                            name="webhooks")
+    failure: list[BaseException] = []
+
+    def consume_forever() -> None:
+        try:
+            consume.run()
+        except BaseException as exc:  # reported by the asyncio side, which then stops
+            failure.append(exc)
+            log.exception("kafka_loop_failed", consumer="webhooks")
+        finally:
+            enqueuer.close()
+
+    thread = threading.Thread(target=consume_forever, name="webhooks-kafka", daemon=True)
+    thread.start()
+    log.info("pusher_started", group=config.group_id, attempts=config.max_attempts, timeout_s=config.timeout_s)
+    try:
+        await pusher.run(stop, kafka_alive=thread.is_alive)
+    finally:
+        consume.stop()
+        await loop.run_in_executor(None, thread.join)
+        log.info("pusher_stopped")
+    if failure:
+        raise RuntimeError("the Kafka consume loop failed") from failure[0]
+
+
+class Running:
+    """The pusher run in a background thread with its own event loop (tests, benchmarks, demo)."""
+
+    def __init__(self, settings: Settings, config: WebhookConfig):
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, args=(settings, config), name="pusher", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _main(self, settings: Settings, config: WebhookConfig) -> None:
+        async def main() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            self._ready.set()
+            await serve(settings, config, self._stop)
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self._ready.set()
+
+    def stop(self, timeout: float = 60) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+    def __enter__(self) -> "Running":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

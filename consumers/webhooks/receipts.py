@@ -1,0 +1,100 @@
+"""What operators ask the state file: attempts (receipts), the kill report, sequence gaps,
+and resending deliveries by sequence number."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from datetime import datetime, timezone
+
+from newswire import logs
+from newswire.consumers.webhooks.outbox import transaction
+
+log = logs.get(__name__)
+
+_SPAN = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: outcomes of attempts that did not deliver
+FAILED = ("retry", "throttled", "dead", "gone")
+
+
+def since(text: str, *, now: float | None = None) -> float:
+    """``"1h"``, ``"30m"``, ``"2d"`` ago, or an ISO 8601 instant → epoch seconds."""
+    now = time.time() if now is None else now
+    if match := _SPAN.match(text.strip()):
+        return now - float(match[1]) * _UNIT[match[2]]
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"since: {text!r} is neither a span like 1h/30m/2d nor an ISO 8601 time") from exc
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def attempts(db: sqlite3.Connection, *, partner_id: str | None = None, status: str | None = None,
+             since_at: float | None = None, article_id: str | None = None, limit: int = 100) -> list[sqlite3.Row]:
+    """Receipts, newest first. ``status``: delivered, failed (anything else), or one outcome."""
+    where, args = ["1"], []
+    if partner_id:
+        where.append("partner_id = ?"), args.append(partner_id)
+    if status == "failed":
+        where.append(f"outcome IN ({','.join('?' * len(FAILED))})"), args.extend(FAILED)
+    elif status:
+        where.append("outcome = ?"), args.append(status)
+    if since_at is not None:
+        where.append("at >= ?"), args.append(since_at)
+    if article_id:
+        where.append("article_id = ?"), args.append(article_id)
+    return db.execute(f"SELECT * FROM attempts WHERE {' AND '.join(where)} ORDER BY at DESC, id DESC LIMIT ?",
+                      (*args, limit)).fetchall()
+
+
+def kill_report(db: sqlite3.Connection, *, partner_id: str | None = None) -> list[sqlite3.Row]:
+    """Per kill and partner that had the story: delivered or not, attempts, last error."""
+    where, args = "event_type = 'killed'", []
+    if partner_id:
+        where += " AND partner_id = ?"
+        args.append(partner_id)
+    return db.execute(f"SELECT id, partner_id, article_id, version, event_id, seq, status, tries, last_status,"
+                      f" last_error, created_at, delivered_at FROM deliveries WHERE {where}"
+                      f" ORDER BY partner_id, created_at", args).fetchall()
+
+
+def summary(db: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Per partner: deliveries pending, delivered, dead; last sequence number; oldest pending."""
+    return db.execute(
+        "SELECT p.id, p.enabled, p.disabled_reason, p.next_seq - 1 AS last_seq,"
+        " sum(d.status = 'pending') AS pending, sum(d.status = 'delivered') AS delivered,"
+        " sum(d.status = 'dead') AS dead, min(CASE WHEN d.status = 'pending' THEN d.created_at END) AS oldest"
+        " FROM partners p LEFT JOIN deliveries d ON d.partner_id = p.id GROUP BY p.id ORDER BY p.id").fetchall()
+
+
+def gaps(db: sqlite3.Connection, partner_id: str) -> list[sqlite3.Row]:
+    """Sequence numbers assigned to this partner but not (yet) acknowledged with a 2xx."""
+    return db.execute("SELECT seq, id, article_id, version, event_type, event_id, status, tries, last_status,"
+                      " last_error FROM deliveries WHERE partner_id = ? AND status != 'delivered' ORDER BY seq",
+                      (partner_id,)).fetchall()
+
+
+def parse_seq_range(text: str) -> tuple[int, int]:
+    """``"120-135"`` or ``"120"`` → (120, 135) / (120, 120)."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", text)
+    if not match:
+        raise ValueError(f"seq: {text!r} is not a number or a range like 120-135")
+    low, high = int(match[1]), int(match[2] or match[1])
+    if high < low:
+        raise ValueError(f"seq: range {text!r} ends before it starts")
+    return low, high
+
+
+def resend(db: sqlite3.Connection, partner_id: str, low: int, high: int, *, now: float | None = None) -> list[int]:
+    """Send these deliveries again, with their original sequence numbers, webhook-ids and
+    bodies, whatever their state (a partner asks for what it missed). Returns the numbers."""
+    now = time.time() if now is None else now
+    with transaction(db):
+        seqs = [r[0] for r in db.execute("SELECT seq FROM deliveries WHERE partner_id = ? AND seq BETWEEN ? AND ?"
+                                         " ORDER BY seq", (partner_id, low, high))]
+        db.execute("UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?"
+                   " WHERE partner_id = ? AND seq BETWEEN ? AND ?", (now, partner_id, low, high))
+    log.info("deliveries_resent", partner=partner_id, seq_from=low, seq_to=high, count=len(seqs))
+    return seqs
