@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import signal
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -48,8 +47,7 @@ def run(ctx: click.Context, root: Path | None, idle_stop: float | None, instance
         loop, archiver = event_loop(_settings(ctx), _root(ctx, root), instance_id=instance_id)
     except ArchiveBusy as exc:
         raise click.ClickException(str(exc)) from exc
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: loop.stop())
+    loop.stop_on_signals()
     try:
         loop.run(idle_stop_s=idle_stop)
     finally:
