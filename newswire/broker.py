@@ -24,6 +24,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaConfigurationError, KafkaError
 
 from newswire import logs
+from newswire.config import Settings
 
 KAFKA_VERSION = "4.3.1"
 DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy" / "kafka"
@@ -112,6 +113,14 @@ class LocalBroker:
     cluster_id: str | None = None
     replication: int = 1
     min_insync: int = 1
+
+    @classmethod
+    def for_settings(cls, settings: Settings, heap: str = DEFAULT_HEAP) -> "LocalBroker":
+        """The local broker ``newswire kafka up`` runs for these settings: its port is the
+        bootstrap address's, its state under ``settings.home``."""
+        port = int(settings.bootstrap_servers.split(",")[0].rpartition(":")[2])
+        return cls(state_dir=settings.home / f"kafka-{port}", cache=settings.cache,
+                   port=port, controller_port=port + 1, heap=heap)
 
     @property
     def bootstrap(self) -> str:

@@ -34,23 +34,18 @@ def kafka() -> None:
     """The local single-node Apache Kafka broker (KRaft), run from Kafka's own jars."""
 
 
-def _local_broker(settings: Settings, heap: str = local_broker.DEFAULT_HEAP) -> local_broker.LocalBroker:
-    port = int(settings.bootstrap_servers.split(",")[0].rpartition(":")[2])
-    return local_broker.LocalBroker(state_dir=settings.home / f"kafka-{port}", cache=settings.cache,
-                                    port=port, controller_port=port + 1, heap=heap)
-
-
 @kafka.command("up")
 @click.option("--heap", default=local_broker.DEFAULT_HEAP, show_default=True, help="JVM heap of the broker.")
 @click.pass_context
 def kafka_up(ctx: click.Context, heap: str) -> None:
     """Fetch the jars (once), format storage (once), start the broker and wait until it answers."""
     settings = settings_of(ctx)
-    if local_broker.broker_answers(settings.bootstrap_servers) and _local_broker(settings).running_pid() is None:
+    broker = local_broker.LocalBroker.for_settings(settings, heap)
+    if local_broker.broker_answers(settings.bootstrap_servers) and broker.running_pid() is None:
         click.echo(f"a broker not started by newswire already answers at {settings.bootstrap_servers}; using it")
         return
     try:
-        bootstrap = _local_broker(settings, heap).start()
+        bootstrap = broker.start()
     except local_broker.BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(bootstrap)
@@ -60,7 +55,7 @@ def kafka_up(ctx: click.Context, heap: str) -> None:
 @click.pass_context
 def kafka_down(ctx: click.Context) -> None:
     """Stop the broker that `newswire kafka up` started (and nothing else)."""
-    stopped = _local_broker(settings_of(ctx)).stop()
+    stopped = local_broker.LocalBroker.for_settings(settings_of(ctx)).stop()
     click.echo("stopped" if stopped else "no broker started by newswire is running")
 
 
@@ -69,7 +64,7 @@ def kafka_down(ctx: click.Context) -> None:
 def kafka_status(ctx: click.Context) -> None:
     """Say whether the broker runs and answers; exit 1 when it does not answer."""
     settings = settings_of(ctx)
-    pid = _local_broker(settings).running_pid()
+    pid = local_broker.LocalBroker.for_settings(settings).running_pid()
     answers = local_broker.broker_answers(settings.bootstrap_servers)
     click.echo(f"bootstrap={settings.bootstrap_servers} answers={'yes' if answers else 'no'} "
                f"local_pid={pid if pid else '-'}")
