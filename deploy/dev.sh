@@ -35,7 +35,7 @@ case "${1:-}" in
   run)
     setup run
     shift
-    exec "$VENV/bin/newswire" demo "$@"
+    exec "$VENV/bin/newswire" run "$@"
     ;;
   test)
     setup test

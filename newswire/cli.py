@@ -106,6 +106,9 @@ main.add_command(_status)
 from newswire.consumers.webhooks.cli import COMMANDS as _webhooks  # noqa: E402
 for _command in _webhooks: main.add_command(_command)  # partners, deliveries, webhooks
 
+from newswire.run import run as _run  # noqa: E402
+main.add_command(_run)
+
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,146 @@
+"""``newswire run``: the whole system on one machine, under one supervisor.
+
+It brings the broker up (or uses the one that answers), ensures the topics, registers a demo
+partner, starts every service in its own process (ingest API, feed server with its consumer,
+NewsML-G2 drop folder, partner pusher, archive, status page, the demo partner's endpoint),
+publishes the fixture story and a generated corpus, prints where to look, and on Ctrl-C stops
+every service cleanly (consumers commit their offsets) and then the broker it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from newswire import broker as local_broker
+from newswire import bus, corpus, logs, topics
+from newswire.config import Settings
+from newswire.supervisor import Service, Supervisor, newswire_command
+
+log = logs.get(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE_PAGE = ROOT / "deploy" / "demo" / "tml-idlib-page.html"
+DEMO_PARTNER = "demo"
+DEMO_SECRET = "whsec_ZGVtby1wYXJ0bmVyLXNlY3JldC1mb3ItbmV3c3dpcmU="  # the demo's own, printed
+
+
+@dataclass(frozen=True)
+class Ports:
+    ingest: int = 8080
+    feeds: int = 8081
+    status: int = 8088
+    demo_partner: int = 8090
+
+
+def services(settings: Settings, ports: Ports, ingest_token: str) -> list[Service]:
+    drop = settings.home / "drop"
+    return [
+        Service("demo-partner", newswire_command("webhooks", "demo-partner", "--port", str(ports.demo_partner),
+                                                 "--secret", DEMO_SECRET)),
+        Service("ingest", newswire_command("ingest", "serve", "--port", str(ports.ingest)),
+                env={"NEWSWIRE_INGEST_TOKENS": ingest_token}),
+        Service("feeds", newswire_command("feeds", "serve", "--port", str(ports.feeds))),
+        Service("newsml-drop", newswire_command("newsml", "drop", "--dir", str(drop))),
+        Service("webhooks", newswire_command("webhooks", "run")),
+        Service("archive", newswire_command("archive", "run")),
+        Service("status", newswire_command("status", "serve", "--port", str(ports.status))),
+    ]
+
+
+def _newswire(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(newswire_command(*args), capture_output=True, text=True,
+                          env=_env(settings))
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home)}
+
+
+def register_demo_partner(settings: Settings, ports: Ports) -> None:
+    url = f"http://127.0.0.1:{ports.demo_partner}/webhook"
+    if _newswire(settings, "partners", "show", DEMO_PARTNER).returncode == 0:
+        result = _newswire(settings, "partners", "update", DEMO_PARTNER, "--url", url)
+    else:
+        result = _newswire(settings, "partners", "add", DEMO_PARTNER, "--name", "Demo partner", "--url", url,
+                           "--secret", DEMO_SECRET, "--allow-cidrs", "127.0.0.1/32")
+    if result.returncode != 0:
+        raise click.ClickException(f"could not register the demo partner: {result.stderr.strip()}")
+
+
+def publish_demo_content(settings: Settings, corpus_size: int) -> None:
+    result = _newswire(settings, "publish", "--article-id", "tml-idlib-2020-02-18", str(FIXTURE_PAGE))
+    if result.returncode != 0:
+        raise click.ClickException(f"publishing the fixture story failed: {result.stderr.strip()}")
+    click.echo(result.stdout.strip())
+    kafka = bus.producer(settings)
+    try:
+        bus.publish_events(settings, kafka, corpus.stream(corpus_size, seed=2026))
+    finally:
+        kafka.close()
+    click.echo(f"published a generated corpus of {corpus_size} events")
+
+
+def where_to_look(settings: Settings, ports: Ports, supervisor: Supervisor, ingest_token: str) -> str:
+    feeds = f"http://127.0.0.1:{ports.feeds}"
+    return "\n".join([
+        "",
+        "newswire is running. Where to look:",
+        f"  feeds         {feeds}/feeds/all.rss  {feeds}/feeds/all.atom  {feeds}/feeds/all.newsml  {feeds}/feeds/all.json",
+        f"  fixture story {feeds}/items/tml-idlib-2020-02-18?format=newsml",
+        f"  status page   http://127.0.0.1:{ports.status}/   (metrics: /metrics)",
+        f"  ingest API    POST http://127.0.0.1:{ports.ingest}/v1/articles  (Authorization: Bearer {ingest_token})",
+        f"  demo partner  {supervisor.log_path(next(s for s in supervisor.services if s.name == 'demo-partner'))}",
+        f"  drop folder   {settings.home / 'drop'}",
+        f"  service logs  {supervisor.log_dir}",
+        "Ctrl-C stops everything cleanly.",
+    ])
+
+
+@click.command("run")
+@click.option("--corpus", "corpus_size", default=200, show_default=True, help="Generated events to publish.")
+@click.option("--for", "duration", type=float, default=None, help="Stop after this many seconds (default: Ctrl-C).")
+@click.option("--ingest-token", envvar="NEWSWIRE_DEMO_INGEST_TOKEN", default="demo-ingest-token", show_default=True)
+@click.option("--ingest-port", default=Ports.ingest, show_default=True)
+@click.option("--feeds-port", default=Ports.feeds, show_default=True)
+@click.option("--status-port", default=Ports.status, show_default=True)
+@click.option("--partner-port", default=Ports.demo_partner, show_default=True)
+@click.pass_context
+def run(ctx: click.Context, corpus_size: int, duration: float | None, ingest_token: str, ingest_port: int,
+        feeds_port: int, status_port: int, partner_port: int) -> None:
+    """Run the whole system: broker, topics, every service, a demo partner, demo content."""
+    settings: Settings = ctx.find_root().obj
+    ports = Ports(ingest_port, feeds_port, status_port, partner_port)
+    broker = local_broker.LocalBroker.for_settings(settings)
+    started_broker = not local_broker.broker_answers(settings.bootstrap_servers)
+    if started_broker:
+        click.echo(f"starting Kafka at {settings.bootstrap_servers} (first run fetches its jars with Maven)…")
+        try:
+            broker.start()
+        except local_broker.BrokerError as exc:
+            raise click.ClickException(str(exc)) from exc
+    for name, outcome in topics.ensure(settings).items():
+        click.echo(f"topic {name}: {outcome}")
+    register_demo_partner(settings, ports)
+
+    supervisor = Supervisor(services(settings, ports, ingest_token), log_dir=settings.home / "logs")
+    for service in supervisor.services:
+        service.env.update({"NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home)})
+    signal.signal(signal.SIGINT, lambda *_: supervisor.stop())
+    signal.signal(signal.SIGTERM, lambda *_: supervisor.stop())
+    supervisor.start_all()
+    try:
+        publish_demo_content(settings, corpus_size)
+        click.echo(where_to_look(settings, ports, supervisor, ingest_token))
+        supervisor.watch(duration)
+    finally:
+        click.echo("stopping: every service commits its offsets and exits…")
+        supervisor.shutdown()
+        if started_broker:
+            broker.stop()
+        click.echo("stopped")
