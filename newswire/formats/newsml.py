@@ -45,7 +45,39 @@ _ROLE_CODE = re.compile(r"[^\w.-]+")
 
 def news_item(event: ArticleEvent) -> etree._Element:
     """The text newsItem of ``event`` (see module doc)."""
+    return _text_item(prepare(event))
+
+
+def news_item_bytes(event: ArticleEvent) -> bytes:
+    """:func:`news_item` as a standalone UTF-8 document with an XML declaration."""
+    return _document(news_item(event))
+
+
+def picture_items(event: ArticleEvent) -> list[etree._Element]:
+    """One ninat:picture newsItem per image of ``event``, at the article's version."""
     story = prepare(event)
+    return [_picture_item(story, picture) for picture in story.pictures]
+
+
+def news_message(events: Sequence[ArticleEvent], *, sent: datetime, transmit_id: str | None = None,
+                 include_pictures: bool = True) -> bytes:
+    """A newsMessage carrying the text item of each event (and its picture items)."""
+    message = etree.Element(_N + "newsMessage", nsmap=_NSMAP)
+    header = _sub(message, "header")
+    _sub(header, "sent", utc_iso(sent))
+    _sub(header, "sender", AUTHORITY)
+    if transmit_id:
+        _sub(header, "transmitId", transmit_id)
+    item_set = _sub(message, "itemSet")
+    for event in events:
+        story = prepare(event)
+        item_set.append(_text_item(story))
+        if include_pictures:
+            item_set.extend(_picture_item(story, picture) for picture in story.pictures)
+    return _document(message)
+
+
+def _text_item(story: Story) -> etree._Element:
     item = _item_root(story, story.uri)
     meta = _item_meta(item, story, "ninat:text")
     for picture in story.pictures:
@@ -72,34 +104,6 @@ def news_item(event: ArticleEvent) -> etree._Element:
     inline = _sub(content_set, "inlineXML", contenttype="application/xhtml+xml")
     inline.append(xhtml_document(story))
     return item
-
-
-def news_item_bytes(event: ArticleEvent) -> bytes:
-    """:func:`news_item` as a standalone UTF-8 document with an XML declaration."""
-    return _document(news_item(event))
-
-
-def picture_items(event: ArticleEvent) -> list[etree._Element]:
-    """One ninat:picture newsItem per image of ``event``, at the article's version."""
-    story = prepare(event)
-    return [_picture_item(story, picture) for picture in story.pictures]
-
-
-def news_message(events: Sequence[ArticleEvent], *, sent: datetime, transmit_id: str | None = None,
-                 include_pictures: bool = True) -> bytes:
-    """A newsMessage carrying the text item of each event (and its picture items)."""
-    message = etree.Element(_N + "newsMessage", nsmap=_NSMAP)
-    header = _sub(message, "header")
-    _sub(header, "sent", utc_iso(sent))
-    _sub(header, "sender", AUTHORITY)
-    if transmit_id:
-        _sub(header, "transmitId", transmit_id)
-    item_set = _sub(message, "itemSet")
-    for event in events:
-        item_set.append(news_item(event))
-        if include_pictures:
-            item_set.extend(picture_items(event))
-    return _document(message)
 
 
 def xhtml_document(story: Story) -> etree._Element:
