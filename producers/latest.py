@@ -59,8 +59,8 @@ def latest_event(settings: Settings, article_id: str, *, timeout_s: float | None
     """The last event of ``article_id`` on the articles topic; ArticleNotFound when there is none."""
     topic = settings.topics.articles
     timeout_s = timeout_s or settings.producer_timeout_s
-    reader = bus.consumer(settings, None, request_timeout_ms=int(timeout_s * 1000) + 1000,
-                          max_poll_records=CHUNK)
+    reader = bus.consumer(settings, None, bootstrap_timeout_ms=int(timeout_s * 1000),
+                          request_timeout_ms=int(timeout_s * 1000) + 1000, max_poll_records=CHUNK)
     try:
         partitions = reader.partitions_for_topic(topic)
         if not partitions:
