@@ -5,8 +5,8 @@ journal and the consumer's positions are written to the :class:`ViewStore` in on
 transaction, and only then may the change cursor hand the new changes out. Between polls
 the consumer lifts the embargoes that have ended (each lifting is persisted at once).
 
-An event the view cannot use raises ``ValueError`` in the handler, so the loop sends it to
-the dead-letter topic and goes on.
+An event the view cannot use, or the renderers could not render, raises ``ValueError`` in
+the handler, so the loop sends it to the dead-letter topic and goes on.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Callable
 
 from kafka import ConsumerRebalanceListener
 
-from newswire import logs
+from newswire import formats, logs
 from newswire.bus import Delivery, EventLoop
 from newswire.config import Settings
 
@@ -66,12 +66,14 @@ class FeedsConsumer:
         self.clock = clock
         self.topic = settings.topics.articles
         self.loop = EventLoop(settings, group_id, self._handle, before_commit=self._persist, name="feeds")
+        self.loop.consumer.unsubscribe()  # again, with the listener that seeks to the stored view
         self.loop.consumer.subscribe([self.topic], listener=_SeekToStored(self))
         self._thread: threading.Thread | None = None
         self.failure: BaseException | None = None
 
     def _handle(self, delivery: Delivery) -> None:
         event = delivery.event
+        formats.prepare(event)  # ValueError (to the dead letters) if a renderer could not render it
         entry = self.view.apply(event, self.clock())
         if entry is not None:
             topic, partition, offset = delivery.position

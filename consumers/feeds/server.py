@@ -13,7 +13,8 @@ Routes (``{fmt}`` of a feed: ``rss``, ``atom``, ``newsml`` (a newsMessage), ``js
 * ``GET /changes.newsml?since=<cursor>&limit=`` and ``/changes.json?…`` — the items changed
   after a cursor, in change order; the next cursor is in the ``X-Next-Cursor`` header and
   in the body (ninjs: ``"next"``; NewsML-G2: the newsMessage's ``transmitId``,
-  ``changes-<since>-<next>``).
+  ``changes-<since>-<next>``). NewsML-G2 answers 204 when there is nothing to send, since a
+  newsMessage must hold at least one item (the same for a feed with nothing to show).
 * The same under ``/partners/{partner}/…`` with the partner's token (``Authorization: Bearer``,
   ``X-Newswire-Token`` or ``?token=``); a token on the public routes works too.
 * ``GET /feeds`` lists the feeds; ``GET /health`` says whether the consumer runs.
@@ -158,6 +159,8 @@ class FeedServer:
             raise _error(web.HTTPForbidden, f"partner {audience.name!r} is not entitled to feed {feed!r}")
         now, limit, wire = self.clock(), self._limit(request), fmt in WIRE
         entries = self.view.items(feed, now, limit=limit, audience=audience if wire else PUBLIC, include_dead=wire)
+        if fmt == "newsml" and not entries:  # a newsMessage must hold at least one item
+            return web.Response(status=204, headers={"Cache-Control": self._cache_control(audience)})
         updated = last_modified(self.view.feed_changed(feed), entries, now) or now
         self_url = self._base(request) + request.path
         key = ("feed", self_url, fmt, updated, tuple((e.article_id, e.version) for e in entries))
@@ -246,14 +249,17 @@ class FeedServer:
         except ValueError as exc:
             raise _error(web.HTTPBadRequest, str(exc)) from None
         events = [e.event for e in entries]
+        headers = {"X-Next-Cursor": str(next_cursor), "X-Item-Count": str(len(entries))}
+        cache_control = "private, no-cache" if audience is not PUBLIC else "no-cache"
+        if fmt == "newsml" and not events:  # a newsMessage must hold at least one item
+            return web.Response(status=204, headers={**headers, "Cache-Control": cache_control})
         if fmt == "newsml":
             data = newsml.news_message(events, sent=self.clock(), transmit_id=f"changes-{since}-{next_cursor}")
         else:
             data = ninjs.dumps({"since": since, "next": next_cursor, "items": [ninjs.item(e) for e in events]})
         log.info("feed_changes_served", partner=audience.name, since=since, next=next_cursor, items=len(entries))
         return respond(request, Body(data, CONTENT_TYPES[fmt]), last_modified=None, now=self.clock(),
-                       cache_control="private, no-cache" if audience is not PUBLIC else "no-cache",
-                       headers={"X-Next-Cursor": str(next_cursor), "X-Item-Count": str(len(entries))})
+                       cache_control=cache_control, headers=headers)
 
     async def index(self, request: web.Request) -> web.Response:
         base = self._base(request)
