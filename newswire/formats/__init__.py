@@ -155,10 +155,13 @@ class Story:
         return None
 
     @property
+    def warning(self) -> str | None:
+        return f"Content warning: {self.content_warning}" if self.content_warning else None
+
+    @property
     def ed_notes(self) -> tuple[str, ...]:
-        """Notes to the receiving editors: :attr:`notice` and the content warning."""
-        warning = self.content_warning and f"Content warning: {self.content_warning}"
-        return tuple(filter(None, (self.notice, warning)))
+        """Notes to the receiving editors: :attr:`notice` and :attr:`warning`."""
+        return tuple(filter(None, (self.notice, self.warning)))
 
 
 def prepare(event: ArticleEvent, *, authority: str = AUTHORITY) -> Story:

@@ -140,6 +140,9 @@ def _item_root(story: Story, guid: str) -> etree._Element:
 
 
 def _item_meta(item: etree._Element, story: Story, item_class: str) -> etree._Element:
+    """itemMeta; a picture shares its story's status, embargo, kill note and content warning,
+    but not the signal and note of an update or correction (which are about the text)."""
+    text = item_class == "ninat:text"
     meta = _sub(item, "itemMeta")
     _sub(meta, "itemClass", qcode=item_class)
     provider = _sub(meta, "provider", literal=story.provider)
@@ -149,10 +152,11 @@ def _item_meta(item: etree._Element, story: Story, item_class: str) -> etree._El
     if story.embargo_until is not None:
         _sub(meta, "embargoed", utc_iso(story.embargo_until))
     _sub(meta, "pubStatus", qcode=f"stat:{story.pub_status}")
-    for note in story.ed_notes:
+    notes = story.ed_notes if text or not story.live else filter(None, [story.warning])
+    for note in notes:
         _sub(meta, "edNote", note)
     signals = {"corrected": "sig:correction", "updated": "sig:update"}
-    if story.event_type in signals:
+    if text and story.event_type in signals:
         _sub(meta, "signal", qcode=signals[story.event_type])
     if story.content_warning:
         _sub(meta, "signal", qcode="sig:cwarn")
