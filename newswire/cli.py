@@ -99,6 +99,8 @@ def topics_list(ctx: click.Context) -> None:
 # Each part defines its commands in its own module; they are registered here, one line each.
 from newswire.producers.publish import publish_command as _publish  # noqa: E402
 main.add_command(_publish)
+from newswire.producers.ingest_api import ingest as _ingest  # noqa: E402
+main.add_command(_ingest)
 from newswire.consumers.archive.cli import archive as _archive  # noqa: E402
 main.add_command(_archive)
 from newswire.status.cli import status as _status  # noqa: E402

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 import click
+from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from tqdm import tqdm
 
@@ -78,26 +79,38 @@ def load_event(path: Path, settings: Settings, *, article_id: str | None = None)
     return build_event(document, settings)
 
 
-def publish(settings: Settings, events: list[ArticleEvent]) -> list[Published]:
-    """Send ``events`` and return them once Kafka confirmed every write; KafkaUnavailable otherwise."""
+def publish(settings: Settings, events: list[ArticleEvent], kafka: KafkaProducer | None = None) -> list[Published]:
+    """Send ``events`` and return them once Kafka confirmed every write; KafkaUnavailable otherwise.
+
+    Uses ``kafka`` when given (a long-lived producer, e.g. the ingest API's), else a producer of
+    its own that is closed afterwards.
+    """
     if not events:
         return []
-    try:
-        kafka = bus.producer(settings)
-    except KafkaError as exc:
-        raise KafkaUnavailable(f"Kafka at {settings.bootstrap_servers} is not reachable: {exc}") from exc
+    own = kafka is None
+    if own:
+        kafka = connect(settings)
     try:
         metadata = bus.publish_events(settings, kafka, events)
     except bus.PublishError as exc:
         raise KafkaUnavailable(str(exc)) from exc
     finally:
-        kafka.close(timeout=settings.producer_timeout_s)
+        if own:
+            kafka.close(timeout=settings.producer_timeout_s)
     published = [Published(e, m.topic, m.partition, m.offset) for e, m in zip(events, metadata)]
     for p in published:
         log.info("article_published", article_id=p.event["article_id"], version=p.event["version"],
                  event_type=p.event["event_type"], event_id=p.event["event_id"], topic=p.topic,
                  partition=p.partition, offset=p.offset)
     return published
+
+
+def connect(settings: Settings) -> KafkaProducer:
+    """The durable producer of newswire.bus; KafkaUnavailable when no broker answers in time."""
+    try:
+        return bus.producer(settings)
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"Kafka at {settings.bootstrap_servers} is not reachable: {exc}") from exc
 
 
 def end_of_article(settings: Settings, article_id: str, reason: str, event_type: str) -> ArticleEvent:

@@ -1,0 +1,247 @@
+"""The HTTP ingest API the CMS calls: articles, kills and withdrawals in, article events out.
+
+    POST /v1/articles                        an article JSON document (docs/article-json.md)
+    POST /v1/articles/{article_id}/kill      {"reason": "..."}
+    POST /v1/articles/{article_id}/withdraw  {"reason": "..."}
+    GET  /healthz                            liveness (no token needed)
+
+Every POST needs ``Authorization: Bearer <token>``, one of the comma-separated tokens in
+``NEWSWIRE_INGEST_TOKENS``; the token is compared with every configured token in constant
+time and never logged. The answer is 202 ``{event_id, article_id, version, event_type,
+partition, offset}`` only once Kafka acknowledged the write (acks=all, idempotent producer).
+Otherwise: 400 malformed JSON or invalid UTF-8, 401 missing or wrong token, 404 kill/withdraw
+of an unknown article, 413 body over the size limit, 415 not ``application/json``, 422 field
+errors, 503 Kafka down or not confirming. Every error body is
+``{"errors": [{"field": ..., "problem": ...}]}``.
+
+kafka-python is synchronous: sends and look-ups run in the default executor's threads, through
+one producer shared by all requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import threading
+import time
+from typing import Any, Awaitable, Callable, Sequence
+
+import click
+from aiohttp import web
+from kafka import KafkaProducer
+
+from newswire import logs
+from newswire.codec import ArticleEvent
+from newswire.config import Settings
+
+from .article import ARTICLE_ID, MAX_DOCUMENT_BYTES, ArticleError, FieldError, build_event, decode_document
+from .latest import ArticleNotFound
+from .publish import KafkaUnavailable, Published, connect, end_of_article, publish
+
+log = logs.get(__name__)
+
+TOKENS_ENV = "NEWSWIRE_INGEST_TOKENS"
+REALM = 'Bearer realm="newswire-ingest"'
+SETTINGS = web.AppKey("settings", Settings)
+TOKENS = web.AppKey("tokens", tuple)
+PRODUCER = web.AppKey("producer", object)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def tokens_from_env(environ: dict[str, str] | None = None) -> tuple[str, ...]:
+    raw = (os.environ if environ is None else environ).get(TOKENS_ENV, "")
+    return tuple(t.strip() for t in raw.split(",") if t.strip())
+
+
+def errors(status: int, problems: Sequence[FieldError], headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"errors": [p.as_dict() for p in problems]}, status=status, headers=headers)
+
+
+class SharedProducer:
+    """One KafkaProducer for the whole app, connected on first use (so the API starts, and
+    answers 503, while Kafka is down) and closed with the app."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._kafka: KafkaProducer | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> KafkaProducer:
+        with self._lock:
+            if self._kafka is None:
+                self._kafka = connect(self.settings)
+            return self._kafka
+
+    def connected(self) -> bool:
+        return self._kafka is not None and self._kafka.bootstrap_connected()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._kafka is not None:
+                self._kafka.close(timeout=self.settings.producer_timeout_s)
+                self._kafka = None
+
+
+@web.middleware
+async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One structured line per request: what, for which article and event, how it ended (no token)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        log.info("ingest_request", method=request.method, path=request.path, status=status,
+                 article_id=request.get("article_id"), version=request.get("version"),
+                 event_id=request.get("event_id"), remote=request.remote,
+                 duration_ms=round((time.perf_counter() - started) * 1000, 1))
+
+
+@web.middleware
+async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path == "/healthz":
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return errors(401, [FieldError("Authorization", "a bearer token is required")], {"WWW-Authenticate": REALM})
+    presented = token.strip().encode()
+    # compare with every configured token (no early exit), each in constant time
+    matches = [hmac.compare_digest(presented, known.encode()) for known in request.app[TOKENS]]
+    if not any(matches):
+        return errors(401, [FieldError("Authorization", "the bearer token is not valid")],
+                      {"WWW-Authenticate": f'{REALM}, error="invalid_token"'})
+    return await handler(request)
+
+
+async def _document(request: web.Request) -> dict[str, Any] | web.Response:
+    """The request's JSON object, or the error response (415, 413, 400)."""
+    if request.content_type != "application/json":
+        return errors(415, [FieldError("Content-Type", f"must be application/json, not {request.content_type}")])
+    charset = request.charset
+    if charset and charset.lower() not in ("utf-8", "utf8"):
+        return errors(415, [FieldError("Content-Type", f"charset must be utf-8, not {charset}")])
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return errors(413, [FieldError("$", f"request body is over {MAX_DOCUMENT_BYTES} bytes")])
+    try:
+        return decode_document(raw)
+    except ArticleError as exc:
+        return errors(400, exc.errors)
+
+
+async def _run(func: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+
+
+async def _publish(request: web.Request, event: ArticleEvent) -> web.Response:
+    request["article_id"], request["version"], request["event_id"] = \
+        event["article_id"], event["version"], event["event_id"]
+    app = request.app
+    try:
+        (published,) = await _run(lambda: publish(app[SETTINGS], [event], app[PRODUCER].get()))
+    except KafkaUnavailable as exc:
+        log.error("ingest_kafka_unavailable", article_id=event["article_id"], event_id=event["event_id"],
+                  reason=str(exc))
+        return errors(503, [FieldError("kafka", f"not published: {exc}")], {"Retry-After": "5"})
+    return web.json_response(_accepted(published), status=202)
+
+
+def _accepted(published: Published) -> dict[str, Any]:
+    e = published.event
+    return {"event_id": e["event_id"], "article_id": e["article_id"], "version": e["version"],
+            "event_type": e["event_type"], "topic": published.topic, "partition": published.partition,
+            "offset": published.offset}
+
+
+async def post_article(request: web.Request) -> web.Response:
+    document = await _document(request)
+    if isinstance(document, web.Response):
+        return document
+    if isinstance(document.get("article_id"), str):
+        request["article_id"] = document["article_id"]
+    try:
+        event = build_event(document, request.app[SETTINGS])
+    except ArticleError as exc:
+        log.info("article_rejected", article_id=request.get("article_id"), errors=[str(e) for e in exc.errors])
+        return errors(422, exc.errors)
+    return await _publish(request, event)
+
+
+def end_handler(event_type: str) -> Handler:
+    async def post_end(request: web.Request) -> web.Response:
+        article_id = request.match_info["article_id"]
+        request["article_id"] = article_id
+        if not ARTICLE_ID.fullmatch(article_id):
+            return errors(422, [FieldError("article_id", "must be 1 to 128 characters of a-z, A-Z, 0-9, '.', '_', ':' or '-'")])
+        document = await _document(request)
+        if isinstance(document, web.Response):
+            return document
+        unknown = [FieldError(k, "unknown field") for k in sorted(set(document) - {"reason"})]
+        reason = document.get("reason")
+        if not isinstance(reason, str):
+            unknown.append(FieldError("reason", "is required: a string saying why"))
+        if unknown:
+            return errors(422, unknown)
+        try:
+            event = await _run(end_of_article, request.app[SETTINGS], article_id, reason, event_type)
+        except ArticleNotFound as exc:
+            return errors(404, [FieldError("article_id", str(exc))])
+        except ArticleError as exc:
+            return errors(422, exc.errors)
+        except KafkaUnavailable as exc:
+            return errors(503, [FieldError("kafka", str(exc))], {"Retry-After": "5"})
+        return await _publish(request, event)
+    return post_end
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "kafka_connected": request.app[PRODUCER].connected()})
+
+
+def create_app(settings: Settings, tokens: Sequence[str]) -> web.Application:
+    """The ingest application. ``tokens``: the accepted bearer tokens (at least one)."""
+    if not tokens:
+        raise ValueError(f"no ingest tokens configured: set {TOKENS_ENV} (comma-separated)")
+    app = web.Application(client_max_size=MAX_DOCUMENT_BYTES, middlewares=[access_log, bearer_auth])
+    app[SETTINGS] = settings
+    app[TOKENS] = tuple(tokens)
+    app[PRODUCER] = SharedProducer(settings)
+    app.router.add_post("/v1/articles", post_article)
+    app.router.add_post("/v1/articles/{article_id}/kill", end_handler("killed"))
+    app.router.add_post("/v1/articles/{article_id}/withdraw", end_handler("withdrawn"))
+    app.router.add_get("/healthz", healthz)
+
+    async def close_producer(app: web.Application) -> None:
+        await _run(app[PRODUCER].close)
+
+    app.on_cleanup.append(close_producer)
+    return app
+
+
+@click.group("ingest")
+def ingest() -> None:
+    """The HTTP ingest API for the CMS (articles, kills, withdrawals)."""
+
+
+@ingest.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the ingest API; bearer tokens come from NEWSWIRE_INGEST_TOKENS (comma-separated)."""
+    settings: Settings = ctx.find_root().obj
+    try:
+        app = create_app(settings, tokens_from_env())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    log.info("ingest_serving", host=host, port=port, topic=settings.topics.articles,
+             bootstrap=settings.bootstrap_servers)
+    web.run_app(app, host=host, port=port, access_log=None, print=None)
