@@ -16,8 +16,8 @@ Identifiers (the same in every format, so that a partner can match an item acros
 * picture ``n`` of an article: the article's URN + ``-img<n>-<8 hex of sha1(url)>``, so a
   replaced image at the same position gets a new id and an unchanged one keeps it.
 
-``authority`` is the domain of the agency that mints the ids (:data:`AUTHORITY` unless a
-caller passes another); it must stay the same for the life of a feed.
+:data:`AUTHORITY` is the domain that mints the ids; it must stay the same for the life of
+the feeds (changing it changes every id).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class Story:
         return tuple(filter(None, (self.notice, self.warning)))
 
 
-def prepare(event: ArticleEvent, *, authority: str = AUTHORITY) -> Story:
+def prepare(event: ArticleEvent) -> Story:
     """Check and clean ``event`` for rendering; ValueError names a field that cannot be rendered."""
     article_id = _required_text(event, "article_id")
     version = event.get("version")
@@ -177,7 +177,7 @@ def prepare(event: ArticleEvent, *, authority: str = AUTHORITY) -> Story:
     event_type = event.get("event_type")
     event_type = event_type if event_type in PUB_STATUS else "updated"
     live = PUB_STATUS[event_type] == "usable"
-    uri = article_uri(article_id, first_created, authority=authority)
+    uri = article_uri(article_id, first_created)
     subjects, keywords = _subjects_and_keywords(event)
     dateline = event.get("dateline") or {}
     urgency = event.get("urgency")
