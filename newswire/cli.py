@@ -108,6 +108,10 @@ main.add_command(_status)
 from newswire.consumers.webhooks.cli import COMMANDS as _webhooks  # noqa: E402
 for _command in _webhooks: main.add_command(_command)  # partners, deliveries, webhooks
 
+from newswire.consumers.feeds.cli import feeds as _feeds  # noqa: E402
+main.add_command(_feeds)
+from newswire.consumers.feeds.drop_folder import newsml_group as _newsml  # noqa: E402
+main.add_command(_newsml)
 from newswire.run import run as _run  # noqa: E402
 main.add_command(_run)
 

@@ -1,0 +1,58 @@
+"""``newswire feeds``: the feeds consumer and the feed server, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+from aiohttp import web
+
+from .access import Tokens
+from .consumer import FeedsConsumer, open_view
+from .server import FeedServer, Options
+
+
+@click.group("feeds")
+def feeds() -> None:
+    """RSS, Atom, NewsML-G2 and ninjs feeds, items and the change cursor over HTTP."""
+
+
+@feeds.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8081, show_default=True, type=int)
+@click.option("--base-url", envvar="NEWSWIRE_FEED_BASE_URL",
+              help="Public scheme://host used in feed links (default: the request's own).")
+@click.option("--limit", default=Options.limit, show_default=True, type=click.IntRange(1, Options.max_limit),
+              help="Items in a feed when the request does not say (?limit=).")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, base_url: str | None, limit: int) -> None:
+    """Run the feeds consumer (group newswire-feeds) and the feed server together.
+
+    The view is kept in <NEWSWIRE_HOME>/feeds/view.sqlite3. Partner tokens come from
+    NEWSWIRE_FEED_TOKENS="partner:token,..." or the JSON file NEWSWIRE_FEED_TOKENS_FILE.
+    """
+    try:
+        tokens = Tokens.from_env()
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"partner tokens: {exc}") from exc
+    settings = ctx.find_root().obj
+    view, store = open_view(settings)
+    consumer = FeedsConsumer(settings, view, store)
+    server = FeedServer(view, store=store, tokens=tokens, consumer=consumer,
+                        options=Options(base_url=base_url, limit=limit))
+    app = server.app()
+
+    async def start(_: web.Application) -> None:
+        consumer.start()
+
+    async def stop(_: web.Application) -> None:
+        await asyncio.to_thread(consumer.stop)
+        store.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    base = base_url or f"http://{host}:{port}"
+    click.echo(f"feeds: {base}/feeds  e.g. {base}/feeds/all.rss {base}/feeds/all.atom "
+               f"{base}/feeds/all.newsml {base}/feeds/all.json  changes: {base}/changes.json?since=0"
+               f"  partners: {len(tokens)}")
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
