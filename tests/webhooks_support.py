@@ -2,8 +2,8 @@
 
 A :class:`Partner` server records every request it gets, verifies each with the official
 ``standardwebhooks`` package against the partner's secrets, and answers as its
-``respond(n, request)`` says: a status (with headers), ``"hang"`` (never answers) or
-``"close"`` (drops the connection).
+``respond(n, request)`` says: a status (with headers), ``"hang"`` (never answers),
+``"close"`` (drops the connection) or ``"block"`` (answers 200 once ``gate`` is set).
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class PartnerServer:
         self.lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.gate = threading.Event()
 
     @property
     def url(self) -> str:
@@ -100,7 +101,12 @@ class PartnerServer:
             n = len(self.received) + 1
         answer = self.respond(n, request)
         with self.lock:
-            self.received.append(Received(headers, body, time.time(), self._verified(body, headers), answer))
+            self.received.append(Received(headers, body, time.time(), self._verified(body, headers),
+                                          200 if answer == "block" else answer))
+        if answer == "block":
+            while not self.gate.is_set():
+                await asyncio.sleep(0.02)
+            answer = 200
         if answer == "hang":
             await asyncio.sleep(3600)
         if answer == "close":
