@@ -103,6 +103,8 @@ from newswire.producers.ingest_api import ingest as _ingest  # noqa: E402
 main.add_command(_ingest)
 from newswire.consumers.archive.cli import archive as _archive  # noqa: E402
 main.add_command(_archive)
+from newswire.consumers.replay.cli import replay as _replay  # noqa: E402  (adds `partners backfill`)
+main.add_command(_replay)
 from newswire.status.cli import status as _status  # noqa: E402
 main.add_command(_status)
 from newswire.consumers.webhooks.cli import COMMANDS as _webhooks  # noqa: E402

@@ -168,8 +168,9 @@ class Index:
 
     def entries(self, *, since_ms: int | None = None, until_ms: int | None = None,
                 category: str | None = None, topic: str | None = None,
-                segment: str | None = None) -> Iterator[Entry]:
-        """Archived events in archive order, published in ``[since, until)``, optionally of one category."""
+                segment: str | None = None, by_position: bool = False) -> Iterator[Entry]:
+        """Archived events published in ``[since, until)``, optionally of one category, in archive
+        order (or by topic, partition and offset: the order a partition replay reads Kafka in)."""
         where, params = [], []
         if since_ms is not None:
             where.append("published_at >= ?")
@@ -189,7 +190,8 @@ class Index:
         sql = f"SELECT {_ENTRY_COLUMNS} FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        for row in self.db.execute(sql + " ORDER BY seq", params):
+        order = ' ORDER BY topic, partition, "offset"' if by_position else " ORDER BY seq"
+        for row in self.db.execute(sql + order, params):
             yield _entry(row)
 
     def count(self) -> int:

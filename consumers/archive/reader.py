@@ -7,11 +7,12 @@ wrong) and everything else stays readable.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict, defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from newswire import codec
 from newswire.codec import ArticleEvent
 
 from .index import Entry, Index
@@ -39,7 +40,8 @@ class ArchiveReader:
         self.root = Path(root)
         self.storage = storage or LocalStorage(self.root)
         self.index = Index(self.root / "index.sqlite", readonly=True)
-        self._blocks: OrderedDict[tuple[str, int], list[ArticleEvent]] = OrderedDict()
+        self._blocks: OrderedDict[tuple[str, int, int], list[ArticleEvent]] = OrderedDict()
+        self._schemas: dict[str, codec.Schema] = {}
         self._block_cache = block_cache
 
     def close(self) -> None:
@@ -64,15 +66,22 @@ class ArchiveReader:
         have = ", ".join(str(e.version) for e in versions)
         raise NotArchived(f"article {article_id!r} has no version {version} in the archive (versions: {have})")
 
-    def event(self, entry: Entry) -> ArticleEvent:
-        """The archived event of an index entry, read as the newest schema.
+    def schema_of(self, entry: Entry) -> codec.Schema:
+        """The schema the event was written with (its segment's)."""
+        if entry.segment not in self._schemas:
+            self._schemas.update((s.path, codec.schema_version(s.schema_version)) for s in self.index.segments())
+        return self._schemas[entry.segment]
+
+    def event(self, entry: Entry, *, as_written: bool = False) -> ArticleEvent:
+        """The archived event of an index entry, read as the newest schema (or as written).
 
         Raises :class:`SegmentDamaged` when its block cannot be read or does not hold it.
         """
-        key = (entry.segment, entry.block_offset)
+        schema = self.schema_of(entry) if as_written else codec.latest()
+        key = (entry.segment, entry.block_offset, schema.version)
         events = self._blocks.get(key)
         if events is None:
-            events = read_block(self.storage, entry.segment, entry.block_offset)
+            events = read_block(self.storage, entry.segment, entry.block_offset, schema)
             self._blocks[key] = events
             if len(self._blocks) > self._block_cache:
                 self._blocks.popitem(last=False)
@@ -144,6 +153,3 @@ class ArchiveReader:
             if path not in known:
                 problems.append(Problem(path, "file is not in the index"))
         return verified, problems
-
-    def counts(self) -> Counter:
-        return Counter(e.event_type for e in self.index.entries())

@@ -1,0 +1,10 @@
+"""Replay and backfill: one ``newswire replay`` for every way of catching up.
+
+- :mod:`.window`:     a time window → per-partition offset ranges (``offsets_for_times``)
+- :mod:`.groups`:     reset a whole consumer group's offsets (refused while it has members)
+- :mod:`.sources`:    events of a window from Kafka (a temporary reader, no group) or the archive
+- :mod:`.targets`:    where replayed events go: one partner's delivery path (the webhooks outbox)
+- :mod:`.checkpoint`: resumable replays
+- :mod:`.runner`:     the loop: rate limit, progress bar, checkpoints, summary
+- :mod:`.cli`:        ``newswire replay`` and ``newswire partners backfill``
+"""

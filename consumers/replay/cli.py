@@ -1,0 +1,194 @@
+"""``newswire replay`` (and its alias ``newswire partners backfill``)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from newswire import bus
+from newswire.config import Settings
+from newswire.consumers.archive.archiver import default_root
+from newswire.consumers.webhooks import partners as registry
+from newswire.consumers.webhooks.cli import partners_group
+from newswire.timespec import Instant
+
+from . import groups
+from .checkpoint import Checkpoint
+from .runner import replay as run_replay
+from .sources import ArchiveSource, KafkaSource
+from .targets import PartnerSender, PartnerTarget
+from .window import Window, kafka_ranges
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.find_root().obj
+
+
+def _window_options(f):
+    f = click.option("--until", type=Instant(), default=None,
+                     help="Replay events published before this (ISO time or duration back from now).")(f)
+    f = click.option("--since", type=Instant(), default=None,
+                     help="Replay events published at or after this (ISO time, or 7d, 12h, 30m back from now).")(f)
+    return f
+
+
+def _partner_options(f):
+    for option in reversed([
+        click.option("--source", type=click.Choice(["kafka", "archive"]), default="kafka", show_default=True,
+                     help="Read the events from Kafka or from the archive (for events Kafka no longer holds)."),
+        click.option("--archive-root", type=click.Path(path_type=Path), envvar="NEWSWIRE_ARCHIVE_ROOT",
+                     help="Archive directory for --source archive (default: <NEWSWIRE_HOME>/archive)."),
+        click.option("--dry-run", is_flag=True, help="Show what would be replayed, per target and partition; change nothing."),
+        click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="At most N events per second."),
+        click.option("--restart", is_flag=True, help="Ignore a checkpoint of an interrupted run of the same replay."),
+        click.option("--send/--no-send", default=False, show_default=True,
+                     help="Deliver to the partner from this process (only while the pusher service is stopped); "
+                          "by default the running pusher delivers what the replay queued."),
+        click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr."),
+    ]):
+        f = option(f)
+    return f
+
+
+@click.command("replay")
+@_window_options
+@click.option("--group", help="Reset this consumer group (e.g. newswire-feeds) to the start of the window.")
+@click.option("--partner", help="Replay the window to this partner only, through its delivery path.")
+@_partner_options
+@click.pass_context
+def replay(ctx: click.Context, since: datetime | None, until: datetime | None, group: str | None,
+           partner: str | None, **options) -> None:
+    """Replay a window of the articles topic to one consumer group or one partner.
+
+    \b
+    newswire replay --group newswire-feeds --since 2026-11-20T00:00Z --dry-run
+    newswire replay --partner acme --since 7d --until 1d --rate 50 --send
+    newswire replay --partner acme --since 400d --source archive
+
+    A group target resets the group's committed offsets (refused while it has members);
+    its consumers then re-read from there. A partner target reads the window with a
+    temporary reader of its own, so no consumer group's offsets move, and queues the events
+    in that partner's delivery outbox with their original event ids as webhook-ids.
+    Interrupted, a partner replay resumes from its checkpoint when run again.
+    """
+    if bool(group) == bool(partner):
+        raise click.UsageError("give exactly one target: --group GROUP or --partner PARTNER")
+    try:
+        window = Window.of(since, until)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--until") from exc
+    settings = _settings(ctx)
+    if group:
+        _reset_group(settings, group, window, options["source"], options["dry_run"])
+    else:
+        _replay_to_partner(settings, partner, window, **options)
+
+
+def _reset_group(settings: Settings, group: str, window: Window, source: str, dry_run: bool) -> None:
+    if source != "kafka":
+        raise click.UsageError("a consumer group reads Kafka: --source archive needs --partner "
+                               "(to rebuild the archive itself, reset newswire-archive)")
+    if window.until_ms is not None:
+        raise click.UsageError("a group reset only moves where the group starts: --until needs --partner")
+    reader = bus.consumer(settings, None, client_id="newswire-replay")
+    try:
+        ranges = kafka_ranges(reader, settings.topics.articles, window)
+        ends = {tp.partition: end for tp, end in bus.end_offsets(reader, settings.topics.articles).items()}
+    finally:
+        reader.close()
+    moves = groups.plan(settings, group, settings.topics.articles, ranges, ends)
+    state, active = groups.members(settings, group)
+    for line in groups.table(moves):
+        click.echo(line)
+    total = sum(m.to_replay for m in moves)
+    if dry_run:
+        click.echo(f"dry run: group {group} (state {state}, {len(active)} active members) would re-read "
+                   f"{total} events; nothing changed")
+        return
+    try:
+        groups.apply(settings, moves)
+    except groups.GroupActive as exc:
+        raise click.ClickException(f"refused: {exc}") from exc
+    click.echo(f"group {group} reset: its consumers will re-read {total} events")
+
+
+def _replay_to_partner(settings: Settings, partner: str, window: Window, *, source: str,
+                       archive_root: Path | None, dry_run: bool, rate: float | None, restart: bool, send: bool,
+                       progress: bool) -> None:
+    try:
+        target = PartnerTarget(settings, partner, dry_run=dry_run)
+    except registry.UnknownPartner as exc:
+        raise click.ClickException(f"{exc} (see `newswire partners list`)") from exc
+    if source == "archive":
+        try:
+            events = ArchiveSource(settings, window, archive_root or default_root(settings))
+        except FileNotFoundError as exc:
+            target.close()
+            raise click.ClickException(str(exc)) from exc
+    else:
+        events = KafkaSource(settings, window)
+    params = {"source": source, "target": f"partner:{partner}", "topic": settings.topics.articles,
+              "since_ms": window.since_ms, "until_ms": window.until_ms}
+    checkpoint = Checkpoint.open(settings.home, params, restart=restart)
+    if checkpoint.resumed:
+        click.echo(f"resuming from checkpoint {checkpoint.path}", err=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    sender = PartnerSender(settings, partner) if send and not dry_run else None
+    try:
+        summary = run_replay(events, target, checkpoint, dry_run=dry_run, rate=rate, progress=progress,
+                             stop=stop, after_commit=sender.wake if sender else None)
+        if sender:
+            _wait_delivered(target, stop, progress)
+    finally:
+        if sender:
+            sender.stop()
+        events.close()
+        target.close()
+    for line in summary.lines():
+        click.echo(line)
+    for problem in getattr(events, "problems", []):
+        click.echo(f"PROBLEM {problem}")
+    if not dry_run and not send and summary.outcomes().get("queued", 0) + summary.outcomes().get("re-sent", 0):
+        click.echo(f"the pusher delivers them (newswire deliveries list --partner {partner} shows progress)")
+    if summary.interrupted:
+        sys.exit(130)
+
+
+def _wait_delivered(target: PartnerTarget, stop: threading.Event, progress: bool) -> None:
+    """Wait until the deliveries this replay queued are no longer pending (or the replay is stopped)."""
+    total = len(target.queued_ids)
+    with tqdm(total=total, unit="delivery", desc=f"delivering to {target.partner.id}", disable=not progress,
+              dynamic_ncols=True, mininterval=0.5) as bar:
+        while not stop.is_set():
+            done = total - target.pending(target.queued_ids)
+            bar.update(done - bar.n)
+            if done >= total:
+                return
+            time.sleep(0.2)
+
+
+@click.command("backfill")
+@click.argument("partner")
+@_window_options
+@_partner_options
+@click.pass_context
+def backfill(ctx: click.Context, partner: str, since: datetime | None, until: datetime | None, **options) -> None:
+    """Send PARTNER the events of a window (a new partner, or one that lost a day).
+
+    The same as `newswire replay --partner PARTNER`, e.g. `newswire partners backfill acme --since 7d`.
+    """
+    ctx.invoke(replay, since=since, until=until, group=None, partner=partner, **options)
+
+
+# ``newswire partners`` is the webhooks part's group; the backfill alias lives with it.
+partners_group.add_command(backfill)

@@ -1,0 +1,228 @@
+"""Where replayed events go. One partner: through the normal delivery path of the webhooks
+part (its outbox), so the partner gets the same rendering, signing, per-article order,
+retries and receipts as live pushes, and nothing of any consumer group moves.
+
+For each replayed event the partner:
+
+- already had (a delivered or dead delivery of that event id): the delivery is made
+  pending again: the same webhook-id, sequence number and body, so the partner can
+  recognise it as a re-send (``re-sent``);
+- has pending: nothing to do (``pending``);
+- never had: the partner's subscription decides (:func:`~newswire.consumers.webhooks.filters.decide`,
+  as for live events); a delivery is queued with the partner's next sequence number
+  (``queued``) or not (``not for partner``).
+
+The running pusher (``newswire webhooks run``) delivers what the replay queued; with
+``send=True`` the replay delivers it itself through the pusher's own worker for that
+partner (when the pusher is not running, and in tests and benchmarks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Protocol
+
+from newswire import logs
+from newswire.config import Settings
+from newswire.consumers.webhooks import outbox, payloads, store
+from newswire.consumers.webhooks import partners as registry
+from newswire.consumers.webhooks.config import WebhookConfig
+from newswire.consumers.webhooks.filters import History, decide
+from newswire.consumers.webhooks.pusher import PartnerWorker, Pusher
+
+from .sources import Item
+
+log = logs.get(__name__)
+
+
+class Target(Protocol):
+    name: str
+
+    def offer(self, item: Item) -> str:
+        """Take one event; return what happened to it (a short label counted in the summary)."""
+
+    def commit(self) -> None:
+        """Make everything offered so far durable (before the checkpoint moves past it)."""
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class _New:
+    event_id: str
+    article_id: str
+    version: int
+    event_type: str
+    seq: int
+    payload: bytes
+    avro: bytes
+    due: float
+
+
+class PartnerTarget:
+    """Queues replayed events for one partner in the webhooks outbox (nothing when ``dry_run``)."""
+
+    def __init__(self, settings: Settings, partner_id: str, *, dry_run: bool = False):
+        self.db = store.connect(settings, synchronous="FULL")
+        try:
+            self.partner = registry.get(self.db, partner_id)
+        except registry.UnknownPartner:
+            self.db.close()
+            raise
+        self.name = f"partner {partner_id}"
+        self.dry_run = dry_run
+        self._new: list[_New] = []
+        self._resend: list[str] = []
+        self._batch: dict[str, str] = {}
+        self._history: dict[str, History] = {}
+        self._next_seq: int | None = None
+        self.queued_ids: list[str] = []
+
+    def _status(self, event_id: str) -> str | None:
+        if event_id in self._batch:
+            return self._batch[event_id]
+        row = self.db.execute("SELECT status FROM deliveries WHERE partner_id = ? AND event_id = ?",
+                              (self.partner.id, event_id)).fetchone()
+        return row[0] if row else None
+
+    def _article_history(self, article_id: str) -> History:
+        if article_id not in self._history:
+            version, killed = self.db.execute(
+                "SELECT max(version), max(event_type = 'killed') FROM deliveries WHERE partner_id = ? AND article_id = ?",
+                (self.partner.id, article_id)).fetchone()
+            self._history[article_id] = History(max_version=version, killed=bool(killed))
+        return self._history[article_id]
+
+    def offer(self, item: Item) -> str:
+        event = item.event
+        event_id = str(event["event_id"])
+        status = self._status(event_id)
+        if status == "pending":
+            return "pending"
+        if status is not None:
+            self._resend.append(event_id)
+            self._batch[event_id] = "pending"
+            return "re-sent"
+        now = datetime.now(timezone.utc)
+        decision = decide(self.partner.subscription, event, self._article_history(event["article_id"]),
+                          enabled=self.partner.enabled, now=now)
+        if not decision.deliver:
+            return "not for partner"
+        if self._next_seq is None:
+            self._next_seq = self.db.execute("SELECT next_seq FROM partners WHERE id = ?",
+                                             (self.partner.id,)).fetchone()[0]
+        seq = self._next_seq
+        self._next_seq += 1
+        self._new.append(_New(event_id, event["article_id"], event["version"], event["event_type"], seq,
+                              payloads.render(event, self.partner.format, seq=seq, at=now), item.payload,
+                              (decision.not_before or now).timestamp()))
+        self._batch[event_id] = "pending"
+        self._history[event["article_id"]] = History(max_version=event["version"],
+                                                     killed=event["event_type"] == "killed")
+        return "queued"
+
+    def commit(self) -> None:
+        if self.dry_run or not (self._new or self._resend):
+            self._forget()
+            return
+        now = time.time()
+        with outbox.transaction(self.db) as db:
+            if self._new:
+                first = self._new[0].seq
+                cursor = db.execute("UPDATE partners SET next_seq = ? WHERE id = ? AND next_seq = ?",
+                                    (self._next_seq, self.partner.id, first))
+                if cursor.rowcount != 1:
+                    raise RuntimeError(f"partner {self.partner.id}: sequence numbers moved during the replay "
+                                       f"(the pusher queued for it meanwhile); run the replay again to resume")
+                db.executemany("INSERT OR IGNORE INTO events (event_id, article_id, version, event_type, avro)"
+                               " VALUES (?, ?, ?, ?, ?)",
+                               [(n.event_id, n.article_id, n.version, n.event_type, n.avro) for n in self._new])
+                db.executemany(
+                    "INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
+                    " content_type, payload, status, next_attempt_at, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    [(self.partner.id, n.event_id, n.article_id, n.version, n.event_type, n.seq,
+                      self.partner.content_type, n.payload, n.due, now) for n in self._new])
+            db.executemany("UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?"
+                           " WHERE partner_id = ? AND event_id = ? AND status != 'pending'",
+                           [(now, self.partner.id, event_id) for event_id in self._resend])
+        self.queued_ids += [n.event_id for n in self._new] + self._resend
+        log.info("replay_queued", partner=self.partner.id, queued=len(self._new), resent=len(self._resend))
+        self._forget()
+
+    def _forget(self) -> None:
+        self._new.clear()
+        self._resend.clear()
+        self._batch.clear()
+        self._history.clear()
+        self._next_seq = None
+
+    def pending(self, event_ids: list[str]) -> int:
+        """How many of these deliveries to the partner are still pending."""
+        count = 0
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start:start + 500]
+            count += self.db.execute(
+                f"SELECT count(*) FROM deliveries WHERE partner_id = ? AND status = 'pending'"
+                f" AND event_id IN ({','.join('?' * len(chunk))})", (self.partner.id, *chunk)).fetchone()[0]
+        return count
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class PartnerSender:
+    """Delivers one partner's pending deliveries from this process with the pusher's own worker.
+
+    Runs an asyncio loop in a thread; :meth:`wake` after each commit. Use it only while the
+    pusher service is stopped (or the partner would get some deliveries twice, with the same
+    webhook-id).
+    """
+
+    def __init__(self, settings: Settings, partner_id: str, config: WebhookConfig | None = None):
+        self.settings = settings
+        self.partner_id = partner_id
+        self.config = config or WebhookConfig.from_env()
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._worker: PartnerWorker | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=f"replay-send-{partner_id}", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self.error:
+            raise self.error
+
+    def _main(self) -> None:
+        async def main() -> None:
+            pusher = Pusher(self.settings, self.config)
+            try:
+                worker = self._worker = PartnerWorker(pusher, registry.get(pusher.db, self.partner_id))
+                worker.task = asyncio.create_task(worker.run())
+                self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+                self._ready.set()
+                await self._stop.wait()
+                await worker.close()
+            finally:
+                pusher.dead_letters.close()
+                pusher.db.close()
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self._ready.set()
+
+    def wake(self) -> None:
+        if self._loop and self._worker:
+            self._loop.call_soon_threadsafe(self._worker.wake.set)
+
+    def stop(self) -> None:
+        if self._loop and self._stop and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
