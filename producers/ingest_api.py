@@ -46,6 +46,8 @@ REALM = 'Bearer realm="newswire-ingest"'
 SETTINGS = web.AppKey("settings", Settings)
 TOKENS = web.AppKey("tokens", tuple)
 PRODUCER = web.AppKey("producer", object)
+#: what the access log line says about the request's article (article_id, version, event_id)
+ABOUT = web.RequestKey("about", dict)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -89,6 +91,7 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
     """One structured line per request: what, for which article and event, how it ended (no token)."""
     started = time.perf_counter()
     status = 500
+    request[ABOUT] = about = {}
     try:
         response = await handler(request)
         status = response.status
@@ -98,8 +101,8 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         raise
     finally:
         log.info("ingest_request", method=request.method, path=request.path, status=status,
-                 article_id=request.get("article_id"), version=request.get("version"),
-                 event_id=request.get("event_id"), remote=request.remote,
+                 article_id=about.get("article_id"), version=about.get("version"),
+                 event_id=about.get("event_id"), remote=request.remote,
                  duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
 
@@ -142,8 +145,7 @@ async def _run(func: Callable[..., Any], *args: Any) -> Any:
 
 
 async def _publish(request: web.Request, event: ArticleEvent) -> web.Response:
-    request["article_id"], request["version"], request["event_id"] = \
-        event["article_id"], event["version"], event["event_id"]
+    request[ABOUT].update(article_id=event["article_id"], version=event["version"], event_id=event["event_id"])
     app = request.app
     try:
         (published,) = await _run(lambda: publish(app[SETTINGS], [event], app[PRODUCER].get()))
@@ -166,11 +168,11 @@ async def post_article(request: web.Request) -> web.Response:
     if isinstance(document, web.Response):
         return document
     if isinstance(document.get("article_id"), str):
-        request["article_id"] = document["article_id"]
+        request[ABOUT]["article_id"] = document["article_id"]
     try:
         event = build_event(document, request.app[SETTINGS])
     except ArticleError as exc:
-        log.info("article_rejected", article_id=request.get("article_id"), errors=[str(e) for e in exc.errors])
+        log.info("article_rejected", article_id=request[ABOUT].get("article_id"), errors=[str(e) for e in exc.errors])
         return errors(422, exc.errors)
     return await _publish(request, event)
 
@@ -178,7 +180,7 @@ async def post_article(request: web.Request) -> web.Response:
 def end_handler(event_type: str) -> Handler:
     async def post_end(request: web.Request) -> web.Response:
         article_id = request.match_info["article_id"]
-        request["article_id"] = article_id
+        request[ABOUT]["article_id"] = article_id
         if not ARTICLE_ID.fullmatch(article_id):
             return errors(422, [FieldError("article_id", "must be 1 to 128 characters of a-z, A-Z, 0-9, '.', '_', ':' or '-'")])
         document = await _document(request)

@@ -1,0 +1,161 @@
+"""The ingest API over real HTTP on 127.0.0.1 (aiohttp server and client) against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from newswire.broker import free_port
+from newswire.config import Settings
+from newswire.producers.article import MAX_DOCUMENT_BYTES
+from newswire.producers.ingest_api import create_app, tokens_from_env
+from tests.topic_reader import read_events
+
+TOKEN = "s3cret-token-for-the-cms"
+OTHER = "second-token-of-another-desk"
+
+
+def article(article_id: str = "tml-api-1", **extra) -> dict:
+    return {"article_id": article_id, "headline": "Talks resume in Ankara", "language": "en",
+            "body": "<p onclick='x()'>Officials said talks would continue.</p><script>x()</script>", **extra}
+
+
+def serve(settings: Settings, scenario: Callable[[aiohttp.ClientSession, str], Awaitable[Any]]) -> Any:
+    """Run ``scenario(session, base_url)`` against the app on a real 127.0.0.1 port."""
+    async def main() -> Any:
+        server = TestServer(create_app(settings, [TOKEN, OTHER]), host="127.0.0.1", port=free_port())
+        await server.start_server()
+        try:
+            async with aiohttp.ClientSession() as session:
+                return await scenario(session, str(server.make_url("")).rstrip("/"))
+        finally:
+            await server.close()
+    return asyncio.run(main())
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def answer(response: aiohttp.ClientResponse) -> tuple[int, dict, Any]:
+    return response.status, dict(response.headers), await response.json()
+
+
+def test_post_article_is_202_after_kafka_acknowledged(settings: Settings, capfd) -> None:
+    async def scenario(session, base):
+        async with session.post(f"{base}/v1/articles", json=article(), headers=auth(OTHER)) as r:
+            return await answer(r)
+    status, _, body = serve(settings, scenario)
+    assert status == 202
+    ((event, record),) = read_events(settings)
+    assert body == {"event_id": event["event_id"], "article_id": "tml-api-1", "version": 1, "event_type": "published",
+                    "topic": settings.topics.articles, "partition": record.partition, "offset": record.offset}
+    assert event["body"] == "<p>Officials said talks would continue.</p>"
+    logged = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    (access,) = [line for line in logged if line["event"] == "ingest_request"]
+    assert (access["status"], access["article_id"], access["event_id"]) == (202, "tml-api-1", event["event_id"])
+    assert TOKEN not in json.dumps(logged) and OTHER not in json.dumps(logged)
+
+
+def test_kill_and_withdraw_through_the_api(settings: Settings) -> None:
+    async def scenario(session, base):
+        results = []
+        async with session.post(f"{base}/v1/articles", json=article("tml-api-k"), headers=auth()) as r:
+            results.append(await answer(r))
+        for path, payload in [("withdraw", {"reason": "Checking a quote."}), ("kill", {"reason": "Legal."}),
+                              ("kill", {"reason": "Again."}), ("kill", {}), ("kill", {"reason": "x", "why": 1})]:
+            async with session.post(f"{base}/v1/articles/tml-api-k/{path}", json=payload, headers=auth()) as r:
+                results.append(await answer(r))
+        async with session.post(f"{base}/v1/articles/tml-api-none/kill", json={"reason": "x"}, headers=auth()) as r:
+            results.append(await answer(r))
+        return results
+    first, withdrawn, killed, again, no_reason, extra, unknown = serve(settings, scenario)
+    assert [s for s, _, _ in (first, withdrawn, killed)] == [202, 202, 202]
+    assert (withdrawn[2]["version"], withdrawn[2]["event_type"]) == (2, "withdrawn")
+    assert (killed[2]["version"], killed[2]["event_type"]) == (3, "killed")
+    assert again[0] == 422 and "a kill is final" in again[2]["errors"][0]["problem"]
+    assert no_reason[0] == 422 and no_reason[2]["errors"] == [{"field": "reason", "problem": "is required: a string saying why"}]
+    assert extra[0] == 422 and extra[2]["errors"] == [{"field": "why", "problem": "unknown field"}]
+    assert unknown[0] == 404 and unknown[2]["errors"][0]["field"] == "article_id"
+    events = [e for e, _ in read_events(settings)]
+    assert [(e["version"], e["event_type"], e["kill_reason"]) for e in events] == [
+        (1, "published", None), (2, "withdrawn", "Checking a quote."), (3, "killed", "Legal.")]
+
+
+def test_auth_and_error_codes(settings: Settings) -> None:
+    url_ok = article("tml-api-e")
+
+    async def scenario(session, base):
+        url = f"{base}/v1/articles"
+        cases = {
+            "no token": session.post(url, json=url_ok),
+            "wrong token": session.post(url, json=url_ok, headers=auth("s3cret-token-for-the-cmx")),
+            "basic auth": session.post(url, json=url_ok, headers={"Authorization": "Basic czNjcmV0"}),
+            "not json": session.post(url, data=b'{"headline": ', headers=auth() | {"Content-Type": "application/json"}),
+            "bad utf-8": session.post(url, data=b'{"headline": "caf\xe9"}',
+                                      headers=auth() | {"Content-Type": "application/json"}),
+            "too large": session.post(url, data=b" " * (MAX_DOCUMENT_BYTES + 1),
+                                      headers=auth() | {"Content-Type": "application/json"}),
+            "form": session.post(url, data={"headline": "x"}, headers=auth()),
+            "latin-1 json": session.post(url, data=b"{}", headers=auth() | {
+                "Content-Type": "application/json; charset=iso-8859-1"}),
+            "invalid": session.post(url, json=article("tml api", urgency=0, images=[{"url": "javascript:alert(1)"}]),
+                                    headers=auth()),
+            "health": session.get(f"{base}/healthz"),
+        }
+        out = {}
+        for name, request in cases.items():
+            async with request as r:
+                out[name] = await answer(r)
+        return out
+
+    got = serve(settings, scenario)
+    status, headers, body = got["no token"]
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer realm=")
+    assert body["errors"] == [{"field": "Authorization", "problem": "a bearer token is required"}]
+    status, headers, body = got["wrong token"]
+    assert status == 401 and 'error="invalid_token"' in headers["WWW-Authenticate"]
+    assert got["basic auth"][0] == 401
+    assert got["not json"][0] == 400 and got["not json"][2]["errors"][0]["problem"].startswith("not valid JSON")
+    assert got["bad utf-8"][0] == 400
+    assert got["bad utf-8"][2]["errors"] == [{"field": "$", "problem":
+                                             "not valid UTF-8: byte 0xe9 at offset 17 (invalid continuation byte)"}]
+    assert got["too large"][0] == 413 and got["too large"][2]["errors"][0]["field"] == "$"
+    assert got["form"][0] == 415 and got["form"][2]["errors"][0]["field"] == "Content-Type"
+    assert got["latin-1 json"][0] == 415
+    status, _, body = got["invalid"]
+    assert status == 422
+    assert {e["field"] for e in body["errors"]} == {"article_id", "urgency", "images[0].url"}
+    assert {"field": "images[0].url", "problem": "javascript: URLs are not allowed; use http or https"} in body["errors"]
+    assert got["health"][0] == 200 and got["health"][2]["status"] == "ok"
+    assert read_events(settings) == []  # nothing rejected reached Kafka
+
+
+def test_broker_down_is_503_with_a_clear_message(tmp_path: Path) -> None:
+    down = replace(Settings(), bootstrap_servers=f"127.0.0.1:{free_port()}", producer_timeout_s=2.0,
+                   home=tmp_path / "home")
+
+    async def scenario(session, base):
+        async with session.post(f"{base}/v1/articles", json=article(), headers=auth()) as r:
+            first = await answer(r)
+        async with session.post(f"{base}/v1/articles/tml-api-1/kill", json={"reason": "x"}, headers=auth()) as r:
+            return first, await answer(r)
+
+    (status, headers, body), (kill_status, _, kill_body) = serve(down, scenario)
+    assert status == 503 and headers["Retry-After"] == "5"
+    assert body["errors"][0]["field"] == "kafka"
+    assert f"Kafka at {down.bootstrap_servers} is not reachable" in body["errors"][0]["problem"]
+    assert kill_status == 503 and down.bootstrap_servers in kill_body["errors"][0]["problem"]
+
+
+def test_tokens_come_from_the_environment_and_are_required(tmp_path: Path) -> None:
+    assert tokens_from_env({"NEWSWIRE_INGEST_TOKENS": " a1 , ,b2,"}) == ("a1", "b2")
+    with pytest.raises(ValueError, match="NEWSWIRE_INGEST_TOKENS"):
+        create_app(Settings(), tokens_from_env({}))
