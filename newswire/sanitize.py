@@ -39,6 +39,10 @@ _UNSAFE_CHARS = re.compile(
 )
 
 
+# huge_tree: without it libxml2 silently empties a text run over 10 million characters.
+_PARSER = lxml_html.HTMLParser(huge_tree=True)
+
+
 def clean_text(text: str) -> str:
     """Remove the characters listed in the module doc; nothing else changes."""
     return _UNSAFE_CHARS.sub("", text)
@@ -57,7 +61,7 @@ def sanitize_body(html: str) -> str:
     )
     if not cleaned.strip():
         return ""
-    wrapper = lxml_html.fragment_fromstring(cleaned, create_parent="div")
+    wrapper = lxml_html.fragment_fromstring(cleaned, create_parent="div", parser=_PARSER)
     parts = [_escape(wrapper.text or "")]
     parts += [etree.tostring(child, method="xml", encoding="unicode", with_tail=True) for child in wrapper]
     return "".join(parts).strip()
@@ -71,4 +75,4 @@ def body_text(xhtml_fragment: str) -> str:
     """The plain text of a body fragment (for word counts and summaries)."""
     if not xhtml_fragment:
         return ""
-    return lxml_html.fragment_fromstring(xhtml_fragment, create_parent="div").text_content()
+    return lxml_html.fragment_fromstring(xhtml_fragment, create_parent="div", parser=_PARSER).text_content()
