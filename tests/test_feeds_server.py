@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import signal
+import subprocess
+import time
 from datetime import timedelta
 from email.utils import format_datetime
 
@@ -12,12 +15,14 @@ import feedparser
 import pytest
 from lxml import etree
 
-from newswire import bus, codec, corpus
+from newswire import codec, corpus
+from newswire.broker import free_port
 from newswire.bus import header
 from newswire.consumers.feeds.access import Tokens
 from tests.feeds_support import (
-    ACME_TOKEN, BLOG_TOKEN, Clock, dead_letters, feeds_running, publish, send_raw, start_of_test, story,
+    ACME_TOKEN, BLOG_TOKEN, Clock, dead_letters, feeds_running, fetch, publish, send_raw, start_of_test, story,
 )
+from tests.replay_support import NEWSWIRE, cli_env
 from tests.test_format_newsml import SCHEMA as NEWSML_SCHEMA
 from tests.test_format_ninjs import VALIDATOR as NINJS_VALIDATOR
 
@@ -324,3 +329,32 @@ def test_partner_tokens_and_entitlements(settings, tmp_path):
                [("en-held", True), ("fr-open", False), ("en-open", False)]
         acme_changes = json.loads(run.get("/changes.json", Authorization=f"Bearer {ACME_TOKEN}").body)
         assert [article_of(i["uri"]) for i in acme_changes["items"]] == ["en-open", "fr-open", "en-held"]
+
+
+def test_feeds_serve_command_runs_consumer_and_server_and_stops_cleanly(settings):
+    port = free_port()
+    publish(settings, story("cli", start_of_test() - timedelta(minutes=1)))
+    env = cli_env(settings) | {"NEWSWIRE_FEED_TOKENS": f"acme:{ACME_TOKEN}"}
+    process = subprocess.Popen([*NEWSWIRE, "feeds", "serve", "--port", str(port)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):  # until the server answers and its consumer has the story
+            try:
+                health = fetch(base + "/health")
+                if health.status == 200 and json.loads(health.body)["articles"] == 1:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        assert json.loads(fetch(base + "/health").body) | {"cursor": 1} == \
+               {"articles": 1, "cursor": 1, "stale_events": 0, "consumer": "running"}
+        title = json.loads(fetch(base + "/items/cli.json").body)["headlines"][0]["value"]
+        assert title.startswith("cli: ")
+        assert [e.title for e in feed(fetch(base + "/feeds/all.rss").body).entries] == [title]
+        assert fetch(base + "/partners/acme/feeds/all.atom", {"Authorization": f"Bearer {ACME_TOKEN}"}).status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert f"http://127.0.0.1:{port}/feeds/all.rss" in out
