@@ -6,6 +6,7 @@ Benchmarks print figures; they never assert. Run one with ``.venv/bin/python ben
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import resource
@@ -71,7 +72,15 @@ def machine() -> str:
 
 
 def print_table(title: str, rows: Sequence[tuple[str, str, str]]) -> None:
-    """Print ``(measure, figure, peer or ceiling)`` rows as an aligned table."""
+    """Print ``(measure, figure, peer or ceiling)`` rows as an aligned table.
+
+    With ``NEWSWIRE_BENCH_ROWS`` set to a file, the rows are also appended to it as JSON
+    lines, for ``bench/run_all.py`` to gather every benchmark into one table.
+    """
+    if os.environ.get("NEWSWIRE_BENCH_ROWS"):
+        with open(os.environ["NEWSWIRE_BENCH_ROWS"], "a", encoding="utf-8") as out:
+            for row in rows:
+                out.write(json.dumps({"title": title, "row": list(row)}) + "\n")
     header = ("measure", "figure", "peer / ceiling (same run)")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
     print(f"\n{title}  [{machine()}]")
