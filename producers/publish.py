@@ -75,6 +75,8 @@ def load_event(path: Path, settings: Settings, *, article_id: str | None = None)
         except PageError as exc:
             raise ArticleError([FieldError(exc.field, str(exc))]) from None
     else:
+        if article_id:
+            raise ArticleError([FieldError("article_id", "--article-id is for HTML pages; an article JSON carries its own")])
         document = decode_document(raw)
     return build_event(document, settings)
 
