@@ -244,8 +244,10 @@ async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event |
         await pusher.run(stop, kafka_alive=thread.is_alive)
     finally:
         consume.stop()
-        await loop.run_in_executor(None, thread.join)
-        log.info("pusher_stopped")
+        # Joining a consumer group can take a session timeout (a member killed with -9 is still in
+        # it); the outbox is durable and a re-read event is not queued twice, so do not wait long.
+        await loop.run_in_executor(None, thread.join, config.timeout_s)
+        log.info("pusher_stopped", kafka_loop_closed=not thread.is_alive())
     if failure:
         raise RuntimeError("the Kafka consume loop failed") from failure[0]
 
