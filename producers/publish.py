@@ -177,11 +177,11 @@ def publish_command(ctx: click.Context, files: tuple[Path, ...], kill_id: str | 
             invalid = 0
             try:
                 batch = [(target, end_of_article(settings, target, reason, event_type))]
-            except (ArticleError, ArticleNotFound) as exc:
-                if isinstance(exc, ArticleError):
-                    _report_invalid(target, exc)
-                else:
-                    click.echo(f"{target}: {exc}", err=True)
+            except ArticleError as exc:
+                _report_invalid(target, exc)
+                sys.exit(EXIT_INVALID)
+            except ArticleNotFound as exc:
+                click.echo(f"{target}: {exc}", err=True)
                 sys.exit(EXIT_INVALID)
         else:
             loaded, invalid = _load_all(settings, files, article_id)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from newswire import corpus
+from newswire import corpus, logs
 from newswire.broker import free_port
 from newswire.cli import main
 from newswire.config import Settings
@@ -41,7 +41,10 @@ def write(path: Path, document: dict | bytes) -> Path:
 
 def run(settings: Settings, *args: str):
     env = cli_env(settings) | {"NEWSWIRE_PRODUCER_TIMEOUT": str(settings.producer_timeout_s)}
-    return CliRunner().invoke(main, ["--log-json", *args], env=env, catch_exceptions=False)
+    try:
+        return CliRunner().invoke(main, ["--log-json", *args], env=env, catch_exceptions=False)
+    finally:
+        logs.configure("INFO", json=True)  # main() pointed the logs at the runner's (now closed) stderr
 
 
 def printed(result) -> list[dict]:
