@@ -109,6 +109,8 @@ def decode_document(raw: bytes) -> dict[str, Any]:
         raise ArticleError([FieldError("$", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]) from None
     except ValueError as exc:
         raise ArticleError([FieldError("$", str(exc))]) from None
+    except RecursionError:
+        raise ArticleError([FieldError("$", "JSON nested too deeply")]) from None
     if not isinstance(data, dict):
         raise ArticleError([FieldError("$", f"must be a JSON object, not {_json_type(data)}")])
     return data

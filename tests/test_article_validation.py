@@ -148,6 +148,7 @@ BAD_DOCUMENTS = [
     ("JSON array", b'[{"headline": "x"}]', "must be a JSON object, not an array"),
     ("duplicate key", b'{"headline": "a", "headline": "b"}', "duplicate key 'headline'"),
     ("NaN", b'{"urgency": NaN}', "NaN is not a JSON number"),
+    ("nested 100 000 deep", b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
 ]
 
 
