@@ -40,6 +40,7 @@ TEXT_LIMITS = {         # plain-text fields: maximum characters after cleaning
 }
 REQUIRED_TEXT = ("headline",)
 ARTICLE_ID = re.compile(r"[a-zA-Z0-9._:-]{1,128}")
+ARTICLE_ID_PROBLEM = "must be 1 to 128 characters of a-z, A-Z, 0-9, '.', '_', ':' or '-'"
 #: language[-script][-region](-variant)* of BCP 47, which is what news language tags use
 LANGUAGE_TAG = re.compile(
     r"[a-zA-Z]{2,3}(-[a-zA-Z]{4})?(-(?:[a-zA-Z]{2}|[0-9]{3}))?(-(?:[a-zA-Z0-9]{5,8}|[0-9][a-zA-Z0-9]{3}))*"
@@ -59,9 +60,6 @@ IMAGE_TEXT_LIMITS = {"caption": 2000, "credit": 300, "alt_text": 1000}
 BYLINE_FIELDS = frozenset({"name", "role"})
 DATELINE_FIELDS = frozenset({"place", "date"})
 SUBJECT_FIELDS = frozenset({"code", "name"})
-
-_MISSING = object()
-
 
 @dataclass(frozen=True)
 class FieldError:
@@ -155,7 +153,7 @@ class _Checker:
         self.errors.append(FieldError(field, problem))
 
     def text(self, field: str, value: Any, max_chars: int, *, required: bool = False) -> str | None:
-        if value is None or value is _MISSING:
+        if value is None:
             if required:
                 self.fail(field, "is required")
             return None
@@ -172,8 +170,20 @@ class _Checker:
             return None
         return cleaned
 
+    def token(self, field: str, value: Any, pattern: re.Pattern[str], problem: str) -> str | None:
+        """A required string that must match ``pattern`` exactly, taken as it is (no cleaning)."""
+        if value is None:
+            self.fail(field, "is required")
+        elif not isinstance(value, str):
+            self.fail(field, f"must be a string, not {_json_type(value)}")
+        elif not pattern.fullmatch(value):
+            self.fail(field, f"{problem}: {value[:40]!r}")
+        else:
+            return value
+        return None
+
     def integer(self, field: str, value: Any, low: int, high: int) -> int | None:
-        if value is None or value is _MISSING:
+        if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(field, f"must be an integer, not {_json_type(value)}")
@@ -209,7 +219,7 @@ class _Checker:
         return text
 
     def timestamp(self, field: str, value: Any) -> datetime | None:
-        if value is None or value is _MISSING:
+        if value is None:
             return None
         if not isinstance(value, str):
             self.fail(field, f"must be an ISO 8601 timestamp string, not {_json_type(value)}")
@@ -225,7 +235,7 @@ class _Checker:
         return to_utc_millis(parsed)
 
     def array(self, field: str, value: Any, max_items: int) -> list[Any]:
-        if value is None or value is _MISSING:
+        if value is None:
             return []
         if not isinstance(value, list):
             self.fail(field, f"must be an array, not {_json_type(value)}")
@@ -277,28 +287,12 @@ def build_event(data: Any, settings: Settings, *, now: datetime | None = None) -
         raise ArticleError([FieldError("$", f"must be a JSON object, not {_json_type(data)}")])
     for key in sorted(set(data) - FIELDS):
         check.fail(str(key), "unknown field")
-    get = lambda name: data.get(name, _MISSING)  # noqa: E731
+    get = data.get  # null and absent mean the same
 
-    article_id = get("article_id")
-    if article_id is _MISSING or article_id is None:
-        check.fail("article_id", "is required")
-        article_id = None
-    elif not isinstance(article_id, str):
-        check.fail("article_id", f"must be a string, not {_json_type(article_id)}")
-        article_id = None
-    elif not ARTICLE_ID.fullmatch(article_id):
-        check.fail("article_id", "must be 1 to 128 characters of a-z, A-Z, 0-9, '.', '_', ':' or '-'")
-        article_id = None
-
+    article_id = check.token("article_id", get("article_id"), ARTICLE_ID, ARTICLE_ID_PROBLEM)
     event_type, version = _event_type_and_version(check, get("event_type"), get("version"))
-
-    language = get("language")
-    if language is _MISSING or language is None:
-        check.fail("language", "is required")
-    elif not isinstance(language, str):
-        check.fail("language", f"must be a string, not {_json_type(language)}")
-    elif not LANGUAGE_TAG.fullmatch(language):
-        check.fail("language", f"is not a BCP 47 language tag (e.g. en, ar, he, en-GB): {language[:40]!r}")
+    language = check.token("language", get("language"), LANGUAGE_TAG,
+                           "is not a BCP 47 language tag (e.g. en, ar, he, en-GB)")
 
     texts = {name: check.text(name, get(name), limit, required=name in REQUIRED_TEXT)
              for name, limit in TEXT_LIMITS.items()}
@@ -307,9 +301,9 @@ def build_event(data: Any, settings: Settings, *, now: datetime | None = None) -
     occurred_at = check.timestamp("occurred_at", get("occurred_at"))
     first_created = check.timestamp("first_created", get("first_created"))
     embargo_until = check.timestamp("embargo_until", get("embargo_until"))
-    if occurred_at is None and get("occurred_at") in (_MISSING, None):
+    if get("occurred_at") is None:
         occurred_at = to_utc_millis(now) if now else now_utc()
-    if first_created is None and get("first_created") in (_MISSING, None):
+    if get("first_created") is None:
         if version is not None and version > 1:
             check.fail("first_created", f"is required on version {version}: when version 1 was created")
         first_created = occurred_at
@@ -372,17 +366,15 @@ def _failed(check: _Checker) -> set[str]:
 
 def _event_type_and_version(check: _Checker, event_type: Any, version: Any) -> tuple[str | None, int | None]:
     """Versions come from the CMS: optional (1) for a new story, required for updates and corrections."""
-    if event_type in (_MISSING, None):
-        event_type = None
-    elif event_type in ("killed", "withdrawn"):
+    if event_type in ("killed", "withdrawn"):
+        action = "kill" if event_type == "killed" else "withdraw"
         check.fail("event_type", f"{event_type} is not published from an article document; use "
-                                 f"`newswire publish --{'kill' if event_type == 'killed' else 'withdraw'}` "
-                                 f"or POST /v1/articles/{{article_id}}/{'kill' if event_type == 'killed' else 'withdraw'}")
+                                 f"`newswire publish --{action}` or POST /v1/articles/{{article_id}}/{action}")
         return None, None
-    elif event_type not in ARTICLE_EVENT_TYPES:
+    if event_type is not None and event_type not in ARTICLE_EVENT_TYPES:
         check.fail("event_type", f"must be one of {', '.join(ARTICLE_EVENT_TYPES)}, not {str(event_type)[:40]!r}")
         return None, None
-    version = check.integer("version", None if version is _MISSING else version, 1, MAX_VERSION)
+    version = check.integer("version", version, 1, MAX_VERSION)
     if version is None and "version" in _failed(check):
         return None, None
     if version is None:
@@ -402,7 +394,7 @@ def _event_type_and_version(check: _Checker, event_type: Any, version: Any) -> t
 
 
 def _body(check: _Checker, value: Any) -> str | None:
-    if value is _MISSING or value is None:
+    if value is None:
         check.fail("body", "is required")
         return None
     if not isinstance(value, str):
@@ -428,7 +420,7 @@ def _byline(check: _Checker, field: str, value: Any) -> dict[str, Any] | None:
 
 
 def _dateline(check: _Checker, field: str, value: Any) -> dict[str, Any] | None:
-    if value is _MISSING or value is None:
+    if value is None:
         return None
     if check.obj(field, value, DATELINE_FIELDS) is None:
         return None

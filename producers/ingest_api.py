@@ -35,7 +35,7 @@ from newswire import logs
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
 
-from .article import ARTICLE_ID, MAX_DOCUMENT_BYTES, ArticleError, FieldError, build_event, decode_document
+from .article import ARTICLE_ID, ARTICLE_ID_PROBLEM, MAX_DOCUMENT_BYTES, ArticleError, FieldError, build_event, decode_document
 from .latest import ArticleNotFound
 from .publish import KafkaUnavailable, Published, connect, end_of_article, publish
 
@@ -182,7 +182,7 @@ def end_handler(event_type: str) -> Handler:
         article_id = request.match_info["article_id"]
         request[ABOUT]["article_id"] = article_id
         if not ARTICLE_ID.fullmatch(article_id):
-            return errors(422, [FieldError("article_id", "must be 1 to 128 characters of a-z, A-Z, 0-9, '.', '_', ':' or '-'")])
+            return errors(422, [FieldError("article_id", ARTICLE_ID_PROBLEM)])
         document = await _document(request)
         if isinstance(document, web.Response):
             return document
