@@ -7,6 +7,7 @@ and every event type. Deterministic for a given seed.
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -123,17 +124,18 @@ def next_version(previous: ArticleEvent, event_type: str, *, at: datetime | None
 def stream(n: int, seed: int = 7, *, body_bytes: int = 6000, versions: bool = True) -> Iterator[ArticleEvent]:
     """``n`` events: mostly new stories, with updates, corrections, kills and withdrawals of earlier ones."""
     rng = random.Random(seed)
-    latest: dict[str, ArticleEvent] = {}
-    dead: set[str] = set()
+    latest: dict[str, ArticleEvent] = {}  # live articles only, in order of first publication
     for i in range(n):
         roll = rng.random()
-        live = [a for a in latest if a not in dead] if versions else []
-        if live and roll < 0.25:
-            previous = latest[rng.choice(live[-200:])]
+        if versions and latest and roll < 0.25:
+            recent = list(itertools.islice(reversed(latest), 200))[::-1]  # the newest 200, oldest first
+            previous = latest[rng.choice(recent)]
             kind = rng.choices(["updated", "corrected", "killed", "withdrawn"], weights=[60, 25, 10, 5])[0]
             event = next_version(previous, kind)
             if kind in ("killed", "withdrawn"):
-                dead.add(event["article_id"])
+                del latest[event["article_id"]]
+                yield event
+                continue
         else:
             event = story(rng, f"nw-{seed}-{i:07d}", body_bytes=body_bytes)
         latest[event["article_id"]] = event
