@@ -83,3 +83,30 @@ def test_page_bytes_are_decoded_by_declared_charset_else_strict_utf8() -> None:
     assert article_from_html(arabic.encode("cp1256"), article_id="a1")["headline"] == "سلام"
     with pytest.raises(PageError, match="not valid utf-8: byte 0xe9 at offset"):
         article_from_html("<html><body><h1>Fr\u00e9d</h1></body></html>".encode("latin-1"), article_id="a2")
+
+
+def test_other_page_shapes_credit_element_dek_and_furniture() -> None:
+    page = """<!DOCTYPE html><html lang="ar"><head><meta charset="utf-8">
+    <meta property="og:title" content="عنوان من og">
+    <link rel="canonical" href="https://news.example.org/ar/2026/11/talks-resume?id=7"></head><body>
+    <div class="cookie-consent">We use cookies. Accept all?</div>
+    <article><h1>استئناف المحادثات في أنقرة</h1>
+      <p class="article-dek">المفاوضات مستمرة</p>
+      <figure><img src="/img/ankara.jpg" alt="أنقرة">
+        <figcaption>وفد في أنقرة <span class="photo-credit">Agency/Photographer</span></figcaption></figure>
+      <p>قال مسؤولون إن المفاوضات ستستمر.</p>
+      <div class="share-tools"><p>Share this story on social media</p></div>
+      <p>وحذّر محللون من أن الجولات السابقة انتهت دون اتفاق.</p>
+      <ul class="related-stories"><li><a href="/x">Another story you may like</a></li></ul>
+    </article></body></html>"""
+    event = build_event(article_from_html(page.encode()), Settings())
+    assert event["article_id"] == "news.example.org:talks-resume-id-7"
+    assert (event["headline"], event["subheadline"]) == ("استئناف المحادثات في أنقرة", "المفاوضات مستمرة")
+    (image,) = event["images"]
+    assert image == {"url": "https://news.example.org/img/ankara.jpg", "caption": "وفد في أنقرة",
+                     "credit": "Agency/Photographer", "alt_text": "أنقرة", "width": None, "height": None,
+                     "media_type": "image/jpeg"}
+    assert event["body"] == ("<p>قال مسؤولون إن المفاوضات ستستمر.</p>"
+                             "<p>وحذّر محللون من أن الجولات السابقة انتهت دون اتفاق.</p>")
+    for furniture in ("cookies", "Share this story", "Another story"):
+        assert furniture not in json.dumps(event, default=str, ensure_ascii=False)
