@@ -1,0 +1,259 @@
+"""Feed server and feed view figures, on a real broker.
+
+1. Publishes a generated corpus of ``--articles`` articles (new stories, updates, corrections,
+   kills, withdrawals: ``corpus.stream``) to a fresh topic.
+2. The feed view at that size, three ways: rebuilt from the topic into memory (decode + apply,
+   what a consumer without a persisted view does at every start); the feeds consumer's first
+   start (topic -> view -> SQLite, with the renderers' checks, what happens once); and a restart
+   from the persisted SQLite view (what ``newswire feeds serve`` does at every start).
+3. Starts ``newswire feeds serve`` in its own process on 127.0.0.1 over that view, and drives it
+   with an aiohttp client (``--concurrency`` connections, bounded by ``--requests`` and
+   ``--seconds`` per measure): full 200 answers per format and 304 answers (If-None-Match); the
+   ceiling is a trivial aiohttp handler returning a body of the same size, same client, same run.
+
+Run: ``.venv/bin/python -m bench.feeds`` (``--articles 100000`` by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import aiohttp
+from aiohttp import web
+from kafka import TopicPartition
+from tqdm import tqdm
+
+from bench.harness import Stopwatch, bench_settings, peak_rss_mib, percentile, print_table, temporary_broker
+from newswire import bus, codec, corpus, logs
+from newswire.broker import free_port
+from newswire.config import Settings
+from newswire.consumers.feeds.consumer import FeedsConsumer, open_view, utc_now
+from newswire.consumers.feeds.view import FeedView
+
+
+def publish_corpus(settings: Settings, articles: int, body_bytes: int) -> int:
+    """Publish events until ``articles`` distinct articles exist; return the number of events."""
+    kafka = bus.producer(settings, linger_ms=50, batch_size=512 * 1024)
+    seen: set[str] = set()
+    events = 0
+    with tqdm(total=articles, desc="publish", unit="article") as bar:
+        for event in corpus.stream(articles * 2, seed=3, body_bytes=body_bytes):
+            if event["article_id"] not in seen:
+                if len(seen) == articles:
+                    break
+                seen.add(event["article_id"])
+                bar.update()
+            bus.send_event(kafka, settings.topics.articles, event)
+            events += 1
+    kafka.flush(timeout=300)
+    kafka.close()
+    return events
+
+
+def rebuild_from_topic(settings: Settings) -> tuple[float, int]:
+    """Seconds to read the whole topic into a fresh in-memory view, and the articles it holds."""
+    reader = bus.consumer(settings, None, max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024)
+    topic = settings.topics.articles
+    partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic))]
+    reader.assign(partitions)
+    ends = reader.end_offsets(partitions)
+    view, now = FeedView(), utc_now()
+    with Stopwatch() as watch, tqdm(total=sum(ends.values()), desc="rebuild from topic", unit="event") as bar:
+        reader.seek_to_beginning()
+        while any(reader.position(tp) < ends[tp] for tp in partitions):
+            for records in reader.poll(timeout_ms=500).values():
+                for record in records:
+                    view.apply(codec.decode(record.value), now)
+                bar.update(len(records))
+    reader.close(autocommit=False)
+    return watch.seconds, len(view)
+
+
+def first_start(settings: Settings) -> float:
+    """Seconds for the feeds consumer to take in the whole topic into an empty persisted view."""
+    view, store = open_view(settings)
+    consumer = FeedsConsumer(settings, view, store)
+    with Stopwatch() as watch, tqdm(desc="consumer first start", unit="event") as bar:
+        while True:
+            bar.update(consumer.poll(500))
+            if consumer.caught_up():
+                break
+    consumer.stop()
+    store.close()
+    return watch.seconds
+
+
+def load_persisted(settings: Settings) -> tuple[float, int]:
+    with Stopwatch() as watch:
+        view, store = open_view(settings)
+    store.close()
+    return watch.seconds, len(view)
+
+
+# --- HTTP load ------------------------------------------------------------------------------
+
+async def drive(url: str, headers: dict[str, str], requests: int, seconds: float,
+                concurrency: int) -> tuple[float, list[float], dict[int, int]]:
+    """Requests/s, latencies (ms) and status counts of GET ``url`` under ``concurrency`` connections."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    deadline = time.perf_counter() + seconds
+    remaining = requests
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal remaining
+        while remaining > 0 and time.perf_counter() < deadline:
+            remaining -= 1
+            start = time.perf_counter()
+            async with session.get(url, headers=headers) as response:
+                await response.read()
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+            latencies.append((time.perf_counter() - start) * 1000)
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return len(latencies) / elapsed, latencies, statuses
+
+
+async def etag_of(url: str) -> tuple[str, int]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        body = await response.read()
+        return response.headers["ETag"], len(body)
+
+
+def wait_until_serving(url: str, articles: int, process: subprocess.Popen, timeout_s: float = 600) -> float:
+    import json
+    import urllib.request
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout_s:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited: {process.stderr.read() if process.stderr else ''}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=5) as reply:
+                if json.loads(reply.read())["articles"] == articles:
+                    return time.perf_counter() - start
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("the feed server did not come up")
+
+
+def ceiling_server(port: int, size: int) -> None:
+    """A trivial aiohttp handler returning ``size`` bytes with an ETag (the ceiling)."""
+    body = b"x" * size
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.headers.get("If-None-Match") == '"c"':
+            return web.Response(status=304, headers={"ETag": '"c"'})
+        return web.Response(body=body, headers={"ETag": '"c"'}, content_type="application/rss+xml")
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def http_figures(settings: Settings, articles: int, options: argparse.Namespace) -> list[tuple[str, str, str]]:
+    port, ceiling_port = free_port(), free_port()
+    env = {**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
+           "NEWSWIRE_TOPIC_ARTICLES": settings.topics.articles, "NEWSWIRE_TOPIC_DEAD_LETTER": settings.topics.dead_letter,
+           "NEWSWIRE_LOG_LEVEL": "WARNING"}
+    server = spawn([sys.executable, "-m", "newswire.cli", "feeds", "serve", "--port", str(port)], env)
+    ceiling = None
+    try:
+        base = f"http://127.0.0.1:{port}"
+        started = wait_until_serving(base, articles, server)
+        rows = [("feed server start (load view, serve)", f"{started:.1f} s", f"{articles} articles")]
+        _, size = asyncio.run(etag_of(base + "/feeds/all.rss"))
+        ceiling = spawn([sys.executable, "-m", "bench.feeds", "--ceiling-port", str(ceiling_port),
+                         "--ceiling-size", str(size)], env)
+        while True:
+            try:
+                asyncio.run(etag_of(f"http://127.0.0.1:{ceiling_port}/"))
+                break
+            except (aiohttp.ClientError, OSError):
+                time.sleep(0.1)
+        load = dict(requests=options.requests, seconds=options.seconds, concurrency=options.concurrency)
+        ceiling_full, _, _ = asyncio.run(drive(f"http://127.0.0.1:{ceiling_port}/", {}, **load))
+        ceiling_304, _, _ = asyncio.run(drive(f"http://127.0.0.1:{ceiling_port}/", {"If-None-Match": '"c"'}, **load))
+        peer_full = f"{ceiling_full:,.0f} req/s trivial aiohttp handler ({size:,} B)"
+        for path in ("/feeds/all.rss", "/feeds/all.atom", "/feeds/all.newsml", "/feeds/all.json",
+                     "/feeds/lang-ar.rss", "/items/nw-3-0000000.newsml"):
+            etag, size = asyncio.run(etag_of(base + path))
+            rate, latencies, statuses = asyncio.run(drive(base + path, {}, **load))
+            assert set(statuses) == {200}, statuses
+            rows.append((f"200 {path} ({size:,} B)",
+                         f"{rate:,.0f} req/s p50 {percentile(latencies, 50):.1f} ms p99 {percentile(latencies, 99):.1f} ms",
+                         peer_full))
+        etag, _ = asyncio.run(etag_of(base + "/feeds/all.rss"))
+        rate, latencies, statuses = asyncio.run(drive(base + "/feeds/all.rss", {"If-None-Match": etag}, **load))
+        assert set(statuses) == {304}, statuses
+        rows.append(("304 /feeds/all.rss (If-None-Match)",
+                     f"{rate:,.0f} req/s p50 {percentile(latencies, 50):.1f} ms p99 {percentile(latencies, 99):.1f} ms",
+                     f"{ceiling_304:,.0f} req/s trivial aiohttp 304"))
+        rate, latencies, statuses = asyncio.run(drive(base + "/feeds/all.rss", {"Accept-Encoding": "gzip"}, **load))
+        rows.append(("200 /feeds/all.rss gzip", f"{rate:,.0f} req/s p50 {percentile(latencies, 50):.1f} ms", ""))
+        return rows
+    finally:
+        for process in (server, ceiling):
+            if process is not None:
+                process.terminate()
+                process.wait(60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=100_000)
+    parser.add_argument("--body-bytes", type=int, default=2000, help="body size of the generated stories")
+    parser.add_argument("--requests", type=int, default=4000, help="at most this many requests per measure")
+    parser.add_argument("--seconds", type=float, default=10.0, help="at most this long per measure")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--ceiling-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--ceiling-size", type=int, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.ceiling_port:
+        ceiling_server(options.ceiling_port, options.ceiling_size)
+        return
+    logs.configure("WARNING")  # a line per applied event would measure the log, not the view
+    with temporary_broker() as broker, TemporaryDirectory(prefix="newswire-bench-feeds-") as home:
+        settings = bench_settings(broker, Path(home))
+        with Stopwatch() as publishing:
+            events = publish_corpus(settings, options.articles, options.body_bytes)
+        topic_seconds, articles = rebuild_from_topic(settings)
+        gc.collect()
+        rss_after_rebuild = peak_rss_mib()
+        first_seconds = first_start(settings)
+        gc.collect()
+        load_seconds, loaded = load_persisted(settings)
+        assert loaded == articles, (loaded, articles)
+        db = settings.home / "feeds" / "view.sqlite3"
+        rows = [
+            ("corpus", f"{articles:,} articles, {events:,} events", f"published in {publishing.seconds:.1f} s"),
+            ("view rebuilt from the topic (decode+apply)", f"{topic_seconds:.1f} s "
+             f"({events / topic_seconds:,.0f} events/s)", f"peak RSS {rss_after_rebuild:,.0f} MiB"),
+            ("view loaded from SQLite (restart)", f"{load_seconds:.1f} s ({articles / load_seconds:,.0f} articles/s)",
+             f"{topic_seconds / load_seconds:.1f}x faster than from the topic"),
+            ("consumer first start (topic -> view -> SQLite)", f"{first_seconds:.1f} s",
+             f"SQLite file {db.stat().st_size / 2**20:,.0f} MiB"),
+        ]
+        rows += http_figures(settings, articles, options)
+        rows.append(("peak RSS of the bench process", f"{peak_rss_mib():,.0f} MiB", ""))
+        print_table("newswire feeds: view rebuild and feed server", rows)
+
+
+if __name__ == "__main__":
+    main()
