@@ -232,7 +232,11 @@ class _Checker:
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             self.fail(field, "has no UTC offset; give one, e.g. 2020-02-18T09:30:00+02:00 or ...Z")
             return None
-        return to_utc_millis(parsed)
+        try:
+            return to_utc_millis(parsed)
+        except OverflowError:  # e.g. 9999-12-31T23:30:00-01:00 is in the year 10000 in UTC
+            self.fail(field, f"is out of range once converted to UTC (years 1 to 9999): {value[:40]!r}")
+            return None
 
     def array(self, field: str, value: Any, max_items: int) -> list[Any]:
         if value is None:
@@ -250,7 +254,7 @@ class _Checker:
             self.fail(field, f"must be an object, not {_json_type(value)}")
             return None
         for key in sorted(set(value) - allowed):
-            self.fail(f"{field}.{key}", "unknown field")
+            self.fail(f"{field}.{field_name(key)}", "unknown field")
         return value
 
     def terms(self, field: str, value: Any) -> list[str]:
@@ -265,6 +269,13 @@ class _Checker:
     def each(self, field: str, value: Any, max_items: int, check: Callable[[str, Any], Any]) -> list[Any]:
         results = [check(f"{field}[{i}]", item) for i, item in enumerate(self.array(field, value, max_items))]
         return [r for r in results if r is not None]
+
+
+def field_name(key: str, max_chars: int = 100) -> str:
+    """An unknown key as an error may name it: control, format and surrogate characters escaped
+    (it is printed to terminals and logs), at most ``max_chars`` characters."""
+    name = key if key.isprintable() else "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in key)
+    return name[:max_chars]
 
 
 def to_utc_millis(moment: datetime) -> datetime:
@@ -286,7 +297,7 @@ def build_event(data: Any, settings: Settings, *, now: datetime | None = None) -
     if not isinstance(data, dict):
         raise ArticleError([FieldError("$", f"must be a JSON object, not {_json_type(data)}")])
     for key in sorted(set(data) - FIELDS):
-        check.fail(str(key), "unknown field")
+        check.fail(field_name(key), "unknown field")
     get = data.get  # null and absent mean the same
 
     article_id = check.token("article_id", get("article_id"), ARTICLE_ID, ARTICLE_ID_PROBLEM)
