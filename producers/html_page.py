@@ -6,7 +6,8 @@ section, tags) plus newswire's own rules, applied in this order:
 1. Site furniture is removed before anything is read: scripts and styles, navigation,
    the site header and footer, asides, forms (newsletter sign-ups), dialogs and pop-ups
    (``role=dialog``, ``aria-modal``), and elements whose class or id names donation appeals,
-   newsletters, subscriptions, sharing, signatures, related stories, cookies or adverts.
+   newsletters, subscriptions, sharing, signatures, related stories, cookies or adverts
+   (never ``article``/``main`` themselves or an element holding the ``article``).
 2. Headline: the article's ``h1``; else ``og:title``; else trafilatura's title.
 3. Subheadline: the first ``h2`` after that ``h1`` inside the article header, or an element
    whose class names a subtitle/subhead/dek; else none.
@@ -143,8 +144,9 @@ def _remove_furniture(tree: HtmlElement) -> None:
     for element in list(tree.iter(*FURNITURE_TAGS)):
         _drop(element)
     for element in list(tree.iter()):
-        if not isinstance(element.tag, str) or element.getparent() is None or element.tag in ("html", "body"):
-            continue
+        if (not isinstance(element.tag, str) or element.getparent() is None
+                or element.tag in ("html", "body", "main", "article") or element.find(".//article") is not None):
+            continue  # a class like "has-related-posts" on the story's own container must not drop it
         names = f"{element.get('class', '')} {element.get('id', '')}"
         if (element.get("role") in ("dialog", "alertdialog", "navigation", "banner", "contentinfo", "complementary")
                 or element.get("aria-modal") == "true"

@@ -110,3 +110,12 @@ def test_other_page_shapes_credit_element_dek_and_furniture() -> None:
                              "<p>وحذّر محللون من أن الجولات السابقة انتهت دون اتفاق.</p>")
     for furniture in ("cookies", "Share this story", "Another story"):
         assert furniture not in json.dumps(event, default=str, ensure_ascii=False)
+
+
+def test_story_container_with_a_furniture_like_class_is_kept() -> None:
+    page = ("<html lang='en'><body><div class='content has-sidebar'><article class='post has-related-posts'>"
+            "<h1>Headline kept</h1><p>The story's only paragraph is long enough to be a paragraph of news.</p>"
+            "<div class='related-posts'><p>Read also: something else entirely</p></div></article></div></body></html>")
+    event = build_event(article_from_html(page, article_id="p1"), Settings())
+    assert event["headline"] == "Headline kept"
+    assert event["body"] == "<p>The story's only paragraph is long enough to be a paragraph of news.</p>"
