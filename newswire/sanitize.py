@@ -11,7 +11,8 @@ The documented cleaning, and nothing more:
   text needs them);
 * bodies: the same, then sanitised to a safe HTML subset with nh3 (paragraphs, headings,
   lists, quotes, links, emphasis, line breaks; no script or style and their content, no
-  event-handler or style attributes, links only to http, https and mailto), and serialised
+  event-handler or style attributes, links only to http, https and mailto, quote sources
+  (``cite``) only to http and https), and serialised
   as a well-formed XHTML fragment (no namespace: renderers put it in theirs).
 """
 
@@ -39,6 +40,8 @@ _UNSAFE_CHARS = re.compile(
 )
 
 
+_WEB_URL = re.compile(r"https?://", re.IGNORECASE)
+
 # huge_tree: without it libxml2 silently empties a text run over 10 million characters.
 _PARSER = lxml_html.HTMLParser(huge_tree=True)
 
@@ -57,7 +60,7 @@ def sanitize_body(html: str) -> str:
     cleaned = nh3.clean(
         clean_text(html), tags=set(ALLOWED_TAGS), attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
         url_schemes=set(URL_SCHEMES), clean_content_tags=set(DROP_WITH_CONTENT), link_rel=None,
-        strip_comments=True,
+        strip_comments=True, attribute_filter=_cite_filter,
     )
     if not cleaned.strip():
         return ""
@@ -65,6 +68,13 @@ def sanitize_body(html: str) -> str:
     parts = [_escape(wrapper.text or "")]
     parts += [etree.tostring(child, method="xml", encoding="unicode", with_tail=True) for child in wrapper]
     return "".join(parts).strip()
+
+
+def _cite_filter(tag: str, attribute: str, value: str) -> str | None:
+    """nh3 checks the scheme of ``href`` but not of ``cite``: keep a cite only when it is http(s)."""
+    if attribute == "cite" and not _WEB_URL.match(value):
+        return None
+    return value
 
 
 def _escape(text: str) -> str:
