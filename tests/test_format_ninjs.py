@@ -5,34 +5,15 @@ from __future__ import annotations
 
 import json
 
-import jsonschema
 import pytest
-import referencing
 from lxml import etree
-from referencing.jsonschema import DRAFT202012
 
 from newswire.formats import ninjs, prepare
-from tests.corpus_cases import FIXTURE, STANDARDS, XHTML, assert_safe_xhtml, body_paragraph_texts, cases, hostile
+from tests.corpus_cases import FIXTURE, XHTML, assert_safe_xhtml, body_paragraph_texts, cases, hostile
+from tests.official_schemas import ninjs_validator
 
-NINJS = STANDARDS / "ninjs"
-GEOJSON = "https://geojson.org/schema/GeoJSON.json"
 CASES = cases()
-
-
-def _validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads((NINJS / "ninjs-schema_3.1.json").read_text(encoding="utf-8"))
-    geojson = referencing.Resource.from_contents(json.loads((NINJS / "GeoJSON.json").read_text(encoding="utf-8")),
-                                                 default_specification=DRAFT202012)
-
-    def no_network(uri: str):
-        raise referencing.exceptions.NoSuchResource(ref=uri)
-
-    registry = referencing.Registry(retrieve=no_network).with_resource(GEOJSON, geojson)
-    return jsonschema.Draft202012Validator(schema, registry=registry,
-                                           format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-
-
-VALIDATOR = _validator()
+VALIDATOR = ninjs_validator()
 
 
 def test_the_validator_is_strict():

@@ -230,7 +230,8 @@ def is_embargoed(event: ArticleEvent, now: datetime) -> bool:
 
 def utc_iso(moment: datetime) -> str:
     """``2026-11-26T08:00:00Z`` (ISO 8601 / RFC 3339 in UTC, whole seconds)."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime("%Y"): glibc writes the year 1 as "1", which is no xs:dateTime
+    return moment.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 #: bodies up to this size are memoised by clean_body (bigger ones are rare and costly to keep)

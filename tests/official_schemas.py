@@ -1,0 +1,41 @@
+"""The official schemas the outputs are validated against (../shared/standards), loaded once.
+
+* :func:`ninjs_validator`: the ninjs 3.1 JSON schema with its GeoJSON reference resolved from
+  the local copy (never the network) and formats (date-time, uri, ...) checked;
+* :func:`newsml_schema`: the NewsML-G2 2.35 XSD (Power conformance) for lxml.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import jsonschema
+import referencing
+from lxml import etree
+from referencing.jsonschema import DRAFT202012
+
+from tests.corpus_cases import STANDARDS
+
+NINJS = STANDARDS / "ninjs"
+GEOJSON = "https://geojson.org/schema/GeoJSON.json"
+NEWSML_XSD = STANDARDS / "newsml-g2" / "NewsML-G2_2.35-spec-All-Power.xsd"
+
+
+@functools.cache
+def ninjs_validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads((NINJS / "ninjs-schema_3.1.json").read_text(encoding="utf-8"))
+    geojson = referencing.Resource.from_contents(json.loads((NINJS / "GeoJSON.json").read_text(encoding="utf-8")),
+                                                 default_specification=DRAFT202012)
+
+    def no_network(uri: str):
+        raise referencing.exceptions.NoSuchResource(ref=uri)
+
+    registry = referencing.Registry(retrieve=no_network).with_resource(GEOJSON, geojson)
+    return jsonschema.Draft202012Validator(schema, registry=registry,
+                                           format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+@functools.cache
+def newsml_schema() -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(NEWSML_XSD)))
