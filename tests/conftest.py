@@ -41,12 +41,22 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> LocalBroker:
 @pytest.fixture
 def settings(kafka_broker: LocalBroker, tmp_path: Path) -> Settings:
     """Settings pointing at the session broker, with this test's own topics (created) and home."""
+    return _isolated_settings(kafka_broker, tmp_path / "home")
+
+
+@pytest.fixture(scope="module")
+def module_settings(kafka_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Like ``settings``, shared by the tests of one module (a suite that publishes once and checks many)."""
+    return _isolated_settings(kafka_broker, tmp_path_factory.mktemp("module") / "home")
+
+
+def _isolated_settings(kafka_broker: LocalBroker, home: Path) -> Settings:
     suffix = uuid.uuid4().hex[:8]
     own = Settings.from_env()
     own = replace(
         own,
         bootstrap_servers=kafka_broker.bootstrap,
-        home=tmp_path / "home",
+        home=home,
         topics=Topics(articles=f"articles-{suffix}", articles_partitions=3,
                       dead_letter=f"articles-{suffix}.dlq", dead_letter_partitions=1),
         producer_timeout_s=10.0,
