@@ -8,9 +8,11 @@ section, tags) plus newswire's own rules, applied in this order:
    (``role=dialog``, ``aria-modal``), and elements whose class or id names donation appeals,
    newsletters, subscriptions, sharing, signatures, related stories, cookies or adverts
    (never ``article``/``main`` themselves or an element holding the ``article``).
-2. Headline: the article's ``h1``; else ``og:title``; else trafilatura's title.
-3. Subheadline: the first ``h2`` after that ``h1`` inside the article header, or an element
-   whose class names a subtitle/subhead/dek; else none.
+2. Headline: the article's ``h1`` (else the page's first ``h1``, e.g. in an entry header
+   outside the ``article``; a ``header`` holding an ``h1`` is not site furniture); else
+   ``og:title``; else trafilatura's title.
+3. Subheadline: an element of the article or of the headline's parent whose class names a
+   subtitle/subhead/dek; else the ``h2`` right after the ``h1``; else none.
 4. Lead image: the article's first ``figure`` with an ``img``: its URL (made absolute), size
    and alt text; its ``figcaption`` "caption (credit)" split into caption and credit (a
    separate element whose class names a credit wins); else ``og:image`` without caption.
@@ -68,7 +70,7 @@ def article_from_html(page: str | bytes, *, article_id: str | None = None,
     article = next((found[0] for found in (tree.xpath("//article"), tree.xpath("//main")) if found), tree.body)
 
     metadata = trafilatura.extract_metadata(tree)
-    h1 = _first(article.xpath(".//h1")) if article is not None else None
+    h1 = _first(article.xpath(".//h1") or tree.xpath("//h1"))
     headline = _text(h1) or meta.get("og:title") or (metadata.title if metadata else None)
     subheadline = _subheadline(article, h1)
     image = _lead_image(article, base) or _og_image(meta, base)
@@ -150,7 +152,8 @@ def _remove_furniture(tree: HtmlElement) -> None:
         names = f"{element.get('class', '')} {element.get('id', '')}"
         if (element.get("role") in ("dialog", "alertdialog", "navigation", "banner", "contentinfo", "complementary")
                 or element.get("aria-modal") == "true"
-                or (element.tag == "header" and element.xpath("ancestor::article") == [])
+                or (element.tag == "header" and not element.xpath("ancestor::article")
+                    and element.find(".//h1") is None)
                 or FURNITURE_NAMES.search(names)):
             _drop(element)
 
@@ -171,10 +174,9 @@ def _text(element: HtmlElement | None) -> str | None:
     return text or None
 
 
-def _subheadline(article: HtmlElement | None, h1: HtmlElement | None) -> str | None:
-    if article is None:
-        return None
-    named = [e for e in article.iter() if isinstance(e.tag, str) and e is not h1
+def _subheadline(article: HtmlElement, h1: HtmlElement | None) -> str | None:
+    scopes = [article] + ([h1.getparent()] if h1 is not None and h1.getparent() is not None else [])
+    named = [e for scope in scopes for e in scope.iter() if isinstance(e.tag, str) and e is not h1
              and SUBTITLE_NAMES.search(f"{e.get('class', '')} {e.get('id', '')}")]
     if named:
         return _text(named[0])
@@ -185,9 +187,7 @@ def _subheadline(article: HtmlElement | None, h1: HtmlElement | None) -> str | N
     return None
 
 
-def _lead_image(article: HtmlElement | None, base: str | None) -> dict[str, Any] | None:
-    if article is None:
-        return None
+def _lead_image(article: HtmlElement, base: str | None) -> dict[str, Any] | None:
     figure = _first([f for f in article.iter("figure") if f.find(".//img") is not None])
     if figure is None:
         return None
@@ -230,13 +230,13 @@ def _og_image(meta: dict[str, Any], base: str | None) -> dict[str, Any] | None:
     return image
 
 
-def _body(tree: HtmlElement, article: HtmlElement | None, skip: set[str]) -> str:
+def _body(tree: HtmlElement, article: HtmlElement, skip: set[str]) -> str:
     extracted = trafilatura.extract(lxml_html.tostring(tree, encoding="unicode"), output_format="html",
                                     include_formatting=True, include_links=True, include_images=False,
                                     include_tables=True, include_comments=False, favor_precision=True)
     if extracted:
         blocks = list(lxml_html.document_fromstring(extracted).body)
     else:
-        blocks = article.xpath(".//p") if article is not None else []
+        blocks = article.xpath(".//p")
     kept = [block for block in blocks if _text(block) and _text(block) not in skip]
     return "".join(lxml_html.tostring(block, encoding="unicode", with_tail=False) for block in kept)

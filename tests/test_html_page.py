@@ -119,3 +119,14 @@ def test_story_container_with_a_furniture_like_class_is_kept() -> None:
     event = build_event(article_from_html(page, article_id="p1"), Settings())
     assert event["headline"] == "Headline kept"
     assert event["body"] == "<p>The story's only paragraph is long enough to be a paragraph of news.</p>"
+
+
+def test_headline_in_an_entry_header_outside_the_article() -> None:
+    page = ("<html lang='fr'><body><header class='site-header'><nav><a href='/'>Accueil</a></nav></header>"
+            "<header class='entry-header'><h1>Reprise des pourparlers à Ankara</h1>"
+            "<h2>Sous la pression régionale</h2></header>"
+            "<article><p>Des responsables ont déclaré que les négociations se poursuivraient demain.</p></article>"
+            "</body></html>")
+    event = build_event(article_from_html(page, article_id="fr-1"), Settings())
+    assert (event["headline"], event["subheadline"]) == ("Reprise des pourparlers à Ankara", "Sous la pression régionale")
+    assert "Accueil" not in event["body"] and event["body"].startswith("<p>Des responsables")
