@@ -108,9 +108,10 @@ class Enqueuer:
         if not chosen:
             return
         rows = []
+        render = payloads.Renderer(event, at=now)
         for partner, decision in chosen:  # render all first: a ValueError leaves nothing half-queued
             seq = self._next_seq[partner.id]
-            payload = payloads.render(event, partner.format, seq=seq, at=now)
+            payload = render(partner.format, seq=seq)
             due = (decision.not_before or now).timestamp()
             rows.append(_Row(partner.id, str(event["event_id"]), event["article_id"], event["version"],
                              event["event_type"], seq, partner.content_type, payload, due))
@@ -206,22 +207,29 @@ class Attempt:
     spent: bool = True
 
 
-def record(db: sqlite3.Connection, delivery: sqlite3.Row, attempt: Attempt, *, at: float) -> None:
-    """Record an attempt (receipt) and the delivery's new state, in one transaction."""
-    status = {"delivered": "delivered", "dead": "dead"}.get(attempt.outcome, "pending")
+def record(db: sqlite3.Connection, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
+    """Record attempts (receipts) and their deliveries' new state, all in one transaction.
+
+    ``done`` holds ``(delivery row as sent, attempt, when)``; the pusher groups the attempts
+    that finish together (a group commit), each waiting for the commit before its article
+    may send again.
+    """
+    updates, inserts = [], []
+    for delivery, attempt, at in done:
+        status = {"delivered": "delivered", "dead": "dead"}.get(attempt.outcome, "pending")
+        tries = delivery["tries"] + 1
+        updates.append((tries, int(attempt.spent), status, attempt.next_attempt_at, attempt.status_code,
+                        attempt.error, at if status == "delivered" else None, delivery["id"]))
+        inserts.append((delivery["id"], delivery["partner_id"], delivery["event_id"], delivery["article_id"],
+                        delivery["version"], delivery["seq"], tries, at, attempt.status_code,
+                        round(attempt.duration_ms, 1), attempt.error, attempt.outcome, attempt.next_attempt_at))
     with transaction(db):
-        tries = db.execute("UPDATE deliveries SET tries = tries + 1, attempts = attempts + ?, status = ?,"
-                           " next_attempt_at = coalesce(?, next_attempt_at), last_status = ?, last_error = ?,"
-                           " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END"
-                           " WHERE id = ? RETURNING tries",
-                           (int(attempt.spent), status, attempt.next_attempt_at, attempt.status_code,
-                            attempt.error, status, at, delivery["id"])).fetchone()[0]
-        db.execute("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt,"
-                   " at, status_code, duration_ms, error, outcome, next_attempt_at)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   (delivery["id"], delivery["partner_id"], delivery["event_id"], delivery["article_id"],
-                    delivery["version"], delivery["seq"], tries, at, attempt.status_code,
-                    round(attempt.duration_ms, 1), attempt.error, attempt.outcome, attempt.next_attempt_at))
+        db.executemany("UPDATE deliveries SET tries = ?, attempts = attempts + ?, status = ?,"
+                       " next_attempt_at = coalesce(?, next_attempt_at), last_status = ?, last_error = ?,"
+                       " delivered_at = coalesce(?, delivered_at) WHERE id = ?", updates)
+        db.executemany("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt,"
+                       " at, status_code, duration_ms, error, outcome, next_attempt_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
 
 
 def event_avro(db: sqlite3.Connection, event_id: str) -> bytes:

@@ -17,18 +17,34 @@ from newswire.codec import ArticleEvent
 from newswire.formats import newsml, ninjs
 
 
+class Renderer:
+    """The payloads of one event for its partners: what does not depend on the partner (the
+    ninjs item) is rendered once, whatever the number of partners."""
+
+    def __init__(self, event: ArticleEvent, *, at: datetime):
+        self.event = event
+        self.at = at
+        self._ninjs: dict | None = None
+
+    def __call__(self, fmt: str, *, seq: int) -> bytes:
+        event = self.event
+        if fmt == "ninjs":
+            if self._ninjs is None:
+                self._ninjs = ninjs.item(event)
+            envelope = {"type": f"article.{event['event_type']}", "timestamp": ninjs_time(event["occurred_at"]),
+                        "sequence": seq, "data": self._ninjs}
+            return ninjs.dumps(envelope)
+        if fmt == "newsml":
+            return newsml.news_message([event], sent=self.at, transmit_id=str(seq))
+        if fmt == "rss":
+            from newswire.formats import rss  # written by the formats part
+            return rss.item_bytes(event)
+        raise ValueError(f"format: unknown partner format {fmt!r}")
+
+
 def render(event: ArticleEvent, fmt: str, *, seq: int, at: datetime) -> bytes:
     """``event`` as the bytes partner format ``fmt`` receives; ``at`` is the enqueue time."""
-    if fmt == "ninjs":
-        envelope = {"type": f"article.{event['event_type']}", "timestamp": ninjs_time(event["occurred_at"]),
-                    "sequence": seq, "data": ninjs.item(event)}
-        return ninjs.dumps(envelope)
-    if fmt == "newsml":
-        return newsml.news_message([event], sent=at, transmit_id=str(seq))
-    if fmt == "rss":
-        from newswire.formats import rss  # written by the formats part
-        return rss.item_bytes(event)
-    raise ValueError(f"format: unknown partner format {fmt!r}")
+    return Renderer(event, at=at)(fmt, seq=seq)
 
 
 def ninjs_time(when: datetime) -> str:

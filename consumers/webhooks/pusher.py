@@ -56,6 +56,37 @@ class DeadLetters:
         self.kafka.close(timeout=self.settings.producer_timeout_s)
 
 
+class Recorder:
+    """Group commit of attempts: those that finish in the same turn of the event loop are
+    written in one transaction; each waits for it before its article may send again (so a
+    crash can never let a newer version out while an older one's success is not on disk)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+        self.pending: list[tuple[sqlite3.Row, Attempt, float, asyncio.Future]] = []
+
+    async def record(self, row: sqlite3.Row, attempt: Attempt) -> None:
+        loop = asyncio.get_running_loop()
+        if not self.pending:
+            loop.call_soon(self._flush)
+        done = loop.create_future()
+        self.pending.append((row, attempt, time.time(), done))
+        await done
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        try:
+            outbox.record(self.db, [(row, attempt, at) for row, attempt, at, _ in batch])
+        except Exception as exc:
+            for *_, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        for *_, done in batch:
+            if not done.done():
+                done.set_result(None)
+
+
 class PartnerWorker:
     """Sends one partner's deliveries: heads of their article, due, within its limits."""
 
@@ -122,7 +153,7 @@ class PartnerWorker:
             response = await delivery.post(self.client, partner.url, row["payload"], headers,
                                            allow=self.allow, timeout_s=self.config.timeout_s)
             attempt = await self._judge(row, response)
-            outbox.record(self.pusher.db, row, attempt, at=time.time())
+            await self.pusher.recorder.record(row, attempt)
             log_at = log.info if attempt.outcome == "delivered" else log.warning
             log_at("delivery_" + attempt.outcome, partner=partner.id, article_id=row["article_id"],
                    version=row["version"], event_id=row["event_id"], seq=row["seq"], attempt=row["tries"] + 1,
@@ -181,6 +212,7 @@ class Pusher:
         self.config = config
         self.db = store.connect(settings, synchronous="NORMAL")
         self.dead_letters = DeadLetters(settings)
+        self.recorder = Recorder(self.db)
         self.workers: dict[str, PartnerWorker] = {}
 
     def notify(self, partner_ids: set[str]) -> None:

@@ -1,0 +1,227 @@
+"""Partner push figures, on a real broker, with real HTTP partners in their own process.
+
+1. 20 partner endpoints (aiohttp, one process, one port each) that verify every signature
+   with ``standardwebhooks`` and note when each delivery arrived.
+2. ``newswire webhooks run`` in its own process, every partner subscribed to everything.
+3. Throughput: ``--backlog`` articles published before the pusher starts; deliveries/s to the
+   20 partners from the first delivery to the last.
+4. Latency: for each of ``--rates`` (articles/s; 100 by default, and 40, which one pusher
+   process keeps up with on a 2-core machine) for ``--seconds`` s, each article fanned out to
+   the 20 partners: publish (just before the producer's send) → partner received, p50/p99/max.
+5. Peer: the broker's own produce → consume round trip at 100 messages/s, in the same run.
+
+Run: ``.venv/bin/python -m bench.push``. Bounded: at most ``--backlog`` + Σ rate × seconds
+articles, and every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from aiohttp import web
+from kafka import TopicPartition
+from standardwebhooks import Webhook
+from tqdm import tqdm
+
+from bench.harness import bench_settings, percentile, print_table, temporary_broker
+from newswire import bus, corpus, topics
+from newswire.broker import free_port
+from newswire.config import Settings
+from newswire.consumers.webhooks import partners as registry
+from newswire.consumers.webhooks import store
+from newswire.consumers.webhooks.config import parse_cidrs
+from newswire.consumers.webhooks.signing import new_secret
+
+PARTNERS = 20
+
+
+# --- the partners' process -------------------------------------------------------------------
+
+def serve_partners(ports: list[int], secret: str, out: Path) -> None:
+    """Run one endpoint per port until SIGTERM; then write ``event_id partner received_at`` lines."""
+    webhook = Webhook(secret)
+    seen: list[tuple[str, int, float, bool]] = []
+
+    def endpoint(port: int):
+        async def receive(request: web.Request) -> web.Response:
+            body = await request.read()
+            at = time.time()
+            try:
+                webhook.verify(body, dict(request.headers), json_parse=False)
+                ok = True
+            except Exception:
+                ok = False
+            seen.append((request.headers.get("webhook-id", "?"), port, at, ok))
+            return web.Response(status=204)
+        return receive
+
+    async def main() -> None:
+        runners = []
+        for port in ports:
+            app = web.Application()
+            app.router.add_post("/hook", endpoint(port))
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            runners.append(runner)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        print("ready", flush=True)
+        await stop.wait()
+        for runner in runners:
+            await runner.cleanup()
+
+    asyncio.run(main())
+    out.write_text("".join(f"{i} {p} {at:.6f} {int(ok)}\n" for i, p, at, ok in seen))
+
+
+# --- the bench -------------------------------------------------------------------------------
+
+def delivered(settings: Settings) -> int:
+    db = store.connect(settings, synchronous="NORMAL")
+    try:
+        return db.execute("SELECT count(*) FROM deliveries WHERE status = 'delivered'").fetchone()[0]
+    finally:
+        db.close()
+
+
+def wait_delivered(settings: Settings, total: int, deadline_s: float, desc: str) -> None:
+    deadline = time.monotonic() + deadline_s
+    with tqdm(total=total, desc=desc, unit="delivery") as bar:
+        while (done := delivered(settings)) < total and time.monotonic() < deadline:
+            bar.update(done - bar.n)
+            time.sleep(0.2)
+        bar.update(delivered(settings) - bar.n)
+
+
+def publish_steady(settings: Settings, events: list[dict], rate: float) -> dict[str, float]:
+    """Publish at ``rate`` events/s; return each event id's publish time."""
+    kafka = bus.producer(settings)
+    sent: dict[str, float] = {}
+    start = time.monotonic()
+    for n, event in enumerate(tqdm(events, desc=f"publish {rate:g}/s", unit="article")):
+        pause = start + n / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        sent[event["event_id"]] = time.time()
+        bus.send_event(kafka, settings.topics.articles, event)
+    kafka.flush(timeout=60)
+    kafka.close()
+    return sent
+
+
+def broker_round_trip(settings: Settings, n: int, rate: float) -> list[float]:
+    """Produce → consume round trip (ms) of ``n`` small messages at ``rate``/s on a fresh topic."""
+    topic = f"bench-rtt-{uuid.uuid4().hex[:6]}"
+    topics.ensure(settings, [topics.TopicSpec(topic, 1)])
+    reader = bus.consumer(settings, None)
+    reader.assign([TopicPartition(topic, 0)])
+    reader.seek_to_end()
+    reader.poll(timeout_ms=200)
+    kafka = bus.producer(settings)
+    trips: list[float] = []
+    start = time.monotonic()
+    deadline = start + n / rate + 30
+    sent = 0
+    while len(trips) < n and time.monotonic() < deadline:
+        if sent < n and time.monotonic() >= start + sent / rate:
+            kafka.send(topic, value=repr(time.time()).encode())
+            kafka.flush()
+            sent += 1
+        for records in reader.poll(timeout_ms=2).values():
+            now = time.time()
+            trips.extend((now - float(r.value)) * 1000 for r in records)
+    kafka.close()
+    reader.close()
+    return trips
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backlog", type=int, default=300, help="articles for the throughput run")
+    parser.add_argument("--rates", default="100,40", help="articles per second of each latency run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each latency run")
+    parser.add_argument("--serve-partners", nargs=3, metavar=("PORTS", "SECRET", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_partners:
+        ports, secret, out = args.serve_partners
+        serve_partners([int(p) for p in ports.split(",")], secret, Path(out))
+        return
+
+    secret = new_secret()
+    ports = [free_port() for _ in range(PARTNERS)]
+    with temporary_broker() as broker, tempfile.TemporaryDirectory(prefix="newswire-bench-push-") as tmp:
+        home = Path(tmp)
+        settings = bench_settings(broker, home / "home")
+        received_file = home / "received.txt"
+        partners_proc = subprocess.Popen([sys.executable, "-m", "bench.push", "--serve-partners",
+                                          ",".join(map(str, ports)), secret, str(received_file)],
+                                         stdout=subprocess.PIPE, text=True)
+        assert partners_proc.stdout.readline().strip() == "ready"
+        db = store.connect(settings)
+        for n, port in enumerate(ports):
+            registry.add(db, registry.Partner(id=f"p{n:02d}", name=f"Partner {n}", url=f"http://127.0.0.1:{port}/hook",
+                                              secrets=(secret,), concurrency=8),
+                         allow=parse_cidrs("127.0.0.0/8"))
+        db.close()
+
+        events = list(corpus.stream(args.backlog, seed=21, versions=False, body_bytes=3000))
+        rates = [float(r) for r in args.rates.split(",")]
+        runs = [list(corpus.stream(int(rate * args.seconds), seed=22 + n, versions=False, body_bytes=3000))
+                for n, rate in enumerate(rates)]
+        kafka = bus.producer(settings)
+        bus.publish_events(settings, kafka, events)
+        kafka.close()
+
+        env = {**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
+               "NEWSWIRE_TOPIC_ARTICLES": settings.topics.articles,
+               "NEWSWIRE_TOPIC_DEAD_LETTER": settings.topics.dead_letter,
+               "NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8"}
+        pusher_log = open(home / "pusher.log", "w")
+        pusher = subprocess.Popen([sys.executable, *os.environ.get("BENCH_PUSHER_PREFIX", "").split(), "-m", "newswire.cli", "--log-level", "WARNING", "webhooks", "run"],
+                                  env=env, stdout=pusher_log, stderr=subprocess.STDOUT)
+        try:
+            expected = len(events) * PARTNERS
+            wait_delivered(settings, expected, 300, "backlog")
+            sent = []
+            for rate, steady in zip(rates, runs):
+                sent.append(publish_steady(settings, steady, rate))
+                expected += len(steady) * PARTNERS
+                wait_delivered(settings, expected, 300, f"{rate:g}/s")
+        finally:
+            pusher.send_signal(signal.SIGTERM)
+            pusher.wait(60)
+            partners_proc.send_signal(signal.SIGTERM)
+            partners_proc.wait(60)
+        trips = broker_round_trip(settings, 500, 100.0)
+
+        lines = [line.split() for line in received_file.read_text().splitlines()]
+        verified = sum(int(ok) for *_, ok in lines)
+        backlog_ids = {e["event_id"] for e in events}
+        backlog_times = sorted(float(at) for i, _, at, _ in lines if i in backlog_ids)
+        span = backlog_times[-1] - backlog_times[0]
+        rows = [("deliveries to 20 partners (backlog)", f"{len(backlog_times)} in {span:.1f} s = "
+                 f"{len(backlog_times) / span:,.0f}/s", f"{len(events)} articles x {PARTNERS} partners")]
+        for rate, published in zip(rates, sent):
+            latencies = sorted((float(at) - published[i]) * 1000 for i, _, at, _ in lines if i in published)
+            rows.append((f"publish -> partner received, {rate:g} articles/s x {PARTNERS}",
+                         f"p50 {percentile(latencies, 50):.0f} ms  p99 {percentile(latencies, 99):.0f} ms  "
+                         f"max {latencies[-1]:.0f} ms  ({len(latencies)} deliveries)",
+                         f"broker produce -> consume p50 {percentile(trips, 50):.1f} ms  "
+                         f"p99 {percentile(trips, 99):.1f} ms"))
+        rows.append(("signatures verified by the partners", f"{verified} of {len(lines)}", "standardwebhooks"))
+        print_table("partner push (newswire webhooks run, 20 local partners, 1 pusher process)", rows)
+
+
+if __name__ == "__main__":
+    main()
