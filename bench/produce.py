@@ -3,7 +3,7 @@ articles to a real broker, with Apache Kafka's own ProducerPerformance as the ce
 
 Run: ``.venv/bin/python -m bench.produce [--events 20000] [--codec-rounds 20000]``. Prints figures only.
 
-* encode/decode: the fixture story (tests/data/tml-idlib-page.html → producers.html_page →
+* encode/decode: the fixture story (deploy/demo/tml-idlib-page.html → producers.html_page →
   build_event), single-object encoding with the newest schema, µs per event.
 * newswire producer: ``bus.producer`` (acks=all, idempotent, linger 5 ms) sending generated
   ~6 KB articles through ``bus.send_event`` (Avro encoding included) as fast as it can, then
@@ -36,7 +36,7 @@ from newswire.producers.article import build_event
 from newswire.producers.html_page import article_from_html
 
 UNLOADED = 500  # sequential sends measured after the flood
-PAGE = Path(__file__).resolve().parent.parent / "tests" / "data" / "tml-idlib-page.html"
+PAGE = Path(__file__).resolve().parent.parent / "deploy" / "demo" / "tml-idlib-page.html"
 SUMMARY = re.compile(
     r"(?P<records>\d+) records sent, (?P<rate>[\d.]+) records/sec \((?P<mb>[\d.]+) MB/sec\), "
     r"(?P<avg>[\d.]+) ms avg latency, (?P<max>[\d.]+) ms max latency, (?P<p50>\d+) ms 50th, "

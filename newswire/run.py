@@ -20,12 +20,14 @@ import click
 from newswire import broker as local_broker
 from newswire import bus, corpus, logs, topics
 from newswire.config import Settings
+from newswire.producers.latest import ArticleNotFound, latest_event
 from newswire.supervisor import Service, Supervisor, newswire_command
 
 log = logs.get(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_PAGE = ROOT / "deploy" / "demo" / "tml-idlib-page.html"
+FIXTURE_ID = "tml-idlib-2020-02-18"
 DEMO_PARTNER = "demo"
 DEMO_SECRET = "whsec_ZGVtby1wYXJ0bmVyLXNlY3JldC1mb3ItbmV3c3dpcmU="  # the demo's own, printed
 
@@ -74,10 +76,15 @@ def register_demo_partner(settings: Settings, ports: Ports) -> None:
 
 
 def publish_demo_content(settings: Settings, corpus_size: int) -> None:
-    result = _newswire(settings, "publish", "--article-id", "tml-idlib-2020-02-18", str(FIXTURE_PAGE))
-    if result.returncode != 0:
-        raise click.ClickException(f"publishing the fixture story failed: {result.stderr.strip()}")
-    click.echo(result.stdout.strip())
+    """The fixture story (once: a second run finds it on the topic) and a generated corpus."""
+    try:
+        found = latest_event(settings, FIXTURE_ID)
+        click.echo(f"fixture story {FIXTURE_ID} already published (version {found['version']})")
+    except ArticleNotFound:
+        result = _newswire(settings, "publish", "--article-id", FIXTURE_ID, str(FIXTURE_PAGE))
+        if result.returncode != 0:
+            raise click.ClickException(f"publishing the fixture story failed: {result.stderr.strip()}")
+        click.echo(result.stdout.strip())
     kafka = bus.producer(settings)
     try:
         bus.publish_events(settings, kafka, corpus.stream(corpus_size, seed=2026))
@@ -92,7 +99,7 @@ def where_to_look(settings: Settings, ports: Ports, supervisor: Supervisor, inge
         "",
         "newswire is running. Where to look:",
         f"  feeds         {feeds}/feeds/all.rss  {feeds}/feeds/all.atom  {feeds}/feeds/all.newsml  {feeds}/feeds/all.json",
-        f"  fixture story {feeds}/items/tml-idlib-2020-02-18?format=newsml",
+        f"  fixture story {feeds}/items/{FIXTURE_ID}?format=newsml",
         f"  status page   http://127.0.0.1:{ports.status}/   (metrics: /metrics)",
         f"  ingest API    POST http://127.0.0.1:{ports.ingest}/v1/articles  (Authorization: Bearer {ingest_token})",
         f"  demo partner  {supervisor.log_path(next(s for s in supervisor.services if s.name == 'demo-partner'))}",

@@ -14,7 +14,7 @@ from newswire.producers.publish import publish
 from newswire.sanitize import body_text
 from tests.topic_reader import read_events
 
-PAGE = Path(__file__).resolve().parent / "data" / "tml-idlib-page.html"
+PAGE = Path(__file__).resolve().parent.parent / "deploy" / "demo" / "tml-idlib-page.html"
 EXPECTED = json.loads((Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "tml-idlib-expected.json")
                       .read_text(encoding="utf-8"))
 

@@ -22,7 +22,7 @@ from newswire.producers.publish import publish
 from tests.replay_support import cli_env
 from tests.topic_reader import read_events
 
-PAGE = Path(__file__).resolve().parent / "data" / "tml-idlib-page.html"
+PAGE = Path(__file__).resolve().parent.parent / "deploy" / "demo" / "tml-idlib-page.html"
 LINE = re.compile(r"^(?P<name>\S+)\tarticle_id=(?P<article_id>\S+) version=(?P<version>\d+) "
                   r"event_type=(?P<event_type>\w+) event_id=(?P<event_id>[0-9a-f-]{36}) "
                   r"partition=(?P<partition>\d+) offset=(?P<offset>\d+)$")
