@@ -12,7 +12,7 @@ The documented cleaning, and nothing more:
 * bodies: the same, then sanitised to a safe HTML subset with nh3 (paragraphs, headings,
   lists, quotes, links, emphasis, line breaks; no script or style and their content, no
   event-handler or style attributes, links only to http, https and mailto, quote sources
-  (``cite``) only to http and https), and serialised
+  (``cite``) only to http and https; elements nested more than 32 deep unwrapped), and serialised
   as a well-formed XHTML fragment (no namespace: renderers put it in theirs).
 """
 
@@ -41,6 +41,13 @@ _UNSAFE_CHARS = re.compile(
 
 
 _WEB_URL = re.compile(r"https?://", re.IGNORECASE)
+#: elements nested deeper than this are unwrapped, their text kept: XML parsers refuse deep
+#: documents (libxml2 stops at 256 levels, so every renderer would fail; its HTML parser drops
+#: what follows past about 2,000), and no story needs it
+MAX_DEPTH = 32
+#: a tag as nh3 serialises it (attribute values always in double quotes, '"' inside escaped)
+_TAG = re.compile(r'<(/?)([a-zA-Z][a-zA-Z0-9]*)(?:\s+[^\s"=>/]+(?:="[^"]*")?)*\s*/?>')
+_VOID = frozenset({"br", "hr"})
 
 # huge_tree: without it libxml2 silently empties a text run over 10 million characters.
 _PARSER = lxml_html.HTMLParser(huge_tree=True)
@@ -64,10 +71,31 @@ def sanitize_body(html: str) -> str:
     )
     if not cleaned.strip():
         return ""
-    wrapper = lxml_html.fragment_fromstring(cleaned, create_parent="div", parser=_PARSER)
+    wrapper = lxml_html.fragment_fromstring(_flatten(cleaned), create_parent="div", parser=_PARSER)
     parts = [_escape(wrapper.text or "")]
     parts += [etree.tostring(child, method="xml", encoding="unicode", with_tail=True) for child in wrapper]
     return "".join(parts).strip()
+
+
+def _flatten(html: str) -> str:
+    """nh3's (balanced) output without the tags nested deeper than :data:`MAX_DEPTH`, text kept."""
+    if html.count("</") <= MAX_DEPTH:
+        return html
+    depth, kept, start = 0, [], 0
+    for tag in _TAG.finditer(html):
+        closing, name = tag.group(1), tag.group(2).lower()
+        if name in _VOID:
+            too_deep = depth >= MAX_DEPTH
+        elif closing:
+            too_deep, depth = depth > MAX_DEPTH, depth - 1
+        else:
+            depth += 1
+            too_deep = depth > MAX_DEPTH
+        if too_deep:
+            kept.append(html[start:tag.start()])
+            start = tag.end()
+    kept.append(html[start:])
+    return "".join(kept)
 
 
 def _cite_filter(tag: str, attribute: str, value: str) -> str | None:

@@ -481,6 +481,9 @@ def json_edges() -> Iterator[Case]:
     yield _raw(k, "deeply_nested_objects_in_unknown_field",
                _spliced("deeply_nested_objects_in_unknown_field", b'"extra": ' + b'{"a":' * deep + b"1" + b"}" * deep),
                Rejected("$", status=400, problem="nested"))
+    deep_html = f"<p>{PARAGRAPH}</p>" + "<blockquote>" * 300 + "deep text" + "</blockquote>" * 300 + "<p>after</p>"
+    yield _json(k, "html_nested_300_deep_in_body", Cleaned(kept=(("body", "deep text"), ("body", "after"))),
+                body=deep_html)
     nested: Any = "kw"
     for _ in range(200):
         nested = [nested]
@@ -687,6 +690,10 @@ def topic_garbage() -> list[TopicMessage]:
             images=[{"url": f"https://media.example.org/{i}.jpg" if i % 2 else f"javascript:alert({i})",
                      "caption": None, "credit": None, "width": None, "height": None, "media_type": "image/jpeg",
                      "alt_text": None} for i in range(200)])), None, gone=("javascript",)),
+        TopicMessage("html_nested_3000_deep_bypassing_producer", codec.encode(_event(
+            "html_nested_3000_deep_bypassing_producer",
+            body="<p>intro</p>" + "<blockquote><p>" * 3000 + "deep" + "</p></blockquote>" * 3000 + "<p>after</p>")),
+            None),
         TopicMessage("event_year_1", codec.encode(_event("event_year_1", occurred_at=datetime(1, 1, 1, tzinfo=timezone.utc),
                                                          first_created=datetime(1, 1, 1, tzinfo=timezone.utc))), None),
         TopicMessage("headline_only_controls", codec.encode(_event("headline_only_controls", headline="\x00\u202e\x01")),
