@@ -172,7 +172,7 @@ def test_after_the_last_attempt_the_delivery_is_dead_lettered_and_redrive_sends_
             publish(settings, [event])
             wait_for(lambda: [r[0] for r in query(settings, "SELECT status FROM deliveries")] == ["dead"], "dead")
             assert len(server.snapshot()) == 3
-            reader = bus.consumer(settings, None, consumer_timeout_ms=5000)
+            reader = bus.consumer(settings, None, consumer_timeout_ms=1500)
             reader.assign([TopicPartition(settings.topics.dead_letter, 0)])
             reader.seek_to_beginning()
             dead = list(reader)

@@ -31,7 +31,7 @@ def _db(ctx: click.Context) -> Iterator[sqlite3.Connection]:
     try:
         yield db
     except (ValueError, LookupError, ssrf.EndpointRefused) as exc:
-        raise click.ClickException(str(exc).strip("'\"")) from exc
+        raise click.ClickException(str(exc.args[0]) if exc.args else str(exc)) from exc
     finally:
         db.close()
 

@@ -33,6 +33,9 @@ from newswire.consumers.webhooks.partners import Partner
 
 log = logs.get(__name__)
 
+#: how long a stopping pusher waits for the Kafka consume loop to leave its group and close
+KAFKA_CLOSE_WAIT_S = 10.0
+
 
 class DeadLetters:
     """Deliveries whose retries are used up go to the dead-letter topic: the event as read
@@ -278,7 +281,7 @@ async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event |
         consume.stop()
         # Joining a consumer group can take a session timeout (a member killed with -9 is still in
         # it); the outbox is durable and a re-read event is not queued twice, so do not wait long.
-        await loop.run_in_executor(None, thread.join, config.timeout_s)
+        await loop.run_in_executor(None, thread.join, KAFKA_CLOSE_WAIT_S)
         log.info("pusher_stopped", kafka_loop_closed=not thread.is_alive())
     if failure:
         raise RuntimeError("the Kafka consume loop failed") from failure[0]
