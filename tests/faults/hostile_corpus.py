@@ -607,6 +607,50 @@ def cases() -> list[Case]:
     return found
 
 
+# --- kills and withdrawals: hostile reasons -------------------------------------------------------
+
+@dataclass(frozen=True)
+class EndCase:
+    """A kill or withdrawal of a freshly published article with a hostile request body.
+
+    The article is ``<channel>.end.<name>``; ``cli_reason`` (when set) is what the CLI case gives
+    to ``newswire publish --kill/--withdraw ID --reason`` (command lines cannot hold a NUL).
+    """
+
+    name: str
+    action: str  #: kill | withdraw
+    raw: bytes
+    expected: Rejected | Cleaned
+    cli_reason: str | None = None
+
+    def article_id(self, channel: str) -> str:
+        return f"{channel}.end.{self.name}"
+
+    def article(self, channel: str) -> bytes:
+        return encode(document(self.name, article_id=self.article_id(channel)))
+
+
+def end_cases() -> list[EndCase]:
+    def case(name: str, action: str, body: Any, expected: Rejected | Cleaned, cli_reason: str | None = None) -> EndCase:
+        return EndCase(name, action, body if isinstance(body, bytes) else encode(body), expected, cli_reason)
+
+    return [
+        case("kill_reason_controls_and_bidi", "kill", {"reason": "Legal\x00 hold\u202e\x1b"},
+             Cleaned(gone=("\x00", "\u202e", "\x1b"), kept=(("kill_reason", "Legal hold"),)),
+             cli_reason="Legal\x01 hold\u202e\x1b"),
+        case("withdraw_reason_arabic_with_marks", "withdraw", {"reason": "قيد التحقق\u200f من المصادر"},
+             Cleaned(kept=(("kill_reason", "قيد التحقق\u200f من المصادر"),))),
+        case("kill_reason_lone_surrogate", "kill", {"reason": "Legal\ud800 hold"},
+             Cleaned(kept=(("kill_reason", "Legal hold"),))),
+        case("kill_reason_2001_chars", "kill", {"reason": "r" * 2001}, Rejected("reason", problem="at most 2000")),
+        case("kill_reason_number", "kill", {"reason": 451}, Rejected("reason")),
+        case("kill_reason_only_controls", "kill", {"reason": "\x00\u202e "}, Rejected("reason", problem="required")),
+        case("withdraw_unknown_field", "withdraw", {"reason": "x", "force": True}, Rejected("force", problem="unknown")),
+        case("kill_body_invalid_utf8", "kill", b'{"reason": "caf\xe9"}', Rejected("$", status=400, problem="UTF-8")),
+        case("kill_body_not_an_object", "kill", b'["reason"]', Rejected("$", status=400, problem="object")),
+    ]
+
+
 # --- messages written straight onto the topic ----------------------------------------------------
 
 @dataclass(frozen=True)

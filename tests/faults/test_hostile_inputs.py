@@ -45,7 +45,8 @@ from newswire.config import Settings
 from newswire.formats import atom, newsml, ninjs, rss
 from newswire.producers.ingest_api import create_app
 from tests.corpus_cases import XHTML, assert_safe_xhtml
-from tests.faults.hostile_corpus import Case, Cleaned, Rejected, TopicMessage, cases, topic_garbage
+from tests.faults.hostile_corpus import (Case, Cleaned, EndCase, Rejected, TopicMessage, cases, end_cases,
+                                         topic_garbage)
 from tests.feeds_support import dead_letters
 from tests.official_schemas import newsml_schema, ninjs_validator
 from tests.replay_support import cli_env
@@ -54,6 +55,9 @@ pytestmark = pytest.mark.timeout(300)
 
 CASES = cases()
 GARBAGE = topic_garbage()
+ENDS = end_cases()
+CLI_ENDS = [e for e in ENDS if e.cli_reason is not None]
+ENDED = {"kill": "killed", "withdraw": "withdrawn"}
 CLI_CASES = [c for c in CASES if c.cli]
 API_CASES = [c for c in CASES if c.api]
 CLEANED = [c for c in CASES if isinstance(c.expected, Cleaned)]
@@ -119,6 +123,8 @@ class Run:
     cli: Result
     cli_published: dict[str, str]  #: file name -> article id printed by the CLI
     api: dict[str, tuple[int, Any]]  #: case name -> (status, JSON answer)
+    api_ends: dict[str, tuple[int, Any]]  #: end case name -> (status, JSON answer) of the kill/withdrawal
+    cli_ends: dict[str, Result]  #: end case name -> the CLI's kill/withdrawal
     total: int  #: messages on the articles topic
     consumed: int
     events: dict[str, ArticleEvent] = field(default_factory=dict)  #: article id -> event the consumer read
@@ -126,20 +132,27 @@ class Run:
     dead: dict[str, str] = field(default_factory=dict)  #: key -> dead-letter reason
 
 
-async def _post_all(settings: Settings) -> dict[str, tuple[int, Any]]:
+async def _post_all(settings: Settings) -> tuple[dict[str, tuple[int, Any]], dict[str, tuple[int, Any]]]:
+    """Every API case, then each end case (its article, then its kill or withdrawal), over HTTP."""
     server = TestServer(create_app(settings, [TOKEN]), host="127.0.0.1", port=free_port())
     await server.start_server()
-    answers = {}
+    answers, ends = {}, {}
     try:
         async with aiohttp.ClientSession() as session:
-            url = str(server.make_url("/v1/articles"))
+            async def post(path: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
+                headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": content_type}
+                async with session.post(server.make_url(path), data=body, headers=headers) as response:
+                    return response.status, await response.json(content_type=None)
+
             for case in API_CASES:
-                headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": case.content_type}
-                async with session.post(url, data=case.payload("api"), headers=headers) as response:
-                    answers[case.name] = (response.status, await response.json(content_type=None))
+                answers[case.name] = await post("/v1/articles", case.payload("api"), case.content_type)
+            for end in ENDS:
+                status, answer = await post("/v1/articles", end.article("api"))
+                assert status == 202, answer
+                ends[end.name] = await post(f"/v1/articles/{end.article_id('api')}/{end.action}", end.raw)
     finally:
         await server.close()
-    return answers
+    return answers, ends
 
 
 def _write_garbage(settings: Settings) -> None:
@@ -168,7 +181,7 @@ def _consume(settings: Settings, run: Run) -> None:
                 break
     finally:
         loop.close()
-    assert (loop.handled, loop.dead_lettered) == (len(run.events), run.consumed - len(run.events))
+    assert loop.handled + loop.dead_lettered == run.consumed
 
 
 @pytest.fixture(scope="module")
@@ -176,17 +189,23 @@ def run(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     settings = module_settings
     directory = tmp_path_factory.mktemp("hostile-batch")
     files = [write_case(directory, case) for case in CLI_CASES if isinstance(case.expected, Cleaned)]
+    for end in CLI_ENDS:
+        files.append(directory / f"end.{end.name}.json")
+        files[-1].write_bytes(end.article("cli"))
     batch = cli(settings, "publish", *map(str, files))
     published = {Path(m["name"]).stem: m["article_id"] for m in map(LINE.match, batch.stdout.splitlines()) if m}
-    answers = asyncio.run(_post_all(settings))
+    cli_ends = {end.name: cli(settings, "publish", f"--{end.action}", end.article_id("cli"), "--reason", end.cli_reason)
+                for end in CLI_ENDS}
+    answers, api_ends = asyncio.run(_post_all(settings))
     _write_garbage(settings)
     reader = bus.consumer(settings, None)
     try:
         topic = settings.topics.articles
-        ends = reader.end_offsets([TopicPartition(topic, p) for p in reader.partitions_for_topic(topic)])
+        offsets = reader.end_offsets([TopicPartition(topic, p) for p in reader.partitions_for_topic(topic)])
     finally:
         reader.close()
-    result = Run(cli=batch, cli_published=published, api=answers, total=sum(ends.values()), consumed=0)
+    result = Run(cli=batch, cli_published=published, api=answers, api_ends=api_ends, cli_ends=cli_ends,
+                 total=sum(offsets.values()), consumed=0)
     _consume(settings, result)
     result.dead = {r.key.decode(): bus.header(r, "dlq.reason") for r in dead_letters(settings)}
     return result
@@ -194,7 +213,7 @@ def run(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
 
 # --- the checks of one event and of its outputs ---------------------------------------------------
 
-def check_cleaned(case: Case, event: ArticleEvent) -> None:
+def check_cleaned(case: Case | EndCase, event: ArticleEvent) -> None:
     expected = case.expected
     assert isinstance(expected, Cleaned)
     text = visible(json.dumps(event, default=str, ensure_ascii=False), case.name)
@@ -202,6 +221,11 @@ def check_cleaned(case: Case, event: ArticleEvent) -> None:
     assert left == [], f"{case.name}: still in the event: {left!r}"
     for path, kept in expected.kept:
         assert kept in lookup(event, path), f"{case.name}: {path} lost {kept!r}: {lookup(event, path)!r}"
+
+
+def entries(event: ArticleEvent) -> int:
+    """Entries of the event in a public feed: none for kills and withdrawals."""
+    return 0 if event["event_type"] in ("killed", "withdrawn") else 1
 
 
 def check_outputs(outputs: dict[str, bytes], entries: int, gone: tuple[str, ...] = (), name: str = "") -> None:
@@ -281,24 +305,53 @@ def test_outputs_of_cleaned_input_are_valid_and_inert(case: Case, run: Run) -> N
     for channel in channels:
         article_id = case.article_id(channel)
         assert article_id in run.outputs, f"{article_id} was not rendered: {run.dead.get(article_id)}"
-        check_outputs(run.outputs[article_id], 1, case.expected.gone, case.name)
+        check_outputs(run.outputs[article_id], entries(run.events[article_id]), case.expected.gone, case.name)
 
 
 @pytest.mark.parametrize("message", GARBAGE, ids=lambda m: m.name)
 def test_message_on_the_topic(message: TopicMessage, run: Run) -> None:
     if message.dead_letter is None:
         assert message.key not in run.dead, run.dead[message.key]
-        check_outputs(run.outputs[message.key], 1, message.gone, message.name)
+        check_outputs(run.outputs[message.key], entries(run.events[message.key]), message.gone, message.name)
     else:
         assert message.key in run.dead
         assert message.dead_letter.lower() in run.dead[message.key].lower(), run.dead[message.key]
         assert message.key not in run.outputs
 
 
+@pytest.mark.parametrize("end", ENDS, ids=lambda e: e.name)
+def test_api_kill_or_withdrawal(end: EndCase, run: Run) -> None:
+    status, answer = run.api_ends[end.name]
+    event = run.events[end.article_id("api")]
+    if isinstance(end.expected, Rejected):
+        assert status == end.expected.status, answer
+        assert any(e["field"] == end.expected.field and end.expected.problem.lower() in e["problem"].lower()
+                   for e in answer["errors"]), answer
+        assert (event["event_type"], event["version"]) == ("published", 1)
+        return
+    assert status == 202, answer
+    assert (event["event_id"], event["event_type"], event["version"]) == (answer["event_id"], ENDED[end.action], 2)
+    check_cleaned(end, event)
+    check_outputs(run.outputs[end.article_id("api")], 0, end.expected.gone, end.name)
+
+
+@pytest.mark.parametrize("end", CLI_ENDS, ids=lambda e: e.name)
+def test_cli_kill_or_withdrawal(end: EndCase, run: Run) -> None:
+    result = run.cli_ends[end.name]
+    assert result.exit_code == 0, result.stderr
+    assert LINE.search(result.stdout)
+    event = run.events[end.article_id("cli")]
+    assert event["version"] == 2 and event["event_type"] in ("killed", "withdrawn")
+    check_cleaned(end, event)
+    check_outputs(run.outputs[end.article_id("cli")], 0, end.expected.gone, end.name)
+
+
 def test_no_consumer_stalls_every_message_is_consumed_and_only_garbage_is_dead_lettered(run: Run) -> None:
     accepted = {c.article_id(ch) for c in CLEANED for ch, on in (("cli", c.cli), ("api", c.api)) if on}
+    accepted |= {e.article_id("api") for e in ENDS} | {e.article_id("cli") for e in CLI_ENDS}
+    ended = sum(status == 202 for status, _ in run.api_ends.values()) + len(CLI_ENDS)
     rendered = {m.key for m in GARBAGE if m.dead_letter is None}
-    assert run.consumed == run.total == len(accepted) + len(GARBAGE)
+    assert run.consumed == run.total == len(accepted) + ended + len(GARBAGE)
     assert set(run.outputs) == accepted | rendered
     assert set(run.dead) == {m.key for m in GARBAGE if m.dead_letter is not None}
 
@@ -306,4 +359,4 @@ def test_no_consumer_stalls_every_message_is_consumed_and_only_garbage_is_dead_l
 def test_one_feed_and_one_news_message_of_every_rendered_event_are_valid(run: Run) -> None:
     events = list(run.events.values())
     check_outputs({"newsml_message": newsml.news_message(events, sent=NOW), "rss": rss_feed(events),
-                   "atom": atom_feed(events)}, entries=len(events))
+                   "atom": atom_feed(events)}, entries=sum(map(entries, events)))
