@@ -62,6 +62,7 @@ CLI_CASES = [c for c in CASES if c.cli]
 API_CASES = [c for c in CASES if c.api]
 CLEANED = [c for c in CASES if isinstance(c.expected, Cleaned)]
 TOKEN = "hostile-suite-token"
+CONSUMER_GROUP = "hostile-renderers"
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 
 
@@ -125,8 +126,9 @@ class Run:
     api: dict[str, tuple[int, Any]]  #: case name -> (status, JSON answer)
     api_ends: dict[str, tuple[int, Any]]  #: end case name -> (status, JSON answer) of the kill/withdrawal
     cli_ends: dict[str, Result]  #: end case name -> the CLI's kill/withdrawal
-    total: int  #: messages on the articles topic
-    consumed: int
+    end_offsets: dict[TopicPartition, int]  #: of the articles topic once everything was written
+    consumed: int = 0
+    committed: dict[TopicPartition, int | None] = field(default_factory=dict)  #: by the consumer, after its run
     events: dict[str, ArticleEvent] = field(default_factory=dict)  #: article id -> event the consumer read
     outputs: dict[str, dict[str, bytes]] = field(default_factory=dict)  #: article id -> renderer -> bytes
     dead: dict[str, str] = field(default_factory=dict)  #: key -> dead-letter reason
@@ -173,11 +175,11 @@ def _consume(settings: Settings, run: Run) -> None:
         run.events[event["article_id"]] = event
         run.outputs[event["article_id"]] = outputs
 
-    loop = EventLoop(settings, "hostile-renderers", render_every_format)
+    loop = EventLoop(settings, CONSUMER_GROUP, render_every_format)
     try:
         for _ in range(240):
             run.consumed += loop.poll_once(timeout_ms=250)
-            if run.consumed >= run.total:
+            if run.consumed >= sum(run.end_offsets.values()):
                 break
     finally:
         loop.close()
@@ -200,13 +202,17 @@ def run(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     _write_garbage(settings)
     reader = bus.consumer(settings, None)
     try:
-        topic = settings.topics.articles
-        offsets = reader.end_offsets([TopicPartition(topic, p) for p in reader.partitions_for_topic(topic)])
+        offsets = bus.end_offsets(reader, settings.topics.articles)
     finally:
         reader.close()
     result = Run(cli=batch, cli_published=published, api=answers, api_ends=api_ends, cli_ends=cli_ends,
-                 total=sum(offsets.values()), consumed=0)
+                 end_offsets=offsets)
     _consume(settings, result)
+    group = bus.consumer(settings, CONSUMER_GROUP)
+    try:
+        result.committed = {tp: group.committed(tp) for tp in offsets}
+    finally:
+        group.close(autocommit=False)
     result.dead = {r.key.decode(): bus.header(r, "dlq.reason") for r in dead_letters(settings)}
     return result
 
@@ -228,8 +234,8 @@ def entries(event: ArticleEvent) -> int:
     return 0 if event["event_type"] in ("killed", "withdrawn") else 1
 
 
-def check_outputs(outputs: dict[str, bytes], entries: int, gone: tuple[str, ...] = (), name: str = "") -> None:
-    """Every output valid against its official schema, feeds with ``entries`` entries, and inert."""
+def check_outputs(outputs: dict[str, bytes], feed_entries: int, gone: tuple[str, ...] = (), name: str = "") -> None:
+    """Every output valid against its official schema, feeds with ``feed_entries`` entries, and inert."""
     for kind, data in outputs.items():
         text = data.decode("utf-8")
         seen = visible(XML_DECLARATION.sub("", text), name)
@@ -254,7 +260,7 @@ def check_outputs(outputs: dict[str, bytes], entries: int, gone: tuple[str, ...]
         else:
             parsed = feedparser.parse(data)
             assert parsed.bozo == 0, parsed.get("bozo_exception")
-            assert len(parsed.entries) == entries
+            assert len(parsed.entries) == feed_entries
             for encoded in root.iter("{http://purl.org/rss/1.0/modules/content/}encoded"):
                 assert_safe_xhtml(etree.fromstring(f'<div xmlns="{XHTML}">{encoded.text}</div>', SAFE_PARSER))
 
@@ -351,7 +357,8 @@ def test_no_consumer_stalls_every_message_is_consumed_and_only_garbage_is_dead_l
     accepted |= {e.article_id("api") for e in ENDS} | {e.article_id("cli") for e in CLI_ENDS}
     ended = sum(status == 202 for status, _ in run.api_ends.values()) + len(CLI_ENDS)
     rendered = {m.key for m in GARBAGE if m.dead_letter is None}
-    assert run.consumed == run.total == len(accepted) + ended + len(GARBAGE)
+    assert run.consumed == sum(run.end_offsets.values()) == len(accepted) + ended + len(GARBAGE)
+    assert run.committed == run.end_offsets  # the consumer committed past every message: nothing stuck
     assert set(run.outputs) == accepted | rendered
     assert set(run.dead) == {m.key for m in GARBAGE if m.dead_letter is not None}
 
@@ -359,4 +366,4 @@ def test_no_consumer_stalls_every_message_is_consumed_and_only_garbage_is_dead_l
 def test_one_feed_and_one_news_message_of_every_rendered_event_are_valid(run: Run) -> None:
     events = list(run.events.values())
     check_outputs({"newsml_message": newsml.news_message(events, sent=NOW), "rss": rss_feed(events),
-                   "atom": atom_feed(events)}, entries=sum(map(entries, events)))
+                   "atom": atom_feed(events)}, sum(map(entries, events)))
