@@ -4,6 +4,7 @@ lost one asks for it again by number."""
 
 from __future__ import annotations
 
+import json
 import random
 
 from lxml import etree
@@ -106,3 +107,29 @@ def test_gaps_lists_numbers_assigned_but_not_acknowledged(settings):
     assert lines[-1] == "1 unacknowledged"
     unknown = cli(settings, "deliveries", "gaps", "--partner", "nobody", ok=False)
     assert unknown.exit_code == 1 and "no partner 'nobody'" in unknown.output
+
+
+def test_numbers_taken_by_another_writer_meanwhile_move_the_batch_up_without_gaps(tmp_path):
+    """A replay queues for a partner while the pusher's batch is open: no number is used twice."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from newswire import bus, codec
+    from newswire.config import Settings
+    from newswire.consumers.webhooks import outbox, store
+
+    settings = replace(Settings.from_env(), home=tmp_path)
+    register(settings, "racy", PartnerServer([new_secret()]))  # registered only, never started
+    enqueuer = outbox.Enqueuer(settings)
+    events = _stories("race", 2)
+    for event in events:
+        enqueuer.handle(bus.Delivery(event, SimpleNamespace(value=codec.encode(event))))
+    other = store.connect(settings)
+    other.execute("UPDATE partners SET next_seq = next_seq + 3")  # the replay took 1, 2, 3
+    other.close()
+    enqueuer.commit()
+    enqueuer.close()
+    rows = query(settings, "SELECT seq, payload FROM deliveries ORDER BY seq")
+    assert [r[0] for r in rows] == [4, 5]
+    assert [json.loads(r[1])["sequence"] for r in rows] == [4, 5]
+    assert query(settings, "SELECT next_seq FROM partners")[0][0] == 6

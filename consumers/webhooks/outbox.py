@@ -59,6 +59,10 @@ class _Row:
     content_type: str
     payload: bytes
     next_attempt_at: float
+    #: to render again if another writer (a replay) took sequence numbers meanwhile
+    event: dict
+    fmt: str
+    at: datetime
 
 
 class Enqueuer:
@@ -114,7 +118,8 @@ class Enqueuer:
             payload = render(partner.format, seq=seq)
             due = (decision.not_before or now).timestamp()
             rows.append(_Row(partner.id, str(event["event_id"]), event["article_id"], event["version"],
-                             event["event_type"], seq, partner.content_type, payload, due))
+                             event["event_type"], seq, partner.content_type, payload, due, event,
+                             partner.format, now))
         for row in rows:
             self._next_seq[row.partner_id] = row.seq + 1
             self._batch_history[row.article_id][row.partner_id] = History(
@@ -132,13 +137,8 @@ class Enqueuer:
             now = time.time()
             with transaction(self.db) as db:
                 for pid, first in self._first_seq.items():
-                    if self._next_seq[pid] == first:
-                        continue
-                    cursor = db.execute("UPDATE partners SET next_seq = ? WHERE id = ? AND next_seq = ?",
-                                        (self._next_seq[pid], pid, first))
-                    if cursor.rowcount != 1:
-                        raise RuntimeError(f"partner {pid}: sequence numbers changed under the pusher; "
-                                           "is a second pusher using the same state file?")
+                    if self._next_seq[pid] != first:
+                        self._take_numbers(db, pid, first)
                 db.executemany("INSERT OR IGNORE INTO events (event_id, article_id, version, event_type, avro)"
                                " VALUES (?, ?, ?, ?, ?)", [(k, *v) for k, v in self._events.items()])
                 db.executemany(
@@ -151,6 +151,23 @@ class Enqueuer:
         self._reset()
         if touched and self.on_committed:
             self.on_committed(touched)
+
+    def _take_numbers(self, db: sqlite3.Connection, partner_id: str, first: int) -> None:
+        """Claim the batch's sequence numbers of one partner (inside the write transaction).
+
+        If another writer (a replay queueing for this partner) took numbers since the batch
+        read them, the batch's deliveries move up by as many, and are rendered again, since
+        the number is part of the payload; numbers stay gapless and unique either way.
+        """
+        current = db.execute("SELECT next_seq FROM partners WHERE id = ?", (partner_id,)).fetchone()[0]
+        shift = current - first
+        if shift:
+            for row in self._rows:
+                if row.partner_id == partner_id:
+                    row.seq += shift
+                    row.payload = payloads.render(row.event, row.fmt, seq=row.seq, at=row.at)
+            log.info("sequence_numbers_moved", partner=partner_id, by=shift)
+        db.execute("UPDATE partners SET next_seq = ? WHERE id = ?", (self._next_seq[partner_id] + shift, partner_id))
 
     def _reset(self) -> None:
         self._rows.clear()
