@@ -141,13 +141,17 @@ async def _post_all(settings: Settings) -> tuple[dict[str, tuple[int, Any]], dic
     answers, ends = {}, {}
     try:
         async with aiohttp.ClientSession() as session:
-            async def post(path: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
+            async def post(path: str, body: bytes, content_type: str = "application/json",
+                           content_encoding: str | None = None) -> tuple[int, Any]:
                 headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": content_type}
+                if content_encoding:
+                    headers["Content-Encoding"] = content_encoding
                 async with session.post(server.make_url(path), data=body, headers=headers) as response:
                     return response.status, await response.json(content_type=None)
 
             for case in API_CASES:
-                answers[case.name] = await post("/v1/articles", case.payload("api"), case.content_type)
+                answers[case.name] = await post("/v1/articles", case.payload("api"), case.content_type,
+                                                case.content_encoding)
             for end in ENDS:
                 status, answer = await post("/v1/articles", end.article("api"))
                 assert status == 202, answer
