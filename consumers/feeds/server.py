@@ -82,8 +82,7 @@ def _error(status: type[web.HTTPException], message: str, **headers: str) -> web
 
 def last_modified(changed: datetime | None, entries: Sequence[Entry], now: datetime) -> datetime | None:
     """When what ``entries`` show last changed: ``changed``, or an embargo that has ended since."""
-    ends = [e.event["embargo_until"] for e in entries
-            if e.event.get("embargo_until") is not None and e.event["embargo_until"] <= now]
+    ends = [e.embargo_until for e in entries if e.embargo_until is not None and e.embargo_until <= now]
     return max([m for m in (changed, *ends) if m is not None], default=None)
 
 
@@ -200,7 +199,7 @@ class FeedServer:
         event = self._version(entry, request.query.get("version"), now)
         if fmt not in WIRE:
             if entry.dead:
-                raise _error(web.HTTPGone, f"article {article_id!r} was {entry.event['event_type']}: "
+                raise _error(web.HTTPGone, f"article {article_id!r} was {entry.event_type}: "
                                            "RSS and Atom no longer carry it; NewsML-G2 and ninjs say why")
             if entry.embargoed(now):
                 raise _error(web.HTTPNotFound, f"article {article_id!r} is embargoed: only NewsML-G2 and ninjs carry it")
@@ -211,8 +210,9 @@ class FeedServer:
         body = self._body(key, content_type, lambda: self._render_item(fmt, event, self_url, request, updated))
         headers = {"X-Article-Version": str(event["version"])}
         if entry.embargoed(now):
-            headers["X-Embargoed-Until"] = utc_iso(entry.event["embargo_until"])
-        return respond(request, body, last_modified=updated if event is entry.event else None, now=now,
+            headers["X-Embargoed-Until"] = utc_iso(entry.embargo_until)
+        latest = event["version"] == entry.version
+        return respond(request, body, last_modified=updated if latest else None, now=now,
                        cache_control=self._cache_control(audience), headers=headers)
 
     def _version(self, entry: Entry, asked: str | None, now: datetime) -> ArticleEvent:
@@ -223,7 +223,7 @@ class FeedServer:
         if int(asked) > entry.version:
             raise _error(web.HTTPNotFound, f"article {entry.article_id!r} has no version {asked} (latest {entry.version})")
         if entry.dead:
-            raise _error(web.HTTPGone, f"article {entry.article_id!r} was {entry.event['event_type']}: "
+            raise _error(web.HTTPGone, f"article {entry.article_id!r} was {entry.event_type}: "
                                        "its earlier versions must not be used")
         event = self.store.version(entry.article_id, int(asked)) if self.store is not None else None
         if event is None or (event.get("embargo_until") is not None and event["embargo_until"] > now):

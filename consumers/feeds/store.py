@@ -2,7 +2,8 @@
 
 Tables: ``versions`` (every version the view applied, as its Avro single-object payload, so
 ``/items/{id}?version=N`` can answer older versions), ``articles`` (each article's latest
-version, cursor value, held flag and change time), ``feeds`` (when each feed last changed),
+version with the fields the view's indexes need, its cursor value, held flag and change time,
+so that loading the view decodes no event), ``feeds`` (when each feed last changed),
 ``positions`` (the next Kafka offset of each partition the view has taken in) and ``meta``.
 
 Because the positions are committed with the view, the view is exact after any crash: at
@@ -21,15 +22,16 @@ from typing import Iterator
 from newswire import codec
 from newswire.codec import ArticleEvent
 
-from .view import Change, Entry, FeedView, feeds_of
+from .view import Change, Entry, FeedView
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
     article_id TEXT NOT NULL, version INTEGER NOT NULL, payload BLOB NOT NULL,
     PRIMARY KEY (article_id, version)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS articles (
-    article_id TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER NOT NULL UNIQUE,
-    held INTEGER NOT NULL, changed_us INTEGER NOT NULL) WITHOUT ROWID;
+    article_id TEXT PRIMARY KEY, version INTEGER NOT NULL, event_type TEXT NOT NULL,
+    visible_us INTEGER NOT NULL, embargo_us INTEGER, feeds TEXT NOT NULL,
+    seq INTEGER NOT NULL UNIQUE, changed_us INTEGER NOT NULL, held INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS feeds (name TEXT PRIMARY KEY, changed_us INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS positions (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
@@ -68,17 +70,18 @@ class ViewStore:
             meta = dict(self._db.execute("SELECT key, value FROM meta"))
             feeds = {name: _moment(us) for name, us in self._db.execute("SELECT name, changed_us FROM feeds")}
             rows = self._db.execute(
-                "SELECT a.seq, a.held, a.changed_us, v.payload FROM articles a "
-                "JOIN versions v USING (article_id, version)").fetchall()
+                "SELECT v.payload, a.article_id, a.version, a.event_type, a.visible_us, a.embargo_us, a.feeds,"
+                " a.seq, a.changed_us, a.held FROM articles a JOIN versions v USING (article_id, version)").fetchall()
         view.restore(self._entries(rows), head=meta.get("head", 0), stale=meta.get("stale", 0),
                      feed_changed=feeds)
         return len(rows)
 
     @staticmethod
     def _entries(rows) -> Iterator[Entry]:
-        for seq, held, changed_us, payload in rows:
-            event = codec.decode(payload)
-            yield Entry(event, seq, _moment(changed_us), bool(held), feeds_of(event))
+        for payload, article_id, version, event_type, visible_us, embargo_us, feeds, seq, changed_us, held in rows:
+            yield Entry(payload, article_id, version, event_type, _moment(visible_us),
+                        None if embargo_us is None else _moment(embargo_us), tuple(feeds.split()),
+                        seq, _moment(changed_us), bool(held))
 
     def positions(self, topic: str) -> dict[int, int]:
         """The next offset to read of each partition of ``topic`` the view has taken in."""
@@ -96,10 +99,11 @@ class ViewStore:
                     entry = change.entry
                     if change.kind == "version":
                         db.execute("INSERT OR IGNORE INTO versions VALUES (?, ?, ?)",
-                                   (entry.article_id, entry.version, codec.encode(entry.event)))
-                    db.execute("INSERT OR REPLACE INTO articles VALUES (?, ?, ?, ?, ?)",
-                               (entry.article_id, entry.version, entry.seq, int(entry.held),
-                                _us(entry.changed_at)))
+                                   (entry.article_id, entry.version, entry.payload))
+                    db.execute("INSERT OR REPLACE INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               (entry.article_id, entry.version, entry.event_type, _us(entry.visible),
+                                None if entry.embargo_until is None else _us(entry.embargo_until),
+                                " ".join(entry.feeds), entry.seq, _us(entry.changed_at), int(entry.held)))
                 db.executemany("INSERT OR REPLACE INTO feeds VALUES (?, ?)",
                                [(name, _us(view.feed_changed(name))) for name in view.feeds()])
                 db.executemany("INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
