@@ -68,7 +68,7 @@ class Subject:
         """The concept's URI (``http://cv.iptc.org/newscodes/mediatopic/…`` for medtop)."""
         alias, _, local = self.code.partition(":")
         if alias == mediatopics.SCHEME:
-            return mediatopics.SCHEME_URI + local
+            return mediatopics.SCHEME_URI + quote(local)
         return f"{VOCABULARY_BASE}{quote(alias)}/{quote(local)}"
 
 
@@ -306,7 +306,10 @@ def _web_url(value: object) -> str | None:
     url = _text(value)
     if url is None or _SPACE.search(url):
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: no URL, not a reason to lose the story
+        return None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     return quote(url, safe=_URI_CHARS)

@@ -689,6 +689,11 @@ def _event(name: str, **changes: Any) -> dict[str, Any]:
     return event
 
 
+def _image(url: str) -> dict[str, Any]:
+    return {"url": url, "caption": None, "credit": None, "width": None, "height": None, "media_type": "image/jpeg",
+            "alt_text": None}
+
+
 def _v1(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k != "content_warning"}
 
@@ -742,6 +747,13 @@ def topic_garbage() -> list[TopicMessage]:
             "html_nested_3000_deep_bypassing_producer",
             body="<p>intro</p>" + "<blockquote><p>" * 3000 + "deep" + "</p></blockquote>" * 3000 + "<p>after</p>")),
             None),
+        TopicMessage("unparseable_urls_bypassing_producer", codec.encode(_event(
+            "unparseable_urls_bypassing_producer", canonical_url="https://[::1/story",
+            images=[_image("http://[zz/x.jpg"), _image("https://media.example.org/kept.jpg")])),
+            None, gone=("[::1", "[zz")),
+        TopicMessage("subject_codes_not_uri_safe", codec.encode(_event(
+            "subject_codes_not_uri_safe", subjects=[{"code": "medtop:<x> y", "name": None},
+                                                    {"code": 'own:<b>"&', "name": "Own"}])), None),
         TopicMessage("event_year_1", codec.encode(_event("event_year_1", occurred_at=datetime(1, 1, 1, tzinfo=timezone.utc),
                                                          first_created=datetime(1, 1, 1, tzinfo=timezone.utc))), None),
         TopicMessage("headline_only_controls", codec.encode(_event("headline_only_controls", headline="\x00\u202e\x01")),
