@@ -83,7 +83,7 @@ def article_from_html(page: str | bytes, *, article_id: str | None = None,
         "subheadline": subheadline,
         "language": tree.get("lang") or (metadata.language if metadata else None),
         "body": body,
-        "canonical_url": urljoin(base_url or "", canonical) if canonical else None,
+        "canonical_url": _join(base_url, canonical) if canonical else None,
         "images": [image] if image else [],
         "provider": meta.get("og:site_name") or (metadata.sitename if metadata else None),
         "categories": [c for c in [meta.get("article:section")] if c],
@@ -118,7 +118,10 @@ def article_id_from_url(url: str) -> str:
     Characters outside ``[a-zA-Z0-9._-]`` become ``-``; an id longer than 128 characters is cut
     to 115 and ends with ``-`` and 12 hex digits of the URL's SHA-256, so it stays unique.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise PageError(f"the canonical URL is not a URL ({exc}): {url[:80]!r}", "canonical_url") from None
     segments = [s for s in parts.path.split("/") if s]
     slug = ARTICLE_ID_UNSAFE.sub("-", segments[-1] if segments else "").strip("-") or "index"
     if parts.query:
@@ -127,6 +130,14 @@ def article_id_from_url(url: str) -> str:
     if len(article_id) > 128:
         article_id = f"{article_id[:115]}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
     return article_id
+
+
+def _join(base: str | None, url: str) -> str:
+    """``url`` made absolute against ``base``; as it is when either does not parse (build_event names it)."""
+    try:
+        return urljoin(base or "", url)
+    except ValueError:
+        return url
 
 
 def _meta(tree: HtmlElement) -> dict[str, Any]:
@@ -195,7 +206,7 @@ def _lead_image(article: HtmlElement, base: str | None) -> dict[str, Any] | None
     src = img.get("src") or img.get("data-src")
     if not src:
         return None
-    image: dict[str, Any] = {"url": urljoin(base or "", src.strip())}
+    image: dict[str, Any] = {"url": _join(base, src.strip())}
     for dimension in ("width", "height"):
         if (img.get(dimension) or "").isdigit():
             image[dimension] = int(img.get(dimension))
@@ -223,7 +234,7 @@ def _lead_image(article: HtmlElement, base: str | None) -> dict[str, Any] | None
 def _og_image(meta: dict[str, Any], base: str | None) -> dict[str, Any] | None:
     if not meta.get("og:image"):
         return None
-    image: dict[str, Any] = {"url": urljoin(base or "", meta["og:image"])}
+    image: dict[str, Any] = {"url": _join(base, meta["og:image"])}
     for dimension in ("width", "height"):
         if meta.get(f"og:image:{dimension}", "").isdigit():
             image[dimension] = int(meta[f"og:image:{dimension}"])

@@ -596,6 +596,10 @@ def pages() -> Iterator[Case]:
     yield page("page_data_url_figure", Rejected("images[0].url", problem="data:"),
                '<figure><img src="data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+"><figcaption>Cap</figcaption>'
                "</figure>")
+    yield page("page_canonical_unparseable", Rejected("canonical_url", problem="not a URL"),
+               canonical="https://[::1/news/story")
+    yield page("page_figure_src_unparseable", Rejected("images[0].url", problem="not a valid URL"),
+               '<figure><img src="http://[zz/x.jpg"><figcaption>Cap</figcaption></figure>')
     yield page("page_bidi_override_in_site_name", _gone("\u202e", kept=(("provider", "Site name"),)),
                "", head='<meta property="og:site_name" content="Site\u202e name">')
 
