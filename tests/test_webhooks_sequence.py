@@ -49,15 +49,21 @@ def test_each_partner_has_its_own_gapless_sequence_kept_across_retries(settings)
     assert [tuple(r) for r in numbered] == [("flaky", 22), ("steady", 22)]
 
 
-def test_newsml_partners_get_the_sequence_as_transmit_id(settings):
+def test_newsml_partners_get_the_sequence_as_transmit_id_and_rss_partners_an_item(settings):
     server = PartnerServer([new_secret()]).start()
+    rss = PartnerServer([new_secret()]).start()
     register(settings, "g2", server, format="newsml")
+    register(settings, "rss", rss, format="rss")
     try:
         with pusher.Running(settings, config()):
             publish(settings, _stories("nm", 3))
-            wait_for(lambda: len(server.ok()) == 3, "three NewsML-G2 messages")
+            wait_for(lambda: len(server.ok()) == 3 and len(rss.ok()) == 3, "three NewsML-G2 messages, 3 RSS items")
     finally:
         server.stop()
+        rss.stop()
+    for r in rss.snapshot():
+        assert r.verified and r.headers["Content-Type"] == "application/rss+xml"
+        assert etree.fromstring(r.body).tag == "item" and r.seq in (1, 2, 3)
     ns = {"g2": "http://iptc.org/std/nar/2006-10-01/"}
     for r in server.snapshot():
         assert r.verified and r.headers["Content-Type"] == "application/vnd.iptc.g2.newsmessage+xml"

@@ -115,6 +115,10 @@ def test_circuit_breaker_opens_probes_and_closes():
     assert breaker.failure() and breaker.state == "open"  # the probe failed: open again
     clock.now += 30
     breaker.sending()
+    breaker.inconclusive()  # a throttled probe: neither open nor closed, probe again after a cool-down
+    assert breaker.state == "open" and breaker.capacity(4) == 0
+    clock.now += 30
+    breaker.sending()
     breaker.success()
     assert breaker.state == "closed" and breaker.capacity(4) == 4
 

@@ -79,6 +79,11 @@ class CircuitBreaker:
     def success(self) -> None:
         self.consecutive, self.opened_at, self.probing = 0, None, False
 
+    def inconclusive(self) -> None:
+        """A probe that neither succeeded nor failed (throttled, or crashed): probe again later."""
+        if self.probing:
+            self.opened_at, self.probing = self.clock(), False
+
     def failure(self) -> bool:
         """Count a failure; True when it (re)opens the circuit."""
         self.consecutive += 1

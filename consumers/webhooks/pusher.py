@@ -163,6 +163,7 @@ class PartnerWorker:
                    status=response.status, error=response.error, duration_ms=round(response.duration_ms, 1),
                    next_attempt_at=attempt.next_attempt_at)
         except Exception:  # a bug here must not kill the worker; the delivery stays pending
+            self.breaker.inconclusive()
             log.exception("delivery_crashed", partner=partner.id, article_id=row["article_id"],
                           event_id=row["event_id"])
         finally:
@@ -182,6 +183,7 @@ class PartnerWorker:
             registry.disable(self.pusher.db, self.partner.id, reason)
             return Attempt(outcome="gone", next_attempt_at=now, spent=False, **common)
         if response.retry_after is not None:
+            self.breaker.inconclusive()
             wait = min(response.retry_after, self.config.max_retry_after_s)
             self.paused_until = max(self.paused_until, now + wait)
             return Attempt(outcome="throttled", next_attempt_at=now + wait, spent=False, **common)
