@@ -10,11 +10,10 @@ import threading
 import time
 from datetime import timedelta
 
-from tests.replay_support import NEWSWIRE, T0, cli_env, events, produce
-
 from newswire import codec
 from newswire.consumers.archive.archiver import default_root
 from newswire.consumers.archive.reader import ArchiveReader
+from tests.replay_support import NEWSWIRE, T0, cli_env, events, produce
 
 
 def _start(settings, log):

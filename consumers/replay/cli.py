@@ -147,8 +147,7 @@ def _replay_to_partner(settings: Settings, partner: str, window: Window, *, sour
     try:
         summary = run_replay(events, target, checkpoint, dry_run=dry_run, rate=rate, progress=progress,
                              stop=stop, after_commit=sender.wake if sender else None)
-        if sender:
-            _wait_delivered(target, stop, progress)
+        undelivered = _wait_delivered(target, stop, progress) if sender else 0
     finally:
         if sender:
             sender.stop()
@@ -158,14 +157,17 @@ def _replay_to_partner(settings: Settings, partner: str, window: Window, *, sour
         click.echo(line)
     for problem in getattr(events, "problems", []):
         click.echo(f"PROBLEM {problem}")
-    if not dry_run and not send and summary.outcomes().get("queued", 0) + summary.outcomes().get("re-sent", 0):
-        click.echo(f"the pusher delivers them (newswire deliveries list --partner {partner} shows progress)")
+    if undelivered or (not dry_run and not send and summary.outcomes().get("queued", 0)
+                       + summary.outcomes().get("re-sent", 0)):
+        click.echo(f"{undelivered or 'the queued'} deliveries are pending: the pusher (or a later --send) delivers "
+                   f"them; `newswire deliveries gaps --partner {partner}` shows them")
     if summary.interrupted:
         sys.exit(130)
 
 
-def _wait_delivered(target: PartnerTarget, stop: threading.Event, progress: bool) -> None:
-    """Wait until the deliveries this replay queued are no longer pending (or the replay is stopped)."""
+def _wait_delivered(target: PartnerTarget, stop: threading.Event, progress: bool) -> int:
+    """Wait until the deliveries this replay queued are no longer pending (or the replay is
+    stopped); return how many are still pending."""
     total = len(target.queued_ids)
     with tqdm(total=total, unit="delivery", desc=f"delivering to {target.partner.id}", disable=not progress,
               dynamic_ncols=True, mininterval=0.5) as bar:
@@ -173,8 +175,9 @@ def _wait_delivered(target: PartnerTarget, stop: threading.Event, progress: bool
             done = total - target.pending(target.queued_ids)
             bar.update(done - bar.n)
             if done >= total:
-                return
+                return 0
             time.sleep(0.2)
+    return target.pending(target.queued_ids)
 
 
 @click.command("backfill")

@@ -76,9 +76,10 @@ class Summary:
 
 
 def replay(source: Source, target: Target, checkpoint: Checkpoint, *, dry_run: bool = False,
-           rate: float | None = None, progress: bool = True, batch: int = 500,
+           rate: float | None = None, progress: bool = True, batch: int = 500, every_s: float = 1.0,
            stop: threading.Event | None = None, after_commit: Callable[[], None] | None = None) -> Summary:
-    """Offer every event of ``source`` (from the checkpoint on) to ``target``; see the module doc."""
+    """Offer every event of ``source`` (from the checkpoint on) to ``target``, committing (and
+    checkpointing) every ``batch`` events or ``every_s`` seconds; see the module doc."""
     summary = Summary(source.name, target.name, dry_run, checkpoint.resumed)
     limiter = RateLimit(rate)
     stop = stop or threading.Event()
@@ -87,7 +88,11 @@ def replay(source: Source, target: Target, checkpoint: Checkpoint, *, dry_run: b
     offered = Counter()
     started = time.monotonic()
 
+    last_commit = time.monotonic()
+
     def commit() -> None:
+        nonlocal last_commit
+        last_commit = time.monotonic()
         target.commit()
         checkpoint.next.update(positions)
         for outcome, count in offered.items():
@@ -101,14 +106,14 @@ def replay(source: Source, target: Target, checkpoint: Checkpoint, *, dry_run: b
 
     with tqdm(total=sum(remaining.values()), unit="event", desc=f"{source.name} → {target.name}",
               disable=not progress, dynamic_ncols=True, mininterval=0.5) as bar:
-        for n, item in enumerate(source.items(checkpoint.next), start=1):
+        for item in source.items(checkpoint.next):
             limiter.wait()
             outcome = target.offer(item)
             summary.partitions[item.partition][outcome] += 1
             offered[outcome] += 1
             positions[item.partition] = item.offset + 1
             bar.update()
-            if n % batch == 0:
+            if len(positions) and (sum(offered.values()) >= batch or time.monotonic() - last_commit >= every_s):
                 commit()
             if stop.is_set():
                 summary.interrupted = True

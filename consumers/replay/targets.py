@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -207,7 +207,7 @@ class PartnerSender:
                 self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
                 self._ready.set()
                 await self._stop.wait()
-                await worker.close()
+                await _shut_down(worker)
             finally:
                 pusher.dead_letters.close()
                 pusher.db.close()
@@ -226,3 +226,14 @@ class PartnerSender:
         if self._loop and self._stop and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(60)
+
+
+async def _shut_down(worker: PartnerWorker) -> None:
+    """Stop a partner worker. Its loop only ends by cancellation, and Python 3.11's
+    ``asyncio.wait_for`` can swallow a cancellation that races with the event it waits on,
+    so: send nothing new, cancel until the task is really done, then close."""
+    worker.partner = replace(worker.partner, enabled=False)
+    while worker.task is not None and not worker.task.done():
+        worker.task.cancel()
+        await asyncio.sleep(0.05)
+    await worker.close()

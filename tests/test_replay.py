@@ -1,0 +1,257 @@
+"""newswire replay against the real broker: window edges, group resets, partner-only replays
+(with real signed HTTP posts), archive source = Kafka source, idempotence, resumption."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+
+from newswire import bus, topics
+from newswire.consumers.archive.archiver import default_root
+from newswire.consumers.archive.archiver import event_loop as archive_loop
+from newswire.consumers.archive.reader import ArchiveReader
+from newswire.consumers.replay.sources import ArchiveSource, KafkaSource
+from newswire.consumers.replay.window import Window
+from newswire.consumers.webhooks.filters import History, Subscription, decide
+from newswire.consumers.webhooks.signing import new_secret
+from tests.replay_support import NEWSWIRE, T0, cli_env, events, produce
+from tests.webhooks_support import PartnerServer, register, wait_for
+from tests.webhooks_support import cli as webhooks_cli
+
+MIN = timedelta(minutes=1)
+LOOPBACK_PARTNERS = {"NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8"}
+
+
+def cli(settings, *args, ok: bool = True):
+    return webhooks_cli(settings, *args, env=LOOPBACK_PARTNERS, ok=ok)
+
+
+def _iso(moment) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _archive_all(settings, expected: int) -> None:
+    loop, archiver = archive_loop(settings, instance_id=None)
+    for _ in range(60):
+        if archiver.archived + archiver.duplicates >= expected:
+            break
+        loop.poll_once(timeout_ms=500)
+    loop.close()
+    archiver.close()
+
+
+def _committed(settings) -> dict:
+    """Every consumer group's committed offsets on the test's topic."""
+    admin = topics.admin(settings)
+    try:
+        groups = [g["group_id"] for g in admin.list_groups()]
+        offsets = admin.list_group_offsets({g: None for g in groups}) if groups else {}
+    finally:
+        admin.close()
+    return {g: {(tp.partition, om.offset) for tp, om in o.items() if tp.topic == settings.topics.articles}
+            for g, o in offsets.items()}
+
+
+def _consume(settings, group: str, expected: int) -> bus.EventLoop:
+    seen = []
+    loop = bus.EventLoop(settings, group, lambda d: seen.append(d.event["event_id"]))
+    for _ in range(60):
+        if len(seen) >= expected:
+            break
+        loop.poll_once(timeout_ms=500)
+    loop.seen = seen
+    return loop
+
+
+def test_window_edges_give_exact_counts_from_kafka_and_from_the_archive(settings):
+    items = events(40)
+    produce(settings, items, start=T0, step=MIN, v1_every=6)
+    _archive_all(settings, 40)
+    cases = {  # [since, until) over timestamps T0 + i minutes
+        (T0 + 10 * MIN, T0 + 20 * MIN): items[10:20],
+        (T0 + 10 * MIN - timedelta(milliseconds=1), T0 + 20 * MIN + timedelta(milliseconds=1)): items[10:21],
+        (T0 + 10 * MIN + timedelta(milliseconds=1), T0 + 20 * MIN): items[11:20],
+        (None, T0 + 5 * MIN): items[:5],
+        (T0 + 35 * MIN, None): items[35:],
+        (T0 + 50 * MIN, None): [],
+    }
+    for (since, until), expected in cases.items():
+        window = Window.of(since, until)
+        kafka = KafkaSource(settings, window)
+        archive = ArchiveSource(settings, window, default_root(settings))
+        try:
+            from_kafka = [i.event["event_id"] for i in kafka.items({})]
+            from_archive = [i.event["event_id"] for i in archive.items({})]
+            assert sum(kafka.counts({}).values()) == sum(archive.counts({}).values()) == len(expected)
+            for item in archive.items({}):  # the archive gives back the very bytes Kafka holds
+                assert item.payload == next(k.payload for k in kafka.items({}) if k.offset == item.offset
+                                            and k.partition == item.partition)
+                break
+        finally:
+            kafka.close()
+            archive.close()
+        assert sorted(from_kafka) == sorted(from_archive) == sorted(e["event_id"] for e in expected)
+
+
+def test_a_group_reset_is_refused_while_active_shown_in_a_dry_run_and_applied_when_inactive(settings):
+    items = events(30)
+    produce(settings, items, start=T0, step=MIN)
+    group = "newswire-feeds"
+    loop = _consume(settings, group, 30)  # a live member of the group, at the end of the log
+    before = _committed(settings)[group]
+    since = _iso(T0 + 12 * MIN)
+
+    dry = cli(settings, "replay", "--group", group, "--since", since, "--dry-run")
+    lines = dry.output.splitlines()
+    assert lines[0].split() == ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET", "LOG-END-OFFSET",
+                                "TO-REPLAY"]
+    rows = [line.split() for line in lines[1:4]]
+    assert sum(int(r[3]) for r in rows) == 30 and sum(int(r[6]) for r in rows) == 18
+    assert "1 active members" in dry.output and "nothing changed" in dry.output
+
+    refused = cli(settings, "replay", "--group", group, "--since", since, ok=False)
+    assert refused.exit_code == 1 and "refused" in refused.output and "active member" in refused.output
+    assert _committed(settings)[group] == before
+
+    loop.close()  # the group's consumer stops: the reset goes through
+    applied = cli(settings, "replay", "--group", group, "--since", since)
+    assert "re-read 18 events" in applied.output
+    again = _consume(settings, group, 18)
+    again.close()
+    assert sorted(again.seen) == sorted(e["event_id"] for e in items[12:])
+
+    until = cli(settings, "replay", "--group", group, "--since", since, "--until", "1h", ok=False)
+    assert until.exit_code == 2 and "--until needs --partner" in until.output
+
+
+def test_replaying_the_archive_group_twice_changes_nothing_in_the_archive(settings):
+    items = events(25)
+    produce(settings, items, start=T0, step=MIN)
+    _archive_all(settings, 25)
+    with ArchiveReader(default_root(settings)) as reader:
+        before = [(e.event_id, e.segment, e.block_offset) for e in reader.entries()]
+    for _ in range(2):
+        cli(settings, "replay", "--group", "newswire-archive", "--since", _iso(T0))
+        _archive_all(settings, 25)
+    with ArchiveReader(default_root(settings)) as reader:
+        assert [(e.event_id, e.segment, e.block_offset) for e in reader.entries()] == before
+        assert reader.verify() == (25, [])
+
+
+def _new_partner_gets(items) -> set[str]:
+    """The event ids a new partner subscribed to everything is sent, by the webhooks' own rule."""
+    history: dict[str, History] = {}
+    wanted = set()
+    for event in items:
+        if decide(Subscription(), event, history.get(event["article_id"], History()), enabled=True,
+                  now=datetime.now(timezone.utc)).deliver:
+            wanted.add(event["event_id"])
+            history[event["article_id"]] = History(event["version"], event["event_type"] == "killed")
+    return wanted
+
+
+def _partner(settings, partner_id):
+    server = PartnerServer([new_secret()]).start()
+    register(settings, partner_id, server)
+    return server
+
+
+def test_a_partner_only_replay_moves_no_group_and_sends_the_same_webhook_ids_again(settings):
+    items = events(40)
+    produce(settings, items, start=T0, step=MIN)
+    _archive_all(settings, 40)
+    _consume(settings, "newswire-feeds", 40).close()
+    server = _partner(settings, "acme")
+    try:
+        before = _committed(settings)
+        window = ["--since", _iso(T0 + 5 * MIN), "--until", _iso(T0 + 30 * MIN)]
+        first = cli(settings, "replay", "--partner", "acme", *window, "--send", "--no-progress")
+        assert _committed(settings) == before  # no group moved, and no group was created
+        got = server.ok()
+        assert all(r.verified for r in got)
+        ids = [r.webhook_id for r in got]
+        assert len(ids) == len(set(ids))
+        assert set(ids) == _new_partner_gets(items[5:30])
+        assert f"queued {len(ids)}" in first.output
+
+        second = cli(settings, "partners", "backfill", "acme", *window, "--send", "--no-progress")
+        assert f"re-sent {len(ids)}" in second.output and "queued" not in second.output
+        again = server.ok()[len(got):]
+        assert sorted(r.webhook_id for r in again) == sorted(ids)  # the partner can de-duplicate
+        assert {r.webhook_id: r.body for r in again} == {r.webhook_id: r.body for r in got}
+        assert _committed(settings) == before
+    finally:
+        server.stop()
+
+
+def test_replay_from_the_archive_sends_what_replay_from_kafka_sends(settings):
+    items = events(60, seed=4)
+    produce(settings, items, start=T0, step=MIN, v1_every=4)
+    _archive_all(settings, 60)
+    servers = {name: _partner(settings, name) for name in ("from-kafka", "from-archive")}
+    try:
+        window = ["--since", _iso(T0 + 3 * MIN), "--until", _iso(T0 + 50 * MIN), "--send", "--no-progress"]
+        cli(settings, "replay", "--partner", "from-kafka", *window)
+        cli(settings, "replay", "--partner", "from-archive", "--source", "archive", *window)
+        kafka, archive = (sorted(servers[n].ok(), key=lambda r: r.seq) for n in ("from-kafka", "from-archive"))
+        assert len(kafka) > 30
+        # the same posts, byte for byte; only the signing time differs (normalised away)
+        assert [(r.webhook_id, r.seq, r.body) for r in kafka] == [(r.webhook_id, r.seq, r.body) for r in archive]
+        for r in archive:
+            assert r.verified
+            assert r.envelope["data"]["version"]  # a ninjs envelope
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def test_dry_run_counts_per_partition_and_changes_nothing(settings):
+    items = events(30)
+    produce(settings, items, start=T0, step=MIN)
+    server = _partner(settings, "acme")
+    try:
+        result = cli(settings, "replay", "--partner", "acme", "--since", _iso(T0 + 10 * MIN), "--dry-run",
+                     "--no-progress")
+        assert result.output.startswith("would replay 20 events from kafka to partner acme")
+        per_partition = [line for line in result.output.splitlines() if line.strip().startswith("partition")]
+        assert len(per_partition) == 3
+        assert sum(int(line.split(":")[1].split()[0]) for line in per_partition) == 20
+        time.sleep(0.5)
+        assert server.ok() == []
+        assert not (settings.home / "replay").exists()  # a dry run leaves no checkpoint
+    finally:
+        server.stop()
+
+
+def test_an_interrupted_replay_resumes_from_its_checkpoint_and_sends_nothing_twice(settings, tmp_path):
+    items = events(400, body_bytes=400)
+    produce(settings, items, start=T0, step=timedelta(seconds=10))
+    server = _partner(settings, "acme")
+    try:
+        args = [*NEWSWIRE, "replay", "--partner", "acme", "--since", _iso(T0), "--send", "--no-progress"]
+        first = subprocess.Popen([*args, "--rate", "50"], env=cli_env(settings), stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
+        wait_for(lambda: len(server.ok()) >= 40, "the first run to deliver 40 events", 60)
+        first.send_signal(signal.SIGINT)
+        out, _ = first.communicate(timeout=60)
+        assert first.returncode == 130, out.decode()
+        assert "INTERRUPTED after" in out.decode()
+        checkpoint = json.loads(next((settings.home / "replay").glob("*.json")).read_text())
+        done_first = sum(checkpoint["next"].values())
+        assert 40 <= done_first < 400
+        sent_first = len(server.ok())
+
+        second = subprocess.run(args, env=cli_env(settings), capture_output=True, timeout=120)
+        text = second.stdout.decode()
+        assert second.returncode == 0, text + second.stderr.decode()
+        assert "resumed from a checkpoint" in text
+        ids = [r.webhook_id for r in server.ok()]
+        assert len(ids) == len(set(ids))  # nothing twice
+        assert len(ids) > sent_first
+        assert set(ids) == _new_partner_gets(items)
+        assert not list((settings.home / "replay").glob("*.json"))  # done: the checkpoint is gone
+    finally:
+        server.stop()
