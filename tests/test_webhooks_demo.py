@@ -1,5 +1,5 @@
-"""The demo partner (`newswire webhooks demo-partner`, a real subprocess): registered with one
-call, it verifies what the pusher sends, prints it, and refuses a forged signature."""
+"""The demo partner (`newswire webhooks demo-partner`, a real subprocess), registered as
+`newswire run` does: it verifies what the pusher sends, prints it, and refuses a forgery."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ import urllib.request
 
 from newswire import corpus
 from newswire.broker import free_port
-from newswire.consumers.webhooks import demo_partner, pusher, signing
-from tests.webhooks_support import config, env_of, publish, query, wait_for
+from newswire.consumers.webhooks import pusher, signing
+from tests.webhooks_support import cli, config, env_of, publish, query, wait_for
 
 
 def test_the_demo_partner_verifies_and_prints_what_the_pusher_sends(settings, tmp_path):
     port = free_port()
-    secret = demo_partner.register(settings, port)
-    assert demo_partner.register(settings, port) == secret  # idempotent
+    secret = signing.new_secret()
+    cli(settings, "partners", "add", "demo", "--name", "Demo partner", "--url", f"http://127.0.0.1:{port}/webhook",
+        "--secret", secret, "--allow-cidrs", "127.0.0.1/32")
     out = tmp_path / "demo.out"
     process = subprocess.Popen([sys.executable, "-m", "newswire.cli", "webhooks", "demo-partner", "--port", str(port),
                                 "--secret", secret], env={**os.environ, **env_of(settings)},
@@ -32,7 +33,7 @@ def test_the_demo_partner_verifies_and_prints_what_the_pusher_sends(settings, tm
             wait_for(lambda: query(settings, "SELECT count(*) FROM deliveries WHERE status = 'delivered'")[0][0]
                      == 2, "both delivered")
         forged = signing.headers("x", b"{}", [signing.new_secret()], content_type="application/json")
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/newswire", data=b"{}", headers=forged)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/webhook", data=b"{}", headers=forged)
         try:
             urllib.request.urlopen(request, timeout=10)
             status = 200

@@ -45,20 +45,3 @@ def serve(host: str, port: int, secret: str) -> None:
     print(f"demo partner listening on http://{host}:{port}/ (signatures checked with standardwebhooks)", flush=True)
     web.run_app(app(secret), host=host, port=port, print=None)
 
-
-def register(settings, port: int, partner_id: str = "demo") -> str:
-    """Register (or reuse) partner ``partner_id`` at ``http://127.0.0.1:PORT/newswire``, with
-    loopback allowed for it alone; return its signing secret (for ``--secret``)."""
-    from newswire.consumers.webhooks import partners, signing, store
-    from newswire.consumers.webhooks.config import parse_cidrs
-
-    db = store.connect(settings)
-    try:
-        try:
-            return partners.get(db, partner_id).secrets[0]
-        except partners.UnknownPartner:
-            partner = partners.Partner(id=partner_id, name="Demo partner", url=f"http://127.0.0.1:{port}/newswire",
-                                       secrets=(signing.new_secret(),), allow_cidrs=parse_cidrs("127.0.0.1/32"))
-            return partners.add(db, partner).secrets[0]
-    finally:
-        db.close()
