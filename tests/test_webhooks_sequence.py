@@ -139,3 +139,26 @@ def test_numbers_taken_by_another_writer_meanwhile_move_the_batch_up_without_gap
     assert [r[0] for r in rows] == [4, 5]
     assert [json.loads(r[1])["sequence"] for r in rows] == [4, 5]
     assert query(settings, "SELECT next_seq FROM partners")[0][0] == 6
+
+
+def test_an_event_id_seen_again_on_another_event_is_not_delivered_twice(tmp_path):
+    """The event id is the idempotency key: a second event reusing one (a broken producer) does
+    not reach a partner that already has that id, in the same batch or a later one."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from newswire import bus, codec
+    from newswire.config import Settings
+    from newswire.consumers.webhooks import outbox
+
+    settings = replace(Settings.from_env(), home=tmp_path)
+    register(settings, "idem", PartnerServer([new_secret()]))
+    first, other, third = _stories("dup", 3)
+    other["event_id"] = third["event_id"] = first["event_id"]
+    enqueuer = outbox.Enqueuer(settings)
+    for batch in ([first, other], [third]):
+        for event in batch:
+            enqueuer.handle(bus.Delivery(event, SimpleNamespace(value=codec.encode(event))))
+        enqueuer.commit()
+    enqueuer.close()
+    assert [tuple(r) for r in query(settings, "SELECT article_id, seq FROM deliveries")] == [("dup-0", 1)]

@@ -80,6 +80,8 @@ class Enqueuer:
         self._first_seq: dict[str, int] = {}
         self._rows: list[_Row] = []
         self._events: dict[str, tuple] = {}
+        #: event id → partners it is queued for in this batch
+        self._batch_ids: dict[str, set[str]] = defaultdict(set)
         #: article → partner → what this batch queued, on top of what the file says
         self._batch_history: dict[str, dict[str, History]] = defaultdict(dict)
 
@@ -103,8 +105,15 @@ class Enqueuer:
         event = delivery.event
         now = datetime.now(timezone.utc)
         history = self._history(event["article_id"])
+        event_id = str(event["event_id"])
+        # the event id is the idempotency key: a partner never gets two deliveries with one id
+        had_id = {pid for (pid,) in self.db.execute("SELECT partner_id FROM deliveries WHERE event_id = ?",
+                                                   (event_id,))}
+        had_id |= self._batch_ids.get(event_id, set())
         chosen = []
         for partner in self._load_partners():
+            if partner.id in had_id:
+                continue
             decision = decide(partner.subscription, event, history.get(partner.id, History()),
                               enabled=partner.enabled, now=now)
             if decision.deliver:
@@ -117,18 +126,19 @@ class Enqueuer:
             seq = self._next_seq[partner.id]
             payload = render(partner.format, seq=seq)
             due = (decision.not_before or now).timestamp()
-            rows.append(_Row(partner.id, str(event["event_id"]), event["article_id"], event["version"],
+            rows.append(_Row(partner.id, event_id, event["article_id"], event["version"],
                              event["event_type"], seq, partner.content_type, payload, due, event,
                              partner.format, now))
         for row in rows:
             self._next_seq[row.partner_id] = row.seq + 1
+            self._batch_ids[event_id].add(row.partner_id)
             self._batch_history[row.article_id][row.partner_id] = History(
                 max_version=row.version, killed=row.event_type == "killed")
         self._rows.extend(rows)
-        self._events[str(event["event_id"])] = (event["article_id"], event["version"], event["event_type"],
+        self._events[event_id] = (event["article_id"], event["version"], event["event_type"],
                                                 delivery.record.value)
         log.info("event_queued", article_id=event["article_id"], version=event["version"],
-                 event_id=str(event["event_id"]), event_type=event["event_type"],
+                 event_id=event_id, event_type=event["event_type"],
                  partners=[r.partner_id for r in rows])
 
     def commit(self) -> None:
@@ -172,6 +182,7 @@ class Enqueuer:
     def _reset(self) -> None:
         self._rows.clear()
         self._events.clear()
+        self._batch_ids.clear()
         self._batch_history.clear()
         self._partners = None  # re-read the registry for the next batch
 

@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (partner_id, status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_article ON deliveries (article_id, partner_id, version);
+CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (event_id);
 CREATE TABLE IF NOT EXISTS attempts (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     delivery_id     INTEGER NOT NULL,
