@@ -231,7 +231,8 @@ def test_an_interrupted_replay_resumes_from_its_checkpoint_and_sends_nothing_twi
     produce(settings, items, start=T0, step=timedelta(seconds=10))
     server = _partner(settings, "acme")
     try:
-        args = [*NEWSWIRE, "replay", "--partner", "acme", "--since", _iso(T0), "--send", "--no-progress"]
+        # a duration: the resumed run must find its checkpoint and replay the window of the first run
+        args = [*NEWSWIRE, "replay", "--partner", "acme", "--since", "30d", "--send", "--no-progress"]
         first = subprocess.Popen([*args, "--rate", "50"], env=cli_env(settings), stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT)
         wait_for(lambda: len(server.ok()) >= 40, "the first run to deliver 40 events", 60)

@@ -1,8 +1,10 @@
 """Resumable replays: the next offset to replay per partition, saved after each durable step.
 
 The file lives under ``<home>/replay/`` and is named by a hash of the replay's parameters
-(source, target, window, topic), so running the same replay again after an interruption
-resumes it, and any other replay starts afresh. It is removed when the replay completes.
+as the operator gave them (source, target, ``--since``/``--until`` as typed, topic), so
+running the same command again after an interruption resumes it, over the window it
+resolved the first time (``--since 7d`` means the same instants on resume), and any other
+replay starts afresh. It is removed when the replay completes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 class Checkpoint:
     path: Path
     params: dict
+    #: the window in ms ``[since, until)`` as first resolved
+    window: tuple[int | None, int | None] | None = None
     #: partition → next offset to replay
     next: dict[int, int] = field(default_factory=dict)
     #: outcome label → count, over every run of this replay
@@ -31,8 +35,8 @@ class Checkpoint:
         path = Path(home) / "replay" / f"{key}.json"
         if path.exists() and not restart:
             saved = json.loads(path.read_text())
-            return cls(path, params, {int(p): o for p, o in saved["next"].items()}, saved.get("outcomes", {}),
-                       resumed=True)
+            return cls(path, params, tuple(saved["window"]), {int(p): o for p, o in saved["next"].items()},
+                       saved.get("outcomes", {}), resumed=True)
         return cls(path, params)
 
     def save(self) -> None:
@@ -40,7 +44,7 @@ class Checkpoint:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w") as fo:
-            json.dump({"params": self.params, "next": self.next, "outcomes": self.outcomes,
+            json.dump({"params": self.params, "window": self.window, "next": self.next, "outcomes": self.outcomes,
                        "saved_at": datetime.now(timezone.utc).isoformat()}, fo, indent=1)
             fo.flush()
             os.fsync(fo.fileno())

@@ -6,7 +6,6 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 
 import click
@@ -17,7 +16,7 @@ from newswire.config import Settings
 from newswire.consumers.archive.archiver import default_root
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.cli import partners_group
-from newswire.timespec import Instant
+from newswire.timespec import parse_instant
 
 from . import groups
 from .checkpoint import Checkpoint
@@ -31,12 +30,29 @@ def _settings(ctx: click.Context) -> Settings:
     return ctx.find_root().obj
 
 
+def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check an instant as typed; it is kept as text so a resumed replay finds its checkpoint."""
+    if value is not None:
+        try:
+            parse_instant(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from exc
+    return value
+
+
 def _window_options(f):
-    f = click.option("--until", type=Instant(), default=None,
+    f = click.option("--until", metavar="TIME", callback=_instant,
                      help="Replay events published before this (ISO time or duration back from now).")(f)
-    f = click.option("--since", type=Instant(), default=None,
+    f = click.option("--since", metavar="TIME", callback=_instant,
                      help="Replay events published at or after this (ISO time, or 7d, 12h, 30m back from now).")(f)
     return f
+
+
+def _window(since: str | None, until: str | None) -> Window:
+    try:
+        return Window.of(since and parse_instant(since), until and parse_instant(until))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--until") from exc
 
 
 def _partner_options(f):
@@ -64,7 +80,7 @@ def _partner_options(f):
 @click.option("--partner", help="Replay the window to this partner only, through its delivery path.")
 @_partner_options
 @click.pass_context
-def replay(ctx: click.Context, since: datetime | None, until: datetime | None, group: str | None,
+def replay(ctx: click.Context, since: str | None, until: str | None, group: str | None,
            partner: str | None, **options) -> None:
     """Replay a window of the articles topic to one consumer group or one partner.
 
@@ -81,15 +97,11 @@ def replay(ctx: click.Context, since: datetime | None, until: datetime | None, g
     """
     if bool(group) == bool(partner):
         raise click.UsageError("give exactly one target: --group GROUP or --partner PARTNER")
-    try:
-        window = Window.of(since, until)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--until") from exc
     settings = _settings(ctx)
     if group:
-        _reset_group(settings, group, window, options["source"], options["dry_run"])
+        _reset_group(settings, group, _window(since, until), options["source"], options["dry_run"])
     else:
-        _replay_to_partner(settings, partner, window, **options)
+        _replay_to_partner(settings, partner, since, until, **options)
 
 
 def _reset_group(settings: Settings, group: str, window: Window, source: str, dry_run: bool) -> None:
@@ -120,9 +132,18 @@ def _reset_group(settings: Settings, group: str, window: Window, source: str, dr
     click.echo(f"group {group} reset: its consumers will re-read {total} events")
 
 
-def _replay_to_partner(settings: Settings, partner: str, window: Window, *, source: str,
+def _replay_to_partner(settings: Settings, partner: str, since: str | None, until: str | None, *, source: str,
                        archive_root: Path | None, dry_run: bool, rate: float | None, restart: bool, send: bool,
                        progress: bool) -> None:
+    params = {"source": source, "target": f"partner:{partner}", "topic": settings.topics.articles,
+              "since": since, "until": until}
+    checkpoint = Checkpoint.open(settings.home, params, restart=restart)
+    if checkpoint.resumed:
+        window = Window(*checkpoint.window)
+        click.echo(f"resuming from checkpoint {checkpoint.path}", err=True)
+    else:
+        window = _window(since, until)
+        checkpoint.window = (window.since_ms, window.until_ms)
     try:
         target = PartnerTarget(settings, partner, dry_run=dry_run)
     except registry.UnknownPartner as exc:
@@ -135,11 +156,6 @@ def _replay_to_partner(settings: Settings, partner: str, window: Window, *, sour
             raise click.ClickException(str(exc)) from exc
     else:
         events = KafkaSource(settings, window)
-    params = {"source": source, "target": f"partner:{partner}", "topic": settings.topics.articles,
-              "since_ms": window.since_ms, "until_ms": window.until_ms}
-    checkpoint = Checkpoint.open(settings.home, params, restart=restart)
-    if checkpoint.resumed:
-        click.echo(f"resuming from checkpoint {checkpoint.path}", err=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -185,7 +201,7 @@ def _wait_delivered(target: PartnerTarget, stop: threading.Event, progress: bool
 @_window_options
 @_partner_options
 @click.pass_context
-def backfill(ctx: click.Context, partner: str, since: datetime | None, until: datetime | None, **options) -> None:
+def backfill(ctx: click.Context, partner: str, since: str | None, until: str | None, **options) -> None:
     """Send PARTNER the events of a window (a new partner, or one that lost a day).
 
     The same as `newswire replay --partner PARTNER`, e.g. `newswire partners backfill acme --since 7d`.

@@ -1,0 +1,184 @@
+"""Archive and replay figures, on a real broker, with a real partner endpoint in its own process.
+
+1. ``--events`` generated events (``newswire.corpus.stream``, ``--body-bytes`` bodies) are
+   published to a throw-away broker.
+2. Archive write: the archive consumer (the real ``EventLoop`` + ``Archiver``: Avro blocks,
+   fsync, SQLite index, Kafka commits) from the first event to the last; peer in the same
+   run: the same consume loop with a handler that does nothing (decode only).
+3. Replay from Kafka to a local partner: ``newswire replay --partner`` as the CLI runs it
+   (temporary reader → webhooks outbox → the pusher's worker → HTTP), from start until the
+   partner has acknowledged every delivery; the partner is an aiohttp server on 127.0.0.1 in
+   its own process that counts posts. Also: the replay alone (queueing in the outbox).
+4. Replay from the archive to a second partner, the same way.
+
+Peak memory is this process's peak RSS after each step (it only grows). Run:
+``.venv/bin/python -m bench.replay`` (``--events 100000`` by default; a few minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from aiohttp import web
+from tqdm import tqdm
+
+from bench.harness import Stopwatch, bench_settings, peak_rss_mib, print_table, temporary_broker
+from newswire import bus, corpus, logs
+from newswire.broker import free_port
+from newswire.config import Settings
+from newswire.consumers.archive.archiver import Archiver, GROUP, default_root
+from newswire.consumers.replay.checkpoint import Checkpoint
+from newswire.consumers.replay.runner import replay
+from newswire.consumers.replay.sources import ArchiveSource, KafkaSource, Source
+from newswire.consumers.replay.targets import PartnerSender, PartnerTarget
+from newswire.consumers.replay.window import Window
+from newswire.consumers.webhooks import partners as registry
+from newswire.consumers.webhooks import store
+from newswire.consumers.webhooks.config import parse_cidrs
+from newswire.consumers.webhooks.signing import new_secret
+
+
+def serve_partner(port: int) -> None:
+    """A partner endpoint that answers 204 to every POST and tells its count on GET /count."""
+    count = 0
+
+    async def receive(request: web.Request) -> web.Response:
+        nonlocal count
+        await request.read()
+        count += 1
+        return web.Response(status=204)
+
+    async def tell(request: web.Request) -> web.Response:
+        return web.Response(text=str(count))
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/hook", receive)
+        app.router.add_get("/count", tell)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        print("ready", flush=True)
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+def publish(settings: Settings, n: int, body_bytes: int) -> None:
+    kafka = bus.producer(settings, linger_ms=50, batch_size=512 * 1024)
+    for event in tqdm(corpus.stream(n, seed=31, body_bytes=body_bytes), total=n, desc="publish", unit="event"):
+        bus.send_event(kafka, settings.topics.articles, event)
+    kafka.flush(timeout=120)
+    kafka.close()
+
+
+def consume(settings: Settings, group: str, handle, expected, desc: str, before_commit=None) -> None:
+    loop = bus.EventLoop(settings, group, handle, before_commit=before_commit, name=group)
+    deadline = time.monotonic() + 900
+    with tqdm(total=expected(), desc=desc, unit="event") as bar:
+        while loop.handled < expected() and time.monotonic() < deadline:
+            loop.poll_once(timeout_ms=500)
+            bar.update(loop.handled - bar.n)
+    loop.close()
+
+
+def replay_to(settings: Settings, partner: str, source: Source, count_url: str) -> tuple[float, float, int]:
+    """Replay ``source`` to ``partner`` with delivery; return (queue seconds, total seconds, posts)."""
+    target = PartnerTarget(settings, partner)
+    checkpoint = Checkpoint.open(settings.home, {"bench": partner}, restart=True)
+    sender = PartnerSender(settings, partner)
+    before = int(urllib.request.urlopen(count_url).read())
+    try:
+        with Stopwatch() as total:
+            summary = replay(source, target, checkpoint, after_commit=sender.wake)
+            queued = len(target.queued_ids)
+            deadline = time.monotonic() + 1800
+            with tqdm(total=queued, desc=f"delivered to {partner}", unit="post") as bar:
+                while (posts := int(urllib.request.urlopen(count_url).read()) - before) < queued:
+                    if time.monotonic() > deadline:
+                        break
+                    bar.update(posts - bar.n)
+                    time.sleep(0.2)
+                bar.update(posts - bar.n)
+    finally:
+        sender.stop()
+        source.close()
+        target.close()
+    return summary.seconds, total.seconds, posts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--body-bytes", type=int, default=2000)
+    parser.add_argument("--serve-partner", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_partner:
+        serve_partner(args.serve_partner)
+        return
+    logs.configure("WARNING")
+    os.environ["NEWSWIRE_WEBHOOK_ALLOW_CIDRS"] = "127.0.0.0/8"
+    n = args.events
+    rows: list[tuple[str, str, str]] = []
+    port = free_port()
+    partner_proc = subprocess.Popen([sys.executable, "-m", "bench.replay", "--serve-partner", str(port)],
+                                    stdout=subprocess.PIPE, text=True)
+    try:
+        assert partner_proc.stdout.readline().strip() == "ready"
+        count_url = f"http://127.0.0.1:{port}/count"
+        with temporary_broker() as broker, tempfile.TemporaryDirectory(prefix="newswire-bench-replay-") as tmp:
+            settings = bench_settings(broker, Path(tmp) / "home")
+            publish(settings, n, args.body_bytes)
+
+            with Stopwatch() as plain:
+                consume(settings, "bench-decode-only", lambda d: None, lambda: n, "decode only")
+            archiver = Archiver(default_root(settings))
+            with Stopwatch() as archive:
+                consume(settings, GROUP, archiver.handle, lambda: n, "archive", before_commit=archiver.commit)
+            archived = archiver.archived
+            archiver.close()
+            size = sum(p.stat().st_size for p in default_root(settings).rglob("*") if p.is_file())
+            rows += [
+                ("archive write", f"{archived / archive.seconds:,.0f} events/s",
+                 f"decode-only consume: {n / plain.seconds:,.0f} events/s"),
+                ("archive size", f"{size / archived:,.0f} B/event on disk",
+                 f"{args.body_bytes:,} B bodies, deflate + index"),
+                ("peak RSS after archive", f"{peak_rss_mib():,.0f} MiB", f"{n:,} events"),
+            ]
+
+            db = store.connect(settings)
+            for partner in ("from-kafka", "from-archive"):
+                registry.add(db, registry.Partner(id=partner, name=partner, url=f"http://127.0.0.1:{port}/hook",
+                                                  secrets=(new_secret(),), concurrency=16),
+                             allow=parse_cidrs("127.0.0.0/8"))
+            db.close()
+            for partner, source in (("from-kafka", KafkaSource(settings, Window())),
+                                    ("from-archive", ArchiveSource(settings, Window(), default_root(settings)))):
+                queue_s, total_s, posts = replay_to(settings, partner, source, count_url)
+                rows += [
+                    (f"replay {source.name} → partner", f"{posts / total_s:,.0f} events/s",
+                     f"{posts:,} signed posts acknowledged in {total_s:.0f} s"),
+                    (f"  {source.name} → outbox only", f"{posts / queue_s:,.0f} events/s",
+                     "reading + filtering + rendering + queueing, before HTTP"),
+                    (f"peak RSS after {source.name} replay", f"{peak_rss_mib():,.0f} MiB", ""),
+                ]
+    finally:
+        partner_proc.send_signal(signal.SIGTERM)
+        partner_proc.wait(30)
+    print_table(f"archive and replay, {n:,} events of {args.body_bytes:,} B bodies", rows)
+
+
+if __name__ == "__main__":
+    main()
