@@ -71,7 +71,7 @@ def rebuild_from_topic(settings: Settings) -> tuple[float, int]:
         while any(reader.position(tp) < ends[tp] for tp in partitions):
             for records in reader.poll(timeout_ms=500).values():
                 for record in records:
-                    view.apply(codec.decode(record.value), now)
+                    view.apply(codec.decode(record.value), now, payload=record.value)
                 bar.update(len(records))
     reader.close(autocommit=False)
     return watch.seconds, len(view)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from newswire import corpus
+from newswire import codec, corpus
 from newswire.consumers.feeds.store import ViewStore
 from newswire.consumers.feeds.view import PUBLIC, Audience, FeedView, feeds_of
 
@@ -199,3 +199,14 @@ def test_store_round_trip_keeps_everything_and_order(tmp_path):
     assert store.versions("a") == [1, 2]
     assert store.version("a", 1)["headline"] == a["headline"]
     assert [e.article_id for e in again.release(T0 + timedelta(hours=2))] == ["c"]
+
+
+def test_the_payload_read_from_kafka_is_kept_as_is_even_in_an_older_schema():
+    event = story("a")
+    payload = codec.encode(event, codec.schema_version(1))
+    view = FeedView()
+    view.apply(codec.decode(payload), T0, payload=payload)
+    assert view.get("a").payload == payload
+    assert view.get("a").event["headline"] == event["headline"]
+    view.apply(story("b"), T0)
+    assert codec.decode(view.get("b").payload)["article_id"] == "b"

@@ -74,7 +74,7 @@ class FeedsConsumer:
     def _handle(self, delivery: Delivery) -> None:
         event = delivery.event
         formats.prepare(event)  # ValueError (to the dead letters) if a renderer could not render it
-        entry = self.view.apply(event, self.clock())
+        entry = self.view.apply(event, self.clock(), payload=delivery.record.value)
         if entry is not None:
             topic, partition, offset = delivery.position
             log.info("feed_view_applied", article_id=event["article_id"], version=event["version"],

@@ -175,8 +175,12 @@ class FeedView:
 
     # --- changes ------------------------------------------------------------------------
 
-    def apply(self, event: ArticleEvent, now: datetime) -> Entry | None:
-        """Apply one event at ``now``; return the new entry, or ``None`` when it is stale."""
+    def apply(self, event: ArticleEvent, now: datetime, *, payload: bytes | None = None) -> Entry | None:
+        """Apply one event at ``now``; return the new entry, or ``None`` when it is stale.
+
+        ``payload``: the event's Avro single-object encoding when the caller has it (read from
+        Kafka), which saves encoding it again.
+        """
         check(event)
         with self._lock:
             current = self._entries.get(event["article_id"])
@@ -187,7 +191,8 @@ class FeedView:
                 return None
             until = event.get("embargo_until")
             self.head += 1
-            entry = self._install(Entry.of(event, seq=self.head, changed_at=now, held=until is not None and until > now))
+            held = until is not None and until > now
+            entry = self._install(Entry.of(event, seq=self.head, changed_at=now, held=held, payload=payload))
             self._journal.append(Change("version", entry))
             return entry
 
