@@ -41,6 +41,8 @@ def seconds_since(published_at: str | None) -> float | None:
         then = datetime.fromisoformat(published_at)
     except ValueError:
         return None
+    if then.utcoffset() is None:  # a naive time cannot be compared with now (TypeError)
+        return None
     return max(0.0, (datetime.now(timezone.utc) - then).total_seconds())
 
 

@@ -666,13 +666,15 @@ class TopicMessage:
     """A message value written onto the articles topic under the key ``garbage.<name>``.
 
     ``dead_letter``: words the dead-letter reason must contain, or None when the event must be
-    rendered (safely) by the consumer; ``gone``: strings no rendered output may hold.
+    rendered (safely) by the consumer; ``gone``: strings no rendered output may hold; ``headers``:
+    the Kafka headers of the message (none by default).
     """
 
     name: str
     value: bytes | None
     dead_letter: str | None
     gone: tuple[str, ...] = ()
+    headers: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def key(self) -> str:
@@ -758,6 +760,9 @@ def topic_garbage() -> list[TopicMessage]:
         TopicMessage("subject_codes_not_uri_safe", codec.encode(_event(
             "subject_codes_not_uri_safe", subjects=[{"code": "medtop:<x> y", "name": None},
                                                     {"code": 'own:<b>"&', "name": "Own"}])), None),
+        TopicMessage("hostile_headers", codec.encode(_event("hostile_headers")), None,
+                     headers=(("published_at", b"2026-11-26T08:00:00"), ("event_type", b"\xff\xfe<script>"),
+                              ("schema_fingerprint", b"not-hex"), ("published_at", b"\x00" * 64))),
         TopicMessage("event_year_1", codec.encode(_event("event_year_1", occurred_at=datetime(1, 1, 1, tzinfo=timezone.utc),
                                                          first_created=datetime(1, 1, 1, tzinfo=timezone.utc))), None),
         TopicMessage("headline_only_controls", codec.encode(_event("headline_only_controls", headline="\x00\u202e\x01")),

@@ -163,7 +163,8 @@ async def _post_all(settings: Settings) -> tuple[dict[str, tuple[int, Any]], dic
 def _write_garbage(settings: Settings) -> None:
     kafka = bus.producer(settings)
     try:
-        futures = [kafka.send(settings.topics.articles, key=m.key.encode(), value=m.value) for m in GARBAGE]
+        futures = [kafka.send(settings.topics.articles, key=m.key.encode(), value=m.value, headers=list(m.headers))
+                   for m in GARBAGE]
         kafka.flush(timeout=settings.producer_timeout_s)
         for future in futures:
             future.get(timeout=settings.producer_timeout_s)
