@@ -163,6 +163,21 @@ def ceiling_server(port: int, size: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (from /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(url: str, headers: dict[str, str], pid: int, load: dict) -> tuple[str, dict[int, int]]:
+    """``req/s, latency percentiles, server CPU per request`` of a load on ``url``."""
+    before = cpu_seconds(pid)
+    rate, latencies, statuses = asyncio.run(drive(url, headers, **load))
+    cpu_us = (cpu_seconds(pid) - before) / len(latencies) * 1e6
+    return (f"{rate:,.0f} req/s p50 {percentile(latencies, 50):.1f} ms p99 {percentile(latencies, 99):.1f} ms "
+            f"server CPU {cpu_us:,.0f} us/req"), statuses
+
+
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -188,25 +203,23 @@ def http_figures(settings: Settings, articles: int, options: argparse.Namespace)
             except (aiohttp.ClientError, OSError):
                 time.sleep(0.1)
         load = dict(requests=options.requests, seconds=options.seconds, concurrency=options.concurrency)
-        ceiling_full, _, _ = asyncio.run(drive(f"http://127.0.0.1:{ceiling_port}/", {}, **load))
-        ceiling_304, _, _ = asyncio.run(drive(f"http://127.0.0.1:{ceiling_port}/", {"If-None-Match": '"c"'}, **load))
-        peer_full = f"{ceiling_full:,.0f} req/s trivial aiohttp handler ({size:,} B)"
+        ceiling_url = f"http://127.0.0.1:{ceiling_port}/"
+        ceiling_full, _ = measure(ceiling_url, {}, ceiling.pid, load)
+        ceiling_304, _ = measure(ceiling_url, {"If-None-Match": '"c"'}, ceiling.pid, load)
         for path in ("/feeds/all.rss", "/feeds/all.atom", "/feeds/all.newsml", "/feeds/all.json",
                      "/feeds/lang-ar.rss", "/items/nw-3-0000000.newsml"):
-            etag, size = asyncio.run(etag_of(base + path))
-            rate, latencies, statuses = asyncio.run(drive(base + path, {}, **load))
+            _, size = asyncio.run(etag_of(base + path))
+            figure, statuses = measure(base + path, {}, server.pid, load)
             assert set(statuses) == {200}, statuses
-            rows.append((f"200 {path} ({size:,} B)",
-                         f"{rate:,.0f} req/s p50 {percentile(latencies, 50):.1f} ms p99 {percentile(latencies, 99):.1f} ms",
-                         peer_full))
+            rows.append((f"200 {path} ({size:,} B)", figure, ""))
+        rows.append(("ceiling: trivial aiohttp 200, same size", ceiling_full, ""))
         etag, _ = asyncio.run(etag_of(base + "/feeds/all.rss"))
-        rate, latencies, statuses = asyncio.run(drive(base + "/feeds/all.rss", {"If-None-Match": etag}, **load))
+        figure, statuses = measure(base + "/feeds/all.rss", {"If-None-Match": etag}, server.pid, load)
         assert set(statuses) == {304}, statuses
-        rows.append(("304 /feeds/all.rss (If-None-Match)",
-                     f"{rate:,.0f} req/s p50 {percentile(latencies, 50):.1f} ms p99 {percentile(latencies, 99):.1f} ms",
-                     f"{ceiling_304:,.0f} req/s trivial aiohttp 304"))
-        rate, latencies, statuses = asyncio.run(drive(base + "/feeds/all.rss", {"Accept-Encoding": "gzip"}, **load))
-        rows.append(("200 /feeds/all.rss gzip", f"{rate:,.0f} req/s p50 {percentile(latencies, 50):.1f} ms", ""))
+        rows.append(("304 /feeds/all.rss (If-None-Match)", figure, ""))
+        rows.append(("ceiling: trivial aiohttp 304", ceiling_304, ""))
+        figure, statuses = measure(base + "/feeds/all.rss", {"Accept-Encoding": "gzip"}, server.pid, load)
+        rows.append(("200 /feeds/all.rss gzip", figure, ""))
         return rows
     finally:
         for process in (server, ceiling):
