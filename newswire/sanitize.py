@@ -71,7 +71,8 @@ def sanitize_body(html: str) -> str:
     )
     if not cleaned.strip():
         return ""
-    wrapper = lxml_html.fragment_fromstring(_flatten(cleaned), create_parent="div", parser=_PARSER)
+    # clean again: nh3 decodes character references, so "&#x202E;" or "&#xB;" only now become characters
+    wrapper = lxml_html.fragment_fromstring(_flatten(clean_text(cleaned)), create_parent="div", parser=_PARSER)
     parts = [_escape(wrapper.text or "")]
     parts += [etree.tostring(child, method="xml", encoding="unicode", with_tail=True) for child in wrapper]
     return "".join(parts).strip()

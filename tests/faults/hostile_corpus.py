@@ -343,6 +343,10 @@ def controls() -> Iterator[Case]:
     for path, fields in nested.items():
         yield _json(k, f"controls_in_{path.replace('.0.', '_').replace('.', '_')}",
                     Cleaned(gone=tuple(ILLEGAL), kept=((path, "AlphaOmega"),)), **fields)
+    yield _json(k, "controls_as_character_references_in_body",
+                Cleaned(gone=(*ILLEGAL, "\u202e", "\ufffd"), kept=(("body", "AlphaOmega"), ("body", 'title="t"'))),
+                body="<p>Alpha&#x01;&#xB;&#x1B;&#xFFFE;&#xFFFF;&#xFEFF;&#x202E;Omega</p>"
+                     '<p><abbr title="&#x202e;t&#x7;">abbr</abbr></p>')
     yield _raw(k, "raw_control_byte_in_json_string", _spliced("raw_control_byte_in_json_string", b'"summary": "a\x01b"'),
                Rejected("$", status=400, problem="control character"))
     yield _json(k, "controls_in_article_id", Rejected("article_id"), article_id="id\x00\x1b")
