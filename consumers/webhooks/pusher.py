@@ -19,6 +19,7 @@ import signal
 import sqlite3
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from kafka.errors import KafkaError
@@ -60,34 +61,48 @@ class DeadLetters:
 
 
 class Recorder:
-    """Group commit of attempts: those that finish in the same turn of the event loop are
-    written in one transaction; each waits for it before its article may send again (so a
-    crash can never let a newer version out while an older one's success is not on disk)."""
+    """Group commit of attempts, off the event loop: attempts that finish while a commit is
+    being written are written together in the next one, by a thread of its own (with its own
+    connection), so that the loop keeps sending while SQLite waits for its lock or the disk.
+    Each attempt waits for its commit before its article may send again, so a crash can never
+    let a newer version out while an older one's outcome is not on disk."""
 
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+    def __init__(self, settings: Settings):
+        self.db = store.connect(settings, synchronous="NORMAL")
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks-receipts")
         self.pending: list[tuple[sqlite3.Row, Attempt, float, asyncio.Future]] = []
+        self.flushing = False
 
     async def record(self, row: sqlite3.Row, attempt: Attempt) -> None:
-        loop = asyncio.get_running_loop()
-        if not self.pending:
-            loop.call_soon(self._flush)
-        done = loop.create_future()
+        done = asyncio.get_running_loop().create_future()
         self.pending.append((row, attempt, time.time(), done))
+        if not self.flushing:
+            self.flushing = True
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._flush()))
         await done
 
-    def _flush(self) -> None:
-        batch, self.pending = self.pending, []
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            outbox.record(self.db, [(row, attempt, at) for row, attempt, at, _ in batch])
-        except Exception as exc:
-            for *_, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
-            return
-        for *_, done in batch:
-            if not done.done():
-                done.set_result(None)
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    await loop.run_in_executor(self.executor, outbox.record, self.db,
+                                               [(row, attempt, at) for row, attempt, at, _ in batch])
+                except Exception as exc:
+                    for *_, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+        finally:
+            self.flushing = False
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.db.close()
 
 
 class PartnerWorker:
@@ -202,10 +217,17 @@ class PartnerWorker:
         return Attempt(outcome="dead", next_attempt_at=None, **common)
 
     async def close(self) -> None:
-        for task in [self.task, *self.inflight.values()]:
-            if task:
+        """Send nothing new; let what is in flight finish and be recorded (within a timeout),
+        so that a clean stop leaves nothing to send twice."""
+        if self.task:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        inflight = list(self.inflight.values())
+        if inflight:
+            _, late = await asyncio.wait(inflight, timeout=self.config.timeout_s + 1)
+            for task in late:
                 task.cancel()
-        await asyncio.gather(*(t for t in [self.task, *self.inflight.values()] if t), return_exceptions=True)
+            await asyncio.gather(*late, return_exceptions=True)
         await self.client.close()
 
 
@@ -217,7 +239,7 @@ class Pusher:
         self.config = config
         self.db = store.connect(settings, synchronous="NORMAL")
         self.dead_letters = DeadLetters(settings)
-        self.recorder = Recorder(self.db)
+        self.recorder = Recorder(settings)
         self.workers: dict[str, PartnerWorker] = {}
 
     def notify(self, partner_ids: set[str]) -> None:
@@ -249,6 +271,7 @@ class Pusher:
         finally:
             await asyncio.gather(*(w.close() for w in self.workers.values()))
             await asyncio.get_running_loop().run_in_executor(None, self.dead_letters.close)
+            self.recorder.close()
             self.db.close()
 
 
