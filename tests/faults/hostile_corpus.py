@@ -24,6 +24,8 @@ zero-width characters, wrong types for every field, duplicate keys, NaN/Infinity
 huge numbers, naive and out-of-range timestamps, bad language tags, unknown fields, documents
 that are not objects, wrong media types, and HTML pages carrying the same attacks.
 
+:func:`end_cases` are kills and withdrawals with hostile reasons (an :class:`EndCase` each).
+
 :func:`topic_garbage` is the other half: messages written straight onto the articles topic,
 past the producers (not single-object encoded, unknown fingerprints, truncated Avro, Avro of
 another schema, and events that fit the schema but carry what a producer would never let

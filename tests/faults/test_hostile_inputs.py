@@ -2,16 +2,18 @@
 topic, all consumed by a real consumer that renders every format.
 
 Injected: every case of the corpus as a file given to ``newswire publish`` and as the body of
-``POST /v1/articles`` on a real ingest API server on 127.0.0.1; then messages written straight
-onto the articles topic of the real broker (not Avro, unknown fingerprints, truncated Avro, another
-schema's Avro, and schema-valid events no producer would let through).
+``POST /v1/articles`` on a real ingest API server on 127.0.0.1; kills and withdrawals with hostile
+reasons (``POST .../kill``, ``newswire publish --kill``); then messages written straight onto the
+articles topic of the real broker (not Avro, unknown fingerprints, truncated Avro, another schema's
+Avro, hostile headers, and schema-valid events no producer would let through).
 
 Asserted, per case: the CLI exits 1 naming the field of the rejected input (and prints no terminal
 escape), or publishes it cleaned as documented; the ingest API answers 400/413/415/422 with the
 field, or 202 and the cleaned event is on the topic. Then a real ``EventLoop`` whose handler renders
-every event with every renderer consumes the whole topic: every message is consumed, exactly the
-unusable ones are dead-lettered with their reason, and every output is valid (NewsML-G2 2.35 XSD,
-ninjs 3.1 schema, feedparser without bozo) and holds no script, no event handler, no javascript:.
+every event with every renderer consumes the whole topic: every message is consumed and its offset
+committed, exactly the unusable ones are dead-lettered with their reason, and every output is valid
+(NewsML-G2 2.35 XSD, ninjs 3.1 schema, feedparser without bozo) and holds no script, no event
+handler, no javascript:.
 
 The accepted inputs and the garbage are published once for the module (one CLI batch, one API
 server, one consumer); each case is then its own test.
