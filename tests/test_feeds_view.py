@@ -137,7 +137,7 @@ def test_a_held_embargo_reaches_a_poller_whose_cursor_passed_it():
     durable(view)
     seen, cursor = drain(view, 0, 10)
     assert seen == [("open", 1)]
-    partner_seen, _ = drain(view, 0, 10, PARTNER)
+    partner_seen, partner_cursor = drain(view, 0, 10, PARTNER)
     assert partner_seen == [("held", 1), ("open", 1)]
     assert view.release(end - timedelta(seconds=1)) == []
     assert ids(view.release(end)) == ["held"]
@@ -145,6 +145,9 @@ def test_a_held_embargo_reaches_a_poller_whose_cursor_passed_it():
     durable(view)
     later, cursor = drain(view, cursor, 10)
     assert later == [("held", 1)]
+    # the partner hears of the lifting too: same version, no longer held
+    assert drain(view, partner_cursor, 10, PARTNER)[0] == [("held", 1)]
+    assert not view.get("held").held
     assert view.get("held").changed_at == end
     assert view.release(end + timedelta(hours=1)) == []
 
