@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError
+from kafka.errors import CommitFailedError, KafkaError
 
 from newswire import codec, logs, metrics
 from newswire.codec import ArticleEvent
@@ -195,9 +195,30 @@ class EventLoop:
             if self.before_commit:
                 self.before_commit()
             self.dead_letters.flush()
-            self.consumer.commit()
+            self._commit()
             self._record_lag()
         return count
+
+    def _commit(self) -> None:
+        """Commit the batch's offsets, waiting out a broker or coordinator that is away.
+
+        A rebalance that took the partitions away means their new owner reads the batch
+        again (at least once; the event id de-duplicates), so that is logged, not raised.
+        """
+        delay = 0.5
+        while True:
+            try:
+                self.consumer.commit()
+                return
+            except CommitFailedError as exc:
+                log.warning("commit_lost_to_rebalance", consumer=self.name, error=str(exc))
+                return
+            except KafkaError as exc:
+                if not exc.retriable or self.stopping.is_set():
+                    raise
+                log.warning("commit_retry", consumer=self.name, error=str(exc), retry_in_s=delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def _record_lag(self) -> None:
         for tp in self.consumer.assignment():

@@ -22,7 +22,9 @@ from newswire import bus, corpus, topics
 from newswire.broker import LocalBroker, free_port, local_cluster
 from newswire.config import Settings, Topics
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.timeout(420),
+              # a consumer thread that dies of the outage fails the test, not just a warning
+              pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")]
 
 
 def _settings(bootstrap: str, home: Path, replication: int = 1) -> Settings:
@@ -96,7 +98,8 @@ def test_broker_stopped_and_restarted_while_producing_and_consuming(tmp_path):
         broker.start()  # …and comes back on the same data
         load.join(300)
         assert not load.is_alive()
-        _wait_until(lambda: set(load.acked) <= set(consumed), 120)
+        _wait_until(lambda: set(load.acked) <= set(consumed) or not consuming.is_alive(), 120)
+        assert consuming.is_alive(), "the consumer stopped during the outage"
         loop.stop()
         consuming.join(30)
     finally:
