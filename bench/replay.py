@@ -11,7 +11,8 @@
    its own process that counts posts. Also: the replay alone (queueing in the outbox).
 4. Replay from the archive to a second partner, the same way.
 
-Peak memory is this process's peak RSS after each step (it only grows). Run:
+Peak memory is this process's peak RSS after each step (it only grows; the events are
+generated and published by a child process). Run:
 ``.venv/bin/python -m bench.replay`` (``--events 100000`` by default; a few minutes).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -140,7 +142,12 @@ def main() -> None:
         count_url = f"http://127.0.0.1:{port}/count"
         with temporary_broker() as broker, tempfile.TemporaryDirectory(prefix="newswire-bench-replay-") as tmp:
             settings = bench_settings(broker, Path(tmp) / "home")
-            publish(settings, n, args.body_bytes)
+            # in a child process: the generator keeps every article's latest version in memory,
+            # which must not count in the peak memory of the archive and the replays
+            child = multiprocessing.get_context("fork").Process(target=publish, args=(settings, n, args.body_bytes))
+            child.start()
+            child.join()
+            assert child.exitcode == 0, f"publishing failed ({child.exitcode})"
 
             with Stopwatch() as plain:
                 consume(settings, "bench-decode-only", lambda d: None, lambda: n, "decode only")
