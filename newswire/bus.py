@@ -235,15 +235,16 @@ class EventLoop:
             return
         try:
             self.handle(Delivery(event, record))
-            self.handled += 1
-            metrics.EVENTS_CONSUMED.labels(self.name, "handled").inc()
-            latency = metrics.seconds_since(header(record, "published_at"))
-            if latency is not None:
-                metrics.PUBLISH_TO_OUTPUT.labels(self.name).observe(latency)
         except (OSError, KafkaError):
             raise
         except Exception as exc:  # a hostile or broken event must not stop the consumer
             self._dead_letter(record, f"rejected by {self.name}: {type(exc).__name__}: {exc}")
+            return
+        self.handled += 1
+        metrics.EVENTS_CONSUMED.labels(self.name, "handled").inc()
+        latency = metrics.seconds_since(header(record, "published_at"))
+        if latency is not None:
+            metrics.PUBLISH_TO_OUTPUT.labels(self.name).observe(latency)
 
     def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         self.dead_letters.send(record, reason)
