@@ -21,7 +21,7 @@ from newswire.codec import ArticleEvent
 from newswire.config import Settings
 from newswire.sanitize import clean_text
 
-from .article import ArticleError, FieldError, now_utc
+from .article import MAX_VERSION, ArticleError, FieldError, now_utc
 
 log = logs.get(__name__)
 
@@ -122,6 +122,9 @@ def _end_event(latest: ArticleEvent, event_type: str, reason: str, at: datetime 
     if latest["event_type"] == "killed":
         problems.append(FieldError("article_id", f"{latest['article_id']} was killed at version "
                                                  f"{latest['version']}; a kill is final"))
+    elif latest["version"] >= MAX_VERSION:
+        problems.append(FieldError("article_id", f"{latest['article_id']} is at version {latest['version']}, "
+                                                 f"the last the event contract can hold"))
     elif latest["event_type"] == event_type:
         problems.append(FieldError("article_id", f"{latest['article_id']} is already {event_type} "
                                                  f"(version {latest['version']})"))

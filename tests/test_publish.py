@@ -148,6 +148,8 @@ def test_kill_event_copies_the_story() -> None:
                                                             "body", "word_count", "kill_reason"}
     with pytest.raises(ArticleError, match="reason: is required"):
         kill_event(latest, "\x00")
+    with pytest.raises(ArticleError, match="the last the event contract can hold"):
+        kill_event({**latest, "version": 2**31 - 1}, "Legal advice.")
 
 
 def test_publish_with_the_broker_down_fails_fast_and_clearly(tmp_path: Path) -> None:
