@@ -16,7 +16,8 @@ from tests.webhooks_support import PartnerServer, env_of, publish, query, regist
 
 
 def _pusher(settings, log_path) -> subprocess.Popen:
-    env = {**os.environ, **env_of(settings, NEWSWIRE_WEBHOOK_SCHEDULE="0,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3",
+    env = {**os.environ, **env_of(settings, NEWSWIRE_WEBHOOK_GROUP=f"webhooks-{settings.topics.articles}",
+                                  NEWSWIRE_WEBHOOK_SCHEDULE="0,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3",
                                   NEWSWIRE_WEBHOOK_JITTER="0", NEWSWIRE_WEBHOOK_TIMEOUT="2",
                                   NEWSWIRE_WEBHOOK_ALLOW_CIDRS="127.0.0.0/8", NEWSWIRE_WEBHOOK_POLL="0.2",
                                   NEWSWIRE_WEBHOOK_BREAKER_FAILURES="1000")}

@@ -12,6 +12,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,9 +32,12 @@ LOOPBACK = parse_cidrs("127.0.0.0/8")
 
 
 def config(**changes) -> WebhookConfig:
-    """Fast settings for tests: 0.2 s retry steps, short timeout, loopback allowed."""
+    """Fast settings for tests: 0.2 s retry steps, short timeout, loopback allowed, and a consumer
+    group of its own (a member of another test's pusher still leaving a shared group would hold
+    up the join by a session timeout)."""
     values = dict(schedule=(0, 0.2, 0.2, 0.2, 0.2, 0.2), jitter=0.0, timeout_s=1.0, breaker_failures=50,
-                  breaker_cooldown_s=0.3, allow_cidrs=LOOPBACK, poll_s=0.2)
+                  breaker_cooldown_s=0.3, allow_cidrs=LOOPBACK, poll_s=0.2,
+                  group_id=f"newswire-webhooks-{uuid.uuid4().hex[:8]}")
     values.update(changes)
     return WebhookConfig(**values)
 
