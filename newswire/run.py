@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +145,7 @@ def run(ctx: click.Context, corpus_size: int, duration: float | None, ingest_tok
     try:
         publish_demo_content(settings, corpus_size)
         click.echo(where_to_look(settings, ports, supervisor, ingest_token))
+        sys.stdout.flush()  # shown at once also when stdout is a file or a pipe
         supervisor.watch(duration)
     finally:
         click.echo("stopping: every service commits its offsets and exits…")
