@@ -189,3 +189,21 @@ def test_after_the_last_attempt_the_delivery_is_dead_lettered_and_redrive_sends_
         server.stop()
     assert {r.webhook_id for r in server.snapshot()} == {event["event_id"]}
     assert _outcomes(settings, "doomed") == ["retry", "retry", "dead", "delivered"]
+
+
+def test_a_redirect_is_not_followed_and_counts_as_a_failure_with_its_status(settings):
+    target = PartnerServer([new_secret()]).start()
+    redirecting = PartnerServer([new_secret()], respond=lambda n, r: (307, {"Location": target.url})).start()
+    register(settings, "moved", redirecting)
+    try:
+        with pusher.Running(settings, config(schedule=(0, 0.05))):
+            publish(settings, [_story("rd-1")])
+            wait_for(lambda: [r[0] for r in query(settings, "SELECT status FROM deliveries")] == ["dead"], "dead")
+    finally:
+        target.stop()
+        redirecting.stop()
+    assert target.snapshot() == [] and len(redirecting.snapshot()) == 2
+    assert [tuple(r) for r in query(settings, "SELECT status_code, error FROM attempts")] == \
+        [(307, "HTTP 307 Temporary Redirect")] * 2
+    status = cli(settings, "deliveries", "status").output
+    assert "moved\tenabled\t0\t0\t1\t1\t" in status
