@@ -283,7 +283,11 @@ async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event |
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
     pusher = Pusher(settings, config)
-    enqueuer = outbox.Enqueuer(settings, on_committed=lambda ids: loop.call_soon_threadsafe(pusher.notify, ids))
+    def wake(partner_ids: set[str]) -> None:  # in the Kafka thread, after the outbox commit
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(pusher.notify, partner_ids)
+
+    enqueuer = outbox.Enqueuer(settings, on_committed=wake)
     consume = bus.EventLoop(settings, config.group_id, enqueuer.handle, before_commit=enqueuer.commit,
                             name="webhooks")
     failure: list[BaseException] = []
