@@ -214,3 +214,23 @@ def test_the_payload_read_from_kafka_is_kept_as_is_even_in_an_older_schema():
     assert view.get("a").event["headline"] == event["headline"]
     view.apply(story("b"), T0)
     assert codec.decode(view.get("b").payload)["article_id"] == "b"
+
+
+def test_a_new_store_starts_its_cursor_above_every_earlier_one(tmp_path):
+    first = FeedView()
+    store = ViewStore(tmp_path / "one.sqlite3")
+    store.load(first)
+    first.apply(story("a"), T0)
+    changes = first.take_journal()
+    store.save(changes, first, {})
+    first.mark_durable(changes[-1].entry.seq)
+    store.close()
+    old_cursor = first.changes_since(0, limit=10)[1]
+    (tmp_path / "one.sqlite3").unlink()
+
+    rebuilt = FeedView()
+    ViewStore(tmp_path / "one.sqlite3").load(rebuilt)  # as after deleting the file
+    rebuilt.apply(story("a"), T0)
+    rebuilt.mark_durable(rebuilt.head)
+    assert rebuilt.head > old_cursor
+    assert ids(rebuilt.changes_since(old_cursor, limit=10)[0]) == ["a"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -59,6 +60,10 @@ class ViewStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        # A new file starts its cursor at the current time in microseconds, above every value an
+        # earlier file (deleted, rebuilt from the topic) can have handed out: a poller holding
+        # such a cursor gets everything again rather than missing anything.
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('head', ?)", (time.time_ns() // 1000,))
 
     def close(self) -> None:
         with self._lock:
