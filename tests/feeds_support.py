@@ -118,7 +118,7 @@ class Running:
     consumer: FeedsConsumer
     base: str
 
-    def catch_up(self, max_polls: int = 150) -> None:
+    def catch_up(self, max_polls: int = 400) -> None:
         """Poll (in this thread) until the view holds everything on the topic."""
         for _ in range(max_polls):
             self.consumer.poll(200)

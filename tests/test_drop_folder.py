@@ -24,7 +24,7 @@ T = datetime(2026, 11, 25, 23, 58, tzinfo=timezone.utc)
 pytestmark = pytest.mark.broker
 
 
-def drain(loop: EventLoop, expected: int, max_polls: int = 60) -> None:
+def drain(loop: EventLoop, expected: int, max_polls: int = 200) -> None:
     seen = 0
     for _ in range(max_polls):
         seen += loop.poll_once(timeout_ms=300)
@@ -117,7 +117,7 @@ def test_hostile_messages_go_to_the_dead_letters_through_the_cli(settings, tmp_p
     root = tmp_path / "drop"
     send_raw(settings, b"junk", b"\x00\x01 not an event")
     publish(settings, story("cli-a", T), story("cli-b", T) | {"headline": " "})
-    result = subprocess.run([*NEWSWIRE, "newsml", "drop", "--dir", str(root), "--idle-stop", "3"],
+    result = subprocess.run([*NEWSWIRE, "newsml", "drop", "--dir", str(root), "--idle-stop", "6"],
                             env=cli_env(settings), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "written=1 skipped=0 dead_lettered=2" in result.stdout
