@@ -43,5 +43,5 @@ def app(secret: str) -> web.Application:
 
 def serve(host: str, port: int, secret: str) -> None:
     print(f"demo partner listening on http://{host}:{port}/ (signatures checked with standardwebhooks)", flush=True)
-    web.run_app(app(secret), host=host, port=port, print=None)
+    web.run_app(app(secret), host=host, port=port, print=None, access_log=None)
 
