@@ -17,6 +17,18 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"NEWSWIRE_WEBHOOK_{name}", default)
 
 
+def _number(name: str, default: float, kind: type = float):
+    text = _env(name, str(default))
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"NEWSWIRE_WEBHOOK_{name}: {text!r} is not {what}") from None
+    if value < 0:
+        raise ValueError(f"NEWSWIRE_WEBHOOK_{name}: must be >= 0, got {text!r}")
+    return value
+
+
 def parse_schedule(text: str) -> tuple[float, ...]:
     """``"0,5,300"`` → ``(0.0, 5.0, 300.0)``; each a delay in seconds before that attempt."""
     try:
@@ -68,12 +80,12 @@ class WebhookConfig:
         d = cls()
         return cls(
             schedule=parse_schedule(_env("SCHEDULE", ",".join(f"{s:g}" for s in d.schedule))),
-            jitter=float(_env("JITTER", str(d.jitter))),
-            timeout_s=float(_env("TIMEOUT", str(d.timeout_s))),
-            breaker_failures=int(_env("BREAKER_FAILURES", str(d.breaker_failures))),
-            breaker_cooldown_s=float(_env("BREAKER_COOLDOWN", str(d.breaker_cooldown_s))),
-            max_retry_after_s=float(_env("MAX_RETRY_AFTER", str(d.max_retry_after_s))),
+            jitter=_number("JITTER", d.jitter),
+            timeout_s=_number("TIMEOUT", d.timeout_s),
+            breaker_failures=_number("BREAKER_FAILURES", d.breaker_failures, int),
+            breaker_cooldown_s=_number("BREAKER_COOLDOWN", d.breaker_cooldown_s),
+            max_retry_after_s=_number("MAX_RETRY_AFTER", d.max_retry_after_s),
             allow_cidrs=parse_cidrs(os.environ.get("NEWSWIRE_WEBHOOK_ALLOW_CIDRS", "")),
             group_id=_env("GROUP", d.group_id),
-            poll_s=float(_env("POLL", str(d.poll_s))),
+            poll_s=_number("POLL", d.poll_s),
         )
