@@ -6,13 +6,10 @@ from __future__ import annotations
 import contextlib
 import http.client
 import random
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 from urllib.parse import urlsplit
-
-from kafka import TopicPartition
 
 from newswire import bus, corpus
 from newswire.config import Settings
@@ -67,27 +64,6 @@ def send_raw(settings: Settings, key: bytes, value: bytes) -> None:
         kafka.send(settings.topics.articles, key=key, value=value).get(timeout=10)
     finally:
         kafka.close()
-
-
-def dead_letters(settings: Settings, timeout_s: float = 30.0) -> list:
-    """Every record on the dead-letter topic, read to its end offsets."""
-    reader = bus.consumer(settings, None)
-    try:
-        topic = settings.topics.dead_letter
-        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic)]
-        reader.assign(partitions)
-        reader.seek_to_beginning()
-        ends = reader.end_offsets(partitions)
-        records: list = []
-        deadline = time.monotonic() + timeout_s
-        while any(reader.position(tp) < ends[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {topic} to its end")
-            for batch in reader.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        reader.close()
 
 
 @dataclass

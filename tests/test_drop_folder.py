@@ -12,25 +12,17 @@ import pytest
 from lxml import etree
 
 from newswire import corpus
-from newswire.bus import EventLoop, header
+from newswire.bus import header
 from newswire.consumers.feeds.drop_folder import DropFolderBusy, event_loop, relative_path
 from newswire.formats import newsml
-from tests.feeds_support import dead_letters, publish, send_raw, story
+from tests.feeds_support import publish, send_raw, story
+from tests.topic_reader import dead_letters, drain
 from tests.replay_support import NEWSWIRE, cli_env
 from tests.test_format_newsml import SCHEMA as NEWSML_SCHEMA
 
 N = {"n": "http://iptc.org/std/nar/2006-10-01/"}
 T = datetime(2026, 11, 25, 23, 58, tzinfo=timezone.utc)
 pytestmark = pytest.mark.broker
-
-
-def drain(loop: EventLoop, expected: int, max_polls: int = 200) -> None:
-    seen = 0
-    for _ in range(max_polls):
-        seen += loop.poll_once(timeout_ms=300)
-        if seen >= expected:
-            return
-    raise AssertionError(f"only {seen} of {expected} messages arrived")
 
 
 def files(root: Path) -> dict[str, bytes]:

@@ -4,30 +4,9 @@ from __future__ import annotations
 
 import random
 
-from kafka import TopicPartition
-
 from newswire import bus, codec, corpus
 from newswire.bus import EventLoop, header
-
-
-def _drain(loop: EventLoop, expected: int, max_polls: int = 60) -> None:
-    seen = 0
-    for _ in range(max_polls):
-        seen += loop.poll_once(timeout_ms=500)
-        if seen >= expected:
-            return
-    raise AssertionError(f"only {seen} of {expected} messages arrived")
-
-
-def _dead_letters(settings) -> list:
-    reader = bus.consumer(settings, None, consumer_timeout_ms=3000)
-    partitions = [TopicPartition(settings.topics.dead_letter, p)
-                  for p in reader.partitions_for_topic(settings.topics.dead_letter)]
-    reader.assign(partitions)
-    reader.seek_to_beginning()
-    records = list(reader)
-    reader.close()
-    return records
+from tests.topic_reader import dead_letters, drain
 
 
 def test_events_arrive_in_article_order_and_offsets_are_committed(settings):
@@ -42,7 +21,7 @@ def test_events_arrive_in_article_order_and_offsets_are_committed(settings):
 
     seen: list[int] = []
     loop = EventLoop(settings, "test-order", lambda d: seen.append(d.event["version"]))
-    _drain(loop, len(versions))
+    drain(loop, len(versions))
     committed = {tp: loop.consumer.committed(tp) for tp in loop.consumer.assignment()}
     loop.close()
 
@@ -75,11 +54,11 @@ def test_undecodable_and_rejected_events_go_to_the_dead_letter_topic_and_the_loo
         handled.append(delivery.event["article_id"])
 
     loop = EventLoop(settings, "test-dlq", handle)
-    _drain(loop, 3)
+    drain(loop, 3)
     loop.close()
 
     assert handled == ["good-1"]
-    dead = _dead_letters(settings)
+    dead = dead_letters(settings)
     reasons = {r.key: header(r, "dlq.reason") for r in dead}
     assert set(reasons) == {b"junk", b"hostile-1"}
     assert "undecodable" in reasons[b"junk"] and "marker" in reasons[b"junk"]
@@ -97,7 +76,7 @@ def test_published_events_carry_type_fingerprint_and_time_headers(settings):
     kafka.close()
     records: list = []
     loop = EventLoop(settings, "test-headers", lambda d: records.append(d.record))
-    _drain(loop, 1)
+    drain(loop, 1)
     loop.close()
     record = records[0]
     assert record.key == b"hdr-1"

@@ -20,9 +20,10 @@ from newswire.broker import free_port
 from newswire.bus import header
 from newswire.consumers.feeds.access import Tokens
 from tests.feeds_support import (
-    ACME_TOKEN, BLOG_TOKEN, Clock, dead_letters, feeds_running, fetch, publish, send_raw, start_of_test, story,
+    ACME_TOKEN, BLOG_TOKEN, Clock, feeds_running, fetch, publish, send_raw, start_of_test, story,
 )
 from tests.replay_support import NEWSWIRE, cli_env
+from tests.topic_reader import dead_letters
 from tests.test_format_newsml import SCHEMA as NEWSML_SCHEMA
 from tests.test_format_ninjs import VALIDATOR as NINJS_VALIDATOR
 

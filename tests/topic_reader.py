@@ -1,4 +1,4 @@
-"""Read back every event of a test's articles topic, decoded, with where each was written."""
+"""Test helpers that read topics back and drive a consume loop."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import time
 from kafka import TopicPartition
 
 from newswire import bus, codec
+from newswire.bus import EventLoop
 from newswire.config import Settings
 
 
-def read_events(settings: Settings, timeout_s: float = 20.0) -> list[tuple[dict, object]]:
-    """``(event, record)`` for every record now on the articles topic, in partition/offset order."""
+def read_topic(settings: Settings, topic: str, timeout_s: float = 20.0) -> list:
+    """Every record now on ``topic``, read to its end offsets, in partition/offset order."""
     reader = bus.consumer(settings, None)
     try:
-        topic = settings.topics.articles
         partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic))]
         reader.assign(partitions)
         reader.seek_to_beginning()
@@ -26,7 +26,26 @@ def read_events(settings: Settings, timeout_s: float = 20.0) -> list[tuple[dict,
                 raise TimeoutError(f"could not read {topic} to its end")
             for records in reader.poll(timeout_ms=500).values():
                 found.extend(records)
-        found.sort(key=lambda r: (r.partition, r.offset))
-        return [(codec.decode(r.value), r) for r in found]
+        return sorted(found, key=lambda r: (r.partition, r.offset))
     finally:
         reader.close(autocommit=False)
+
+
+def read_events(settings: Settings, timeout_s: float = 20.0) -> list[tuple[dict, object]]:
+    """``(event, record)`` for every record now on the articles topic, in partition/offset order."""
+    return [(codec.decode(r.value), r) for r in read_topic(settings, settings.topics.articles, timeout_s)]
+
+
+def dead_letters(settings: Settings, timeout_s: float = 30.0) -> list:
+    """Every record on the dead-letter topic."""
+    return read_topic(settings, settings.topics.dead_letter, timeout_s)
+
+
+def drain(loop: EventLoop, expected: int, max_polls: int = 200) -> None:
+    """Poll ``loop`` until it has processed ``expected`` messages; fail if they do not arrive."""
+    seen = 0
+    for _ in range(max_polls):
+        seen += loop.poll_once(timeout_ms=300)
+        if seen >= expected:
+            return
+    raise AssertionError(f"only {seen} of {expected} messages arrived")

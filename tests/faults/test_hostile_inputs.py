@@ -48,7 +48,7 @@ from newswire.producers.ingest_api import create_app
 from tests.corpus_cases import XHTML, assert_safe_xhtml
 from tests.faults.hostile_corpus import (Case, Cleaned, EndCase, Rejected, TopicMessage, cases, end_cases,
                                          topic_garbage)
-from tests.feeds_support import dead_letters
+from tests.topic_reader import dead_letters
 from tests.official_schemas import newsml_schema, ninjs_validator
 from tests.replay_support import cli_env
 
