@@ -37,7 +37,7 @@ from bench.harness import Stopwatch, bench_settings, peak_rss_mib, print_table, 
 from newswire import bus, corpus, logs
 from newswire.broker import free_port
 from newswire.config import Settings
-from newswire.consumers.archive.archiver import Archiver, GROUP, default_root
+from newswire.consumers.archive.archiver import GROUP, Archiver, default_root
 from newswire.consumers.replay.checkpoint import Checkpoint
 from newswire.consumers.replay.runner import replay
 from newswire.consumers.replay.sources import ArchiveSource, KafkaSource, Source

@@ -256,3 +256,32 @@ def test_an_interrupted_replay_resumes_from_its_checkpoint_and_sends_nothing_twi
         assert not list((settings.home / "replay").glob("*.json"))  # done: the checkpoint is gone
     finally:
         server.stop()
+
+
+def test_a_replay_from_a_damaged_archive_names_the_file_and_replays_the_rest(settings):
+    items = events(30)
+    produce(settings, items[:15], start=T0, step=MIN)
+    _archive_all(settings, 15)  # two runs: two segments, so one damaged block is not the whole archive
+    produce(settings, items[15:], start=T0 + 15 * MIN, step=MIN)
+    _archive_all(settings, 15)
+    root = default_root(settings)
+    with ArchiveReader(root) as reader:
+        entries = list(reader.entries())
+    damaged = entries[0]
+    lost = [e for e in entries if (e.segment, e.block_offset) == (damaged.segment, damaged.block_offset)]
+    assert 0 < len(lost) < 30
+    data = bytearray((root / damaged.segment).read_bytes())
+    for i in range(damaged.block_offset + 6, damaged.block_offset + 30):
+        data[i] ^= 0x5A
+    (root / damaged.segment).write_bytes(bytes(data))
+    server = _partner(settings, "acme")
+    try:
+        result = cli(settings, "replay", "--partner", "acme", "--source", "archive", "--since", _iso(T0),
+                     "--send", "--no-progress")
+        assert f"replayed {30 - len(lost)} events from archive" in result.output
+        problems = [line for line in result.output.splitlines() if line.startswith("PROBLEM")]
+        assert len(problems) == len(lost) and all(damaged.segment in p for p in problems)
+        assert {r.webhook_id for r in server.ok()} == _new_partner_gets(
+            [e for e in items if e["event_id"] not in {x.event_id for x in lost}])
+    finally:
+        server.stop()

@@ -116,17 +116,26 @@ class PartnerTarget:
             self._next_seq = self.db.execute("SELECT next_seq FROM partners WHERE id = ?",
                                              (self.partner.id,)).fetchone()[0]
         seq = self._next_seq
+        try:
+            body = payloads.render(event, self.partner.format, seq=seq, at=now)
+        except ValueError as exc:  # as the live path dead-letters it, the replay skips it, saying why
+            log.warning("replay_unrenderable", partner=self.partner.id, article_id=event["article_id"],
+                        version=event["version"], event_id=event_id, reason=str(exc))
+            return "unrenderable"
         self._next_seq += 1
         self._new.append(_New(event_id, event["article_id"], event["version"], event["event_type"], seq,
-                              payloads.render(event, self.partner.format, seq=seq, at=now), item.payload,
-                              (decision.not_before or now).timestamp()))
+                              body, item.payload, (decision.not_before or now).timestamp()))
         self._batch[event_id] = "pending"
         self._history[event["article_id"]] = History(max_version=event["version"],
                                                      killed=event["event_type"] == "killed")
         return "queued"
 
     def commit(self) -> None:
-        if self.dry_run or not (self._new or self._resend):
+        if self.dry_run:  # keep what the run "queued" so far: later decisions depend on it
+            self._new.clear()
+            self._resend.clear()
+            return
+        if not (self._new or self._resend):
             self._forget()
             return
         now = time.time()
