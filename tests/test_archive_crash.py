@@ -11,8 +11,9 @@ import time
 from datetime import timedelta
 
 from newswire import codec
-from newswire.consumers.archive.archiver import default_root
+from newswire.consumers.archive.archiver import GROUP, default_root
 from newswire.consumers.archive.reader import ArchiveReader
+from newswire.consumers.replay import groups
 from tests.replay_support import NEWSWIRE, T0, cli_env, events, produce
 
 
@@ -54,6 +55,8 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(settings, tmp_pat
         final = _start(settings, log)  # runs until 4 s without events
         assert final.wait(timeout=120) == 0, (tmp_path / "archive.log").read_text()[-3000:]
     assert kills >= 5
+    # stopped cleanly, the static member left its group: the group can be reset at once
+    assert groups.members(settings, GROUP)[1] == []
 
     with ArchiveReader(default_root(settings)) as reader:
         entries = list(reader.entries())

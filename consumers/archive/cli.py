@@ -13,7 +13,7 @@ import click
 from newswire.codec import ArticleEvent
 from newswire.timespec import Instant, to_ms
 
-from .archiver import INSTANCE_ID, ArchiveBusy, default_root, event_loop
+from .archiver import INSTANCE_ID, ArchiveBusy, default_root, event_loop, leave_group
 from .reader import ArchiveReader, NotArchived
 from .segments import SegmentDamaged
 
@@ -52,6 +52,8 @@ def run(ctx: click.Context, root: Path | None, idle_stop: float | None, instance
         loop.run(idle_stop_s=idle_stop)
     finally:
         archiver.close()
+    if instance_id:
+        leave_group(_settings(ctx), instance_id)
     click.echo(f"archived {archiver.archived} events, skipped {archiver.duplicates} already archived")
 
 
