@@ -9,12 +9,14 @@ import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
-from newswire import bus, topics
+from newswire import bus, codec, topics
 from newswire.consumers.archive.archiver import default_root
 from newswire.consumers.archive.archiver import event_loop as archive_loop
 from newswire.consumers.archive.reader import ArchiveReader
-from newswire.consumers.replay.sources import ArchiveSource, KafkaSource
+from newswire.consumers.replay.sources import ArchiveSource, Item, KafkaSource
+from newswire.consumers.replay.targets import PartnerTarget
 from newswire.consumers.replay.window import Window
+from newswire.consumers.webhooks import store
 from newswire.consumers.webhooks.filters import History, Subscription, decide
 from newswire.consumers.webhooks.signing import new_secret
 from tests.replay_support import NEWSWIRE, T0, cli_env, events, produce
@@ -285,3 +287,20 @@ def test_a_replay_from_a_damaged_archive_names_the_file_and_replays_the_rest(set
             [e for e in items if e["event_id"] not in {x.event_id for x in lost}])
     finally:
         server.stop()
+
+
+def test_a_batch_is_renumbered_when_the_pusher_queued_for_the_partner_meanwhile(settings):
+    server = _partner(settings, "acme")
+    server.stop()  # nothing is sent in this test: only the outbox is looked at
+    items = [Item(0, n, 0, codec.decode(codec.encode(e)), codec.encode(e)) for n, e in enumerate(events(5, seed=9))]
+    target = PartnerTarget(settings, "acme")
+    assert [target.offer(i) for i in items] == ["queued"] * 5
+    db = store.connect(settings)
+    db.execute("UPDATE partners SET next_seq = 40 WHERE id = 'acme'")  # the pusher took 1..39 meanwhile
+    target.commit()
+    rows = db.execute("SELECT seq, payload FROM deliveries WHERE partner_id = 'acme' ORDER BY seq").fetchall()
+    assert [seq for seq, _ in rows] == [40, 41, 42, 43, 44]
+    assert [json.loads(payload)["sequence"] for _, payload in rows] == [40, 41, 42, 43, 44]
+    assert db.execute("SELECT next_seq FROM partners WHERE id = 'acme'").fetchone()[0] == 45
+    db.close()
+    target.close()

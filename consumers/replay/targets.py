@@ -12,6 +12,10 @@ For each replayed event the partner:
   as for live events); a delivery is queued with the partner's next sequence number
   (``queued``) or not (``not for partner``).
 
+Sequence numbers are taken inside the transaction that queues a batch; if the pusher queued
+deliveries for the partner since the batch was rendered, the batch is renumbered and
+re-rendered there, so numbers stay gapless and unique whoever queues.
+
 The running pusher (``newswire webhooks run``) delivers what the replay queued; with
 ``send=True`` the replay delivers it itself through the pusher's own worker for that
 partner (when the pusher is not running, and in tests and benchmarks).
@@ -27,6 +31,7 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from newswire import logs
+from newswire.codec import ArticleEvent
 from newswire.config import Settings
 from newswire.consumers.webhooks import outbox, payloads, store
 from newswire.consumers.webhooks import partners as registry
@@ -61,6 +66,8 @@ class _New:
     payload: bytes
     avro: bytes
     due: float
+    event: ArticleEvent
+    at: datetime
 
 
 class PartnerTarget:
@@ -124,7 +131,7 @@ class PartnerTarget:
             return "unrenderable"
         self._next_seq += 1
         self._new.append(_New(event_id, event["article_id"], event["version"], event["event_type"], seq,
-                              body, item.payload, (decision.not_before or now).timestamp()))
+                              body, item.payload, (decision.not_before or now).timestamp(), event, now))
         self._batch[event_id] = "pending"
         self._history[event["article_id"]] = History(max_version=event["version"],
                                                      killed=event["event_type"] == "killed")
@@ -141,12 +148,12 @@ class PartnerTarget:
         now = time.time()
         with outbox.transaction(self.db) as db:
             if self._new:
-                first = self._new[0].seq
-                cursor = db.execute("UPDATE partners SET next_seq = ? WHERE id = ? AND next_seq = ?",
-                                    (self._next_seq, self.partner.id, first))
-                if cursor.rowcount != 1:
-                    raise RuntimeError(f"partner {self.partner.id}: sequence numbers moved during the replay "
-                                       f"(the pusher queued for it meanwhile); run the replay again to resume")
+                first = db.execute("SELECT next_seq FROM partners WHERE id = ?", (self.partner.id,)).fetchone()[0]
+                if first != self._new[0].seq:  # the pusher queued for this partner meanwhile: renumber
+                    for number, new in enumerate(self._new):
+                        new.seq = first + number
+                        new.payload = payloads.render(new.event, self.partner.format, seq=new.seq, at=new.at)
+                db.execute("UPDATE partners SET next_seq = ? WHERE id = ?", (first + len(self._new), self.partner.id))
                 db.executemany("INSERT OR IGNORE INTO events (event_id, article_id, version, event_type, avro)"
                                " VALUES (?, ?, ?, ?, ?)",
                                [(n.event_id, n.article_id, n.version, n.event_type, n.avro) for n in self._new])
