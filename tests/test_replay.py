@@ -304,3 +304,26 @@ def test_a_batch_is_renumbered_when_the_pusher_queued_for_the_partner_meanwhile(
     assert db.execute("SELECT next_seq FROM partners WHERE id = 'acme'").fetchone()[0] == 45
     db.close()
     target.close()
+
+
+def test_events_kafka_no_longer_holds_are_replayed_from_the_archive(settings):
+    items = events(24)
+    produce(settings, items, start=T0, step=MIN)
+    _archive_all(settings, 24)
+    reader = bus.consumer(settings, None)
+    ends = bus.end_offsets(reader, settings.topics.articles)
+    reader.close()
+    admin = topics.admin(settings)
+    try:
+        admin.delete_records(ends)  # retention has passed: Kafka holds none of them any more
+    finally:
+        admin.close()
+    server = _partner(settings, "acme")
+    try:
+        from_kafka = cli(settings, "replay", "--partner", "acme", "--since", _iso(T0), "--dry-run", "--no-progress")
+        assert from_kafka.output.startswith("would replay 0 events from kafka")
+        cli(settings, "replay", "--partner", "acme", "--since", _iso(T0), "--source", "archive", "--send",
+            "--no-progress")
+        assert {r.webhook_id for r in server.ok()} == _new_partner_gets(items)
+    finally:
+        server.stop()
