@@ -7,7 +7,7 @@ import sys
 import click
 
 from newswire import broker as local_broker
-from newswire import logs, topics
+from newswire import logs, metrics, topics
 from newswire.config import Settings
 
 
@@ -15,10 +15,15 @@ from newswire.config import Settings
 @click.option("--bootstrap", envvar="NEWSWIRE_BOOTSTRAP", help="Kafka bootstrap servers (default 127.0.0.1:9092).")
 @click.option("--log-level", default="INFO", show_default=True, envvar="NEWSWIRE_LOG_LEVEL")
 @click.option("--log-json/--log-console", default=None, help="Log format (default: JSON unless stderr is a terminal).")
+@click.option("--metrics-port", type=int, envvar="NEWSWIRE_METRICS_PORT", default=None,
+              help="Serve this process's Prometheus metrics on 127.0.0.1:PORT/metrics.")
 @click.pass_context
-def main(ctx: click.Context, bootstrap: str | None, log_level: str, log_json: bool | None) -> None:
+def main(ctx: click.Context, bootstrap: str | None, log_level: str, log_json: bool | None,
+         metrics_port: int | None) -> None:
     """newswire: articles as Avro events on Kafka, turned into wire feeds, partner pushes and an archive."""
     logs.configure(log_level.upper(), log_json)
+    if metrics_port:
+        metrics.serve(metrics_port)
     settings = Settings.from_env()
     ctx.obj = settings.with_bootstrap(bootstrap) if bootstrap else settings
 

@@ -39,6 +39,11 @@ class Ports:
     feeds: int = 8081
     status: int = 8088
     demo_partner: int = 8090
+    #: consumers serve /metrics on metrics_base + 1, + 2, …; 0: not served
+    metrics_base: int = 9100
+
+
+CONSUMERS_WITH_METRICS = ("feeds", "newsml-drop", "webhooks", "archive")
 
 
 def services(settings: Settings, ports: Ports, ingest_token: str) -> list[Service]:
@@ -54,6 +59,12 @@ def services(settings: Settings, ports: Ports, ingest_token: str) -> list[Servic
         Service("archive", newswire_command("archive", "run")),
         Service("status", newswire_command("status", "serve", "--port", str(ports.status))),
     ]
+
+
+def metrics_ports(ports: Ports) -> dict[str, int]:
+    if not ports.metrics_base:
+        return {}
+    return {name: ports.metrics_base + i for i, name in enumerate(CONSUMERS_WITH_METRICS, start=1)}
 
 
 def _newswire(settings: Settings, *args: str) -> subprocess.CompletedProcess:
@@ -101,7 +112,8 @@ def where_to_look(settings: Settings, ports: Ports, supervisor: Supervisor, inge
         "newswire is running. Where to look:",
         f"  feeds         {feeds}/feeds/all.rss  {feeds}/feeds/all.atom  {feeds}/feeds/all.newsml  {feeds}/feeds/all.json",
         f"  fixture story {feeds}/items/{FIXTURE_ID}?format=newsml",
-        f"  status page   http://127.0.0.1:{ports.status}/   (metrics: /metrics)",
+        f"  status page   http://127.0.0.1:{ports.status}/",
+        *[f"  metrics       {name}: http://127.0.0.1:{port}/metrics" for name, port in metrics_ports(ports).items()],
         f"  ingest API    POST http://127.0.0.1:{ports.ingest}/v1/articles  (Authorization: Bearer {ingest_token})",
         f"  demo partner  {supervisor.log_path(next(s for s in supervisor.services if s.name == 'demo-partner'))}",
         f"  drop folder   {settings.home / 'drop'}",
@@ -118,12 +130,14 @@ def where_to_look(settings: Settings, ports: Ports, supervisor: Supervisor, inge
 @click.option("--feeds-port", default=Ports.feeds, show_default=True)
 @click.option("--status-port", default=Ports.status, show_default=True)
 @click.option("--partner-port", default=Ports.demo_partner, show_default=True)
+@click.option("--metrics-base-port", default=Ports.metrics_base, show_default=True,
+              help="Consumers serve /metrics on the ports after this one (0: none).")
 @click.pass_context
 def run(ctx: click.Context, corpus_size: int, duration: float | None, ingest_token: str, ingest_port: int,
-        feeds_port: int, status_port: int, partner_port: int) -> None:
+        feeds_port: int, status_port: int, partner_port: int, metrics_base_port: int) -> None:
     """Run the whole system: broker, topics, every service, a demo partner, demo content."""
     settings: Settings = ctx.find_root().obj
-    ports = Ports(ingest_port, feeds_port, status_port, partner_port)
+    ports = Ports(ingest_port, feeds_port, status_port, partner_port, metrics_base_port)
     broker = local_broker.LocalBroker.for_settings(settings)
     started_broker = not local_broker.broker_answers(settings.bootstrap_servers)
     if started_broker:
@@ -139,6 +153,8 @@ def run(ctx: click.Context, corpus_size: int, duration: float | None, ingest_tok
     supervisor = Supervisor(services(settings, ports, ingest_token), log_dir=settings.home / "logs")
     for service in supervisor.services:
         service.env.update({"NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home)})
+        if service.name in metrics_ports(ports):
+            service.env["NEWSWIRE_METRICS_PORT"] = str(metrics_ports(ports)[service.name])
     signal.signal(signal.SIGINT, lambda *_: supervisor.stop())
     signal.signal(signal.SIGTERM, lambda *_: supervisor.stop())
     supervisor.start_all()

@@ -48,7 +48,7 @@ def _eventually(check, timeout_s: float = 120):
 
 
 def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path):
-    ports = {name: free_port() for name in ("ingest", "feeds", "status", "partner")}
+    ports = {name: free_port() for name in ("ingest", "feeds", "status", "partner", "metrics")}
     env = {**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
            "NEWSWIRE_TOPIC_ARTICLES": settings.topics.articles,
            "NEWSWIRE_ARTICLES_PARTITIONS": str(settings.topics.articles_partitions),
@@ -58,7 +58,8 @@ def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path
     process = subprocess.Popen(
         [sys.executable, "-m", "newswire.cli", "--log-json", "run", "--corpus", "30",
          "--ingest-port", str(ports["ingest"]), "--feeds-port", str(ports["feeds"]),
-         "--status-port", str(ports["status"]), "--partner-port", str(ports["partner"])],
+         "--status-port", str(ports["status"]), "--partner-port", str(ports["partner"]),
+         "--metrics-base-port", str(ports["metrics"])],
         env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         feeds = f"http://127.0.0.1:{ports['feeds']}"
@@ -84,6 +85,9 @@ def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path
         _eventually(status_page_shows_every_group)
         _eventually(drop_folder_has_the_fixture)
         assert HEADLINE.encode() in _get(f"{feeds}/items/{FIXTURE_ID}?format=newsml")
+        for offset, consumer in enumerate(("feeds", "newsml-drop", "webhooks", "archive"), start=1):
+            exposed = _get(f"http://127.0.0.1:{ports['metrics'] + offset}/metrics").decode()
+            assert f'newswire_events_consumed_total{{consumer="{consumer}",outcome="handled"}}' in exposed
         printed = (tmp_path / "run.out").read_text()
         assert f"{feeds}/feeds/all.rss" in printed and "Ctrl-C stops everything cleanly." in printed
         _eventually(lambda: all(row.lag == 0 for row in lag.group_lag(settings)

@@ -22,10 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kafka.admin import MemberToRemove
-from kafka.errors import KafkaError
-
-from newswire import bus, codec, logs, topics
+from newswire import bus, codec, logs, metrics
 from newswire.config import Settings
 
 from .index import Index
@@ -125,6 +122,7 @@ class Archiver:
             "segment": segment.writer.path, "block_index": block_index,
         })
         self._batch_ids.add(event_id)
+        metrics.OUTPUTS_PRODUCED.labels("archive", "record").inc()
 
     def commit(self) -> None:
         """Make the batch durable: blocks fsynced, then the index rows committed."""
@@ -194,11 +192,4 @@ def leave_group(settings: Settings, instance_id: str) -> None:
     """After a clean stop, take the static member out of the group at once (a static member
     does not leave by itself), so that its offsets can be reset without waiting for the
     session to expire. A crashed archive simply takes its place back when restarted."""
-    admin = topics.admin(settings)
-    try:
-        admin.remove_group_members(GROUP, [MemberToRemove(group_instance_id=instance_id, reason="archive stopped")])
-        log.info("archive_left_group", group=GROUP, instance_id=instance_id)
-    except KafkaError as exc:
-        log.warning("archive_leave_group_failed", group=GROUP, instance_id=instance_id, error=str(exc))
-    finally:
-        admin.close()
+    bus.leave_group(settings, GROUP, instance_id, "archive stopped")

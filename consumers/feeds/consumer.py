@@ -17,8 +17,8 @@ from typing import Callable
 
 from kafka import ConsumerRebalanceListener
 
-from newswire import formats, logs
-from newswire.bus import Delivery, EventLoop
+from newswire import formats, logs, metrics
+from newswire.bus import Delivery, EventLoop, instance_id
 from newswire.config import Settings
 
 from .store import ViewStore
@@ -65,7 +65,9 @@ class FeedsConsumer:
         self.store = store
         self.clock = clock
         self.topic = settings.topics.articles
-        self.loop = EventLoop(settings, group_id, self._handle, before_commit=self._persist, name="feeds")
+        # one consumer per view file: a static member, which a restart after a crash puts back at once
+        self.loop = EventLoop(settings, group_id, self._handle, before_commit=self._persist, name="feeds",
+                              instance_id=instance_id(group_id, store.path))
         self.loop.consumer.unsubscribe()  # again, with the listener that seeks to the stored view
         self.loop.consumer.subscribe([self.topic], listener=_SeekToStored(self))
         self._thread: threading.Thread | None = None
@@ -76,6 +78,7 @@ class FeedsConsumer:
         formats.prepare(event)  # ValueError (to the dead letters) if a renderer could not render it
         entry = self.view.apply(event, self.clock(), payload=delivery.record.value)
         if entry is not None:
+            metrics.OUTPUTS_PRODUCED.labels("feeds", "feed_item").inc()
             topic, partition, offset = delivery.position
             log.info("feed_view_applied", article_id=event["article_id"], version=event["version"],
                      event_type=event["event_type"], event_id=event["event_id"], seq=entry.seq,

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import click
 
-from newswire import logs
-from newswire.bus import Delivery, EventLoop
+from newswire import logs, metrics
+from newswire.bus import Delivery, EventLoop, instance_id
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
 from newswire.formats import newsml
@@ -133,6 +133,7 @@ class DropFolder:
         wrote = write_atomically(path, data)
         self._pending[article_id] = (version, str(path.relative_to(self.root)))
         self.written += wrote
+        metrics.OUTPUTS_PRODUCED.labels("newsml-drop", "file").inc(wrote)
         log.info("drop_written" if wrote else "drop_unchanged", article_id=article_id, version=version,
                  event_id=event["event_id"], path=str(path))
 
@@ -159,7 +160,9 @@ def state_path(settings: Settings, root: Path) -> Path:
 
 def event_loop(settings: Settings, root: Path, group_id: str = GROUP) -> tuple[EventLoop, DropFolder]:
     drop = DropFolder(root, state_path(settings, root))
-    return EventLoop(settings, group_id, drop.handle, before_commit=drop.commit, name="newsml-drop"), drop
+    # one writer per folder (the lock): a static member, which a restart after a crash puts back at once
+    return EventLoop(settings, group_id, drop.handle, before_commit=drop.commit, name="newsml-drop",
+                     instance_id=instance_id(group_id, drop.root)), drop
 
 
 @click.group("newsml")
