@@ -8,7 +8,8 @@
 4. Latency: for each of ``--rates`` (articles/s; 100 by default, and 40, which one pusher
    process keeps up with on a 2-core machine) for ``--seconds`` s, each article fanned out to
    the 20 partners: publish (just before the producer's send) → partner received, p50/p99/max.
-5. Peer: the broker's own produce → consume round trip at 100 messages/s, in the same run.
+5. Peers: the broker's own produce → consume round trip at 100 messages/s, and a bare aiohttp
+   client posting a signed body to the same partners (the HTTP ceiling), in the same run.
 
 Run: ``.venv/bin/python -m bench.push``. Bounded: at most ``--backlog`` + Σ rate × seconds
 articles, and every wait has a deadline.
@@ -25,8 +26,10 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 from kafka import TopicPartition
 from standardwebhooks import Webhook
@@ -37,9 +40,8 @@ from newswire import bus, corpus, topics
 from newswire.broker import free_port
 from newswire.config import Settings
 from newswire.consumers.webhooks import partners as registry
-from newswire.consumers.webhooks import store
+from newswire.consumers.webhooks import payloads, signing, store
 from newswire.consumers.webhooks.config import parse_cidrs
-from newswire.consumers.webhooks.signing import new_secret
 
 PARTNERS = 20
 
@@ -145,6 +147,24 @@ def broker_round_trip(settings: Settings, n: int, rate: float) -> list[float]:
     return trips
 
 
+async def bare_client(urls: list[str], body: bytes, headers: dict[str, str], n: int, concurrency: int) -> float:
+    """The ceiling: a bare aiohttp client posting one signed body ``n`` times over the same
+    partners with the same concurrency (no outbox, no signing per request); returns posts/s."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client:
+        left = n
+
+        async def lane(url: str) -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                async with client.post(url, data=body, headers=headers) as answer:
+                    await answer.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(lane(url) for url in urls for _ in range(concurrency)))
+        return n / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backlog", type=int, default=300, help="articles for the throughput run")
@@ -157,7 +177,7 @@ def main() -> None:
         serve_partners([int(p) for p in ports.split(",")], secret, Path(out))
         return
 
-    secret = new_secret()
+    secret = signing.new_secret()
     ports = [free_port() for _ in range(PARTNERS)]
     with temporary_broker() as broker, tempfile.TemporaryDirectory(prefix="newswire-bench-push-") as tmp:
         home = Path(tmp)
@@ -189,6 +209,7 @@ def main() -> None:
         pusher_log = open(home / "pusher.log", "w")
         pusher = subprocess.Popen([sys.executable, *os.environ.get("BENCH_PUSHER_PREFIX", "").split(), "-m", "newswire.cli", "--log-level", "WARNING", "webhooks", "run"],
                                   env=env, stdout=pusher_log, stderr=subprocess.STDOUT)
+        urls = [f"http://127.0.0.1:{port}/hook" for port in ports]
         try:
             expected = len(events) * PARTNERS
             wait_delivered(settings, expected, 300, "backlog")
@@ -197,27 +218,44 @@ def main() -> None:
                 sent.append(publish_steady(settings, steady, rate))
                 expected += len(steady) * PARTNERS
                 wait_delivered(settings, expected, 300, f"{rate:g}/s")
-        finally:
             pusher.send_signal(signal.SIGTERM)
             pusher.wait(60)
+            sample = payloads.render(events[0], "ninjs", seq=1, at=datetime.now(timezone.utc))
+            ceiling = asyncio.run(bare_client(urls, sample, signing.headers("ceiling", sample, [secret],
+                                                                            content_type="application/json"),
+                                              len(events) * PARTNERS, 8))
+        finally:
+            if pusher.poll() is None:
+                pusher.send_signal(signal.SIGTERM)
+                pusher.wait(60)
             partners_proc.send_signal(signal.SIGTERM)
             partners_proc.wait(60)
         trips = broker_round_trip(settings, 500, 100.0)
 
         lines = [line.split() for line in received_file.read_text().splitlines()]
-        verified = sum(int(ok) for *_, ok in lines)
+        verified = sum(int(ok) for i, *_, ok in lines if i != "ceiling")
+        lines = [line for line in lines if line[0] != "ceiling"]
         backlog_ids = {e["event_id"] for e in events}
         backlog_times = sorted(float(at) for i, _, at, _ in lines if i in backlog_ids)
         span = backlog_times[-1] - backlog_times[0]
         rows = [("deliveries to 20 partners (backlog)", f"{len(backlog_times)} in {span:.1f} s = "
-                 f"{len(backlog_times) / span:,.0f}/s", f"{len(events)} articles x {PARTNERS} partners")]
+                 f"{len(backlog_times) / span:,.0f}/s ({len(events)} articles x {PARTNERS})",
+                 f"bare aiohttp client, same partners: {ceiling:,.0f} posts/s")]
+        db = store.connect(settings, synchronous="NORMAL")
+        stages = db.execute("SELECT event_id, created_at, delivered_at FROM deliveries").fetchall()
+        db.close()
         for rate, published in zip(rates, sent):
+            queued = sorted((c - published[i]) * 1000 for i, c, _ in stages if i in published)
+            pushed = sorted((d - c) * 1000 for i, c, d in stages if i in published)
             latencies = sorted((float(at) - published[i]) * 1000 for i, _, at, _ in lines if i in published)
             rows.append((f"publish -> partner received, {rate:g} articles/s x {PARTNERS}",
                          f"p50 {percentile(latencies, 50):.0f} ms  p99 {percentile(latencies, 99):.0f} ms  "
                          f"max {latencies[-1]:.0f} ms  ({len(latencies)} deliveries)",
                          f"broker produce -> consume p50 {percentile(trips, 50):.1f} ms  "
                          f"p99 {percentile(trips, 99):.1f} ms"))
+            rows.append(("  of which publish -> queued in the outbox", f"p50 {percentile(queued, 50):.0f} ms  "
+                         f"p99 {percentile(queued, 99):.0f} ms", "then queued -> acknowledged: "
+                         f"p50 {percentile(pushed, 50):.0f} ms  p99 {percentile(pushed, 99):.0f} ms"))
         rows.append(("signatures verified by the partners", f"{verified} of {len(lines)}", "standardwebhooks"))
         print_table("partner push (newswire webhooks run, 20 local partners, 1 pusher process)", rows)
 

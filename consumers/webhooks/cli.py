@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import sys
 import time
 from typing import Iterator
 
@@ -314,9 +313,6 @@ def webhooks_run(ctx) -> None:
         config = WebhookConfig.from_env()
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    # The Kafka thread does CPU work (decoding, rendering); switch threads often so that the
-    # HTTP side is not held up for the default 5 ms each time it lets go of the GIL.
-    sys.setswitchinterval(0.0005)
     asyncio.run(pusher.serve(_settings(ctx), config))
 
 

@@ -288,8 +288,9 @@ async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event |
             loop.call_soon_threadsafe(pusher.notify, partner_ids)
 
     enqueuer = outbox.Enqueuer(settings, on_committed=wake)
+    # one pusher per state file: a static member, which a restart after a crash puts back at once
     consume = bus.EventLoop(settings, config.group_id, enqueuer.handle, before_commit=enqueuer.commit,
-                            name="webhooks")
+                            name="webhooks", instance_id=bus.instance_id(config.group_id, store.path_of(settings)))
     failure: list[BaseException] = []
 
     def consume_forever() -> None:
