@@ -24,16 +24,17 @@ class Renderer:
     def __init__(self, event: ArticleEvent, *, at: datetime):
         self.event = event
         self.at = at
-        self._ninjs: dict | None = None
+        self._ninjs: tuple[bytes, bytes] | None = None
 
     def __call__(self, fmt: str, *, seq: int) -> bytes:
         event = self.event
         if fmt == "ninjs":
-            if self._ninjs is None:
-                self._ninjs = ninjs.item(event)
-            envelope = {"type": f"article.{event['event_type']}", "timestamp": ninjs_time(event["occurred_at"]),
-                        "sequence": seq, "data": self._ninjs}
-            return ninjs.dumps(envelope)
+            if self._ninjs is None:  # the envelope around the number, serialised once
+                head = ninjs.dumps({"type": f"article.{event['event_type']}",
+                                    "timestamp": ninjs_time(event["occurred_at"])})[:-1]
+                self._ninjs = (head + b',"sequence":', b',"data":' + ninjs.dumps(ninjs.item(event)) + b"}")
+            before, after = self._ninjs
+            return before + str(seq).encode() + after
         if fmt == "newsml":
             return newsml.news_message([event], sent=self.at, transmit_id=str(seq))
         if fmt == "rss":
