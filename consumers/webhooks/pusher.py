@@ -153,7 +153,7 @@ class PartnerWorker:
                         self.inflight[row["article_id"]] = asyncio.create_task(self._send(row))
                     if rows:
                         continue
-                    upcoming = outbox.next_due_at(db, self.partner.id, busy=self.inflight)
+                    upcoming = outbox.next_due_at(db, self.partner.id, now=now)
                     if upcoming is not None:
                         timeout = min(timeout, max(0.005, upcoming - now))
                 elif not self.inflight:
