@@ -167,7 +167,8 @@ class LocalBroker:
         mode = [] if self.voters else ["--standalone"]
         result = subprocess.run(
             self._java_command("kafka.tools.StorageTool", "format", *mode,
-                               "-t", self.cluster_id or _kafka_uuid(), "-c", str(self.properties_file)),
+                               # "=": an id may start with "-", which would read as an option
+                               f"--cluster-id={self.cluster_id or _kafka_uuid()}", "-c", str(self.properties_file)),
             capture_output=True, text=True,
         )
         if result.returncode != 0:
