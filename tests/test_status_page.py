@@ -10,8 +10,13 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from newswire import bus, corpus
+from newswire.consumers.replay.checkpoint import Checkpoint
+from newswire.consumers.webhooks import pusher, signing
+from newswire.status.sections import standard_sections
 from newswire.status.server import make_app
 from tests.http_server import serving
+from tests.topic_reader import drain
+from tests.webhooks_support import PartnerServer, config, register, wait_for
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -21,25 +26,34 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 @pytest.fixture
 def consumed_with_a_dead_letter(settings):
-    """A consumer group that has read two events and dead-lettered a third, hostile one."""
+    """A consumer group that has read three events and dead-lettered a fourth, hostile one; a
+    partner that received a story and its kill; an interrupted replay's checkpoint."""
+    story = corpus.story(random.Random(9), "page-0")
+    partner = PartnerServer([signing.new_secret()])
+    partner.start()
+    register(settings, "acme", partner)
     kafka = bus.producer(settings)
     kafka.send(settings.topics.articles, key=b"bad-<script>", value=b"<script>alert(1)</script>")
-    bus.publish_events(settings, kafka, [corpus.story(random.Random(9), f"page-{i}") for i in range(2)])
+    bus.publish_events(settings, kafka, [story, corpus.next_version(story, "killed", kill_reason="Legal."),
+                                         corpus.story(random.Random(10), "page-1")])
     kafka.close()
+    with pusher.Running(settings, config()):
+        wait_for(lambda: len(partner.received) == 3, "the partner received the story, its kill and one more")
+    partner.stop()
+    checkpoint = Checkpoint.open(settings.home, {"source": "kafka", "partner": "acme", "since": "7d"})
+    checkpoint.window, checkpoint.outcomes = (0, None), {"queued": 42}
+    checkpoint.save()
     loop = bus.EventLoop(settings, "newswire-feeds", lambda d: None)
-    for _ in range(40):
-        loop.poll_once(300)
-        if loop.handled + loop.dead_lettered >= 3:
-            break
+    drain(loop, 4)
     loop.close()
-    assert (loop.handled, loop.dead_lettered) == (2, 1)
+    assert (loop.handled, loop.dead_lettered) == (3, 1)
     return settings
 
 
 def test_status_page_shows_lag_and_dead_letters_in_a_real_browser(consumed_with_a_dead_letter):
     settings = consumed_with_a_dead_letter
     ARTIFACTS.mkdir(exist_ok=True)
-    with serving(make_app(settings)) as base, sync_playwright() as pw:
+    with serving(make_app(settings, standard_sections(settings))) as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page()
@@ -47,12 +61,26 @@ def test_status_page_shows_lag_and_dead_letters_in_a_real_browser(consumed_with_
             expect(page.locator("h1")).to_have_text("newswire status")
             lag_rows = page.locator("#lag tbody tr")
             expect(lag_rows.filter(has_text="newswire-feeds")).to_have_count(settings.topics.articles_partitions)
-            expect(page.locator("#dlq-total")).to_have_text("(1)")
+            # the hostile message was dead-lettered by both consumers that read it
+            expect(page.locator("#dlq-total")).to_have_text("(2)")
+            expect(page.locator("#dead-letters tbody tr")).to_have_count(2)
+            expect(page.locator("#dead-letters tbody tr").filter(has_text="newswire-feeds")).to_contain_text("undecodable")
             dead = page.locator("#dead-letters-latest tbody tr").first
             expect(dead).to_contain_text("undecodable")
             # a hostile key is shown as text, never run as markup
             expect(dead).to_contain_text("bad-<script>")
             assert page.evaluate("document.querySelectorAll('tbody script').length") == 0
+            acme = page.locator("#partners tbody tr").filter(has_text="acme")
+            expect(acme).to_contain_text("yes")
+            expect(acme.locator("td").nth(2)).not_to_have_text("–")  # a last success
+            expect(page.locator("#deliveries tbody tr")).to_have_count(3)
+            expect(page.locator("#deliveries tbody tr").first).to_contain_text("200")
+            kill = page.locator("#kills tbody tr")
+            expect(kill).to_have_count(1)
+            expect(kill).to_contain_text("page-0")
+            expect(kill).to_contain_text("yes")
+            expect(page.locator("#replays tbody tr")).to_contain_text("partner=acme")
+            expect(page.locator("#replays tbody tr")).to_contain_text("42")
             expect(page.locator("#updated")).not_to_have_text("never")
             page.screenshot(path=str(ARTIFACTS / "status-page.png"), full_page=True)
         finally:

@@ -69,6 +69,36 @@ def summary(db: sqlite3.Connection) -> list[sqlite3.Row]:
         " FROM partners p LEFT JOIN deliveries d ON d.partner_id = p.id GROUP BY p.id ORDER BY p.id").fetchall()
 
 
+def health(db: sqlite3.Connection, *, window_s: float = 3600.0, now: float | None = None) -> list[dict]:
+    """Per partner, for the status page: enabled, last success, failure rate over ``window_s``,
+    failures since the last success (what opens its circuit), retries pending."""
+    now = time.time() if now is None else now
+    rows = db.execute(
+        "SELECT p.id, p.enabled, p.disabled_reason,"
+        " (SELECT max(at) FROM attempts a WHERE a.partner_id = p.id AND a.outcome = 'delivered') AS last_success,"
+        " (SELECT count(*) FROM attempts a WHERE a.partner_id = p.id AND a.at >= ?) AS recent,"
+        " (SELECT count(*) FROM attempts a WHERE a.partner_id = p.id AND a.at >= ?"
+        f"   AND a.outcome IN ({','.join('?' * len(FAILED))})) AS recent_failed,"
+        " (SELECT count(*) FROM attempts a WHERE a.partner_id = p.id AND a.outcome != 'delivered'"
+        "   AND a.at > coalesce((SELECT max(at) FROM attempts b WHERE b.partner_id = p.id"
+        "                        AND b.outcome = 'delivered'), 0)) AS failing_since_success,"
+        " (SELECT count(*) FROM deliveries d WHERE d.partner_id = p.id AND d.status = 'pending'"
+        "   AND d.attempts > 0) AS pending_retries"
+        " FROM partners p ORDER BY p.id", (now - window_s, now - window_s, *FAILED)).fetchall()
+    return [{
+        "partner": r["id"],
+        "enabled": "yes" if r["enabled"] else f"no ({r['disabled_reason'] or 'disabled'})",
+        "last_success": _iso(r["last_success"]),
+        "failure_rate": f"{r['recent_failed'] / r['recent']:.0%}" if r["recent"] else "–",
+        "failing": r["failing_since_success"],
+        "pending_retries": r["pending_retries"],
+    } for r in rows]
+
+
+def _iso(at: float | None) -> str | None:
+    return None if at is None else datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds")
+
+
 def gaps(db: sqlite3.Connection, partner_id: str) -> list[sqlite3.Row]:
     """Sequence numbers assigned to this partner but not (yet) acknowledged with a 2xx."""
     return db.execute("SELECT seq, id, article_id, version, event_type, event_id, status, tries, last_status,"

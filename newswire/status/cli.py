@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 from aiohttp import web
 
-from newswire.status.server import make_app, standard_sections
+from newswire.status.sections import standard_sections
+from newswire.status.server import make_app
 
 
 @click.group("status")

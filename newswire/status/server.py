@@ -32,11 +32,6 @@ def lag_section(settings: Settings) -> Section:
     return section
 
 
-def standard_sections(settings: Settings) -> dict[str, Section]:
-    """The sections the installed parts provide beyond lag and dead letters."""
-    return {}
-
-
 def make_app(settings: Settings, extra_sections: dict[str, Section] | None = None) -> web.Application:
     tally = DeadLetterTally(settings)
     sections: dict[str, Section] = {"lag": lag_section(settings), "dead_letters": tally.snapshot,

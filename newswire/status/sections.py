@@ -1,0 +1,61 @@
+"""Sections of the status page that the parts provide: partners' health, the latest deliveries
+and the kill report (from the webhook state file), and replays in progress (their checkpoints)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from newswire.config import Settings
+from newswire.consumers.webhooks import receipts, store
+
+Section = Callable[[], Any]
+
+
+def _iso(at: float | None) -> str | None:
+    return None if at is None else datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds")
+
+
+def webhook_sections(settings: Settings) -> dict[str, Section]:
+    def query(read: Callable) -> Section:
+        def section() -> Any:
+            if not store.path_of(settings).exists():
+                return []
+            db = store.connect(settings, synchronous="NORMAL")
+            try:
+                return read(db)
+            finally:
+                db.close()
+        return section
+
+    def deliveries(db) -> list[dict]:
+        return [{"at": _iso(r["at"]), "partner": r["partner_id"], "article_id": r["article_id"],
+                 "version": r["version"], "attempt": r["attempt"], "status": r["status_code"] or r["outcome"],
+                 "duration_ms": r["duration_ms"], "error": r["error"]}
+                for r in receipts.attempts(db, limit=20)]
+
+    def kills(db) -> list[dict]:
+        return [{"article_id": r["article_id"], "partner": r["partner_id"], "delivered": r["status"] == "delivered",
+                 "at": _iso(r["delivered_at"])} for r in receipts.kill_report(db)]
+
+    return {"partners": query(receipts.health), "deliveries": query(deliveries), "kills": query(kills)}
+
+
+def replay_section(settings: Settings) -> Section:
+    """Replays with a checkpoint: running, or interrupted and resumable (a finished one removes it)."""
+    def section() -> list[dict]:
+        rows = []
+        for path in sorted((settings.home / "replay").glob("*.json")):
+            saved = json.loads(path.read_text())
+            params = saved.get("params", {})
+            rows.append({"replay": path.stem,
+                         "target": " ".join(f"{k}={v}" for k, v in sorted(params.items()) if v is not None),
+                         "done": sum(saved.get("outcomes", {}).values()),
+                         "state": f"checkpoint {saved.get('saved_at', '?')}"})
+        return rows
+    return section
+
+
+def standard_sections(settings: Settings) -> dict[str, Section]:
+    return {**webhook_sections(settings), "replays": replay_section(settings)}
