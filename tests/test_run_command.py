@@ -88,8 +88,11 @@ def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path
         for offset, consumer in enumerate(("feeds", "newsml-drop", "webhooks", "archive"), start=1):
             exposed = _get(f"http://127.0.0.1:{ports['metrics'] + offset}/metrics").decode()
             assert f'newswire_events_consumed_total{{consumer="{consumer}",outcome="handled"}}' in exposed
-        printed = (tmp_path / "run.out").read_text()
-        assert f"{feeds}/feeds/all.rss" in printed and "Ctrl-C stops everything cleanly." in printed
+        def where_to_look_printed():
+            return "Ctrl-C stops everything cleanly." in (tmp_path / "run.out").read_text()
+
+        _eventually(where_to_look_printed)
+        assert f"{feeds}/feeds/all.rss" in (tmp_path / "run.out").read_text()
         _eventually(lambda: all(row.lag == 0 for row in lag.group_lag(settings)
                                 if row.group in GROUPS) and {r.group for r in lag.group_lag(settings)} >= GROUPS)
     finally:
