@@ -28,7 +28,6 @@ from tempfile import TemporaryDirectory
 
 import aiohttp
 from aiohttp import web
-from kafka import TopicPartition
 from tqdm import tqdm
 
 from bench.harness import Stopwatch, bench_settings, peak_rss_mib, percentile, print_table, temporary_broker
@@ -62,7 +61,7 @@ def rebuild_from_topic(settings: Settings) -> tuple[float, int]:
     """Seconds to read the whole topic into a fresh in-memory view, and the articles it holds."""
     reader = bus.consumer(settings, None, max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024)
     topic = settings.topics.articles
-    partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic))]
+    partitions = bus.partitions(reader, topic)
     reader.assign(partitions)
     ends = reader.end_offsets(partitions)
     view, now = FeedView(), utc_now()

@@ -316,6 +316,20 @@ def leave_group(settings: Settings, group_id: str, instance_id: str, reason: str
         admin.close()
 
 
+def partitions(kafka: KafkaConsumer, topic: str, timeout_s: float = 15.0) -> list[TopicPartition]:
+    """Every partition of ``topic``, in order.
+
+    A new client may answer "none" before it has the topic's metadata, so an empty answer is
+    asked again until ``timeout_s``; then LookupError says the topic is missing.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not (found := kafka.partitions_for_topic(topic)):
+        if time.monotonic() > deadline:
+            raise LookupError(f"topic {topic!r} does not exist or has no partitions "
+                              f"(create it with `newswire topics ensure`)")
+        time.sleep(0.1)
+    return [TopicPartition(topic, p) for p in sorted(found)]
+
+
 def end_offsets(kafka: KafkaConsumer, topic: str) -> dict[TopicPartition, int]:
-    partitions = [TopicPartition(topic, p) for p in sorted(kafka.partitions_for_topic(topic) or ())]
-    return kafka.end_offsets(partitions)
+    return kafka.end_offsets(partitions(kafka, topic))

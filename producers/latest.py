@@ -62,9 +62,10 @@ def latest_event(settings: Settings, article_id: str, *, timeout_s: float | None
     reader = bus.consumer(settings, None, bootstrap_timeout_ms=int(timeout_s * 1000),
                           request_timeout_ms=int(timeout_s * 1000) + 1000, max_poll_records=CHUNK)
     try:
-        partitions = reader.partitions_for_topic(topic)
-        if not partitions:
-            raise ArticleNotFound(f"topic {topic} does not exist at {settings.bootstrap_servers}")
+        try:
+            partitions = {tp.partition for tp in bus.partitions(reader, topic, timeout_s)}
+        except LookupError:
+            raise ArticleNotFound(f"topic {topic} does not exist at {settings.bootstrap_servers}") from None
         tp = TopicPartition(topic, partition_of(article_id, topic, partitions))
         reader.assign([tp])
         begin, end = reader.beginning_offsets([tp])[tp], reader.end_offsets([tp])[tp]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from kafka import TopicPartition
 
 from newswire import bus, codec
 from newswire.bus import EventLoop
@@ -14,13 +13,13 @@ from newswire.config import Settings
 def read_topic(settings: Settings, topic: str, timeout_s: float = 20.0) -> list:
     """Every record now on ``topic``, read to its end offsets, in partition/offset order."""
     reader = bus.consumer(settings, None)
+    deadline = time.monotonic() + timeout_s
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic))]
+        partitions = bus.partitions(reader, topic, timeout_s)
         reader.assign(partitions)
         reader.seek_to_beginning()
         ends = reader.end_offsets(partitions)
         found: list = []
-        deadline = time.monotonic() + timeout_s
         while any(reader.position(tp) < ends[tp] for tp in partitions):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"could not read {topic} to its end")

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from kafka import KafkaConsumer, TopicPartition
 
+from newswire import bus
 from newswire.timespec import to_ms
 
 
@@ -42,13 +43,6 @@ class Range:
         return max(0, self.stop - self.start)
 
 
-def partitions(kafka: KafkaConsumer, topic: str) -> list[TopicPartition]:
-    found = kafka.partitions_for_topic(topic)
-    if not found:
-        raise LookupError(f"topic {topic!r} does not exist or has no partitions")
-    return [TopicPartition(topic, p) for p in sorted(found)]
-
-
 def _offsets_at(kafka: KafkaConsumer, tps: list[TopicPartition], at_ms: int | None,
                 fallback: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
     """The first offset whose timestamp is >= ``at_ms`` per partition (``fallback`` when none is)."""
@@ -60,7 +54,7 @@ def _offsets_at(kafka: KafkaConsumer, tps: list[TopicPartition], at_ms: int | No
 
 def kafka_ranges(kafka: KafkaConsumer, topic: str, window: Window) -> list[Range]:
     """Per partition of ``topic``, the offsets whose records fall in ``window`` (by ``offsets_for_times``)."""
-    tps = partitions(kafka, topic)
+    tps = bus.partitions(kafka, topic)
     beginning, end = kafka.beginning_offsets(tps), kafka.end_offsets(tps)
     start = _offsets_at(kafka, tps, window.since_ms, end) if window.since_ms is not None else beginning
     stop = _offsets_at(kafka, tps, window.until_ms, end)

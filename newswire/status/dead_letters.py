@@ -6,7 +6,6 @@ import threading
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from kafka import TopicPartition
 
 from newswire import bus
 from newswire.config import Settings
@@ -62,7 +61,7 @@ class DeadLetterTally:
         topic = self.settings.topics.dead_letter
         reader = bus.consumer(self.settings, None)
         try:
-            reader.assign([TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())])
+            reader.assign(bus.partitions(reader, topic))
             reader.seek_to_beginning()
             while not self._stop.is_set():
                 for records in reader.poll(timeout_ms=500).values():
