@@ -25,8 +25,10 @@ DELIVERIES = Counter(
 PUBLISH_TO_OUTPUT = Histogram(
     "newswire_publish_to_output_seconds", "From the event's publish time to its output",
     ["consumer"], buckets=LATENCY_BUCKETS)
-PUBLISH_TO_PARTNER = Histogram(
-    "newswire_publish_to_partner_seconds", "From the event's publish time to the partner's 2xx",
+QUEUED_TO_PARTNER = Histogram(
+    "newswire_queued_to_partner_seconds",
+    "From a delivery's queueing (its event read by the pusher) to the partner's 2xx; "
+    "publish to queued is newswire_publish_to_output_seconds{consumer=\"webhooks\"}",
     ["partner"], buckets=LATENCY_BUCKETS)
 CONSUMER_LAG = Gauge(
     "newswire_consumer_lag", "Messages between a consumer's position and the end of the partition",

@@ -88,6 +88,9 @@ def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path
         for offset, consumer in enumerate(("feeds", "newsml-drop", "webhooks", "archive"), start=1):
             exposed = _get(f"http://127.0.0.1:{ports['metrics'] + offset}/metrics").decode()
             assert f'newswire_events_consumed_total{{consumer="{consumer}",outcome="handled"}}' in exposed
+            if consumer == "webhooks":
+                assert 'newswire_deliveries_total{outcome="delivered",partner="demo"}' in exposed
+                assert 'newswire_queued_to_partner_seconds_count{partner="demo"}' in exposed
         def where_to_look_printed():
             return "Ctrl-C stops everything cleanly." in (tmp_path / "run.out").read_text()
 

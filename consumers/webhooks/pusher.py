@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from kafka.errors import KafkaError
 
-from newswire import bus, logs
+from newswire import bus, logs, metrics
 from newswire.config import Settings
 from newswire.consumers.webhooks import delivery, outbox, policy, signing, ssrf, store
 from newswire.consumers.webhooks import partners as registry
@@ -172,6 +172,9 @@ class PartnerWorker:
                                            allow=self.allow, timeout_s=self.config.timeout_s)
             attempt = await self._judge(row, response)
             await self.pusher.recorder.record(row, attempt)
+            metrics.DELIVERIES.labels(partner.id, attempt.outcome).inc()
+            if attempt.outcome == "delivered":
+                metrics.QUEUED_TO_PARTNER.labels(partner.id).observe(max(0.0, time.time() - row["created_at"]))
             log_at = log.info if attempt.outcome == "delivered" else log.warning
             log_at("delivery_" + attempt.outcome, partner=partner.id, article_id=row["article_id"],
                    version=row["version"], event_id=row["event_id"], seq=row["seq"], attempt=row["tries"] + 1,
