@@ -39,8 +39,12 @@ def run(name: str, rows_file: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", default=BENCHMARKS, choices=BENCHMARKS)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"of {', '.join(BENCHMARKS)} (default: all)")
     args = parser.parse_args()
+    unknown = set(args.names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"no benchmark {', '.join(sorted(unknown))}")
+    args.names = args.names or BENCHMARKS
     with tempfile.TemporaryDirectory(prefix="newswire-bench-all-") as tmp:
         rows_file = Path(tmp) / "rows.jsonl"
         rows_file.touch()
