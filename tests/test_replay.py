@@ -4,23 +4,25 @@
 from __future__ import annotations
 
 import json
+import random
 import signal
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
-from newswire import bus, codec, topics
+from newswire import bus, codec, corpus, topics
 from newswire.consumers.archive.archiver import default_root
 from newswire.consumers.archive.archiver import event_loop as archive_loop
 from newswire.consumers.archive.reader import ArchiveReader
 from newswire.consumers.replay.sources import ArchiveSource, Item, KafkaSource
 from newswire.consumers.replay.targets import PartnerTarget
 from newswire.consumers.replay.window import Window
-from newswire.consumers.webhooks import store
+from newswire.consumers.webhooks import outbox, pusher, store
 from newswire.consumers.webhooks.filters import History, Subscription, decide
 from newswire.consumers.webhooks.signing import new_secret
 from tests.replay_support import NEWSWIRE, T0, cli_env, events, produce
-from tests.webhooks_support import PartnerServer, register, wait_for
+from tests.webhooks_support import PartnerServer, config, publish, query, register, wait_for
 from tests.webhooks_support import cli as webhooks_cli
 
 MIN = timedelta(minutes=1)
@@ -161,7 +163,20 @@ def _partner(settings, partner_id):
     return server
 
 
-def test_a_partner_only_replay_moves_no_group_and_sends_the_same_webhook_ids_again(settings):
+def _totals(output: str) -> dict[str, int]:
+    """The summary's ``total:`` line as outcome → count."""
+    line = next(line for line in output.splitlines() if line.strip().startswith("total:"))
+    return {label: int(count) for label, count in
+            (part.strip().rsplit(" ", 1) for part in line.split(":", 1)[1].split(","))}
+
+
+def _without_sequence(received) -> dict:
+    envelope = received.envelope
+    del envelope["sequence"]
+    return envelope
+
+
+def test_a_partner_only_replay_moves_no_group_and_sends_the_newest_versions_again_under_new_numbers(settings):
     items = events(40)
     produce(settings, items, start=T0, step=MIN)
     _archive_all(settings, 40)
@@ -179,11 +194,25 @@ def test_a_partner_only_replay_moves_no_group_and_sends_the_same_webhook_ids_aga
         assert set(ids) == _new_partner_gets(items[5:30])
         assert f"queued {len(ids)}" in first.output
 
+        assert sorted(r.seq for r in got) == list(range(1, len(got) + 1))
+
+        # the same window again: the partner has every event of it; it gets the newest version of
+        # each article once more, under new numbers, with the original webhook-ids and content
+        newest = {}
+        for r in got:
+            article_id, version, _ = r.article
+            if version > newest.get(article_id, (0, None))[0]:
+                newest[article_id] = (version, r)
+        assert len(newest) < len(got)  # the window holds several versions of some articles
         second = cli(settings, "partners", "backfill", "acme", *window, "--send", "--no-progress")
-        assert f"re-sent {len(ids)}" in second.output and "queued" not in second.output
+        totals = _totals(second.output)
+        assert totals["re-sent"] == len(newest) and totals["superseded"] == len(got) - len(newest)
+        assert "queued" not in totals and "pending" not in totals
         again = server.ok()[len(got):]
-        assert sorted(r.webhook_id for r in again) == sorted(ids)  # the partner can de-duplicate
-        assert {r.webhook_id: r.body for r in again} == {r.webhook_id: r.body for r in got}
+        assert sorted(r.seq for r in again) == list(range(len(got) + 1, len(got) + len(newest) + 1))
+        assert all(r.verified for r in again)
+        assert {r.webhook_id: _without_sequence(r) for r in again} == {
+            r.webhook_id: _without_sequence(r) for _, r in newest.values()}  # the partner can de-duplicate
         assert _committed(settings) == before
     finally:
         server.stop()
@@ -327,3 +356,114 @@ def test_events_kafka_no_longer_holds_are_replayed_from_the_archive(settings):
         assert {r.webhook_id for r in server.ok()} == _new_partner_gets(items)
     finally:
         server.stop()
+
+
+def _lines(settings, *args) -> list[str]:
+    return cli(settings, *args).output.strip().splitlines()
+
+
+def test_a_replay_resends_the_newest_version_under_new_numbers_after_the_live_ones_and_nothing_after_a_kill(
+        settings):
+    rng = random.Random(5)
+    story = corpus.story(rng, "rp-story", body_bytes=400)
+    v2 = corpus.next_version(story, "updated")
+    v3 = corpus.next_version(v2, "corrected")
+    other = corpus.story(rng, "rp-other", body_bytes=400)
+    doomed = corpus.story(rng, "rp-doomed", body_bytes=400)
+    kill = corpus.next_version(doomed, "killed")
+    after_kill = corpus.next_version(kill, "updated")  # a broken producer's version after the kill
+    server = _partner(settings, "lost")
+    pushing = config()
+    try:
+        with pusher.Running(settings, pushing):
+            publish(settings, [story, v2, v3, other, doomed, kill, after_kill])
+            wait_for(lambda: len(server.ok()) == 6, "six live deliveries")
+        live = server.ok()
+        assert sorted(r.seq for r in live) == list(range(1, 7))
+        first_of = {r.webhook_id: r for r in live}
+        assert after_kill["event_id"] not in first_of
+
+        # the partner lost them all: replay everything (versions 1..3 of rp-story, the kill, ...)
+        result = cli(settings, "replay", "--partner", "lost", "--send", "--no-progress")
+        assert _totals(result.output) == {"re-sent": 3, "superseded": 4}
+        again = server.ok()[6:]
+        assert [r.seq for r in sorted(again, key=lambda r: r.seq)] == [7, 8, 9]  # new, gapless, after the live ones
+        assert {r.webhook_id for r in again} == {v3["event_id"], other["event_id"], kill["event_id"]}
+        for r in again:  # the original webhook-id and content, only the number is new
+            assert r.verified
+            assert r.envelope["sequence"] == r.seq != first_of[r.webhook_id].seq
+            assert _without_sequence(r) == _without_sequence(first_of[r.webhook_id])
+        assert [r.article for r in again if r.article[0] == "rp-doomed"] == [("rp-doomed", 2, "killed")]
+
+        assert _lines(settings, "deliveries", "gaps", "--partner", "lost") == [
+            "seq\tarticle\tversion\tevent_type\tstatus\ttries\tlast_error", "0 unacknowledged"]
+        kills = _lines(settings, "deliveries", "kills", "--partner", "lost")
+        assert len(kills) == 3  # one row per kill, replayed or not: its first delivery that reached the partner
+        assert kills[1].split("\t")[:5] == ["lost", "rp-doomed", "2", str(first_of[kill["event_id"]].seq), "YES"]
+        assert kills[-1] == "1 kill deliveries, 0 not delivered"
+
+        # a resend by number keeps the original number, webhook-id and body
+        assert "resending 1 deliveries (2-2)" in cli(settings, "deliveries", "resend", "--partner", "lost",
+                                                    "--seq", "2").output
+        with pusher.Running(settings, pushing):
+            wait_for(lambda: len(server.ok()) == 10, "the resent delivery")
+        resent = server.ok()[-1]
+        original = next(r for r in live if r.seq == 2)
+        assert (resent.seq, resent.webhook_id, resent.body) == (2, original.webhook_id, original.body)
+        assert resent.verified
+        assert query(settings, "SELECT next_seq FROM partners WHERE id = 'lost'")[0][0] == 10
+    finally:
+        server.stop()
+
+
+def test_a_replay_sends_a_dead_delivery_under_a_new_number_and_gaps_still_lists_the_old_one(settings):
+    accept = {"2": False}
+    server = PartnerServer([new_secret()], respond=lambda n, r: 200 if accept.get(r.headers["newswire-sequence"], True)
+                           else 500).start()
+    register(settings, "holes", server, concurrency=1)
+    stories = [corpus.story(random.Random(6), f"gq-{i}", body_bytes=300) for i in range(3)]
+    try:
+        with pusher.Running(settings, config(schedule=(0, 0.05))):
+            publish(settings, stories)
+            wait_for(lambda: len(server.ok()) == 2 and
+                     query(settings, "SELECT count(*) FROM deliveries WHERE status = 'dead'")[0][0] == 1,
+                     "two delivered, one dead")
+        dead = next(r for r in server.snapshot() if r.seq == 2)
+        result = cli(settings, "replay", "--partner", "holes", "--send", "--no-progress")
+        assert _totals(result.output) == {"re-sent": 3}
+        again = server.ok()[2:]
+        assert sorted(r.seq for r in again) == [4, 5, 6]
+        replayed = next(r for r in again if r.webhook_id == dead.webhook_id)
+        assert replayed.verified and _without_sequence(replayed) == _without_sequence(dead)
+        gaps = _lines(settings, "deliveries", "gaps", "--partner", "holes")
+        assert gaps[1].startswith("2\tgq-") and "\tdead\t" in gaps[1] and gaps[-1] == "1 unacknowledged"
+
+        accept["2"] = True  # the partner asks for number 2 itself: a resend by number fills the gap
+        cli(settings, "deliveries", "resend", "--partner", "holes", "--seq", "2")
+        with pusher.Running(settings, config(schedule=(0, 0.05))):
+            wait_for(lambda: any(r.seq == 2 for r in server.ok()), "number 2 acknowledged")
+        assert _lines(settings, "deliveries", "gaps", "--partner", "holes")[-1] == "0 unacknowledged"
+    finally:
+        server.stop()
+
+
+def test_what_the_pusher_queued_meanwhile_supersedes_a_replayed_version_in_the_queueing_transaction(settings):
+    server = _partner(settings, "acme")
+    server.stop()  # nothing is sent in this test: only the outbox is looked at
+    rng = random.Random(7)
+    a1 = corpus.story(rng, "mw-a", body_bytes=300)
+    a2 = corpus.next_version(a1, "updated")
+    b1 = corpus.story(rng, "mw-b", body_bytes=300)
+    target = PartnerTarget(settings, "acme")
+    items = [Item(0, n, 0, codec.decode(codec.encode(e)), codec.encode(e)) for n, e in enumerate([a1, b1])]
+    assert [target.offer(i) for i in items] == ["queued", "queued"]
+    live = outbox.Enqueuer(settings)  # meanwhile the pusher queues version 2 of mw-a
+    live.handle(bus.Delivery(a2, SimpleNamespace(value=codec.encode(a2))))
+    live.commit()
+    live.close()
+    target.commit()
+    target.close()
+    rows = query(settings, "SELECT event_id, seq FROM deliveries WHERE partner_id = 'acme' ORDER BY seq")
+    assert [tuple(r) for r in rows] == [(a2["event_id"], 1), (b1["event_id"], 2)]  # no a1 after a2, no gap
+    assert json.loads(query(settings, "SELECT payload FROM deliveries WHERE seq = 2")[0][0])["sequence"] == 2
+    assert query(settings, "SELECT next_seq FROM partners WHERE id = 'acme'")[0][0] == 3

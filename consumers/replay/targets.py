@@ -4,17 +4,26 @@ retries and receipts as live pushes, and nothing of any consumer group moves.
 
 For each replayed event the partner:
 
-- already had (a delivered or dead delivery of that event id): the delivery is made
-  pending again: the same webhook-id, sequence number and body, so the partner can
-  recognise it as a re-send (``re-sent``);
 - has pending: nothing to do (``pending``);
+- has a newer version of its article (delivered or queued), or the kill of its article
+  when this is not that kill: nothing, so a partner never gets an older version after a
+  newer one, nor anything after a kill (``superseded``);
+- already got (a delivered or dead delivery of that event id): a NEW delivery with the
+  partner's next sequence number and the original webhook-id (the event id) and body (the
+  same event, rendered again only because the number is part of the payload): the sequence
+  number is the partner's transmission counter, the webhook-id its idempotency key
+  (``re-sent``);
 - never had: the partner's subscription decides (:func:`~newswire.consumers.webhooks.filters.decide`,
   as for live events); a delivery is queued with the partner's next sequence number
   (``queued``) or not (``not for partner``).
 
-Sequence numbers are taken inside the transaction that queues a batch; if the pusher queued
-deliveries for the partner since the batch was rendered, the batch is renumbered and
-re-rendered there, so numbers stay gapless and unique whoever queues.
+Only ``newswire deliveries resend --seq`` sends deliveries again under their original numbers.
+
+Sequence numbers are taken inside the transaction that queues a batch. There the batch is
+checked again against what the pusher queued for the partner since it was read (a newer
+version, a kill, the same event): what that supersedes is dropped, and the rest is
+renumbered (and re-rendered) from the partner's current next number, so numbers stay
+gapless and unique whoever queues, and the order rule holds.
 
 The running pusher (``newswire webhooks run``) delivers what the replay queued; with
 ``send=True`` the replay delivers it itself through the pusher's own worker for that
@@ -70,6 +79,30 @@ class _New:
     at: datetime
 
 
+@dataclass(frozen=True)
+class _Article:
+    """What the partner has of one article: ``history`` (every delivery, for the
+    subscription's rules) and ``newest`` / ``killed`` (only what it received or has queued:
+    what the order rule protects)."""
+
+    history: History
+    newest: int | None
+    killed: bool
+
+    def supersedes(self, version: int) -> bool:
+        """Sending this version would put it after a newer one, or after the kill."""
+        return self.newest is not None and (version < self.newest or (self.killed and version > self.newest))
+
+
+_ARTICLE = ("SELECT max(version), max(event_type = 'killed'), max(CASE WHEN status != 'dead' THEN version END),"
+            " max(status != 'dead' AND event_type = 'killed') FROM deliveries WHERE partner_id = ? AND article_id = ?")
+
+
+def _article(row: tuple) -> _Article:
+    version, killed, newest, newest_killed = row
+    return _Article(History(max_version=version, killed=bool(killed)), newest, bool(newest_killed))
+
+
 class PartnerTarget:
     """Queues replayed events for one partner in the webhooks outbox (nothing when ``dry_run``)."""
 
@@ -83,42 +116,42 @@ class PartnerTarget:
         self.name = f"partner {partner_id}"
         self.dry_run = dry_run
         self._new: list[_New] = []
-        self._resend: list[str] = []
-        self._batch: dict[str, str] = {}
-        self._history: dict[str, History] = {}
+        #: event id → queued by this run (not yet in the file)
+        self._batch: set[str] = set()
+        self._articles: dict[str, _Article] = {}
         self._next_seq: int | None = None
         self.queued_ids: list[str] = []
 
     def _status(self, event_id: str) -> str | None:
+        """``pending``, ``had`` (delivered or dead, never pending) or None (never queued)."""
         if event_id in self._batch:
-            return self._batch[event_id]
-        row = self.db.execute("SELECT status FROM deliveries WHERE partner_id = ? AND event_id = ?",
-                              (self.partner.id, event_id)).fetchone()
-        return row[0] if row else None
+            return "pending"
+        pending, rows = self.db.execute("SELECT max(status = 'pending'), count(*) FROM deliveries"
+                                        " WHERE partner_id = ? AND event_id = ?",
+                                        (self.partner.id, event_id)).fetchone()
+        return "pending" if pending else ("had" if rows else None)
 
-    def _article_history(self, article_id: str) -> History:
-        if article_id not in self._history:
-            version, killed = self.db.execute(
-                "SELECT max(version), max(event_type = 'killed') FROM deliveries WHERE partner_id = ? AND article_id = ?",
-                (self.partner.id, article_id)).fetchone()
-            self._history[article_id] = History(max_version=version, killed=bool(killed))
-        return self._history[article_id]
+    def _article(self, article_id: str) -> _Article:
+        if article_id not in self._articles:
+            self._articles[article_id] = _article(self.db.execute(_ARTICLE, (self.partner.id, article_id)).fetchone())
+        return self._articles[article_id]
 
     def offer(self, item: Item) -> str:
         event = item.event
-        event_id = str(event["event_id"])
+        event_id, article_id, version = str(event["event_id"]), event["article_id"], event["version"]
         status = self._status(event_id)
         if status == "pending":
             return "pending"
-        if status is not None:
-            self._resend.append(event_id)
-            self._batch[event_id] = "pending"
-            return "re-sent"
+        article = self._article(article_id)
+        if article.supersedes(version):
+            return "superseded"
         now = datetime.now(timezone.utc)
-        decision = decide(self.partner.subscription, event, self._article_history(event["article_id"]),
-                          enabled=self.partner.enabled, now=now)
-        if not decision.deliver:
-            return "not for partner"
+        due = now
+        if status is None:
+            decision = decide(self.partner.subscription, event, article.history, enabled=self.partner.enabled, now=now)
+            if not decision.deliver:
+                return "not for partner"
+            due = decision.not_before or now
         if self._next_seq is None:
             self._next_seq = self.db.execute("SELECT next_seq FROM partners WHERE id = ?",
                                              (self.partner.id,)).fetchone()[0]
@@ -126,55 +159,65 @@ class PartnerTarget:
         try:
             body = payloads.render(event, self.partner.format, seq=seq, at=now)
         except ValueError as exc:  # as the live path dead-letters it, the replay skips it, saying why
-            log.warning("replay_unrenderable", partner=self.partner.id, article_id=event["article_id"],
-                        version=event["version"], event_id=event_id, reason=str(exc))
+            log.warning("replay_unrenderable", partner=self.partner.id, article_id=article_id,
+                        version=version, event_id=event_id, reason=str(exc))
             return "unrenderable"
         self._next_seq += 1
-        self._new.append(_New(event_id, event["article_id"], event["version"], event["event_type"], seq,
-                              body, item.payload, (decision.not_before or now).timestamp(), event, now))
-        self._batch[event_id] = "pending"
-        self._history[event["article_id"]] = History(max_version=event["version"],
-                                                     killed=event["event_type"] == "killed")
-        return "queued"
+        self._new.append(_New(event_id, article_id, version, event["event_type"], seq, body, item.payload,
+                              due.timestamp(), event, now))
+        self._batch.add(event_id)
+        killed = event["event_type"] == "killed"
+        self._articles[article_id] = _Article(
+            History(max_version=max(version, article.history.max_version or version),
+                    killed=article.history.killed or killed), version, killed)
+        return "queued" if status is None else "re-sent"
 
     def commit(self) -> None:
         if self.dry_run:  # keep what the run "queued" so far: later decisions depend on it
             self._new.clear()
-            self._resend.clear()
             return
-        if not (self._new or self._resend):
+        if not self._new:
             self._forget()
             return
         now = time.time()
         with outbox.transaction(self.db) as db:
-            if self._new:
-                first = db.execute("SELECT next_seq FROM partners WHERE id = ?", (self.partner.id,)).fetchone()[0]
-                if first != self._new[0].seq:  # the pusher queued for this partner meanwhile: renumber
-                    for number, new in enumerate(self._new):
-                        new.seq = first + number
-                        new.payload = payloads.render(new.event, self.partner.format, seq=new.seq, at=new.at)
-                db.execute("UPDATE partners SET next_seq = ? WHERE id = ?", (first + len(self._new), self.partner.id))
-                db.executemany("INSERT OR IGNORE INTO events (event_id, article_id, version, event_type, avro)"
-                               " VALUES (?, ?, ?, ?, ?)",
-                               [(n.event_id, n.article_id, n.version, n.event_type, n.avro) for n in self._new])
-                db.executemany(
-                    "INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
-                    " content_type, payload, status, next_attempt_at, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-                    [(self.partner.id, n.event_id, n.article_id, n.version, n.event_type, n.seq,
-                      self.partner.content_type, n.payload, n.due, now) for n in self._new])
-            db.executemany("UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?"
-                           " WHERE partner_id = ? AND event_id = ? AND status != 'pending'",
-                           [(now, self.partner.id, event_id) for event_id in self._resend])
-        self.queued_ids += [n.event_id for n in self._new] + self._resend
-        log.info("replay_queued", partner=self.partner.id, queued=len(self._new), resent=len(self._resend))
+            new = [n for n in self._new if not self._taken_meanwhile(db, n)]
+            first = db.execute("SELECT next_seq FROM partners WHERE id = ?", (self.partner.id,)).fetchone()[0]
+            for number, n in enumerate(new):  # the pusher may have queued for this partner meanwhile
+                if n.seq != first + number:
+                    n.seq = first + number
+                    n.payload = payloads.render(n.event, self.partner.format, seq=n.seq, at=n.at)
+            db.execute("UPDATE partners SET next_seq = ? WHERE id = ?", (first + len(new), self.partner.id))
+            db.executemany("INSERT OR IGNORE INTO events (event_id, article_id, version, event_type, avro)"
+                           " VALUES (?, ?, ?, ?, ?)",
+                           [(n.event_id, n.article_id, n.version, n.event_type, n.avro) for n in new])
+            db.executemany(
+                "INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
+                " content_type, payload, status, next_attempt_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                [(self.partner.id, n.event_id, n.article_id, n.version, n.event_type, n.seq,
+                  self.partner.content_type, n.payload, n.due, now) for n in new])
+        self.queued_ids += [n.event_id for n in new]
+        log.info("replay_queued", partner=self.partner.id, queued=len(new),
+                 seq_from=new[0].seq if new else None, seq_to=new[-1].seq if new else None)
         self._forget()
+
+    def _taken_meanwhile(self, db, new: _New) -> bool:
+        """Whether the pusher queued, since this batch was read, this event or what supersedes it
+        (checked inside the queueing transaction, so the order rule holds whoever queues)."""
+        pending = db.execute("SELECT 1 FROM deliveries WHERE partner_id = ? AND event_id = ? AND status = 'pending'",
+                             (self.partner.id, new.event_id)).fetchone()
+        if pending is None and not _article(db.execute(_ARTICLE, (self.partner.id, new.article_id)).fetchone()
+                                            ).supersedes(new.version):
+            return False
+        log.warning("replay_superseded_meanwhile", partner=self.partner.id, article_id=new.article_id,
+                    version=new.version, event_id=new.event_id)
+        return True
 
     def _forget(self) -> None:
         self._new.clear()
-        self._resend.clear()
         self._batch.clear()
-        self._history.clear()
+        self._articles.clear()
         self._next_seq = None
 
     def pending(self, event_ids: list[str]) -> int:

@@ -1,4 +1,6 @@
-"""The durable outbox: one row per delivery of one event to one partner.
+"""The durable outbox: one row per delivery of an event to a partner under one sequence number
+(the live path queues an event once per partner; a replay may queue it again, see
+:mod:`newswire.consumers.replay.targets`).
 
 The Kafka side (:class:`Enqueuer`, in the consume loop's thread) decides which partners get
 each event, gives each delivery the partner's next sequence number, renders its payload and

@@ -50,14 +50,19 @@ def attempts(db: sqlite3.Connection, *, partner_id: str | None = None, status: s
 
 
 def kill_report(db: sqlite3.Connection, *, partner_id: str | None = None) -> list[sqlite3.Row]:
-    """Per kill and partner that had the story: delivered or not, attempts, last error."""
+    """Per kill and partner that had the story: delivered or not, attempts, last error.
+
+    One row per (partner, kill) even when a replay sent the kill again under a new number:
+    its first delivery that reached the partner, else its latest one."""
     where, args = "event_type = 'killed'", []
     if partner_id:
         where += " AND partner_id = ?"
         args.append(partner_id)
-    return db.execute(f"SELECT id, partner_id, article_id, version, event_id, seq, status, tries, last_status,"
-                      f" last_error, created_at, delivered_at FROM deliveries WHERE {where}"
-                      f" ORDER BY partner_id, created_at", args).fetchall()
+    return db.execute(f"SELECT * FROM (SELECT id, partner_id, article_id, version, event_id, seq, status, tries,"
+                      f" last_status, last_error, created_at, delivered_at, row_number() OVER (PARTITION BY"
+                      f" partner_id, event_id ORDER BY status = 'delivered' DESC,"
+                      f" CASE WHEN status = 'delivered' THEN id ELSE -id END) AS pick FROM deliveries WHERE {where})"
+                      f" WHERE pick = 1 ORDER BY partner_id, created_at", args).fetchall()
 
 
 def summary(db: sqlite3.Connection) -> list[sqlite3.Row]:

@@ -1,9 +1,13 @@
 """The pusher's durable state: one SQLite file under ``settings.home``.
 
-It holds the partner registry, the outbox (one row per delivery of one event to one
-partner, with its payload, sequence number, attempts spent and next attempt time) and
-the receipts (one row per HTTP attempt). One file, so that enqueueing an event for its
-partners, numbering it and recording what each partner was sent is one transaction.
+It holds the partner registry, the outbox (one row per delivery, i.e. per sequence number
+of a partner, with its event, payload, attempts spent and next attempt time) and the
+receipts (one row per HTTP attempt). The live path queues an event at most once per
+partner; a replay may queue an event the partner already got once more, under a new
+number, so (partner, event) is not unique; (partner, seq) is. (A file made before that
+change keeps its old UNIQUE (partner_id, event_id) and cannot take such a replay: start a
+new file.) One file, so that enqueueing an event for its partners, numbering it and
+recording what each partner was sent is one transaction.
 
 SQLite in WAL mode lets the Kafka thread, the asyncio side and operator commands
 (``newswire partners``, ``newswire deliveries``) use the file at the same time, each
@@ -59,8 +63,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error      TEXT,
     created_at      REAL NOT NULL,
     delivered_at    REAL,
-    UNIQUE (partner_id, event_id),
-    UNIQUE (partner_id, seq)
+    UNIQUE (partner_id, seq)                  -- not (partner_id, event_id): replays send an event again
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (partner_id, status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_article ON deliveries (article_id, partner_id, version);
