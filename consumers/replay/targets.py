@@ -116,7 +116,7 @@ class PartnerTarget:
         self.name = f"partner {partner_id}"
         self.dry_run = dry_run
         self._new: list[_New] = []
-        #: event id → queued by this run (not yet in the file)
+        #: event ids this batch queued (not yet in the file; a dry run keeps them all)
         self._batch: set[str] = set()
         self._articles: dict[str, _Article] = {}
         self._next_seq: int | None = None
