@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
 import sqlite3
-import tempfile
 from pathlib import Path
 
 import click
@@ -29,6 +27,7 @@ from newswire import logs, metrics
 from newswire.bus import Delivery, EventLoop, instance_id
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
+from newswire.files import remove_temp_files, write_atomically
 from newswire.formats import newsml
 
 from .view import check
@@ -36,52 +35,12 @@ from .view import check
 log = logs.get(__name__)
 
 GROUP = "newswire-newsml"
-TEMP_SUFFIX = ".tmp"
 
 
 def relative_path(event: ArticleEvent) -> Path:
     """``YYYY/MM/DD/<article_id>_v<version>.xml`` of an (already checked) event."""
     day = event["occurred_at"].strftime("%Y/%m/%d")
     return Path(day) / f"{event['article_id']}_v{event['version']}.xml"
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _make_dirs(directory: Path) -> None:
-    """Create ``directory``, fsyncing the parent of every directory created."""
-    missing = []
-    for path in [directory, *directory.parents]:
-        if path.exists():
-            break
-        missing.append(path)
-    for path in reversed(missing):
-        path.mkdir(exist_ok=True)
-        _fsync_dir(path.parent)
-
-
-def write_atomically(path: Path, data: bytes) -> bool:
-    """Put ``data`` at ``path`` whole (temp file, fsync, rename, fsync dir); False when already there."""
-    if path.is_file() and path.read_bytes() == data:
-        return False
-    _make_dirs(path.parent)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return True
 
 
 class DropFolderBusy(RuntimeError):
@@ -110,8 +69,7 @@ class DropFolder:
         self._remove_leftovers()
 
     def _remove_leftovers(self) -> None:
-        for temp in self.root.rglob(f".*{TEMP_SUFFIX}"):
-            temp.unlink(missing_ok=True)
+        for temp in remove_temp_files(self.root):
             log.warning("drop_temp_removed", path=str(temp))
 
     def _committed(self, article_id: str) -> int:

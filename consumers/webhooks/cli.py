@@ -105,7 +105,7 @@ def partners_group() -> None:
 @partners_group.command("add")
 @click.argument("partner_id")
 @click.option("--name", required=True, help="The partner's name.")
-@click.option("--url", required=True, help="Its webhook endpoint (https://...).")
+@click.option("--url", required=True, help="Its webhook endpoint (https://...), or file:///dir for a drop folder.")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="ninjs", show_default=True)
 @click.option("--secret", help="Signing secret in whsec_ form (default: a new random one, printed).")
 @click.option("--disabled", is_flag=True, help="Register it disabled.")

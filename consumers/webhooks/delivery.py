@@ -24,10 +24,12 @@ class Response:
     error: str | None = None
     #: seconds a 429 or 503 asked us to wait
     retry_after: float | None = None
+    #: a drop-folder partner's file was written (no HTTP status: see :mod:`.drop`)
+    stored: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+        return self.stored or (self.status is not None and 200 <= self.status < 300)
 
     @property
     def gone(self) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from newswire import logs
-from newswire.consumers.webhooks import signing, ssrf
+from newswire.consumers.webhooks import drop, signing, ssrf
 from newswire.consumers.webhooks.config import Network, parse_cidrs
 from newswire.consumers.webhooks.filters import Subscription
 
@@ -116,20 +116,29 @@ def _write(db: sqlite3.Connection, partner: Partner, *, new: bool) -> None:
             raise UnknownPartner(f"no partner {partner.id!r}")
 
 
+def check_endpoint(partner: Partner, allow: Iterable[Network] = ()) -> None:
+    """An HTTP endpoint goes through the SSRF guard; a drop folder (``file:///dir``) must be an
+    absolute local path (see :mod:`.drop`)."""
+    if drop.is_drop(partner.url):
+        drop.directory(partner.url)
+    else:
+        ssrf.check_endpoint(partner.url, partner.allowed(allow))
+
+
 def add(db: sqlite3.Connection, partner: Partner, *, allow: Iterable[Network] = ()) -> Partner:
-    """Register a partner after checking its endpoint (SSRF guard)."""
-    ssrf.check_endpoint(partner.url, partner.allowed(allow))
+    """Register a partner after checking its endpoint (SSRF guard, or a drop folder's path)."""
+    check_endpoint(partner, allow)
     _write(db, partner, new=True)
     log.info("partner_added", partner=partner.id, url=partner.url, format=partner.format)
     return partner
 
 
 def update(db: sqlite3.Connection, partner_id: str, *, allow: Iterable[Network] = (), **changes) -> Partner:
-    """Change some fields of a partner (an URL change is checked by the SSRF guard again)."""
+    """Change some fields of a partner (an URL change is checked again)."""
     old = get(db, partner_id)
     partner = replace(old, **changes)
     if partner.url != old.url or partner.allow_cidrs != old.allow_cidrs:
-        ssrf.check_endpoint(partner.url, partner.allowed(allow))
+        check_endpoint(partner, allow)
     _write(db, partner, new=False)
     log.info("partner_updated", partner=partner_id, changed=sorted(changes))
     return partner

@@ -26,7 +26,7 @@ from kafka.errors import KafkaError
 
 from newswire import bus, logs, metrics
 from newswire.config import Settings
-from newswire.consumers.webhooks import delivery, outbox, policy, signing, ssrf, store
+from newswire.consumers.webhooks import delivery, drop, outbox, policy, signing, ssrf, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig
 from newswire.consumers.webhooks.outbox import Attempt
@@ -166,10 +166,15 @@ class PartnerWorker:
     async def _send(self, row: sqlite3.Row) -> None:
         partner = self.partner
         try:
-            headers = signing.headers(row["event_id"], row["payload"], partner.secrets,
-                                      content_type=row["content_type"], seq=row["seq"])
-            response = await delivery.post(self.client, partner.url, row["payload"], headers,
-                                           allow=self.allow, timeout_s=self.config.timeout_s)
+            if drop.is_drop(partner.url):  # a drop-folder partner: a file instead of a POST
+                fmt = next(f for f, t in registry.FORMATS.items() if t == row["content_type"])
+                response = await drop.deliver(partner.url, fmt, seq=row["seq"], article_id=row["article_id"],
+                                              version=row["version"], payload=row["payload"])
+            else:
+                headers = signing.headers(row["event_id"], row["payload"], partner.secrets,
+                                          content_type=row["content_type"], seq=row["seq"])
+                response = await delivery.post(self.client, partner.url, row["payload"], headers,
+                                               allow=self.allow, timeout_s=self.config.timeout_s)
             attempt = await self._judge(row, response)
             await self.pusher.recorder.record(row, attempt)
             metrics.DELIVERIES.labels(partner.id, attempt.outcome).inc()
@@ -258,6 +263,9 @@ class Pusher:
                 worker = self.workers[partner.id] = PartnerWorker(self, partner)
                 worker.task = asyncio.create_task(worker.run(), name=f"partner-{partner.id}")
                 log.info("partner_worker_started", partner=partner.id, url=partner.url, enabled=partner.enabled)
+                if drop.is_drop(partner.url):
+                    for temp in drop.remove_leftovers(partner.url):
+                        log.warning("drop_temp_removed", partner=partner.id, path=str(temp))
             elif worker.partner != partner:
                 worker.update(partner)
 

@@ -67,7 +67,8 @@ def _literal(host: str) -> IPAddress | None:
 def _split(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise ValueError(f"url: scheme must be https (or http), got {parts.scheme or 'none'!r} in {url!r}")
+        raise ValueError(f"url: scheme must be https (or http, or file:///dir for a drop folder),"
+                         f" got {parts.scheme or 'none'!r} in {url!r}")
     if not parts.hostname:
         raise ValueError(f"url: no host in {url!r}")
     try:
