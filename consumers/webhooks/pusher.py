@@ -9,7 +9,8 @@ own partner's deliveries, so a slow, failing or down partner never delays anothe
 Waiting on a rate limit, an open circuit or a ``Retry-After`` sends nothing and spends no
 attempt. Every attempt is recorded (:func:`.outbox.record`) before the next one of that
 article may go; nothing pending lives only in memory, so a restart, even after kill -9,
-resumes every retry where it was, with the same ``webhook-id``.
+resumes every retry where it was, with the same ``webhook-id``. A drop-folder partner
+(``file:///dir``, see :mod:`.drop`) goes through the same worker; its attempts write files.
 """
 
 from __future__ import annotations
