@@ -48,10 +48,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="newswire-bench-all-") as tmp:
         rows_file = Path(tmp) / "rows.jsonl"
         rows_file.touch()
-        failed = [name for name in tqdm(args.names, desc="benchmarks", unit="bench") if run(name, rows_file)]
-        rows = [json.loads(line) for line in rows_file.read_text().splitlines()]
-    table = [("benchmark", "measure", "figure", "peer / ceiling (same run)")]
-    table += [(r["title"].split(":")[0][:40], *r["row"]) for r in rows]
+        failed, table = [], [("bench", "measure", "figure", "peer / ceiling (same run)")]
+        for name in tqdm(args.names, desc="benchmarks", unit="bench"):
+            done = len(table)
+            if run(name, rows_file):
+                failed.append(name)
+            rows = [json.loads(line)["row"] for line in rows_file.read_text().splitlines()]
+            table += [(name, *row) for row in rows[done - 1:]]
     widths = [max(len(str(row[i])) for row in table) for i in range(4)]
     print(f"\nnewswire benchmarks  [{machine()}]")
     for i, row in enumerate(table):
