@@ -36,13 +36,14 @@ def _add(settings, partner_id: str, folder: Path, fmt: str, **fields) -> None:
 
 
 def _files(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    """The files a pickup sees (not the hidden temporary file of a write in progress)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
 
 
 def _parsed(folder: Path) -> list[tuple[int, str, int, bytes]]:
     """(seq, article id, version, content) of every file, in name (= transmission) order."""
     result = []
-    for name in _files(folder):
+    for name in sorted(p.name for p in folder.iterdir()):
         match = NAME.match(name)
         assert match, f"unexpected file {name!r} in the drop folder (a temporary file left?)"
         result.append((int(match[1]), match[2], int(match[3]), (folder / name).read_bytes()))
