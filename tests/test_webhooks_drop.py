@@ -20,6 +20,7 @@ from newswire.consumers.webhooks import drop, pusher, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.signing import new_secret
 from tests.official_schemas import newsml_schema, ninjs_validator
+from tests.topic_reader import dead_letters
 from tests.webhooks_support import cli, config, publish, query, wait_for
 
 NAME = re.compile(r"^(\d{10})_([A-Za-z0-9._:-]+)_v(\d+)\.(xml|json|rss\.xml)$")
@@ -184,3 +185,27 @@ def test_file_names_sort_in_sequence_order_and_name_the_format():
     assert drop.file_name(10, "x", 1, "rss") == "0000000010_x_v1.rss.xml"
     names = [drop.file_name(seq, "z", 1, "ninjs") for seq in (1, 2, 9, 10, 11, 100, 999)]
     assert sorted(names) == names
+
+
+def test_a_folder_missing_past_the_last_attempt_is_dead_lettered_and_a_gap_until_redriven(settings, tmp_path):
+    folder = tmp_path / "gone"
+    _add(settings, "away", folder, "ninjs", concurrency=1)
+    with pusher.Running(settings, config(schedule=(0, 0.05))):
+        publish(settings, [corpus.story(random.Random(i), f"dd-{i}", body_bytes=300) for i in range(2)])
+        wait_for(lambda: query(settings, "SELECT count(*) FROM deliveries WHERE status = 'dead'")[0][0] == 2,
+                 "both dead after two attempts")
+        gaps = cli(settings, "deliveries", "gaps", "--partner", "away").output.strip().splitlines()
+        assert [line.split("\t")[0] for line in gaps[1:-1]] == ["1", "2"] and gaps[-1] == "2 unacknowledged"
+        assert all("\tdead\t2\tcannot write the file: " in line and "No such file or directory" in line
+                   for line in gaps[1:-1])
+        dead = {dict(r.headers)["webhook.seq"]: dict(r.headers) for r in dead_letters(settings)}
+        assert sorted(dead) == [b"1", b"2"]
+        assert all(h["webhook.partner"] == b"away" and b"No such file or directory" in h["dlq.reason"]
+                   for h in dead.values())
+        folder.mkdir()
+        assert "redriven: 2" in cli(settings, "deliveries", "redrive", "--partner", "away").output
+        wait_for(lambda: len(_files(folder)) == 2, "both files after the redrive")
+    assert [seq for seq, *_ in _parsed(folder)] == [1, 2]
+    assert cli(settings, "deliveries", "gaps", "--partner", "away").output.strip().endswith("0 unacknowledged")
+    durations = query(settings, "SELECT duration_ms FROM attempts WHERE outcome = 'delivered'")
+    assert len(durations) == 2 and all(d[0] > 0 for d in durations)
