@@ -23,7 +23,10 @@ STANDARDS = SHARED / "standards"
 FIXTURES = SHARED / "fixtures"
 
 
-def pytest_configure(config: pytest.Config) -> None:
+@pytest.fixture(autouse=True)
+def structured_logs() -> None:
+    """Every test starts with the same log set-up: a CLI run in-process (CliRunner) configures
+    logging for the whole process (level, stream), which must not leak into the next test."""
     logs.configure("INFO", json=True)
 
 
