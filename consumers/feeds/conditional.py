@@ -13,9 +13,11 @@ import gzip
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 
 from aiohttp import web
+
+from newswire import httpdate
 
 GZIP_MIN_BYTES = 512
 
@@ -77,13 +79,8 @@ def not_modified(request: web.Request, body: Body, last_modified: datetime | Non
     validator = _validator_time(last_modified, now)
     if since is None or validator is None:
         return False
-    try:
-        since_time = parsedate_to_datetime(since)
-    except (TypeError, ValueError):
-        return False
-    if since_time.tzinfo is None:
-        since_time = since_time.replace(tzinfo=timezone.utc)
-    return validator <= since_time
+    since_time = httpdate.parse(since)
+    return since_time is not None and validator <= since_time
 
 
 def respond(request: web.Request, body: Body, *, last_modified: datetime | None, now: datetime,

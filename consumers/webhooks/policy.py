@@ -7,8 +7,9 @@ import asyncio
 import random
 import time
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Callable
+
+from newswire import httpdate
 
 Clock = Callable[[], float]
 
@@ -31,12 +32,9 @@ def retry_after(value: str | None, *, now: datetime | None = None) -> float | No
     value = value.strip()
     if value.isdigit():
         return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    when = httpdate.parse(value)
+    if when is None:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
