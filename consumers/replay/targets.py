@@ -35,13 +35,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
 from newswire import logs
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
+from newswire.loop_thread import LoopThread
 from newswire.consumers.webhooks import outbox, payloads, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig
@@ -243,56 +244,38 @@ class PartnerSender:
     """
 
     def __init__(self, settings: Settings, partner_id: str, config: WebhookConfig | None = None):
-        self.settings = settings
-        self.partner_id = partner_id
         self.config = config or WebhookConfig.from_env()
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
         self._worker: PartnerWorker | None = None
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name=f"replay-send-{partner_id}", daemon=True)
-        self._thread.start()
-        self._ready.wait()
+        started = threading.Event()
+        self._thread = LoopThread(lambda stop: self._serve(settings, partner_id, stop, started),
+                                  name=f"replay-send-{partner_id}")
+        started.wait()
         if self.error:
             raise self.error
 
-    def _main(self) -> None:
-        async def main() -> None:
-            pusher = Pusher(self.settings, self.config)
-            try:
-                worker = self._worker = PartnerWorker(pusher, registry.get(pusher.db, self.partner_id))
-                worker.task = asyncio.create_task(worker.run())
-                self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-                self._ready.set()
-                await self._stop.wait()
-                await _shut_down(worker)
-            finally:
-                pusher.dead_letters.close()
-                pusher.db.close()
+    async def _serve(self, settings: Settings, partner_id: str, stop: asyncio.Event,
+                     started: threading.Event) -> None:
+        pusher = Pusher(settings, self.config)
         try:
-            asyncio.run(main())
-        except BaseException as exc:
-            self.error = exc
+            try:
+                worker = self._worker = PartnerWorker(pusher, registry.get(pusher.db, partner_id))
+            except BaseException as exc:  # an unknown partner: said to the caller at once
+                self.error = exc
+                raise
+            finally:
+                started.set()
+            worker.task = asyncio.create_task(worker.run())
+            await stop.wait()
+            await worker.close()
         finally:
-            self._ready.set()
+            pusher.dead_letters.close()
+            pusher.db.close()
 
     def wake(self) -> None:
-        if self._loop and self._worker:
-            self._loop.call_soon_threadsafe(self._worker.wake.set)
+        self._thread.call_soon(lambda: self._worker and self._worker.wake.set())
 
     def stop(self) -> None:
-        if self._loop and self._stop and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
+        self._thread.stop()
 
 
-async def _shut_down(worker: PartnerWorker) -> None:
-    """Stop a partner worker. Its loop only ends by cancellation, and Python 3.11's
-    ``asyncio.wait_for`` can swallow a cancellation that races with the event it waits on,
-    so: send nothing new, cancel until the task is really done, then close."""
-    worker.partner = replace(worker.partner, enabled=False)
-    while worker.task is not None and not worker.task.done():
-        worker.task.cancel()
-        await asyncio.sleep(0.05)
-    await worker.close()

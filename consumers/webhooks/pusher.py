@@ -27,6 +27,7 @@ from kafka.errors import KafkaError
 
 from newswire import bus, logs, metrics
 from newswire.config import Settings
+from newswire.loop_thread import LoopThread
 from newswire.consumers.webhooks import delivery, drop, outbox, policy, signing, ssrf, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig
@@ -121,6 +122,9 @@ class PartnerWorker:
         self.paused_until = 0.0
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
+        #: set by close(): the loop ends by itself even where Python 3.11's asyncio.wait_for
+        #: swallows the cancellation that races with a wake-up
+        self.closing = False
 
     @property
     def allow(self):
@@ -135,7 +139,7 @@ class PartnerWorker:
 
     async def run(self) -> None:
         db = self.pusher.db
-        while True:
+        while not self.closing:
             self.wake.clear()
             timeout = self.config.poll_s
             now = time.time()
@@ -228,6 +232,8 @@ class PartnerWorker:
     async def close(self) -> None:
         """Send nothing new; let what is in flight finish and be recorded (within a timeout),
         so that a clean stop leaves nothing to send twice."""
+        self.closing = True
+        self.wake.set()
         if self.task:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
@@ -329,37 +335,8 @@ async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event |
         raise RuntimeError("the Kafka consume loop failed") from failure[0]
 
 
-class Running:
+class Running(LoopThread):
     """The pusher run in a background thread with its own event loop (tests, benchmarks, demo)."""
 
     def __init__(self, settings: Settings, config: WebhookConfig):
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, args=(settings, config), name="pusher", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-
-    def _main(self, settings: Settings, config: WebhookConfig) -> None:
-        async def main() -> None:
-            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            self._ready.set()
-            await serve(settings, config, self._stop)
-        try:
-            asyncio.run(main())
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self._ready.set()
-
-    def stop(self, timeout: float = 60) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
-
-    def __enter__(self) -> "Running":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        super().__init__(lambda stop: serve(settings, config, stop), name="pusher")
