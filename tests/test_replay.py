@@ -261,6 +261,7 @@ def test_an_interrupted_replay_resumes_from_its_checkpoint_and_sends_nothing_twi
     items = events(400, body_bytes=400)
     produce(settings, items, start=T0, step=timedelta(seconds=10))
     server = _partner(settings, "acme")
+    first = None
     try:
         # a duration: the resumed run must find its checkpoint and replay the window of the first run
         args = [*NEWSWIRE, "replay", "--partner", "acme", "--since", "30d", "--send", "--no-progress"]
@@ -286,6 +287,9 @@ def test_an_interrupted_replay_resumes_from_its_checkpoint_and_sends_nothing_twi
         assert set(ids) == _new_partner_gets(items)
         assert not list((settings.home / "replay").glob("*.json"))  # done: the checkpoint is gone
     finally:
+        if first is not None and first.poll() is None:  # a failed assertion must not leave it running
+            first.kill()
+            first.wait()
         server.stop()
 
 
