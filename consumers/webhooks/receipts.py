@@ -10,25 +10,20 @@ from datetime import datetime, timezone
 
 from newswire import logs
 from newswire.consumers.webhooks.outbox import transaction
+from newswire.timespec import parse_instant
 
 log = logs.get(__name__)
 
-_SPAN = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: outcomes of attempts that did not deliver
 FAILED = ("retry", "throttled", "dead", "gone")
 
 
 def since(text: str, *, now: float | None = None) -> float:
     """``"1h"``, ``"30m"``, ``"2d"`` ago, or an ISO 8601 instant → epoch seconds."""
-    now = time.time() if now is None else now
-    if match := _SPAN.match(text.strip()):
-        return now - float(match[1]) * _UNIT[match[2]]
     try:
-        when = datetime.fromisoformat(text)
+        return parse_instant(text, None if now is None else datetime.fromtimestamp(now, timezone.utc)).timestamp()
     except ValueError as exc:
-        raise ValueError(f"since: {text!r} is neither a span like 1h/30m/2d nor an ISO 8601 time") from exc
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+        raise ValueError(f"since: {exc}") from None
 
 
 def attempts(db: sqlite3.Connection, *, partner_id: str | None = None, status: str | None = None,
@@ -93,14 +88,15 @@ def health(db: sqlite3.Connection, *, window_s: float = 3600.0, now: float | Non
     return [{
         "partner": r["id"],
         "enabled": "yes" if r["enabled"] else f"no ({r['disabled_reason'] or 'disabled'})",
-        "last_success": _iso(r["last_success"]),
+        "last_success": iso_time(r["last_success"]),
         "failure_rate": f"{r['recent_failed'] / r['recent']:.0%}" if r["recent"] else "–",
         "failing": r["failing_since_success"],
         "pending_retries": r["pending_retries"],
     } for r in rows]
 
 
-def _iso(at: float | None) -> str | None:
+def iso_time(at: float | None) -> str | None:
+    """An epoch time as ISO 8601 UTC to the second (None stays None)."""
     return None if at is None else datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds")
 
 

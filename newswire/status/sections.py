@@ -4,17 +4,12 @@ and the kill report (from the webhook state file), and replays in progress (thei
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 from newswire.config import Settings
 from newswire.consumers.webhooks import receipts, store
 
 Section = Callable[[], Any]
-
-
-def _iso(at: float | None) -> str | None:
-    return None if at is None else datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds")
 
 
 def webhook_sections(settings: Settings) -> dict[str, Section]:
@@ -30,14 +25,14 @@ def webhook_sections(settings: Settings) -> dict[str, Section]:
         return section
 
     def deliveries(db) -> list[dict]:
-        return [{"at": _iso(r["at"]), "partner": r["partner_id"], "article_id": r["article_id"],
+        return [{"at": receipts.iso_time(r["at"]), "partner": r["partner_id"], "article_id": r["article_id"],
                  "version": r["version"], "attempt": r["attempt"], "status": r["status_code"] or r["outcome"],
                  "duration_ms": r["duration_ms"], "error": r["error"]}
                 for r in receipts.attempts(db, limit=20)]
 
     def kills(db) -> list[dict]:
         return [{"article_id": r["article_id"], "partner": r["partner_id"], "delivered": r["status"] == "delivered",
-                 "at": _iso(r["delivered_at"])} for r in receipts.kill_report(db)]
+                 "at": receipts.iso_time(r["delivered_at"])} for r in receipts.kill_report(db)]
 
     return {"partners": query(receipts.health), "deliveries": query(deliveries), "kills": query(kills)}
 
