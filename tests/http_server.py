@@ -13,31 +13,31 @@ from typing import Iterator
 from aiohttp import web
 
 from newswire.broker import free_port
+from newswire.loop_thread import LoopThread
 
 
 @contextlib.contextmanager
 def serving(app: web.Application) -> Iterator[str]:
     """Serve ``app`` until the block ends; yields its base URL (``http://127.0.0.1:PORT``)."""
     port = free_port()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    ready = threading.Event()
+    listening = threading.Event()
 
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
+    async def serve(stop: asyncio.Event) -> None:
+        runner = web.AppRunner(app)
+        try:
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            listening.set()
+            await stop.wait()
+        finally:
+            await runner.cleanup()
 
-    thread = threading.Thread(target=run, name="test-http-server", daemon=True)
-    thread.start()
-    if not ready.wait(15):
-        raise RuntimeError("the test HTTP server did not start")
+    server = LoopThread(serve, name="test-http-server")
+    listening.wait(15)
+    if server.error is not None or not listening.is_set():
+        server.stop(15)
+        raise RuntimeError(f"the test HTTP server did not start: {server.error!r}")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(15)
+        server.stop(15)
