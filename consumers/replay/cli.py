@@ -156,6 +156,7 @@ def _replay_to_partner(settings: Settings, partner: str, since: str | None, unti
             raise click.ClickException(str(exc)) from exc
     else:
         events = KafkaSource(settings, window)
+    target.endings = events.endings()  # the state of each article now, not in the window
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
