@@ -54,7 +54,8 @@ def test_unknown_partners_and_numbers_exit_1_and_an_open_circuit_is_named(settin
 
         with pusher.Running(settings, config(breaker_failures=3, breaker_cooldown_s=600)):
             publish(settings, [corpus.story(rng, f"op-{n}", body_bytes=200) for n in range(2)])
-            wait_for(lambda: query(settings, "SELECT count(*) FROM attempts")[0][0] >= 3, "three failed attempts")
+            wait_for(lambda: query(settings, "SELECT count(*) FROM deliveries")[0][0] == 2
+                     and query(settings, "SELECT count(*) FROM attempts")[0][0] >= 3, "three failed attempts")
             _failed(_run(settings, "deliveries", "resend", "--partner", "flaky", "--seq", "99999", ok=False),
                     "flaky has no deliveries numbered 99999-99999 (its numbers are 1-2)")
             _failed(_run(settings, "deliveries", "redrive", "--id", "424242", ok=False),

@@ -60,7 +60,7 @@ class _SeekToStored(ConsumerRebalanceListener):
         stored = feeds.store.positions(feeds.topic)
         starts = {}
         for tp in assigned:
-            committed = feeds.committed.pop(tp.partition, None) if tp.partition in stored else None
+            committed = (feeds.committed or {}).pop(tp.partition, None) if tp.partition in stored else None
             if committed is not None and committed < stored[tp.partition]:
                 feeds.rereading[tp.partition] = stored[tp.partition]
                 log.warning("feeds_rereading", topic=feeds.topic, partition=tp.partition, offset=committed,
@@ -112,7 +112,7 @@ class FeedsConsumer:
         self.reread += 1
         if offset + 1 >= end:
             del self.rereading[partition]
-            log.info("feeds_reread", topic=self.topic, partition=partition, up_to=end, reread=self.reread)
+            log.info("feeds_reread", topic=self.topic, partition=partition, up_to=end, reread_total=self.reread)
         return True
 
     def _handle(self, delivery: Delivery) -> None:

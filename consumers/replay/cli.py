@@ -6,9 +6,8 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
-
 from datetime import datetime, timezone
+from pathlib import Path
 
 import click
 from kafka.errors import KafkaError
