@@ -1,5 +1,12 @@
 """The feeds consumer: its own group, an :class:`~newswire.bus.EventLoop` in its own thread.
 
+It starts each partition where its stored view ends, whatever the group's offsets say, except
+where the group's committed offset is *behind* the view: someone reset the group
+(``newswire replay --group newswire-feeds``, or ``kafka-consumer-groups --reset-offsets``) to
+have it re-read, so it re-reads from there, and applies each version it already has again
+(a new cursor value: change pollers get it again). Only this consumer writes the view's
+positions; a reset only moves the group's offsets, which Kafka keeps.
+
 Each event is applied to the :class:`FeedView`; before offsets are committed the view's
 journal and the consumer's positions are written to the :class:`ViewStore` in one SQLite
 transaction, and only then may the change cursor hand the new changes out. Between polls
@@ -16,8 +23,9 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from kafka import ConsumerRebalanceListener
+from kafka.errors import KafkaError
 
-from newswire import formats, logs, metrics
+from newswire import formats, logs, metrics, topics
 from newswire.bus import Delivery, EventLoop, instance_id
 from newswire.config import Settings
 
@@ -36,7 +44,9 @@ def utc_now() -> datetime:
 
 
 class _SeekToStored(ConsumerRebalanceListener):
-    """On assignment, start each partition where the stored view ends (or at the beginning)."""
+    """On assignment, start each partition where the stored view ends (or at the beginning);
+    where the group's committed offset is behind that, from the committed offset (see
+    :class:`FeedsConsumer`)."""
 
     def __init__(self, feeds: "FeedsConsumer"):
         self.feeds = feeds
@@ -45,15 +55,27 @@ class _SeekToStored(ConsumerRebalanceListener):
         pass
 
     def on_partitions_assigned(self, assigned) -> None:
-        kafka = self.feeds.loop.consumer
-        stored = self.feeds.store.positions(self.feeds.topic)
+        feeds = self.feeds
+        kafka = feeds.loop.consumer
+        stored = feeds.store.positions(feeds.topic)
+        starts = {}
         for tp in assigned:
-            if tp.partition in stored:
+            committed = (feeds.committed or {}).pop(tp.partition, None) if tp.partition in stored else None
+            if committed is not None and committed < stored[tp.partition]:
+                feeds.rereading[tp.partition] = stored[tp.partition]
+                log.warning("feeds_rereading", topic=feeds.topic, partition=tp.partition, offset=committed,
+                            view_offset=stored[tp.partition], events=stored[tp.partition] - committed,
+                            why="the group's committed offset is behind the view (a group reset, "
+                                "or a commit lost in a crash)")
+                starts[tp.partition] = committed
+                kafka.seek(tp, committed)
+            elif tp.partition in stored:
+                starts[tp.partition] = stored[tp.partition]
                 kafka.seek(tp, stored[tp.partition])
             else:
+                starts[tp.partition] = 0
                 kafka.seek_to_beginning(tp)
-        log.info("feeds_partitions_assigned", topic=self.feeds.topic,
-                 positions={tp.partition: stored.get(tp.partition, 0) for tp in assigned})
+        log.info("feeds_partitions_assigned", topic=feeds.topic, positions=starts)
 
 
 class FeedsConsumer:
@@ -61,10 +83,15 @@ class FeedsConsumer:
 
     def __init__(self, settings: Settings, view: FeedView, store: ViewStore, *,
                  clock: Clock = utc_now, group_id: str = GROUP):
+        self.settings = settings
+        self.group_id = group_id
         self.view = view
         self.store = store
         self.clock = clock
         self.topic = settings.topics.articles
+        #: partition → the group's committed offset, read before the consumer joins the group
+        #: (None until then); taken by the first assignment of each partition
+        self.committed: dict[int, int] | None = None
         # one consumer per view file: a static member, which a restart after a crash puts back at once
         self.loop = EventLoop(settings, group_id, self._handle, before_commit=self._persist, name="feeds",
                               instance_id=instance_id(group_id, store.path))
@@ -72,14 +99,30 @@ class FeedsConsumer:
         self.loop.consumer.subscribe([self.topic], listener=_SeekToStored(self))
         self._thread: threading.Thread | None = None
         self.failure: BaseException | None = None
+        #: partition → the view's position when a re-read (a group reset) began there
+        self.rereading: dict[int, int] = {}
+        #: events re-read because the group's offsets were behind the view
+        self.reread = 0
+
+    def _again(self, partition: int, offset: int) -> bool:
+        """Whether this record is re-read because of a group reset (and count it)."""
+        end = self.rereading.get(partition)
+        if end is None or offset >= end:
+            return False
+        self.reread += 1
+        if offset + 1 >= end:
+            del self.rereading[partition]
+            log.info("feeds_reread", topic=self.topic, partition=partition, up_to=end, reread_total=self.reread)
+        return True
 
     def _handle(self, delivery: Delivery) -> None:
         event = delivery.event
+        topic, partition, offset = delivery.position
+        again = self._again(partition, offset)
         formats.prepare(event)  # ValueError (to the dead letters) if a renderer could not render it
-        entry = self.view.apply(event, self.clock(), payload=delivery.record.value)
+        entry = self.view.apply(event, self.clock(), payload=delivery.record.value, again=again)
         if entry is not None:
             metrics.OUTPUTS_PRODUCED.labels("feeds", "feed_item").inc()
-            topic, partition, offset = delivery.position
             log.info("feed_view_applied", article_id=event["article_id"], version=event["version"],
                      event_type=event["event_type"], event_id=event["event_id"], seq=entry.seq,
                      held=entry.held, topic=topic, partition=partition, offset=offset)
@@ -92,8 +135,27 @@ class FeedsConsumer:
         if changes:
             self.view.mark_durable(changes[-1].entry.seq)
 
+    def _read_committed(self) -> bool:
+        """Read the group's committed offsets (before joining: they cannot change while the group
+        has a member, since Kafka refuses a reset then); False while Kafka does not answer."""
+        try:
+            admin = topics.admin(self.settings)
+            try:
+                found = admin.list_group_offsets({self.group_id: None}).get(self.group_id, {})
+            finally:
+                admin.close()
+        except KafkaError as exc:
+            log.warning("feeds_group_offsets_unavailable", group=self.group_id, error=str(exc))
+            return False
+        self.committed = {tp.partition: om.offset for tp, om in found.items()
+                          if tp.topic == self.topic and om is not None and om.offset is not None and om.offset >= 0}
+        return True
+
     def poll(self, timeout_ms: int = 200) -> int:
         """One batch (applied, persisted, committed), then lift ended embargoes; return the batch size."""
+        if self.committed is None and not self._read_committed():
+            self.loop.stopping.wait(timeout_ms / 1000)
+            return 0
         count = self.loop.poll_once(timeout_ms)
         if self.view.release(self.clock()):
             self._persist()

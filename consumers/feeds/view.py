@@ -175,16 +175,20 @@ class FeedView:
 
     # --- changes ------------------------------------------------------------------------
 
-    def apply(self, event: ArticleEvent, now: datetime, *, payload: bytes | None = None) -> Entry | None:
+    def apply(self, event: ArticleEvent, now: datetime, *, payload: bytes | None = None,
+              again: bool = False) -> Entry | None:
         """Apply one event at ``now``; return the new entry, or ``None`` when it is stale.
 
         ``payload``: the event's Avro single-object encoding when the caller has it (read from
-        Kafka), which saves encoding it again.
+        Kafka), which saves encoding it again. ``again``: the event is re-read on purpose (its
+        consumer group was reset): the version the view already has is applied again, with a
+        new cursor value, so change pollers get it again; older versions are still stale.
         """
         check(event)
         with self._lock:
             current = self._entries.get(event["article_id"])
-            if current is not None and event["version"] <= current.version:
+            if current is not None and (event["version"] < current.version
+                                        or (event["version"] == current.version and not again)):
                 self.stale += 1
                 log.info("feed_view_stale_event", article_id=event["article_id"], version=event["version"],
                          known_version=current.version, event_id=event.get("event_id"))

@@ -6,20 +6,24 @@ import signal
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
+from kafka.errors import KafkaError
 from tqdm import tqdm
 
 from newswire import bus
 from newswire.config import Settings
 from newswire.consumers.archive.archiver import default_root
 from newswire.consumers.webhooks import partners as registry
+from newswire.consumers.webhooks import store
 from newswire.consumers.webhooks.cli import partners_group
-from newswire.timespec import parse_instant
+from newswire.timespec import parse_instant, to_ms
 
 from . import groups
 from .checkpoint import Checkpoint
+from .missed import missed
 from .runner import replay as run_replay
 from .sources import ArchiveSource, KafkaSource
 from .targets import PartnerSender, PartnerTarget
@@ -65,6 +69,9 @@ def _partner_options(f):
         click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="At most N events per second."),
         click.option("--restart", is_flag=True, help="Ignore a checkpoint of an interrupted run of the same replay."),
+        click.option("--missed-only", is_flag=True,
+                     help="Send only events the partner never got (none again): to catch up a partner "
+                          "that was disabled."),
         click.option("--send/--no-send", default=False, show_default=True,
                      help="Deliver to the partner from this process (only while the pusher service is stopped); "
                           "by default the running pusher delivers what the replay queued."),
@@ -134,9 +141,9 @@ def _reset_group(settings: Settings, group: str, window: Window, source: str, dr
 
 def _replay_to_partner(settings: Settings, partner: str, since: str | None, until: str | None, *, source: str,
                        archive_root: Path | None, dry_run: bool, rate: float | None, restart: bool, send: bool,
-                       progress: bool) -> None:
+                       progress: bool, missed_only: bool) -> None:
     params = {"source": source, "target": f"partner:{partner}", "topic": settings.topics.articles,
-              "since": since, "until": until}
+              "since": since, "until": until, **({"missed_only": True} if missed_only else {})}
     checkpoint = Checkpoint.open(settings.home, params, restart=restart)
     if checkpoint.resumed:
         window = Window(*checkpoint.window)
@@ -145,7 +152,7 @@ def _replay_to_partner(settings: Settings, partner: str, since: str | None, unti
         window = _window(since, until)
         checkpoint.window = (window.since_ms, window.until_ms)
     try:
-        target = PartnerTarget(settings, partner, dry_run=dry_run)
+        target = PartnerTarget(settings, partner, dry_run=dry_run, missed_only=missed_only)
     except registry.UnknownPartner as exc:
         raise click.ClickException(f"{exc} (see `newswire partners list`)") from exc
     if source == "archive":
@@ -156,6 +163,7 @@ def _replay_to_partner(settings: Settings, partner: str, since: str | None, unti
             raise click.ClickException(str(exc)) from exc
     else:
         events = KafkaSource(settings, window)
+    target.endings = events.endings()  # the state of each article now, not in the window
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -209,5 +217,70 @@ def backfill(ctx: click.Context, partner: str, since: str | None, until: str | N
     ctx.invoke(replay, since=since, until=until, group=None, partner=partner, **options)
 
 
-# ``newswire partners`` is the webhooks part's group; the backfill alias lives with it.
+@click.command("enable")
+@click.argument("partner")
+@click.option("--backfill", "catch_up", is_flag=True,
+              help="Also queue what it missed while disabled (the backfill the command prints).")
+@click.pass_context
+def enable(ctx: click.Context, partner: str, catch_up: bool) -> None:
+    """Push to a partner again, starting with what was held; say what it missed while disabled.
+
+    Stories published while a partner is disabled are not queued for it (only the kills and
+    corrections of stories it has are held). By default this prints how many events it
+    missed, from when to when, and the exact backfill command; with --backfill it runs it
+    (only events it never got, and nothing of a story killed or withdrawn since).
+    """
+    settings = _settings(ctx)
+    db = store.connect(settings)
+    try:
+        was = registry.enable(db, partner)
+    except registry.UnknownPartner as exc:
+        raise click.ClickException(f"{exc} (see `newswire partners list`)") from exc
+    finally:
+        db.close()
+    if was.enabled:
+        click.echo(f"{partner}: already enabled")
+        return
+    click.echo(f"{partner}: enabled (it was disabled: {was.disabled_reason or 'by an operator'})")
+    if was.disabled_at is None:  # a state file from before disabled_at was kept
+        click.echo(f"{partner}: when it was disabled is not known; `newswire partners backfill {partner} "
+                   f"--since TIME --missed-only --dry-run` shows what it missed since TIME")
+        return
+    since = iso_ms(was.disabled_at)
+    try:
+        found = missed(settings, partner, to_ms(parse_instant(since)))
+    except KafkaError as exc:
+        message = (f"{partner}: could not count what it missed since {since}: Kafka: {exc}; "
+                   f"`newswire partners backfill {partner} --since {since} --missed-only` sends it")
+        if catch_up:
+            raise click.ClickException(message) from exc
+        click.echo(message)
+        return
+    if not found.events:
+        click.echo(f"{partner}: missed nothing while disabled (since {since})"
+                   + (f"; {found.withheld} events of stories killed or withdrawn since are not sent"
+                      if found.withheld else ""))
+        return
+    first, last = (iso_ms(ms / 1000) for ms in (found.first_ms, found.last_ms))
+    command = f"newswire partners backfill {partner} --since {since} --missed-only"
+    click.echo(f"{partner}: MISSED {found.events} events ({found.stories} stories) published while disabled, "
+               f"from {first} to {last}" + (f"; {found.withheld} more of stories killed or withdrawn since are "
+                                            f"not sent" if found.withheld else ""))
+    if not catch_up:
+        click.echo(f"{partner}: to send them: {command}  (or `newswire partners enable {partner} --backfill` "
+                   f"next time)")
+        return
+    click.echo(f"{partner}: backfilling: {command}")
+    ctx.invoke(backfill, partner=partner, since=since, until=None, source="kafka", archive_root=None,
+               dry_run=False, rate=None, restart=False, send=False, progress=False, missed_only=True)
+
+
+def iso_ms(epoch_s: float) -> str:
+    """An epoch time as ISO 8601 UTC to the millisecond, as ``--since`` takes it."""
+    return datetime.fromtimestamp(epoch_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# ``newswire partners`` is the webhooks part's group; the backfill alias and enable (which
+# reports what a disabled partner missed, with the replay's decisions) live with it.
 partners_group.add_command(backfill)
+partners_group.add_command(enable)

@@ -4,6 +4,13 @@ consumer's offsets move) or the archive (events older than Kafka still holds).
 Both yield the same :class:`Item` for the same event: its partition and offset in the
 articles topic, record timestamp, the event (read as the newest schema) and its
 single-object payload as written, so every target behaves the same whichever the source.
+
+Both also give the **endings** (:meth:`Source.endings`): the kill or withdrawal of every
+article ended anywhere in the log, whatever the window, so a target decides per article from
+its state now, not from the window's (a window that ends before a kill must not send the
+killed story to anyone new). Kafka's come from a scan of the whole topic (record headers;
+only the endings are decoded); the archive's from its index, together with Kafka's (the
+archive may lag behind the topic, and a kill is in force from the moment it is published).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from newswire import bus, codec, logs
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
 from newswire.consumers.archive.reader import ArchiveReader, Problem
+from newswire.consumers.webhooks.filters import ENDINGS
 
 from .window import Range, Window, kafka_ranges
 
@@ -43,7 +51,17 @@ class Source(Protocol):
     def items(self, resume: dict[int, int]) -> Iterator[Item]:
         """The window's events in partition order, from the ``resume`` positions on."""
 
+    def endings(self) -> dict[str, Item]:
+        """Article id → its kill or withdrawal, over the whole log (not only the window)."""
+
     def close(self) -> None: ...
+
+
+def _latest(endings: dict[str, Item], item: Item) -> None:
+    """Keep ``item`` as its article's ending unless a later version ended it already."""
+    known = endings.get(item.event["article_id"])
+    if known is None or item.event["version"] > known.event["version"]:
+        endings[item.event["article_id"]] = item
 
 
 class KafkaSource:
@@ -65,33 +83,51 @@ class KafkaSource:
     def counts(self, resume: dict[int, int]) -> Counter:
         return Counter({r.partition: r.count for r in self._starts(resume)})
 
+    def _records(self, rng: Range):
+        """The records of one partition's offsets ``[start, stop)``."""
+        tp = TopicPartition(self.topic, rng.partition)
+        self.kafka.assign([tp])
+        self.kafka.seek(tp, rng.start)
+        while True:
+            records = self.kafka.poll(timeout_ms=1000).get(tp, [])
+            if not records and self.kafka.position(tp) >= rng.stop:
+                return  # the rest of the range holds no records (e.g. transaction markers)
+            for record in records:
+                if record.offset >= rng.stop:
+                    return
+                yield record
+                if record.offset + 1 >= rng.stop:
+                    return
+
+    def _item(self, record) -> Item | None:
+        try:
+            event = codec.decode(record.value)
+        except codec.DecodeError as exc:
+            self.undecodable += 1
+            log.warning("replay_undecodable", topic=self.topic, partition=record.partition,
+                        offset=record.offset, reason=str(exc))
+            return None
+        return Item(record.partition, record.offset, record.timestamp, event, record.value)
+
     def items(self, resume: dict[int, int]) -> Iterator[Item]:
         for rng in self._starts(resume):
             if rng.count == 0:
                 continue
-            tp = TopicPartition(self.topic, rng.partition)
-            self.kafka.assign([tp])
-            self.kafka.seek(tp, rng.start)
-            position = rng.start
-            while position < rng.stop:
-                records = self.kafka.poll(timeout_ms=1000).get(tp, [])
-                if not records and self.kafka.position(tp) >= rng.stop:
-                    break  # the rest of the range holds no records (e.g. transaction markers)
-                for record in records:
-                    if record.offset >= rng.stop:
-                        position = rng.stop
-                        break
-                    position = record.offset + 1
-                    if not self.window.holds(record.timestamp):
-                        continue
-                    try:
-                        event = codec.decode(record.value)
-                    except codec.DecodeError as exc:
-                        self.undecodable += 1
-                        log.warning("replay_undecodable", topic=self.topic, partition=record.partition,
-                                    offset=record.offset, reason=str(exc))
-                        continue
-                    yield Item(record.partition, record.offset, record.timestamp, event, record.value)
+            for record in self._records(rng):
+                if self.window.holds(record.timestamp) and (item := self._item(record)) is not None:
+                    yield item
+
+    def endings(self) -> dict[str, Item]:
+        found: dict[str, Item] = {}
+        for rng in kafka_ranges(self.kafka, self.topic, Window()):
+            for record in self._records(rng) if rng.count else ():
+                event_type = bus.header(record, "event_type")
+                if event_type is not None and event_type not in ENDINGS:
+                    continue  # the header says what it is: no need to decode it
+                item = self._item(record)
+                if item is not None and item.event["event_type"] in ENDINGS:
+                    _latest(found, item)
+        return found
 
     def close(self) -> None:
         self.kafka.close()
@@ -103,6 +139,7 @@ class ArchiveSource:
     name = "archive"
 
     def __init__(self, settings: Settings, window: Window, root: Path):
+        self.settings = settings
         self.topic = settings.topics.articles
         self.window = window
         self.reader = ArchiveReader(root)
@@ -117,10 +154,26 @@ class ArchiveSource:
     def counts(self, resume: dict[int, int]) -> Counter:
         return Counter(entry.partition for entry in self._entries(resume))
 
+    def _item(self, entry, event: ArticleEvent) -> Item:
+        payload = codec.encode(self.reader.event(entry, as_written=True), self.reader.schema_of(entry))
+        return Item(entry.partition, entry.offset, entry.published_at, event, payload)
+
     def items(self, resume: dict[int, int]) -> Iterator[Item]:
         for entry, event in self.reader.events(self._entries(resume), self.problems):
-            payload = codec.encode(self.reader.event(entry, as_written=True), self.reader.schema_of(entry))
-            yield Item(entry.partition, entry.offset, entry.published_at, event, payload)
+            yield self._item(entry, event)
+
+    def endings(self) -> dict[str, Item]:
+        ended = (e for e in self.reader.entries(topic=self.topic) if e.event_type in ENDINGS)
+        found: dict[str, Item] = {}
+        for entry, event in self.reader.events(ended, self.problems):
+            _latest(found, self._item(entry, event))
+        kafka = KafkaSource(self.settings, Window())
+        try:
+            for item in kafka.endings().values():
+                _latest(found, item)
+        finally:
+            kafka.close()
+        return found
 
     def close(self) -> None:
         for problem in self.problems:

@@ -13,6 +13,11 @@ For each replayed event the partner:
   same event, rendered again only because the number is part of the payload): the sequence
   number is the partner's transmission counter, the webhook-id its idempotency key
   (``re-sent``);
+- has of an article that is killed or withdrawn now (its ending is anywhere in the log, in
+  the window or after it): a partner that never had the story gets nothing of it, neither a
+  version nor the kill (``withheld: killed``), as live kills only go to partners that had the
+  story; a partner that had a version gets the kill instead of any other version
+  (``kill sent instead``), so a killed story's text never reaches anyone who did not have it;
 - never had: the partner's subscription decides (:func:`~newswire.consumers.webhooks.filters.decide`,
   as for live events); a delivery is queued with the partner's next sequence number
   (``queued``) or not (``not for partner``).
@@ -95,6 +100,9 @@ class _Article:
         return self.newest is not None and (version < self.newest or (self.killed and version > self.newest))
 
 
+#: the summary's name for an ending sent in place of a version of its article
+_NOTICE = {"killed": "kill", "withdrawn": "withdrawal"}
+
 _ARTICLE = ("SELECT max(version), max(event_type = 'killed'), max(CASE WHEN status != 'dead' THEN version END),"
             " max(status != 'dead' AND event_type = 'killed') FROM deliveries WHERE partner_id = ? AND article_id = ?")
 
@@ -107,7 +115,13 @@ def _article(row: tuple) -> _Article:
 class PartnerTarget:
     """Queues replayed events for one partner in the webhooks outbox (nothing when ``dry_run``)."""
 
-    def __init__(self, settings: Settings, partner_id: str, *, dry_run: bool = False):
+    def __init__(self, settings: Settings, partner_id: str, *, dry_run: bool = False, missed_only: bool = False):
+        """``missed_only``: events the partner already got are not sent again (``already sent``),
+        for catching up a partner that was disabled."""
+        #: the source's :meth:`~.sources.Source.endings` (article id → its kill or withdrawal,
+        #: anywhere in the log), set before the first offer
+        self.endings: dict[str, Item] = {}
+        self.missed_only = missed_only
         self.db = store.connect(settings, synchronous="FULL")
         try:
             self.partner = registry.get(self.db, partner_id)
@@ -143,9 +157,18 @@ class PartnerTarget:
         status = self._status(event_id)
         if status == "pending":
             return "pending"
+        if status == "had" and self.missed_only:
+            return "already sent"
         article = self._article(article_id)
         if article.supersedes(version):
             return "superseded"
+        ending = self.endings.get(article_id)
+        if ending is not None and ending.event["event_id"] != event_id:
+            if article.newest is not None and self.offer(ending) in ("queued", "re-sent"):
+                return f"{_NOTICE[ending.event['event_type']]} sent instead"
+            log.info("replay_withheld", partner=self.partner.id, article_id=article_id, version=version,
+                     event_id=event_id, ended_by=ending.event["event_type"], ended_version=ending.event["version"])
+            return f"withheld: {ending.event['event_type']}"
         now = datetime.now(timezone.utc)
         due = now
         if status is None:

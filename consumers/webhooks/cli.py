@@ -80,6 +80,12 @@ def _changes(old: Subscription, categories, languages, max_urgency, event_types,
     return changes
 
 
+def _known(db: sqlite3.Connection, partner_id: str | None) -> None:
+    """Raise :class:`~.partners.UnknownPartner` (exit 1, one line) for a --partner that is not registered."""
+    if partner_id is not None:
+        registry.get(db, partner_id)
+
+
 def _show(partner: Partner, *, secrets: bool, db: sqlite3.Connection) -> None:
     next_seq = db.execute("SELECT next_seq FROM partners WHERE id = ?", (partner.id,)).fetchone()[0]
     state = "enabled" if partner.enabled else f"DISABLED ({partner.disabled_reason or 'by an operator'})"
@@ -166,20 +172,17 @@ def partners_update(ctx, partner_id, name, url, fmt, **options) -> None:
 @click.option("--reason", default="disabled by an operator", show_default=True)
 @click.pass_context
 def partners_disable(ctx, partner_id, reason) -> None:
-    """Stop pushing to a partner; its pending deliveries (and kills of stories it has) are held."""
-    with _db(ctx) as db:
-        registry.disable(db, partner_id, reason)
-        click.echo(f"{partner_id}: disabled ({reason})")
+    """Stop pushing to a partner; its pending deliveries (and kills of stories it has) are held.
 
-
-@partners_group.command("enable")
-@click.argument("partner_id")
-@click.pass_context
-def partners_enable(ctx, partner_id) -> None:
-    """Push to a partner again, starting with what was held."""
+    Stories published while it is disabled are not queued for it: `newswire partners enable`
+    says how many it missed and how to backfill them (`--backfill` does it).
+    """
     with _db(ctx) as db:
-        registry.enable(db, partner_id)
-        click.echo(f"{partner_id}: enabled")
+        partner = registry.disable(db, partner_id, reason)
+        click.echo(f"{partner_id}: disabled ({reason}) since {_when(partner.disabled_at)}\n"
+                   f"{partner_id}: its pending deliveries, and the kills and corrections of stories it has, are "
+                   f"held until it is enabled; stories published meanwhile are NOT queued for it: "
+                   f"`newswire partners enable {partner_id}` reports what it missed, `--backfill` sends it")
 
 
 @partners_group.command("rotate-secret")
@@ -216,6 +219,7 @@ def deliveries_group() -> None:
 def deliveries_list(ctx, partner_id, status, since_text, article_id, limit) -> None:
     """Attempts (receipts), newest first."""
     with _db(ctx) as db:
+        _known(db, partner_id)
         rows = receipts.attempts(db, partner_id=partner_id, status=status, article_id=article_id, limit=limit,
                                  since_at=receipts.since(since_text) if since_text else None)
         click.echo("at\tpartner\tarticle\tversion\tseq\tevent_id\tattempt\toutcome\tstatus\tms\tnext_attempt\terror")
@@ -242,6 +246,7 @@ def deliveries_status(ctx) -> None:
 def deliveries_kills(ctx, partner_id) -> None:
     """The kill report: per partner that had a killed story, whether the kill reached it."""
     with _db(ctx) as db:
+        _known(db, partner_id)
         rows = receipts.kill_report(db, partner_id=partner_id)
         click.echo("partner\tarticle\tversion\tseq\tdelivered\tstatus\ttries\tdelivered_at\tlast_error")
         for r in rows:
@@ -259,11 +264,17 @@ def deliveries_kills(ctx, partner_id) -> None:
 def deliveries_redrive(ctx, partner_id, ids) -> None:
     """Send dead deliveries again with a fresh retry budget (a running pusher picks them up)."""
     with _db(ctx) as db:
+        _known(db, partner_id)
         result = outbox.redrive(db, partner_id=partner_id, ids=ids)
         click.echo(f"redriven: {len(result.redriven)}")
         if result.superseded:
             click.echo(f"left dead, a newer version already reached the partner: {len(result.superseded)} "
                        f"(ids {', '.join(map(str, result.superseded))})")
+        unknown = sorted(set(ids) - set(result.redriven) - set(result.superseded))
+        if unknown:
+            raise click.ClickException(
+                f"no dead deliveries{f' of partner {partner_id}' if partner_id else ''} with id "
+                f"{', '.join(map(str, unknown))} (`newswire deliveries list --status dead` shows them)")
 
 
 @deliveries_group.command("resend")
@@ -273,10 +284,31 @@ def deliveries_redrive(ctx, partner_id, ids) -> None:
 def deliveries_resend(ctx, partner_id, seq_range) -> None:
     """Send deliveries again with their original sequence numbers and webhook-ids."""
     with _db(ctx) as db:
-        registry.get(db, partner_id)
+        partner = registry.get(db, partner_id)
         low, high = receipts.parse_seq_range(seq_range)
         seqs = receipts.resend(db, partner_id, low, high)
+        if not seqs:
+            last = db.execute("SELECT next_seq - 1 FROM partners WHERE id = ?", (partner_id,)).fetchone()[0]
+            raise click.ClickException(f"{partner_id} has no deliveries numbered {low}-{high} "
+                                       f"({f'its numbers are 1-{last}' if last else 'it has none yet'})")
         click.echo(f"{partner_id}: resending {len(seqs)} deliveries ({low}-{high})")
+        for line in _held_up(db, partner):
+            click.echo(line)
+
+
+def _held_up(db: sqlite3.Connection, partner: Partner) -> list[str]:
+    """Why the pusher will not send to this partner right now (disabled, circuit open), if it will not."""
+    lines = []
+    if not partner.enabled:
+        lines.append(f"{partner.id}: DISABLED ({partner.disabled_reason or 'by an operator'}): nothing is sent "
+                     f"until `newswire partners enable {partner.id}`")
+    config = WebhookConfig.from_env()
+    failing = receipts.failing(db, partner.id)
+    if failing and failing.failures >= config.breaker_failures:
+        lines.append(f"{partner.id}: its circuit is OPEN ({failing.failures} failed attempts in a row, the last at "
+                     f"{_when(failing.last_at)}): the resend waits for the circuit; the pusher sends one probe "
+                     f"from {_when(failing.last_at + config.breaker_cooldown_s)} and the rest once one gets through")
+    return lines
 
 
 @deliveries_group.command("gaps")

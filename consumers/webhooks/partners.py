@@ -46,6 +46,8 @@ class Partner:
     rate_limit: float = 0.0
     enabled: bool = True
     disabled_reason: str | None = None
+    #: when it was disabled (epoch seconds): stories published from then on were not queued for it
+    disabled_at: float | None = None
     #: [current] or [current, previous] during a rotation
     secrets: tuple[str, ...] = ()
     allow_cidrs: tuple[Network, ...] = ()
@@ -78,7 +80,7 @@ def _from_row(row: sqlite3.Row) -> Partner:
     return Partner(id=row["id"], name=row["name"], url=row["url"], format=row["format"],
                    subscription=Subscription.from_json(row["filters"]), concurrency=row["concurrency"],
                    rate_limit=row["rate_limit"], enabled=bool(row["enabled"]),
-                   disabled_reason=row["disabled_reason"], secrets=tuple(json.loads(row["secrets"])),
+                   disabled_reason=row["disabled_reason"], disabled_at=row["disabled_at"], secrets=tuple(json.loads(row["secrets"])),
                    allow_cidrs=parse_cidrs(",".join(json.loads(row["allow_cidrs"]))))
 
 
@@ -97,20 +99,21 @@ def _write(db: sqlite3.Connection, partner: Partner, *, new: bool) -> None:
     values = dict(id=partner.id, name=partner.name, url=partner.url, format=partner.format,
                   filters=partner.subscription.to_json(), concurrency=partner.concurrency,
                   rate_limit=partner.rate_limit, enabled=int(partner.enabled),
-                  disabled_reason=partner.disabled_reason, secrets=json.dumps(list(partner.secrets)),
+                  disabled_reason=partner.disabled_reason, disabled_at=partner.disabled_at,
+                  secrets=json.dumps(list(partner.secrets)),
                   allow_cidrs=json.dumps([str(n) for n in partner.allow_cidrs]), now=time.time())
     if new:
         try:
             db.execute("INSERT INTO partners (id, name, url, format, filters, concurrency, rate_limit, enabled,"
-                       " disabled_reason, secrets, allow_cidrs, created_at, updated_at) VALUES (:id, :name, :url,"
-                       " :format, :filters, :concurrency, :rate_limit, :enabled, :disabled_reason, :secrets,"
-                       " :allow_cidrs, :now, :now)", values)
+                       " disabled_reason, disabled_at, secrets, allow_cidrs, created_at, updated_at) VALUES (:id,"
+                       " :name, :url, :format, :filters, :concurrency, :rate_limit, :enabled, :disabled_reason,"
+                       " :disabled_at, :secrets, :allow_cidrs, :now, :now)", values)
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"id: a partner {partner.id!r} already exists") from exc
     else:
         cursor = db.execute("UPDATE partners SET name=:name, url=:url, format=:format, filters=:filters,"
                             " concurrency=:concurrency, rate_limit=:rate_limit, enabled=:enabled,"
-                            " disabled_reason=:disabled_reason, secrets=:secrets, allow_cidrs=:allow_cidrs,"
+                            " disabled_reason=:disabled_reason, disabled_at=:disabled_at, secrets=:secrets, allow_cidrs=:allow_cidrs,"
                             " updated_at=:now WHERE id=:id", values)
         if cursor.rowcount == 0:
             raise UnknownPartner(f"no partner {partner.id!r}")
@@ -128,6 +131,8 @@ def check_endpoint(partner: Partner, allow: Iterable[Network] = ()) -> None:
 def add(db: sqlite3.Connection, partner: Partner, *, allow: Iterable[Network] = ()) -> Partner:
     """Register a partner after checking its endpoint (SSRF guard, or a drop folder's path)."""
     check_endpoint(partner, allow)
+    if not partner.enabled and partner.disabled_at is None:
+        partner = replace(partner, disabled_at=time.time())
     _write(db, partner, new=True)
     log.info("partner_added", partner=partner.id, url=partner.url, format=partner.format)
     return partner
@@ -145,13 +150,20 @@ def update(db: sqlite3.Connection, partner_id: str, *, allow: Iterable[Network] 
 
 
 def disable(db: sqlite3.Connection, partner_id: str, reason: str) -> Partner:
-    partner = update(db, partner_id, enabled=False, disabled_reason=reason)
+    """Disable a partner; one already disabled keeps the time it was first disabled."""
+    old = get(db, partner_id)
+    since = old.disabled_at if not old.enabled and old.disabled_at is not None else time.time()
+    partner = update(db, partner_id, enabled=False, disabled_reason=reason, disabled_at=since)
     log.warning("partner_disabled", partner=partner_id, reason=reason)
     return partner
 
 
 def enable(db: sqlite3.Connection, partner_id: str) -> Partner:
-    return update(db, partner_id, enabled=True, disabled_reason=None)
+    """Enable a partner; returns it as it was (disabled since when, why)."""
+    old = get(db, partner_id)
+    update(db, partner_id, enabled=True, disabled_reason=None, disabled_at=None)
+    log.info("partner_enabled", partner=partner_id, disabled_since=old.disabled_at)
+    return old
 
 
 def rotate_secret(db: sqlite3.Connection, partner_id: str, *, new_secret: str | None = None,

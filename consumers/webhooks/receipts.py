@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from newswire import logs
@@ -116,6 +117,25 @@ def parse_seq_range(text: str) -> tuple[int, int]:
     if high < low:
         raise ValueError(f"seq: range {text!r} ends before it starts")
     return low, high
+
+
+@dataclass(frozen=True)
+class Failing:
+    """A partner's failed attempts since its last answer (what opens its circuit)."""
+
+    failures: int
+    last_at: float
+
+
+def failing(db: sqlite3.Connection, partner_id: str) -> Failing | None:
+    """The attempts that failed in a row since the partner last answered (2xx or 410), as the
+    pusher's circuit breaker counts them (a throttled attempt neither counts nor resets), or
+    None when there are none."""
+    count, last_at = db.execute(
+        "SELECT count(*), max(at) FROM attempts WHERE partner_id = ? AND outcome IN ('retry', 'dead')"
+        " AND at > coalesce((SELECT max(at) FROM attempts WHERE partner_id = ?"
+        " AND outcome IN ('delivered', 'gone')), 0)", (partner_id, partner_id)).fetchone()
+    return Failing(count, last_at) if count else None
 
 
 def resend(db: sqlite3.Connection, partner_id: str, low: int, high: int, *, now: float | None = None) -> list[int]:

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS partners (
     rate_limit      REAL NOT NULL,           -- requests per second, 0 = unlimited
     enabled         INTEGER NOT NULL,
     disabled_reason TEXT,
+    disabled_at     REAL,                    -- when it was disabled (what it missed starts there)
     secrets         TEXT NOT NULL,           -- JSON list: [current] or [current, previous]
     allow_cidrs     TEXT NOT NULL,           -- JSON list of CIDRs this partner may resolve to
     next_seq        INTEGER NOT NULL DEFAULT 1,
@@ -108,4 +109,15 @@ def connect(settings: Settings, *, synchronous: str = "FULL") -> sqlite3.Connect
     db.execute(f"PRAGMA synchronous={synchronous}")
     db.execute("PRAGMA foreign_keys=ON")
     db.executescript(SCHEMA)
+    _add_columns(db)
     return db
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    """Columns added since the first release, for state files made before them."""
+    if "disabled_at" not in {row[1] for row in db.execute("PRAGMA table_info(partners)")}:
+        try:
+            db.execute("ALTER TABLE partners ADD COLUMN disabled_at REAL")
+        except sqlite3.OperationalError as exc:  # another process added it meanwhile
+            if "duplicate column" not in str(exc):
+                raise
