@@ -10,8 +10,9 @@ Every POST needs ``Authorization: Bearer <token>``, one of the comma-separated t
 time and never logged. The answer is 202 ``{event_id, article_id, version, event_type,
 partition, offset}`` only once Kafka acknowledged the write (acks=all, idempotent producer).
 Otherwise: 400 malformed JSON or invalid UTF-8, 401 missing or wrong token, 404 kill/withdraw
-of an unknown article, 413 body over the size limit, 415 not ``application/json``, 422 field
-errors, 503 Kafka down or not confirming. Every error body is
+of an unknown article, 408 body not received within the body timeout (15 s by default; the
+connection is then closed), 413 body over the size limit, 415 not ``application/json``, 422
+field errors, 503 Kafka down or not confirming. Every error body is
 ``{"errors": [{"field": ..., "problem": ...}]}``.
 
 kafka-python is synchronous: sends and look-ups run in the default executor's threads, through
@@ -45,6 +46,11 @@ TOKENS_ENV = "NEWSWIRE_INGEST_TOKENS"
 REALM = 'Bearer realm="newswire-ingest"'
 SETTINGS = web.AppKey("settings", Settings)
 TOKENS = web.AppKey("tokens", tuple)
+BODY_TIMEOUT = web.AppKey("body_timeout_s", float)
+#: seconds a client has to send its whole request body (a slow body holds a connection)
+BODY_TIMEOUT_S = 15.0
+#: seconds the rest of a refused request's body is read (and dropped) before the connection is closed
+LINGERING_S = 2.0
 PRODUCER = web.AppKey("producer", object)
 #: what the access log line says about the request's article (article_id, version, event_id)
 ABOUT = web.RequestKey("about", dict)
@@ -130,10 +136,17 @@ async def _document(request: web.Request) -> dict[str, Any] | web.Response:
     charset = request.charset
     if charset and charset.lower() not in ("utf-8", "utf8"):
         return errors(415, [FieldError("Content-Type", f"charset must be utf-8, not {charset}")])
+    timeout_s = request.app[BODY_TIMEOUT]
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout_s):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return errors(413, [FieldError("$", f"request body is over {MAX_DOCUMENT_BYTES} bytes")])
+    except TimeoutError:
+        log.warning("ingest_body_timeout", path=request.path, remote=request.remote, timeout_s=timeout_s)
+        response = errors(408, [FieldError("$", f"the request body did not arrive within {timeout_s:g} s")])
+        response.force_close()
+        return response
     try:
         return decode_document(raw)
     except ArticleError as exc:
@@ -208,13 +221,17 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "kafka_connected": request.app[PRODUCER].connected()})
 
 
-def create_app(settings: Settings, tokens: Sequence[str]) -> web.Application:
-    """The ingest application. ``tokens``: the accepted bearer tokens (at least one)."""
+def create_app(settings: Settings, tokens: Sequence[str], *, body_timeout_s: float = BODY_TIMEOUT_S
+               ) -> web.Application:
+    """The ingest application. ``tokens``: the accepted bearer tokens (at least one);
+    ``body_timeout_s``: how long a client has to send a request body (then 408, connection closed)."""
     if not tokens:
         raise ValueError(f"no ingest tokens configured: set {TOKENS_ENV} (comma-separated)")
-    app = web.Application(client_max_size=MAX_DOCUMENT_BYTES, middlewares=[access_log, bearer_auth])
+    app = web.Application(client_max_size=MAX_DOCUMENT_BYTES, middlewares=[access_log, bearer_auth],
+                          handler_args={"lingering_time": LINGERING_S})
     app[SETTINGS] = settings
     app[TOKENS] = tuple(tokens)
+    app[BODY_TIMEOUT] = float(body_timeout_s)
     app[PRODUCER] = SharedProducer(settings)
     app.router.add_post("/v1/articles", post_article)
     app.router.add_post("/v1/articles/{article_id}/kill", end_handler("killed"))
@@ -236,12 +253,14 @@ def ingest() -> None:
 @ingest.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--body-timeout", default=BODY_TIMEOUT_S, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a client has to send a request body; then 408 and the connection is closed.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, body_timeout: float) -> None:
     """Serve the ingest API; bearer tokens come from NEWSWIRE_INGEST_TOKENS (comma-separated)."""
     settings: Settings = ctx.find_root().obj
     try:
-        app = create_app(settings, tokens_from_env())
+        app = create_app(settings, tokens_from_env(), body_timeout_s=body_timeout)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     log.info("ingest_serving", host=host, port=port, topic=settings.topics.articles,

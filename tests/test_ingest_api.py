@@ -159,3 +159,48 @@ def test_tokens_come_from_the_environment_and_are_required(tmp_path: Path) -> No
     assert tokens_from_env({"NEWSWIRE_INGEST_TOKENS": " a1 , ,b2,"}) == ("a1", "b2")
     with pytest.raises(ValueError, match="NEWSWIRE_INGEST_TOKENS"):
         create_app(Settings(), tokens_from_env({}))
+
+
+def test_slow_request_bodies_are_cut_off_and_their_connections_closed(settings: Settings) -> None:
+    """20 clients with a valid token send their bodies a byte at a time: each gets a 408 and its
+    connection closed, while a normal request still goes through."""
+    async def main() -> tuple[list[bytes], int]:
+        server = TestServer(create_app(settings, [TOKEN], body_timeout_s=1.0), host="127.0.0.1", port=free_port())
+        await server.start_server()
+        try:
+            connections = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(20)]
+            for _, writer in connections:
+                writer.write(f"POST /v1/articles HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+                             "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{".encode())
+
+            async def dribble(writer: asyncio.StreamWriter) -> None:
+                try:
+                    while not writer.is_closing():
+                        writer.write(b" ")
+                        await writer.drain()
+                        await asyncio.sleep(0.1)
+                except ConnectionError:
+                    pass  # the server closed the connection
+
+            dribblers = [asyncio.create_task(dribble(writer)) for _, writer in connections]
+            # wait on the condition: every connection reaches its end of stream (the server closed it)
+            answers = await asyncio.wait_for(asyncio.gather(*(reader.read() for reader, _ in connections)), 120)
+            for task in dribblers:
+                task.cancel()
+            async with aiohttp.ClientSession() as session:
+                async with session.post(server.make_url("/v1/articles"), json=article("tml-api-after-slow"),
+                                        headers=auth()) as r:
+                    after = r.status
+            for _, writer in connections:
+                writer.close()
+            return answers, after
+        finally:
+            await server.close()
+
+    answers, after = asyncio.run(main())
+    assert len(answers) == 20
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+        assert b"did not arrive within 1 s" in answer
+    assert after == 202
+    assert [e["article_id"] for e, _ in read_events(settings)] == ["tml-api-after-slow"]
