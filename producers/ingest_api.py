@@ -8,7 +8,16 @@
 Every POST needs ``Authorization: Bearer <token>``, one of the comma-separated tokens in
 ``NEWSWIRE_INGEST_TOKENS``; the token is compared with every configured token in constant
 time and never logged. The answer is 202 ``{event_id, article_id, version, event_type,
-partition, offset}`` only once Kafka acknowledged the write (acks=all, idempotent producer).
+topic, partition, offset, duplicate: false}`` only once Kafka acknowledged the write (acks=all,
+idempotent producer).
+
+Each article version is published once (producers/once.py): the same version with the same
+content again answers 200 with the stored event (``duplicate: true``) and writes nothing; a
+version the topic already has with other content, an older version, or any version of a killed
+story is 409, naming the article, the version sent and the latest version on the topic. An
+``Idempotency-Key`` header (1-255 visible ASCII characters) is kept with the event it made: the
+same request again (also a kill or withdrawal) answers 200 with that event; another request
+with the same key is 422. Requests for one article are handled one at a time in a process.
 Otherwise: 400 malformed JSON or invalid UTF-8, 401 missing or wrong token, 404 kill/withdraw
 of an unknown article, 408 body not received within the body timeout (15 s by default; the
 connection is then closed), 413 body over the size limit, 415 not ``application/json``, 422
@@ -24,8 +33,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
+import re
 import threading
 import time
+import weakref
 from typing import Any, Awaitable, Callable, Sequence
 
 import click
@@ -37,8 +48,9 @@ from newswire.codec import ArticleEvent
 from newswire.config import Settings
 
 from .article import ARTICLE_ID, ARTICLE_ID_PROBLEM, MAX_DOCUMENT_BYTES, ArticleError, FieldError, build_event, decode_document
-from .latest import ArticleNotFound
-from .publish import KafkaUnavailable, Published, connect, end_of_article, publish
+from .latest import ArticleNotFound, key_headers
+from .once import Refused, Submission
+from .publish import KafkaUnavailable, Published, connect, end_of_article, publish, publish_once
 
 log = logs.get(__name__)
 
@@ -47,6 +59,9 @@ REALM = 'Bearer realm="newswire-ingest"'
 SETTINGS = web.AppKey("settings", Settings)
 TOKENS = web.AppKey("tokens", tuple)
 BODY_TIMEOUT = web.AppKey("body_timeout_s", float)
+#: per article id, the lock its requests take in turn (kept while a request holds it)
+LOCKS = web.AppKey("locks", weakref.WeakValueDictionary)
+IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
 #: seconds a client has to send its whole request body (a slow body holds a connection)
 BODY_TIMEOUT_S = 15.0
 #: seconds the rest of a refused request's body is read (and dropped) before the connection is closed
@@ -153,30 +168,59 @@ async def _document(request: web.Request) -> dict[str, Any] | web.Response:
         return errors(400, exc.errors)
 
 
+def _idempotency_key(request: web.Request) -> str | None | web.Response:
+    """The request's Idempotency-Key (None without one), or the 400 response."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        return errors(400, [FieldError("Idempotency-Key", "must be 1 to 255 visible ASCII characters")])
+    return key
+
+
+def _article_lock(app: web.Application, article_id: str) -> asyncio.Lock:
+    lock = app[LOCKS].get(article_id)
+    if lock is None:
+        lock = app[LOCKS][article_id] = asyncio.Lock()
+    return lock
+
+
 async def _run(func: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
 
-async def _publish(request: web.Request, event: ArticleEvent) -> web.Response:
+def _unavailable(event: ArticleEvent, exc: KafkaUnavailable) -> web.Response:
+    log.error("ingest_kafka_unavailable", article_id=event["article_id"], event_id=event["event_id"], reason=str(exc))
+    return errors(503, [FieldError("kafka", f"not published: {exc}")], {"Retry-After": "5"})
+
+
+async def _publish(request: web.Request, submission: Submission) -> web.Response:
+    """Publish once (the caller holds the article's lock)."""
+    event, app = submission.event, request.app
     request[ABOUT].update(article_id=event["article_id"], version=event["version"], event_id=event["event_id"])
-    app = request.app
     try:
-        (published,) = await _run(lambda: publish(app[SETTINGS], [event], app[PRODUCER].get()))
+        (result,) = await _run(lambda: publish_once(app[SETTINGS], [submission], app[PRODUCER].get()))
     except KafkaUnavailable as exc:
-        log.error("ingest_kafka_unavailable", article_id=event["article_id"], event_id=event["event_id"],
-                  reason=str(exc))
-        return errors(503, [FieldError("kafka", f"not published: {exc}")], {"Retry-After": "5"})
-    return web.json_response(_accepted(published), status=202)
+        return _unavailable(event, exc)
+    return _answer(request, result)
+
+
+def _answer(request: web.Request, result: Published | Refused) -> web.Response:
+    if isinstance(result, Refused):
+        return errors(result.status, [result.error])
+    request[ABOUT]["event_id"] = result.event["event_id"]
+    return web.json_response(_accepted(result), status=200 if result.duplicate else 202)
 
 
 def _accepted(published: Published) -> dict[str, Any]:
     e = published.event
     return {"event_id": e["event_id"], "article_id": e["article_id"], "version": e["version"],
             "event_type": e["event_type"], "topic": published.topic, "partition": published.partition,
-            "offset": published.offset}
+            "offset": published.offset, "duplicate": published.duplicate}
 
 
 async def post_article(request: web.Request) -> web.Response:
+    key = _idempotency_key(request)
+    if isinstance(key, web.Response):
+        return key
     document = await _document(request)
     if isinstance(document, web.Response):
         return document
@@ -187,7 +231,8 @@ async def post_article(request: web.Request) -> web.Response:
     except ArticleError as exc:
         log.info("article_rejected", article_id=request[ABOUT].get("article_id"), errors=[str(e) for e in exc.errors])
         return errors(422, exc.errors)
-    return await _publish(request, event)
+    async with _article_lock(request.app, event["article_id"]):
+        return await _publish(request, Submission.of(document, event, key))
 
 
 def end_handler(event_type: str) -> Handler:
@@ -196,6 +241,9 @@ def end_handler(event_type: str) -> Handler:
         request[ABOUT]["article_id"] = article_id
         if not ARTICLE_ID.fullmatch(article_id):
             return errors(422, [FieldError("article_id", ARTICLE_ID_PROBLEM)])
+        key = _idempotency_key(request)
+        if isinstance(key, web.Response):
+            return key
         document = await _document(request)
         if isinstance(document, web.Response):
             return document
@@ -205,16 +253,33 @@ def end_handler(event_type: str) -> Handler:
             unknown.append(FieldError("reason", "is required: a string saying why"))
         if unknown:
             return errors(422, unknown)
-        try:
-            event = await _run(end_of_article, request.app[SETTINGS], article_id, reason, event_type)
-        except ArticleNotFound as exc:
-            return errors(404, [FieldError("article_id", str(exc))])
-        except ArticleError as exc:
-            return errors(422, exc.errors)
-        except KafkaUnavailable as exc:
-            return errors(503, [FieldError("kafka", str(exc))], {"Retry-After": "5"})
-        return await _publish(request, event)
+        async with _article_lock(request.app, article_id):
+            return await _end(request, article_id, reason, event_type, key)
     return post_end
+
+
+async def _end(request: web.Request, article_id: str, reason: str, event_type: str, key: str | None
+               ) -> web.Response:
+    """The kill or withdrawal (the caller holds the article's lock)."""
+    app = request.app
+    try:
+        made = await _run(end_of_article, app[SETTINGS], article_id, reason, event_type, key)
+    except ArticleNotFound as exc:
+        return errors(404, [FieldError("article_id", str(exc))])
+    except ArticleError as exc:
+        return errors(422, exc.errors)
+    except Refused as refused:
+        return _answer(request, refused)
+    except KafkaUnavailable as exc:
+        return errors(503, [FieldError("kafka", str(exc))], {"Retry-After": "5"})
+    if isinstance(made, Published):  # the same request again
+        return _answer(request, made)
+    request[ABOUT].update(version=made["version"], event_id=made["event_id"])
+    try:
+        (published,) = await _run(lambda: publish(app[SETTINGS], [made], app[PRODUCER].get(), [key_headers(key)]))
+    except KafkaUnavailable as exc:
+        return _unavailable(made, exc)
+    return _answer(request, published)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -232,6 +297,7 @@ def create_app(settings: Settings, tokens: Sequence[str], *, body_timeout_s: flo
     app[SETTINGS] = settings
     app[TOKENS] = tuple(tokens)
     app[BODY_TIMEOUT] = float(body_timeout_s)
+    app[LOCKS] = weakref.WeakValueDictionary()
     app[PRODUCER] = SharedProducer(settings)
     app.router.add_post("/v1/articles", post_article)
     app.router.add_post("/v1/articles/{article_id}/kill", end_handler("killed"))
