@@ -48,7 +48,7 @@ from newswire.codec import ArticleEvent
 from newswire.config import Settings
 
 from .article import ARTICLE_ID, ARTICLE_ID_PROBLEM, MAX_DOCUMENT_BYTES, ArticleError, FieldError, build_event, decode_document
-from .latest import ArticleNotFound, key_headers
+from .latest import ArticleIndex, ArticleNotFound, key_headers
 from .once import Refused, Submission
 from .publish import KafkaUnavailable, Published, connect, end_of_article, publish, publish_once
 
@@ -61,6 +61,8 @@ TOKENS = web.AppKey("tokens", tuple)
 BODY_TIMEOUT = web.AppKey("body_timeout_s", float)
 #: per article id, the lock its requests take in turn (kept while a request holds it)
 LOCKS = web.AppKey("locks", weakref.WeakValueDictionary)
+#: where each article's last event is on the topic, kept up to date from it (producers/latest.py)
+INDEX = web.AppKey("index", ArticleIndex)
 IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
 #: seconds a client has to send its whole request body (a slow body holds a connection)
 BODY_TIMEOUT_S = 15.0
@@ -197,7 +199,7 @@ async def _publish(request: web.Request, submission: Submission) -> web.Response
     event, app = submission.event, request.app
     request[ABOUT].update(article_id=event["article_id"], version=event["version"], event_id=event["event_id"])
     try:
-        (result,) = await _run(lambda: publish_once(app[SETTINGS], [submission], app[PRODUCER].get()))
+        (result,) = await _run(lambda: publish_once(app[SETTINGS], [submission], app[PRODUCER].get(), app[INDEX]))
     except KafkaUnavailable as exc:
         return _unavailable(event, exc)
     return _answer(request, result)
@@ -263,7 +265,7 @@ async def _end(request: web.Request, article_id: str, reason: str, event_type: s
     """The kill or withdrawal (the caller holds the article's lock)."""
     app = request.app
     try:
-        made = await _run(end_of_article, app[SETTINGS], article_id, reason, event_type, key)
+        made = await _run(end_of_article, app[SETTINGS], article_id, reason, event_type, key, app[INDEX])
     except ArticleNotFound as exc:
         return errors(404, [FieldError("article_id", str(exc))])
     except ArticleError as exc:
@@ -298,6 +300,7 @@ def create_app(settings: Settings, tokens: Sequence[str], *, body_timeout_s: flo
     app[TOKENS] = tuple(tokens)
     app[BODY_TIMEOUT] = float(body_timeout_s)
     app[LOCKS] = weakref.WeakValueDictionary()
+    app[INDEX] = ArticleIndex()
     app[PRODUCER] = SharedProducer(settings)
     app.router.add_post("/v1/articles", post_article)
     app.router.add_post("/v1/articles/{article_id}/kill", end_handler("killed"))

@@ -1,9 +1,10 @@
 """Publishing each article version once: the article id and the version are the natural key.
 
 Before an event is written, the article's latest event is read back from the articles topic
-(:class:`~newswire.producers.latest.ArticleLog`): the topic answers, not process memory, so
-the rule holds across restarts and across several ingest processes and CLIs. Given the latest
-event on the topic:
+(:class:`~newswire.producers.latest.ArticleLog`; an article with no event yet costs one read of
+its whole partition, after which an :class:`~newswire.producers.latest.ArticleIndex` brought up
+to the partition's end answers): the topic answers, not process memory, so the rule holds
+across restarts and across several ingest processes and CLIs. Given the latest event on the topic:
 
 * none, or an older version: the event is new and is published;
 * the same version with the same content: a resend. Nothing is written and the stored event

@@ -34,7 +34,7 @@ from newswire.config import Settings
 
 from .article import ArticleError, FieldError, build_event, decode_document
 from .html_page import PageError, article_from_html
-from .latest import ArticleLog, ArticleNotFound, Stored, key_headers, kill_event, reason_text, withdraw_event
+from .latest import ArticleIndex, ArticleLog, ArticleNotFound, Stored, key_headers, kill_event, reason_text, withdraw_event
 from .once import Refused, Submission, check_end, screen
 
 log = logs.get(__name__)
@@ -124,12 +124,13 @@ def publish(settings: Settings, events: list[ArticleEvent], kafka: KafkaProducer
     return published
 
 
-def publish_once(settings: Settings, submissions: list[Submission], kafka: KafkaProducer | None = None
-                 ) -> list[Published | Refused]:
+def publish_once(settings: Settings, submissions: list[Submission], kafka: KafkaProducer | None = None,
+                 index: ArticleIndex | None = None) -> list[Published | Refused]:
     """Publish each article version once (producers/once.py): per submission, in order, its
     Published (``duplicate`` when the topic already had it) or its Refused. KafkaUnavailable
-    when the topic cannot be read or the writes are not confirmed."""
-    with _lookups(settings) as articles:
+    when the topic cannot be read or the writes are not confirmed. ``index``: the long-lived
+    :class:`~newswire.producers.latest.ArticleIndex` of a server (default: one for this call)."""
+    with _lookups(settings, index) as articles:
         verdicts = _kafka_call(settings, screen, articles, submissions)
     new = [s for s, verdict in zip(submissions, verdicts) if verdict is None]
     written = iter(publish(settings, [s.event for s in new], kafka, [key_headers(s.idempotency_key) for s in new]))
@@ -151,9 +152,9 @@ def publish_once(settings: Settings, submissions: list[Submission], kafka: Kafka
     return results
 
 
-def _lookups(settings: Settings) -> ArticleLog:
+def _lookups(settings: Settings, index: ArticleIndex | None = None) -> ArticleLog:
     """A reader of the articles topic; KafkaUnavailable when no broker answers."""
-    return _kafka_call(settings, ArticleLog, settings, failed="is not reachable")
+    return _kafka_call(settings, lambda: ArticleLog(settings, index=index), failed="is not reachable")
 
 
 def _kafka_call(settings: Settings, func: Callable[..., T], *args: Any, failed: str = "did not answer") -> T:
@@ -173,11 +174,11 @@ def connect(settings: Settings) -> KafkaProducer:
 
 
 def end_of_article(settings: Settings, article_id: str, reason: str, event_type: str,
-                   idempotency_key: str | None = None) -> ArticleEvent | Published:
+                   idempotency_key: str | None = None, index: ArticleIndex | None = None) -> ArticleEvent | Published:
     """The kill or withdrawal event of ``article_id`` (its latest event, read back from Kafka);
     or, when ``idempotency_key`` is on that latest event and it is this kill or withdrawal, the
     Published it already is (:func:`newswire.producers.once.check_end`)."""
-    with _lookups(settings) as articles:
+    with _lookups(settings, index) as articles:
         latest = _kafka_call(settings, articles.latest, article_id)
     if (stored := check_end(article_id, event_type, reason_text(reason), idempotency_key, latest)) is not None:
         return Published.stored(stored)

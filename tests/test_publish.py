@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from newswire import corpus, logs
+from newswire import bus, corpus, logs
 from newswire.broker import free_port
 from newswire.cli import main
 from newswire.config import Settings
 from newswire.producers.article import ArticleError
-from newswire.producers.latest import ArticleNotFound, kill_event, latest_event, partition_of
+from newswire.producers.latest import ArticleIndex, ArticleLog, ArticleNotFound, kill_event, latest_event, partition_of
 from newswire.producers.publish import publish
 from tests.replay_support import cli_env
 from tests.topic_reader import read_events
@@ -139,6 +139,32 @@ def test_latest_event_scans_back_across_chunks_in_the_key_partition(settings: Se
     assert partition_of("tml-deep", settings.topics.articles, {0, 1, 2}) == records[newer["event_id"]].partition
     with pytest.raises(ArticleNotFound):
         latest_event(settings, "tml-never")
+
+
+def test_the_index_of_a_partition_read_whole_follows_what_is_written_after_it(settings: Settings) -> None:
+    """An article with no event makes the look-up read its partition whole, once; the index it
+    leaves is brought up to the partition's end before every later answer (others' writes too)."""
+    rng = random.Random(7)
+    publish(settings, [corpus.story(rng, f"tml-bulk-{i}", body_bytes=200) for i in range(1200)])
+    index = ArticleIndex()
+    with ArticleLog(settings, index=index) as articles:
+        assert articles.latest_or_none("tml-late") is None
+        assert articles.latest("tml-bulk-7").event["article_id"] == "tml-bulk-7"
+        late = corpus.story(rng, "tml-late")
+        publish(settings, [late, corpus.story(rng, "tml-bulk-x")])  # another producer, after the index was made
+        assert articles.latest("tml-late").event["event_id"] == late["event_id"]
+    newer = corpus.next_version(late, "updated")
+    publish(settings, [newer])
+    kafka = bus.producer(settings)
+    try:  # an undecodable record as the article's last: the look-up goes back to the one before
+        kafka.send(settings.topics.articles, key=b"tml-late", value=b"not avro").get(timeout=10)
+    finally:
+        kafka.close()
+    with ArticleLog(settings, index=index) as articles:
+        found = articles.latest("tml-late")
+        assert (found.event["event_id"], found.event["version"]) == (newer["event_id"], 2)
+        with pytest.raises(ArticleNotFound):
+            articles.latest("tml-never")
 
 
 def test_kill_event_copies_the_story() -> None:
