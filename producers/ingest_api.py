@@ -197,7 +197,7 @@ def _unavailable(event: ArticleEvent, exc: KafkaUnavailable) -> web.Response:
 async def _publish(request: web.Request, submission: Submission) -> web.Response:
     """Publish once (the caller holds the article's lock)."""
     event, app = submission.event, request.app
-    request[ABOUT].update(article_id=event["article_id"], version=event["version"], event_id=event["event_id"])
+    request[ABOUT].update(article_id=event["article_id"], version=event["version"])
     try:
         (result,) = await _run(lambda: publish_once(app[SETTINGS], [submission], app[PRODUCER].get(), app[INDEX]))
     except KafkaUnavailable as exc:
@@ -276,7 +276,7 @@ async def _end(request: web.Request, article_id: str, reason: str, event_type: s
         return errors(503, [FieldError("kafka", str(exc))], {"Retry-After": "5"})
     if isinstance(made, Published):  # the same request again
         return _answer(request, made)
-    request[ABOUT].update(version=made["version"], event_id=made["event_id"])
+    request[ABOUT]["version"] = made["version"]
     try:
         (published,) = await _run(lambda: publish(app[SETTINGS], [made], app[PRODUCER].get(), [key_headers(key)]))
     except KafkaUnavailable as exc:

@@ -55,10 +55,12 @@ class Submission:
 class Refused(Exception):
     """Not published, and why: ``status`` 409 (a version the topic has or had) or 422 (a reused key)."""
 
-    def __init__(self, status: int, error: FieldError):
+    def __init__(self, status: int, error: FieldError, article_id: str, version: int | None = None):
         super().__init__(str(error))
         self.status = status
         self.error = error
+        self.article_id = article_id
+        self.version = version
 
 
 def differences(submission: Submission, stored: ArticleEvent) -> list[str]:
@@ -82,19 +84,20 @@ def check(submission: Submission, latest: Stored | None) -> Stored | None:
     if submission.idempotency_key is not None and submission.idempotency_key == latest.idempotency_key:
         if changed := differences(submission, stored):
             raise Refused(422, FieldError("Idempotency-Key", f"was used for another request: article {article!r} "
-                                          f"{_describe(latest)}, which differs in {', '.join(changed)}"))
+                                          f"{_describe(latest)}, which differs in {', '.join(changed)}"), article, version)
         return latest
     if stored["event_type"] == "killed":
         raise Refused(409, FieldError("version", f"article {article!r} was killed at version {last}: version "
-                                      f"{version} refused, a kill is final"))
+                                      f"{version} refused, a kill is final"), article, version)
     if version < last:
         raise Refused(409, FieldError("version", f"article {article!r}: version {version} sent, the topic already "
-                                      f"has {_describe(latest)}; a change is version {last + 1}"))
+                                      f"has {_describe(latest)}; a change is version {last + 1}"), article, version)
     if version == last:
         if changed := differences(submission, stored):
             raise Refused(409, FieldError("version", f"article {article!r}: version {version} is already on the "
                                           f"topic ({stored['event_type']}, event {stored['event_id']}) with other "
-                                          f"content ({', '.join(changed)}); a change is version {last + 1}"))
+                                          f"content ({', '.join(changed)}); a change is version {last + 1}"),
+                          article, version)
         return latest
     return None
 
@@ -108,7 +111,7 @@ def check_end(article_id: str, event_type: str, reason: str, idempotency_key: st
     stored = latest.event
     if (stored["event_type"], stored["kill_reason"]) != (event_type, reason):
         raise Refused(422, FieldError("Idempotency-Key", f"was used for another request: article {article_id!r} "
-                                      f"{_describe(latest)}"))
+                                      f"{_describe(latest)}"), article_id)
     return latest
 
 

@@ -82,7 +82,8 @@ def is_html(path: Path, raw: bytes) -> bool:
 
 
 def load_event(path: Path, settings: Settings, *, article_id: str | None = None) -> Submission:
-    """The article event of one file; ArticleError (with field errors) when it is not valid."""
+    """The article event of one file (with the fields it left to defaults); ArticleError (with
+    field errors) when it is not valid."""
     raw = path.read_bytes()
     if is_html(path, raw):
         try:
@@ -148,7 +149,8 @@ def publish_once(settings: Settings, submissions: list[Submission], kafka: Kafka
                      version=result.event["version"], event_id=result.event["event_id"],
                      partition=result.partition, offset=result.offset)
         elif isinstance(result, Refused):
-            log.warning("article_refused", problem=str(result.error), status=result.status)
+            log.warning("article_refused", article_id=result.article_id, version=result.version,
+                        status=result.status, problem=str(result.error))
     return results
 
 
