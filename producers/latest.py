@@ -134,7 +134,8 @@ class ArticleLog:
             try:
                 self._partitions = {tp.partition for tp in bus.partitions(self._reader, self.topic, self.timeout_s)}
             except LookupError:
-                raise ArticleNotFound(f"topic {self.topic} does not exist at {self.settings.bootstrap_servers}") from None
+                raise ArticleNotFound(f"topic {self.topic} does not exist at "
+                                      f"{self.settings.bootstrap_servers}") from None
         reader, topic = self._reader, self.topic
         tp = TopicPartition(topic, partition_of(article_id, topic, self._partitions))
         reader.assign([tp])

@@ -84,7 +84,8 @@ def check(submission: Submission, latest: Stored | None) -> Stored | None:
     if submission.idempotency_key is not None and submission.idempotency_key == latest.idempotency_key:
         if changed := differences(submission, stored):
             raise Refused(422, FieldError("Idempotency-Key", f"was used for another request: article {article!r} "
-                                          f"{_describe(latest)}, which differs in {', '.join(changed)}"), article, version)
+                                          f"{_describe(latest)}, which differs in {', '.join(changed)}"),
+                          article, version)
         return latest
     if stored["event_type"] == "killed":
         raise Refused(409, FieldError("version", f"article {article!r} was killed at version {last}: version "

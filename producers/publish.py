@@ -34,7 +34,8 @@ from newswire.config import Settings
 
 from .article import ArticleError, FieldError, build_event, decode_document
 from .html_page import PageError, article_from_html
-from .latest import ArticleIndex, ArticleLog, ArticleNotFound, Stored, key_headers, kill_event, reason_text, withdraw_event
+from .latest import (ArticleIndex, ArticleLog, ArticleNotFound, Stored, key_headers, kill_event, reason_text,
+                     withdraw_event)
 from .once import Refused, Submission, check_end, screen
 
 log = logs.get(__name__)
