@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import MemberToRemove
@@ -68,22 +68,28 @@ def event_headers(event: ArticleEvent, schema: codec.Schema) -> Headers:
 
 
 def send_event(kafka: KafkaProducer, topic: str, event: ArticleEvent, schema: codec.Schema | None = None,
-               timestamp_ms: int | None = None):
+               timestamp_ms: int | None = None, headers: Headers = ()):
     """Encode and send one event keyed by its article id; returns the send future.
 
-    ``timestamp_ms`` sets the record's timestamp (default: now), e.g. to backdate test events.
+    ``timestamp_ms`` sets the record's timestamp (default: now), e.g. to backdate test events;
+    ``headers`` are added to the event's own.
     """
     schema = schema or codec.latest()
     return kafka.send(topic, key=event["article_id"].encode(), value=codec.encode(event, schema),
-                      headers=event_headers(event, schema), timestamp_ms=timestamp_ms)
+                      headers=event_headers(event, schema) + list(headers), timestamp_ms=timestamp_ms)
 
 
-def publish_events(settings: Settings, kafka: KafkaProducer, events: Iterable[ArticleEvent]) -> list:
+def publish_events(settings: Settings, kafka: KafkaProducer, events: Iterable[ArticleEvent],
+                   headers: Sequence[Headers] = ()) -> list:
     """Send events and wait until Kafka confirmed every one; raise PublishError otherwise.
+    ``headers``, when given, holds the headers to add to each event, in the order of ``events``.
 
     Returns the record metadata (topic, partition, offset) of each event, in order.
     """
-    futures = [send_event(kafka, settings.topics.articles, event) for event in events]
+    events = list(events)
+    extra = list(headers) or [[] for _ in events]
+    futures = [send_event(kafka, settings.topics.articles, event, headers=added)
+               for event, added in zip(events, extra, strict=True)]
     try:
         kafka.flush(timeout=settings.producer_timeout_s)
         return [future.get(timeout=settings.producer_timeout_s) for future in futures]

@@ -31,12 +31,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
 import trafilatura
 from lxml import html as lxml_html
 from lxml.html import HtmlElement
+
+from newswire.params import ParamError, parse_int
+
+from .article import MAX_IMAGE_PIXELS
 
 FURNITURE_TAGS = ("script", "style", "noscript", "template", "nav", "footer", "aside", "form", "iframe",
                   "button", "svg", "dialog")
@@ -207,9 +211,7 @@ def _lead_image(article: HtmlElement, base: str | None) -> dict[str, Any] | None
     if not src:
         return None
     image: dict[str, Any] = {"url": _join(base, src.strip())}
-    for dimension in ("width", "height"):
-        if (img.get(dimension) or "").isdigit():
-            image[dimension] = int(img.get(dimension))
+    image.update(_dimensions(img.get))
     if img.get("alt", "").strip():
         image["alt_text"] = img.get("alt").strip()
     caption_element = figure.find(".//figcaption")
@@ -235,10 +237,19 @@ def _og_image(meta: dict[str, Any], base: str | None) -> dict[str, Any] | None:
     if not meta.get("og:image"):
         return None
     image: dict[str, Any] = {"url": _join(base, meta["og:image"])}
-    for dimension in ("width", "height"):
-        if meta.get(f"og:image:{dimension}", "").isdigit():
-            image[dimension] = int(meta[f"og:image:{dimension}"])
+    image.update(_dimensions(lambda dimension: meta.get(f"og:image:{dimension}")))
     return image
+
+
+def _dimensions(attribute: Callable[[str], str | None]) -> dict[str, int]:
+    """``width`` and ``height`` where ``attribute`` gives them as whole pixels (anything else is left out)."""
+    found = {}
+    for dimension in ("width", "height"):
+        try:
+            found[dimension] = parse_int((attribute(dimension) or "").strip(), dimension, low=1, high=MAX_IMAGE_PIXELS)
+        except ParamError:
+            pass  # "²", "100%", "auto": not a size the event can carry
+    return found
 
 
 def _body(tree: HtmlElement, article: HtmlElement, skip: set[str]) -> str:

@@ -8,10 +8,20 @@
 Every POST needs ``Authorization: Bearer <token>``, one of the comma-separated tokens in
 ``NEWSWIRE_INGEST_TOKENS``; the token is compared with every configured token in constant
 time and never logged. The answer is 202 ``{event_id, article_id, version, event_type,
-partition, offset}`` only once Kafka acknowledged the write (acks=all, idempotent producer).
+topic, partition, offset, duplicate: false}`` only once Kafka acknowledged the write (acks=all,
+idempotent producer).
+
+Each article version is published once (producers/once.py): the same version with the same
+content again answers 200 with the stored event (``duplicate: true``) and writes nothing; a
+version the topic already has with other content, an older version, or any version of a killed
+story is 409, naming the article, the version sent and the latest version on the topic. An
+``Idempotency-Key`` header (1-255 visible ASCII characters) is kept with the event it made: the
+same request again (also a kill or withdrawal) answers 200 with that event; another request
+with the same key is 422. Requests for one article are handled one at a time in a process.
 Otherwise: 400 malformed JSON or invalid UTF-8, 401 missing or wrong token, 404 kill/withdraw
-of an unknown article, 413 body over the size limit, 415 not ``application/json``, 422 field
-errors, 503 Kafka down or not confirming. Every error body is
+of an unknown article, 408 body not received within the body timeout (15 s by default; the
+connection is then closed), 413 body over the size limit, 415 not ``application/json``, 422
+field errors, 503 Kafka down or not confirming. Every error body is
 ``{"errors": [{"field": ..., "problem": ...}]}``.
 
 kafka-python is synchronous: sends and look-ups run in the default executor's threads, through
@@ -23,8 +33,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
+import re
 import threading
 import time
+import weakref
 from typing import Any, Awaitable, Callable, Sequence
 
 import click
@@ -36,8 +48,9 @@ from newswire.codec import ArticleEvent
 from newswire.config import Settings
 
 from .article import ARTICLE_ID, ARTICLE_ID_PROBLEM, MAX_DOCUMENT_BYTES, ArticleError, FieldError, build_event, decode_document
-from .latest import ArticleNotFound
-from .publish import KafkaUnavailable, Published, connect, end_of_article, publish
+from .latest import ArticleIndex, ArticleNotFound, key_headers
+from .once import Refused, Submission
+from .publish import KafkaUnavailable, Published, connect, end_of_article, publish, publish_once
 
 log = logs.get(__name__)
 
@@ -45,6 +58,16 @@ TOKENS_ENV = "NEWSWIRE_INGEST_TOKENS"
 REALM = 'Bearer realm="newswire-ingest"'
 SETTINGS = web.AppKey("settings", Settings)
 TOKENS = web.AppKey("tokens", tuple)
+BODY_TIMEOUT = web.AppKey("body_timeout_s", float)
+#: per article id, the lock its requests take in turn (kept while a request holds it)
+LOCKS = web.AppKey("locks", weakref.WeakValueDictionary)
+#: where each article's last event is on the topic, kept up to date from it (producers/latest.py)
+INDEX = web.AppKey("index", ArticleIndex)
+IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
+#: seconds a client has to send its whole request body (a slow body holds a connection)
+BODY_TIMEOUT_S = 15.0
+#: seconds the rest of a refused request's body is read (and dropped) before the connection is closed
+LINGERING_S = 2.0
 PRODUCER = web.AppKey("producer", object)
 #: what the access log line says about the request's article (article_id, version, event_id)
 ABOUT = web.RequestKey("about", dict)
@@ -130,40 +153,76 @@ async def _document(request: web.Request) -> dict[str, Any] | web.Response:
     charset = request.charset
     if charset and charset.lower() not in ("utf-8", "utf8"):
         return errors(415, [FieldError("Content-Type", f"charset must be utf-8, not {charset}")])
+    timeout_s = request.app[BODY_TIMEOUT]
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout_s):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return errors(413, [FieldError("$", f"request body is over {MAX_DOCUMENT_BYTES} bytes")])
+    except TimeoutError:
+        log.warning("ingest_body_timeout", path=request.path, remote=request.remote, timeout_s=timeout_s)
+        response = errors(408, [FieldError("$", f"the request body did not arrive within {timeout_s:g} s")])
+        response.force_close()
+        return response
     try:
         return decode_document(raw)
     except ArticleError as exc:
         return errors(400, exc.errors)
 
 
+def _idempotency_key(request: web.Request) -> str | None | web.Response:
+    """The request's Idempotency-Key (None without one), or the 400 response."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        return errors(400, [FieldError("Idempotency-Key", "must be 1 to 255 visible ASCII characters")])
+    return key
+
+
+def _article_lock(app: web.Application, article_id: str) -> asyncio.Lock:
+    lock = app[LOCKS].get(article_id)
+    if lock is None:
+        lock = app[LOCKS][article_id] = asyncio.Lock()
+    return lock
+
+
 async def _run(func: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
 
-async def _publish(request: web.Request, event: ArticleEvent) -> web.Response:
-    request[ABOUT].update(article_id=event["article_id"], version=event["version"], event_id=event["event_id"])
-    app = request.app
+def _unavailable(event: ArticleEvent, exc: KafkaUnavailable) -> web.Response:
+    log.error("ingest_kafka_unavailable", article_id=event["article_id"], event_id=event["event_id"], reason=str(exc))
+    return errors(503, [FieldError("kafka", f"not published: {exc}")], {"Retry-After": "5"})
+
+
+async def _publish(request: web.Request, submission: Submission) -> web.Response:
+    """Publish once (the caller holds the article's lock)."""
+    event, app = submission.event, request.app
+    request[ABOUT].update(article_id=event["article_id"], version=event["version"])
     try:
-        (published,) = await _run(lambda: publish(app[SETTINGS], [event], app[PRODUCER].get()))
+        (result,) = await _run(lambda: publish_once(app[SETTINGS], [submission], app[PRODUCER].get(), app[INDEX]))
     except KafkaUnavailable as exc:
-        log.error("ingest_kafka_unavailable", article_id=event["article_id"], event_id=event["event_id"],
-                  reason=str(exc))
-        return errors(503, [FieldError("kafka", f"not published: {exc}")], {"Retry-After": "5"})
-    return web.json_response(_accepted(published), status=202)
+        return _unavailable(event, exc)
+    return _answer(request, result)
+
+
+def _answer(request: web.Request, result: Published | Refused) -> web.Response:
+    if isinstance(result, Refused):
+        return errors(result.status, [result.error])
+    request[ABOUT]["event_id"] = result.event["event_id"]
+    return web.json_response(_accepted(result), status=200 if result.duplicate else 202)
 
 
 def _accepted(published: Published) -> dict[str, Any]:
     e = published.event
     return {"event_id": e["event_id"], "article_id": e["article_id"], "version": e["version"],
             "event_type": e["event_type"], "topic": published.topic, "partition": published.partition,
-            "offset": published.offset}
+            "offset": published.offset, "duplicate": published.duplicate}
 
 
 async def post_article(request: web.Request) -> web.Response:
+    key = _idempotency_key(request)
+    if isinstance(key, web.Response):
+        return key
     document = await _document(request)
     if isinstance(document, web.Response):
         return document
@@ -174,7 +233,8 @@ async def post_article(request: web.Request) -> web.Response:
     except ArticleError as exc:
         log.info("article_rejected", article_id=request[ABOUT].get("article_id"), errors=[str(e) for e in exc.errors])
         return errors(422, exc.errors)
-    return await _publish(request, event)
+    async with _article_lock(request.app, event["article_id"]):
+        return await _publish(request, Submission.of(document, event, key))
 
 
 def end_handler(event_type: str) -> Handler:
@@ -183,6 +243,9 @@ def end_handler(event_type: str) -> Handler:
         request[ABOUT]["article_id"] = article_id
         if not ARTICLE_ID.fullmatch(article_id):
             return errors(422, [FieldError("article_id", ARTICLE_ID_PROBLEM)])
+        key = _idempotency_key(request)
+        if isinstance(key, web.Response):
+            return key
         document = await _document(request)
         if isinstance(document, web.Response):
             return document
@@ -192,29 +255,52 @@ def end_handler(event_type: str) -> Handler:
             unknown.append(FieldError("reason", "is required: a string saying why"))
         if unknown:
             return errors(422, unknown)
-        try:
-            event = await _run(end_of_article, request.app[SETTINGS], article_id, reason, event_type)
-        except ArticleNotFound as exc:
-            return errors(404, [FieldError("article_id", str(exc))])
-        except ArticleError as exc:
-            return errors(422, exc.errors)
-        except KafkaUnavailable as exc:
-            return errors(503, [FieldError("kafka", str(exc))], {"Retry-After": "5"})
-        return await _publish(request, event)
+        async with _article_lock(request.app, article_id):
+            return await _end(request, article_id, reason, event_type, key)
     return post_end
+
+
+async def _end(request: web.Request, article_id: str, reason: str, event_type: str, key: str | None
+               ) -> web.Response:
+    """The kill or withdrawal (the caller holds the article's lock)."""
+    app = request.app
+    try:
+        made = await _run(end_of_article, app[SETTINGS], article_id, reason, event_type, key, app[INDEX])
+    except ArticleNotFound as exc:
+        return errors(404, [FieldError("article_id", str(exc))])
+    except ArticleError as exc:
+        return errors(422, exc.errors)
+    except Refused as refused:
+        return _answer(request, refused)
+    except KafkaUnavailable as exc:
+        return errors(503, [FieldError("kafka", str(exc))], {"Retry-After": "5"})
+    if isinstance(made, Published):  # the same request again
+        return _answer(request, made)
+    request[ABOUT]["version"] = made["version"]
+    try:
+        (published,) = await _run(lambda: publish(app[SETTINGS], [made], app[PRODUCER].get(), [key_headers(key)]))
+    except KafkaUnavailable as exc:
+        return _unavailable(made, exc)
+    return _answer(request, published)
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "kafka_connected": request.app[PRODUCER].connected()})
 
 
-def create_app(settings: Settings, tokens: Sequence[str]) -> web.Application:
-    """The ingest application. ``tokens``: the accepted bearer tokens (at least one)."""
+def create_app(settings: Settings, tokens: Sequence[str], *, body_timeout_s: float = BODY_TIMEOUT_S
+               ) -> web.Application:
+    """The ingest application. ``tokens``: the accepted bearer tokens (at least one);
+    ``body_timeout_s``: how long a client has to send a request body (then 408, connection closed)."""
     if not tokens:
         raise ValueError(f"no ingest tokens configured: set {TOKENS_ENV} (comma-separated)")
-    app = web.Application(client_max_size=MAX_DOCUMENT_BYTES, middlewares=[access_log, bearer_auth])
+    app = web.Application(client_max_size=MAX_DOCUMENT_BYTES, middlewares=[access_log, bearer_auth],
+                          handler_args={"lingering_time": LINGERING_S})
     app[SETTINGS] = settings
     app[TOKENS] = tuple(tokens)
+    app[BODY_TIMEOUT] = float(body_timeout_s)
+    app[LOCKS] = weakref.WeakValueDictionary()
+    app[INDEX] = ArticleIndex()
     app[PRODUCER] = SharedProducer(settings)
     app.router.add_post("/v1/articles", post_article)
     app.router.add_post("/v1/articles/{article_id}/kill", end_handler("killed"))
@@ -236,12 +322,14 @@ def ingest() -> None:
 @ingest.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--body-timeout", default=BODY_TIMEOUT_S, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a client has to send a request body; then 408 and the connection is closed.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, body_timeout: float) -> None:
     """Serve the ingest API; bearer tokens come from NEWSWIRE_INGEST_TOKENS (comma-separated)."""
     settings: Settings = ctx.find_root().obj
     try:
-        app = create_app(settings, tokens_from_env())
+        app = create_app(settings, tokens_from_env(), body_timeout_s=body_timeout)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     log.info("ingest_serving", host=host, port=port, topic=settings.topics.articles,

@@ -1,7 +1,8 @@
 """The latest event of an article, read back from the articles topic; kills and withdrawals.
 
 A kill or a withdrawal carries the whole story as it stood (the contract: every event is the
-story at that version), so the producer first finds the article's latest event. The key's
+story at that version), so the producer first finds the article's latest event; so does every
+publication, to publish each version once (producers/once.py). The key's
 partition is computed with kafka-python's own DefaultPartitioner (murmur2 of the key, as
 every producer of the topic does), and that partition is read backwards from its end, in
 chunks, by a consumer assigned to it (no consumer group, nothing committed).
@@ -9,8 +10,10 @@ chunks, by a consumer assigned to it (no consumer group, nothing committed).
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from kafka import KafkaConsumer, TopicPartition
@@ -27,6 +30,13 @@ log = logs.get(__name__)
 
 CHUNK = 500
 MAX_REASON_CHARS = 2000
+#: the Kafka header carrying the ingest API's Idempotency-Key of the request that made an event
+IDEMPOTENCY_HEADER = "idempotency_key"
+
+
+def key_headers(idempotency_key: str | None) -> bus.Headers:
+    """The Kafka headers recording ``idempotency_key`` on the event it made (none without a key)."""
+    return [] if idempotency_key is None else [(IDEMPOTENCY_HEADER, idempotency_key.encode())]
 
 
 class ArticleNotFound(LookupError):
@@ -55,39 +65,137 @@ def partition_of(article_id: str, topic: str, partitions: set[int]) -> int:
     return DefaultPartitioner().partition(topic, article_id, key, None, None, _Partitions(topic, partitions))
 
 
-def latest_event(settings: Settings, article_id: str, *, timeout_s: float | None = None) -> ArticleEvent:
-    """The last event of ``article_id`` on the articles topic; ArticleNotFound when there is none."""
-    topic = settings.topics.articles
-    timeout_s = timeout_s or settings.producer_timeout_s
-    reader = bus.consumer(settings, None, bootstrap_timeout_ms=int(timeout_s * 1000),
-                          request_timeout_ms=int(timeout_s * 1000) + 1000, max_poll_records=CHUNK)
-    try:
-        try:
-            partitions = {tp.partition for tp in bus.partitions(reader, topic, timeout_s)}
-        except LookupError:
-            raise ArticleNotFound(f"topic {topic} does not exist at {settings.bootstrap_servers}") from None
-        tp = TopicPartition(topic, partition_of(article_id, topic, partitions))
+@dataclass(frozen=True)
+class Stored:
+    """An event on the articles topic, where it is, and the Idempotency-Key it was sent with."""
+
+    event: ArticleEvent
+    topic: str
+    partition: int
+    offset: int
+    idempotency_key: str | None = None
+
+
+@dataclass
+class _Partition:
+    """What look-ups learnt of one partition: once one read it whole (``upto`` >= 0), the offset
+    of the last record of every key below ``upto``."""
+
+    upto: int = -1
+    last: dict[bytes, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class ArticleIndex:
+    """Where each article's last event is, per partition of the articles topic, for the
+    partitions a look-up has had to read whole (an article with no event yet). Rebuilt from the
+    topic by each process and brought up to the partition's end before each answer, so it is the
+    topic's answer, not a memory of this process's writes. Shared by threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._partitions: dict[tuple[str, int], _Partition] = {}
+
+    def partition(self, tp: TopicPartition) -> _Partition:
+        with self._lock:
+            return self._partitions.setdefault((tp.topic, tp.partition), _Partition())
+
+
+class ArticleLog:
+    """Reads the latest event of articles back from the articles topic, with one reader reused
+    for every look-up (a batch of files, one request). Not thread-safe: one per thread; the
+    ``index`` (:class:`ArticleIndex`) may be shared, and spares a look-up of an article that has
+    no event the read of the whole partition once the index knows it."""
+
+    def __init__(self, settings: Settings, *, timeout_s: float | None = None, index: ArticleIndex | None = None):
+        self.settings = settings
+        self.topic = settings.topics.articles
+        self.timeout_s = timeout_s or settings.producer_timeout_s
+        self.index = index or ArticleIndex()
+        self._reader = bus.consumer(settings, None, bootstrap_timeout_ms=int(self.timeout_s * 1000),
+                                    request_timeout_ms=int(self.timeout_s * 1000) + 1000, max_poll_records=CHUNK)
+        self._partitions: set[int] | None = None
+
+    def __enter__(self) -> "ArticleLog":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._reader.close(autocommit=False)
+
+    def latest(self, article_id: str) -> Stored:
+        """The last event of ``article_id``; ArticleNotFound when there is none.
+
+        The key's partition is read backwards from its end (or, when the index knows the
+        partition, from the key's last record after bringing the index up to the end)."""
+        if self._partitions is None:
+            try:
+                self._partitions = {tp.partition for tp in bus.partitions(self._reader, self.topic, self.timeout_s)}
+            except LookupError:
+                raise ArticleNotFound(f"topic {self.topic} does not exist at "
+                                      f"{self.settings.bootstrap_servers}") from None
+        reader, topic = self._reader, self.topic
+        tp = TopicPartition(topic, partition_of(article_id, topic, self._partitions))
         reader.assign([tp])
         begin, end = reader.beginning_offsets([tp])[tp], reader.end_offsets([tp])[tp]
         key = article_id.encode()
+        known = self.index.partition(tp)
+        with known.lock:
+            if known.upto > end:  # the topic was deleted and made again: start over
+                known.upto, known.last = -1, {}
+            if known.upto >= 0:
+                for first in range(known.upto, end, CHUNK):
+                    known.last.update((r.key, r.offset) for r in _read(reader, tp, first, min(end, first + CHUNK),
+                                                                        self.timeout_s) if r.key is not None)
+                known.upto = end
+                end = known.last.get(key, begin - 1) + 1
+            stored = self._scan_back(article_id, tp, begin, end, known)
+        if stored is None:
+            raise ArticleNotFound(f"article {article_id!r} has no event on topic {topic} "
+                                  f"(partition {tp.partition} searched)")
+        return stored
+
+    def _scan_back(self, article_id: str, tp: TopicPartition, begin: int, end: int, known: _Partition
+                   ) -> Stored | None:
+        """The last decodable record of ``article_id`` below ``end``; a scan that reaches ``begin``
+        without finding one has seen the whole partition and gives the index its keys."""
+        key, top, last = article_id.encode(), end, {}
         while end > begin:
             start = max(begin, end - CHUNK)
-            found = [r for r in _read(reader, tp, start, end, timeout_s) if r.key == key]
-            for record in reversed(found):
+            records = _read(self._reader, tp, start, end, self.timeout_s)
+            for record in reversed(records):
+                if record.key is not None:
+                    last.setdefault(record.key, record.offset)
+                if record.key != key:
+                    continue
                 try:
                     event = codec.decode(record.value)
                 except codec.DecodeError as exc:
-                    log.warning("latest_event_undecodable", article_id=article_id, topic=topic,
+                    log.warning("latest_event_undecodable", article_id=article_id, topic=tp.topic,
                                 partition=tp.partition, offset=record.offset, reason=str(exc))
                     continue
                 log.info("latest_event_found", article_id=article_id, version=event["version"],
-                         event_id=event["event_id"], topic=topic, partition=tp.partition, offset=record.offset)
-                return event
+                         event_id=event["event_id"], topic=tp.topic, partition=tp.partition, offset=record.offset)
+                return Stored(event, tp.topic, tp.partition, record.offset, bus.header(record, IDEMPOTENCY_HEADER))
             end = start
-        raise ArticleNotFound(f"article {article_id!r} has no event on topic {topic} "
-                              f"(partition {tp.partition} searched)")
-    finally:
-        reader.close(autocommit=False)
+        if known.upto < 0:  # the whole partition was read: remember where every key's last record is
+            known.last, known.upto = last, top
+        return None
+
+    def latest_or_none(self, article_id: str) -> Stored | None:
+        """:meth:`latest`, or None for an article (or a topic) with no event yet."""
+        try:
+            return self.latest(article_id)
+        except ArticleNotFound:
+            return None
+
+
+def latest_event(settings: Settings, article_id: str, *, timeout_s: float | None = None) -> ArticleEvent:
+    """The last event of ``article_id`` on the articles topic; ArticleNotFound when there is none."""
+    with ArticleLog(settings, timeout_s=timeout_s) as articles:
+        return articles.latest(article_id).event
 
 
 def _read(reader: KafkaConsumer, tp: TopicPartition, start: int, end: int, timeout_s: float) -> list:
@@ -113,9 +221,14 @@ def withdraw_event(latest: ArticleEvent, reason: str, *, at: datetime | None = N
     return _end_event(latest, "withdrawn", reason, at)
 
 
+def reason_text(reason: object) -> str:
+    """A kill's or withdrawal's reason as its event carries it (cleaned, trimmed)."""
+    return clean_text(reason).strip() if isinstance(reason, str) else ""
+
+
 def _end_event(latest: ArticleEvent, event_type: str, reason: str, at: datetime | None) -> ArticleEvent:
     problems = []
-    cleaned = clean_text(reason).strip() if isinstance(reason, str) else ""
+    cleaned = reason_text(reason)
     if not cleaned:
         problems.append(FieldError("reason", f"is required: say why the article is {event_type}"))
     elif len(cleaned) > MAX_REASON_CHARS:

@@ -1,22 +1,27 @@
 """``newswire publish``: article files (JSON or HTML pages), kills and withdrawals onto Kafka.
 
-Every file is read and validated first; the valid ones are then sent in one batch and the
-command waits until Kafka confirmed each write (acks=all, idempotent producer) before it
-prints them and exits. Like other wire tools, a batch with invalid files still publishes
-its valid ones: every invalid file is reported with its field errors and the exit status
-says that not everything went out.
+Every file is read and validated first, then checked against the articles topic
+(producers/once.py: each article version is published once); the new ones are then sent in
+one batch and the command waits until Kafka confirmed each write (acks=all, idempotent
+producer) before it prints them and exits. A file whose version is already on the topic with
+the same content is not sent again: its line names the stored event and says ``already
+published``. Like other wire tools, a batch with invalid or refused files still publishes its
+valid ones: every invalid file is reported with its field errors, every refused one (a version
+the topic already has, or had, or a killed story) with the latest version on the topic, and
+the exit status says that not everything went out.
 
-Exit status: 0 everything published; 1 some files invalid (the valid ones published);
-2 usage error; 3 Kafka did not confirm (broker down or timed out: nothing is known to be
-published; publishing again is safe, consumers recognise a version they already have).
+Exit status: 0 everything published (or already there); 1 some files invalid or refused (the
+others published); 2 usage error; 3 Kafka did not confirm (broker down or timed out: nothing
+is known to be published; publishing again is safe, a version already on the topic is not
+sent twice).
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 import click
 from kafka import KafkaProducer
@@ -29,9 +34,13 @@ from newswire.config import Settings
 
 from .article import ArticleError, FieldError, build_event, decode_document
 from .html_page import PageError, article_from_html
-from .latest import ArticleNotFound, kill_event, latest_event, withdraw_event
+from .latest import (ArticleIndex, ArticleLog, ArticleNotFound, Stored, key_headers, kill_event, reason_text,
+                     withdraw_event)
+from .once import Refused, Submission, check_end, screen
 
 log = logs.get(__name__)
+
+T = TypeVar("T")
 
 EXIT_INVALID = 1
 EXIT_KAFKA = 3
@@ -49,11 +58,18 @@ class Published:
     topic: str
     partition: int
     offset: int
+    #: already on the topic (the same version, the same content): nothing was written
+    duplicate: bool = False
+
+    @classmethod
+    def stored(cls, stored: Stored) -> "Published":
+        return cls(stored.event, stored.topic, stored.partition, stored.offset, duplicate=True)
 
     def line(self) -> str:
         e = self.event
         return (f"article_id={e['article_id']} version={e['version']} event_type={e['event_type']} "
-                f"event_id={e['event_id']} partition={self.partition} offset={self.offset}")
+                f"event_id={e['event_id']} partition={self.partition} offset={self.offset}"
+                + (" already published: nothing sent" if self.duplicate else ""))
 
 
 def is_html(path: Path, raw: bytes) -> bool:
@@ -66,8 +82,9 @@ def is_html(path: Path, raw: bytes) -> bool:
     return raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
 
 
-def load_event(path: Path, settings: Settings, *, article_id: str | None = None) -> ArticleEvent:
-    """The article event of one file; ArticleError (with field errors) when it is not valid."""
+def load_event(path: Path, settings: Settings, *, article_id: str | None = None) -> Submission:
+    """The article event of one file (with the fields it left to defaults); ArticleError (with
+    field errors) when it is not valid."""
     raw = path.read_bytes()
     if is_html(path, raw):
         try:
@@ -78,14 +95,16 @@ def load_event(path: Path, settings: Settings, *, article_id: str | None = None)
         if article_id:
             raise ArticleError([FieldError("article_id", "--article-id is for HTML pages; an article JSON carries its own")])
         document = decode_document(raw)
-    return build_event(document, settings)
+    return Submission.of(document, build_event(document, settings))
 
 
-def publish(settings: Settings, events: list[ArticleEvent], kafka: KafkaProducer | None = None) -> list[Published]:
+def publish(settings: Settings, events: list[ArticleEvent], kafka: KafkaProducer | None = None,
+            headers: list[bus.Headers] | None = None) -> list[Published]:
     """Send ``events`` and return them once Kafka confirmed every write; KafkaUnavailable otherwise.
 
     Uses ``kafka`` when given (a long-lived producer, e.g. the ingest API's), else a producer of
-    its own that is closed afterwards.
+    its own that is closed afterwards. ``headers``: Kafka headers to add to each event, in order.
+    No check against the topic: :func:`publish_once` is what the CLI and the ingest API use.
     """
     if not events:
         return []
@@ -93,7 +112,7 @@ def publish(settings: Settings, events: list[ArticleEvent], kafka: KafkaProducer
     if own:
         kafka = connect(settings)
     try:
-        metadata = bus.publish_events(settings, kafka, events)
+        metadata = bus.publish_events(settings, kafka, events, headers or ())
     except bus.PublishError as exc:
         raise KafkaUnavailable(str(exc)) from exc
     finally:
@@ -107,6 +126,48 @@ def publish(settings: Settings, events: list[ArticleEvent], kafka: KafkaProducer
     return published
 
 
+def publish_once(settings: Settings, submissions: list[Submission], kafka: KafkaProducer | None = None,
+                 index: ArticleIndex | None = None) -> list[Published | Refused]:
+    """Publish each article version once (producers/once.py): per submission, in order, its
+    Published (``duplicate`` when the topic already had it) or its Refused. KafkaUnavailable
+    when the topic cannot be read or the writes are not confirmed. ``index``: the long-lived
+    :class:`~newswire.producers.latest.ArticleIndex` of a server (default: one for this call)."""
+    with _lookups(settings, index) as articles:
+        verdicts = _kafka_call(settings, screen, articles, submissions)
+    new = [s for s, verdict in zip(submissions, verdicts) if verdict is None]
+    written = iter(publish(settings, [s.event for s in new], kafka, [key_headers(s.idempotency_key) for s in new]))
+    results: list[Published | Refused] = []
+    for verdict in verdicts:
+        if isinstance(verdict, Stored):
+            results.append(Published.stored(verdict))
+        elif isinstance(verdict, int):  # repeats an earlier submission of the batch
+            results.append(replace(results[verdict], duplicate=True))
+        else:
+            results.append(verdict if isinstance(verdict, Refused) else next(written))
+    for result in results:
+        if isinstance(result, Published) and result.duplicate:
+            log.info("article_already_published", article_id=result.event["article_id"],
+                     version=result.event["version"], event_id=result.event["event_id"],
+                     partition=result.partition, offset=result.offset)
+        elif isinstance(result, Refused):
+            log.warning("article_refused", article_id=result.article_id, version=result.version,
+                        status=result.status, problem=str(result.error))
+    return results
+
+
+def _lookups(settings: Settings, index: ArticleIndex | None = None) -> ArticleLog:
+    """A reader of the articles topic; KafkaUnavailable when no broker answers."""
+    return _kafka_call(settings, lambda: ArticleLog(settings, index=index), failed="is not reachable")
+
+
+def _kafka_call(settings: Settings, func: Callable[..., T], *args: Any, failed: str = "did not answer") -> T:
+    """``func(*args)``, with Kafka's errors and timeouts as KafkaUnavailable."""
+    try:
+        return func(*args)
+    except (KafkaError, TimeoutError) as exc:
+        raise KafkaUnavailable(f"Kafka at {settings.bootstrap_servers} {failed}: {exc}") from exc
+
+
 def connect(settings: Settings) -> KafkaProducer:
     """The durable producer of newswire.bus; KafkaUnavailable when no broker answers in time."""
     try:
@@ -115,14 +176,17 @@ def connect(settings: Settings) -> KafkaProducer:
         raise KafkaUnavailable(f"Kafka at {settings.bootstrap_servers} is not reachable: {exc}") from exc
 
 
-def end_of_article(settings: Settings, article_id: str, reason: str, event_type: str) -> ArticleEvent:
-    """The kill or withdrawal event of ``article_id`` (its latest event, read back from Kafka)."""
-    try:
-        latest = latest_event(settings, article_id)
-    except (KafkaError, TimeoutError) as exc:
-        raise KafkaUnavailable(f"Kafka at {settings.bootstrap_servers} did not answer: {exc}") from exc
+def end_of_article(settings: Settings, article_id: str, reason: str, event_type: str,
+                   idempotency_key: str | None = None, index: ArticleIndex | None = None) -> ArticleEvent | Published:
+    """The kill or withdrawal event of ``article_id`` (its latest event, read back from Kafka);
+    or, when ``idempotency_key`` is on that latest event and it is this kill or withdrawal, the
+    Published it already is (:func:`newswire.producers.once.check_end`)."""
+    with _lookups(settings, index) as articles:
+        latest = _kafka_call(settings, articles.latest, article_id)
+    if (stored := check_end(article_id, event_type, reason_text(reason), idempotency_key, latest)) is not None:
+        return Published.stored(stored)
     make = kill_event if event_type == "killed" else withdraw_event
-    return make(latest, reason)
+    return make(latest.event, reason)
 
 
 def _report_invalid(name: str, error: ArticleError) -> None:
@@ -131,7 +195,7 @@ def _report_invalid(name: str, error: ArticleError) -> None:
         click.echo(f"  {problem}", err=True)
 
 
-def _load_all(settings: Settings, paths: Iterable[Path], article_id: str | None) -> tuple[list[tuple[Path, ArticleEvent]], int]:
+def _load_all(settings: Settings, paths: Iterable[Path], article_id: str | None) -> tuple[list[tuple[Path, Submission]], int]:
     loaded, invalid = [], 0
     for path in tqdm(list(paths), desc="validating", unit="file", disable=None, leave=False):
         try:
@@ -158,9 +222,11 @@ def publish_command(ctx: click.Context, files: tuple[Path, ...], kill_id: str | 
     """Publish article FILES (article JSON, or HTML article pages), or kill/withdraw an article.
 
     Updates and corrections are article JSON files with the article's id and the next version
-    (see docs/article-json.md). Prints one line per event once Kafka confirmed it. Exit status:
-    0 all published, 1 some files invalid (the valid ones are published), 3 Kafka down or
-    did not confirm in time.
+    (see docs/article-json.md). Prints one line per event once Kafka confirmed it; a version
+    already on the topic with the same content is not sent again (its line says so). Exit
+    status: 0 all published, 1 some files invalid or refused (a version the topic already
+    has or had, a killed story; the others are published), 3 Kafka down or did not confirm
+    in time.
     """
     settings: Settings = ctx.find_root().obj
     ending = [(i, t) for i, t in ((kill_id, "killed"), (withdraw_id, "withdrawn")) if i]
@@ -176,7 +242,7 @@ def publish_command(ctx: click.Context, files: tuple[Path, ...], kill_id: str | 
             target, event_type = ending[0]
             invalid = 0
             try:
-                batch = [(target, end_of_article(settings, target, reason, event_type))]
+                names, results = [target], publish(settings, [end_of_article(settings, target, reason, event_type)])
             except ArticleError as exc:
                 _report_invalid(target, exc)
                 sys.exit(EXIT_INVALID)
@@ -185,13 +251,18 @@ def publish_command(ctx: click.Context, files: tuple[Path, ...], kill_id: str | 
                 sys.exit(EXIT_INVALID)
         else:
             loaded, invalid = _load_all(settings, files, article_id)
-            batch = [(str(path), event) for path, event in loaded]
-        published = publish(settings, [event for _, event in batch])
+            names, results = [str(path) for path, _ in loaded], publish_once(settings, [s for _, s in loaded])
     except KafkaUnavailable as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_KAFKA)
-    for (name, _), result in zip(batch, published):
-        click.echo(f"{name}\t{result.line()}")
+    published = 0
+    for name, result in zip(names, results):
+        if isinstance(result, Refused):
+            invalid += 1
+            click.echo(f"{name}: refused\n  {result.error}", err=True)
+        else:
+            published += 1
+            click.echo(f"{name}\t{result.line()}")
     if invalid:
-        click.echo(f"{invalid} of {invalid + len(published)} files rejected; {len(published)} published", err=True)
+        click.echo(f"{invalid} of {invalid + published} files rejected; {published} published", err=True)
         sys.exit(EXIT_INVALID)

@@ -10,6 +10,7 @@ import subprocess
 import time
 from datetime import timedelta
 from email.utils import format_datetime
+from urllib.parse import quote
 
 import feedparser
 import pytest
@@ -360,3 +361,30 @@ def test_feeds_serve_command_runs_consumer_and_server_and_stops_cleanly(settings
         out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert f"http://127.0.0.1:{port}/feeds/all.rss" in out
+
+
+HOSTILE_INTEGERS = ["²", "٣", "３", "9" * 5000, "1" + "0" * 30, "-1", "+3", " 3", "3 ", "3.0", "0x10", "1_0", ""]
+
+
+def test_every_integer_query_parameter_refuses_hostile_values_with_400_naming_it(settings):
+    clock = Clock(start_of_test())
+    publish(settings, story("int-1", clock.now - timedelta(minutes=2)))
+    publish(settings, corpus.next_version(story("int-1", clock.now - timedelta(minutes=2)), "updated"))
+    token = f"token={ACME_TOKEN}"
+    endpoints = [(f"{prefix}{path}", name) for prefix in ("", "/partners/acme") for path, name in [
+        ("/feeds/all.rss?limit=", "limit"), ("/feeds/all.json?limit=", "limit"),
+        ("/changes.json?since=", "since"), ("/changes.newsml?since=", "since"),
+        ("/changes.json?since=0&limit=", "limit"), ("/items/int-1?version=", "version"),
+        ("/items/int-1.json?version=", "version")]]
+    with feeds_running(settings, clock) as run:
+        run.catch_up()
+        for path, name in endpoints:
+            for value in HOSTILE_INTEGERS:
+                reply = run.get(f"{path}{quote(value)}&{token}")
+                assert reply.status == 400, (path, value[:20], reply.status, reply.body[:200])
+                assert json.loads(reply.body)["error"].startswith(f"{name}: must be an integer from "), reply.body
+        # plain ASCII digits still work on the same routes
+        assert len(ninjs_items(run.get("/feeds/all.json?limit=1").body)) == 1
+        assert newsml(run.get("/items/int-1?version=1").body).get("version") == "1"
+        assert run.get("/partners/acme/changes.json?since=0&limit=500&" + token).status == 200
+        assert run.get("/feeds/all.rss?limit=501").status == 400

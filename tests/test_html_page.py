@@ -130,3 +130,16 @@ def test_headline_in_an_entry_header_outside_the_article() -> None:
     event = build_event(article_from_html(page, article_id="fr-1"), Settings())
     assert (event["headline"], event["subheadline"]) == ("Reprise des pourparlers à Ankara", "Sous la pression régionale")
     assert "Accueil" not in event["body"] and event["body"].startswith("<p>Des responsables")
+
+
+@pytest.mark.parametrize("width, height", [("²", "٦٨٣"), ("9" * 5000, "-683"), ("１０２４", "683px")])
+def test_image_sizes_that_are_not_ascii_pixels_are_left_out_not_a_crash(width: str, height: str) -> None:
+    page = PAGE.read_bytes()
+    for template, size, value in (('width="{}"', 1024, width), ('height="{}"', 683, height),
+                                  ('og:image:width" content="{}"', 1024, width),
+                                  ('og:image:height" content="{}"', 683, height)):
+        assert template.format(size).encode() in page
+        page = page.replace(template.format(size).encode(), template.format(value).encode())
+    (image,) = build_event(article_from_html(page), Settings())["images"]
+    assert image["caption"] == EXPECTED["image"]["caption"]
+    assert (image["width"], image["height"]) == (None, None)

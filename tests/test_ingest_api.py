@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
 from newswire.broker import free_port
+from newswire.bus import header
 from newswire.config import Settings
 from newswire.producers.article import MAX_DOCUMENT_BYTES
 from newswire.producers.ingest_api import create_app, tokens_from_env
@@ -57,7 +58,8 @@ def test_post_article_is_202_after_kafka_acknowledged(settings: Settings) -> Non
     assert status == 202
     ((event, record),) = read_events(settings)
     assert body == {"event_id": event["event_id"], "article_id": "tml-api-1", "version": 1, "event_type": "published",
-                    "topic": settings.topics.articles, "partition": record.partition, "offset": record.offset}
+                    "topic": settings.topics.articles, "partition": record.partition, "offset": record.offset,
+                    "duplicate": False}
     assert event["body"] == "<p>Officials said talks would continue.</p>"
     (access,) = [entry for entry in logged if entry["event"] == "ingest_request"]
     assert (access["status"], access["article_id"], access["event_id"]) == (202, "tml-api-1", event["event_id"])
@@ -159,3 +161,135 @@ def test_tokens_come_from_the_environment_and_are_required(tmp_path: Path) -> No
     assert tokens_from_env({"NEWSWIRE_INGEST_TOKENS": " a1 , ,b2,"}) == ("a1", "b2")
     with pytest.raises(ValueError, match="NEWSWIRE_INGEST_TOKENS"):
         create_app(Settings(), tokens_from_env({}))
+
+
+def test_slow_request_bodies_are_cut_off_and_their_connections_closed(settings: Settings) -> None:
+    """20 clients with a valid token send their bodies a byte at a time: each gets a 408 and its
+    connection closed, while a normal request still goes through."""
+    async def main() -> tuple[list[bytes], int]:
+        server = TestServer(create_app(settings, [TOKEN], body_timeout_s=1.0), host="127.0.0.1", port=free_port())
+        await server.start_server()
+        try:
+            connections = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(20)]
+            for _, writer in connections:
+                writer.write(f"POST /v1/articles HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+                             "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{".encode())
+
+            async def dribble(writer: asyncio.StreamWriter) -> None:
+                try:
+                    while not writer.is_closing():
+                        writer.write(b" ")
+                        await writer.drain()
+                        await asyncio.sleep(0.1)
+                except ConnectionError:
+                    pass  # the server closed the connection
+
+            dribblers = [asyncio.create_task(dribble(writer)) for _, writer in connections]
+            # wait on the condition: every connection reaches its end of stream (the server closed it)
+            answers = await asyncio.wait_for(asyncio.gather(*(reader.read() for reader, _ in connections)), 120)
+            for task in dribblers:
+                task.cancel()
+            async with aiohttp.ClientSession() as session:
+                async with session.post(server.make_url("/v1/articles"), json=article("tml-api-after-slow"),
+                                        headers=auth()) as r:
+                    after = r.status
+            for _, writer in connections:
+                writer.close()
+            return answers, after
+        finally:
+            await server.close()
+
+    answers, after = asyncio.run(main())
+    assert len(answers) == 20
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+        assert b"did not arrive within 1 s" in answer
+    assert after == 202
+    assert [e["article_id"] for e, _ in read_events(settings)] == ["tml-api-after-slow"]
+
+
+def test_the_same_publish_sent_again_makes_no_new_event_across_servers_and_concurrently(settings: Settings) -> None:
+    """The answer comes from the topic: a second server (another process, or this one restarted)
+    knows what the first published; five identical requests at once make one event."""
+    story = article("tml-api-once")  # no occurred_at: its default (the time of sending) is not content
+
+    async def post(session, base, document):
+        async with session.post(f"{base}/v1/articles", json=document, headers=auth()) as r:
+            return await answer(r)
+
+    async def first(session, base):
+        return [await post(session, base, story) for _ in range(2)]
+
+    async def second(session, base):
+        together = await asyncio.gather(*(post(session, base, article("tml-api-burst")) for _ in range(5)))
+        return [await post(session, base, story), *together]
+
+    (s1, _, b1), (s2, _, b2) = serve(settings, first)
+    (s3, _, b3), *burst = serve(settings, second)
+    assert (s1, b1["duplicate"]) == (202, False)
+    assert (s2, s3) == (200, 200) and b2 == b3 == {**b1, "duplicate": True}
+    assert sorted(status for status, _, _ in burst) == [200, 200, 200, 200, 202]
+    assert len({body["event_id"] for _, _, body in burst}) == 1
+    events = [e for e, _ in read_events(settings)]
+    assert sorted((e["article_id"], e["event_id"]) for e in events) == sorted(
+        [("tml-api-once", b1["event_id"]), ("tml-api-burst", burst[0][2]["event_id"])])
+
+
+def test_a_version_the_topic_has_or_had_is_refused_with_409_naming_both_versions(settings: Settings) -> None:
+    async def scenario(session, base):
+        out = []
+        for path, document in [
+                ("/v1/articles", article("tml-api-v")),
+                ("/v1/articles", article("tml-api-v", headline="Another headline")),  # same version, other content
+                ("/v1/articles", article("tml-api-v", version=2, first_created="2026-11-26T06:00:00Z")),
+                ("/v1/articles", article("tml-api-v")),  # v1 again, after v2
+                ("/v1/articles/tml-api-v/kill", {"reason": "Legal."}),
+                ("/v1/articles", article("tml-api-v", version=4, first_created="2026-11-26T06:00:00Z"))]:
+            async with session.post(f"{base}{path}", json=document, headers=auth()) as r:
+                out.append(await answer(r))
+        return out
+
+    v1, other, v2, stale, kill, after_kill = serve(settings, scenario)
+    assert [v1[0], v2[0], kill[0]] == [202, 202, 202]
+    assert other[0] == 409
+    (error,) = other[2]["errors"]
+    assert error["field"] == "version" and error["problem"].startswith(
+        "article 'tml-api-v': version 1 is already on the topic (published, event ")
+    assert "with other content (headline); a change is version 2" in error["problem"]
+    assert stale[0] == 409 and stale[2]["errors"][0]["problem"].startswith(
+        "article 'tml-api-v': version 1 sent, the topic already has version 2 (updated, event ")
+    assert after_kill[0] == 409 and after_kill[2]["errors"][0]["problem"] == (
+        "article 'tml-api-v' was killed at version 3: version 4 refused, a kill is final")
+    assert [(e["version"], e["event_type"]) for e, _ in read_events(settings)] == [
+        (1, "published"), (2, "updated"), (3, "killed")]
+
+
+def test_an_idempotency_key_answers_the_same_request_again_and_refuses_another(settings: Settings) -> None:
+    async def scenario(session, base):
+        out = {}
+        for name, path, document, key in [
+                ("v1", "/v1/articles", article("tml-api-key"), "cms-1"),
+                ("v1 again", "/v1/articles", article("tml-api-key"), "cms-1"),
+                ("v2 with v1's key", "/v1/articles", article("tml-api-key", version=2, first_created="2026-11-26T06:00:00Z"), "cms-1"),
+                ("withdraw", "/v1/articles/tml-api-key/withdraw", {"reason": "Checking."}, "cms-2"),
+                ("withdraw again", "/v1/articles/tml-api-key/withdraw", {"reason": "Checking."}, "cms-2"),
+                ("kill with the withdrawal's key", "/v1/articles/tml-api-key/kill", {"reason": "Checking."}, "cms-2"),
+                ("bad key", "/v1/articles", article("tml-api-key"), "not a key\u00e9")]:
+            async with session.post(f"{base}{path}", json=document,
+                                    headers=auth() | {"Idempotency-Key": key}) as r:
+                out[name] = await answer(r)
+        return out
+
+    got = serve(settings, scenario)
+    assert (got["v1"][0], got["v1 again"][0]) == (202, 200)
+    assert got["v1 again"][2] == {**got["v1"][2], "duplicate": True}
+    assert got["v2 with v1's key"][0] == 422
+    (error,) = got["v2 with v1's key"][2]["errors"]
+    assert error["field"] == "Idempotency-Key" and "was used for another request" in error["problem"]
+    assert (got["withdraw"][0], got["withdraw again"][0]) == (202, 200)
+    assert got["withdraw again"][2] == {**got["withdraw"][2], "duplicate": True}
+    assert got["kill with the withdrawal's key"][0] == 422
+    assert got["bad key"][0] == 400 and got["bad key"][2]["errors"][0]["field"] == "Idempotency-Key"
+    events = read_events(settings)
+    assert [(e["version"], e["event_type"]) for e, _ in events] == [(1, "published"), (2, "withdrawn")]
+    assert [header(r, "idempotency_key") for _, r in events] == ["cms-1", "cms-2"]

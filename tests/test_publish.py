@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from newswire import corpus, logs
+from newswire import bus, corpus, logs
 from newswire.broker import free_port
 from newswire.cli import main
 from newswire.config import Settings
 from newswire.producers.article import ArticleError
-from newswire.producers.latest import ArticleNotFound, kill_event, latest_event, partition_of
+from newswire.producers.latest import ArticleIndex, ArticleLog, ArticleNotFound, kill_event, latest_event, partition_of
 from newswire.producers.publish import publish
 from tests.replay_support import cli_env
 from tests.topic_reader import read_events
@@ -141,6 +141,32 @@ def test_latest_event_scans_back_across_chunks_in_the_key_partition(settings: Se
         latest_event(settings, "tml-never")
 
 
+def test_the_index_of_a_partition_read_whole_follows_what_is_written_after_it(settings: Settings) -> None:
+    """An article with no event makes the look-up read its partition whole, once; the index it
+    leaves is brought up to the partition's end before every later answer (others' writes too)."""
+    rng = random.Random(7)
+    publish(settings, [corpus.story(rng, f"tml-bulk-{i}", body_bytes=200) for i in range(1200)])
+    index = ArticleIndex()
+    with ArticleLog(settings, index=index) as articles:
+        assert articles.latest_or_none("tml-late") is None
+        assert articles.latest("tml-bulk-7").event["article_id"] == "tml-bulk-7"
+        late = corpus.story(rng, "tml-late")
+        publish(settings, [late, corpus.story(rng, "tml-bulk-x")])  # another producer, after the index was made
+        assert articles.latest("tml-late").event["event_id"] == late["event_id"]
+    newer = corpus.next_version(late, "updated")
+    publish(settings, [newer])
+    kafka = bus.producer(settings)
+    try:  # an undecodable record as the article's last: the look-up goes back to the one before
+        kafka.send(settings.topics.articles, key=b"tml-late", value=b"not avro").get(timeout=10)
+    finally:
+        kafka.close()
+    with ArticleLog(settings, index=index) as articles:
+        found = articles.latest("tml-late")
+        assert (found.event["event_id"], found.event["version"]) == (newer["event_id"], 2)
+        with pytest.raises(ArticleNotFound):
+            articles.latest("tml-never")
+
+
 def test_kill_event_copies_the_story() -> None:
     latest = corpus.story(random.Random(1), "tml-x")
     killed = kill_event(latest, " Legal advice. ")
@@ -162,3 +188,54 @@ def test_publish_with_the_broker_down_fails_fast_and_clearly(tmp_path: Path) -> 
     assert result.stdout == ""
     killing = run(down, "publish", "--kill", "tml-down", "--reason", "Legal.")
     assert killing.exit_code == 3 and f"Kafka at {down.bootstrap_servers}" in killing.stderr
+
+
+def test_publishing_the_same_file_again_makes_no_new_event(settings: Settings, tmp_path: Path) -> None:
+    story = write(tmp_path / "once.json", article("tml-once") | {"occurred_at": None})  # defaulted: not content
+    first = run(settings, "publish", str(story))
+    again = [run(settings, "publish", str(story)) for _ in range(2)]
+    twice_in_a_batch = run(settings, "publish", str(write(tmp_path / "pair.json", article("tml-pair"))),
+                           str(tmp_path / "pair.json"))
+    assert first.exit_code == 0 and all(r.exit_code == 0 for r in again), [r.stderr for r in again]
+    (line,) = printed(first)
+    for result in again:
+        (repeat,) = [l for l in result.stdout.splitlines() if l]
+        assert repeat == f"{story}\tarticle_id=tml-once version=1 event_type=published event_id={line['event_id']} " \
+                         f"partition={line['partition']} offset={line['offset']} already published: nothing sent"
+    assert twice_in_a_batch.exit_code == 0, twice_in_a_batch.stderr
+    pair = twice_in_a_batch.stdout.splitlines()
+    assert len(pair) == 2 and pair[1].endswith("already published: nothing sent")
+    assert pair[0].split("\t")[1] + " already published: nothing sent" == pair[1].split("\t")[1]
+    events = [e for e, _ in read_events(settings)]
+    assert [(e["article_id"], e["event_id"]) for e in events if e["article_id"] == "tml-once"] == [
+        ("tml-once", line["event_id"])]
+    assert len(events) == 2
+
+
+def test_a_version_the_topic_has_or_had_or_a_killed_story_is_refused_with_exit_1(settings: Settings,
+                                                                                 tmp_path: Path) -> None:
+    v1 = write(tmp_path / "v1.json", article("tml-stale"))
+    v2 = write(tmp_path / "v2.json", article("tml-stale", version=2, first_created="2026-11-26T06:00:00Z"))
+    assert run(settings, "publish", str(v1), str(v2)).exit_code == 0
+    other = write(tmp_path / "other.json", article("tml-stale", version=2, first_created="2026-11-26T06:00:00Z",
+                                                   headline="Other"))
+    fresh = write(tmp_path / "fresh.json", article("tml-fresh"))
+    result = run(settings, "publish", str(v1), str(other), str(fresh))
+    assert result.exit_code == 1
+    assert [l["article_id"] for l in printed(result)] == ["tml-fresh"]
+    assert f"{v1}: refused\n  version: article 'tml-stale': version 1 sent, the topic already has version 2 " \
+           "(updated, event " in result.stderr
+    assert f"{other}: refused\n  version: article 'tml-stale': version 2 is already on the topic (updated, event " \
+           in result.stderr and "with other content (headline); a change is version 3" in result.stderr
+    assert "2 of 3 files rejected; 1 published" in result.stderr
+    assert run(settings, "publish", "--kill", "tml-stale", "--reason", "Legal.").exit_code == 0
+    v4 = write(tmp_path / "v4.json", article("tml-stale", version=4, first_created="2026-11-26T06:00:00Z"))
+    after_kill = [run(settings, "publish", str(path)) for path in (v1, v4)]
+    assert [r.exit_code for r in after_kill] == [1, 1]
+    for result, version in zip(after_kill, (1, 4)):
+        assert f"version: article 'tml-stale' was killed at version 3: version {version} refused, a kill is final" \
+            in result.stderr
+        assert result.stdout == ""
+    assert sorted((e["article_id"], e["version"], e["event_type"]) for e, _ in read_events(settings)) == [
+        ("tml-fresh", 1, "published"), ("tml-stale", 1, "published"), ("tml-stale", 2, "updated"),
+        ("tml-stale", 3, "killed")]

@@ -4,8 +4,10 @@ and real HTTP partners."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import pytest
 from standardwebhooks import Webhook
@@ -14,6 +16,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from newswire import corpus
 from newswire.consumers.webhooks import pusher, ssrf, store
 from newswire.consumers.webhooks import partners as registry
+from newswire.consumers.webhooks.config import parse_cidrs
 from newswire.consumers.webhooks.filters import Subscription
 from newswire.consumers.webhooks.signing import new_secret
 from tests.webhooks_support import PartnerServer, cli, config, publish, query, register, wait_for
@@ -72,6 +75,40 @@ def test_the_allowlist_lets_loopback_in_and_public_addresses_pass():
     assert ssrf.refusal("93.184.215.14") is None
     assert ssrf.refusal("127.0.0.1", ssrf_allow) is None
     assert ssrf.refusal("10.0.0.1", ssrf_allow) == "10.0.0.1 is a private address"
+
+
+METADATA_URLS = ["http://169.254.169.254/latest/meta-data/", "http://169.254.170.2/v2/credentials",
+                 "http://[fd00:ec2::254]/latest/", "http://[::ffff:169.254.169.254]/", "http://[64:ff9b::a9fe:a9fe]/",
+                 "http://[2002:a9fe:a9fe::1]/", "http://169.254.10.1/", "http://[fe80::1]/",
+                 "http://2852039166/latest/meta-data/"]  # the last: 169.254.169.254 as one number, which resolves
+
+
+@pytest.mark.parametrize("url", METADATA_URLS)
+def test_cloud_metadata_and_link_local_are_refused_whatever_the_allowlist(url):
+    allow_all = parse_cidrs("0.0.0.0/0,::/0")
+    with pytest.raises(ssrf.EndpointRefused, match="never allowed"):
+        ssrf.check_endpoint(url, allow_all)
+    host = urlsplit(url).hostname
+
+    async def resolve() -> None:
+        await ssrf.GuardedResolver(allow_all).resolve(host, 80)
+    if host.isdigit():  # not a literal to the HTTP client: its resolver (getaddrinfo) checks it at connect time
+        with pytest.raises(ssrf.EndpointRefused, match="cloud metadata"):
+            asyncio.run(resolve())
+    else:  # a literal address: checked before each request
+        with pytest.raises(ssrf.EndpointRefused, match="never allowed"):
+            ssrf.check_literal(url, allow_all)
+
+
+def test_partners_add_refuses_the_metadata_address_even_with_allow_cidrs_everything(settings):
+    everything = {"NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "0.0.0.0/0,::/0"}
+    refused = cli(settings, "partners", "add", "meta", "--name", "M", "--url", "http://169.254.169.254/",
+                  "--allow-cidrs", "0.0.0.0/0,::/0", env=everything, ok=False)
+    assert refused.exit_code == 1 and "169.254.169.254 is a cloud metadata address" in refused.output
+    assert "meta" not in cli(settings, "partners", "list").output
+    cli(settings, "partners", "add", "ok", "--name", "OK", "--url", "http://127.0.0.1:9/", env=everything)
+    moved = cli(settings, "partners", "update", "ok", "--url", "http://[fd00:ec2::254]/", env=everything, ok=False)
+    assert moved.exit_code == 1 and "fd00:ec2::254 is a cloud metadata address" in moved.output
 
 
 def test_the_ssrf_guard_also_checks_the_address_connected_to(settings):

@@ -91,6 +91,8 @@ def test_retry_after_reads_seconds_and_http_dates():
     assert policy.retry_after("Thu, 26 Nov 2026 09:01:30 GMT", now=now) == 90
     assert policy.retry_after("Thu, 26 Nov 2026 08:00:00 GMT", now=now) == 0
     assert policy.retry_after("soon") is None and policy.retry_after(None) is None
+    for hostile in ("²", "٣", "9" * 5000, "-5", "1e3"):  # a partner's header: ignored, never a crash
+        assert policy.retry_after(hostile, now=now) is None, hostile
 
 
 class FakeClock:

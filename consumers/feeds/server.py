@@ -38,6 +38,8 @@ from aiohttp import web
 from newswire import logs
 from newswire.codec import ArticleEvent
 from newswire.formats import atom, newsml, ninjs, rss, utc_iso
+from newswire.params import ParamError, parse_int
+from newswire.producers.article import MAX_VERSION
 
 from .access import Tokens
 from .conditional import Body, respond
@@ -61,6 +63,8 @@ _ITEM_SUFFIX = re.compile(r"(.+)\.(newsml|ninjs|json|rss|atom)")
 _ARTICLE = "[A-Za-z0-9._:-]+"
 _FEED = "{feed:[a-z0-9-]+}.{fmt:rss|atom|newsml|json}"
 _CACHE_SIZE = 512
+#: the largest change cursor (a SQLite integer)
+MAX_CURSOR = 2**63 - 1
 
 Clock = Callable[[], datetime]
 
@@ -78,6 +82,15 @@ class Options:
 
 def _error(status: type[web.HTTPException], message: str, **headers: str) -> web.HTTPException:
     return status(text=json.dumps({"error": message}), content_type="application/json", headers=headers or None)
+
+
+def _integer(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """The integer query parameter ``name`` (``default`` when absent); 400 naming it otherwise."""
+    raw = request.query.get(name)
+    try:
+        return default if raw is None else parse_int(raw, name, low=low, high=high)
+    except ParamError as exc:
+        raise _error(web.HTTPBadRequest, str(exc)) from None
 
 
 def last_modified(changed: datetime | None, entries: Sequence[Entry], now: datetime) -> datetime | None:
@@ -126,10 +139,7 @@ class FeedServer:
         return audience
 
     def _limit(self, request: web.Request) -> int:
-        raw = request.query.get("limit", str(self.options.limit))
-        if not raw.isdigit() or not 1 <= int(raw) <= self.options.max_limit:
-            raise _error(web.HTTPBadRequest, f"limit: must be an integer from 1 to {self.options.max_limit}")
-        return int(raw)
+        return _integer(request, "limit", self.options.limit, 1, self.options.max_limit)
 
     def _base(self, request: web.Request) -> str:
         return self.options.base_url or f"{request.scheme}://{request.host}"
@@ -196,7 +206,7 @@ class FeedServer:
         entry = self.view.get(article_id)
         if entry is None or not audience.may_see(entry) or (entry.embargoed(now) and not audience.embargoed):
             raise _error(web.HTTPNotFound, f"no article {article_id!r}")
-        event = self._version(entry, request.query.get("version"), now)
+        event = self._version(entry, request, now)
         if fmt not in WIRE:
             if entry.dead:
                 raise _error(web.HTTPGone, f"article {article_id!r} was {entry.event_type}: "
@@ -215,17 +225,16 @@ class FeedServer:
         return respond(request, body, last_modified=updated if latest else None, now=now,
                        cache_control=self._cache_control(audience), headers=headers)
 
-    def _version(self, entry: Entry, asked: str | None, now: datetime) -> ArticleEvent:
-        if asked is None or asked == str(entry.version):
+    def _version(self, entry: Entry, request: web.Request, now: datetime) -> ArticleEvent:
+        asked = _integer(request, "version", entry.version, 1, MAX_VERSION)
+        if asked == entry.version:
             return entry.event
-        if not asked.isdigit() or int(asked) < 1:
-            raise _error(web.HTTPBadRequest, f"version: {asked!r} is not a positive integer")
-        if int(asked) > entry.version:
+        if asked > entry.version:
             raise _error(web.HTTPNotFound, f"article {entry.article_id!r} has no version {asked} (latest {entry.version})")
         if entry.dead:
             raise _error(web.HTTPGone, f"article {entry.article_id!r} was {entry.event_type}: "
                                        "its earlier versions must not be used")
-        event = self.store.version(entry.article_id, int(asked)) if self.store is not None else None
+        event = self.store.version(entry.article_id, asked) if self.store is not None else None
         if event is None or (event.get("embargo_until") is not None and event["embargo_until"] > now):
             raise _error(web.HTTPNotFound, f"version {asked} of article {entry.article_id!r} is not kept here")
         return event
@@ -240,10 +249,8 @@ class FeedServer:
 
     async def changes(self, request: web.Request) -> web.Response:
         audience = self.audience(request)
-        fmt, raw = request.match_info["fmt"], request.query.get("since", "0")
-        if not raw.isdigit():
-            raise _error(web.HTTPBadRequest, f"since: {raw!r} is not a cursor (a non-negative integer)")
-        since, limit = int(raw), self._limit(request)
+        fmt = request.match_info["fmt"]
+        since, limit = _integer(request, "since", 0, 0, MAX_CURSOR), self._limit(request)
         try:
             entries, next_cursor = self.view.changes_since(since, limit=limit, audience=audience)
         except ValueError as exc:

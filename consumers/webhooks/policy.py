@@ -10,8 +10,11 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from newswire import httpdate
+from newswire.params import ParamError, parse_int
 
 Clock = Callable[[], float]
+#: the largest delay-seconds read from a Retry-After (the pusher caps its waits lower still)
+MAX_RETRY_AFTER_S = 10**9
 
 
 def backoff(schedule: tuple[float, ...], attempts_spent: int, jitter: float,
@@ -30,8 +33,10 @@ def retry_after(value: str | None, *, now: datetime | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    try:
+        return float(parse_int(value, "Retry-After", low=0, high=MAX_RETRY_AFTER_S))
+    except ParamError:
+        pass  # not delay-seconds (nor ², ٣ or 5,000 digits): an HTTP-date, or nothing
     when = httpdate.parse(value)
     if when is None:
         return None

@@ -1,9 +1,12 @@
 """The SSRF guard: partner endpoints may only be on public addresses.
 
-An endpoint whose host is, or resolves to, a loopback, private, link-local (cloud metadata
-at 169.254.169.254), multicast, reserved, unspecified or otherwise not globally routable
-address is refused, unless the address is in an explicit allowlist of networks
-(``NEWSWIRE_WEBHOOK_ALLOW_CIDRS``, or the partner's own ``allow_cidrs``).
+An endpoint whose host is, or resolves to, a loopback, private, multicast, reserved,
+unspecified or otherwise not globally routable address is refused, unless the address is in
+an explicit allowlist of networks (``NEWSWIRE_WEBHOOK_ALLOW_CIDRS``, or the partner's own
+``allow_cidrs``). Cloud metadata addresses (169.254.169.254, 169.254.170.2, fd00:ec2::254, ...)
+and link-local addresses (169.254.0.0/16, fe80::/10, where metadata services live) are
+refused whatever the allowlist says, even ``0.0.0.0/0`` or ``::/0``: that rule is checked
+first, also on an IPv4 address carried in an IPv6 one (mapped, NAT64, 6to4, Teredo).
 
 It is checked twice: when a partner is registered or its URL changed, and on every
 connection, on the addresses actually connected to: :class:`GuardedResolver` is the
@@ -38,16 +41,39 @@ class EndpointRefused(OSError):
     """The endpoint is on an address partners' endpoints may not be on."""
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _never(ip: IPAddress) -> str | None:
+    """Why ``ip`` is refused whatever the allowlist: cloud metadata, link-local."""
+    if ip in CLOUD_METADATA:
+        return f"{ip} is a cloud metadata address (never allowed)"
+    if ip.is_link_local:
+        return f"{ip} is a link-local address, where cloud metadata services are (never allowed)"
+    return None
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (mapped, NAT64, 6to4, Teredo), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+
+
 def refusal(address: str | IPAddress, allow: Iterable[Network] = ()) -> str | None:
     """Why a connection to ``address`` is refused, or None when it is allowed."""
     ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    carried = _embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+    for candidate in filter(None, (ip, carried)):
+        if why := _never(candidate):
+            return why
+    if carried is not None and ip.ipv4_mapped is not None:
+        ip = carried
     if any(ip.version == net.version and ip in net for net in allow):
         return None
-    if ip in CLOUD_METADATA:
-        return f"{ip} is a cloud metadata address"
-    for test, what in ((ip.is_loopback, "loopback"), (ip.is_link_local, "link-local"),
+    for test, what in ((ip.is_loopback, "loopback"),
                        (ip.is_multicast, "multicast"), (ip.is_unspecified, "unspecified"),
                        (ip.is_reserved, "reserved"), (ip.is_private, "private")):
         if test:
