@@ -9,6 +9,10 @@ change keeps its old UNIQUE (partner_id, event_id) and cannot take such a replay
 new file.) One file, so that enqueueing an event for its partners, numbering it and
 recording what each partner was sent is one transaction.
 
+Its schema is versioned (``PRAGMA user_version``, :data:`VERSION`): :func:`connect` brings an
+older file up to date in place, one numbered step of :data:`MIGRATIONS` after another, and
+refuses a file written by a newer release.
+
 SQLite in WAL mode lets the Kafka thread, the asyncio side and operator commands
 (``newswire partners``, ``newswire deliveries``) use the file at the same time, each
 through its own connection.
@@ -21,6 +25,7 @@ from pathlib import Path
 
 from newswire.config import Settings
 
+# The schema of the first release (version 1); every change since is a numbered step in MIGRATIONS.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS partners (
     id              TEXT PRIMARY KEY,
@@ -32,7 +37,6 @@ CREATE TABLE IF NOT EXISTS partners (
     rate_limit      REAL NOT NULL,           -- requests per second, 0 = unlimited
     enabled         INTEGER NOT NULL,
     disabled_reason TEXT,
-    disabled_at     REAL,                    -- when it was disabled (what it missed starts there)
     secrets         TEXT NOT NULL,           -- JSON list: [current] or [current, previous]
     allow_cidrs     TEXT NOT NULL,           -- JSON list of CIDRs this partner may resolve to
     next_seq        INTEGER NOT NULL DEFAULT 1,
@@ -90,12 +94,26 @@ CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts (delivery_id);
 """
 
 
+# Step N brings a file from version N - 1 to N. Steps are appended, never edited: an
+# installation upgrades in place by running the steps it has not run yet, in order.
+MIGRATIONS: tuple[str, ...] = (
+    SCHEMA,
+    # 2: when a partner was disabled (what it missed starts there)
+    "ALTER TABLE partners ADD COLUMN disabled_at REAL;",
+)
+VERSION = len(MIGRATIONS)
+
+
+class StateTooNew(RuntimeError):
+    """The state file was written by a newer newswire than this one."""
+
+
 def path_of(settings: Settings) -> Path:
     return settings.home / "webhooks.sqlite3"
 
 
 def connect(settings: Settings, *, synchronous: str = "FULL") -> sqlite3.Connection:
-    """A connection to the state file (created with its schema if new).
+    """A connection to the state file, created or upgraded to :data:`VERSION` first.
 
     ``synchronous=FULL`` (the default) makes a commit durable against power loss, as the
     enqueue before a Kafka offset commit needs; receipts may use ``NORMAL`` (durable
@@ -108,16 +126,48 @@ def connect(settings: Settings, *, synchronous: str = "FULL") -> sqlite3.Connect
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")
     db.execute("PRAGMA foreign_keys=ON")
-    db.executescript(SCHEMA)
-    _add_columns(db)
+    migrate(db, path)
     return db
 
 
-def _add_columns(db: sqlite3.Connection) -> None:
-    """Columns added since the first release, for state files made before them."""
-    if "disabled_at" not in {row[1] for row in db.execute("PRAGMA table_info(partners)")}:
-        try:
-            db.execute("ALTER TABLE partners ADD COLUMN disabled_at REAL")
-        except sqlite3.OperationalError as exc:  # another process added it meanwhile
-            if "duplicate column" not in str(exc):
-                raise
+def schema_version(db: sqlite3.Connection) -> int:
+    """The version of a state file; a file from before versioning (it has tables) is 1."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0 and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'partners'").fetchone():
+        return 1
+    return version
+
+
+def migrate(db: sqlite3.Connection, path: Path | str = "state") -> None:
+    """Run the steps the file has not had, in one write transaction (so that processes opening
+    the same file at once upgrade it once); refuse a file newer than this code."""
+    if db.execute("PRAGMA user_version").fetchone()[0] == VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        current = schema_version(db)
+        if current > VERSION:
+            raise StateTooNew(f"{path} is webhook state version {current}, newer than this newswire's "
+                              f"{VERSION}: run the newswire release that wrote it (or a later one)")
+        for step in MIGRATIONS[current:]:
+            for statement in _statements(step):
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of an SQL script, split where SQLite itself sees each one end
+    (``executescript`` would commit the migration's transaction)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]!r}")
+    return statements
