@@ -26,7 +26,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
             "NEWSWIRE_TOPIC_ARTICLES": t.articles, "NEWSWIRE_ARTICLES_PARTITIONS": str(t.articles_partitions),
             "NEWSWIRE_TOPIC_DEAD_LETTER": t.dead_letter,
             "NEWSWIRE_DEAD_LETTER_PARTITIONS": str(t.dead_letter_partitions), "NEWSWIRE_LOG_LEVEL": "WARNING",
-            "NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8"}
+            "NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8", **({"NEWSWIRE_PROVIDER": settings.provider}
+                                                              if settings.provider else {})}
 
 
 def events(n: int, seed: int = 11, body_bytes: int = 1200) -> list[dict]:
