@@ -13,7 +13,9 @@ from newswire.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 NEWSWIRE = [sys.executable, "-m", "newswire.cli"]
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+#: when the tests' events start: noon a week ago, so that windows back from now ("30d") hold them
+#: on any day the suite runs, and hours after T0 fall on the same dates relative to it
+T0 = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=7)
 
 
 def ms(moment: datetime) -> int:
