@@ -47,8 +47,8 @@ class Settings:
     #: ``acks`` and delivery timeout of every producer (all: the write is on every in-sync replica)
     producer_acks: str = "all"
     producer_timeout_s: float = 15.0
-    #: the agency that provides the stories, when an article does not say
-    provider: str = "The Media Line"
+    #: the agency that provides the stories, when an article does not say (none until configured)
+    provider: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -67,7 +67,7 @@ class Settings:
             topics=topics,
             replication_factor=int(_env("REPLICATION_FACTOR", str(cls.replication_factor))),
             producer_timeout_s=float(_env("PRODUCER_TIMEOUT", str(cls.producer_timeout_s))),
-            provider=_env("PROVIDER", cls.provider),
+            provider=_env("PROVIDER", "").strip() or None,
         )
 
     def with_bootstrap(self, bootstrap_servers: str) -> "Settings":

@@ -31,6 +31,7 @@ FIXTURE_PAGE = ROOT / "deploy" / "demo" / "tml-idlib-page.html"
 FIXTURE_ID = "tml-idlib-2020-02-18"
 DEMO_PARTNER = "demo"
 DEMO_SECRET = "whsec_ZGVtby1wYXJ0bmVyLXNlY3JldC1mb3ItbmV3c3dpcmU="  # the demo's own, printed
+DEMO_PROVIDER = "The Media Line"  # the agency of the demo's stories (an installation names its own)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,13 @@ def _newswire(settings: Settings, *args: str) -> subprocess.CompletedProcess:
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home)}
+    return {**os.environ, **_demo_variables(settings)}
+
+
+def _demo_variables(settings: Settings) -> dict[str, str]:
+    """What every command and service of the demo is told: its broker, its home, its agency."""
+    return {"NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
+            "NEWSWIRE_PROVIDER": DEMO_PROVIDER}
 
 
 def register_demo_partner(settings: Settings, ports: Ports) -> None:
@@ -152,7 +159,7 @@ def run(ctx: click.Context, corpus_size: int, duration: float | None, ingest_tok
 
     supervisor = Supervisor(services(settings, ports, ingest_token), log_dir=settings.home / "logs")
     for service in supervisor.services:
-        service.env.update({"NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home)})
+        service.env.update(_demo_variables(settings))
         if service.name in metrics_ports(ports):
             service.env["NEWSWIRE_METRICS_PORT"] = str(metrics_ports(ports)[service.name])
     signal.signal(signal.SIGINT, lambda *_: supervisor.stop())

@@ -326,6 +326,10 @@ def build_event(data: Any, settings: Settings, *, now: datetime | None = None) -
     if event_type not in (None, "corrected") and texts["correction_note"] is not None:
         check.fail("correction_note", f"is only allowed on corrected events, not {event_type}")
 
+    provider = texts["provider"] or settings.provider
+    if provider is None and "provider" not in _failed(check):
+        check.fail("provider", "is not given and no default agency is configured: set NEWSWIRE_PROVIDER")
+
     categories = check.terms("categories", get("categories"))
     keywords = check.terms("keywords", get("keywords"))
     places = check.terms("places", get("places"))
@@ -360,7 +364,7 @@ def build_event(data: Any, settings: Settings, *, now: datetime | None = None) -
         "embargo_until": embargo_until,
         "correction_note": texts["correction_note"],
         "kill_reason": None,
-        "provider": texts["provider"] or settings.provider,
+        "provider": provider,
         "copyright_notice": texts["copyright_notice"],
         "usage_terms": texts["usage_terms"],
         "word_count": len(body_text(body).split()) if body else 0,

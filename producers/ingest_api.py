@@ -333,5 +333,5 @@ def serve(ctx: click.Context, host: str, port: int, body_timeout: float) -> None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     log.info("ingest_serving", host=host, port=port, topic=settings.topics.articles,
-             bootstrap=settings.bootstrap_servers)
+             bootstrap=settings.bootstrap_servers, provider=settings.provider)  # None: articles must name theirs
     web.run_app(app, host=host, port=port, access_log=None, print=None)

@@ -63,6 +63,7 @@ def _isolated_settings(kafka_broker: LocalBroker, home: Path) -> Settings:
         topics=Topics(articles=f"articles-{suffix}", articles_partitions=3,
                       dead_letter=f"articles-{suffix}.dlq", dead_letter_partitions=1),
         producer_timeout_s=10.0,
+        provider="Newswire Test Agency",  # configured as an operator does: a fresh installation names none
     )
     topics.ensure(own)
     return own

@@ -13,7 +13,9 @@ from newswire.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 NEWSWIRE = [sys.executable, "-m", "newswire.cli"]
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+#: when the tests' events start: noon a week ago, so that windows back from now ("30d") hold them
+#: on any day the suite runs, and hours after T0 fall on the same dates relative to it
+T0 = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=7)
 
 
 def ms(moment: datetime) -> int:
@@ -26,7 +28,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
             "NEWSWIRE_TOPIC_ARTICLES": t.articles, "NEWSWIRE_ARTICLES_PARTITIONS": str(t.articles_partitions),
             "NEWSWIRE_TOPIC_DEAD_LETTER": t.dead_letter,
             "NEWSWIRE_DEAD_LETTER_PARTITIONS": str(t.dead_letter_partitions), "NEWSWIRE_LOG_LEVEL": "WARNING",
-            "NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8"}
+            "NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8", **({"NEWSWIRE_PROVIDER": settings.provider}
+                                                              if settings.provider else {})}
 
 
 def events(n: int, seed: int = 11, body_bytes: int = 1200) -> list[dict]:

@@ -13,7 +13,7 @@ from newswire.config import Settings
 from newswire.producers.article import (MAX_BODY_BYTES, ArticleError, FieldError, build_event,
                                         decode_document)
 
-SETTINGS = Settings()
+SETTINGS = Settings(provider="The Media Line")
 
 
 def good() -> dict:
@@ -174,6 +174,19 @@ def test_good_article_becomes_an_event_that_round_trips() -> None:
     assert event["provider"] == SETTINGS.provider
     assert event["word_count"] == 12
     assert codec.decode(codec.encode(event)) == event
+
+
+def test_a_fresh_installation_names_no_agency_and_says_which_setting_to_set(monkeypatch) -> None:
+    monkeypatch.delenv("NEWSWIRE_PROVIDER", raising=False)
+    fresh = Settings.from_env()
+    assert fresh.provider is None
+    with pytest.raises(ArticleError) as caught:
+        build_event(good(), fresh)
+    (error,) = caught.value.errors
+    assert error.field == "provider" and "NEWSWIRE_PROVIDER" in error.problem
+    assert build_event(with_(provider="Agence Exemple"), fresh)["provider"] == "Agence Exemple"
+    monkeypatch.setenv("NEWSWIRE_PROVIDER", " Agence Exemple ")
+    assert build_event(good(), Settings.from_env())["provider"] == "Agence Exemple"
 
 
 def test_accepted_article_is_not_changed_beyond_cleaning() -> None:

@@ -17,6 +17,8 @@ from tests.topic_reader import read_events
 PAGE = Path(__file__).resolve().parent.parent / "deploy" / "demo" / "tml-idlib-page.html"
 EXPECTED = json.loads((Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "tml-idlib-expected.json")
                       .read_text(encoding="utf-8"))
+#: the settings of an installation that names its agency: pages without a site name are its stories
+AGENCY = Settings(provider="Test Agency")
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +118,7 @@ def test_story_container_with_a_furniture_like_class_is_kept() -> None:
     page = ("<html lang='en'><body><div class='content has-sidebar'><article class='post has-related-posts'>"
             "<h1>Headline kept</h1><p>The story's only paragraph is long enough to be a paragraph of news.</p>"
             "<div class='related-posts'><p>Read also: something else entirely</p></div></article></div></body></html>")
-    event = build_event(article_from_html(page, article_id="p1"), Settings())
+    event = build_event(article_from_html(page, article_id="p1"), AGENCY)
     assert event["headline"] == "Headline kept"
     assert event["body"] == "<p>The story's only paragraph is long enough to be a paragraph of news.</p>"
 
@@ -127,7 +129,7 @@ def test_headline_in_an_entry_header_outside_the_article() -> None:
             "<h2>Sous la pression régionale</h2></header>"
             "<article><p>Des responsables ont déclaré que les négociations se poursuivraient demain.</p></article>"
             "</body></html>")
-    event = build_event(article_from_html(page, article_id="fr-1"), Settings())
+    event = build_event(article_from_html(page, article_id="fr-1"), AGENCY)
     assert (event["headline"], event["subheadline"]) == ("Reprise des pourparlers à Ankara", "Sous la pression régionale")
     assert "Accueil" not in event["body"] and event["body"].startswith("<p>Des responsables")
 

@@ -141,7 +141,7 @@ def test_auth_and_error_codes(settings: Settings) -> None:
 
 
 def test_broker_down_is_503_with_a_clear_message(tmp_path: Path) -> None:
-    down = replace(Settings(), bootstrap_servers=f"127.0.0.1:{free_port()}", producer_timeout_s=2.0,
+    down = replace(Settings(provider="Test Agency"), bootstrap_servers=f"127.0.0.1:{free_port()}", producer_timeout_s=2.0,
                    home=tmp_path / "home")
 
     async def scenario(session, base):

@@ -179,7 +179,7 @@ def test_kill_event_copies_the_story() -> None:
 
 
 def test_publish_with_the_broker_down_fails_fast_and_clearly(tmp_path: Path) -> None:
-    down = replace(Settings(), bootstrap_servers=f"127.0.0.1:{free_port()}", producer_timeout_s=2.0,
+    down = replace(Settings(provider="Test Agency"), bootstrap_servers=f"127.0.0.1:{free_port()}", producer_timeout_s=2.0,
                    home=tmp_path / "home")
     result = run(down, "publish", str(write(tmp_path / "a.json", article("tml-down"))))
     assert result.exit_code == 3

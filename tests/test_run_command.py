@@ -8,6 +8,7 @@ with lag, so nothing is lost across the stop.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 
 from newswire import lag
 from newswire.broker import free_port
-from newswire.run import FIXTURE_ID
+from newswire.run import DEMO_PROVIDER, FIXTURE_ID
 
 HEADLINE = "Turkey Continues Talks with Russia on Idlib Fighting"
 GROUPS = {"newswire-feeds", "newswire-newsml", "newswire-webhooks", "newswire-archive"}
@@ -54,6 +55,7 @@ def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path
            "NEWSWIRE_ARTICLES_PARTITIONS": str(settings.topics.articles_partitions),
            "NEWSWIRE_TOPIC_DEAD_LETTER": settings.topics.dead_letter,
            "NEWSWIRE_DEAD_LETTER_PARTITIONS": str(settings.topics.dead_letter_partitions)}
+    env.pop("NEWSWIRE_PROVIDER", None)  # a fresh installation: no agency configured
     out = open(tmp_path / "run.out", "w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "newswire.cli", "--log-json", "run", "--corpus", "30",
@@ -96,6 +98,15 @@ def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path
 
         _eventually(where_to_look_printed)
         assert f"{feeds}/feeds/all.rss" in (tmp_path / "run.out").read_text()
+        # the environment names no agency (a fresh installation): the demo gives its services its own
+        story = {"article_id": "demo-no-provider", "headline": "A story that names no agency", "language": "en",
+                 "body": "<p>The ingest API takes the agency the demo configured.</p>"}
+        posted = urllib.request.Request(f"http://127.0.0.1:{ports['ingest']}/v1/articles", json.dumps(story).encode(),
+                                        headers={"Authorization": "Bearer demo-ingest-token",
+                                                 "Content-Type": "application/json"})
+        with urllib.request.urlopen(posted, timeout=60) as reply:
+            assert reply.status == 202
+        _eventually(lambda: json.loads(_get(f"{feeds}/items/demo-no-provider.json"))["copyrightHolder"] == DEMO_PROVIDER)
         _eventually(lambda: all(row.lag == 0 for row in lag.group_lag(settings)
                                 if row.group in GROUPS) and {r.group for r in lag.group_lag(settings)} >= GROUPS)
     finally:
