@@ -313,7 +313,10 @@ def webhooks_run(ctx) -> None:
         config = WebhookConfig.from_env()
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    asyncio.run(pusher.serve(_settings(ctx), config))
+    try:
+        asyncio.run(pusher.serve(_settings(ctx), config))
+    except pusher.PusherBusy as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @webhooks_group.command("demo-partner")

@@ -1,0 +1,223 @@
+"""A full disk under the consumers' state (issue 10, item 7): each consumer waits, says so in its
+log, commits nothing to Kafka that is not on disk, and resumes by itself when space returns.
+
+NEWSWIRE_HOME is a small tmpfs (mounted for the test: the test fails if it cannot be). The
+archive, the NewsML-G2 drop folder, the feeds consumer + server and the pusher (with a
+drop-folder partner outside the tmpfs) run as real processes on it. Some stories go through;
+then the tmpfs is filled to the last byte and more stories are published: every process stays
+alive, logs ``disk_full`` (path, retry_in_s), hands out none of them and commits none of their
+offsets. The filler is deleted: every process catches up alone, and each output holds every
+story exactly once.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from newswire import lag
+from newswire.broker import free_port
+from newswire.consumers.archive.index import Index
+from newswire.consumers.webhooks import partners as registry
+from newswire.consumers.webhooks import store
+from newswire.consumers.webhooks.signing import new_secret
+from tests.feeds_support import publish, story
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(300)]
+
+TMPFS_SIZE = "16m"
+BEFORE, WHILE_FULL = 4, 8
+GROUPS = ("newswire-archive", "newswire-newsml", "newswire-feeds")
+
+
+@contextmanager
+def tmpfs(mount_point: Path) -> Iterator[Path]:
+    mount_point.mkdir(parents=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"this test needs a tmpfs (root, mount -t tmpfs): {result.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def fill(path: Path) -> None:
+    """Take every free byte of the filesystem ``path`` is on (ENOSPC ends it)."""
+    chunk = 1 << 20
+    with open(path, "wb", buffering=0) as out:
+        while chunk:
+            try:
+                out.write(b"\0" * chunk)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+                chunk //= 2
+
+
+def eventually(check: Callable[[], object], what: str, timeout_s: float = 120.0):
+    deadline = time.monotonic() + timeout_s
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
+        time.sleep(0.3)
+    return result
+
+
+class Consumers:
+    """The four consumer processes, their logs, and what each has put out."""
+
+    def __init__(self, settings, tmp_path: Path):
+        self.settings = settings
+        self.drop = settings.home / "drop"
+        self.partner = tmp_path / "partner"  # the partner's folder is not on the full disk
+        self.partner.mkdir()
+        self.feeds_port = free_port()
+        self.logs = tmp_path / "logs"
+        self.logs.mkdir()
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> None:
+        env = {**os.environ, "NEWSWIRE_BOOTSTRAP": self.settings.bootstrap_servers,
+               "NEWSWIRE_HOME": str(self.settings.home), "NEWSWIRE_TOPIC_ARTICLES": self.settings.topics.articles,
+               "NEWSWIRE_ARTICLES_PARTITIONS": str(self.settings.topics.articles_partitions),
+               "NEWSWIRE_TOPIC_DEAD_LETTER": self.settings.topics.dead_letter,
+               "NEWSWIRE_DEAD_LETTER_PARTITIONS": str(self.settings.topics.dead_letter_partitions),
+               "NEWSWIRE_WEBHOOK_GROUP": "newswire-webhooks-diskfull"}
+        commands = {"archive": ["archive", "run"], "drop": ["newsml", "drop", "--dir", str(self.drop)],
+                    "feeds": ["feeds", "serve", "--port", str(self.feeds_port)], "pusher": ["webhooks", "run"]}
+        for name, args in commands.items():
+            with open(self.logs / f"{name}.log", "wb") as out:
+                self.processes[name] = subprocess.Popen([sys.executable, "-m", "newswire.cli", "--log-json", *args],
+                                                        env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def log(self, name: str) -> list[dict]:
+        lines = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def text(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def alive(self) -> dict[str, int | None]:
+        return {name: p.poll() for name, p in self.processes.items()}
+
+    # --- what each consumer handed out, as article ids (repeated when handed out twice) --------
+
+    def archived(self) -> list[str]:
+        try:
+            index = Index(self.settings.home / "archive" / "index.sqlite", readonly=True)
+        except Exception:  # not there yet
+            return []
+        try:
+            return [e.article_id for e in index.entries()]
+        finally:
+            index.close()
+
+    def dropped(self) -> list[str]:
+        return [p.name.rsplit("_v", 1)[0] for p in self.drop.rglob("*.xml") if not p.name.startswith(".")]
+
+    def served(self) -> list[str]:
+        try:
+            url = f"http://127.0.0.1:{self.feeds_port}/changes.json?since=0&limit=100"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                items = json.loads(response.read())["items"]
+        except OSError:
+            return []
+        return [item["uri"].rsplit(":", 1)[1] for item in items]
+
+    def pushed(self) -> list[str]:
+        return [p.name.split("_", 1)[1].rsplit("_v", 1)[0] for p in self.partner.iterdir()
+                if not p.name.startswith(".")]
+
+    def outputs(self) -> dict[str, list[str]]:
+        return {"archive": self.archived(), "drop": self.dropped(), "feeds": self.served(), "pusher": self.pushed()}
+
+    def stop(self) -> dict[str, int]:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        codes = {}
+        for name, process in self.processes.items():
+            try:
+                codes[name] = process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes[name] = process.wait()
+        return codes
+
+
+def _add_partner(settings, folder: Path) -> None:
+    db = store.connect(settings)
+    try:
+        registry.add(db, registry.Partner(id="diskfull", name="Disk full", url=folder.as_uri(), format="ninjs",
+                                          secrets=(new_secret(),)))
+    finally:
+        db.close()
+
+
+def _committed_lag(settings) -> dict[str, int]:
+    wanted = set(GROUPS) | {"newswire-webhooks-diskfull"}
+    total: dict[str, int] = {}
+    for row in lag.group_lag(settings):
+        if row.group in wanted:
+            total[row.group] = total.get(row.group, 0) + row.lag
+    return total
+
+
+def test_a_full_disk_stops_every_consumer_safely_and_each_resumes_alone_when_space_returns(settings, tmp_path):
+    with tmpfs(tmp_path / "home") as home:
+        settings = replace(settings, home=home)
+        _add_partner(settings, tmp_path / "partner")
+        consumers = Consumers(settings, tmp_path)
+        consumers.start()
+        try:
+            now = datetime.now(timezone.utc)
+            first = [f"diskfull-a{i}" for i in range(BEFORE)]
+            publish(settings, *(story(a, now) for a in first))
+            eventually(lambda: all(sorted(o) == sorted(first) for o in consumers.outputs().values()),
+                       f"every consumer has the first {BEFORE} stories: {consumers.outputs()}")
+            eventually(lambda: set(_committed_lag(settings)) >= set(GROUPS) | {"newswire-webhooks-diskfull"}
+                       and not any(_committed_lag(settings).values()),
+                       f"every group committed the first stories: {_committed_lag(settings)}")
+
+            fill(home / "filler")
+            later = [f"diskfull-b{i}" for i in range(WHILE_FULL)]
+            publish(settings, *(story(a, now) for a in later))
+
+            for name in consumers.processes:  # and keeps trying: twice at least
+                eventually(lambda: sum(r.get("event") == "disk_full" for r in consumers.log(name)) >= 2,
+                           f"{name} logs disk_full: {consumers.text(name)[-2000:]}")
+            full = [r for name in consumers.processes for r in consumers.log(name) if r.get("event") == "disk_full"]
+            assert all(r["path"] and str(home) in r["path"] and r["retry_in_s"] > 0 for r in full), full[:4]
+            assert consumers.alive() == dict.fromkeys(consumers.processes, None)
+            # nothing of the later stories is handed out, and no consumer committed their offsets
+            # (the pusher queues each story before its offsets; its partner folder is elsewhere)
+            outputs = consumers.outputs()
+            assert all(sorted(o) == sorted(first) for name, o in outputs.items()), outputs
+            assert all(_committed_lag(settings)[group] == WHILE_FULL for group in GROUPS), _committed_lag(settings)
+
+            (home / "filler").unlink()
+            everything = sorted(first + later)
+            eventually(lambda: all(sorted(o) == everything for o in consumers.outputs().values()),
+                       f"every consumer caught up once space returned: {consumers.outputs()}", timeout_s=180)
+            eventually(lambda: not any(_committed_lag(settings).values()),
+                       f"every group committed everything: {_committed_lag(settings)}")
+            assert consumers.alive() == dict.fromkeys(consumers.processes, None)
+            for name in consumers.processes:
+                assert "Traceback" not in consumers.text(name), consumers.text(name)[-3000:]
+        finally:
+            codes = consumers.stop()
+        assert codes == dict.fromkeys(consumers.processes, 0), {n: consumers.text(n)[-2000:] for n in codes}
