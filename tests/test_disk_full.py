@@ -35,6 +35,7 @@ from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks import store
 from newswire.consumers.webhooks.signing import new_secret
 from tests.feeds_support import publish, story
+from tests.webhooks_support import PartnerServer, env_of, query, register
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(300)]
 
@@ -90,16 +91,14 @@ class Consumers:
         self.logs.mkdir()
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def start(self) -> None:
-        env = {**os.environ, "NEWSWIRE_BOOTSTRAP": self.settings.bootstrap_servers,
-               "NEWSWIRE_HOME": str(self.settings.home), "NEWSWIRE_TOPIC_ARTICLES": self.settings.topics.articles,
-               "NEWSWIRE_ARTICLES_PARTITIONS": str(self.settings.topics.articles_partitions),
-               "NEWSWIRE_TOPIC_DEAD_LETTER": self.settings.topics.dead_letter,
-               "NEWSWIRE_DEAD_LETTER_PARTITIONS": str(self.settings.topics.dead_letter_partitions),
-               "NEWSWIRE_WEBHOOK_GROUP": "newswire-webhooks-diskfull"}
+    def start(self, *names: str, **env: str) -> None:
+        """Start the consumers ``names`` (all four by default), with ``env`` added to theirs."""
+        env = {**os.environ, **env_of(self.settings, NEWSWIRE_WEBHOOK_GROUP="newswire-webhooks-diskfull", **env)}
         commands = {"archive": ["archive", "run"], "drop": ["newsml", "drop", "--dir", str(self.drop)],
                     "feeds": ["feeds", "serve", "--port", str(self.feeds_port)], "pusher": ["webhooks", "run"]}
         for name, args in commands.items():
+            if names and name not in names:
+                continue
             with open(self.logs / f"{name}.log", "wb") as out:
                 self.processes[name] = subprocess.Popen([sys.executable, "-m", "newswire.cli", "--log-json", *args],
                                                         env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -221,3 +220,37 @@ def test_a_full_disk_stops_every_consumer_safely_and_each_resumes_alone_when_spa
         finally:
             codes = consumers.stop()
         assert codes == dict.fromkeys(consumers.processes, 0), {n: consumers.text(n)[-2000:] for n in codes}
+
+
+def test_a_pusher_whose_receipts_cannot_be_written_waits_and_sends_nothing_twice(settings, tmp_path):
+    """The asyncio side: partner answers that cannot be recorded are held (each article waits
+    for its receipt), not taken for failures and sent again; they are recorded once there is room."""
+    with tmpfs(tmp_path / "home") as home:
+        settings = replace(settings, home=home)
+        server = PartnerServer([new_secret()], respond=lambda n, request: "block").start()
+        register(settings, "held", server, concurrency=4)
+        consumers = Consumers(settings, tmp_path)
+        consumers.start("pusher", NEWSWIRE_WEBHOOK_ALLOW_CIDRS="127.0.0.0/8")
+        try:
+            articles = [f"receipts-{i}" for i in range(3)]
+            publish(settings, *(story(a, datetime.now(timezone.utc)) for a in articles))
+            eventually(lambda: len(server.snapshot()) == len(articles), "every story reached the partner")
+
+            fill(home / "filler")
+            server.gate.set()  # the partner answers 200 now; the receipts cannot be written
+            eventually(lambda: sum(r.get("event") == "disk_full" for r in consumers.log("pusher")) >= 2,
+                       f"the pusher logs disk_full: {consumers.text('pusher')[-2000:]}")
+            assert consumers.alive() == {"pusher": None}
+            assert len(server.snapshot()) == len(articles)  # nothing sent again meanwhile
+            assert not any(r.get("event") == "delivery_crashed" for r in consumers.log("pusher"))
+
+            (home / "filler").unlink()
+            eventually(lambda: [s for (s,) in query(settings, "SELECT status FROM deliveries")] == ["delivered"] * 3,
+                       "every delivery recorded as delivered")
+            ids = [r.webhook_id for r in server.snapshot()]
+            assert len(ids) == len(set(ids)) == len(articles)
+            assert "Traceback" not in consumers.text("pusher")
+        finally:
+            codes = consumers.stop()
+            server.stop()
+        assert codes == {"pusher": 0}, consumers.text("pusher")[-2000:]
