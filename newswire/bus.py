@@ -274,30 +274,13 @@ class EventLoop:
         full disk or quota (:func:`newswire.files.disk_full`).
 
         Each such failure is logged (``disk_full`` with the path and ``retry_in_s``) and the
-        step is tried again after a growing, bounded pause (:func:`~newswire.files.disk_full_pauses`), so the
-        consumer resumes by itself once there is room; nothing is committed meanwhile. A step
+        step is tried again after a growing, bounded pause (:func:`~newswire.files.disk_full_pauses`),
+        so the consumer resumes by itself once there is room; nothing is committed meanwhile. A step
         must leave nothing half-done when it raises, so that trying it again is safe. Returns
         False when the loop is stopped while waiting: the batch stays uncommitted, to be read
         again after a restart. Any other error is raised.
         """
-        pauses, failures = files.disk_full_pauses(), 0
-        while True:
-            try:
-                step()
-                break
-            except Exception as exc:
-                if (full := files.disk_full(exc)) is None:
-                    raise
-                failures += 1
-                delay = next(pauses)
-                path = getattr(full, "filename", None) or self.state
-                log.warning("disk_full", consumer=self.name, path=str(path) if path else None,
-                            error=f"{type(full).__name__}: {full}", retry_in_s=delay)
-            if self.stopping.wait(delay):
-                return False
-        if failures:
-            log.info("disk_full_resolved", consumer=self.name, failures=failures)
-        return True
+        return files.retry_while_disk_full(step, consumer=self.name, path=self.state, stopping=self.stopping)
 
     def run(self, idle_stop_s: float | None = None) -> None:
         """Consume until :meth:`stop` (or, with ``idle_stop_s``, until that long without messages)."""

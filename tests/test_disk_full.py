@@ -6,7 +6,7 @@ archive, the NewsML-G2 drop folder, the feeds consumer + server and the pusher (
 drop-folder partner outside the tmpfs) run as real processes on it. Some stories go through;
 then the tmpfs is filled to the last byte and more stories are published: every process stays
 alive, logs ``disk_full`` (path, retry_in_s), hands out none of them and commits none of their
-offsets. The filler is deleted: every process catches up alone, and each output holds every
+offsets; killed and started again on the full disk, each waits the same way. The filler is deleted: every process catches up alone, and each output holds every
 story exactly once.
 """
 
@@ -99,9 +99,15 @@ class Consumers:
         for name, args in commands.items():
             if names and name not in names:
                 continue
-            with open(self.logs / f"{name}.log", "wb") as out:
+            with open(self.logs / f"{name}.log", "ab") as out:
                 self.processes[name] = subprocess.Popen([sys.executable, "-m", "newswire.cli", "--log-json", *args],
                                                         env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        """kill -9 every consumer (to start them again as a supervisor would)."""
+        for process in self.processes.values():
+            process.kill()
+            process.wait()
 
     def log(self, name: str) -> list[dict]:
         lines = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()
@@ -207,6 +213,15 @@ def test_a_full_disk_stops_every_consumer_safely_and_each_resumes_alone_when_spa
             outputs = consumers.outputs()
             assert all(sorted(o) == sorted(first) for name, o in outputs.items()), outputs
             assert all(_committed_lag(settings)[group] == WHILE_FULL for group in GROUPS), _committed_lag(settings)
+
+            # killed and started again on the full disk, as a supervisor would: each waits again
+            seen = {name: len(consumers.log(name)) for name in consumers.processes}
+            consumers.kill()
+            consumers.start()
+            for name in consumers.processes:
+                eventually(lambda: sum(r.get("event") == "disk_full" for r in consumers.log(name)[seen[name]:]) >= 2,
+                           f"{name}, started on a full disk, logs disk_full: {consumers.text(name)[-2000:]}")
+            assert consumers.alive() == dict.fromkeys(consumers.processes, None)
 
             (home / "filler").unlink()
             everything = sorted(first + later)

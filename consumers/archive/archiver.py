@@ -72,7 +72,8 @@ class Archiver:
         self._batch_ids: set[str] = set()
         self.archived = 0
         self.duplicates = 0
-        self.recover()
+        # restarted on a full disk, it waits for room to record what it cut back
+        files.retry_while_disk_full(self.recover, consumer="archive", path=self.root)
 
     def recover(self) -> list[str]:
         """Bring segment files back to what the index says is durable; return what was done."""

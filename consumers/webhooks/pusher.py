@@ -109,18 +109,16 @@ class Recorder:
     async def _write(self, loop: asyncio.AbstractEventLoop, attempts: list) -> None:
         """Record ``attempts``; on a full disk, wait and try again (their articles send nothing
         meanwhile: each waits for its attempt to be recorded)."""
-        pauses = files.disk_full_pauses()
+        waits = files.DiskFullWaits("webhooks", self.path, attempts=len(attempts))
         while True:
             try:
                 await loop.run_in_executor(self.executor, outbox.record, self.db, attempts)
-                return
+                break
             except Exception as exc:
-                if (full := files.disk_full(exc)) is None:
+                if (delay := waits.failed(exc)) is None:
                     raise
-                delay = next(pauses)
-                log.warning("disk_full", consumer="webhooks", path=str(self.path), attempts=len(attempts),
-                            error=f"{type(full).__name__}: {full}", retry_in_s=delay)
             await asyncio.sleep(delay)
+        waits.resolved()
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
