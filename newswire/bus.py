@@ -26,7 +26,7 @@ from kafka.admin import MemberToRemove
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 
-from newswire import codec, files, logs, metrics, topics
+from newswire import codec, disk, logs, metrics, topics
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
 
@@ -254,7 +254,7 @@ class EventLoop:
         except (OSError, KafkaError):
             raise
         except Exception as exc:  # a hostile or broken event must not stop the consumer
-            if files.disk_full(exc):  # SQLite's "database or disk is full": the event is fine
+            if disk.disk_full(exc):  # SQLite's "database or disk is full": the event is fine
                 raise
             self._dead_letter(record, f"rejected by {self.name}: {type(exc).__name__}: {exc}")
             return
@@ -271,16 +271,16 @@ class EventLoop:
 
     def wait_out_full_disk(self, step: Callable[[], object]) -> bool:
         """Run ``step`` (one event's handling, ``before_commit``) until it does not fail for a
-        full disk or quota (:func:`newswire.files.disk_full`).
+        full disk or quota (:func:`newswire.disk.disk_full`).
 
         Each such failure is logged (``disk_full`` with the path and ``retry_in_s``) and the
-        step is tried again after a growing, bounded pause (:func:`~newswire.files.disk_full_pauses`),
+        step is tried again after a growing, bounded pause (:func:`~newswire.disk.disk_full_pauses`),
         so the consumer resumes by itself once there is room; nothing is committed meanwhile. A step
         must leave nothing half-done when it raises, so that trying it again is safe. Returns
         False when the loop is stopped while waiting: the batch stays uncommitted, to be read
         again after a restart. Any other error is raised.
         """
-        return files.retry_while_disk_full(step, consumer=self.name, path=self.state, stopping=self.stopping)
+        return disk.retry_while_disk_full(step, consumer=self.name, path=self.state, stopping=self.stopping)
 
     def run(self, idle_stop_s: float | None = None) -> None:
         """Consume until :meth:`stop` (or, with ``idle_stop_s``, until that long without messages)."""

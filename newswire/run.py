@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from newswire import broker as local_broker
-from newswire import bus, corpus, files, logs, topics
+from newswire import bus, corpus, locks, logs, topics
 from newswire.config import Settings
 from newswire.producers.latest import ArticleNotFound, latest_event
 from newswire.supervisor import Service, Supervisor, newswire_command
@@ -82,12 +82,12 @@ def taken_ports(ports: Ports) -> dict[str, int]:
     return taken
 
 
-def hold_run_lock(settings: Settings, ports: Ports) -> files.Lock:
+def hold_run_lock(settings: Settings, ports: Ports) -> locks.Lock:
     """One ``newswire run`` per installation: the lock ``<home>/run.lock`` holds its pid and ports,
     and the ports must be free; otherwise ClickException says in one line what is in the way."""
     try:
-        lock = files.hold_lock(settings.home / "run.lock", ports=asdict(ports))
-    except files.LockHeld as exc:
+        lock = locks.hold_lock(settings.home / "run.lock", ports=asdict(ports))
+    except locks.LockHeld as exc:
         used = ", ".join(f"{name} {port}" for name, port in (exc.holder.get("ports") or {}).items())
         raise click.ClickException(f"newswire run already runs on {settings.home} (pid {exc.pid}; ports: {used}); "
                                    "stop it first (Ctrl-C or kill it)") from None

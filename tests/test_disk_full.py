@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import replace
@@ -35,7 +34,7 @@ from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks import store
 from newswire.consumers.webhooks.signing import new_secret
 from tests.feeds_support import publish, story
-from tests.webhooks_support import PartnerServer, env_of, query, register
+from tests.webhooks_support import PartnerServer, env_of, query, register, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(300)]
 
@@ -69,13 +68,8 @@ def fill(path: Path) -> None:
                 chunk //= 2
 
 
-def eventually(check: Callable[[], object], what: str, timeout_s: float = 120.0):
-    deadline = time.monotonic() + timeout_s
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
-        time.sleep(0.3)
-    return result
+def eventually(check: Callable[[], object], what: str, timeout_s: float = 120.0) -> None:
+    wait_for(check, what, timeout_s=timeout_s, every_s=0.3)
 
 
 class Consumers:

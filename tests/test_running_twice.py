@@ -13,23 +13,19 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from newswire import files
+from newswire import locks
 from newswire.broker import free_port
+from tests.webhooks_support import env_of, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
 
 def _env(settings, home: Path | None = None) -> dict[str, str]:
-    return {**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers,
-            "NEWSWIRE_HOME": str(home or settings.home), "NEWSWIRE_TOPIC_ARTICLES": settings.topics.articles,
-            "NEWSWIRE_ARTICLES_PARTITIONS": str(settings.topics.articles_partitions),
-            "NEWSWIRE_TOPIC_DEAD_LETTER": settings.topics.dead_letter,
-            "NEWSWIRE_DEAD_LETTER_PARTITIONS": str(settings.topics.dead_letter_partitions)}
+    return {**os.environ, **env_of(settings), **({"NEWSWIRE_HOME": str(home)} if home else {})}
 
 
 def _newswire(env: dict[str, str], *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
@@ -37,13 +33,8 @@ def _newswire(env: dict[str, str], *args: str, timeout: float = 90) -> subproces
                           capture_output=True, text=True, timeout=timeout)
 
 
-def _eventually(check, what: str, timeout_s: float = 120):
-    deadline = time.monotonic() + timeout_s
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
-        time.sleep(0.3)
-    return result
+def _eventually(check, what: str, timeout_s: float = 120) -> None:
+    wait_for(check, what, timeout_s=timeout_s, every_s=0.3)
 
 
 def _refusal(result: subprocess.CompletedProcess) -> str:
@@ -57,18 +48,18 @@ def _refusal(result: subprocess.CompletedProcess) -> str:
 def test_a_lock_names_its_holder_and_is_free_again_once_the_holder_is_killed(tmp_path):
     path = tmp_path / "state.lock"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from newswire import files; "
-                               f"lock = files.hold_lock(Path({str(path)!r}), port=8081); print('held', flush=True); "
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from newswire import locks; "
+                               f"lock = locks.hold_lock(Path({str(path)!r}), port=8081); print('held', flush=True); "
                                "time.sleep(600)"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(files.LockHeld) as refused:
-            files.hold_lock(path)
+        with pytest.raises(locks.LockHeld) as refused:
+            locks.hold_lock(path)
         assert refused.value.pid == holder.pid and refused.value.holder["port"] == 8081
     finally:
         holder.kill()  # kill -9: no clean-up of its own
         holder.wait()
-    lock = files.hold_lock(path, port=9)
+    lock = locks.hold_lock(path, port=9)
     try:
         assert json.loads(path.read_text()) == {"pid": os.getpid(), "port": 9}
     finally:

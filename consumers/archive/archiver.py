@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from newswire import bus, codec, files, logs, metrics
+from newswire import bus, codec, disk, locks, logs, metrics
 from newswire.config import Settings
 
 from .index import Index
@@ -60,8 +60,8 @@ class Archiver:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         try:
-            self._lock = files.hold_lock(self.root / "writer.lock")
-        except files.LockHeld as exc:
+            self._lock = locks.hold_lock(self.root / "writer.lock")
+        except locks.LockHeld as exc:
             raise ArchiveBusy(f"another archive writer (pid {exc.pid}) is running on {self.root}") from None
         self.storage = storage or LocalStorage(self.root)
         self.index = Index(self.root / "index.sqlite")
@@ -73,7 +73,7 @@ class Archiver:
         self.archived = 0
         self.duplicates = 0
         # restarted on a full disk, it waits for room to record what it cut back
-        files.retry_while_disk_full(self.recover, consumer="archive", path=self.root)
+        disk.retry_while_disk_full(self.recover, consumer="archive", path=self.root)
 
     def recover(self) -> list[str]:
         """Bring segment files back to what the index says is durable; return what was done."""

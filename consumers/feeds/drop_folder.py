@@ -26,7 +26,8 @@ from newswire import logs, metrics
 from newswire.bus import Delivery, EventLoop, instance_id
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
-from newswire.files import LockHeld, hold_lock, remove_temp_files, write_atomically
+from newswire.files import remove_temp_files, write_atomically
+from newswire.locks import LockHeld, hold_lock
 from newswire.formats import newsml
 
 from .view import check

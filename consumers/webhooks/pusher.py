@@ -25,7 +25,7 @@ from dataclasses import replace
 
 from kafka.errors import KafkaError
 
-from newswire import bus, files, logs, metrics
+from newswire import bus, disk, locks, logs, metrics
 from newswire.config import Settings
 from newswire.loop_thread import LoopThread
 from newswire.consumers.webhooks import delivery, drop, outbox, policy, signing, ssrf, store
@@ -109,7 +109,7 @@ class Recorder:
     async def _write(self, loop: asyncio.AbstractEventLoop, attempts: list) -> None:
         """Record ``attempts``; on a full disk, wait and try again (their articles send nothing
         meanwhile: each waits for its attempt to be recorded)."""
-        waits = files.DiskFullWaits("webhooks", self.path, attempts=len(attempts))
+        waits = disk.DiskFullWaits("webhooks", self.path, attempts=len(attempts))
         while True:
             try:
                 await loop.run_in_executor(self.executor, outbox.record, self.db, attempts)
@@ -317,8 +317,8 @@ async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event |
     Raises :class:`PusherBusy` at once when another pusher holds the state file's lock.
     """
     try:
-        lock = files.hold_lock(store.lock_path(settings))
-    except files.LockHeld as exc:
+        lock = locks.hold_lock(store.lock_path(settings))
+    except locks.LockHeld as exc:
         raise PusherBusy(f"a pusher (pid {exc.pid}) already runs on {store.path_of(settings)}") from None
     try:
         await _serve(settings, config, stop)
