@@ -16,6 +16,7 @@ import errno
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -27,7 +28,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from newswire import lag
+from newswire import disk, lag
 from newswire.broker import free_port
 from newswire.consumers.archive.index import Index
 from newswire.consumers.webhooks import partners as registry
@@ -263,3 +264,22 @@ def test_a_pusher_whose_receipts_cannot_be_written_waits_and_sends_nothing_twice
             codes = consumers.stop()
             server.stop()
         assert codes == {"pusher": 0}, consumers.text("pusher")[-2000:]
+
+
+def test_a_full_disk_is_told_from_other_errors_also_behind_the_error_it_caused(tmp_path):
+    db = sqlite3.connect(tmp_path / "small.sqlite3", isolation_level=None)
+    db.execute("CREATE TABLE t (x BLOB)")
+    db.execute("PRAGMA max_page_count = 3")  # SQLite's own SQLITE_FULL, as on a full disk
+    with pytest.raises(sqlite3.OperationalError) as full:
+        db.execute("INSERT INTO t VALUES (?)", (b"x" * 100_000,))
+    assert disk.disk_full(full.value) is full.value
+    with pytest.raises(sqlite3.OperationalError) as second:  # raised while handling it: a ROLLBACK
+        try:                                                  # with no transaction left to roll back
+            raise OSError(errno.ENOSPC, "No space left on device", "/state/view.sqlite3")
+        except OSError:
+            db.execute("ROLLBACK")
+    assert disk.disk_full(second.value).filename == "/state/view.sqlite3"
+    assert disk.disk_full(OSError(errno.EDQUOT, "Disk quota exceeded")) is not None
+    assert disk.disk_full(OSError(errno.EACCES, "Permission denied")) is None
+    assert disk.disk_full(sqlite3.OperationalError("database is locked")) is None
+    assert disk.disk_full(ValueError("headline: missing")) is None
