@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -283,3 +284,32 @@ def test_a_full_disk_is_told_from_other_errors_also_behind_the_error_it_caused(t
     assert disk.disk_full(OSError(errno.EACCES, "Permission denied")) is None
     assert disk.disk_full(sqlite3.OperationalError("database is locked")) is None
     assert disk.disk_full(ValueError("headline: missing")) is None
+
+
+def test_a_feeds_consumer_that_stops_on_another_error_takes_its_server_down_with_exit_1(settings, tmp_path):
+    """Not a full disk but a file-size limit (RLIMIT_FSIZE: writes past it fail with EFBIG, which
+    SQLite reports as an I/O error): the consumer thread cannot go on, so the process must not
+    keep serving a view that never moves; it exits 1 (a supervisor restarts a process that exits)."""
+    port = free_port()
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
+
+    feeds = subprocess.Popen([sys.executable, "-m", "newswire.cli", "--log-json", "feeds", "serve", "--port", str(port)],
+                             env={**os.environ, **env_of(settings)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, preexec_fn=limit_file_size)
+    consumers = Consumers(settings, tmp_path)
+    consumers.feeds_port = port
+    try:
+        publish(settings, story("limited-0", datetime.now(timezone.utc)))
+        eventually(lambda: consumers.served() == ["limited-0"], "the first story is served")
+        publish(settings, *(story(f"limited-{i}", datetime.now(timezone.utc)) for i in range(1, 80)))
+        output, _ = feeds.communicate(timeout=120)
+    finally:
+        if feeds.poll() is None:
+            feeds.kill()
+            feeds.wait()
+    assert feeds.returncode == 1, output[-3000:]
+    last = output.rstrip().splitlines()[-1]
+    assert last.startswith("Error: the feeds consumer stopped: ") and "disk I/O error" in last, last
+    assert '"feeds_consumer_failed"' in output
