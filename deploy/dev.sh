@@ -30,9 +30,9 @@ setup() {
     python3 -m venv "$VENV"
   fi
   if [ "$1" = test ]; then
-    "$VENV/bin/python" -m pip install -q -e ".[test]"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
   else
-    "$VENV/bin/python" -m pip install -q -e .
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e .
   fi
 }
 
