@@ -286,30 +286,34 @@ def test_a_full_disk_is_told_from_other_errors_also_behind_the_error_it_caused(t
     assert disk.disk_full(ValueError("headline: missing")) is None
 
 
-def test_a_feeds_consumer_that_stops_on_another_error_takes_its_server_down_with_exit_1(settings, tmp_path):
+@pytest.mark.parametrize("service", ["feeds", "pusher"])
+def test_a_consumer_that_stops_on_another_error_takes_its_process_down_with_exit_1(service, settings, tmp_path):
     """Not a full disk but a file-size limit (RLIMIT_FSIZE: writes past it fail with EFBIG, which
-    SQLite reports as an I/O error): the consumer thread cannot go on, so the process must not
-    keep serving a view that never moves; it exits 1 (a supervisor restarts a process that exits)."""
-    port = free_port()
+    SQLite reports as an I/O error): the consume loop cannot go on, so the process must not go on
+    without it (a feed server serving a view that never moves); it exits 1 with one line, so that
+    a supervisor restarts it."""
+    consumers = Consumers(settings, tmp_path)
+    consumers.feeds_port = port = free_port()
+    _add_partner(settings, consumers.partner)
+    command = {"feeds": ["feeds", "serve", "--port", str(port)], "pusher": ["webhooks", "run"]}[service]
+    first_output = {"feeds": consumers.served, "pusher": consumers.pushed}[service]
+    stopped = {"feeds": "Error: the feeds consumer stopped: ", "pusher": "Error: the pusher stopped: "}[service]
 
     def limit_file_size() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
 
-    feeds = subprocess.Popen([sys.executable, "-m", "newswire.cli", "--log-json", "feeds", "serve", "--port", str(port)],
-                             env={**os.environ, **env_of(settings)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, preexec_fn=limit_file_size)
-    consumers = Consumers(settings, tmp_path)
-    consumers.feeds_port = port
+    process = subprocess.Popen([sys.executable, "-m", "newswire.cli", "--log-json", *command],
+                               env={**os.environ, **env_of(settings)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, preexec_fn=limit_file_size)
     try:
         publish(settings, story("limited-0", datetime.now(timezone.utc)))
-        eventually(lambda: consumers.served() == ["limited-0"], "the first story is served")
+        eventually(lambda: first_output() == ["limited-0"], f"{service} handed out the first story")
         publish(settings, *(story(f"limited-{i}", datetime.now(timezone.utc)) for i in range(1, 80)))
-        output, _ = feeds.communicate(timeout=120)
+        output, _ = process.communicate(timeout=120)
     finally:
-        if feeds.poll() is None:
-            feeds.kill()
-            feeds.wait()
-    assert feeds.returncode == 1, output[-3000:]
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 1, output[-3000:]
     last = output.rstrip().splitlines()[-1]
-    assert last.startswith("Error: the feeds consumer stopped: ") and "disk I/O error" in last, last
-    assert '"feeds_consumer_failed"' in output
+    assert last.startswith(stopped) and "disk I/O error" in last, last

@@ -317,6 +317,8 @@ def webhooks_run(ctx) -> None:
         asyncio.run(pusher.serve(_settings(ctx), config))
     except pusher.PusherBusy as exc:
         raise click.ClickException(str(exc)) from exc
+    except pusher.PusherFailed as exc:  # logged in full (kafka_loop_failed); a supervisor restarts it
+        raise click.ClickException(f"the pusher stopped: {exc}") from exc
 
 
 @webhooks_group.command("demo-partner")

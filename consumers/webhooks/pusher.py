@@ -44,6 +44,10 @@ class PusherBusy(RuntimeError):
     """Another pusher runs on the same state file (one pusher per state file)."""
 
 
+class PusherFailed(RuntimeError):
+    """The pusher cannot go on (its Kafka consume loop stopped on an error): the process should end."""
+
+
 class DeadLetters:
     """Deliveries whose retries are used up go to the dead-letter topic: the event as read
     from Kafka, with the partner, attempts and last error in the headers."""
@@ -299,7 +303,7 @@ class Pusher:
             while not stop.is_set():
                 self.refresh()
                 if not kafka_alive():
-                    raise RuntimeError("the Kafka consume loop stopped")
+                    raise PusherFailed("the Kafka consume loop stopped")
                 try:
                     await asyncio.wait_for(stop.wait(), self.config.poll_s)
                 except asyncio.TimeoutError:
@@ -358,6 +362,9 @@ async def _serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event 
     log.info("pusher_started", group=config.group_id, attempts=config.max_attempts, timeout_s=config.timeout_s)
     try:
         await pusher.run(stop, kafka_alive=thread.is_alive)
+    except PusherFailed:
+        if not failure:
+            raise
     finally:
         consume.stop()
         # Joining a consumer group can take a session timeout (a member killed with -9 is still in
@@ -365,7 +372,8 @@ async def _serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event 
         await loop.run_in_executor(None, thread.join, KAFKA_CLOSE_WAIT_S)
         log.info("pusher_stopped", kafka_loop_closed=not thread.is_alive())
     if failure:
-        raise RuntimeError("the Kafka consume loop failed") from failure[0]
+        raise PusherFailed(f"the Kafka consume loop failed: {type(failure[0]).__name__}: {failure[0]}") \
+            from failure[0]
 
 
 class Running(LoopThread):
