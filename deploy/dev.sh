@@ -22,13 +22,18 @@ need_system_packages() {
   fi
 }
 
+# The package alone for `run`; with its test tools for `test`. The pip that `python3 -m venv`
+# ships is used as is, so that what works here works for a plain `pip install .`.
 setup() {
   need_system_packages "$1"
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
   fi
-  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q -e ".[test,bench]"
+  if [ "$1" = test ]; then
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+  else
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e .
+  fi
 }
 
 case "${1:-}" in

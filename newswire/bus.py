@@ -26,7 +26,7 @@ from kafka.admin import MemberToRemove
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 
-from newswire import codec, logs, metrics, topics
+from newswire import codec, disk, logs, metrics, topics
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
 
@@ -171,9 +171,11 @@ class EventLoop:
 
     ``handle`` is called once per decoded event, in partition order. A ``ValueError``
     (or any other exception that is not an I/O or Kafka error) raised by it sends that
-    event to the dead-letter topic; an ``OSError`` or ``KafkaError`` stops the loop
-    without committing, so the batch is read again after a restart. ``before_commit``
-    runs once per batch, before offsets are committed: the place to fsync outputs.
+    event to the dead-letter topic; a full disk is waited out (see :meth:`wait_out_full_disk`);
+    any other ``OSError`` or a ``KafkaError`` stops the loop without committing, so the batch
+    is read again after a restart. ``before_commit`` runs once per batch, before offsets are
+    committed: the place to fsync outputs. ``state`` (where the consumer writes) names the
+    place in the ``disk_full`` log line when the error itself does not.
 
     ``instance_id`` (see :func:`instance_id`) makes the consumer a static member of its group:
     started again after a crash (``kill -9``), it takes its partitions back at once instead of
@@ -184,8 +186,10 @@ class EventLoop:
     def __init__(self, settings: Settings, group_id: str, handle: Handler, *,
                  before_commit: Callable[[], None] | None = None,
                  topics: Iterable[str] | None = None, name: str | None = None,
-                 consumer_overrides: dict | None = None, instance_id: str | None = None):
+                 consumer_overrides: dict | None = None, instance_id: str | None = None,
+                 state: Path | None = None):
         self.settings = settings
+        self.state = state
         self.name = name or group_id
         self.handle = handle
         self.before_commit = before_commit
@@ -207,10 +211,11 @@ class EventLoop:
         for records in batches.values():
             for record in records:
                 count += 1
-                self._process(record)
+                if not self.wait_out_full_disk(lambda: self._process(record)):
+                    return count  # stopped while the disk was full: the batch stays uncommitted
         if count:
-            if self.before_commit:
-                self.before_commit()
+            if self.before_commit and not self.wait_out_full_disk(self.before_commit):
+                return count
             self.dead_letters.flush()
             self._commit()
             self._record_lag()
@@ -255,6 +260,8 @@ class EventLoop:
         except (OSError, KafkaError):
             raise
         except Exception as exc:  # a hostile or broken event must not stop the consumer
+            if disk.disk_full(exc):  # SQLite's "database or disk is full": the event is fine
+                raise
             self._dead_letter(record, f"rejected by {self.name}: {type(exc).__name__}: {exc}")
             return
         self.handled += 1
@@ -267,6 +274,19 @@ class EventLoop:
         self.dead_letters.send(record, reason)
         self.dead_lettered += 1
         metrics.EVENTS_CONSUMED.labels(self.name, "dead_lettered").inc()
+
+    def wait_out_full_disk(self, step: Callable[[], object]) -> bool:
+        """Run ``step`` (one event's handling, ``before_commit``) until it does not fail for a
+        full disk or quota (:func:`newswire.disk.disk_full`).
+
+        Each such failure is logged (``disk_full`` with the path and ``retry_in_s``) and the
+        step is tried again after a growing, bounded pause (:func:`~newswire.disk.disk_full_pauses`),
+        so the consumer resumes by itself once there is room; nothing is committed meanwhile. A step
+        must leave nothing half-done when it raises, so that trying it again is safe. Returns
+        False when the loop is stopped while waiting: the batch stays uncommitted, to be read
+        again after a restart. Any other error is raised.
+        """
+        return disk.retry_while_disk_full(step, consumer=self.name, path=self.state, stopping=self.stopping)
 
     def run(self, idle_stop_s: float | None = None) -> None:
         """Consume until :meth:`stop` (or, with ``idle_stop_s``, until that long without messages)."""

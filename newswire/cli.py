@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import click
@@ -11,7 +12,19 @@ from newswire import logs, metrics, topics
 from newswire.config import Settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Newswire(click.Group):
+    """The root command: a service whose port another process holds ends in one line, exit 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise click.ClickException(f"cannot listen: {exc.strerror or exc}") from exc
+
+
+@click.group(cls=_Newswire, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--bootstrap", envvar="NEWSWIRE_BOOTSTRAP", help="Kafka bootstrap servers (default 127.0.0.1:9092).")
 @click.option("--log-level", default="INFO", show_default=True, envvar="NEWSWIRE_LOG_LEVEL")
 @click.option("--log-json/--log-console", default=None, help="Log format (default: JSON unless stderr is a terminal).")
@@ -23,7 +36,10 @@ def main(ctx: click.Context, bootstrap: str | None, log_level: str, log_json: bo
     """newswire: articles as Avro events on Kafka, turned into wire feeds, partner pushes and an archive."""
     logs.configure(log_level.upper(), log_json)
     if metrics_port:
-        metrics.serve(metrics_port)
+        try:
+            metrics.serve(metrics_port)
+        except OSError as exc:
+            raise click.ClickException(f"cannot serve metrics on 127.0.0.1:{metrics_port}: {exc.strerror}") from exc
     settings = Settings.from_env()
     ctx.obj = settings.with_bootstrap(bootstrap) if bootstrap else settings
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
 
 from newswire import broker as local_broker
-from newswire import bus, corpus, logs, topics
+from newswire import bus, corpus, locks, logs, topics
 from newswire.config import Settings
 from newswire.producers.latest import ArticleNotFound, latest_event
 from newswire.supervisor import Service, Supervisor, newswire_command
@@ -60,6 +61,43 @@ def services(settings: Settings, ports: Ports, ingest_token: str) -> list[Servic
         Service("archive", newswire_command("archive", "run")),
         Service("status", newswire_command("status", "serve", "--port", str(ports.status))),
     ]
+
+
+def listening_ports(ports: Ports) -> dict[str, int]:
+    """Every port the services of ``run`` listen on, by what listens there."""
+    return {"ingest": ports.ingest, "feeds": ports.feeds, "status": ports.status,
+            "demo partner": ports.demo_partner,
+            **{f"{name} metrics": port for name, port in metrics_ports(ports).items()}}
+
+
+def taken_ports(ports: Ports) -> dict[str, int]:
+    """The ports of :func:`listening_ports` that another process already listens on."""
+    taken = {}
+    for name, port in listening_ports(ports).items():
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the services bind
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                taken[name] = port
+    return taken
+
+
+def hold_run_lock(settings: Settings, ports: Ports) -> locks.Lock:
+    """One ``newswire run`` per installation: the lock ``<home>/run.lock`` holds its pid and ports,
+    and the ports must be free; otherwise ClickException says in one line what is in the way."""
+    try:
+        lock = locks.hold_lock(settings.home / "run.lock", ports=asdict(ports))
+    except locks.LockHeld as exc:
+        used = ", ".join(f"{name} {port}" for name, port in (exc.holder.get("ports") or {}).items())
+        raise click.ClickException(f"newswire run already runs on {settings.home} (pid {exc.pid}; ports: {used}); "
+                                   "stop it first (Ctrl-C or kill it)") from None
+    taken = taken_ports(ports)
+    if taken:
+        lock.close()
+        raise click.ClickException("port " + ", ".join(f"{port} ({name})" for name, port in taken.items())
+                                   + " already in use by another process; choose others (newswire run --help)")
+    return lock
 
 
 def metrics_ports(ports: Ports) -> dict[str, int]:
@@ -145,6 +183,7 @@ def run(ctx: click.Context, corpus_size: int, duration: float | None, ingest_tok
     """Run the whole system: broker, topics, every service, a demo partner, demo content."""
     settings: Settings = ctx.find_root().obj
     ports = Ports(ingest_port, feeds_port, status_port, partner_port, metrics_base_port)
+    lock = hold_run_lock(settings, ports)
     broker = local_broker.LocalBroker.for_settings(settings)
     started_broker = not local_broker.broker_answers(settings.bootstrap_servers)
     if started_broker:
@@ -175,4 +214,5 @@ def run(ctx: click.Context, corpus_size: int, duration: float | None, ingest_tok
         supervisor.shutdown()
         if started_broker:
             broker.stop()
+        lock.close()
         click.echo("stopped")

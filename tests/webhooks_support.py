@@ -178,13 +178,13 @@ def publish(settings, events) -> None:
         kafka.close()
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 40.0) -> None:
+def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 40.0, every_s: float = 0.05) -> None:
     """Wait until ``predicate()`` holds (a deadline against hanging, not a timed assertion)."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"never happened: {what}")
-        time.sleep(0.05)
+        time.sleep(every_s)
 
 
 def query(settings, sql: str, *args) -> list:

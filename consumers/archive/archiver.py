@@ -16,13 +16,12 @@ already in the index is skipped. Each run writes new segments; older ones are se
 
 from __future__ import annotations
 
-import fcntl
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from newswire import bus, codec, logs, metrics
+from newswire import bus, codec, disk, locks, logs, metrics
 from newswire.config import Settings
 
 from .index import Index
@@ -60,12 +59,10 @@ class Archiver:
                  max_segment_bytes: int = MAX_SEGMENT_BYTES):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.root / "writer.lock", "w")
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            raise ArchiveBusy(f"another archive writer is running on {self.root}") from None
+            self._lock = locks.hold_lock(self.root / "writer.lock")
+        except locks.LockHeld as exc:
+            raise ArchiveBusy(f"another archive writer (pid {exc.pid}) is running on {self.root}") from None
         self.storage = storage or LocalStorage(self.root)
         self.index = Index(self.root / "index.sqlite")
         self.max_segment_bytes = max_segment_bytes
@@ -75,7 +72,8 @@ class Archiver:
         self._batch_ids: set[str] = set()
         self.archived = 0
         self.duplicates = 0
-        self.recover()
+        # restarted on a full disk, it waits for room to record what it cut back
+        disk.retry_while_disk_full(self.recover, consumer="archive", path=self.root)
 
     def recover(self) -> list[str]:
         """Bring segment files back to what the index says is durable; return what was done."""
@@ -125,19 +123,23 @@ class Archiver:
         metrics.OUTPUTS_PRODUCED.labels("archive", "record").inc()
 
     def commit(self) -> None:
-        """Make the batch durable: blocks fsynced, then the index rows committed."""
-        rows, sizes = [], {}
-        for key, segment in list(self._open.items()):
-            if not segment.rows:
-                continue
-            block_offset, segment.size = segment.writer.flush()
-            for row in segment.rows:
-                row["block_offset"] = block_offset
-            rows.extend(segment.rows)
-            sizes[segment.writer.path] = segment.size
-            segment.rows = []
+        """Make the batch durable: blocks fsynced, then the index rows committed.
+
+        Safe to call again after it raised (a full disk): blocks already written are not
+        written twice, and the rows stay until the index has them.
+        """
+        touched = [segment for segment in self._open.values() if segment.rows]
+        for segment in touched:
+            if "block_offset" not in segment.rows[0]:
+                block_offset, segment.size = segment.writer.flush()
+                for row in segment.rows:
+                    row["block_offset"] = block_offset
+        rows = [row for segment in touched for row in segment.rows]
+        sizes = {segment.writer.path: segment.size for segment in touched}
         if rows:
             self.index.commit(rows, sizes)
+            for segment in touched:
+                segment.rows = []
             log.info("archive_committed", events=len(rows), segments=sorted(sizes))
             for row in rows:
                 log.debug("archived", article_id=row["article_id"], version=row["version"],
@@ -184,7 +186,7 @@ def event_loop(settings: Settings, root: Path | None = None, *, instance_id: str
     overrides = {"group_instance_id": instance_id} if instance_id else {}
     overrides.update(consumer_overrides or {})
     loop = bus.EventLoop(settings, GROUP, archiver.handle, before_commit=archiver.commit, name="archive",
-                         consumer_overrides=overrides)
+                         consumer_overrides=overrides, state=archiver.root)
     return loop, archiver
 
 

@@ -10,6 +10,7 @@ Reading resolves the writer schema against the newest one, like the codec does.
 
 from __future__ import annotations
 
+import io
 import uuid
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
@@ -37,16 +38,27 @@ class SegmentDamaged(Exception):
 
 
 class SegmentWriter:
-    """Appends events to one open segment; :meth:`flush` writes them as one block and syncs it."""
+    """Appends events to one open segment; :meth:`flush` writes them as one block and syncs it.
+
+    Events are encoded in memory; a flush appends the block (the first one after the container
+    header) to the file. A write the filesystem refuses (a full disk) is cut off the file again
+    and kept, and the next flush writes it again: the file never holds part of a block.
+    """
 
     def __init__(self, storage: Storage, path: str, schema: codec.Schema):
         self.storage = storage
         self.path = path
         self.schema = schema
         self.fo: BinaryIO = storage.create(path)
-        self._avro = fastavro.write.Writer(self.fo, schema.parsed, codec=CODEC, sync_interval=_NO_AUTO_BLOCK,
+        self._encoded = io.BytesIO()
+        self._avro = fastavro.write.Writer(self._encoded, schema.parsed, codec=CODEC,
+                                           sync_interval=_NO_AUTO_BLOCK,
                                            metadata={"newswire.schema_version": str(schema.version)})
         self.pending = 0
+        #: bytes of the file known written and synced
+        self.durable = 0
+        #: (offset, bytes) of the block a refused write left to write again
+        self._block: tuple[int, bytes] | None = None
 
     def append(self, event: ArticleEvent) -> int:
         """Buffer one event; return its index in the next block."""
@@ -55,12 +67,30 @@ class SegmentWriter:
         return self.pending - 1
 
     def flush(self) -> tuple[int, int]:
-        """Write the buffered events as one block, fsync; return (block offset, durable size)."""
-        block_offset = self.fo.tell()
-        self._avro.flush()
-        self.storage.sync(self.fo)
+        """Write the buffered events as one block, fsync; return (block offset, durable size).
+
+        Raises OSError when the file cannot take it; the block is then written by the next call.
+        """
+        if self._block is None:
+            offset = self.durable + self._encoded.tell()  # after the header, the first time
+            self._avro.flush()
+            self._block = (offset, self._encoded.getvalue())
+            self._encoded.seek(0)
+            self._encoded.truncate()
+        offset, data = self._block
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self.fo.write(view):]
+            self.storage.sync(self.fo)
+        except OSError:
+            self.fo.truncate(self.durable)
+            self.fo.seek(self.durable)
+            raise
+        self.durable += len(data)
+        self._block = None
         self.pending = 0
-        return block_offset, self.fo.tell()
+        return offset, self.durable
 
     def close(self) -> None:
         self.fo.close()

@@ -17,7 +17,7 @@ class Storage(Protocol):
     """The operations the archive performs on segment files, by relative path (``events/…``)."""
 
     def create(self, path: str) -> BinaryIO:
-        """A new, empty file opened for writing (its directory made durable too)."""
+        """A new, empty file opened for unbuffered writing (its directory made durable too)."""
 
     def sync(self, fo: BinaryIO) -> None:
         """Make everything written to ``fo`` so far durable (survives a crash of the process or host)."""
@@ -51,7 +51,7 @@ class LocalStorage:
         full = self._full(path)
         new_dirs = [p for p in [full.parent, *full.parent.parents] if not p.exists()]
         full.parent.mkdir(parents=True, exist_ok=True)
-        fo = open(full, "xb")
+        fo = open(full, "xb", buffering=0)  # nothing held back to fail later, in close()
         for directory in [full.parent, *(p.parent for p in new_dirs)]:
             _fsync_dir(directory)
         return fo

@@ -43,7 +43,8 @@ def serve(ctx: click.Context, host: str, port: int, base_url: str | None, limit:
     app = server.app()
 
     async def start(_: web.Application) -> None:
-        consumer.start()
+        loop = asyncio.get_running_loop()
+        consumer.start(on_failure=lambda: loop.call_soon_threadsafe(_exit_serving))
 
     async def stop(_: web.Application) -> None:
         await asyncio.to_thread(consumer.stop)
@@ -56,3 +57,11 @@ def serve(ctx: click.Context, host: str, port: int, base_url: str | None, limit:
                f"{base}/feeds/all.newsml {base}/feeds/all.json  changes: {base}/changes.json?since=0"
                f"  partners: {len(tokens)}")
     web.run_app(app, host=host, port=port, print=None, access_log=None)
+    if consumer.failure is not None:  # a server without its consumer would serve a view that never moves
+        raise click.ClickException(f"the feeds consumer stopped: {type(consumer.failure).__name__}: "
+                                   f"{consumer.failure}")
+
+
+def _exit_serving() -> None:
+    """Stop ``web.run_app`` as SIGTERM would (cleanly, with its cleanup hooks)."""
+    raise web.GracefulExit()

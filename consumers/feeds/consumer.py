@@ -30,7 +30,7 @@ from newswire.bus import Delivery, EventLoop, instance_id
 from newswire.config import Settings
 
 from .store import ViewStore
-from .view import FeedView
+from .view import Change, FeedView
 
 log = logs.get(__name__)
 
@@ -94,7 +94,7 @@ class FeedsConsumer:
         self.committed: dict[int, int] | None = None
         # one consumer per view file: a static member, which a restart after a crash puts back at once
         self.loop = EventLoop(settings, group_id, self._handle, before_commit=self._persist, name="feeds",
-                              instance_id=instance_id(group_id, store.path))
+                              instance_id=instance_id(group_id, store.path), state=store.path)
         self.loop.consumer.unsubscribe()  # again, with the listener that seeks to the stored view
         self.loop.consumer.subscribe([self.topic], listener=_SeekToStored(self))
         self._thread: threading.Thread | None = None
@@ -103,6 +103,8 @@ class FeedsConsumer:
         self.rereading: dict[int, int] = {}
         #: events re-read because the group's offsets were behind the view
         self.reread = 0
+        #: changes taken from the view's journal that a save that failed (a full disk) did not write
+        self._unsaved: list[Change] = []
 
     def _again(self, partition: int, offset: int) -> bool:
         """Whether this record is re-read because of a group reset (and count it)."""
@@ -128,10 +130,13 @@ class FeedsConsumer:
                      held=entry.held, topic=topic, partition=partition, offset=offset)
 
     def _persist(self) -> None:
-        changes = self.view.take_journal()
+        """Save the view's new changes with the positions; what a failed save did not write is
+        kept, and saved by the next call."""
+        changes = self._unsaved = self._unsaved + self.view.take_journal()
         kafka = self.loop.consumer
         positions = {(tp.topic, tp.partition): kafka.position(tp) for tp in kafka.assignment()}
         self.store.save(changes, self.view, positions)
+        self._unsaved = []
         if changes:
             self.view.mark_durable(changes[-1].entry.seq)
 
@@ -158,7 +163,7 @@ class FeedsConsumer:
             return 0
         count = self.loop.poll_once(timeout_ms)
         if self.view.release(self.clock()):
-            self._persist()
+            self.loop.wait_out_full_disk(self._persist)
         return count
 
     def caught_up(self) -> bool:
@@ -172,20 +177,24 @@ class FeedsConsumer:
 
     # --- in its own thread ----------------------------------------------------------------
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="feeds-consumer", daemon=True)
+    def start(self, on_failure: Callable[[], None] | None = None) -> None:
+        """Consume in a thread; ``on_failure`` is called (in it) if it stops on an error,
+        so that the process can exit and be restarted by its supervisor."""
+        self._thread = threading.Thread(target=self._run, args=(on_failure,), name="feeds-consumer", daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
+    def _run(self, on_failure: Callable[[], None] | None) -> None:
         log.info("consumer_started", consumer="feeds", topic=self.topic)
         try:
             while not self.loop.stopping.is_set():
                 self.poll()
-        except BaseException as exc:  # the server reports it on /health; the offsets stay uncommitted
+        except BaseException as exc:  # reported on /health; the offsets stay uncommitted
             self.failure = exc
             log.exception("feeds_consumer_failed")
         finally:
             self.loop.close()
+        if self.failure is not None and on_failure is not None:
+            on_failure()
 
     @property
     def alive(self) -> bool:

@@ -16,7 +16,6 @@ not written again after a restart. Consumer group: ``newswire-newsml``.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import sqlite3
 from pathlib import Path
@@ -28,6 +27,7 @@ from newswire.bus import Delivery, EventLoop, instance_id
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
 from newswire.files import remove_temp_files, write_atomically
+from newswire.locks import LockHeld, hold_lock
 from newswire.formats import newsml
 
 from .view import check
@@ -53,12 +53,10 @@ class DropFolder:
     def __init__(self, root: Path, state: Path):
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.root / ".newswire-drop.lock", "w")
         try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_file.close()
-            raise DropFolderBusy(f"another newswire drop folder writer holds {self.root}") from None
+            self._lock_file = hold_lock(self.root / ".newswire-drop.lock")
+        except LockHeld as exc:
+            raise DropFolderBusy(f"another newswire drop folder writer (pid {exc.pid}) holds {self.root}") from None
         state.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(state, isolation_level=None)
         self._db.execute("PRAGMA synchronous=FULL")
@@ -100,9 +98,14 @@ class DropFolder:
         if not self._pending:
             return
         self._db.execute("BEGIN")
-        self._db.executemany("INSERT OR REPLACE INTO written VALUES (?, ?, ?)",
-                             [(a, v, p) for a, (v, p) in self._pending.items()])
-        self._db.execute("COMMIT")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO written VALUES (?, ?, ?)",
+                                 [(a, v, p) for a, (v, p) in self._pending.items()])
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                self._db.execute("ROLLBACK")
+            raise
         self._pending.clear()
 
     def close(self) -> None:
@@ -120,7 +123,7 @@ def event_loop(settings: Settings, root: Path, group_id: str = GROUP) -> tuple[E
     drop = DropFolder(root, state_path(settings, root))
     # one writer per folder (the lock): a static member, which a restart after a crash puts back at once
     return EventLoop(settings, group_id, drop.handle, before_commit=drop.commit, name="newsml-drop",
-                     instance_id=instance_id(group_id, drop.root)), drop
+                     instance_id=instance_id(group_id, drop.root), state=drop.root), drop
 
 
 @click.group("newsml")

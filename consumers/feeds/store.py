@@ -119,7 +119,8 @@ class ViewStore:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('stale', ?)", (view.stale,))
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite may have rolled back itself (a full disk, an I/O error)
+                    db.execute("ROLLBACK")
                 raise
 
     def version(self, article_id: str, version: int) -> ArticleEvent | None:

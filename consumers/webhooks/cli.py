@@ -345,7 +345,12 @@ def webhooks_run(ctx) -> None:
         config = WebhookConfig.from_env()
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    asyncio.run(pusher.serve(_settings(ctx), config))
+    try:
+        asyncio.run(pusher.serve(_settings(ctx), config))
+    except pusher.PusherBusy as exc:
+        raise click.ClickException(str(exc)) from exc
+    except pusher.PusherFailed as exc:  # logged in full (kafka_loop_failed); a supervisor restarts it
+        raise click.ClickException(f"the pusher stopped: {exc}") from exc
 
 
 @webhooks_group.command("demo-partner")

@@ -37,7 +37,8 @@ log = logs.get(__name__)
 
 
 class transaction:
-    """``with transaction(db):`` BEGIN IMMEDIATE … COMMIT (ROLLBACK on error)."""
+    """``with transaction(db):`` BEGIN IMMEDIATE … COMMIT (ROLLBACK on error, also when COMMIT
+    fails; not when SQLite rolled back by itself, as it may on a full disk)."""
 
     def __init__(self, db: sqlite3.Connection):
         self.db = db
@@ -47,7 +48,12 @@ class transaction:
         return self.db
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            if exc_type is None:
+                self.db.execute("COMMIT")
+        finally:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
 
 
 @dataclass
@@ -179,7 +185,9 @@ class Enqueuer:
                     row.seq += shift
                     row.payload = payloads.render(row.event, row.fmt, seq=row.seq, at=row.at)
             log.info("sequence_numbers_moved", partner=partner_id, by=shift)
-        db.execute("UPDATE partners SET next_seq = ? WHERE id = ?", (self._next_seq[partner_id] + shift, partner_id))
+            # so that a commit tried again (after a full disk) does not move them twice
+            self._first_seq[partner_id], self._next_seq[partner_id] = current, self._next_seq[partner_id] + shift
+        db.execute("UPDATE partners SET next_seq = ? WHERE id = ?", (self._next_seq[partner_id], partner_id))
 
     def _reset(self) -> None:
         self._rows.clear()

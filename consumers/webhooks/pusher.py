@@ -25,7 +25,7 @@ from dataclasses import replace
 
 from kafka.errors import KafkaError
 
-from newswire import bus, logs, metrics
+from newswire import bus, disk, locks, logs, metrics
 from newswire.config import Settings
 from newswire.loop_thread import LoopThread
 from newswire.consumers.webhooks import delivery, drop, outbox, policy, signing, ssrf, store
@@ -38,6 +38,14 @@ log = logs.get(__name__)
 
 #: how long a stopping pusher waits for the Kafka consume loop to leave its group and close
 KAFKA_CLOSE_WAIT_S = 10.0
+
+
+class PusherBusy(RuntimeError):
+    """Another pusher runs on the same state file (one pusher per state file)."""
+
+
+class PusherFailed(RuntimeError):
+    """The pusher cannot go on (its Kafka consume loop stopped on an error): the process should end."""
 
 
 class DeadLetters:
@@ -70,6 +78,7 @@ class Recorder:
     let a newer version out while an older one's outcome is not on disk."""
 
     def __init__(self, settings: Settings):
+        self.path = store.path_of(settings)
         self.db = store.connect(settings, synchronous="NORMAL")
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks-receipts")
         self.pending: list[tuple[sqlite3.Row, Attempt, float, asyncio.Future]] = []
@@ -89,8 +98,7 @@ class Recorder:
             while self.pending:
                 batch, self.pending = self.pending, []
                 try:
-                    await loop.run_in_executor(self.executor, outbox.record, self.db,
-                                               [(row, attempt, at) for row, attempt, at, _ in batch])
+                    await self._write(loop, [(row, attempt, at) for row, attempt, at, _ in batch])
                 except Exception as exc:
                     for *_, done in batch:
                         if not done.done():
@@ -101,6 +109,20 @@ class Recorder:
                         done.set_result(None)
         finally:
             self.flushing = False
+
+    async def _write(self, loop: asyncio.AbstractEventLoop, attempts: list) -> None:
+        """Record ``attempts``; on a full disk, wait and try again (their articles send nothing
+        meanwhile: each waits for its attempt to be recorded)."""
+        waits = disk.DiskFullWaits("webhooks", self.path, attempts=len(attempts))
+        while True:
+            try:
+                await loop.run_in_executor(self.executor, outbox.record, self.db, attempts)
+                break
+            except Exception as exc:
+                if (delay := waits.failed(exc)) is None:
+                    raise
+            await asyncio.sleep(delay)
+        waits.resolved()
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -281,7 +303,7 @@ class Pusher:
             while not stop.is_set():
                 self.refresh()
                 if not kafka_alive():
-                    raise RuntimeError("the Kafka consume loop stopped")
+                    raise PusherFailed("the Kafka consume loop stopped")
                 try:
                     await asyncio.wait_for(stop.wait(), self.config.poll_s)
                 except asyncio.TimeoutError:
@@ -294,7 +316,21 @@ class Pusher:
 
 
 async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event | None = None) -> None:
-    """Run the pusher until ``stop`` is set (or SIGTERM/SIGINT in the main thread)."""
+    """Run the pusher until ``stop`` is set (or SIGTERM/SIGINT in the main thread).
+
+    Raises :class:`PusherBusy` at once when another pusher holds the state file's lock.
+    """
+    try:
+        lock = locks.hold_lock(store.lock_path(settings))
+    except locks.LockHeld as exc:
+        raise PusherBusy(f"a pusher (pid {exc.pid}) already runs on {store.path_of(settings)}") from None
+    try:
+        await _serve(settings, config, stop)
+    finally:
+        lock.close()
+
+
+async def _serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event | None) -> None:
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     if threading.current_thread() is threading.main_thread():
@@ -308,7 +344,8 @@ async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event |
     enqueuer = outbox.Enqueuer(settings, on_committed=wake)
     # one pusher per state file: a static member, which a restart after a crash puts back at once
     consume = bus.EventLoop(settings, config.group_id, enqueuer.handle, before_commit=enqueuer.commit,
-                            name="webhooks", instance_id=bus.instance_id(config.group_id, store.path_of(settings)))
+                            name="webhooks", instance_id=bus.instance_id(config.group_id, store.path_of(settings)),
+                            state=store.path_of(settings))
     failure: list[BaseException] = []
 
     def consume_forever() -> None:
@@ -325,6 +362,9 @@ async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event |
     log.info("pusher_started", group=config.group_id, attempts=config.max_attempts, timeout_s=config.timeout_s)
     try:
         await pusher.run(stop, kafka_alive=thread.is_alive)
+    except PusherFailed:
+        if not failure:
+            raise
     finally:
         consume.stop()
         # Joining a consumer group can take a session timeout (a member killed with -9 is still in
@@ -332,7 +372,8 @@ async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event |
         await loop.run_in_executor(None, thread.join, KAFKA_CLOSE_WAIT_S)
         log.info("pusher_stopped", kafka_loop_closed=not thread.is_alive())
     if failure:
-        raise RuntimeError("the Kafka consume loop failed") from failure[0]
+        raise PusherFailed(f"the Kafka consume loop failed: {type(failure[0]).__name__}: {failure[0]}") \
+            from failure[0]
 
 
 class Running(LoopThread):

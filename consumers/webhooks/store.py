@@ -112,6 +112,11 @@ def path_of(settings: Settings) -> Path:
     return settings.home / "webhooks.sqlite3"
 
 
+def lock_path(settings: Settings) -> Path:
+    """The lock the one pusher of the state file holds (beside it)."""
+    return settings.home / "webhooks.sqlite3.lock"
+
+
 def connect(settings: Settings, *, synchronous: str = "FULL") -> sqlite3.Connection:
     """A connection to the state file, created or upgraded to :data:`VERSION` first.
 
