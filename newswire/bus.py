@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import MemberToRemove
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from newswire import codec, logs, metrics, topics
 from newswire.codec import ArticleEvent
@@ -37,6 +37,25 @@ Headers = list[tuple[str, bytes]]
 
 class PublishError(RuntimeError):
     """Kafka did not confirm a write (broker down, timeout, rejected)."""
+
+
+#: how often a consumer refreshes its metadata (kafka-python's default is 5 minutes): a consumer
+#: that joined its group before its topic's partitions were known is assigned nothing, and gets
+#: its partitions at the first refresh that finds them (the group leader then rebalances)
+METADATA_MAX_AGE_MS = 5000
+
+#: kafka-python's errors that mean "no broker answered" rather than "a broker said no"
+UNREACHABLE = (KafkaTimeoutError, KafkaConnectionError)
+
+
+def kafka_problem(settings: Settings, exc: BaseException) -> str:
+    """One line for an operator: Kafka at <bootstrap> is not reachable (or what it answered),
+    and what to check."""
+    where = f"Kafka at {settings.bootstrap_servers}"
+    if isinstance(exc, UNREACHABLE):
+        return (f"{where} is not reachable ({type(exc).__name__}): check that the broker runs "
+                f"(`newswire kafka status`) and that --bootstrap / NEWSWIRE_BOOTSTRAP name it")
+    return f"{where} refused the request: {type(exc).__name__}: {exc}"
 
 
 def producer(settings: Settings, **overrides) -> KafkaProducer:
@@ -94,10 +113,16 @@ def publish_events(settings: Settings, kafka: KafkaProducer, events: Iterable[Ar
 
 
 def consumer(settings: Settings, group_id: str | None, topics: Iterable[str] | None = None,
-             **overrides) -> KafkaConsumer:
-    """A consumer with manual commits that starts from the beginning of the log."""
+             listener: ConsumerRebalanceListener | None = None, **overrides) -> KafkaConsumer:
+    """A consumer with manual commits that starts from the beginning of the log.
+
+    It gives up after ``producer_timeout_s`` when no broker answers at start (kafka-python
+    waits 30 s otherwise); once started, it waits out a broker that goes away.
+    """
     options = dict(
         bootstrap_servers=settings.bootstrap_servers,
+        bootstrap_timeout_ms=int(settings.producer_timeout_s * 1000),
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
         group_id=group_id,
         client_id=f"newswire-{group_id or 'reader'}",
         enable_auto_commit=False,
@@ -107,7 +132,7 @@ def consumer(settings: Settings, group_id: str | None, topics: Iterable[str] | N
     options.update(overrides)
     kafka = KafkaConsumer(**options)
     if topics is not None:
-        kafka.subscribe(list(topics))
+        kafka.subscribe(list(topics), listener=listener)
     return kafka
 
 
@@ -173,12 +198,14 @@ class EventLoop:
     started again after a crash (``kill -9``), it takes its partitions back at once instead of
     waiting for the dead member's session to expire (45 s, during which nothing is consumed);
     :meth:`close` takes it out of the group, since a static member does not leave by itself.
+    ``listener`` is told of partitions assigned and revoked (e.g. to seek to stored positions).
     """
 
     def __init__(self, settings: Settings, group_id: str, handle: Handler, *,
                  before_commit: Callable[[], None] | None = None,
                  topics: Iterable[str] | None = None, name: str | None = None,
-                 consumer_overrides: dict | None = None, instance_id: str | None = None):
+                 consumer_overrides: dict | None = None, instance_id: str | None = None,
+                 listener: ConsumerRebalanceListener | None = None):
         self.settings = settings
         self.name = name or group_id
         self.handle = handle
@@ -187,7 +214,7 @@ class EventLoop:
         overrides = dict(consumer_overrides or {})
         if instance_id:
             overrides["group_instance_id"] = instance_id
-        self.consumer = consumer(settings, group_id, topics or [settings.topics.articles], **overrides)
+        self.consumer = consumer(settings, group_id, topics or [settings.topics.articles], listener, **overrides)
         self._dlq_producer = producer(settings, client_id=f"newswire-{self.name}-dlq")
         self.dead_letters = DeadLetters(settings, self._dlq_producer, self.name)
         self.stopping = threading.Event()

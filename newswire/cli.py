@@ -7,11 +7,29 @@ import sys
 import click
 
 from newswire import broker as local_broker
-from newswire import logs, metrics, topics
+from kafka.errors import KafkaError
+
+from newswire import bus, logs, metrics, topics
 from newswire.config import Settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: exit status of any command that could not reach Kafka (or that Kafka refused); `publish` uses it too
+EXIT_KAFKA = 3
+
+
+class _Newswire(click.Group):
+    """The root command: a Kafka client error that no command handled ends in one line naming the
+    broker and what to check (kafka-python's own lines are quiet in commands: newswire.logs), exit 3."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KafkaError as exc:
+            click.echo(f"error: {bus.kafka_problem(ctx.obj or Settings.from_env(), exc)}", err=True)
+            ctx.exit(EXIT_KAFKA)
+
+
+@click.group(cls=_Newswire, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--bootstrap", envvar="NEWSWIRE_BOOTSTRAP", help="Kafka bootstrap servers (default 127.0.0.1:9092).")
 @click.option("--log-level", default="INFO", show_default=True, envvar="NEWSWIRE_LOG_LEVEL")
 @click.option("--log-json/--log-console", default=None, help="Log format (default: JSON unless stderr is a terminal).")
@@ -94,10 +112,19 @@ def topics_ensure(ctx: click.Context) -> None:
 @topics_group.command("list")
 @click.pass_context
 def topics_list(ctx: click.Context) -> None:
-    """List the topics the system uses, their partitions, configuration and purpose."""
-    for spec in topics.required_topics(settings_of(ctx)):
-        config = " ".join(f"{k}={v}" for k, v in spec.config.items())
-        click.echo(f"{spec.name}\tpartitions={spec.partitions}\t{config}\t{spec.purpose}")
+    """List the topics the system uses as the broker has them (partitions, configuration), and
+    their purpose; exit 1 when one is missing (`newswire topics ensure` creates it)."""
+    missing = 0
+    for spec, found in topics.describe(settings_of(ctx)):
+        if found is None:
+            missing += 1
+            click.echo(f"{spec.name}\tmissing\t\t{spec.purpose}")
+            continue
+        config = " ".join(f"{k}={v}" for k, v in found.config.items())
+        click.echo(f"{spec.name}\tpartitions={found.partitions}\t{config}\t{spec.purpose}")
+    if missing:
+        click.echo(f"{missing} topic(s) missing: create them with `newswire topics ensure`", err=True)
+        sys.exit(1)
 
 
 # --- commands of the parts ---------------------------------------------------------------

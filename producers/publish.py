@@ -112,7 +112,7 @@ def connect(settings: Settings) -> KafkaProducer:
     try:
         return bus.producer(settings)
     except KafkaError as exc:
-        raise KafkaUnavailable(f"Kafka at {settings.bootstrap_servers} is not reachable: {exc}") from exc
+        raise KafkaUnavailable(bus.kafka_problem(settings, exc)) from exc
 
 
 def end_of_article(settings: Settings, article_id: str, reason: str, event_type: str) -> ArticleEvent:
@@ -120,7 +120,7 @@ def end_of_article(settings: Settings, article_id: str, reason: str, event_type:
     try:
         latest = latest_event(settings, article_id)
     except (KafkaError, TimeoutError) as exc:
-        raise KafkaUnavailable(f"Kafka at {settings.bootstrap_servers} did not answer: {exc}") from exc
+        raise KafkaUnavailable(bus.kafka_problem(settings, exc)) from exc
     make = kill_event if event_type == "killed" else withdraw_event
     return make(latest, reason)
 
