@@ -76,6 +76,19 @@ def producer(settings: Settings, **overrides) -> KafkaProducer:
     return KafkaProducer(**options)
 
 
+def close_now(kafka: KafkaProducer) -> None:
+    """Close a failed producer at once, failing the writes it still holds.
+
+    kafka-python's ``close()`` flushes first and raises while records are pending, and then
+    never stops the producer's I/O thread (which would go on trying to send them); so the
+    thread is then told to stop without sending (``Sender.force_close``, not public API).
+    """
+    try:
+        kafka.close(timeout=0)
+    except KafkaError:
+        kafka._sender.force_close()
+
+
 def event_headers(event: ArticleEvent, schema: codec.Schema) -> Headers:
     """Kafka headers of an article event: its type, writer schema fingerprint and publish time."""
     return [

@@ -33,13 +33,15 @@ class _Newswire(click.Group):
 @click.option("--bootstrap", envvar="NEWSWIRE_BOOTSTRAP", help="Kafka bootstrap servers (default 127.0.0.1:9092).")
 @click.option("--log-level", default="INFO", show_default=True, envvar="NEWSWIRE_LOG_LEVEL")
 @click.option("--log-json/--log-console", default=None, help="Log format (default: JSON unless stderr is a terminal).")
+@click.option("--kafka-log-level", default="CRITICAL", show_default=True, envvar="NEWSWIRE_KAFKA_LOG_LEVEL",
+              help="Level from which kafka-python's own lines are logged (newswire says itself when Kafka is away).")
 @click.option("--metrics-port", type=int, envvar="NEWSWIRE_METRICS_PORT", default=None,
               help="Serve this process's Prometheus metrics on 127.0.0.1:PORT/metrics.")
 @click.pass_context
-def main(ctx: click.Context, bootstrap: str | None, log_level: str, log_json: bool | None,
+def main(ctx: click.Context, bootstrap: str | None, log_level: str, log_json: bool | None, kafka_log_level: str,
          metrics_port: int | None) -> None:
     """newswire: articles as Avro events on Kafka, turned into wire feeds, partner pushes and an archive."""
-    logs.configure(log_level.upper(), log_json)
+    logs.configure(log_level.upper(), log_json, kafka_log_level.upper())
     if metrics_port:
         metrics.serve(metrics_port)
     settings = Settings.from_env()

@@ -5,9 +5,10 @@ Every log line names what happened (``event``) and to what: ``article_id``, ``ve
 
 Libraries that log through the standard library (kafka-python, aiohttp) go through the same
 renderer: their lines are JSON objects too, with the library's message as ``event`` and its
-logger's name as ``logger``. kafka-python reports every failed connection attempt; a one-shot
-command says itself, in one line, that Kafka is not reachable, so it shows kafka-python's lines
-only from CRITICAL, and a long-running service (:func:`service`) from WARNING.
+logger's name as ``logger``. kafka-python reports every failed connection attempt and metadata
+refresh, many lines a second while a broker is away; newswire says itself, in one line, that
+Kafka is not reachable, so kafka-python's lines are shown only from ``kafka_level`` (CRITICAL;
+``--kafka-log-level`` / ``NEWSWIRE_KAFKA_LOG_LEVEL`` lowers it to look into a client problem).
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ import sys
 
 import structlog
 
-#: kafka-python's threshold in one-shot commands, and in services (see :func:`service`)
-LIBRARY_LEVEL_COMMAND = logging.CRITICAL
-LIBRARY_LEVEL_SERVICE = logging.WARNING
 LIBRARY_LOGGERS = ("kafka",)
 
 
@@ -27,8 +25,7 @@ class _Handler(logging.StreamHandler):
     """The one handler :func:`configure` puts on the root logger (replaced by the next call)."""
 
 
-def configure(level: str = "INFO", json: bool | None = None,
-              library_level: int = LIBRARY_LEVEL_COMMAND) -> None:
+def configure(level: str = "INFO", json: bool | None = None, kafka_level: str = "CRITICAL") -> None:
     """Set up structlog and the standard library's logging to write structured lines to stderr."""
     if json is None:
         json = not sys.stderr.isatty()
@@ -53,19 +50,13 @@ def configure(level: str = "INFO", json: bool | None = None,
     root.addHandler(handler)
     root.setLevel(level)
     for name in LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(library_level)
+        logging.getLogger(name).setLevel(kafka_level)
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
-
-
-def service() -> None:
-    """Called by long-running services: show kafka-python's warnings (reconnects, expired batches)."""
-    for name in LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(LIBRARY_LEVEL_SERVICE)
 
 
 def get(name: str) -> structlog.stdlib.BoundLogger:

@@ -37,7 +37,7 @@ import click
 from aiohttp import web
 from kafka import KafkaProducer
 
-from newswire import logs
+from newswire import bus, logs
 from newswire.broker import broker_answers
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
@@ -122,7 +122,7 @@ class SharedProducer:
             self._kafka = None
         self._failed(problem)
         log.warning("ingest_producer_replaced", bootstrap=self.settings.bootstrap_servers, reason=problem)
-        kafka.close(timeout=0)
+        bus.close_now(kafka)
 
     def publish(self, event: ArticleEvent) -> Published:
         """Publish one event through the shared producer (in an executor thread)."""
