@@ -145,8 +145,8 @@ def test_ingest_api_publishes_again_within_seconds_of_the_broker_coming_back(tmp
         # while away: every answer is a 503 within the bound (the client's timeout fails it otherwise),
         # long enough that a write queued in the producer expires (its delivery timeout is 2 x the bound)
         away, until = [], time.monotonic() + 3 * TIMEOUT_S
-        while time.monotonic() < until:
-            away.append(await post(session, base, len(away) + 1))
+        while time.monotonic() < until:  # a CMS's concurrent requests: the executor's threads share the producer
+            away += await asyncio.gather(*(post(session, base, len(away) + 1 + i) for i in range(4)))
         await loop.run_in_executor(None, broker.start)
         back_at, after = time.monotonic(), []
         while not after or after[-1][0] != 202:
