@@ -87,13 +87,13 @@ def kafka_down(ctx: click.Context) -> None:
 @kafka.command("status")
 @click.pass_context
 def kafka_status(ctx: click.Context) -> None:
-    """Say whether the broker runs and answers; exit 1 when it does not answer."""
+    """Say whether the broker runs and answers; exit 3 when it does not answer."""
     settings = settings_of(ctx)
     pid = local_broker.LocalBroker.for_settings(settings).running_pid()
     answers = local_broker.broker_answers(settings.bootstrap_servers)
     click.echo(f"bootstrap={settings.bootstrap_servers} answers={'yes' if answers else 'no'} "
                f"local_pid={pid if pid else '-'}")
-    sys.exit(0 if answers else 1)
+    sys.exit(0 if answers else EXIT_KAFKA)
 
 
 # --- topics -------------------------------------------------------------------------------

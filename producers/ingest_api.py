@@ -16,7 +16,7 @@ errors, 503 Kafka down or not confirming. Every error body is
 
 kafka-python is synchronous: sends and look-ups run in the default executor's threads, through
 one producer shared by all requests (:class:`SharedProducer`). A request waits for Kafka at most
-``NEWSWIRE_PRODUCER_TIMEOUT`` seconds, then gets 503 (the story is not known to be published;
+``NEWSWIRE_PRODUCER_TIMEOUT`` seconds (+ ``ANSWER_GRACE_S``), then gets 503 (the story is not known to be published;
 sending it again is safe). A producer whose write failed is replaced by a fresh one: kafka-python
 cannot recover a producer whose batch expired while the broker was away (it lacks the Java
 client's epoch bump, KIP-360), so a kept one would answer 503 for ever after an outage. While
@@ -71,6 +71,8 @@ def errors(status: int, problems: Sequence[FieldError], headers: dict[str, str] 
 
 #: while Kafka is away, how often a request may try a new producer (the others get 503 at once)
 RECONNECT_PAUSE_S = 1.0
+#: a request is answered at most this long after the producer's own timeout (NEWSWIRE_PRODUCER_TIMEOUT)
+ANSWER_GRACE_S = 1.0
 #: how long ``/healthz`` may wait for Kafka, and for how long its answer is reused
 HEALTH_TIMEOUT_S = 2.0
 HEALTH_CACHE_S = 1.0
@@ -202,10 +204,12 @@ async def _run(func: Callable[..., Any], *args: Any) -> Any:
 async def _publish(request: web.Request, event: ArticleEvent) -> web.Response:
     request[ABOUT].update(article_id=event["article_id"], version=event["version"], event_id=event["event_id"])
     app = request.app
-    timeout_s = app[SETTINGS].producer_timeout_s
+    timeout_s = app[SETTINGS].producer_timeout_s + ANSWER_GRACE_S
+    # a write that outlives the answer still ends (and replaces a failed producer); its error is logged there
+    work = asyncio.ensure_future(_run(app[PRODUCER].publish, event))
+    work.add_done_callback(lambda done: done.cancelled() or done.exception())
     try:
-        # shielded: a write that outlives the answer still ends (and replaces a failed producer)
-        published = await asyncio.wait_for(asyncio.shield(_run(app[PRODUCER].publish, event)), timeout_s)
+        published = await asyncio.wait_for(asyncio.shield(work), timeout_s)
     except TimeoutError:
         exc = KafkaUnavailable(f"Kafka at {app[SETTINGS].bootstrap_servers} did not confirm within {timeout_s:g} s")
     except KafkaUnavailable as caught:
