@@ -67,13 +67,14 @@ class DeadLetterTally:
             }
 
     def _run(self) -> None:
-        """Read the topic; while Kafka cannot be reached, say so (``problem``) and try again."""
+        """Read the topic; while Kafka cannot be reached (or the topic does not exist yet), say so
+        (``problem``) and try again."""
         while not self._stop.is_set():
             try:
                 self._read()
                 return
-            except KafkaError as exc:
-                self.problem = bus.kafka_problem(self.settings, exc)
+            except (KafkaError, LookupError) as exc:
+                self.problem = bus.kafka_problem(self.settings, exc) if isinstance(exc, KafkaError) else str(exc)
                 log.warning("dead_letter_tally_waiting", topic=self.settings.topics.dead_letter,
                             error=self.problem, retry_in_s=RETRY_S)
                 self._stop.wait(RETRY_S)
