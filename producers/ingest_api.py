@@ -31,7 +31,7 @@ import hmac
 import os
 import threading
 import time
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 import click
 from aiohttp import web
@@ -58,6 +58,7 @@ HEALTH = web.AppKey("health", object)
 ABOUT = web.RequestKey("about", dict)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 def tokens_from_env(environ: dict[str, str] | None = None) -> tuple[str, ...]:
@@ -126,15 +127,15 @@ class SharedProducer:
         log.warning("ingest_producer_replaced", bootstrap=self.settings.bootstrap_servers, reason=problem)
         bus.close_now(kafka)
 
-    def publish(self, event: ArticleEvent) -> Published:
-        """Publish one event through the shared producer (in an executor thread)."""
+    def using(self, write: Callable[[KafkaProducer], T]) -> T:
+        """``write(producer)`` (in an executor thread); a producer whose write failed
+        (KafkaUnavailable) is replaced."""
         kafka = self.get()
         try:
-            (published,) = publish(self.settings, [event], kafka)
+            return write(kafka)
         except KafkaUnavailable as exc:
             self.discard(kafka, str(exc))
             raise
-        return published
 
     def close(self) -> None:
         with self._lock:
@@ -201,24 +202,30 @@ async def _run(func: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
 
+async def _write(app: web.Application, write: Callable[[KafkaProducer], T]) -> T:
+    """``write(producer)`` through the shared producer, given up (KafkaUnavailable) after
+    NEWSWIRE_PRODUCER_TIMEOUT + ANSWER_GRACE_S. A write that outlives the answer still ends in its
+    thread (and replaces a failed producer)."""
+    timeout_s = app[SETTINGS].producer_timeout_s + ANSWER_GRACE_S
+    work = asyncio.ensure_future(_run(app[PRODUCER].using, write))
+    work.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved: no "never retrieved"
+    try:
+        return await asyncio.wait_for(asyncio.shield(work), timeout_s)
+    except TimeoutError:
+        raise KafkaUnavailable(f"Kafka at {app[SETTINGS].bootstrap_servers} did not confirm within {timeout_s:g} s"
+                               ) from None
+
+
 async def _publish(request: web.Request, event: ArticleEvent) -> web.Response:
     request[ABOUT].update(article_id=event["article_id"], version=event["version"], event_id=event["event_id"])
     app = request.app
-    timeout_s = app[SETTINGS].producer_timeout_s + ANSWER_GRACE_S
-    # a write that outlives the answer still ends (and replaces a failed producer); its error is logged there
-    work = asyncio.ensure_future(_run(app[PRODUCER].publish, event))
-    work.add_done_callback(lambda done: done.cancelled() or done.exception())
     try:
-        published = await asyncio.wait_for(asyncio.shield(work), timeout_s)
-    except TimeoutError:
-        exc = KafkaUnavailable(f"Kafka at {app[SETTINGS].bootstrap_servers} did not confirm within {timeout_s:g} s")
-    except KafkaUnavailable as caught:
-        exc = caught
-    else:
-        return web.json_response(_accepted(published), status=202)
-    log.error("ingest_kafka_unavailable", article_id=event["article_id"], event_id=event["event_id"],
-              reason=str(exc))
-    return errors(503, [FieldError("kafka", f"not published: {exc}")], {"Retry-After": "5"})
+        (published,) = await _write(app, lambda kafka: publish(app[SETTINGS], [event], kafka))
+    except KafkaUnavailable as exc:
+        log.error("ingest_kafka_unavailable", article_id=event["article_id"], event_id=event["event_id"],
+                  reason=str(exc))
+        return errors(503, [FieldError("kafka", f"not published: {exc}")], {"Retry-After": "5"})
+    return web.json_response(_accepted(published), status=202)
 
 
 def _accepted(published: Published) -> dict[str, Any]:
