@@ -4,8 +4,8 @@ A consumer that joined its group before its topic's partitions were known used t
 nothing and serve nothing for ever (issue 10, item 1). Here the topic is created only after the
 consumers run: the EventLoop in this process, and the feeds service and the NewsML-G2 drop folder
 as real processes; each must take in the story published then. Their CPU time is read from
-/proc/<pid>/stat over 10 s, waiting for the topic and idle after it: a bound against a spin
-(2 % of a core), not a timing.
+/proc/<pid>/stat over 10 s, waiting for the topic (under 10 % of a core) and idle after it
+(under 2 %): bounds against a spin, not timings.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ pytestmark = pytest.mark.timeout(300)
 
 #: a spin would take most of a core; an idle consumer polls a few times a second
 IDLE_CPU_SHARE = 0.02
+#: while its topic does not exist, kafka-python's I/O thread keeps asking for its metadata:
+#: about 2 % of a core here (measured 1.6-2.3 %), still far from a spin
+WAITING_CPU_SHARE = 0.10
 WINDOW_S = 10.0
 
 
@@ -130,5 +133,5 @@ def test_feeds_and_drop_folder_processes_started_before_their_topic_consume_it_a
             process.wait(60)
         for log in logs.values():
             log.close()
-    assert all(share < IDLE_CPU_SHARE for share in waiting.values()), f"waiting for the topic: {waiting}"
+    assert all(share < WAITING_CPU_SHARE for share in waiting.values()), f"waiting for the topic: {waiting}"
     assert all(share < IDLE_CPU_SHARE for share in idle.values()), f"idle: {idle}"
