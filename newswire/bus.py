@@ -356,17 +356,21 @@ def leave_group(settings: Settings, group_id: str, instance_id: str, reason: str
         admin.close()
 
 
+class TopicMissing(LookupError):
+    """The broker has no such topic (or it has no partitions)."""
+
+
 def partitions(kafka: KafkaConsumer, topic: str, timeout_s: float = 15.0) -> list[TopicPartition]:
     """Every partition of ``topic``, in order.
 
     A new client may answer "none" before it has the topic's metadata, so an empty answer is
-    asked again until ``timeout_s``; then LookupError says the topic is missing.
+    asked again until ``timeout_s``; then TopicMissing says the topic is missing.
     """
     deadline = time.monotonic() + timeout_s
     while not (found := kafka.partitions_for_topic(topic)):
         if time.monotonic() > deadline:
-            raise LookupError(f"topic {topic!r} does not exist or has no partitions "
-                              f"(create it with `newswire topics ensure`)")
+            raise TopicMissing(f"topic {topic!r} does not exist or has no partitions "
+                               f"(create it with `newswire topics ensure`)")
         time.sleep(0.1)
     return [TopicPartition(topic, p) for p in sorted(found)]
 

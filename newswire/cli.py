@@ -18,14 +18,18 @@ EXIT_KAFKA = 3
 
 
 class _Newswire(click.Group):
-    """The root command: a Kafka client error that no command handled ends in one line naming the
-    broker and what to check (kafka-python's own lines are quiet in commands: newswire.logs), exit 3."""
+    """The root command: a Kafka client error (or a missing topic) that no command handled ends in
+    one line naming the broker and what to check (kafka-python's own lines are quiet: newswire.logs), exit 3."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except KafkaError as exc:
             click.echo(f"error: {bus.kafka_problem(ctx.obj or Settings.from_env(), exc)}", err=True)
+            ctx.exit(EXIT_KAFKA)
+        except bus.TopicMissing as exc:
+            settings = ctx.obj or Settings.from_env()
+            click.echo(f"error: Kafka at {settings.bootstrap_servers}: {exc}", err=True)
             ctx.exit(EXIT_KAFKA)
 
 

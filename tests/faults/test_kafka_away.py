@@ -78,6 +78,18 @@ def test_kafka_status_says_the_broker_does_not_answer(tmp_path):
         f"bootstrap={down.bootstrap_servers} answers=no local_pid=-"]
 
 
+def test_a_missing_topic_is_one_line_too(settings):
+    result = subprocess.run(
+        [sys.executable, "-m", "newswire.cli", "replay", "--group", "newswire-feeds", "--since", "1d"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
+             "NEWSWIRE_TOPIC_ARTICLES": f"{settings.topics.articles}-never-created"})
+    assert result.returncode == EXIT_KAFKA
+    assert (result.stdout + result.stderr).splitlines() == [
+        f"error: Kafka at {settings.bootstrap_servers}: topic '{settings.topics.articles}-never-created' does not "
+        f"exist or has no partitions (create it with `newswire topics ensure`)"]
+
+
 def test_topics_list_asks_the_broker(settings):
     listed = subprocess.run(
         [sys.executable, "-m", "newswire.cli", "topics", "list"], capture_output=True, text=True, timeout=120,
