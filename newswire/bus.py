@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import MemberToRemove
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from newswire import codec, disk, logs, metrics, topics
 from newswire.codec import ArticleEvent
@@ -37,6 +37,25 @@ Headers = list[tuple[str, bytes]]
 
 class PublishError(RuntimeError):
     """Kafka did not confirm a write (broker down, timeout, rejected)."""
+
+
+#: how often a consumer refreshes its metadata (kafka-python's default is 5 minutes): a consumer
+#: that joined its group before its topic's partitions were known is assigned nothing, and gets
+#: its partitions at the first refresh that finds them (the group leader then rebalances)
+METADATA_MAX_AGE_MS = 5000
+
+#: kafka-python's errors that mean "no broker answered" rather than "a broker said no"
+UNREACHABLE = (KafkaTimeoutError, KafkaConnectionError, TimeoutError)  # TimeoutError: a wait of our own ran out
+
+
+def kafka_problem(settings: Settings, exc: BaseException) -> str:
+    """One line for an operator: Kafka at <bootstrap> is not reachable (or what it answered),
+    and what to check."""
+    where = f"Kafka at {settings.bootstrap_servers}"
+    if isinstance(exc, UNREACHABLE):
+        return (f"{where} is not reachable ({type(exc).__name__}): check that the broker runs "
+                f"(`newswire kafka status`) and that --bootstrap / NEWSWIRE_BOOTSTRAP name it")
+    return f"{where} refused the request: {type(exc).__name__}: {exc}"
 
 
 def producer(settings: Settings, **overrides) -> KafkaProducer:
@@ -55,6 +74,19 @@ def producer(settings: Settings, **overrides) -> KafkaProducer:
     )
     options.update(overrides)
     return KafkaProducer(**options)
+
+
+def close_now(kafka: KafkaProducer) -> None:
+    """Close a failed producer at once, failing the writes it still holds.
+
+    kafka-python's ``close()`` flushes first and raises while records are pending, and then
+    never stops the producer's I/O thread (which would go on trying to send them); so the
+    thread is then told to stop without sending (``Sender.force_close``, not public API).
+    """
+    try:
+        kafka.close(timeout=0)
+    except KafkaError:
+        kafka._sender.force_close()
 
 
 def event_headers(event: ArticleEvent, schema: codec.Schema) -> Headers:
@@ -100,10 +132,16 @@ def publish_events(settings: Settings, kafka: KafkaProducer, events: Iterable[Ar
 
 
 def consumer(settings: Settings, group_id: str | None, topics: Iterable[str] | None = None,
-             **overrides) -> KafkaConsumer:
-    """A consumer with manual commits that starts from the beginning of the log."""
+             listener: ConsumerRebalanceListener | None = None, **overrides) -> KafkaConsumer:
+    """A consumer with manual commits that starts from the beginning of the log.
+
+    It gives up after ``producer_timeout_s`` when no broker answers at start (kafka-python
+    waits 30 s otherwise); once started, it waits out a broker that goes away.
+    """
     options = dict(
         bootstrap_servers=settings.bootstrap_servers,
+        bootstrap_timeout_ms=int(settings.producer_timeout_s * 1000),
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
         group_id=group_id,
         client_id=f"newswire-{group_id or 'reader'}",
         enable_auto_commit=False,
@@ -113,7 +151,7 @@ def consumer(settings: Settings, group_id: str | None, topics: Iterable[str] | N
     options.update(overrides)
     kafka = KafkaConsumer(**options)
     if topics is not None:
-        kafka.subscribe(list(topics))
+        kafka.subscribe(list(topics), listener=listener)
     return kafka
 
 
@@ -181,13 +219,14 @@ class EventLoop:
     started again after a crash (``kill -9``), it takes its partitions back at once instead of
     waiting for the dead member's session to expire (45 s, during which nothing is consumed);
     :meth:`close` takes it out of the group, since a static member does not leave by itself.
+    ``listener`` is told of partitions assigned and revoked (e.g. to seek to stored positions).
     """
 
     def __init__(self, settings: Settings, group_id: str, handle: Handler, *,
                  before_commit: Callable[[], None] | None = None,
                  topics: Iterable[str] | None = None, name: str | None = None,
                  consumer_overrides: dict | None = None, instance_id: str | None = None,
-                 state: Path | None = None):
+                 state: Path | None = None, listener: ConsumerRebalanceListener | None = None):
         self.settings = settings
         self.state = state
         self.name = name or group_id
@@ -197,7 +236,7 @@ class EventLoop:
         overrides = dict(consumer_overrides or {})
         if instance_id:
             overrides["group_instance_id"] = instance_id
-        self.consumer = consumer(settings, group_id, topics or [settings.topics.articles], **overrides)
+        self.consumer = consumer(settings, group_id, topics or [settings.topics.articles], listener, **overrides)
         self._dlq_producer = producer(settings, client_id=f"newswire-{self.name}-dlq")
         self.dead_letters = DeadLetters(settings, self._dlq_producer, self.name)
         self.stopping = threading.Event()
@@ -342,17 +381,21 @@ def leave_group(settings: Settings, group_id: str, instance_id: str, reason: str
         admin.close()
 
 
+class TopicMissing(LookupError):
+    """The broker has no such topic (or it has no partitions)."""
+
+
 def partitions(kafka: KafkaConsumer, topic: str, timeout_s: float = 15.0) -> list[TopicPartition]:
     """Every partition of ``topic``, in order.
 
     A new client may answer "none" before it has the topic's metadata, so an empty answer is
-    asked again until ``timeout_s``; then LookupError says the topic is missing.
+    asked again until ``timeout_s``; then TopicMissing says the topic is missing.
     """
     deadline = time.monotonic() + timeout_s
     while not (found := kafka.partitions_for_topic(topic)):
         if time.monotonic() > deadline:
-            raise LookupError(f"topic {topic!r} does not exist or has no partitions "
-                              f"(create it with `newswire topics ensure`)")
+            raise TopicMissing(f"topic {topic!r} does not exist or has no partitions "
+                               f"(create it with `newswire topics ensure`)")
         time.sleep(0.1)
     return [TopicPartition(topic, p) for p in sorted(found)]
 

@@ -6,14 +6,23 @@ import errno
 import sys
 
 import click
+from kafka.errors import KafkaError
 
 from newswire import broker as local_broker
-from newswire import logs, metrics, topics
+from newswire import bus, logs, metrics, topics
 from newswire.config import Settings
+from newswire.errors import Refused
+
+
+#: exit status of any command that could not reach Kafka (or that Kafka refused); `publish` uses it too
+EXIT_KAFKA = 3
 
 
 class _Newswire(click.Group):
-    """The root command: a service whose port another process holds ends in one line, exit 1."""
+    """The root command: a Kafka client error (or a missing topic) that no command handled ends in
+    one line naming the broker and what to check (kafka-python's own lines are quiet: newswire.logs),
+    exit 3; a service whose port another process holds, or a :class:`Refused` state, ends in one
+    line, exit 1."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -22,19 +31,30 @@ class _Newswire(click.Group):
             if exc.errno != errno.EADDRINUSE:
                 raise
             raise click.ClickException(f"cannot listen: {exc.strerror or exc}") from exc
+        except Refused as exc:
+            raise click.ClickException(str(exc)) from exc
+        except KafkaError as exc:
+            click.echo(f"error: {bus.kafka_problem(ctx.obj or Settings.from_env(), exc)}", err=True)
+            ctx.exit(EXIT_KAFKA)
+        except bus.TopicMissing as exc:
+            settings = ctx.obj or Settings.from_env()
+            click.echo(f"error: Kafka at {settings.bootstrap_servers}: {exc}", err=True)
+            ctx.exit(EXIT_KAFKA)
 
 
 @click.group(cls=_Newswire, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--bootstrap", envvar="NEWSWIRE_BOOTSTRAP", help="Kafka bootstrap servers (default 127.0.0.1:9092).")
 @click.option("--log-level", default="INFO", show_default=True, envvar="NEWSWIRE_LOG_LEVEL")
 @click.option("--log-json/--log-console", default=None, help="Log format (default: JSON unless stderr is a terminal).")
+@click.option("--kafka-log-level", default="CRITICAL", show_default=True, envvar="NEWSWIRE_KAFKA_LOG_LEVEL",
+              help="Level from which kafka-python's own lines are logged (newswire says itself when Kafka is away).")
 @click.option("--metrics-port", type=int, envvar="NEWSWIRE_METRICS_PORT", default=None,
               help="Serve this process's Prometheus metrics on 127.0.0.1:PORT/metrics.")
 @click.pass_context
-def main(ctx: click.Context, bootstrap: str | None, log_level: str, log_json: bool | None,
+def main(ctx: click.Context, bootstrap: str | None, log_level: str, log_json: bool | None, kafka_log_level: str,
          metrics_port: int | None) -> None:
     """newswire: articles as Avro events on Kafka, turned into wire feeds, partner pushes and an archive."""
-    logs.configure(log_level.upper(), log_json)
+    logs.configure(log_level.upper(), log_json, kafka_log_level.upper())
     if metrics_port:
         try:
             metrics.serve(metrics_port)
@@ -83,13 +103,13 @@ def kafka_down(ctx: click.Context) -> None:
 @kafka.command("status")
 @click.pass_context
 def kafka_status(ctx: click.Context) -> None:
-    """Say whether the broker runs and answers; exit 1 when it does not answer."""
+    """Say whether the broker runs and answers; exit 3 when it does not answer."""
     settings = settings_of(ctx)
     pid = local_broker.LocalBroker.for_settings(settings).running_pid()
     answers = local_broker.broker_answers(settings.bootstrap_servers)
     click.echo(f"bootstrap={settings.bootstrap_servers} answers={'yes' if answers else 'no'} "
                f"local_pid={pid if pid else '-'}")
-    sys.exit(0 if answers else 1)
+    sys.exit(0 if answers else EXIT_KAFKA)
 
 
 # --- topics -------------------------------------------------------------------------------
@@ -110,10 +130,19 @@ def topics_ensure(ctx: click.Context) -> None:
 @topics_group.command("list")
 @click.pass_context
 def topics_list(ctx: click.Context) -> None:
-    """List the topics the system uses, their partitions, configuration and purpose."""
-    for spec in topics.required_topics(settings_of(ctx)):
-        config = " ".join(f"{k}={v}" for k, v in spec.config.items())
-        click.echo(f"{spec.name}\tpartitions={spec.partitions}\t{config}\t{spec.purpose}")
+    """List the topics the system uses as the broker has them (partitions, configuration), and
+    their purpose; exit 1 when one is missing (`newswire topics ensure` creates it)."""
+    missing = 0
+    for spec, found in topics.describe(settings_of(ctx)):
+        if found is None:
+            missing += 1
+            click.echo(f"{spec.name}\tmissing\t\t{spec.purpose}")
+            continue
+        config = " ".join(f"{k}={v}" for k, v in found.config.items())
+        click.echo(f"{spec.name}\tpartitions={found.partitions}\t{config}\t{spec.purpose}")
+    if missing:
+        click.echo(f"{missing} topic(s) missing: create them with `newswire topics ensure`", err=True)
+        sys.exit(1)
 
 
 # --- commands of the parts ---------------------------------------------------------------

@@ -2,6 +2,13 @@
 
 Every log line names what happened (``event``) and to what: ``article_id``, ``version``,
 ``event_id``, ``partner``, ``topic``/``partition``/``offset`` as they apply.
+
+Libraries that log through the standard library (kafka-python, aiohttp) go through the same
+renderer: their lines are JSON objects too, with the library's message as ``event`` and its
+logger's name as ``logger``. kafka-python reports every failed connection attempt and metadata
+refresh, many lines a second while a broker is away; newswire says itself, in one line, that
+Kafka is not reachable, so kafka-python's lines are shown only from ``kafka_level`` (CRITICAL;
+``--kafka-log-level`` / ``NEWSWIRE_KAFKA_LOG_LEVEL`` lowers it to look into a client problem).
 """
 
 from __future__ import annotations
@@ -11,9 +18,15 @@ import sys
 
 import structlog
 
+LIBRARY_LOGGERS = ("kafka",)
 
-def configure(level: str = "INFO", json: bool | None = None) -> None:
-    """Set up structlog and the standard library's logging to write to stderr."""
+
+class _Handler(logging.StreamHandler):
+    """The one handler :func:`configure` puts on the root logger (replaced by the next call)."""
+
+
+def configure(level: str = "INFO", json: bool | None = None, kafka_level: str = "CRITICAL") -> None:
+    """Set up structlog and the standard library's logging to write structured lines to stderr."""
     if json is None:
         json = not sys.stderr.isatty()
     renderer = (
@@ -21,17 +34,25 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
         if json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
-    # kafka-python is chatty at INFO about every connection; its warnings still show.
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    handler = _Handler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processor=renderer,
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
+    ))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(kafka_level)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from newswire import logs
@@ -40,8 +40,38 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
 
 
 def admin(settings: Settings) -> KafkaAdminClient:
+    """An admin client that gives up after ``producer_timeout_s`` when no broker answers
+    (kafka-python waits 30 s for a first broker otherwise)."""
+    timeout_ms = int(settings.producer_timeout_s * 1000)
     return KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="newswire-admin",
-                            request_timeout_ms=int(settings.producer_timeout_s * 1000))
+                            request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms)
+
+
+@dataclass(frozen=True)
+class FoundTopic:
+    """A topic as the broker has it: its partition count and the configuration set on it."""
+
+    partitions: int
+    config: dict[str, str]
+
+
+def describe(settings: Settings, specs: list[TopicSpec] | None = None) -> list[tuple[TopicSpec, FoundTopic | None]]:
+    """Each topic the system uses with what the broker has of it (None: it does not exist)."""
+    specs = required_topics(settings) if specs is None else specs
+    client = admin(settings)
+    try:
+        existing = set(client.list_topics())
+        present = [spec.name for spec in specs if spec.name in existing]
+        if not present:
+            return [(spec, None) for spec in specs]
+        partitions = {t["name"]: len(t["partitions"]) for t in client.describe_topics(present)}
+        configs = client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in present])
+        set_on = {name: {key: str(entry["value"]) for key, entry in values.items()}
+                  for name, values in configs["topic"].items()}
+        return [(spec, FoundTopic(partitions[spec.name], set_on.get(spec.name, {})) if spec.name in existing else None)
+                for spec in specs]
+    finally:
+        client.close()
 
 
 def ensure(settings: Settings, specs: list[TopicSpec] | None = None) -> dict[str, str]:

@@ -3,7 +3,7 @@
     POST /v1/articles                        an article JSON document (docs/article-json.md)
     POST /v1/articles/{article_id}/kill      {"reason": "..."}
     POST /v1/articles/{article_id}/withdraw  {"reason": "..."}
-    GET  /healthz                            liveness (no token needed)
+    GET  /healthz, /readyz                   whether Kafka answers: 200, or 503 (no token needed)
 
 Every POST needs ``Authorization: Bearer <token>``, one of the comma-separated tokens in
 ``NEWSWIRE_INGEST_TOKENS``; the token is compared with every configured token in constant
@@ -25,7 +25,13 @@ field errors, 503 Kafka down or not confirming. Every error body is
 ``{"errors": [{"field": ..., "problem": ...}]}``.
 
 kafka-python is synchronous: sends and look-ups run in the default executor's threads, through
-one producer shared by all requests.
+one producer shared by all requests (:class:`SharedProducer`). A request waits for Kafka at most
+``NEWSWIRE_PRODUCER_TIMEOUT`` seconds (+ ``ANSWER_GRACE_S``), then gets 503 (the story is not known to be published;
+sending it again is safe). A producer whose write failed is replaced by a fresh one: kafka-python
+cannot recover a producer whose batch expired while the broker was away (it lacks the Java
+client's epoch bump, KIP-360), so a kept one would answer 503 for ever after an outage. While
+Kafka is away, a new producer is tried at most every ``RECONNECT_PAUSE_S`` seconds, by one
+request at a time; the others get 503 at once.
 """
 
 from __future__ import annotations
@@ -37,13 +43,14 @@ import re
 import threading
 import time
 import weakref
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 import click
 from aiohttp import web
 from kafka import KafkaProducer
 
-from newswire import logs
+from newswire import bus, logs
+from newswire.broker import broker_answers
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
 
@@ -69,10 +76,12 @@ BODY_TIMEOUT_S = 15.0
 #: seconds the rest of a refused request's body is read (and dropped) before the connection is closed
 LINGERING_S = 2.0
 PRODUCER = web.AppKey("producer", object)
+HEALTH = web.AppKey("health", object)
 #: what the access log line says about the request's article (article_id, version, event_id)
 ABOUT = web.RequestKey("about", dict)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 def tokens_from_env(environ: dict[str, str] | None = None) -> tuple[str, ...]:
@@ -84,23 +93,72 @@ def errors(status: int, problems: Sequence[FieldError], headers: dict[str, str] 
     return web.json_response({"errors": [p.as_dict() for p in problems]}, status=status, headers=headers)
 
 
+#: while Kafka is away, how often a request may try a new producer (the others get 503 at once)
+RECONNECT_PAUSE_S = 1.0
+#: a request is answered at most this long after the producer's own timeout (NEWSWIRE_PRODUCER_TIMEOUT)
+ANSWER_GRACE_S = 1.0
+#: how long ``/healthz`` may wait for Kafka, and for how long its answer is reused
+HEALTH_TIMEOUT_S = 2.0
+HEALTH_CACHE_S = 1.0
+
+
 class SharedProducer:
     """One KafkaProducer for the whole app, connected on first use (so the API starts, and
-    answers 503, while Kafka is down) and closed with the app."""
+    answers 503, while Kafka is down), replaced after a failed write, closed with the app.
+
+    Thread-safe: requests run in the executor's threads. Only one of them connects at a time.
+    """
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self._kafka: KafkaProducer | None = None
         self._lock = threading.Lock()
+        self._connecting = False
+        self._failed_at = float("-inf")
+        self._problem = ""
 
     def get(self) -> KafkaProducer:
+        """The producer; KafkaUnavailable at once while another request connects, or Kafka
+        failed less than RECONNECT_PAUSE_S ago."""
         with self._lock:
-            if self._kafka is None:
-                self._kafka = connect(self.settings)
-            return self._kafka
+            if self._kafka is not None:
+                return self._kafka
+            if self._connecting or time.monotonic() - self._failed_at < RECONNECT_PAUSE_S:
+                raise KafkaUnavailable(self._problem or f"connecting to Kafka at {self.settings.bootstrap_servers}")
+            self._connecting = True
+        try:
+            kafka = connect(self.settings)
+        except KafkaUnavailable as exc:
+            self._failed(str(exc))
+            raise
+        with self._lock:
+            self._kafka, self._connecting = kafka, False
+        log.info("ingest_producer_connected", bootstrap=self.settings.bootstrap_servers)
+        return kafka
 
-    def connected(self) -> bool:
-        return self._kafka is not None and self._kafka.bootstrap_connected()
+    def _failed(self, problem: str) -> None:
+        with self._lock:
+            self._connecting, self._failed_at, self._problem = False, time.monotonic(), problem
+
+    def discard(self, kafka: KafkaProducer, problem: str) -> None:
+        """A write through ``kafka`` failed: the next request gets a new producer."""
+        with self._lock:
+            if self._kafka is not kafka:  # another request replaced it already
+                return
+            self._kafka = None
+        self._failed(problem)
+        log.warning("ingest_producer_replaced", bootstrap=self.settings.bootstrap_servers, reason=problem)
+        bus.close_now(kafka)
+
+    def using(self, write: Callable[[KafkaProducer], T]) -> T:
+        """``write(producer)`` (in an executor thread); a producer whose write failed
+        (KafkaUnavailable) is replaced."""
+        kafka = self.get()
+        try:
+            return write(kafka)
+        except KafkaUnavailable as exc:
+            self.discard(kafka, str(exc))
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -131,7 +189,7 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
 
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path == "/healthz":
+    if request.path in ("/healthz", "/readyz"):
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -189,6 +247,20 @@ async def _run(func: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
 
+async def _write(app: web.Application, write: Callable[[KafkaProducer], T]) -> T:
+    """``write(producer)`` through the shared producer, given up (KafkaUnavailable) after
+    NEWSWIRE_PRODUCER_TIMEOUT + ANSWER_GRACE_S. A write that outlives the answer still ends in its
+    thread (and replaces a failed producer)."""
+    timeout_s = app[SETTINGS].producer_timeout_s + ANSWER_GRACE_S
+    work = asyncio.ensure_future(_run(app[PRODUCER].using, write))
+    work.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved: no "never retrieved"
+    try:
+        return await asyncio.wait_for(asyncio.shield(work), timeout_s)
+    except TimeoutError:
+        raise KafkaUnavailable(f"Kafka at {app[SETTINGS].bootstrap_servers} did not confirm within {timeout_s:g} s"
+                               ) from None
+
+
 def _unavailable(event: ArticleEvent, exc: KafkaUnavailable) -> web.Response:
     log.error("ingest_kafka_unavailable", article_id=event["article_id"], event_id=event["event_id"], reason=str(exc))
     return errors(503, [FieldError("kafka", f"not published: {exc}")], {"Retry-After": "5"})
@@ -199,7 +271,7 @@ async def _publish(request: web.Request, submission: Submission) -> web.Response
     event, app = submission.event, request.app
     request[ABOUT].update(article_id=event["article_id"], version=event["version"])
     try:
-        (result,) = await _run(lambda: publish_once(app[SETTINGS], [submission], app[PRODUCER].get(), app[INDEX]))
+        (result,) = await _write(app, lambda kafka: publish_once(app[SETTINGS], [submission], kafka, app[INDEX]))
     except KafkaUnavailable as exc:
         return _unavailable(event, exc)
     return _answer(request, result)
@@ -278,14 +350,33 @@ async def _end(request: web.Request, article_id: str, reason: str, event_type: s
         return _answer(request, made)
     request[ABOUT]["version"] = made["version"]
     try:
-        (published,) = await _run(lambda: publish(app[SETTINGS], [made], app[PRODUCER].get(), [key_headers(key)]))
+        (published,) = await _write(app, lambda kafka: publish(app[SETTINGS], [made], kafka, [key_headers(key)]))
     except KafkaUnavailable as exc:
         return _unavailable(made, exc)
     return _answer(request, published)
 
 
+class KafkaHealth:
+    """Whether Kafka answers an admin call now (asked at most every HEALTH_CACHE_S seconds)."""
+
+    def __init__(self, settings: Settings):
+        self.bootstrap = settings.bootstrap_servers
+        self._answer: tuple[float, bool] | None = None
+
+    async def answers(self) -> bool:
+        now = time.monotonic()
+        if self._answer is None or now - self._answer[0] > HEALTH_CACHE_S:
+            self._answer = (now, await _run(broker_answers, self.bootstrap, HEALTH_TIMEOUT_S))
+        return self._answer[1]
+
+
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "kafka_connected": request.app[PRODUCER].connected()})
+    """200 ``{"status": "ok", "kafka_connected": true}`` while Kafka answers; 503 with
+    ``"kafka_unreachable"`` and ``false`` when it does not (a story would get 503 too)."""
+    if await request.app[HEALTH].answers():
+        return web.json_response({"status": "ok", "kafka_connected": True})
+    return web.json_response({"status": "kafka_unreachable", "kafka_connected": False,
+                              "bootstrap": request.app[SETTINGS].bootstrap_servers}, status=503)
 
 
 def create_app(settings: Settings, tokens: Sequence[str], *, body_timeout_s: float = BODY_TIMEOUT_S
@@ -302,10 +393,12 @@ def create_app(settings: Settings, tokens: Sequence[str], *, body_timeout_s: flo
     app[LOCKS] = weakref.WeakValueDictionary()
     app[INDEX] = ArticleIndex()
     app[PRODUCER] = SharedProducer(settings)
+    app[HEALTH] = KafkaHealth(settings)
     app.router.add_post("/v1/articles", post_article)
     app.router.add_post("/v1/articles/{article_id}/kill", end_handler("killed"))
     app.router.add_post("/v1/articles/{article_id}/withdraw", end_handler("withdrawn"))
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", healthz)
 
     async def close_producer(app: web.Application) -> None:
         await _run(app[PRODUCER].close)

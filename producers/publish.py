@@ -157,15 +157,15 @@ def publish_once(settings: Settings, submissions: list[Submission], kafka: Kafka
 
 def _lookups(settings: Settings, index: ArticleIndex | None = None) -> ArticleLog:
     """A reader of the articles topic; KafkaUnavailable when no broker answers."""
-    return _kafka_call(settings, lambda: ArticleLog(settings, index=index), failed="is not reachable")
+    return _kafka_call(settings, lambda: ArticleLog(settings, index=index))
 
 
-def _kafka_call(settings: Settings, func: Callable[..., T], *args: Any, failed: str = "did not answer") -> T:
+def _kafka_call(settings: Settings, func: Callable[..., T], *args: Any) -> T:
     """``func(*args)``, with Kafka's errors and timeouts as KafkaUnavailable."""
     try:
         return func(*args)
     except (KafkaError, TimeoutError) as exc:
-        raise KafkaUnavailable(f"Kafka at {settings.bootstrap_servers} {failed}: {exc}") from exc
+        raise KafkaUnavailable(bus.kafka_problem(settings, exc)) from exc
 
 
 def connect(settings: Settings) -> KafkaProducer:
@@ -173,7 +173,7 @@ def connect(settings: Settings) -> KafkaProducer:
     try:
         return bus.producer(settings)
     except KafkaError as exc:
-        raise KafkaUnavailable(f"Kafka at {settings.bootstrap_servers} is not reachable: {exc}") from exc
+        raise KafkaUnavailable(bus.kafka_problem(settings, exc)) from exc
 
 
 def end_of_article(settings: Settings, article_id: str, reason: str, event_type: str,

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import random
+import re
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from newswire import bus, corpus
+from newswire.broker import free_port
+from newswire.config import Settings
 from newswire.consumers.replay.checkpoint import Checkpoint
 from newswire.consumers.webhooks import pusher, signing
 from newswire.status.sections import standard_sections
@@ -86,6 +90,21 @@ def test_status_page_shows_lag_and_dead_letters_in_a_real_browser(consumed_with_
         finally:
             browser.close()
     assert (ARTIFACTS / "status-page.png").stat().st_size > 10_000
+
+
+def test_status_page_says_kafka_is_unreachable_instead_of_none(tmp_path):
+    away = replace(Settings(), bootstrap_servers=f"127.0.0.1:{free_port()}", home=tmp_path / "home")
+    with serving(make_app(away)) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(base + "/")
+            lag = page.locator("#lag tbody td")
+            expect(lag).to_have_text(re.compile(f"^Kafka at {re.escape(away.bootstrap_servers)} is not reachable"))
+            expect(lag).to_have_class(re.compile(r"\bbad\b"))
+            expect(page.locator("#partners tbody td")).to_have_text("none")  # no partners: truly none
+        finally:
+            browser.close()
 
 
 def test_metrics_endpoint_speaks_prometheus(consumed_with_a_dead_letter):

@@ -94,9 +94,8 @@ class FeedsConsumer:
         self.committed: dict[int, int] | None = None
         # one consumer per view file: a static member, which a restart after a crash puts back at once
         self.loop = EventLoop(settings, group_id, self._handle, before_commit=self._persist, name="feeds",
-                              instance_id=instance_id(group_id, store.path), state=store.path)
-        self.loop.consumer.unsubscribe()  # again, with the listener that seeks to the stored view
-        self.loop.consumer.subscribe([self.topic], listener=_SeekToStored(self))
+                              instance_id=instance_id(group_id, store.path), state=store.path,
+                              listener=_SeekToStored(self))
         self._thread: threading.Thread | None = None
         self.failure: BaseException | None = None
         #: partition → the view's position when a re-read (a group reset) began there

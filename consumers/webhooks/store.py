@@ -24,6 +24,7 @@ import sqlite3
 from pathlib import Path
 
 from newswire.config import Settings
+from newswire.errors import Refused
 
 # The schema of the first release (version 1); every change since is a numbered step in MIGRATIONS.
 SCHEMA = """
@@ -104,7 +105,7 @@ MIGRATIONS: tuple[str, ...] = (
 VERSION = len(MIGRATIONS)
 
 
-class StateTooNew(RuntimeError):
+class StateTooNew(Refused):
     """The state file was written by a newer newswire than this one."""
 
 

@@ -7,8 +7,15 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 
-from newswire import bus
+from kafka.errors import KafkaError
+
+from newswire import bus, logs
 from newswire.config import Settings
+
+log = logs.get(__name__)
+
+#: pause between attempts to reach Kafka
+RETRY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class DeadLetterTally:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.latest: deque[DeadLetter] = deque(maxlen=keep_latest)
         self._lock = threading.Lock()
+        #: why the tally is not reading (Kafka not reachable), or None
+        self.problem: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dead-letter-tally", daemon=True)
 
@@ -58,10 +67,29 @@ class DeadLetterTally:
             }
 
     def _run(self) -> None:
+        """Read the topic; while Kafka cannot be reached (or the topic does not exist yet), say so
+        (``problem``) and try again."""
+        while not self._stop.is_set():
+            try:
+                self._read()
+                return
+            except (KafkaError, LookupError) as exc:
+                self.problem = bus.kafka_problem(self.settings, exc) if isinstance(exc, KafkaError) else str(exc)
+                log.warning("dead_letter_tally_waiting", topic=self.settings.topics.dead_letter,
+                            error=self.problem, retry_in_s=RETRY_S)
+                self._stop.wait(RETRY_S)
+
+    def _read(self) -> None:
         topic = self.settings.topics.dead_letter
         reader = bus.consumer(self.settings, None)
         try:
             reader.assign(bus.partitions(reader, topic))
+            if self.problem:
+                log.info("dead_letter_tally_connected", topic=topic)
+            self.problem = None
+            with self._lock:  # read again from the beginning
+                self.counts.clear()
+                self.latest.clear()
             reader.seek_to_beginning()
             while not self._stop.is_set():
                 for records in reader.poll(timeout_ms=500).values():

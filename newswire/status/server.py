@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib.resources
+from dataclasses import replace
 from typing import Any, Callable
 
 from aiohttp import web
 from kafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from newswire import lag, logs
+from newswire import bus, lag, logs
 from newswire.config import Settings
 from newswire.status.dead_letters import DeadLetterTally
 
@@ -26,6 +27,10 @@ Section = Callable[[], Any]
 PAGE = importlib.resources.files("newswire.status").joinpath("page.html").read_bytes()
 
 
+#: how long one refresh of the page may wait for Kafka (the page refreshes every 3 s)
+KAFKA_TIMEOUT_S = 2.0
+
+
 def lag_section(settings: Settings) -> Section:
     def section() -> list[dict]:
         return [{**row.__dict__, "lag": row.lag} for row in lag.group_lag(settings)]
@@ -33,8 +38,9 @@ def lag_section(settings: Settings) -> Section:
 
 
 def make_app(settings: Settings, extra_sections: dict[str, Section] | None = None) -> web.Application:
-    tally = DeadLetterTally(settings)
-    sections: dict[str, Section] = {"lag": lag_section(settings), "dead_letters": tally.snapshot,
+    quick = replace(settings, producer_timeout_s=min(settings.producer_timeout_s, KAFKA_TIMEOUT_S))
+    tally = DeadLetterTally(quick)
+    sections: dict[str, Section] = {"lag": lag_section(quick), "dead_letters": tally.snapshot,
                                     "partners": list, "deliveries": list, "kills": list, "replays": list}
     sections.update(extra_sections or {})
 
@@ -44,13 +50,18 @@ def make_app(settings: Settings, extra_sections: dict[str, Section] | None = Non
 
     async def status(_: web.Request) -> web.Response:
         loop = asyncio.get_running_loop()
-        body: dict[str, Any] = {"bootstrap": settings.bootstrap_servers}
+        #: section -> one line saying why it is empty (shown instead of "none")
+        problems: dict[str, str] = {}
+        body: dict[str, Any] = {"bootstrap": settings.bootstrap_servers, "problems": problems}
         for name, section in sections.items():
             try:
                 body[name] = await loop.run_in_executor(None, section)
             except (KafkaError, OSError) as exc:  # one source down must not blank the page
-                log.warning("status_section_failed", section=name, error=str(exc))
+                problems[name] = bus.kafka_problem(settings, exc) if isinstance(exc, KafkaError) else str(exc)
+                log.warning("status_section_failed", section=name, error=problems[name])
                 body[name] = []
+        if tally.problem:
+            problems["dead_letters"] = tally.problem
         return web.json_response(body, dumps=_dumps, headers={"Cache-Control": "no-store"})
 
     async def metrics(_: web.Request) -> web.Response:
