@@ -21,7 +21,8 @@ import pytest
 
 from newswire import lag
 from newswire.broker import free_port
-from newswire.run import DEMO_PROVIDER, FIXTURE_ID
+from newswire.run import CONSUMERS_WITH_METRICS, DEMO_PROVIDER, FIXTURE_ID
+from tests.ports import free_port_block
 
 HEADLINE = "Turkey Continues Talks with Russia on Idlib Fighting"
 GROUPS = {"newswire-feeds", "newswire-newsml", "newswire-webhooks", "newswire-archive"}
@@ -49,7 +50,8 @@ def _eventually(check, timeout_s: float = 120):
 
 
 def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path):
-    ports = {name: free_port() for name in ("ingest", "feeds", "status", "partner", "metrics")}
+    ports = {name: free_port() for name in ("ingest", "feeds", "status", "partner")}
+    ports["metrics"] = free_port_block(1 + len(CONSUMERS_WITH_METRICS))  # base + 1, + 2, …
     env = {**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
            "NEWSWIRE_TOPIC_ARTICLES": settings.topics.articles,
            "NEWSWIRE_ARTICLES_PARTITIONS": str(settings.topics.articles_partitions),

@@ -147,7 +147,7 @@ def test_ingest_api_publishes_again_within_seconds_of_the_broker_coming_back(tmp
                          port=free_port(), controller_port=free_port())
     broker.start()
     own = replace(Settings.from_env(), bootstrap_servers=broker.bootstrap, home=tmp_path / "home",
-                  producer_timeout_s=TIMEOUT_S)
+                  producer_timeout_s=TIMEOUT_S, provider="Newswire Test Agency")
     topics.ensure(own)
     answer_within_s = TIMEOUT_S + ANSWER_GRACE_S + 5  # the documented bound, and slack for a busy CI
 
