@@ -77,12 +77,10 @@ def _java() -> str:
 
 
 def broker_answers(bootstrap: str, timeout_s: float = 2.0) -> bool:
-    """True when a broker at ``bootstrap`` answers a describe-cluster admin call."""
-    host, _, port = bootstrap.rpartition(":")
-    try:  # a cheap look first, so the admin client does not back off against a closed port
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
-    except OSError:
-        return False
+    """True when a broker of ``bootstrap`` (``host:port[,host:port…]``) answers a describe-cluster
+    admin call."""
+    if not any(_listens(address, timeout_s) for address in bootstrap.split(",")):
+        return False  # a cheap look first, so the admin client does not back off against closed ports
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     except KafkaConfigurationError:
@@ -96,6 +94,15 @@ def broker_answers(bootstrap: str, timeout_s: float = 2.0) -> bool:
         return False
     finally:
         admin.close()
+
+
+def _listens(address: str, timeout_s: float) -> bool:
+    host, _, port = address.strip().rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 @dataclass

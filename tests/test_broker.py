@@ -16,6 +16,12 @@ def test_broker_answers_admin_calls(kafka_broker):
 
 def test_nothing_answers_on_a_closed_port():
     assert not broker_answers(f"127.0.0.1:{free_port()}", timeout_s=0.5)
+    assert not broker_answers(f"127.0.0.1:{free_port()},127.0.0.1:{free_port()}", timeout_s=0.5)
+
+
+def test_a_bootstrap_list_answers_when_one_of_its_brokers_does(kafka_broker):
+    # a cluster's bootstrap names several brokers; one being away is not Kafka being away (/healthz)
+    assert broker_answers(f"127.0.0.1:{free_port()}, {kafka_broker.bootstrap}")
 
 
 def test_topics_ensure_creates_with_configuration_and_is_idempotent(settings):
