@@ -174,3 +174,8 @@ def test_receipt_query_helpers_parse_spans_and_ranges():
         receipts.parse_seq_range("9-3")
     with pytest.raises(ValueError, match="since"):
         receipts.since("yesterday-ish")
+    for other_digits in ("٣", "１２-１５", "²"):  # Arabic-Indic, fullwidth, superscript: not numbers here
+        with pytest.raises(ValueError, match="seq"):
+            receipts.parse_seq_range(other_digits)
+    with pytest.raises(ValueError, match="since"):
+        receipts.since("٣d", now=10_000)

@@ -110,7 +110,7 @@ def gaps(db: sqlite3.Connection, partner_id: str) -> list[sqlite3.Row]:
 
 def parse_seq_range(text: str) -> tuple[int, int]:
     """``"120-135"`` or ``"120"`` → (120, 135) / (120, 120)."""
-    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", text)
+    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", text, re.ASCII)
     if not match:
         raise ValueError(f"seq: {text!r} is not a number or a range like 120-135")
     low, high = int(match[1]), int(match[2] or match[1])
