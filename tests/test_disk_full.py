@@ -120,10 +120,14 @@ class Consumers:
     def archived(self) -> list[str]:
         try:
             index = Index(self.settings.home / "archive" / "index.sqlite", readonly=True)
-        except Exception:  # not there yet
+        except FileNotFoundError:  # not there yet
             return []
         try:
             return [e.article_id for e in index.entries()]
+        except sqlite3.OperationalError as exc:  # the file is there, its tables not yet (a full disk at start)
+            if "no such table" not in str(exc):
+                raise
+            return []
         finally:
             index.close()
 
