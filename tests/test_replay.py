@@ -406,7 +406,7 @@ def test_a_replay_resends_the_newest_version_under_new_numbers_after_the_live_on
             "seq\tarticle\tversion\tevent_type\tstatus\ttries\tlast_error", "0 unacknowledged"]
         kills = _lines(settings, "deliveries", "kills", "--partner", "lost")
         assert len(kills) == 3  # one row per kill, replayed or not: its first delivery that reached the partner
-        assert kills[1].split("\t")[:5] == ["lost", "rp-doomed", "2", str(first_of[kill["event_id"]].seq), "YES"]
+        assert kills[1].split("\t")[:5] == ["lost", "rp-doomed", "2", str(first_of[kill["event_id"]].seq), "yes"]
         assert kills[-1] == "1 kill deliveries, 0 not delivered"
 
         # a resend by number keeps the original number, webhook-id and body
