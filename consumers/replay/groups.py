@@ -16,6 +16,7 @@ from kafka.structs import OffsetAndMetadata
 
 from newswire import logs, topics
 from newswire.config import Settings
+from newswire.rows import cell
 
 from .window import Range
 
@@ -90,10 +91,19 @@ def apply(settings: Settings, moves: list[Move]) -> None:
                  offset=m.new)
 
 
+#: the columns of a reset plan (`replay --group … --json` keys; upper-cased with '-' in the table)
+PLAN_COLUMNS = ("group", "topic", "partition", "current_offset", "new_offset", "log_end_offset", "to_replay")
+
+
+def plan_rows(moves: list[Move]) -> list[dict]:
+    """The plan, one row per partition (current_offset None: the group has no committed offset)."""
+    return [dict(zip(PLAN_COLUMNS, (m.group, m.topic, m.partition, m.current, m.new, m.end, m.to_replay)))
+            for m in moves]
+
+
 def table(moves: list[Move]) -> list[str]:
     """Lines in the style of ``kafka-consumer-groups --reset-offsets --dry-run``."""
-    head = ("GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET", "LOG-END-OFFSET", "TO-REPLAY")
-    rows = [head] + [(m.group, m.topic, str(m.partition), "-" if m.current is None else str(m.current),
-                      str(m.new), str(m.end), str(m.to_replay)) for m in moves]
+    head = tuple(c.upper().replace("_", "-") for c in PLAN_COLUMNS)
+    rows = [head] + [tuple(cell(row[c]) for c in PLAN_COLUMNS) for row in plan_rows(moves)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(text.ljust(w) for text, w in zip(row, widths)).rstrip() for row in rows]
