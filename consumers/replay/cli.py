@@ -78,34 +78,40 @@ def _partner_options(f):
 @_window_options
 @click.option("--group", help="Reset this consumer group (e.g. newswire-feeds) to the start of the window.")
 @click.option("--partner", help="Replay the window to this partner only, through its delivery path.")
+@click.option("--execute", is_flag=True,
+              help="Reset the group (--group); without it its plan is shown and nothing changes.")
 @_partner_options
 @click.pass_context
 def replay(ctx: click.Context, since: str | None, until: str | None, group: str | None,
-           partner: str | None, **options) -> None:
+           partner: str | None, execute: bool, **options) -> None:
     """Replay a window of the articles topic to one consumer group or one partner.
 
     \b
-    newswire replay --group newswire-feeds --since 2026-11-20T00:00Z --dry-run
+    newswire replay --group newswire-feeds --since 2026-11-20T00:00Z
+    newswire replay --group newswire-feeds --since 2026-11-20T00:00Z --execute
     newswire replay --partner acme --since 7d --until 1d --rate 50 --send
     newswire replay --partner acme --since 400d --source archive
 
-    A group target resets the group's committed offsets (refused while it has members);
-    its consumers then re-read from there. A partner target reads the window with a
+    A group target shows the reset of the group's committed offsets, per partition, and with
+    --execute makes it (refused while the group has members); its consumers then re-read from
+    there. A group the broker does not know is refused. A partner target reads the window with a
     temporary reader of its own, so no consumer group's offsets move, and queues the events
     in that partner's delivery outbox with their original event ids as webhook-ids.
     Interrupted, a partner replay resumes from its checkpoint when run again.
     """
     if bool(group) == bool(partner):
         raise click.UsageError("give exactly one target: --group GROUP or --partner PARTNER")
+    if execute and (partner or options["dry_run"]):
+        raise click.UsageError("--execute resets a --group, and not with --dry-run (a partner replay runs "
+                               "unless --dry-run)")
     settings = _settings(ctx)
     if group:
-        _reset_group(settings, group, _window(since, until), options["source"], options["dry_run"],
-                     options["as_json"])
+        _reset_group(settings, group, _window(since, until), options["source"], execute, options["as_json"])
     else:
         _replay_to_partner(settings, partner, since, until, **options)
 
 
-def _reset_group(settings: Settings, group: str, window: Window, source: str, dry_run: bool,
+def _reset_group(settings: Settings, group: str, window: Window, source: str, execute: bool,
                  as_json: bool) -> None:
     if source != "kafka":
         raise click.UsageError("a consumer group reads Kafka: --source archive needs --partner "
@@ -118,17 +124,21 @@ def _reset_group(settings: Settings, group: str, window: Window, source: str, dr
         ends = {tp.partition: end for tp, end in bus.end_offsets(reader, settings.topics.articles).items()}
     finally:
         reader.close()
-    moves = groups.plan(settings, group, settings.topics.articles, ranges, ends)
     state, active = groups.members(settings, group)
+    try:
+        groups.check_known(settings, group, state)
+    except groups.UnknownGroup as exc:
+        raise click.ClickException(str(exc)) from exc
+    moves = groups.plan(settings, group, settings.topics.articles, ranges, ends)
     if as_json:
         emit(groups.plan_rows(moves), groups.PLAN_COLUMNS, as_json)
     else:
         for line in groups.table(moves):
             click.echo(line)
     total = sum(m.to_replay for m in moves)
-    if dry_run:
-        summary(f"dry run: group {group} (state {state}, {len(active)} active members) would re-read "
-                f"{total} events; nothing changed", as_json)
+    if not execute:
+        summary(f"plan: group {group} (state {state}, {len(active)} active members) would re-read "
+                f"{total} events; nothing changed (--execute resets it)", as_json)
         return
     try:
         groups.apply(settings, moves)

@@ -55,6 +55,25 @@ def members(settings: Settings, group: str) -> tuple[str, list[str]]:
     return state, found
 
 
+class UnknownGroup(LookupError):
+    """The broker knows no consumer group of this name (a misspelling, or one that never ran)."""
+
+
+def check_known(settings: Settings, group: str, state: str) -> None:
+    """UnknownGroup, naming the groups the broker has, when ``group`` (in ``state``) is none of them:
+    Kafka describes a group it does not know as ``Dead``."""
+    if state != "Dead":
+        return
+    admin = topics.admin(settings)
+    try:
+        known = sorted(g["group_id"] for g in admin.list_groups())
+    finally:
+        admin.close()
+    if group not in known:
+        raise UnknownGroup(f"no consumer group {group!r} at {settings.bootstrap_servers} (groups there: "
+                           f"{', '.join(known) or 'none'}); a group is known once its consumers have run")
+
+
 def plan(settings: Settings, group: str, topic: str, ranges: list[Range], ends: dict[int, int]) -> list[Move]:
     """What a reset of ``group`` to the start of ``ranges`` would change, per partition."""
     admin = topics.admin(settings)
