@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import io
 import os
 import sys
@@ -41,6 +42,20 @@ class _Newswire(click.Group):
     one line naming the broker and what to check (kafka-python's own lines are quiet: newswire.logs),
     exit 3; a service whose port another process holds, or a :class:`Refused` state, ends in one
     line, exit 1; output whose reader went away (``| head``) ends it quietly, exit 141."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: command name -> "module:attribute" of a command imported when it is first asked for
+        self.lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy and name not in self.commands:
+            module, attribute = self.lazy[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -167,26 +182,23 @@ def topics_list(ctx: click.Context, as_json: bool) -> None:
 
 
 # --- commands of the parts ---------------------------------------------------------------
-# Each part defines its commands in its own module; they are registered here, one line each.
-from newswire.producers.publish import publish_command as _publish  # noqa: E402
-main.add_command(_publish)
-from newswire.producers.ingest_api import ingest as _ingest  # noqa: E402
-main.add_command(_ingest)
-from newswire.consumers.archive.cli import archive as _archive  # noqa: E402
-main.add_command(_archive)
-from newswire.consumers.replay.cli import replay as _replay  # noqa: E402  (adds `partners backfill`)
-main.add_command(_replay)
-from newswire.status.cli import status as _status  # noqa: E402
-main.add_command(_status)
-from newswire.consumers.webhooks.cli import COMMANDS as _webhooks  # noqa: E402
-for _command in _webhooks: main.add_command(_command)  # partners, deliveries, webhooks
-
-from newswire.consumers.feeds.cli import feeds as _feeds  # noqa: E402
-main.add_command(_feeds)
-from newswire.consumers.feeds.drop_folder import newsml_group as _newsml  # noqa: E402
-main.add_command(_newsml)
-from newswire.run import run as _run  # noqa: E402
-main.add_command(_run)
+# Each part defines its commands in its own module, imported only when one of its commands runs
+# (or `newswire --help` lists them): a call pays for the imports of its verb, not of all of them.
+# `partners` comes from the replay part's module, which adds `partners backfill` and `enable`.
+LAZY_COMMANDS = {
+    "publish": "newswire.producers.publish:publish_command",
+    "ingest": "newswire.producers.ingest_api:ingest",
+    "archive": "newswire.consumers.archive.cli:archive",
+    "replay": "newswire.consumers.replay.cli:replay",
+    "partners": "newswire.consumers.replay.cli:partners_group",
+    "deliveries": "newswire.consumers.webhooks.cli:deliveries_group",
+    "webhooks": "newswire.consumers.webhooks.cli:webhooks_group",
+    "status": "newswire.status.cli:status",
+    "feeds": "newswire.consumers.feeds.cli:feeds",
+    "newsml": "newswire.consumers.feeds.drop_folder:newsml_group",
+    "run": "newswire.run:run",
+}
+main.lazy.update(LAZY_COMMANDS)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from newswire import bus, codec, corpus, logs
 from newswire.broker import free_port
-from newswire.cli import EXIT_BROKEN_PIPE, EXIT_KAFKA, main
+from newswire.cli import EXIT_BROKEN_PIPE, EXIT_KAFKA, LAZY_COMMANDS, main
 from newswire.config import Settings
 from newswire.consumers.webhooks import outbox, store
 from tests.replay_support import T0, cli_env, events, produce
@@ -175,6 +175,23 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(offline: Settings, tmp_pa
     assert result.returncode == EXIT_KAFKA  # validated all three, then found no broker
     assert "validating" not in result.stderr and "file/s" not in result.stderr and "\r" not in result.stderr
     assert result.stderr.startswith(f"error: Kafka at {offline.bootstrap_servers} is not reachable")
+
+
+def test_every_verb_is_reachable_and_a_call_imports_only_what_its_verb_needs(offline: Settings) -> None:
+    listed = run(offline, "--help").stdout
+    for name in LAZY_COMMANDS:
+        assert re.search(rf"^  {name} ", listed, re.M), name
+        assert run(offline, name, "--help").exit_code == 0, name
+    assert "backfill" in run(offline, "partners", "--help").stdout  # added by the replay part
+    probe = ("import sys; from newswire.cli import main\n"
+             "try: main(['partners', 'list'])\n"
+             "except SystemExit: pass\n"
+             "print(sorted(m for m in ('trafilatura', 'aiohttp.web', 'newswire.producers.ingest_api',"
+             " 'newswire.consumers.feeds.consumer', 'newswire.status.cli') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                            env=cli_env(offline))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"  # the page extractor, the servers: not for a listing
 
 
 # --- against the broker ---------------------------------------------------------------------
