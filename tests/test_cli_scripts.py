@@ -132,6 +132,12 @@ def test_a_bad_since_is_a_usage_error_in_every_command(offline: Settings, args: 
     assert "Invalid value for '--since': 'yesterday' is neither an ISO 8601 time" in result.stderr
 
 
+def test_a_bad_seq_is_a_usage_error_too(offline: Settings) -> None:
+    result = run(offline, "deliveries", "resend", "--partner", "acme", "--seq", "9-3")
+    assert result.exit_code == 2 and "Invalid value for '--seq': seq: range '9-3' ends before it starts" \
+        in result.stderr
+
+
 @pytest.mark.parametrize("args", [
     ["partners", "show", "nope"], ["partners", "disable", "nope"], ["partners", "enable", "nope"],
     ["partners", "update", "nope", "--name", "N"], ["partners", "rotate-secret", "nope"],

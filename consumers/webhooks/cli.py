@@ -49,6 +49,20 @@ def _state(enabled: bool) -> str:
     return "enabled" if enabled else "DISABLED"
 
 
+class SeqRange(click.ParamType):
+    """``--seq``: a sequence number or a range (``120-135``); anything else is a usage error (exit 2)."""
+
+    name = "SEQ"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return receipts.parse_seq_range(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def _subscription_options(f):
     for option in reversed([
         click.option("--categories", help="Comma-separated categories (any in common); '' = all."),
@@ -316,13 +330,13 @@ def deliveries_redrive(ctx, partner_id, ids) -> None:
 
 @deliveries_group.command("resend")
 @click.option("--partner", "partner_id", required=True)
-@click.option("--seq", "seq_range", required=True, help="A sequence number or a range, e.g. 120-135.")
+@click.option("--seq", "seq_range", type=SeqRange(), required=True, help="A sequence number or a range, e.g. 120-135.")
 @click.pass_context
 def deliveries_resend(ctx, partner_id, seq_range) -> None:
     """Send deliveries again with their original sequence numbers and webhook-ids."""
     with _db(ctx) as db:
         partner = registry.get(db, partner_id)
-        low, high = receipts.parse_seq_range(seq_range)
+        low, high = seq_range
         seqs = receipts.resend(db, partner_id, low, high)
         if not seqs:
             last = _last_seq(db, partner_id)
