@@ -15,11 +15,11 @@ from tqdm import tqdm
 
 from newswire import bus
 from newswire.config import Settings
-from newswire.rows import emit, json_option, summary
 from newswire.consumers.archive.archiver import default_root
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks import store
 from newswire.consumers.webhooks.cli import partners_group
+from newswire.rows import emit, json_option, summary
 from newswire.timespec import Instant, parse_instant, to_ms
 
 from . import groups
