@@ -252,9 +252,10 @@ def test_update_takes_version_and_first_created_from_the_latest_event(settings: 
     assert [(l["version"], l["event_type"]) for l in printed(result)] == [("2", "updated"), ("3", "corrected")]
     again = run(settings, "publish", "--update", str(fix))  # a retry: the latest version already says this
     assert again.exit_code == 0, again.stderr
-    assert again.stdout.rstrip().endswith("version=3 event_type=corrected event_id="
-                                          f"{printed(result)[1]['event_id']} partition={printed(result)[1]['partition']} "
-                                          f"offset={printed(result)[1]['offset']} already published: nothing sent")
+    third = printed(result)[1]
+    assert again.stdout.rstrip().endswith(f"version=3 event_type=corrected event_id={third['event_id']} "
+                                          f"partition={third['partition']} offset={third['offset']} "
+                                          "already published: nothing sent")
     events = [e for e, _ in read_events(settings)]
     assert [(e["version"], e["event_type"], e["headline"]) for e in events] == [
         (1, "published", "Story tml-up"), (2, "updated", "Story tml-up, updated"),
