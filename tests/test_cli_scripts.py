@@ -204,6 +204,7 @@ def test_every_verb_is_reachable_and_a_call_imports_only_what_its_verb_needs(off
 # --- against the broker ---------------------------------------------------------------------
 
 def test_topics_list_json_has_the_documented_fields(settings: Settings) -> None:
+    assert run(settings, "topics", "ensure").exit_code == 0  # every topic the system uses, not only the test's
     rows = {r["topic"]: r for r in json_rows(run(settings, "topics", "list", "--json"))}
     assert all(list(r) == documented()["topics list"] for r in rows.values())
     articles = rows[settings.topics.articles]
@@ -215,8 +216,6 @@ def test_replay_plans_a_group_reset_as_json_resets_only_with_execute_and_draws_n
         settings: Settings) -> None:
     produce(settings, events(12))
     since = (T0 - timedelta(minutes=1)).isoformat()
-    misspelt = run(settings, "replay", "--group", "cli-feedz", "--since", since)
-    assert misspelt.exit_code == 1 and "no consumer group 'cli-feedz' at " in misspelt.stderr
     seen: list[str] = []
     loop = bus.EventLoop(settings, "cli-feeds", lambda d: seen.append(d.event["event_id"]))
     deadline = time.monotonic() + 60
@@ -224,6 +223,10 @@ def test_replay_plans_a_group_reset_as_json_resets_only_with_execute_and_draws_n
         loop.poll_once(timeout_ms=500)
     loop.close()  # committed at the end of the log; the group has no member now
     assert len(seen) == 12
+    misspelt = run(settings, "replay", "--group", "cli-feedz", "--since", since)
+    assert misspelt.exit_code == 1, misspelt.stderr
+    assert f"no consumer group 'cli-feedz' at {settings.bootstrap_servers} (groups there: " in misspelt.stderr
+    assert "cli-feeds" in misspelt.stderr
 
     fields = documented()["replay --group … --json"]
     for _ in range(2):  # without --execute, nothing moves
