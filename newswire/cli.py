@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import errno
+import importlib
+import io
+import os
 import sys
 
 import click
@@ -12,21 +15,54 @@ from newswire import broker as local_broker
 from newswire import bus, logs, metrics, topics
 from newswire.config import Settings
 from newswire.errors import Refused
+from newswire.rows import emit, json_option
 
 
 #: exit status of any command that could not reach Kafka (or that Kafka refused); `publish` uses it too
 EXIT_KAFKA = 3
+#: exit status of a command whose reader went away (`newswire … | head -1`): 128 + SIGPIPE, as a shell
+#: reports a tool that the signal ended
+EXIT_BROKEN_PIPE = 128 + 13
+
+
+def _quiet_broken_pipe() -> None:
+    """End the command without a word when what reads its output went away: the rest of what it
+    prints, and Python's flush at exit, go to /dev/null instead of failing again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # not a real file (click's test runner)
+        pass
+    finally:
+        os.close(devnull)
 
 
 class _Newswire(click.Group):
     """The root command: a Kafka client error (or a missing topic) that no command handled ends in
     one line naming the broker and what to check (kafka-python's own lines are quiet: newswire.logs),
     exit 3; a service whose port another process holds, or a :class:`Refused` state, ends in one
-    line, exit 1."""
+    line, exit 1; output whose reader went away (``| head``) ends it quietly, exit 141."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: command name -> "module:attribute" of a command imported when it is first asked for
+        self.lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy and name not in self.commands:
+            module, attribute = self.lazy[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+            ctx.exit(EXIT_BROKEN_PIPE)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
@@ -101,14 +137,15 @@ def kafka_down(ctx: click.Context) -> None:
 
 
 @kafka.command("status")
+@json_option
 @click.pass_context
-def kafka_status(ctx: click.Context) -> None:
+def kafka_status(ctx: click.Context, as_json: bool) -> None:
     """Say whether the broker runs and answers; exit 3 when it does not answer."""
     settings = settings_of(ctx)
     pid = local_broker.LocalBroker.for_settings(settings).running_pid()
     answers = local_broker.broker_answers(settings.bootstrap_servers)
-    click.echo(f"bootstrap={settings.bootstrap_servers} answers={'yes' if answers else 'no'} "
-               f"local_pid={pid if pid else '-'}")
+    emit([{"bootstrap": settings.bootstrap_servers, "answers": answers, "local_pid": pid or None}],
+         ("bootstrap", "answers", "local_pid"), as_json)
     sys.exit(0 if answers else EXIT_KAFKA)
 
 
@@ -128,44 +165,40 @@ def topics_ensure(ctx: click.Context) -> None:
 
 
 @topics_group.command("list")
+@json_option
 @click.pass_context
-def topics_list(ctx: click.Context) -> None:
+def topics_list(ctx: click.Context, as_json: bool) -> None:
     """List the topics the system uses as the broker has them (partitions, configuration), and
     their purpose; exit 1 when one is missing (`newswire topics ensure` creates it)."""
-    missing = 0
-    for spec, found in topics.describe(settings_of(ctx)):
-        if found is None:
-            missing += 1
-            click.echo(f"{spec.name}\tmissing\t\t{spec.purpose}")
-            continue
-        config = " ".join(f"{k}={v}" for k, v in found.config.items())
-        click.echo(f"{spec.name}\tpartitions={found.partitions}\t{config}\t{spec.purpose}")
+    described = topics.describe(settings_of(ctx))
+    emit(({"topic": spec.name, "state": "missing" if found is None else "present",
+           "partitions": found and found.partitions, "config": found and dict(found.config),
+           "purpose": spec.purpose} for spec, found in described),
+         ("topic", "state", "partitions", "config", "purpose"), as_json)
+    missing = sum(found is None for _, found in described)
     if missing:
         click.echo(f"{missing} topic(s) missing: create them with `newswire topics ensure`", err=True)
         sys.exit(1)
 
 
 # --- commands of the parts ---------------------------------------------------------------
-# Each part defines its commands in its own module; they are registered here, one line each.
-from newswire.producers.publish import publish_command as _publish  # noqa: E402
-main.add_command(_publish)
-from newswire.producers.ingest_api import ingest as _ingest  # noqa: E402
-main.add_command(_ingest)
-from newswire.consumers.archive.cli import archive as _archive  # noqa: E402
-main.add_command(_archive)
-from newswire.consumers.replay.cli import replay as _replay  # noqa: E402  (adds `partners backfill`)
-main.add_command(_replay)
-from newswire.status.cli import status as _status  # noqa: E402
-main.add_command(_status)
-from newswire.consumers.webhooks.cli import COMMANDS as _webhooks  # noqa: E402
-for _command in _webhooks: main.add_command(_command)  # partners, deliveries, webhooks
-
-from newswire.consumers.feeds.cli import feeds as _feeds  # noqa: E402
-main.add_command(_feeds)
-from newswire.consumers.feeds.drop_folder import newsml_group as _newsml  # noqa: E402
-main.add_command(_newsml)
-from newswire.run import run as _run  # noqa: E402
-main.add_command(_run)
+# Each part defines its commands in its own module, imported only when one of its commands runs
+# (or `newswire --help` lists them): a call pays for the imports of its verb, not of all of them.
+# `partners` comes from the replay part's module, which adds `partners backfill` and `enable`.
+LAZY_COMMANDS = {
+    "publish": "newswire.producers.publish:publish_command",
+    "ingest": "newswire.producers.ingest_api:ingest",
+    "archive": "newswire.consumers.archive.cli:archive",
+    "replay": "newswire.consumers.replay.cli:replay",
+    "partners": "newswire.consumers.replay.cli:partners_group",
+    "deliveries": "newswire.consumers.webhooks.cli:deliveries_group",
+    "webhooks": "newswire.consumers.webhooks.cli:webhooks_group",
+    "status": "newswire.status.cli:status",
+    "feeds": "newswire.consumers.feeds.cli:feeds",
+    "newsml": "newswire.consumers.feeds.drop_folder:newsml_group",
+    "run": "newswire.run:run",
+}
+main.lazy.update(LAZY_COMMANDS)
 
 
 if __name__ == "__main__":

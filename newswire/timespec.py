@@ -33,14 +33,20 @@ def to_ms(moment: datetime) -> int:
 
 
 class Instant(click.ParamType):
-    """A click parameter for :func:`parse_instant`."""
+    """A click parameter for :func:`parse_instant`: every command's time option (``--since``,
+    ``--until``) is one, so a bad value is the same usage error (exit 2) everywhere.
+    ``keep_text``: check the value but keep it as typed (a resumed replay finds its checkpoint by it)."""
 
     name = "TIME"
+
+    def __init__(self, *, keep_text: bool = False):
+        self.keep_text = keep_text
 
     def convert(self, value, param, ctx):
         if isinstance(value, datetime):
             return value
         try:
-            return parse_instant(value)
+            moment = parse_instant(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+        return value if self.keep_text else moment

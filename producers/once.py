@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from newswire.codec import ArticleEvent
+from newswire.config import Settings
 
-from .article import FieldError
+from .article import FieldError, build_event
 from .latest import ArticleLog, Stored
 
 #: fields a document may leave out, whose defaults (the time of sending) are not content
@@ -114,6 +115,36 @@ def check_end(article_id: str, event_type: str, reason: str, idempotency_key: st
         raise Refused(422, FieldError("Idempotency-Key", f"was used for another request: article {article_id!r} "
                                       f"{_describe(latest)}"), article_id)
     return latest
+
+
+def as_update(document: Mapping[str, Any], latest: Stored | None, settings: Settings) -> Submission:
+    """``document`` as the next version of its article (``newswire publish --update``): version
+    latest + 1 and the latest event's ``first_created`` (unless the document gives its own), or
+    the latest version itself when the document brings nothing new. Refused when the article has
+    no event yet, was killed or withdrawn, or the document gives another version; ArticleError
+    when the document is not valid."""
+    article = document.get("article_id")
+    if latest is None:
+        raise Refused(404, FieldError("article_id", f"article {article!r} has no event on topic "
+                                      f"{settings.topics.articles}: publish its first version without --update"),
+                      article)
+    stored = latest.event
+    last = stored["version"]
+    if stored["event_type"] in ("killed", "withdrawn"):
+        after = ("a kill is final" if stored["event_type"] == "killed" else
+                 f"to publish it again, give version {last + 1} in the file and leave out --update")
+        raise Refused(409, FieldError("article_id", f"article {article!r} was {stored['event_type']} at version "
+                                      f"{last}; --update refused: {after}"), article)
+    if document.get("version") not in (None, last + 1):
+        raise Refused(409, FieldError("version", f"is {document['version']!r}, but --update makes version {last + 1} "
+                                      f"of article {article!r}: leave version out"), article)
+    filled = {**document, "version": last + 1}
+    if filled.get("first_created") is None:
+        filled["first_created"] = stored["first_created"].isoformat()
+    submission = Submission.of(document, build_event(filled, settings))
+    if differences(submission, stored) == ["version"]:  # the latest version already says this
+        return Submission(submission.event | {"version": last}, submission.defaulted, submission.idempotency_key)
+    return submission
 
 
 def screen(articles: ArticleLog, submissions: Sequence[Submission]) -> list[Stored | Refused | int | None]:

@@ -19,6 +19,7 @@ sent twice).
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
@@ -32,11 +33,11 @@ from newswire import bus, logs
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
 
-from .article import ArticleError, FieldError, build_event, decode_document
+from .article import ARTICLE_ID, ArticleError, FieldError, build_event, decode_document
 from .html_page import PageError, article_from_html
 from .latest import (ArticleIndex, ArticleLog, ArticleNotFound, Stored, key_headers, kill_event, reason_text,
                      withdraw_event)
-from .once import Refused, Submission, check_end, screen
+from .once import Refused, Submission, as_update, check_end, screen
 
 log = logs.get(__name__)
 
@@ -82,20 +83,36 @@ def is_html(path: Path, raw: bytes) -> bool:
     return raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
 
 
-def load_event(path: Path, settings: Settings, *, article_id: str | None = None) -> Submission:
-    """The article event of one file (with the fields it left to defaults); ArticleError (with
-    field errors) when it is not valid."""
+def load_document(path: Path, *, article_id: str | None = None) -> dict[str, Any]:
+    """The article document of one file (JSON, or an HTML page); ArticleError when it cannot be one."""
     raw = path.read_bytes()
     if is_html(path, raw):
         try:
-            document = article_from_html(raw, article_id=article_id)
+            return article_from_html(raw, article_id=article_id)
         except PageError as exc:
             raise ArticleError([FieldError(exc.field, str(exc))]) from None
-    else:
-        if article_id:
-            raise ArticleError([FieldError("article_id", "--article-id is for HTML pages; an article JSON carries its own")])
-        document = decode_document(raw)
-    return Submission.of(document, build_event(document, settings))
+    if article_id:
+        raise ArticleError([FieldError("article_id", "--article-id is for HTML pages; an article JSON carries its own")])
+    return decode_document(raw)
+
+
+def next_versions(settings: Settings, articles: ArticleLog) -> Callable[[dict[str, Any]], Submission]:
+    """What turns documents, in order, into the next versions of their articles
+    (:func:`~newswire.producers.once.as_update` against the latest event on the topic, or the
+    previous document of the same article in the batch); KafkaUnavailable when the topic cannot
+    be read."""
+    pending: dict[str, Stored] = {}
+
+    def next_version(document: dict[str, Any]) -> Submission:
+        article = document.get("article_id")
+        if not (isinstance(article, str) and ARTICLE_ID.fullmatch(article)):
+            build_event(document, settings)  # no id to look up: raises the ArticleError that names the field
+        latest = pending.get(article) or _kafka_call(settings, articles.latest_or_none, article)
+        submission = as_update(document, latest, settings)
+        pending[article] = Stored(submission.event, articles.topic, -1, -1)
+        return submission
+
+    return next_version
 
 
 def publish(settings: Settings, events: list[ArticleEvent], kafka: KafkaProducer | None = None,
@@ -195,11 +212,18 @@ def _report_invalid(name: str, error: ArticleError) -> None:
         click.echo(f"  {problem}", err=True)
 
 
-def _load_all(settings: Settings, paths: Iterable[Path], article_id: str | None) -> tuple[list[tuple[Path, Submission]], int]:
+def _load_all(settings: Settings, paths: Iterable[Path], article_id: str | None,
+              make: Callable[[dict[str, Any]], Submission] | None = None
+              ) -> tuple[list[tuple[Path, Submission | Refused]], int]:
+    """The submissions of ``paths`` (``make``: document -> submission, default as it stands) or
+    their refusals; invalid and unreadable files are reported here and counted."""
+    make = make or (lambda document: Submission.of(document, build_event(document, settings)))
     loaded, invalid = [], 0
     for path in tqdm(list(paths), desc="validating", unit="file", disable=None, leave=False):
         try:
-            loaded.append((path, load_event(path, settings, article_id=article_id)))
+            loaded.append((path, make(load_document(path, article_id=article_id))))
+        except Refused as exc:  # reported with the topic's refusals
+            loaded.append((path, exc))
         except ArticleError as exc:
             invalid += 1
             _report_invalid(str(path), exc)
@@ -216,13 +240,18 @@ def _load_all(settings: Settings, paths: Iterable[Path], article_id: str | None)
 @click.option("--withdraw", "withdraw_id", metavar="ARTICLE_ID", help="Withdraw this article (withheld for now).")
 @click.option("--reason", help="Why the article is killed or withdrawn (required with --kill/--withdraw).")
 @click.option("--article-id", help="Article id of a single HTML page (default: from its canonical URL).")
+@click.option("--update", is_flag=True,
+              help="FILES are new versions of published articles: version and first_created come from the "
+                   "article's latest event on the topic.")
 @click.pass_context
 def publish_command(ctx: click.Context, files: tuple[Path, ...], kill_id: str | None, withdraw_id: str | None,
-                    reason: str | None, article_id: str | None) -> None:
+                    reason: str | None, article_id: str | None, update: bool) -> None:
     """Publish article FILES (article JSON, or HTML article pages), or kill/withdraw an article.
 
     Updates and corrections are article JSON files with the article's id and the next version
-    (see docs/article-json.md). Prints one line per event once Kafka confirmed it; a version
+    (see docs/article-json.md), or, with --update, without a version: it is the latest one on
+    the topic + 1 (refused for an article with no event yet, or killed or withdrawn; the same
+    file sent again is already published). Prints one line per event once Kafka confirmed it; a version
     already on the topic with the same content is not sent again (its line says so). Exit
     status: 0 all published, 1 some files invalid or refused (a version the topic already
     has or had, a killed story; the others are published), 3 Kafka down or did not confirm
@@ -236,6 +265,8 @@ def publish_command(ctx: click.Context, files: tuple[Path, ...], kill_id: str | 
         raise click.UsageError("--article-id applies to a single HTML page")
     if ending and not reason:
         raise click.UsageError("--reason is required with --kill and --withdraw")
+    if update and not files:
+        raise click.UsageError("--update applies to FILES")
 
     try:
         if ending:
@@ -250,8 +281,13 @@ def publish_command(ctx: click.Context, files: tuple[Path, ...], kill_id: str | 
                 click.echo(f"{target}: {exc}", err=True)
                 sys.exit(EXIT_INVALID)
         else:
-            loaded, invalid = _load_all(settings, files, article_id)
-            names, results = [str(path) for path, _ in loaded], publish_once(settings, [s for _, s in loaded])
+            index = ArticleIndex()  # the look-ups of --update and of publish_once share what they read
+            with _lookups(settings, index) if update else nullcontext() as articles:
+                loaded, invalid = _load_all(settings, files, article_id,
+                                            next_versions(settings, articles) if update else None)
+            outcomes = iter(publish_once(settings, [s for _, s in loaded if isinstance(s, Submission)], index=index))
+            names = [str(path) for path, _ in loaded]
+            results = [s if isinstance(s, Refused) else next(outcomes) for _, s in loaded]
     except KafkaUnavailable as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_KAFKA)

@@ -143,11 +143,15 @@ def test_list_by_window_and_category(settings, archived):
     items, stamps = archived
     since, until = stamps[10], stamps[30]
     result = _cli(settings, "archive", "list", "--since", f"{_iso(since)}", "--until", f"{_iso(until)}")
-    lines = result.stdout.splitlines()
+    header, *lines = result.stdout.splitlines()
+    assert header.split("\t") == ["published", "article_id", "version", "event_type", "event_id", "categories"]
     assert len(lines) == 20  # [since, until): 10..29
     assert {line.split("\t")[4] for line in lines} == {e["event_id"] for e in items[10:30]}
-    diplomacy = _cli(settings, "archive", "list", "--category", "diplomacy").stdout.splitlines()
+    keys = [(line.split("\t")[0], line.split("\t")[1], int(line.split("\t")[2])) for line in lines]
+    assert keys == sorted(keys)  # by publication time, then article and version
+    diplomacy = _cli(settings, "archive", "list", "--category", "diplomacy", "--json").stdout.splitlines()
     assert len(diplomacy) == sum("diplomacy" in e["categories"] for e in items)
+    assert all("diplomacy" in json.loads(line)["categories"] for line in diplomacy)
 
 
 def test_a_damaged_and_a_truncated_file_are_reported_and_the_rest_stays_readable(settings, archived):
@@ -185,7 +189,7 @@ def test_a_damaged_and_a_truncated_file_are_reported_and_the_rest_stays_readable
     lost = bad[0]
     result = _cli(settings, "archive", "get", lost.article_id, "--version", str(lost.version))
     assert result.exit_code == 1 and lost.segment in result.output and "unreadable" in result.output
-    assert len(_cli(settings, "archive", "list").stdout.splitlines()) == len(items)
+    assert len(_cli(settings, "archive", "list").stdout.splitlines()) == 1 + len(items)  # a header, every event
 
 
 def _iso(stamp_ms: int) -> str:

@@ -53,7 +53,7 @@ def test_a_reset_of_the_feeds_group_re_reads_what_it_said_and_the_changes_show_i
     with _feeds(settings, clock, group) as (consumer, base):  # a plain restart re-reads nothing
         assert consumer.reread == 0 and _changed_since(base, cursor) == []
 
-    reset = cli(settings, "replay", "--group", group, "--since", "1d")
+    reset = cli(settings, "replay", "--group", group, "--since", "1d", "--execute")
     assert f"group {group} reset: its consumers will re-read 12 events" in reset.output
     with _feeds(settings, clock, group) as (consumer, base):
         assert consumer.reread == 12  # what the reset said

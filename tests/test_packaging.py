@@ -23,8 +23,11 @@ _IMPORT_ALL = """
 import importlib, json, pkgutil, sys, sysconfig
 before = set(sys.modules)
 import newswire
-for info in pkgutil.walk_packages(newswire.__path__, "newswire."):
-    importlib.import_module(info.name)
+# producers/, consumers/ and schemas/ are installed as subpackages of newswire from their own
+# directories (setup.py), so they are walked from their own paths
+for root in ("newswire", "newswire.producers", "newswire.consumers", "newswire.schemas"):
+    for info in pkgutil.walk_packages(importlib.import_module(root).__path__, root + "."):
+        importlib.import_module(info.name)
 site = (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])
 print(json.dumps(sorted({name.partition(".")[0] for name, module in sys.modules.items()
                          if name not in before and (getattr(module, "__file__", None) or "").startswith(site)})))

@@ -239,3 +239,49 @@ def test_a_version_the_topic_has_or_had_or_a_killed_story_is_refused_with_exit_1
     assert sorted((e["article_id"], e["version"], e["event_type"]) for e, _ in read_events(settings)) == [
         ("tml-fresh", 1, "published"), ("tml-stale", 1, "published"), ("tml-stale", 2, "updated"),
         ("tml-stale", 3, "killed")]
+
+
+def test_update_takes_version_and_first_created_from_the_latest_event(settings: Settings, tmp_path: Path) -> None:
+    first = write(tmp_path / "v1.json", article("tml-up", first_created="2026-11-26T05:00:00Z"))
+    assert run(settings, "publish", str(first)).exit_code == 0
+    edited = write(tmp_path / "edit.json", article("tml-up", headline="Story tml-up, updated"))
+    fix = write(tmp_path / "fix.json", article("tml-up", headline="Story tml-up, updated", event_type="corrected",
+                                               correction_note="Corrected the headline."))
+    result = run(settings, "publish", "--update", str(edited), str(fix))  # the second follows the first
+    assert result.exit_code == 0, result.stderr
+    assert [(l["version"], l["event_type"]) for l in printed(result)] == [("2", "updated"), ("3", "corrected")]
+    again = run(settings, "publish", "--update", str(fix))  # a retry: the latest version already says this
+    assert again.exit_code == 0, again.stderr
+    third = printed(result)[1]
+    assert again.stdout.rstrip().endswith(f"version=3 event_type=corrected event_id={third['event_id']} "
+                                          f"partition={third['partition']} offset={third['offset']} "
+                                          "already published: nothing sent")
+    events = [e for e, _ in read_events(settings)]
+    assert [(e["version"], e["event_type"], e["headline"]) for e in events] == [
+        (1, "published", "Story tml-up"), (2, "updated", "Story tml-up, updated"),
+        (3, "corrected", "Story tml-up, updated")]
+    assert {e["first_created"].isoformat() for e in events} == {"2026-11-26T05:00:00+00:00"}
+
+
+def test_update_is_refused_without_a_latest_event_after_a_kill_or_withdrawal_and_for_another_version(
+        settings: Settings, tmp_path: Path) -> None:
+    never = run(settings, "publish", "--update", str(write(tmp_path / "new.json", article("tml-new"))))
+    assert never.exit_code == 1 and never.stdout == ""
+    assert "article_id: article 'tml-new' has no event on topic " in never.stderr
+    assert "publish its first version without --update" in never.stderr
+    for name, action in (("tml-gone", "--kill"), ("tml-held", "--withdraw")):
+        assert run(settings, "publish", str(write(tmp_path / f"{name}.json", article(name)))).exit_code == 0
+        assert run(settings, "publish", action, name, "--reason", "Legal.").exit_code == 0
+    gone, held = (run(settings, "publish", "--update", str(write(tmp_path / f"{n}-2.json", article(n))))
+                  for n in ("tml-gone", "tml-held"))
+    assert gone.exit_code == 1 and "article 'tml-gone' was killed at version 2; --update refused: a kill is final" \
+        in gone.stderr
+    assert held.exit_code == 1 and "article 'tml-held' was withdrawn at version 2; --update refused: to publish it " \
+        "again, give version 3 in the file and leave out --update" in held.stderr
+    assert run(settings, "publish", str(write(tmp_path / "ver.json", article("tml-ver")))).exit_code == 0
+    other = run(settings, "publish", "--update", str(write(tmp_path / "o.json", article("tml-ver", version=7))))
+    assert other.exit_code == 1
+    assert "version: is 7, but --update makes version 2 of article 'tml-ver': leave version out" in other.stderr
+    assert run(settings, "publish", "--update").exit_code == 2
+    assert sorted((e["article_id"], e["version"]) for e, _ in read_events(settings)) == [
+        ("tml-gone", 1), ("tml-gone", 2), ("tml-held", 1), ("tml-held", 2), ("tml-ver", 1)]

@@ -116,12 +116,15 @@ def test_a_group_reset_is_refused_while_active_shown_in_a_dry_run_and_applied_wh
     assert sum(int(r[3]) for r in rows) == 30 and sum(int(r[6]) for r in rows) == 18
     assert "1 active members" in dry.output and "nothing changed" in dry.output
 
-    refused = cli(settings, "replay", "--group", group, "--since", since, ok=False)
+    refused = cli(settings, "replay", "--group", group, "--since", since, "--execute", ok=False)
     assert refused.exit_code == 1 and "refused" in refused.output and "active member" in refused.output
     assert _committed(settings)[group] == before
 
     loop.close()  # the group's consumer stops: the reset goes through
-    applied = cli(settings, "replay", "--group", group, "--since", since)
+    plan_only = cli(settings, "replay", "--group", group, "--since", since)  # no --execute: the plan only
+    assert "would re-read 18 events; nothing changed (--execute resets it)" in plan_only.output
+    assert _committed(settings)[group] == before
+    applied = cli(settings, "replay", "--group", group, "--since", since, "--execute")
     assert "re-read 18 events" in applied.output
     again = _consume(settings, group, 18)
     again.close()
@@ -138,7 +141,7 @@ def test_replaying_the_archive_group_twice_changes_nothing_in_the_archive(settin
     with ArchiveReader(default_root(settings)) as reader:
         before = [(e.event_id, e.segment, e.block_offset) for e in reader.entries()]
     for _ in range(2):
-        cli(settings, "replay", "--group", "newswire-archive", "--since", _iso(T0))
+        cli(settings, "replay", "--group", "newswire-archive", "--since", _iso(T0), "--execute")
         _archive_all(settings, 25)
     with ArchiveReader(default_root(settings)) as reader:
         assert [(e.event_id, e.segment, e.block_offset) for e in reader.entries()] == before
@@ -406,7 +409,7 @@ def test_a_replay_resends_the_newest_version_under_new_numbers_after_the_live_on
             "seq\tarticle\tversion\tevent_type\tstatus\ttries\tlast_error", "0 unacknowledged"]
         kills = _lines(settings, "deliveries", "kills", "--partner", "lost")
         assert len(kills) == 3  # one row per kill, replayed or not: its first delivery that reached the partner
-        assert kills[1].split("\t")[:5] == ["lost", "rp-doomed", "2", str(first_of[kill["event_id"]].seq), "YES"]
+        assert kills[1].split("\t")[:5] == ["lost", "rp-doomed", "2", str(first_of[kill["event_id"]].seq), "yes"]
         assert kills[-1] == "1 kill deliveries, 0 not delivered"
 
         # a resend by number keeps the original number, webhook-id and body

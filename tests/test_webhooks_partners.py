@@ -219,7 +219,7 @@ def test_a_kill_reaches_a_partner_that_had_the_story_even_after_a_filter_change(
                                                        ("kill-1", 4, "killed")]
     assert never.snapshot() == []
     report = cli(settings, "deliveries", "kills").output
-    assert "had-it\tkill-1\t4\t3\tYES\tdelivered" in report and "1 kill deliveries, 0 not delivered" in report
+    assert "had-it\tkill-1\t4\t3\tyes\tdelivered" in report and "1 kill deliveries, 0 not delivered" in report
     listed = cli(settings, "deliveries", "list", "--partner", "had-it", "--status", "delivered", "--since", "1h").output
     assert len(listed.strip().splitlines()) == 4 and "\tkill-1\t4\t3\t" in listed
     assert len(cli(settings, "deliveries", "list", "--status", "failed", "--since", "1h").output.splitlines()) == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from newswire.codec import ArticleEvent
+from newswire.rows import emit, json_option, summary
 from newswire.timespec import Instant, to_ms
 
 from .archiver import INSTANCE_ID, ArchiveBusy, default_root, event_loop, leave_group
@@ -105,33 +106,42 @@ def get(ctx: click.Context, article_id: str, version: int | None, fmt: str, root
     sys.stdout.buffer.write(render(event, fmt))
 
 
+#: the columns of `archive list`
+LIST_COLUMNS = ("published", "article_id", "version", "event_type", "event_id", "categories")
+
+
 @archive.command("list")
 @click.option("--since", type=Instant(), default=None, help="Published at or after (ISO time or 7d, 12h).")
 @click.option("--until", type=Instant(), default=None, help="Published before (ISO time or duration).")
 @click.option("--category", default=None, help="Only events with this category.")
 @root_option
+@json_option
 @click.pass_context
 def list_(ctx: click.Context, since: datetime | None, until: datetime | None, category: str | None,
-          root: Path | None) -> None:
-    """List archived events (one line each: published, article, version, type, event id, categories)."""
+          root: Path | None, as_json: bool) -> None:
+    """List archived events by publication time (then article, version), under a header: published,
+    article, version, type, event id, categories."""
     with _reader(ctx, root) as reader:
-        count = 0
-        for entry in reader.entries(since_ms=since and to_ms(since), until_ms=until and to_ms(until),
-                                    category=category):
-            click.echo(f"{entry.published.isoformat(timespec='milliseconds')}\t{entry.article_id}\t"
-                       f"v{entry.version}\t{entry.event_type}\t{entry.event_id}\t{','.join(entry.categories)}")
-            count += 1
+        entries = reader.entries(since_ms=since and to_ms(since), until_ms=until and to_ms(until),
+                                 category=category, by_published=True)
+        count = emit(({"published": entry.published.isoformat(timespec="milliseconds"), "article_id": entry.article_id,
+                       "version": entry.version, "event_type": entry.event_type, "event_id": entry.event_id,
+                       "categories": list(entry.categories)} for entry in entries), LIST_COLUMNS, as_json)
     click.echo(f"{count} events", err=True)
 
 
 @archive.command("verify")
 @root_option
+@json_option
 @click.pass_context
-def verify(ctx: click.Context, root: Path | None) -> None:
+def verify(ctx: click.Context, root: Path | None, as_json: bool) -> None:
     """Check every archive file against the index; exit 1 and name each problem if any."""
     with _reader(ctx, root) as reader:
         verified, problems = reader.verify()
-    for problem in problems:
-        click.echo(f"PROBLEM {problem}")
-    click.echo(f"{verified} events verified, {len(problems)} problems")
+    if as_json:
+        emit(({"path": p.path, "problem": p.what} for p in problems), ("path", "problem"), as_json)
+    else:
+        for problem in problems:
+            click.echo(f"PROBLEM {problem}")
+    summary(f"{verified} events verified, {len(problems)} problems", as_json)
     sys.exit(1 if problems else 0)

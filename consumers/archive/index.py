@@ -168,9 +168,11 @@ class Index:
 
     def entries(self, *, since_ms: int | None = None, until_ms: int | None = None,
                 category: str | None = None, topic: str | None = None,
-                segment: str | None = None, by_position: bool = False) -> Iterator[Entry]:
+                segment: str | None = None, by_position: bool = False, by_published: bool = False
+                ) -> Iterator[Entry]:
         """Archived events published in ``[since, until)``, optionally of one category, in archive
-        order (or by topic, partition and offset: the order a partition replay reads Kafka in)."""
+        order (or by topic, partition and offset: the order a partition replay reads Kafka in; or
+        by publication time, then article and version: ``archive list``)."""
         where, params = [], []
         if since_ms is not None:
             where.append("published_at >= ?")
@@ -190,7 +192,8 @@ class Index:
         sql = f"SELECT {_ENTRY_COLUMNS} FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        order = ' ORDER BY topic, partition, "offset"' if by_position else " ORDER BY seq"
+        order = (' ORDER BY topic, partition, "offset"' if by_position else
+                 " ORDER BY published_at, article_id, version, seq" if by_published else " ORDER BY seq")
         for row in self.db.execute(sql + order, params):
             yield _entry(row)
 

@@ -19,7 +19,8 @@ from newswire.consumers.archive.archiver import default_root
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks import store
 from newswire.consumers.webhooks.cli import partners_group
-from newswire.timespec import parse_instant, to_ms
+from newswire.rows import emit, json_option, summary
+from newswire.timespec import Instant, parse_instant, to_ms
 
 from . import groups
 from .checkpoint import Checkpoint
@@ -34,20 +35,10 @@ def _settings(ctx: click.Context) -> Settings:
     return ctx.find_root().obj
 
 
-def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Check an instant as typed; it is kept as text so a resumed replay finds its checkpoint."""
-    if value is not None:
-        try:
-            parse_instant(value)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), ctx, param) from exc
-    return value
-
-
 def _window_options(f):
-    f = click.option("--until", metavar="TIME", callback=_instant,
+    f = click.option("--until", type=Instant(keep_text=True),
                      help="Replay events published before this (ISO time or duration back from now).")(f)
-    f = click.option("--since", metavar="TIME", callback=_instant,
+    f = click.option("--since", type=Instant(keep_text=True),
                      help="Replay events published at or after this (ISO time, or 7d, 12h, 30m back from now).")(f)
     return f
 
@@ -75,7 +66,9 @@ def _partner_options(f):
         click.option("--send/--no-send", default=False, show_default=True,
                      help="Deliver to the partner from this process (only while the pusher service is stopped); "
                           "by default the running pusher delivers what the replay queued."),
-        click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr."),
+        click.option("--progress/--no-progress", default=None,
+                     help="Show a progress bar on stderr (default: when stderr is a terminal)."),
+        json_option,
     ]):
         f = option(f)
     return f
@@ -85,33 +78,41 @@ def _partner_options(f):
 @_window_options
 @click.option("--group", help="Reset this consumer group (e.g. newswire-feeds) to the start of the window.")
 @click.option("--partner", help="Replay the window to this partner only, through its delivery path.")
+@click.option("--execute", is_flag=True,
+              help="Reset the group (--group); without it its plan is shown and nothing changes.")
 @_partner_options
 @click.pass_context
 def replay(ctx: click.Context, since: str | None, until: str | None, group: str | None,
-           partner: str | None, **options) -> None:
+           partner: str | None, execute: bool, **options) -> None:
     """Replay a window of the articles topic to one consumer group or one partner.
 
     \b
-    newswire replay --group newswire-feeds --since 2026-11-20T00:00Z --dry-run
+    newswire replay --group newswire-feeds --since 2026-11-20T00:00Z
+    newswire replay --group newswire-feeds --since 2026-11-20T00:00Z --execute
     newswire replay --partner acme --since 7d --until 1d --rate 50 --send
     newswire replay --partner acme --since 400d --source archive
 
-    A group target resets the group's committed offsets (refused while it has members);
-    its consumers then re-read from there. A partner target reads the window with a
+    A group target shows the reset of the group's committed offsets, per partition, and with
+    --execute makes it (refused while the group has members); its consumers then re-read from
+    there. A group the broker does not know is refused. A partner target reads the window with a
     temporary reader of its own, so no consumer group's offsets move, and queues the events
     in that partner's delivery outbox with their original event ids as webhook-ids.
     Interrupted, a partner replay resumes from its checkpoint when run again.
     """
     if bool(group) == bool(partner):
         raise click.UsageError("give exactly one target: --group GROUP or --partner PARTNER")
+    if execute and (partner or options["dry_run"]):
+        raise click.UsageError("--execute resets a --group, and not with --dry-run (a partner replay runs "
+                               "unless --dry-run)")
     settings = _settings(ctx)
     if group:
-        _reset_group(settings, group, _window(since, until), options["source"], options["dry_run"])
+        _reset_group(settings, group, _window(since, until), options["source"], execute, options["as_json"])
     else:
         _replay_to_partner(settings, partner, since, until, **options)
 
 
-def _reset_group(settings: Settings, group: str, window: Window, source: str, dry_run: bool) -> None:
+def _reset_group(settings: Settings, group: str, window: Window, source: str, execute: bool,
+                 as_json: bool) -> None:
     if source != "kafka":
         raise click.UsageError("a consumer group reads Kafka: --source archive needs --partner "
                                "(to rebuild the archive itself, reset newswire-archive)")
@@ -123,25 +124,33 @@ def _reset_group(settings: Settings, group: str, window: Window, source: str, dr
         ends = {tp.partition: end for tp, end in bus.end_offsets(reader, settings.topics.articles).items()}
     finally:
         reader.close()
-    moves = groups.plan(settings, group, settings.topics.articles, ranges, ends)
     state, active = groups.members(settings, group)
-    for line in groups.table(moves):
-        click.echo(line)
+    try:
+        groups.check_known(settings, group, state)
+    except groups.UnknownGroup as exc:
+        raise click.ClickException(str(exc)) from exc
+    moves = groups.plan(settings, group, settings.topics.articles, ranges, ends)
+    if as_json:
+        emit(groups.plan_rows(moves), groups.PLAN_COLUMNS, as_json)
+    else:
+        for line in groups.table(moves):
+            click.echo(line)
     total = sum(m.to_replay for m in moves)
-    if dry_run:
-        click.echo(f"dry run: group {group} (state {state}, {len(active)} active members) would re-read "
-                   f"{total} events; nothing changed")
+    if not execute:
+        summary(f"plan: group {group} (state {state}, {len(active)} active members) would re-read "
+                f"{total} events; nothing changed (--execute resets it)", as_json)
         return
     try:
         groups.apply(settings, moves)
     except groups.GroupActive as exc:
         raise click.ClickException(f"refused: {exc}") from exc
-    click.echo(f"group {group} reset: its consumers will re-read {total} events")
+    summary(f"group {group} reset: its consumers will re-read {total} events", as_json)
 
 
 def _replay_to_partner(settings: Settings, partner: str, since: str | None, until: str | None, *, source: str,
                        archive_root: Path | None, dry_run: bool, rate: float | None, restart: bool, send: bool,
-                       progress: bool, missed_only: bool) -> None:
+                       progress: bool | None, missed_only: bool, as_json: bool) -> None:
+    progress = sys.stderr.isatty() if progress is None else progress
     params = {"source": source, "target": f"partner:{partner}", "topic": settings.topics.articles,
               "since": since, "until": until, **({"missed_only": True} if missed_only else {})}
     checkpoint = Checkpoint.open(settings.home, params, restart=restart)
@@ -169,23 +178,25 @@ def _replay_to_partner(settings: Settings, partner: str, since: str | None, unti
         signal.signal(signum, lambda *_: stop.set())
     sender = PartnerSender(settings, partner) if send and not dry_run else None
     try:
-        summary = run_replay(events, target, checkpoint, dry_run=dry_run, rate=rate, progress=progress,
-                             stop=stop, after_commit=sender.wake if sender else None)
+        result = run_replay(events, target, checkpoint, dry_run=dry_run, rate=rate, progress=progress,
+                            stop=stop, after_commit=sender.wake if sender else None)
         undelivered = _wait_delivered(target, stop, progress) if sender else 0
     finally:
         if sender:
             sender.stop()
         events.close()
         target.close()
-    for line in summary.lines():
-        click.echo(line)
+    if as_json:
+        emit(result.rows(), ("partition", "events", "outcomes"), as_json)
+    for line in result.lines():
+        summary(line, as_json)
     for problem in getattr(events, "problems", []):
-        click.echo(f"PROBLEM {problem}")
-    if undelivered or (not dry_run and not send and summary.outcomes().get("queued", 0)
-                       + summary.outcomes().get("re-sent", 0)):
-        click.echo(f"{undelivered or 'the queued'} deliveries are pending: the pusher (or a later --send) delivers "
-                   f"them; `newswire deliveries gaps --partner {partner}` shows them")
-    if summary.interrupted:
+        summary(f"PROBLEM {problem}", as_json)
+    if undelivered or (not dry_run and not send and result.outcomes().get("queued", 0)
+                       + result.outcomes().get("re-sent", 0)):
+        summary(f"{undelivered or 'the queued'} deliveries are pending: the pusher (or a later --send) delivers "
+                f"them; `newswire deliveries gaps --partner {partner}` shows them", as_json)
+    if result.interrupted:
         sys.exit(130)
 
 
@@ -272,7 +283,8 @@ def enable(ctx: click.Context, partner: str, catch_up: bool) -> None:
         return
     click.echo(f"{partner}: backfilling: {command}")
     ctx.invoke(backfill, partner=partner, since=since, until=None, source="kafka", archive_root=None,
-               dry_run=False, rate=None, restart=False, send=False, progress=False, missed_only=True)
+               dry_run=False, rate=None, restart=False, send=False, progress=False, missed_only=True,
+               as_json=False)
 
 
 def iso_ms(epoch_s: float) -> str:

@@ -16,6 +16,7 @@ from kafka.structs import OffsetAndMetadata
 
 from newswire import logs, topics
 from newswire.config import Settings
+from newswire.rows import cell
 
 from .window import Range
 
@@ -54,6 +55,25 @@ def members(settings: Settings, group: str) -> tuple[str, list[str]]:
     return state, found
 
 
+class UnknownGroup(LookupError):
+    """The broker knows no consumer group of this name (a misspelling, or one that never ran)."""
+
+
+def check_known(settings: Settings, group: str, state: str) -> None:
+    """UnknownGroup, naming the groups the broker has, when ``group`` (in ``state``) is none of them:
+    Kafka describes a group it does not know as ``Dead``."""
+    if state != "Dead":
+        return
+    admin = topics.admin(settings)
+    try:
+        known = sorted(g["group_id"] for g in admin.list_groups())
+    finally:
+        admin.close()
+    if group not in known:
+        raise UnknownGroup(f"no consumer group {group!r} at {settings.bootstrap_servers} (groups there: "
+                           f"{', '.join(known) or 'none'}); a group is known once its consumers have run")
+
+
 def plan(settings: Settings, group: str, topic: str, ranges: list[Range], ends: dict[int, int]) -> list[Move]:
     """What a reset of ``group`` to the start of ``ranges`` would change, per partition."""
     admin = topics.admin(settings)
@@ -90,10 +110,19 @@ def apply(settings: Settings, moves: list[Move]) -> None:
                  offset=m.new)
 
 
+#: the columns of a reset plan (`replay --group … --json` keys; upper-cased with '-' in the table)
+PLAN_COLUMNS = ("group", "topic", "partition", "current_offset", "new_offset", "log_end_offset", "to_replay")
+
+
+def plan_rows(moves: list[Move]) -> list[dict]:
+    """The plan, one row per partition (current_offset None: the group has no committed offset)."""
+    return [dict(zip(PLAN_COLUMNS, (m.group, m.topic, m.partition, m.current, m.new, m.end, m.to_replay)))
+            for m in moves]
+
+
 def table(moves: list[Move]) -> list[str]:
     """Lines in the style of ``kafka-consumer-groups --reset-offsets --dry-run``."""
-    head = ("GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET", "LOG-END-OFFSET", "TO-REPLAY")
-    rows = [head] + [(m.group, m.topic, str(m.partition), "-" if m.current is None else str(m.current),
-                      str(m.new), str(m.end), str(m.to_replay)) for m in moves]
+    head = tuple(c.upper().replace("_", "-") for c in PLAN_COLUMNS)
+    rows = [head] + [tuple(cell(row[c]) for c in PLAN_COLUMNS) for row in plan_rows(moves)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(text.ljust(w) for text, w in zip(row, widths)).rstrip() for row in rows]

@@ -59,6 +59,11 @@ class Summary:
             total.update(counts)
         return total
 
+    def rows(self) -> list[dict]:
+        """Per partition: its events and their outcomes (`replay --partner … --json`)."""
+        return [{"partition": p, "events": sum(c.values()), "outcomes": dict(sorted(c.items()))}
+                for p, c in sorted(self.partitions.items())]
+
     def lines(self) -> list[str]:
         what = "would replay" if self.dry_run else ("replayed" if not self.interrupted else "INTERRUPTED after")
         rate = self.events / self.seconds if self.seconds else 0.0

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import time
 from typing import Iterator
 
 import click
 
 from newswire.config import Settings
+from newswire.rows import cell, emit, iso, json_option, summary
+from newswire.timespec import Instant
 from newswire.consumers.webhooks import outbox, receipts, ssrf, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig, parse_cidrs
@@ -41,7 +42,25 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
 
 
 def _when(epoch: float | None) -> str:
-    return "-" if epoch is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    return cell(iso(epoch))
+
+
+def _state(enabled: bool) -> str:
+    return "enabled" if enabled else "DISABLED"
+
+
+class SeqRange(click.ParamType):
+    """``--seq``: a sequence number or a range (``120-135``); anything else is a usage error (exit 2)."""
+
+    name = "SEQ"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return receipts.parse_seq_range(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def _subscription_options(f):
@@ -86,8 +105,31 @@ def _known(db: sqlite3.Connection, partner_id: str | None) -> None:
         registry.get(db, partner_id)
 
 
+def _last_seq(db: sqlite3.Connection, partner_id: str) -> int:
+    return db.execute("SELECT next_seq - 1 FROM partners WHERE id = ?", (partner_id,)).fetchone()[0]
+
+
+#: the fields of `partners show --json`
+SHOW_FIELDS = ("id", "name", "url", "format", "content_type", "state", "disabled_reason", "disabled_at",
+               "subscription", "concurrency", "rate_limit", "allow_cidrs", "last_seq", "secrets")
+
+
+def _shown(partner: Partner, *, secrets: bool, db: sqlite3.Connection) -> dict:
+    """One partner as `partners show --json` prints it."""
+    sub = partner.subscription
+    return {"id": partner.id, "name": partner.name, "url": partner.url, "format": partner.format,
+            "content_type": partner.content_type, "state": _state(partner.enabled),
+            "disabled_reason": partner.disabled_reason, "disabled_at": iso(partner.disabled_at),
+            "subscription": {"categories": list(sub.categories or ()), "languages": list(sub.languages or ()),
+                             "max_urgency": sub.max_urgency, "event_types": list(sub.event_types or ()),
+                             "embargoed": sub.embargoed},
+            "concurrency": partner.concurrency, "rate_limit": partner.rate_limit,
+            "allow_cidrs": [str(c) for c in partner.allow_cidrs], "last_seq": _last_seq(db, partner.id),
+            "secrets": [s if secrets else s[:10] + "…" for s in partner.secrets]}
+
+
 def _show(partner: Partner, *, secrets: bool, db: sqlite3.Connection) -> None:
-    next_seq = db.execute("SELECT next_seq FROM partners WHERE id = ?", (partner.id,)).fetchone()[0]
+    next_seq = _last_seq(db, partner.id) + 1
     state = "enabled" if partner.enabled else f"DISABLED ({partner.disabled_reason or 'by an operator'})"
     click.echo(f"id:            {partner.id}\nname:          {partner.name}\nurl:           {partner.url}\n"
                f"format:        {partner.format} ({partner.content_type})\nstate:         {state}\n"
@@ -128,26 +170,31 @@ def partners_add(ctx, partner_id, name, url, fmt, secret, disabled, **options) -
 
 
 @partners_group.command("list")
+@json_option
 @click.pass_context
-def partners_list(ctx) -> None:
+def partners_list(ctx, as_json) -> None:
     """One line per partner: state, format, endpoint, deliveries pending/delivered/dead."""
     with _db(ctx) as db:
         counts = {row["id"]: row for row in receipts.summary(db)}
-        click.echo("id\tstate\tformat\tpending\tdelivered\tdead\tlast_seq\turl")
-        for p in registry.all_partners(db):
-            c = counts[p.id]
-            click.echo(f"{p.id}\t{'enabled' if p.enabled else 'DISABLED'}\t{p.format}\t{c['pending'] or 0}\t"
-                       f"{c['delivered'] or 0}\t{c['dead'] or 0}\t{c['last_seq']}\t{p.url}")
+        emit(({"id": p.id, "state": _state(p.enabled), "format": p.format, "pending": counts[p.id]["pending"] or 0,
+               "delivered": counts[p.id]["delivered"] or 0, "dead": counts[p.id]["dead"] or 0,
+               "last_seq": counts[p.id]["last_seq"], "url": p.url} for p in registry.all_partners(db)),
+             ("id", "state", "format", "pending", "delivered", "dead", "last_seq", "url"), as_json)
 
 
 @partners_group.command("show")
 @click.argument("partner_id")
 @click.option("--secrets", is_flag=True, help="Print the signing secrets in full.")
+@json_option
 @click.pass_context
-def partners_show(ctx, partner_id, secrets) -> None:
+def partners_show(ctx, partner_id, secrets, as_json) -> None:
     """Everything about one partner."""
     with _db(ctx) as db:
-        _show(registry.get(db, partner_id), secrets=secrets, db=db)
+        partner = registry.get(db, partner_id)
+        if as_json:
+            emit([_shown(partner, secrets=secrets, db=db)], SHOW_FIELDS, as_json)
+        else:
+            _show(partner, secrets=secrets, db=db)
 
 
 @partners_group.command("update")
@@ -212,49 +259,53 @@ def deliveries_group() -> None:
 @click.option("--partner", "partner_id", help="Only this partner.")
 @click.option("--status", type=click.Choice(["delivered", "failed", "retry", "throttled", "dead", "gone"]),
               help="delivered, failed (any other outcome), or one outcome.")
-@click.option("--since", "since_text", help="Only attempts since: 1h, 30m, 2d, or an ISO 8601 time.")
+@click.option("--since", type=Instant(), help="Only attempts since: 1h, 30m, 2d, or an ISO 8601 time.")
 @click.option("--article", "article_id", help="Only this article.")
 @click.option("--limit", default=100, show_default=True)
+@json_option
 @click.pass_context
-def deliveries_list(ctx, partner_id, status, since_text, article_id, limit) -> None:
+def deliveries_list(ctx, partner_id, status, since, article_id, limit, as_json) -> None:
     """Attempts (receipts), newest first."""
     with _db(ctx) as db:
         _known(db, partner_id)
         rows = receipts.attempts(db, partner_id=partner_id, status=status, article_id=article_id, limit=limit,
-                                 since_at=receipts.since(since_text) if since_text else None)
-        click.echo("at\tpartner\tarticle\tversion\tseq\tevent_id\tattempt\toutcome\tstatus\tms\tnext_attempt\terror")
-        for r in rows:
-            click.echo(f"{_when(r['at'])}\t{r['partner_id']}\t{r['article_id']}\t{r['version']}\t{r['seq']}\t"
-                       f"{r['event_id']}\t{r['attempt']}\t{r['outcome']}\t{r['status_code'] or '-'}\t"
-                       f"{r['duration_ms']:.0f}\t{_when(r['next_attempt_at'])}\t{r['error'] or ''}")
+                                 since_at=since.timestamp() if since else None)
+        emit(({"at": iso(r["at"]), "partner": r["partner_id"], "article": r["article_id"], "version": r["version"],
+               "seq": r["seq"], "event_id": r["event_id"], "attempt": r["attempt"], "outcome": r["outcome"],
+               "status": r["status_code"], "ms": round(r["duration_ms"]), "next_attempt": iso(r["next_attempt_at"]),
+               "error": r["error"]} for r in rows),
+             ("at", "partner", "article", "version", "seq", "event_id", "attempt", "outcome", "status", "ms",
+              "next_attempt", "error"), as_json)
 
 
 @deliveries_group.command("status")
+@json_option
 @click.pass_context
-def deliveries_status(ctx) -> None:
+def deliveries_status(ctx, as_json) -> None:
     """Per partner: deliveries pending, delivered and dead, and the oldest pending one."""
     with _db(ctx) as db:
-        click.echo("partner\tstate\tpending\tdelivered\tdead\tlast_seq\toldest_pending")
-        for r in receipts.summary(db):
-            click.echo(f"{r['id']}\t{'enabled' if r['enabled'] else 'DISABLED'}\t{r['pending'] or 0}\t"
-                       f"{r['delivered'] or 0}\t{r['dead'] or 0}\t{r['last_seq']}\t{_when(r['oldest'])}")
+        emit(({"partner": r["id"], "state": _state(r["enabled"]), "pending": r["pending"] or 0,
+               "delivered": r["delivered"] or 0, "dead": r["dead"] or 0, "last_seq": r["last_seq"],
+               "oldest_pending": iso(r["oldest"])} for r in receipts.summary(db)),
+             ("partner", "state", "pending", "delivered", "dead", "last_seq", "oldest_pending"), as_json)
 
 
 @deliveries_group.command("kills")
 @click.option("--partner", "partner_id", help="Only this partner.")
+@json_option
 @click.pass_context
-def deliveries_kills(ctx, partner_id) -> None:
+def deliveries_kills(ctx, partner_id, as_json) -> None:
     """The kill report: per partner that had a killed story, whether the kill reached it."""
     with _db(ctx) as db:
         _known(db, partner_id)
         rows = receipts.kill_report(db, partner_id=partner_id)
-        click.echo("partner\tarticle\tversion\tseq\tdelivered\tstatus\ttries\tdelivered_at\tlast_error")
-        for r in rows:
-            click.echo(f"{r['partner_id']}\t{r['article_id']}\t{r['version']}\t{r['seq']}\t"
-                       f"{'YES' if r['status'] == 'delivered' else 'NO'}\t{r['status']}\t{r['tries']}\t"
-                       f"{_when(r['delivered_at'])}\t{r['last_error'] or ''}")
+        emit(({"partner": r["partner_id"], "article": r["article_id"], "version": r["version"], "seq": r["seq"],
+               "delivered": r["status"] == "delivered", "status": r["status"], "tries": r["tries"],
+               "delivered_at": iso(r["delivered_at"]), "last_error": r["last_error"]} for r in rows),
+             ("partner", "article", "version", "seq", "delivered", "status", "tries", "delivered_at", "last_error"),
+             as_json)
         undelivered = sum(r["status"] != "delivered" for r in rows)
-        click.echo(f"{len(rows)} kill deliveries, {undelivered} not delivered")
+        summary(f"{len(rows)} kill deliveries, {undelivered} not delivered", as_json)
 
 
 @deliveries_group.command("redrive")
@@ -279,16 +330,16 @@ def deliveries_redrive(ctx, partner_id, ids) -> None:
 
 @deliveries_group.command("resend")
 @click.option("--partner", "partner_id", required=True)
-@click.option("--seq", "seq_range", required=True, help="A sequence number or a range, e.g. 120-135.")
+@click.option("--seq", "seq_range", type=SeqRange(), required=True, help="A sequence number or a range, e.g. 120-135.")
 @click.pass_context
 def deliveries_resend(ctx, partner_id, seq_range) -> None:
     """Send deliveries again with their original sequence numbers and webhook-ids."""
     with _db(ctx) as db:
         partner = registry.get(db, partner_id)
-        low, high = receipts.parse_seq_range(seq_range)
+        low, high = seq_range
         seqs = receipts.resend(db, partner_id, low, high)
         if not seqs:
-            last = db.execute("SELECT next_seq - 1 FROM partners WHERE id = ?", (partner_id,)).fetchone()[0]
+            last = _last_seq(db, partner_id)
             raise click.ClickException(f"{partner_id} has no deliveries numbered {low}-{high} "
                                        f"({f'its numbers are 1-{last}' if last else 'it has none yet'})")
         click.echo(f"{partner_id}: resending {len(seqs)} deliveries ({low}-{high})")
@@ -313,17 +364,17 @@ def _held_up(db: sqlite3.Connection, partner: Partner) -> list[str]:
 
 @deliveries_group.command("gaps")
 @click.option("--partner", "partner_id", required=True)
+@json_option
 @click.pass_context
-def deliveries_gaps(ctx, partner_id) -> None:
+def deliveries_gaps(ctx, partner_id, as_json) -> None:
     """Sequence numbers assigned to a partner but not acknowledged (yet)."""
     with _db(ctx) as db:
         registry.get(db, partner_id)
-        rows = receipts.gaps(db, partner_id)
-        click.echo("seq\tarticle\tversion\tevent_type\tstatus\ttries\tlast_error")
-        for r in rows:
-            click.echo(f"{r['seq']}\t{r['article_id']}\t{r['version']}\t{r['event_type']}\t{r['status']}\t"
-                       f"{r['tries']}\t{r['last_error'] or ''}")
-        click.echo(f"{len(rows)} unacknowledged")
+        count = emit(({"seq": r["seq"], "article": r["article_id"], "version": r["version"],
+                       "event_type": r["event_type"], "status": r["status"], "tries": r["tries"],
+                       "last_error": r["last_error"]} for r in receipts.gaps(db, partner_id)),
+                     ("seq", "article", "version", "event_type", "status", "tries", "last_error"), as_json)
+        summary(f"{count} unacknowledged", as_json)
 
 
 # --- the pusher ------------------------------------------------------------------------------

@@ -11,20 +11,11 @@ from datetime import datetime, timezone
 
 from newswire import logs
 from newswire.consumers.webhooks.outbox import transaction
-from newswire.timespec import parse_instant
 
 log = logs.get(__name__)
 
 #: outcomes of attempts that did not deliver
 FAILED = ("retry", "throttled", "dead", "gone")
-
-
-def since(text: str, *, now: float | None = None) -> float:
-    """``"1h"``, ``"30m"``, ``"2d"`` ago, or an ISO 8601 instant → epoch seconds."""
-    try:
-        return parse_instant(text, None if now is None else datetime.fromtimestamp(now, timezone.utc)).timestamp()
-    except ValueError as exc:
-        raise ValueError(f"since: {exc}") from None
 
 
 def attempts(db: sqlite3.Connection, *, partner_id: str | None = None, status: str | None = None,

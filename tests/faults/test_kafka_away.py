@@ -75,7 +75,7 @@ def test_kafka_status_says_the_broker_does_not_answer(tmp_path):
                              "kafka", "status"], capture_output=True, text=True, timeout=120)
     assert result.returncode == EXIT_KAFKA
     assert (result.stdout + result.stderr).splitlines() == [
-        f"bootstrap={down.bootstrap_servers} answers=no local_pid=-"]
+        "bootstrap\tanswers\tlocal_pid", f"{down.bootstrap_servers}\tno\t-"]
 
 
 def test_a_missing_topic_is_one_line_too(settings):
@@ -98,9 +98,10 @@ def test_topics_list_asks_the_broker(settings):
              "NEWSWIRE_TOPIC_DEAD_LETTER": f"{settings.topics.dead_letter}-never-created"})
     rows = [line.split("\t") for line in listed.stdout.splitlines()]
     assert listed.returncode == 1
-    assert rows[0][:3] == [settings.topics.articles, f"partitions={settings.topics.articles_partitions}",
+    assert rows[0] == ["topic", "state", "partitions", "config", "purpose"]
+    assert rows[1][:4] == [settings.topics.articles, "present", str(settings.topics.articles_partitions),
                            "retention.ms=-1 retention.bytes=-1"]  # what the broker has (the test's 3, not 6)
-    assert rows[1][:2] == [f"{settings.topics.dead_letter}-never-created", "missing"]
+    assert rows[2][:4] == [f"{settings.topics.dead_letter}-never-created", "missing", "-", "-"]
     assert "newswire topics ensure" in listed.stderr
 
 
