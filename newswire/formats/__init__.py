@@ -2,7 +2,8 @@
 
 One module per format (``newsml``, ``ninjs``, ``rss``, ``atom``); none does any I/O. They
 share :func:`prepare`, which turns an event read from the topic into a :class:`Story`
-whose every field is safe to emit: plain-text fields go through ``clean_text`` again and
+whose every field is safe to emit: plain-text fields go through ``clean_text`` again (the
+single-line ones through ``clean_line``: NewsML-G2 allows no tab or line break in them) and
 the body through ``sanitize_body`` again (events from the producer are already clean;
 this is cheap insurance against an event that bypassed it). Only what cannot be rendered
 at all raises :class:`ValueError`, with the field named. Sanitised bodies are memoised
@@ -33,7 +34,7 @@ from lxml import etree
 
 from newswire import mediatopics
 from newswire.codec import ArticleEvent
-from newswire.sanitize import clean_text, sanitize_body
+from newswire.sanitize import clean_line, clean_text, sanitize_body
 
 #: domain that mints the item ids (RFC 3085 ProviderId)
 AUTHORITY = "newswire.example.org"
@@ -190,19 +191,19 @@ def prepare(event: ArticleEvent) -> Story:
         occurred_at=_instant(event, "occurred_at"),
         first_created=first_created,
         headline=_required_text(event, "headline"),
-        subheadline=_text(event.get("subheadline")),
-        slugline=_text(event.get("slugline")),
-        people=tuple(Person(name, _text(b.get("role"))) for b in event.get("bylines") or ()
-                     if (name := _text(b.get("name")))),
-        dateline_place=_text(dateline.get("place")),
+        subheadline=_line(event.get("subheadline")),
+        slugline=_line(event.get("slugline")),
+        people=tuple(Person(name, _line(b.get("role"))) for b in event.get("bylines") or ()
+                     if (name := _line(b.get("name")))),
+        dateline_place=_line(dateline.get("place")),
         dateline_date=dateline.get("date") if isinstance(dateline.get("date"), date) else None,
         language=language,
         body=clean_body(event.get("body") or "") if live else "",
         summary=_text(event.get("summary")),
         subjects=subjects,
         keywords=keywords,
-        categories=tuple(c for c in map(_text, event.get("categories") or ()) if c),
-        places=tuple(p for p in map(_text, event.get("places") or ()) if p),
+        categories=tuple(c for c in map(_line, event.get("categories") or ()) if c),
+        places=tuple(p for p in map(_line, event.get("places") or ()) if p),
         urgency=min(9, max(1, urgency)) if isinstance(urgency, int) else 5,
         canonical_url=_web_url(event.get("canonical_url")),
         pictures=tuple(_pictures(event.get("images") or (), uri)),
@@ -212,7 +213,7 @@ def prepare(event: ArticleEvent) -> Story:
         provider=_required_text(event, "provider"),
         copyright_notice=_text(event.get("copyright_notice")),
         usage_terms=_text(event.get("usage_terms")),
-        content_warning=_text(event.get("content_warning")),
+        content_warning=_line(event.get("content_warning")),
     )
 
 
@@ -276,15 +277,21 @@ def direction(story: Story) -> dict[str, str]:
 
 
 def _text(value: object) -> str | None:
-    """A cleaned single-line-ish plain text, or None when absent or blank."""
+    """A cleaned plain text, or None when absent or blank."""
     if not isinstance(value, str):
         return None
     cleaned = clean_text(value).strip()
     return cleaned or None
 
 
+def _line(value: object) -> str | None:
+    """A cleaned single-line text (whitespace collapsed to single spaces), or None when absent or blank."""
+    return (clean_line(value) or None) if isinstance(value, str) else None
+
+
 def _required_text(event: ArticleEvent, field: str) -> str:
-    value = _text(event.get(field))
+    """A single-line text that must be there (article id, headline, provider)."""
+    value = _line(event.get(field))
     if value is None:
         raise ValueError(f"{field}: missing or empty")
     return value
@@ -320,9 +327,9 @@ def _subjects_and_keywords(event: ArticleEvent) -> tuple[tuple[Subject, ...], tu
     for given in event.get("subjects") or ():
         code = _text(given.get("code"))
         if code and not _SPACE.search(code) and ":" in code.strip(":"):
-            subjects.setdefault(code, Subject(code, _text(given.get("name"))))
-    keywords = [k for k in map(_text, event.get("keywords") or ()) if k]
-    for category in map(_text, event.get("categories") or ()):
+            subjects.setdefault(code, Subject(code, _line(given.get("name"))))
+    keywords = [k for k in map(_line, event.get("keywords") or ()) if k]
+    for category in map(_line, event.get("categories") or ()):
         if not category:
             continue
         topic = mediatopics.for_category(category)
@@ -344,7 +351,7 @@ def _pictures(images, article: str):
         digest = hashlib.sha1(url.encode()).hexdigest()[:8]
         yield Picture(
             uri=f"{article}-img{index}-{digest}", url=url, caption=_text(image.get("caption")),
-            credit=_text(image.get("credit")), alt_text=_text(image.get("alt_text")),
+            credit=_line(image.get("credit")), alt_text=_line(image.get("alt_text")),
             width=_positive(image.get("width")), height=_positive(image.get("height")),
             media_type=media_type,
         )
