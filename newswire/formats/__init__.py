@@ -9,6 +9,10 @@ this is cheap insurance against an event that bypassed it). Only what cannot be 
 at all raises :class:`ValueError`, with the field named. Sanitised bodies are memoised
 (:func:`clean_body`), since feeds render the same stories again and again.
 
+A feed or newsMessage renders its items with :func:`render_each`: an item that cannot be
+rendered is left out, with its reason logged (``item_left_out``), so that one bad event never
+takes a whole feed down for every subscriber.
+
 Identifiers (the same in every format, so that a partner can match an item across them):
 
 * article: ``urn:newsml:<authority>:<yyyymmdd of first_created>:<article_id>`` — the
@@ -28,13 +32,17 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from typing import Callable, Iterable, TypeVar
 from urllib.parse import quote, urlsplit
 
 from lxml import etree
 
-from newswire import mediatopics
+from newswire import logs, mediatopics
 from newswire.codec import ArticleEvent
 from newswire.sanitize import clean_line, clean_text, sanitize_body
+
+log = logs.get(__name__)
+T = TypeVar("T")
 
 #: domain that mints the item ids (RFC 3085 ProviderId)
 AUTHORITY = "newswire.example.org"
@@ -215,6 +223,19 @@ def prepare(event: ArticleEvent) -> Story:
         usage_terms=_text(event.get("usage_terms")),
         content_warning=_line(event.get("content_warning")),
     )
+
+
+def render_each(events: Iterable[ArticleEvent], render: Callable[[Story], T], *, fmt: str) -> list[T]:
+    """``render`` of each event's story, in order; an event that cannot be prepared or rendered
+    (``ValueError``, or an lxml error) is left out and logged with the reason."""
+    rendered = []
+    for event in events:
+        try:
+            rendered.append(render(prepare(event)))
+        except (ValueError, etree.LxmlError) as exc:
+            log.warning("item_left_out", format=fmt, article_id=event.get("article_id"),
+                        version=event.get("version"), event_id=event.get("event_id"), reason=str(exc))
+    return rendered
 
 
 def article_uri(article_id: str, first_created: datetime, *, authority: str = AUTHORITY) -> str:

@@ -25,7 +25,8 @@ from typing import Sequence
 from lxml import etree
 
 from newswire.codec import ArticleEvent
-from newswire.formats import AUTHORITY, XHTML, Picture, Story, direction, element, prepare, utc_iso, xhtml
+from newswire.formats import (AUTHORITY, XHTML, Picture, Story, direction, element, prepare, render_each, utc_iso,
+                              xhtml)
 
 NAR = "http://iptc.org/std/nar/2006-10-01/"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -61,7 +62,11 @@ def picture_items(event: ArticleEvent) -> list[etree._Element]:
 
 def news_message(events: Sequence[ArticleEvent], *, sent: datetime, transmit_id: str | None = None,
                  include_pictures: bool = True) -> bytes:
-    """A newsMessage carrying the text item of each event (and its picture items)."""
+    """A newsMessage carrying the text item of each event (and its picture items).
+
+    An event that cannot be rendered is left out (see :func:`newswire.formats.render_each`);
+    ``ValueError`` when none can (the first one's error), since a newsMessage holds at least one item.
+    """
     message = etree.Element(_N + "newsMessage", nsmap=_NSMAP)
     header = _sub(message, "header")
     _sub(header, "sent", utc_iso(sent))
@@ -69,12 +74,19 @@ def news_message(events: Sequence[ArticleEvent], *, sent: datetime, transmit_id:
     if transmit_id:
         _sub(header, "transmitId", transmit_id)
     item_set = _sub(message, "itemSet")
-    for event in events:
-        story = prepare(event)
-        item_set.append(_text_item(story))
-        if include_pictures:
-            item_set.extend(_picture_item(story, picture) for picture in story.pictures)
+    for items in render_each(events, lambda story: _items(story, include_pictures), fmt="newsml"):
+        item_set.extend(items)
+    if not len(item_set):  # a newsMessage holds at least one item
+        if events:  # the first event again, for its own error naming the field
+            _items(prepare(events[0]), include_pictures)
+        raise ValueError(f"itemSet: none of the {len(events)} items could be rendered")
     return _document(message)
+
+
+def _items(story: Story, include_pictures: bool) -> list[etree._Element]:
+    """The text item of ``story``, then its picture items when ``include_pictures``."""
+    pictures = story.pictures if include_pictures else ()
+    return [_text_item(story), *(_picture_item(story, picture) for picture in pictures)]
 
 
 def _text_item(story: Story) -> etree._Element:

@@ -17,10 +17,10 @@ a transport needs around it (a partner envelope, a sequence number) belongs outs
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Iterable
 
 from newswire.codec import ArticleEvent
-from newswire.formats import Picture, Story, prepare, utc_iso
+from newswire.formats import Picture, Story, prepare, render_each, utc_iso
 from newswire.sanitize import body_text
 
 SCHEMA_URI = "http://www.iptc.org/std/ninjs/ninjs-schema_3.1.json"
@@ -29,7 +29,16 @@ STANDARD = {"name": "ninjs", "version": "3.1", "schema": SCHEMA_URI}
 
 def item(event: ArticleEvent) -> dict[str, Any]:
     """The ninjs 3.1 object of ``event`` (see module doc)."""
-    story = prepare(event)
+    return _object(prepare(event))
+
+
+def items(events: Iterable[ArticleEvent]) -> list[dict[str, Any]]:
+    """The ninjs objects of ``events`` for a feed, one that cannot be rendered left out
+    (:func:`newswire.formats.render_each`)."""
+    return render_each(events, _object, fmt="ninjs")
+
+
+def _object(story: Story) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "uri": story.uri,
         "standard": STANDARD,
