@@ -21,8 +21,12 @@ Identifiers (the same in every format, so that a partner can match an item acros
 * picture ``n`` of an article: the article's URN + ``-img<n>-<8 hex of sha1(url)>``, so a
   replaced image at the same position gets a new id and an unchanged one keeps it.
 
-:data:`AUTHORITY` is the domain that mints the ids; it must stay the same for the life of
-the feeds (changing it changes every id).
+The authority is the domain of the installation that mints the ids (``NEWSWIRE_ID_AUTHORITY``,
+``Settings.id_authority``); it must stay the same for the life of the feeds (changing it
+changes every id). Renderers read no settings: every public renderer takes it as
+``authority=`` and :func:`prepare` puts it in the :class:`Story`; it also names newswire's own
+vocabularies (``https://<authority>/cv/…``) and the sender of a newsMessage. Its default,
+:data:`EXAMPLE_AUTHORITY`, is for tests and examples only: consumers pass the installation's.
 """
 
 from __future__ import annotations
@@ -44,10 +48,8 @@ from newswire.sanitize import clean_line, clean_text, sanitize_body
 log = logs.get(__name__)
 T = TypeVar("T")
 
-#: domain that mints the item ids (RFC 3085 ProviderId)
-AUTHORITY = "newswire.example.org"
-#: base of newswire's own controlled vocabularies (declared in every NewsML-G2 item)
-VOCABULARY_BASE = f"https://{AUTHORITY}/cv/"
+#: the renderers' default authority (RFC 3085 ProviderId), for tests and examples (module doc)
+EXAMPLE_AUTHORITY = "newswire.example.org"
 
 #: event type -> NewsML-G2 / ninjs publishing status
 PUB_STATUS = {"published": "usable", "updated": "usable", "corrected": "usable",
@@ -72,13 +74,13 @@ class Subject:
     code: str  #: QCode, e.g. medtop:11000000
     name: str | None
 
-    @property
-    def uri(self) -> str:
-        """The concept's URI (``http://cv.iptc.org/newscodes/mediatopic/…`` for medtop)."""
+    def uri(self, vocabularies: str) -> str:
+        """The concept's URI: ``http://cv.iptc.org/newscodes/mediatopic/…`` for medtop, else
+        under ``vocabularies`` (:attr:`Story.vocabularies`)."""
         alias, _, local = self.code.partition(":")
         if alias == mediatopics.SCHEME:
             return mediatopics.SCHEME_URI + quote(local)
-        return f"{VOCABULARY_BASE}{quote(alias)}/{quote(local)}"
+        return f"{vocabularies}{quote(alias)}/{quote(local)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,7 @@ class Picture:
 class Story:
     """An event, checked and cleaned, in the terms the renderers need."""
 
+    authority: str  #: the domain that mints the ids (module doc)
     uri: str
     article_id: str
     event_id: str
@@ -127,6 +130,11 @@ class Story:
     copyright_notice: str | None
     usage_terms: str | None
     content_warning: str | None
+
+    @property
+    def vocabularies(self) -> str:
+        """Base URI of newswire's own controlled vocabularies (declared in every NewsML-G2 item)."""
+        return f"https://{self.authority}/cv/"
 
     @property
     def pub_status(self) -> str:
@@ -173,8 +181,9 @@ class Story:
         return tuple(filter(None, (self.notice, self.warning)))
 
 
-def prepare(event: ArticleEvent) -> Story:
-    """Check and clean ``event`` for rendering; ValueError names a field that cannot be rendered."""
+def prepare(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> Story:
+    """Check and clean ``event`` for rendering with ids minted by ``authority``; ValueError
+    names a field that cannot be rendered."""
     article_id = _required_text(event, "article_id")
     version = event.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
@@ -186,11 +195,12 @@ def prepare(event: ArticleEvent) -> Story:
     event_type = event.get("event_type")
     event_type = event_type if event_type in PUB_STATUS else "updated"
     live = PUB_STATUS[event_type] == "usable"
-    uri = article_uri(article_id, first_created)
+    uri = article_uri(article_id, first_created, authority=authority)
     subjects, keywords = _subjects_and_keywords(event)
     dateline = event.get("dateline") or {}
     urgency = event.get("urgency")
     return Story(
+        authority=authority,
         uri=uri,
         article_id=article_id,
         event_id=_text(event.get("event_id")) or "",
@@ -225,20 +235,21 @@ def prepare(event: ArticleEvent) -> Story:
     )
 
 
-def render_each(events: Iterable[ArticleEvent], render: Callable[[Story], T], *, fmt: str) -> list[T]:
+def render_each(events: Iterable[ArticleEvent], render: Callable[[Story], T], *, fmt: str,
+                authority: str = EXAMPLE_AUTHORITY) -> list[T]:
     """``render`` of each event's story, in order; an event that cannot be prepared or rendered
     (``ValueError``, or an lxml error) is left out and logged with the reason."""
     rendered = []
     for event in events:
         try:
-            rendered.append(render(prepare(event)))
+            rendered.append(render(prepare(event, authority=authority)))
         except (ValueError, etree.LxmlError) as exc:
             log.warning("item_left_out", format=fmt, article_id=event.get("article_id"),
                         version=event.get("version"), event_id=event.get("event_id"), reason=str(exc))
     return rendered
 
 
-def article_uri(article_id: str, first_created: datetime, *, authority: str = AUTHORITY) -> str:
+def article_uri(article_id: str, first_created: datetime, *, authority: str) -> str:
     """The stable id of an article in every format (see module doc)."""
     day = first_created.astimezone(timezone.utc).strftime("%Y%m%d")
     return f"urn:newsml:{authority}:{day}:{quote(article_id, safe='-._~')}"
