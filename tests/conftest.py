@@ -64,6 +64,7 @@ def _isolated_settings(kafka_broker: LocalBroker, home: Path) -> Settings:
                       dead_letter=f"articles-{suffix}.dlq", dead_letter_partitions=1),
         producer_timeout_s=10.0,
         provider="Newswire Test Agency",  # configured as an operator does: a fresh installation names none
+        id_authority="newswire.example.org",  # the same (the renderers' example default, so ids match theirs)
     )
     topics.ensure(own)
     return own

@@ -41,7 +41,7 @@ from aiohttp import web
 
 from newswire import logs
 from newswire.codec import ArticleEvent
-from newswire.formats import atom, newsml, ninjs, rss, utc_iso
+from newswire.formats import EXAMPLE_AUTHORITY, atom, newsml, ninjs, rss, utc_iso
 from newswire.params import ParamError, parse_int
 from newswire.producers.article import MAX_VERSION
 
@@ -82,6 +82,8 @@ class Options:
     max_limit: int = 500
     #: max-age of public answers, in seconds
     max_age: int = 15
+    #: the domain that mints the item ids (``newswire feeds serve`` passes the installation's)
+    authority: str = EXAMPLE_AUTHORITY
 
 
 def _error(status: type[web.HTTPException], message: str, **headers: str) -> web.HTTPException:
@@ -190,16 +192,16 @@ class FeedServer:
 
     def _render_feed(self, fmt: str, feed: str, events: list[ArticleEvent], self_url: str,
                      request: web.Request, updated: datetime) -> bytes:
-        title, link = f"{self.options.title}: {feed}", self._base(request) + "/"
+        title, link, authority = f"{self.options.title}: {feed}", self._base(request) + "/", self.options.authority
         if fmt == "rss":
             return rss.feed(events, title=title, link=link, self_url=self_url, updated=updated,
-                            description=f"The newest stories of the {feed} feed")
+                            description=f"The newest stories of the {feed} feed", authority=authority)
         if fmt == "atom":
             return atom.feed(events, title=title, link=link, self_url=self_url, updated=updated,
-                             feed_id=f"{self._base(request)}/feeds/{feed}")
+                             feed_id=f"{self._base(request)}/feeds/{feed}", authority=authority)
         if fmt == "newsml":
-            return newsml.news_message(events, sent=updated)
-        return ninjs.dumps({"feed": feed, "updated": utc_iso(updated), "items": ninjs.items(events)})
+            return newsml.news_message(events, sent=updated, authority=authority)
+        return ninjs.dumps({"feed": feed, "updated": utc_iso(updated), "items": ninjs.items(events, authority=authority)})
 
     async def item(self, request: web.Request) -> web.Response:
         audience = self.audience(request)
@@ -251,9 +253,9 @@ class FeedServer:
     def _render_item(self, fmt: str, event: ArticleEvent, self_url: str, request: web.Request,
                      updated: datetime) -> bytes:
         if fmt == "newsml":
-            return newsml.news_item_bytes(event)
+            return newsml.news_item_bytes(event, authority=self.options.authority)
         if fmt == "json":
-            return ninjs.dumps(ninjs.item(event))
+            return ninjs.dumps(ninjs.item(event, authority=self.options.authority))
         return self._render_feed(fmt, event["article_id"], [event], self_url, request, updated)
 
     async def changes(self, request: web.Request) -> web.Response:
@@ -269,10 +271,12 @@ class FeedServer:
         cache_control = "private, no-cache" if audience is not PUBLIC else "no-cache"
         data = None
         if fmt != "newsml":
-            data = ninjs.dumps({"since": since, "next": next_cursor, "items": ninjs.items(events)})
+            data = ninjs.dumps({"since": since, "next": next_cursor,
+                                "items": ninjs.items(events, authority=self.options.authority)})
         elif events:  # a newsMessage must hold at least one item
             try:
-                data = newsml.news_message(events, sent=self.clock(), transmit_id=f"changes-{since}-{next_cursor}")
+                data = newsml.news_message(events, sent=self.clock(), transmit_id=f"changes-{since}-{next_cursor}",
+                                           authority=self.options.authority)
             except ValueError as exc:  # none of them could be rendered (each is logged)
                 log.error("feed_changes_not_rendered", partner=audience.name, since=since, reason=str(exc))
         if data is None:
