@@ -10,10 +10,10 @@ The documented cleaning, and nothing more:
   the isolates U+2066–U+2069 and zero-width joiners are kept: Arabic, Hebrew and Persian
   text needs them);
 * single-line fields (headlines, names, terms, credits; producers.article.SINGLE_LINE lists
-  them): the same, then every run of whitespace that breaks or controls a line (space, tab,
-  line feed, vertical tab, form feed, carriage return, the separators U+001C–U+001F, U+0085
-  NEL, U+2028 LINE SEPARATOR, U+2029 PARAGRAPH SEPARATOR) becomes one space and the ends are
-  trimmed. NewsML-G2 types these fields ``[\\S ]*`` (no whitespace but the space), so a tab in
+  them): the same (which removes vertical tab, form feed and U+001C–U+001F with the other C0
+  controls), then every run of spaces and line breaks (space, tab, line feed, carriage return,
+  U+0085 NEL, U+2028 LINE SEPARATOR, U+2029 PARAGRAPH SEPARATOR) becomes one space and the ends
+  are trimmed. NewsML-G2 types these fields ``[\\S ]*`` (no whitespace but the space), so a tab in
   one made the whole newsMessage invalid; other spaces (no-break, thin, ideographic) are
   typography and are kept;
 * bodies: the same, then sanitised to a safe HTML subset with nh3 (paragraphs, headings,
@@ -47,8 +47,8 @@ _UNSAFE_CHARS = re.compile(
 )
 
 
-#: space and the characters that break or control a line (see the module doc)
-_LINE_BREAKING = re.compile("[ \t\n\x0b\x0c\r\x1c-\x1f\x85\u2028\u2029]+")
+#: space and the characters that break a line that clean_text keeps (see the module doc)
+_LINE_BREAKING = re.compile("[ \t\n\r\x85\u2028\u2029]+")
 
 _WEB_URL = re.compile(r"https?://", re.IGNORECASE)
 #: elements nested deeper than this are unwrapped, their text kept: XML parsers refuse deep
@@ -70,8 +70,7 @@ def clean_text(text: str) -> str:
 
 def clean_line(text: str) -> str:
     """:func:`clean_text`, then whitespace collapsed to single spaces and trimmed (module doc)."""
-    # before and after: a vertical tab between words is a space, a removed control between spaces is not
-    return _LINE_BREAKING.sub(" ", clean_text(_LINE_BREAKING.sub(" ", text))).strip(" ")
+    return _LINE_BREAKING.sub(" ", clean_text(text)).strip(" ")
 
 
 def has_unsafe_chars(text: str) -> bool:
