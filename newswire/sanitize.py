@@ -70,7 +70,7 @@ def clean_text(text: str) -> str:
 
 def clean_line(text: str) -> str:
     """:func:`clean_text`, then whitespace collapsed to single spaces and trimmed (module doc)."""
-    return _LINE_BREAKING.sub(" ", clean_text(text)).strip(" ")
+    return _LINE_BREAKING.sub(" ", clean_text(text)).strip()
 
 
 def has_unsafe_chars(text: str) -> bool:

@@ -1,6 +1,7 @@
 """Renderers: pure functions from an article event to the bytes of a wire format.
 
-One module per format (``newsml``, ``ninjs``, ``rss``, ``atom``); none does any I/O. They
+One module per format (``newsml``, ``ninjs``, ``rss``, ``atom``); none does any I/O (but for
+the log line of an item left out, below) nor reads any setting. They
 share :func:`prepare`, which turns an event read from the topic into a :class:`Story`
 whose every field is safe to emit: plain-text fields go through ``clean_text`` again (the
 single-line ones through ``clean_line``: NewsML-G2 allows no tab or line break in them) and
