@@ -35,7 +35,8 @@ def _number(name: str, default: float, kind: type = int, *, low: float = 1):
     try:
         value = kind(text.strip())
     except ValueError:
-        raise ConfigError(f"NEWSWIRE_{name}: {text!r} is not {'a whole number' if kind is int else 'a number'}") from None
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"NEWSWIRE_{name}: {text!r} is not {what}") from None
     if value < low:
         raise ConfigError(f"NEWSWIRE_{name}: must be at least {low:g}, got {text!r}")
     return value

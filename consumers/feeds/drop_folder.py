@@ -85,7 +85,8 @@ class DropFolder:
             self.skipped += 1
             log.info("drop_skipped", article_id=article_id, version=version, known_version=max(committed, in_batch))
             return
-        data = newsml.news_item_bytes(event, authority=self.authority)  # ValueError names the field: to the dead letters
+        # ValueError names the field: to the dead letters
+        data = newsml.news_item_bytes(event, authority=self.authority)
         path = self.root / relative_path(event)
         wrote = write_atomically(path, data)
         self._pending[article_id] = (version, str(path.relative_to(self.root)))

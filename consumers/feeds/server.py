@@ -201,7 +201,8 @@ class FeedServer:
                              feed_id=f"{self._base(request)}/feeds/{feed}", authority=authority)
         if fmt == "newsml":
             return newsml.news_message(events, sent=updated, authority=authority)
-        return ninjs.dumps({"feed": feed, "updated": utc_iso(updated), "items": ninjs.items(events, authority=authority)})
+        return ninjs.dumps({"feed": feed, "updated": utc_iso(updated),
+                            "items": ninjs.items(events, authority=authority)})
 
     async def item(self, request: web.Request) -> web.Response:
         audience = self.audience(request)

@@ -34,7 +34,8 @@ class Renderer:
             if self._ninjs is None:  # the envelope around the number, serialised once
                 head = ninjs.dumps({"type": f"article.{event['event_type']}",
                                     "timestamp": ninjs_time(event["occurred_at"])})[:-1]
-                self._ninjs = (head + b',"sequence":', b',"data":' + ninjs.dumps(ninjs.item(event, authority=self.authority)) + b"}")
+                data = ninjs.dumps(ninjs.item(event, authority=self.authority))
+                self._ninjs = (head + b',"sequence":', b',"data":' + data + b"}")
             before, after = self._ninjs
             return before + str(seq).encode() + after
         if fmt == "newsml":
