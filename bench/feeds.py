@@ -183,9 +183,7 @@ def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 def http_figures(settings: Settings, articles: int, options: argparse.Namespace) -> list[tuple[str, str, str]]:
     port, ceiling_port = free_port(), free_port()
-    env = {**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
-           "NEWSWIRE_TOPIC_ARTICLES": settings.topics.articles, "NEWSWIRE_TOPIC_DEAD_LETTER": settings.topics.dead_letter,
-           "NEWSWIRE_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, **settings.to_env(), "NEWSWIRE_LOG_LEVEL": "WARNING"}
     server = spawn([sys.executable, "-m", "newswire.cli", "feeds", "serve", "--port", str(port)], env)
     ceiling = None
     try:

@@ -40,6 +40,7 @@ def bench_settings(broker: LocalBroker, home: Path, partitions: int = 6) -> Sett
     """Settings on ``broker`` with fresh topics (created) and ``home`` as state directory."""
     suffix = uuid.uuid4().hex[:6]
     settings = replace(Settings.from_env(), bootstrap_servers=broker.bootstrap, home=home,
+                       id_authority=Settings.from_env().id_authority or "bench.newswire.example",
                        topics=Topics(articles=f"bench-articles-{suffix}", articles_partitions=partitions,
                                      dead_letter=f"bench-dlq-{suffix}", dead_letter_partitions=1))
     topics.ensure(settings)

@@ -202,10 +202,7 @@ def main() -> None:
         bus.publish_events(settings, kafka, events)
         kafka.close()
 
-        env = {**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
-               "NEWSWIRE_TOPIC_ARTICLES": settings.topics.articles,
-               "NEWSWIRE_TOPIC_DEAD_LETTER": settings.topics.dead_letter,
-               "NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8"}
+        env = {**os.environ, **settings.to_env(), "NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8"}
         pusher_log = open(home / "pusher.log", "w")
         pusher = subprocess.Popen([sys.executable, *os.environ.get("BENCH_PUSHER_PREFIX", "").split(), "-m", "newswire.cli", "--log-level", "WARNING", "webhooks", "run"],
                                   env=env, stdout=pusher_log, stderr=subprocess.STDOUT)
@@ -220,7 +217,8 @@ def main() -> None:
                 wait_delivered(settings, expected, 300, f"{rate:g}/s")
             pusher.send_signal(signal.SIGTERM)
             pusher.wait(60)
-            sample = payloads.render(events[0], "ninjs", seq=1, at=datetime.now(timezone.utc))
+            sample = payloads.render(events[0], "ninjs", seq=1, at=datetime.now(timezone.utc),
+                                     authority=settings.authority())
             ceiling = asyncio.run(bare_client(urls, sample, signing.headers("ceiling", sample, [secret],
                                                                             content_type="application/json"),
                                               len(events) * PARTNERS, 8))

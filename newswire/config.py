@@ -3,17 +3,52 @@
 Every name, port and size an operator may need to change is here, read from
 ``NEWSWIRE_*`` environment variables with the defaults below, so that one
 broker, one set of topic names and one state directory serve every command.
+A bad value is a :class:`ConfigError` naming the variable and the problem;
+:meth:`Settings.to_env` gives the variables back (for the commands a command starts).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from newswire.errors import Refused
+
+#: a DNS name: dot-separated labels of letters, digits and inner hyphens, a non-numeric last one
+_DNS_NAME = re.compile(r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+                       r"(?=[a-z0-9-]*[a-z])[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+class ConfigError(Refused):
+    """A ``NEWSWIRE_*`` variable is missing or wrong; the message names it (a command ends with it, exit 1)."""
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"NEWSWIRE_{name}", default)
+
+
+def _number(name: str, default: float, kind: type = int, *, low: float = 1):
+    """``NEWSWIRE_<name>`` as an int (or float) of at least ``low``."""
+    text = _env(name, str(default))
+    try:
+        value = kind(text.strip())
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"NEWSWIRE_{name}: {text!r} is not {what}") from None
+    if value < low:
+        raise ConfigError(f"NEWSWIRE_{name}: must be at least {low:g}, got {text!r}")
+    return value
+
+
+def parse_id_authority(text: str) -> str:
+    """A DNS name for the item ids (lower-cased); ConfigError otherwise."""
+    name = text.strip().lower()
+    if not _DNS_NAME.fullmatch(name):
+        raise ConfigError(f"NEWSWIRE_ID_AUTHORITY: {text!r} is not a DNS name such as news.agency.example "
+                          "(letters, digits and hyphens in two or more dot-separated labels)")
+    return name
 
 
 def _default_home() -> Path:
@@ -49,26 +84,55 @@ class Settings:
     producer_timeout_s: float = 15.0
     #: the agency that provides the stories, when an article does not say (none until configured)
     provider: str | None = None
+    #: the domain that mints every item id (``urn:newsml:<it>:…``, RFC 3085 ProviderId); fixed
+    #: for the life of the feeds, since changing it changes every id (none until configured)
+    id_authority: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
+        """The settings the ``NEWSWIRE_*`` variables give; ConfigError names a bad one."""
         topics = Topics(
             articles=_env("TOPIC_ARTICLES", Topics.articles),
-            articles_partitions=int(_env("ARTICLES_PARTITIONS", str(Topics.articles_partitions))),
+            articles_partitions=_number("ARTICLES_PARTITIONS", Topics.articles_partitions),
             dead_letter=_env("TOPIC_DEAD_LETTER", Topics.dead_letter),
-            dead_letter_partitions=int(
-                _env("DEAD_LETTER_PARTITIONS", str(Topics.dead_letter_partitions))
-            ),
+            dead_letter_partitions=_number("DEAD_LETTER_PARTITIONS", Topics.dead_letter_partitions),
         )
+        authority = _env("ID_AUTHORITY", "")
         return cls(
             bootstrap_servers=_env("BOOTSTRAP", cls.bootstrap_servers),
             home=Path(_env("HOME", str(_default_home()))),
             cache=Path(_env("CACHE", str(_default_cache()))),
             topics=topics,
-            replication_factor=int(_env("REPLICATION_FACTOR", str(cls.replication_factor))),
-            producer_timeout_s=float(_env("PRODUCER_TIMEOUT", str(cls.producer_timeout_s))),
+            replication_factor=_number("REPLICATION_FACTOR", cls.replication_factor),
+            producer_timeout_s=_number("PRODUCER_TIMEOUT", cls.producer_timeout_s, float, low=0.001),
             provider=_env("PROVIDER", "").strip() or None,
+            id_authority=parse_id_authority(authority) if authority.strip() else None,
         )
+
+    def to_env(self) -> dict[str, str]:
+        """The ``NEWSWIRE_*`` variables that make another newswire process use these settings
+        (what :meth:`from_env` reads; the unset optional ones left out)."""
+        t = self.topics
+        env = {"NEWSWIRE_BOOTSTRAP": self.bootstrap_servers, "NEWSWIRE_HOME": str(self.home),
+               "NEWSWIRE_CACHE": str(self.cache), "NEWSWIRE_TOPIC_ARTICLES": t.articles,
+               "NEWSWIRE_ARTICLES_PARTITIONS": str(t.articles_partitions), "NEWSWIRE_TOPIC_DEAD_LETTER": t.dead_letter,
+               "NEWSWIRE_DEAD_LETTER_PARTITIONS": str(t.dead_letter_partitions),
+               "NEWSWIRE_REPLICATION_FACTOR": str(self.replication_factor),
+               "NEWSWIRE_PRODUCER_TIMEOUT": repr(self.producer_timeout_s)}
+        if self.provider:
+            env["NEWSWIRE_PROVIDER"] = self.provider
+        if self.id_authority:
+            env["NEWSWIRE_ID_AUTHORITY"] = self.id_authority
+        return env
+
+    def authority(self) -> str:
+        """:attr:`id_authority`; ConfigError saying how to set it when it is not configured
+        (what renders items needs it: feeds, drop folder, webhooks, replay, archive)."""
+        if self.id_authority is None:
+            raise ConfigError("NEWSWIRE_ID_AUTHORITY is not set: it is the domain that mints every item id "
+                              "(urn:newsml:<domain>:...), e.g. news.agency.example, and must not change for the "
+                              "life of the feeds")
+        return self.id_authority
 
     def with_bootstrap(self, bootstrap_servers: str) -> "Settings":
         return replace(self, bootstrap_servers=bootstrap_servers)

@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import click
@@ -33,6 +33,7 @@ FIXTURE_ID = "tml-idlib-2020-02-18"
 DEMO_PARTNER = "demo"
 DEMO_SECRET = "whsec_ZGVtby1wYXJ0bmVyLXNlY3JldC1mb3ItbmV3c3dpcmU="  # the demo's own, printed
 DEMO_PROVIDER = "The Media Line"  # the agency of the demo's stories (an installation names its own)
+DEMO_AUTHORITY = "newswire.example.org"  # the domain of the demo's item ids (an installation sets its own)
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,9 @@ def _env(settings: Settings) -> dict[str, str]:
 
 
 def _demo_variables(settings: Settings) -> dict[str, str]:
-    """What every command and service of the demo is told: its broker, its home, its agency."""
-    return {"NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
-            "NEWSWIRE_PROVIDER": DEMO_PROVIDER}
+    """What every command and service of the demo is told: its settings (broker, home, topics),
+    with the demo's agency and id authority."""
+    return replace(settings, provider=DEMO_PROVIDER, id_authority=DEMO_AUTHORITY).to_env()
 
 
 def register_demo_partner(settings: Settings, ports: Ports) -> None:

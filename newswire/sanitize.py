@@ -9,6 +9,13 @@ The documented cleaning, and nothing more:
   reorder the text that follows them in a reader (right-to-left marks U+200E/U+200F/U+061C,
   the isolates U+2066–U+2069 and zero-width joiners are kept: Arabic, Hebrew and Persian
   text needs them);
+* single-line fields (headlines, names, terms, credits; producers.article.SINGLE_LINE lists
+  them): the same (which removes vertical tab, form feed and U+001C–U+001F with the other C0
+  controls), then every run of spaces and line breaks (space, tab, line feed, carriage return,
+  U+0085 NEL, U+2028 LINE SEPARATOR, U+2029 PARAGRAPH SEPARATOR) becomes one space and the ends
+  are trimmed. NewsML-G2 types these fields ``[\\S ]*`` (no whitespace but the space), so a tab in
+  one made the whole newsMessage invalid; other spaces (no-break, thin, ideographic) are
+  typography and are kept;
 * bodies: the same, then sanitised to a safe HTML subset with nh3 (paragraphs, headings,
   lists, quotes, links, emphasis, line breaks; no script or style and their content, no
   event-handler or style attributes, links only to http, https and mailto, quote sources
@@ -40,6 +47,9 @@ _UNSAFE_CHARS = re.compile(
 )
 
 
+#: space and the characters that break a line that clean_text keeps (see the module doc)
+_LINE_BREAKING = re.compile("[ \t\n\r\x85\u2028\u2029]+")
+
 _WEB_URL = re.compile(r"https?://", re.IGNORECASE)
 #: elements nested deeper than this are unwrapped, their text kept: XML parsers refuse deep
 #: documents (libxml2 stops at 256 levels, so every renderer would fail; its HTML parser drops
@@ -56,6 +66,11 @@ _PARSER = lxml_html.HTMLParser(huge_tree=True)
 def clean_text(text: str) -> str:
     """Remove the characters listed in the module doc; nothing else changes."""
     return _UNSAFE_CHARS.sub("", text)
+
+
+def clean_line(text: str) -> str:
+    """:func:`clean_text`, then whitespace collapsed to single spaces and trimmed (module doc)."""
+    return _LINE_BREAKING.sub(" ", clean_text(text)).strip()
 
 
 def has_unsafe_chars(text: str) -> bool:

@@ -4,7 +4,8 @@
 as a :class:`FieldError` before raising one :class:`ArticleError`, so that a CMS learns all
 that is wrong with an article in one answer. An accepted article is changed only by the
 documented cleaning: characters illegal in XML 1.0 and bidi overrides removed from every
-text (newswire.sanitize.clean_text), leading/trailing whitespace trimmed, the body sanitised
+text (newswire.sanitize.clean_text), leading/trailing whitespace trimmed, whitespace in the
+:data:`SINGLE_LINE` fields collapsed to single spaces (newswire.sanitize.clean_line), the body sanitised
 to a safe XHTML fragment (newswire.sanitize.sanitize_body), timestamps converted to UTC at
 millisecond precision, categories mapped to IPTC Media Topic subjects.
 """
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 from newswire import mediatopics
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
-from newswire.sanitize import body_text, clean_text, sanitize_body
+from newswire.sanitize import body_text, clean_line, clean_text, sanitize_body
 
 #: Limits of the article JSON (docs/article-json.md lists them all).
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
@@ -39,6 +40,13 @@ TEXT_LIMITS = {         # plain-text fields: maximum characters after cleaning
     "copyright_notice": 300, "usage_terms": 2000, "correction_note": 2000, "content_warning": 300,
 }
 REQUIRED_TEXT = ("headline",)
+#: the fields that are one line of text (``[]``: each item of a list): tabs, line breaks and
+#: runs of spaces in them become one space (newswire.sanitize.clean_line)
+SINGLE_LINE = (
+    "headline", "subheadline", "slugline", "provider", "content_warning", "bylines[].name", "bylines[].role",
+    "dateline.place", "categories[]", "keywords[]", "places[]", "subjects[].name", "images[].credit",
+    "images[].alt_text",
+)
 ARTICLE_ID = re.compile(r"[a-zA-Z0-9._:-]{1,128}")
 ARTICLE_ID_PROBLEM = "must be 1 to 128 characters of a-z, A-Z, 0-9, '.', '_', ':' or '-'"
 #: language[-script][-region](-variant)* of BCP 47, which is what news language tags use
@@ -152,7 +160,9 @@ class _Checker:
     def fail(self, field: str, problem: str) -> None:
         self.errors.append(FieldError(field, problem))
 
-    def text(self, field: str, value: Any, max_chars: int, *, required: bool = False) -> str | None:
+    def text(self, field: str, value: Any, max_chars: int, *, required: bool = False,
+             line: bool = False) -> str | None:
+        """A cleaned plain text; ``line``: a single-line field (:data:`SINGLE_LINE`)."""
         if value is None:
             if required:
                 self.fail(field, "is required")
@@ -160,7 +170,7 @@ class _Checker:
         if not isinstance(value, str):
             self.fail(field, f"must be a string, not {_json_type(value)}")
             return None
-        cleaned = clean_text(value).strip()
+        cleaned = clean_line(value) if line else clean_text(value).strip()
         if not cleaned:
             if required:
                 self.fail(field, "must not be empty")
@@ -261,7 +271,7 @@ class _Checker:
         """A list of short plain-text terms, cleaned, without duplicates (first kept)."""
         out: list[str] = []
         for i, item in enumerate(self.array(field, value, MAX_TERMS)):
-            term = self.text(f"{field}[{i}]", item, MAX_TERM_CHARS, required=True)
+            term = self.text(f"{field}[{i}]", item, MAX_TERM_CHARS, required=True, line=True)
             if term is not None and term not in out:
                 out.append(term)
         return out
@@ -305,7 +315,7 @@ def build_event(data: Any, settings: Settings, *, now: datetime | None = None) -
     language = check.token("language", get("language"), LANGUAGE_TAG,
                            "is not a BCP 47 language tag (e.g. en, ar, he, en-GB)")
 
-    texts = {name: check.text(name, get(name), limit, required=name in REQUIRED_TEXT)
+    texts = {name: check.text(name, get(name), limit, required=name in REQUIRED_TEXT, line=name in SINGLE_LINE)
              for name, limit in TEXT_LIMITS.items()}
     body = _body(check, get("body"))
 
@@ -429,8 +439,8 @@ def _body(check: _Checker, value: Any) -> str | None:
 def _byline(check: _Checker, field: str, value: Any) -> dict[str, Any] | None:
     if check.obj(field, value, BYLINE_FIELDS) is None:
         return None
-    name = check.text(f"{field}.name", value.get("name"), 200, required=True)
-    role = check.text(f"{field}.role", value.get("role"), 100)
+    name = check.text(f"{field}.name", value.get("name"), 200, required=True, line=True)
+    role = check.text(f"{field}.role", value.get("role"), 100, line=True)
     return None if name is None else {"name": name, "role": role}
 
 
@@ -439,7 +449,7 @@ def _dateline(check: _Checker, field: str, value: Any) -> dict[str, Any] | None:
         return None
     if check.obj(field, value, DATELINE_FIELDS) is None:
         return None
-    place = check.text(f"{field}.place", value.get("place"), 100, required=True)
+    place = check.text(f"{field}.place", value.get("place"), 100, required=True, line=True)
     filed: date | None = None
     raw = value.get("date")
     if raw is not None:
@@ -456,7 +466,8 @@ def _image(check: _Checker, field: str, value: Any) -> dict[str, Any] | None:
     if check.obj(field, value, IMAGE_FIELDS) is None:
         return None
     url = check.url(f"{field}.url", value.get("url"), required=True)
-    texts = {name: check.text(f"{field}.{name}", value.get(name), limit) for name, limit in IMAGE_TEXT_LIMITS.items()}
+    texts = {name: check.text(f"{field}.{name}", value.get(name), limit, line=f"images[].{name}" in SINGLE_LINE)
+             for name, limit in IMAGE_TEXT_LIMITS.items()}
     media_type = value.get("media_type", "image/jpeg")
     if not isinstance(media_type, str) or not MEDIA_TYPE.fullmatch(media_type):
         check.fail(f"{field}.media_type", f"must be an image media type such as image/jpeg, not {str(media_type)[:40]!r}")
@@ -477,7 +488,7 @@ def _subject(check: _Checker, field: str, value: Any) -> dict[str, Any] | None:
     if not isinstance(code, str) or not SUBJECT_CODE.fullmatch(code):
         check.fail(f"{field}.code", f"must be an IPTC Media Topic QCode like medtop:11000000, not {str(code)[:40]!r}")
         return None
-    return {"code": code, "name": check.text(f"{field}.name", value.get("name"), 200)}
+    return {"code": code, "name": check.text(f"{field}.name", value.get("name"), 200, line=True)}
 
 
 def _map_categories(categories: list[str], subjects: list[dict[str, Any]],

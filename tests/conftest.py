@@ -7,6 +7,7 @@ If it cannot start, every test that needs it errors with the broker's own log.
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,11 @@ import pytest
 from newswire import logs, topics
 from newswire.broker import LocalBroker, free_port
 from newswire.config import Settings, Topics
+
+#: the test installation's id authority (an operator sets their own; a fresh installation has none),
+#: for every Settings.from_env() of the tests and the commands they start: the renderers' example
+#: default, so that ids rendered by a test and by a service agree
+os.environ.setdefault("NEWSWIRE_ID_AUTHORITY", "newswire.example.org")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

@@ -23,13 +23,8 @@ def ms(moment: datetime) -> int:
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
-    t = settings.topics
-    return {**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
-            "NEWSWIRE_TOPIC_ARTICLES": t.articles, "NEWSWIRE_ARTICLES_PARTITIONS": str(t.articles_partitions),
-            "NEWSWIRE_TOPIC_DEAD_LETTER": t.dead_letter,
-            "NEWSWIRE_DEAD_LETTER_PARTITIONS": str(t.dead_letter_partitions), "NEWSWIRE_LOG_LEVEL": "WARNING",
-            "NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8", **({"NEWSWIRE_PROVIDER": settings.provider}
-                                                              if settings.provider else {})}
+    return {**os.environ, **settings.to_env(), "NEWSWIRE_LOG_LEVEL": "WARNING",
+            "NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8"}
 
 
 def events(n: int, seed: int = 11, body_bytes: int = 1200) -> list[dict]:

@@ -92,11 +92,7 @@ def test_event_loop_started_before_its_topic_exists_consumes_it_once_created(set
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
-            "NEWSWIRE_TOPIC_ARTICLES": settings.topics.articles,
-            "NEWSWIRE_ARTICLES_PARTITIONS": str(settings.topics.articles_partitions),
-            "NEWSWIRE_TOPIC_DEAD_LETTER": settings.topics.dead_letter,
-            "NEWSWIRE_DEAD_LETTER_PARTITIONS": str(settings.topics.dead_letter_partitions)}
+    return {**os.environ, **settings.to_env()}
 
 
 def _served(url: str) -> bool:

@@ -52,12 +52,9 @@ def _eventually(check, timeout_s: float = 120):
 def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path):
     ports = {name: free_port() for name in ("ingest", "feeds", "status", "partner")}
     ports["metrics"] = free_port_block(1 + len(CONSUMERS_WITH_METRICS))  # base + 1, + 2, …
-    env = {**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
-           "NEWSWIRE_TOPIC_ARTICLES": settings.topics.articles,
-           "NEWSWIRE_ARTICLES_PARTITIONS": str(settings.topics.articles_partitions),
-           "NEWSWIRE_TOPIC_DEAD_LETTER": settings.topics.dead_letter,
-           "NEWSWIRE_DEAD_LETTER_PARTITIONS": str(settings.topics.dead_letter_partitions)}
-    env.pop("NEWSWIRE_PROVIDER", None)  # a fresh installation: no agency configured
+    env = {**os.environ, **settings.to_env()}
+    for name in ("NEWSWIRE_PROVIDER", "NEWSWIRE_ID_AUTHORITY"):  # a fresh installation: run gives the demo's
+        env.pop(name, None)
     out = open(tmp_path / "run.out", "w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "newswire.cli", "--log-json", "run", "--corpus", "30",

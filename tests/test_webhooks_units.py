@@ -151,7 +151,7 @@ def test_signatures_verify_with_the_official_package_and_secrets_are_checked():
 
 def test_ninjs_payload_is_an_envelope_around_a_valid_ninjs_item():
     event = _event()
-    body = payloads.render(event, "ninjs", seq=42, at=NOW)
+    body = payloads.render(event, "ninjs", seq=42, at=NOW, authority="news.agency.example")
     envelope = json.loads(body)
     assert envelope["type"] == "article.published" and envelope["sequence"] == 42
     assert envelope["timestamp"].endswith("Z")
@@ -159,7 +159,8 @@ def test_ninjs_payload_is_an_envelope_around_a_valid_ninjs_item():
 
 
 def test_newsml_payload_is_a_valid_news_message_whose_transmit_id_is_the_sequence():
-    body = payloads.render(corpus.next_version(_event(), "killed"), "newsml", seq=135, at=NOW)
+    body = payloads.render(corpus.next_version(_event(), "killed"), "newsml", seq=135, at=NOW,
+                           authority="news.agency.example")
     document = etree.fromstring(body)
     NEWSML_XSD.assertValid(document)
     ns = {"g2": "http://iptc.org/std/nar/2006-10-01/"}

@@ -196,14 +196,8 @@ def query(settings, sql: str, *args) -> list:
 
 
 def env_of(settings, **extra: str) -> dict[str, str]:
-    """NEWSWIRE_* variables that make a ``newswire`` command use ``settings``."""
-    env = {"NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
-           "NEWSWIRE_TOPIC_ARTICLES": settings.topics.articles,
-           "NEWSWIRE_ARTICLES_PARTITIONS": str(settings.topics.articles_partitions),
-           "NEWSWIRE_TOPIC_DEAD_LETTER": settings.topics.dead_letter,
-           "NEWSWIRE_DEAD_LETTER_PARTITIONS": str(settings.topics.dead_letter_partitions)}
-    env.update(extra)
-    return env
+    """NEWSWIRE_* variables that make a ``newswire`` command use ``settings``, and ``extra``."""
+    return {**settings.to_env(), **extra}
 
 
 def cli(settings, *args: str, env: dict[str, str] | None = None, ok: bool = True):

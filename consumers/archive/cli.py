@@ -7,6 +7,7 @@ import json
 import sys
 from datetime import date, datetime
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -74,8 +75,9 @@ def event_json(event: ArticleEvent) -> str:
     return json.dumps(event, default=default, ensure_ascii=False, indent=2)
 
 
-def render(event: ArticleEvent, fmt: str) -> bytes:
-    """The event in ``fmt``: json (the event), newsml (a NewsML-G2 newsItem) or ninjs."""
+def render(event: ArticleEvent, fmt: str, authority: Callable[[], str]) -> bytes:
+    """The event in ``fmt``: json (the event), newsml (a NewsML-G2 newsItem) or ninjs, with ids
+    minted by ``authority()`` (asked only for those two)."""
     if fmt == "json":
         return (event_json(event) + "\n").encode()
     try:
@@ -83,8 +85,8 @@ def render(event: ArticleEvent, fmt: str) -> bytes:
     except ImportError as exc:
         raise click.ClickException(f"the {fmt} renderer is not available: {exc}") from exc
     if fmt == "newsml":
-        return module.news_item_bytes(event)
-    text = module.dumps(module.item(event))
+        return module.news_item_bytes(event, authority=authority())
+    text = module.dumps(module.item(event, authority=authority()))
     return text if isinstance(text, bytes) else text.encode()
 
 
@@ -103,7 +105,7 @@ def get(ctx: click.Context, article_id: str, version: int | None, fmt: str, root
             raise click.ClickException(str(exc)) from exc
         except SegmentDamaged as exc:
             raise click.ClickException(f"damaged archive file {exc}") from exc
-    sys.stdout.buffer.write(render(event, fmt))
+    sys.stdout.buffer.write(render(event, fmt, _settings(ctx).authority))
 
 
 #: the columns of `archive list`

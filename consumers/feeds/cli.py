@@ -36,10 +36,11 @@ def serve(ctx: click.Context, host: str, port: int, base_url: str | None, limit:
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"partner tokens: {exc}") from exc
     settings = ctx.find_root().obj
+    authority = settings.authority()
     view, store = open_view(settings)
     consumer = FeedsConsumer(settings, view, store)
     server = FeedServer(view, store=store, tokens=tokens, consumer=consumer,
-                        options=Options(base_url=base_url, limit=limit))
+                        options=Options(base_url=base_url, limit=limit, authority=authority))
     app = server.app()
 
     async def start(_: web.Application) -> None:

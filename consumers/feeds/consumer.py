@@ -12,8 +12,9 @@ journal and the consumer's positions are written to the :class:`ViewStore` in on
 transaction, and only then may the change cursor hand the new changes out. Between polls
 the consumer lifts the embargoes that have ended (each lifting is persisted at once).
 
-An event the view cannot use, or the renderers could not render, raises ``ValueError`` in
-the handler, so the loop sends it to the dead-letter topic and goes on.
+An event the view cannot use, or the renderers could not render (it is rendered once as a
+NewsML-G2 item, the strictest format, on the way in), raises ``ValueError`` in the handler,
+so the loop sends it to the dead-letter topic and goes on: it never reaches a feed.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from typing import Callable
 
 from kafka import ConsumerRebalanceListener
 from kafka.errors import KafkaError
+from lxml import etree
 
-from newswire import formats, logs, metrics, topics
+from newswire import logs, metrics, topics
 from newswire.bus import Delivery, EventLoop, instance_id
+from newswire.codec import ArticleEvent
 from newswire.config import Settings
+from newswire.formats import newsml
 
 from .store import ViewStore
 from .view import Change, FeedView
@@ -41,6 +45,15 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def check_renders(event: ArticleEvent) -> None:
+    """Raise ``ValueError`` naming the problem (so the event goes to the dead letters) when the
+    renderers could not render ``event``: it is rendered as a NewsML-G2 item."""
+    try:
+        newsml.news_item(event)  # with the example authority: the authority does not change what renders
+    except etree.LxmlError as exc:
+        raise ValueError(f"not renderable as NewsML-G2: {exc}") from exc
 
 
 class _SeekToStored(ConsumerRebalanceListener):
@@ -120,7 +133,7 @@ class FeedsConsumer:
         event = delivery.event
         topic, partition, offset = delivery.position
         again = self._again(partition, offset)
-        formats.prepare(event)  # ValueError (to the dead letters) if a renderer could not render it
+        check_renders(event)
         entry = self.view.apply(event, self.clock(), payload=delivery.record.value, again=again)
         if entry is not None:
             metrics.OUTPUTS_PRODUCED.labels("feeds", "feed_item").inc()

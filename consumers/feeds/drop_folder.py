@@ -50,7 +50,8 @@ class DropFolderBusy(RuntimeError):
 class DropFolder:
     """Writes article events to ``root``; :meth:`handle` and :meth:`commit` plug into an EventLoop."""
 
-    def __init__(self, root: Path, state: Path):
+    def __init__(self, root: Path, state: Path, authority: str):
+        self.authority = authority  #: the installation's id authority (Settings.authority())
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         try:
@@ -84,7 +85,8 @@ class DropFolder:
             self.skipped += 1
             log.info("drop_skipped", article_id=article_id, version=version, known_version=max(committed, in_batch))
             return
-        data = newsml.news_item_bytes(event)  # ValueError names the field: to the dead letters
+        # ValueError names the field: to the dead letters
+        data = newsml.news_item_bytes(event, authority=self.authority)
         path = self.root / relative_path(event)
         wrote = write_atomically(path, data)
         self._pending[article_id] = (version, str(path.relative_to(self.root)))
@@ -120,7 +122,7 @@ def state_path(settings: Settings, root: Path) -> Path:
 
 
 def event_loop(settings: Settings, root: Path, group_id: str = GROUP) -> tuple[EventLoop, DropFolder]:
-    drop = DropFolder(root, state_path(settings, root))
+    drop = DropFolder(root, state_path(settings, root), settings.authority())
     # one writer per folder (the lock): a static member, which a restart after a crash puts back at once
     return EventLoop(settings, group_id, drop.handle, before_commit=drop.commit, name="newsml-drop",
                      instance_id=instance_id(group_id, drop.root), state=drop.root), drop

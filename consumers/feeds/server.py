@@ -15,6 +15,10 @@ Routes (``{fmt}`` of a feed: ``rss``, ``atom``, ``newsml`` (a newsMessage), ``js
   in the body (ninjs: ``"next"``; NewsML-G2: the newsMessage's ``transmitId``,
   ``changes-<since>-<next>``). NewsML-G2 answers 204 when there is nothing to send, since a
   newsMessage must hold at least one item (the same for a feed with nothing to show).
+* An item that cannot be rendered is left out of a feed or change list, with the reason
+  logged (``item_left_out``): one bad event never takes a feed down for everyone (the
+  consumer sends such events to the dead letters in the first place). A newsMessage none
+  of whose items can be rendered answers 204, as an empty one.
 * The same under ``/partners/{partner}/…`` with the partner's token (``Authorization: Bearer``,
   ``X-Newswire-Token`` or ``?token=``); a token on the public routes works too.
 * ``GET /feeds`` lists the feeds; ``GET /health`` says whether the consumer runs.
@@ -37,7 +41,7 @@ from aiohttp import web
 
 from newswire import logs
 from newswire.codec import ArticleEvent
-from newswire.formats import atom, newsml, ninjs, rss, utc_iso
+from newswire.formats import EXAMPLE_AUTHORITY, atom, newsml, ninjs, rss, utc_iso
 from newswire.params import ParamError, parse_int
 from newswire.producers.article import MAX_VERSION
 
@@ -78,6 +82,8 @@ class Options:
     max_limit: int = 500
     #: max-age of public answers, in seconds
     max_age: int = 15
+    #: the domain that mints the item ids (``newswire feeds serve`` passes the installation's)
+    authority: str = EXAMPLE_AUTHORITY
 
 
 def _error(status: type[web.HTTPException], message: str, **headers: str) -> web.HTTPException:
@@ -173,24 +179,30 @@ class FeedServer:
         updated = last_modified(self.view.feed_changed(feed), entries, now) or now
         self_url = self._base(request) + request.path
         key = ("feed", self_url, fmt, updated, tuple((e.article_id, e.version) for e in entries))
-        body = self._body(key, CONTENT_TYPES[fmt],
-                          lambda: self._render_feed(fmt, feed, [e.event for e in entries], self_url, request, updated))
+        try:
+            body = self._body(key, CONTENT_TYPES[fmt],
+                              lambda: self._render_feed(fmt, feed, [e.event for e in entries], self_url, request,
+                                                        updated))
+        except ValueError as exc:  # a newsMessage none of whose items could be rendered (each logged)
+            log.error("feed_not_rendered", feed=feed, format=fmt, partner=audience.name, reason=str(exc))
+            return web.Response(status=204, headers={"Cache-Control": self._cache_control(audience)})
         held = sum(e.embargoed(now) for e in entries)
         return respond(request, body, last_modified=updated, now=now, cache_control=self._cache_control(audience),
                        headers={"X-Embargoed-Items": str(held)} if held else None)
 
     def _render_feed(self, fmt: str, feed: str, events: list[ArticleEvent], self_url: str,
                      request: web.Request, updated: datetime) -> bytes:
-        title, link = f"{self.options.title}: {feed}", self._base(request) + "/"
+        title, link, authority = f"{self.options.title}: {feed}", self._base(request) + "/", self.options.authority
         if fmt == "rss":
             return rss.feed(events, title=title, link=link, self_url=self_url, updated=updated,
-                            description=f"The newest stories of the {feed} feed")
+                            description=f"The newest stories of the {feed} feed", authority=authority)
         if fmt == "atom":
             return atom.feed(events, title=title, link=link, self_url=self_url, updated=updated,
-                             feed_id=f"{self._base(request)}/feeds/{feed}")
+                             feed_id=f"{self._base(request)}/feeds/{feed}", authority=authority)
         if fmt == "newsml":
-            return newsml.news_message(events, sent=updated)
-        return ninjs.dumps({"feed": feed, "updated": utc_iso(updated), "items": [ninjs.item(e) for e in events]})
+            return newsml.news_message(events, sent=updated, authority=authority)
+        return ninjs.dumps({"feed": feed, "updated": utc_iso(updated),
+                            "items": ninjs.items(events, authority=authority)})
 
     async def item(self, request: web.Request) -> web.Response:
         audience = self.audience(request)
@@ -242,9 +254,9 @@ class FeedServer:
     def _render_item(self, fmt: str, event: ArticleEvent, self_url: str, request: web.Request,
                      updated: datetime) -> bytes:
         if fmt == "newsml":
-            return newsml.news_item_bytes(event)
+            return newsml.news_item_bytes(event, authority=self.options.authority)
         if fmt == "json":
-            return ninjs.dumps(ninjs.item(event))
+            return ninjs.dumps(ninjs.item(event, authority=self.options.authority))
         return self._render_feed(fmt, event["article_id"], [event], self_url, request, updated)
 
     async def changes(self, request: web.Request) -> web.Response:
@@ -258,12 +270,18 @@ class FeedServer:
         events = [e.event for e in entries]
         headers = {"X-Next-Cursor": str(next_cursor), "X-Item-Count": str(len(entries))}
         cache_control = "private, no-cache" if audience is not PUBLIC else "no-cache"
-        if fmt == "newsml" and not events:  # a newsMessage must hold at least one item
+        data = None
+        if fmt != "newsml":
+            data = ninjs.dumps({"since": since, "next": next_cursor,
+                                "items": ninjs.items(events, authority=self.options.authority)})
+        elif events:  # a newsMessage must hold at least one item
+            try:
+                data = newsml.news_message(events, sent=self.clock(), transmit_id=f"changes-{since}-{next_cursor}",
+                                           authority=self.options.authority)
+            except ValueError as exc:  # none of them could be rendered (each is logged)
+                log.error("feed_changes_not_rendered", partner=audience.name, since=since, reason=str(exc))
+        if data is None:
             return web.Response(status=204, headers={**headers, "Cache-Control": cache_control})
-        if fmt == "newsml":
-            data = newsml.news_message(events, sent=self.clock(), transmit_id=f"changes-{since}-{next_cursor}")
-        else:
-            data = ninjs.dumps({"since": since, "next": next_cursor, "items": [ninjs.item(e) for e in events]})
         log.info("feed_changes_served", partner=audience.name, since=since, next=next_cursor, items=len(entries))
         return respond(request, Body(data, CONTENT_TYPES[fmt]), last_modified=None, now=self.clock(),
                        cache_control=cache_control, headers=headers)

@@ -122,6 +122,7 @@ class PartnerTarget:
         #: anywhere in the log), set before the first offer
         self.endings: dict[str, Item] = {}
         self.missed_only = missed_only
+        self.authority = settings.authority()
         self.db = store.connect(settings, synchronous="FULL")
         try:
             self.partner = registry.get(self.db, partner_id)
@@ -181,7 +182,7 @@ class PartnerTarget:
                                              (self.partner.id,)).fetchone()[0]
         seq = self._next_seq
         try:
-            body = payloads.render(event, self.partner.format, seq=seq, at=now)
+            body = payloads.render(event, self.partner.format, seq=seq, at=now, authority=self.authority)
         except ValueError as exc:  # as the live path dead-letters it, the replay skips it, saying why
             log.warning("replay_unrenderable", partner=self.partner.id, article_id=article_id,
                         version=version, event_id=event_id, reason=str(exc))
@@ -210,7 +211,8 @@ class PartnerTarget:
             for number, n in enumerate(new):  # the pusher may have queued for this partner meanwhile
                 if n.seq != first + number:
                     n.seq = first + number
-                    n.payload = payloads.render(n.event, self.partner.format, seq=n.seq, at=n.at)
+                    n.payload = payloads.render(n.event, self.partner.format, seq=n.seq, at=n.at,
+                                                authority=self.authority)
             db.execute("UPDATE partners SET next_seq = ? WHERE id = ?", (first + len(new), self.partner.id))
             db.executemany("INSERT OR IGNORE INTO events (event_id, article_id, version, event_type, avro)"
                            " VALUES (?, ?, ?, ?, ?)",

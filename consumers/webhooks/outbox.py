@@ -81,6 +81,7 @@ class Enqueuer:
     """
 
     def __init__(self, settings: Settings, on_committed: Callable[[set[str]], None] | None = None):
+        self.authority = settings.authority()  # before the state file: a command without it ends in one line
         self.db = store.connect(settings, synchronous="FULL")
         self.on_committed = on_committed
         self._partners: list[Partner] | None = None
@@ -129,7 +130,7 @@ class Enqueuer:
         if not chosen:
             return
         rows = []
-        render = payloads.Renderer(event, at=now)
+        render = payloads.Renderer(event, at=now, authority=self.authority)
         for partner, decision in chosen:  # render all first: a ValueError leaves nothing half-queued
             seq = self._next_seq[partner.id]
             payload = render(partner.format, seq=seq)
@@ -183,7 +184,7 @@ class Enqueuer:
             for row in self._rows:
                 if row.partner_id == partner_id:
                     row.seq += shift
-                    row.payload = payloads.render(row.event, row.fmt, seq=row.seq, at=row.at)
+                    row.payload = payloads.render(row.event, row.fmt, seq=row.seq, at=row.at, authority=self.authority)
             log.info("sequence_numbers_moved", partner=partner_id, by=shift)
             # so that a commit tried again (after a full disk) does not move them twice
             self._first_seq[partner_id], self._next_seq[partner_id] = current, self._next_seq[partner_id] + shift

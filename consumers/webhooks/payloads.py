@@ -19,11 +19,13 @@ from newswire.formats import newsml, ninjs
 
 class Renderer:
     """The payloads of one event for its partners: what does not depend on the partner (the
-    ninjs item) is rendered once, whatever the number of partners."""
+    ninjs item) is rendered once, whatever the number of partners. ``authority``: the
+    installation's id authority (Settings.authority())."""
 
-    def __init__(self, event: ArticleEvent, *, at: datetime):
+    def __init__(self, event: ArticleEvent, *, at: datetime, authority: str):
         self.event = event
         self.at = at
+        self.authority = authority
         self._ninjs: tuple[bytes, bytes] | None = None
 
     def __call__(self, fmt: str, *, seq: int) -> bytes:
@@ -32,20 +34,21 @@ class Renderer:
             if self._ninjs is None:  # the envelope around the number, serialised once
                 head = ninjs.dumps({"type": f"article.{event['event_type']}",
                                     "timestamp": ninjs_time(event["occurred_at"])})[:-1]
-                self._ninjs = (head + b',"sequence":', b',"data":' + ninjs.dumps(ninjs.item(event)) + b"}")
+                data = ninjs.dumps(ninjs.item(event, authority=self.authority))
+                self._ninjs = (head + b',"sequence":', b',"data":' + data + b"}")
             before, after = self._ninjs
             return before + str(seq).encode() + after
         if fmt == "newsml":
-            return newsml.news_message([event], sent=self.at, transmit_id=str(seq))
+            return newsml.news_message([event], sent=self.at, transmit_id=str(seq), authority=self.authority)
         if fmt == "rss":
             from newswire.formats import rss  # written by the formats part
-            return rss.item_bytes(event)
+            return rss.item_bytes(event, authority=self.authority)
         raise ValueError(f"format: unknown partner format {fmt!r}")
 
 
-def render(event: ArticleEvent, fmt: str, *, seq: int, at: datetime) -> bytes:
+def render(event: ArticleEvent, fmt: str, *, seq: int, at: datetime, authority: str) -> bytes:
     """``event`` as the bytes partner format ``fmt`` receives; ``at`` is the enqueue time."""
-    return Renderer(event, at=at)(fmt, seq=seq)
+    return Renderer(event, at=at, authority=authority)(fmt, seq=seq)
 
 
 def ninjs_time(when: datetime) -> str:

@@ -1,12 +1,18 @@
 """Renderers: pure functions from an article event to the bytes of a wire format.
 
-One module per format (``newsml``, ``ninjs``, ``rss``, ``atom``); none does any I/O. They
+One module per format (``newsml``, ``ninjs``, ``rss``, ``atom``); none does any I/O (but for
+the log line of an item left out, below) nor reads any setting. They
 share :func:`prepare`, which turns an event read from the topic into a :class:`Story`
-whose every field is safe to emit: plain-text fields go through ``clean_text`` again and
+whose every field is safe to emit: plain-text fields go through ``clean_text`` again (the
+single-line ones through ``clean_line``: NewsML-G2 allows no tab or line break in them) and
 the body through ``sanitize_body`` again (events from the producer are already clean;
 this is cheap insurance against an event that bypassed it). Only what cannot be rendered
 at all raises :class:`ValueError`, with the field named. Sanitised bodies are memoised
 (:func:`clean_body`), since feeds render the same stories again and again.
+
+A feed or newsMessage renders its items with :func:`render_each`: an item that cannot be
+rendered is left out, with its reason logged (``item_left_out``), so that one bad event never
+takes a whole feed down for every subscriber.
 
 Identifiers (the same in every format, so that a partner can match an item across them):
 
@@ -16,8 +22,12 @@ Identifiers (the same in every format, so that a partner can match an item acros
 * picture ``n`` of an article: the article's URN + ``-img<n>-<8 hex of sha1(url)>``, so a
   replaced image at the same position gets a new id and an unchanged one keeps it.
 
-:data:`AUTHORITY` is the domain that mints the ids; it must stay the same for the life of
-the feeds (changing it changes every id).
+The authority is the domain of the installation that mints the ids (``NEWSWIRE_ID_AUTHORITY``,
+``Settings.id_authority``); it must stay the same for the life of the feeds (changing it
+changes every id). Renderers read no settings: every public renderer takes it as
+``authority=`` and :func:`prepare` puts it in the :class:`Story`; it also names newswire's own
+vocabularies (``https://<authority>/cv/…``) and the sender of a newsMessage. Its default,
+:data:`EXAMPLE_AUTHORITY`, is for tests and examples only: consumers pass the installation's.
 """
 
 from __future__ import annotations
@@ -27,18 +37,20 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from typing import Callable, Iterable, TypeVar
 from urllib.parse import quote, urlsplit
 
 from lxml import etree
 
-from newswire import mediatopics
+from newswire import logs, mediatopics
 from newswire.codec import ArticleEvent
-from newswire.sanitize import clean_text, sanitize_body
+from newswire.sanitize import clean_line, clean_text, sanitize_body
 
-#: domain that mints the item ids (RFC 3085 ProviderId)
-AUTHORITY = "newswire.example.org"
-#: base of newswire's own controlled vocabularies (declared in every NewsML-G2 item)
-VOCABULARY_BASE = f"https://{AUTHORITY}/cv/"
+log = logs.get(__name__)
+T = TypeVar("T")
+
+#: the renderers' default authority (RFC 3085 ProviderId), for tests and examples (module doc)
+EXAMPLE_AUTHORITY = "newswire.example.org"
 
 #: event type -> NewsML-G2 / ninjs publishing status
 PUB_STATUS = {"published": "usable", "updated": "usable", "corrected": "usable",
@@ -63,13 +75,13 @@ class Subject:
     code: str  #: QCode, e.g. medtop:11000000
     name: str | None
 
-    @property
-    def uri(self) -> str:
-        """The concept's URI (``http://cv.iptc.org/newscodes/mediatopic/…`` for medtop)."""
+    def uri(self, vocabularies: str) -> str:
+        """The concept's URI: ``http://cv.iptc.org/newscodes/mediatopic/…`` for medtop, else
+        under ``vocabularies`` (:attr:`Story.vocabularies`)."""
         alias, _, local = self.code.partition(":")
         if alias == mediatopics.SCHEME:
             return mediatopics.SCHEME_URI + quote(local)
-        return f"{VOCABULARY_BASE}{quote(alias)}/{quote(local)}"
+        return f"{vocabularies}{quote(alias)}/{quote(local)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +100,7 @@ class Picture:
 class Story:
     """An event, checked and cleaned, in the terms the renderers need."""
 
+    authority: str  #: the domain that mints the ids (module doc)
     uri: str
     article_id: str
     event_id: str
@@ -118,6 +131,11 @@ class Story:
     copyright_notice: str | None
     usage_terms: str | None
     content_warning: str | None
+
+    @property
+    def vocabularies(self) -> str:
+        """Base URI of newswire's own controlled vocabularies (declared in every NewsML-G2 item)."""
+        return f"https://{self.authority}/cv/"
 
     @property
     def pub_status(self) -> str:
@@ -164,8 +182,9 @@ class Story:
         return tuple(filter(None, (self.notice, self.warning)))
 
 
-def prepare(event: ArticleEvent) -> Story:
-    """Check and clean ``event`` for rendering; ValueError names a field that cannot be rendered."""
+def prepare(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> Story:
+    """Check and clean ``event`` for rendering with ids minted by ``authority``; ValueError
+    names a field that cannot be rendered."""
     article_id = _required_text(event, "article_id")
     version = event.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
@@ -177,11 +196,12 @@ def prepare(event: ArticleEvent) -> Story:
     event_type = event.get("event_type")
     event_type = event_type if event_type in PUB_STATUS else "updated"
     live = PUB_STATUS[event_type] == "usable"
-    uri = article_uri(article_id, first_created)
+    uri = article_uri(article_id, first_created, authority=authority)
     subjects, keywords = _subjects_and_keywords(event)
     dateline = event.get("dateline") or {}
     urgency = event.get("urgency")
     return Story(
+        authority=authority,
         uri=uri,
         article_id=article_id,
         event_id=_text(event.get("event_id")) or "",
@@ -190,19 +210,19 @@ def prepare(event: ArticleEvent) -> Story:
         occurred_at=_instant(event, "occurred_at"),
         first_created=first_created,
         headline=_required_text(event, "headline"),
-        subheadline=_text(event.get("subheadline")),
-        slugline=_text(event.get("slugline")),
-        people=tuple(Person(name, _text(b.get("role"))) for b in event.get("bylines") or ()
-                     if (name := _text(b.get("name")))),
-        dateline_place=_text(dateline.get("place")),
+        subheadline=_line(event.get("subheadline")),
+        slugline=_line(event.get("slugline")),
+        people=tuple(Person(name, _line(b.get("role"))) for b in event.get("bylines") or ()
+                     if (name := _line(b.get("name")))),
+        dateline_place=_line(dateline.get("place")),
         dateline_date=dateline.get("date") if isinstance(dateline.get("date"), date) else None,
         language=language,
         body=clean_body(event.get("body") or "") if live else "",
         summary=_text(event.get("summary")),
         subjects=subjects,
         keywords=keywords,
-        categories=tuple(c for c in map(_text, event.get("categories") or ()) if c),
-        places=tuple(p for p in map(_text, event.get("places") or ()) if p),
+        categories=tuple(c for c in map(_line, event.get("categories") or ()) if c),
+        places=tuple(p for p in map(_line, event.get("places") or ()) if p),
         urgency=min(9, max(1, urgency)) if isinstance(urgency, int) else 5,
         canonical_url=_web_url(event.get("canonical_url")),
         pictures=tuple(_pictures(event.get("images") or (), uri)),
@@ -212,11 +232,25 @@ def prepare(event: ArticleEvent) -> Story:
         provider=_required_text(event, "provider"),
         copyright_notice=_text(event.get("copyright_notice")),
         usage_terms=_text(event.get("usage_terms")),
-        content_warning=_text(event.get("content_warning")),
+        content_warning=_line(event.get("content_warning")),
     )
 
 
-def article_uri(article_id: str, first_created: datetime, *, authority: str = AUTHORITY) -> str:
+def render_each(events: Iterable[ArticleEvent], render: Callable[[Story], T], *, fmt: str,
+                authority: str = EXAMPLE_AUTHORITY) -> list[T]:
+    """``render`` of each event's story, in order; an event that cannot be prepared or rendered
+    (``ValueError``, or an lxml error) is left out and logged with the reason."""
+    rendered = []
+    for event in events:
+        try:
+            rendered.append(render(prepare(event, authority=authority)))
+        except (ValueError, etree.LxmlError) as exc:
+            log.warning("item_left_out", format=fmt, article_id=event.get("article_id"),
+                        version=event.get("version"), event_id=event.get("event_id"), reason=str(exc))
+    return rendered
+
+
+def article_uri(article_id: str, first_created: datetime, *, authority: str) -> str:
     """The stable id of an article in every format (see module doc)."""
     day = first_created.astimezone(timezone.utc).strftime("%Y%m%d")
     return f"urn:newsml:{authority}:{day}:{quote(article_id, safe='-._~')}"
@@ -276,15 +310,21 @@ def direction(story: Story) -> dict[str, str]:
 
 
 def _text(value: object) -> str | None:
-    """A cleaned single-line-ish plain text, or None when absent or blank."""
+    """A cleaned plain text, or None when absent or blank."""
     if not isinstance(value, str):
         return None
     cleaned = clean_text(value).strip()
     return cleaned or None
 
 
+def _line(value: object) -> str | None:
+    """A cleaned single-line text (whitespace collapsed to single spaces), or None when absent or blank."""
+    return (clean_line(value) or None) if isinstance(value, str) else None
+
+
 def _required_text(event: ArticleEvent, field: str) -> str:
-    value = _text(event.get(field))
+    """A single-line text that must be there (article id, headline, provider)."""
+    value = _line(event.get(field))
     if value is None:
         raise ValueError(f"{field}: missing or empty")
     return value
@@ -320,9 +360,9 @@ def _subjects_and_keywords(event: ArticleEvent) -> tuple[tuple[Subject, ...], tu
     for given in event.get("subjects") or ():
         code = _text(given.get("code"))
         if code and not _SPACE.search(code) and ":" in code.strip(":"):
-            subjects.setdefault(code, Subject(code, _text(given.get("name"))))
-    keywords = [k for k in map(_text, event.get("keywords") or ()) if k]
-    for category in map(_text, event.get("categories") or ()):
+            subjects.setdefault(code, Subject(code, _line(given.get("name"))))
+    keywords = [k for k in map(_line, event.get("keywords") or ()) if k]
+    for category in map(_line, event.get("categories") or ()):
         if not category:
             continue
         topic = mediatopics.for_category(category)
@@ -344,7 +384,7 @@ def _pictures(images, article: str):
         digest = hashlib.sha1(url.encode()).hexdigest()[:8]
         yield Picture(
             uri=f"{article}-img{index}-{digest}", url=url, caption=_text(image.get("caption")),
-            credit=_text(image.get("credit")), alt_text=_text(image.get("alt_text")),
+            credit=_line(image.get("credit")), alt_text=_line(image.get("alt_text")),
             width=_positive(image.get("width")), height=_positive(image.get("height")),
             media_type=media_type,
         )

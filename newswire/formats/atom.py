@@ -20,7 +20,7 @@ from lxml import etree
 
 from newswire import mediatopics
 from newswire.codec import ArticleEvent
-from newswire.formats import Story, direction, element, prepare, utc_iso, xhtml
+from newswire.formats import EXAMPLE_AUTHORITY, Story, direction, element, render_each, utc_iso, xhtml
 from newswire.sanitize import clean_text
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -31,8 +31,9 @@ _A = "{%s}" % ATOM
 
 
 def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str, feed_id: str,
-         updated: datetime) -> bytes:
-    """An Atom feed with an entry per live event, in the order given."""
+         updated: datetime, authority: str = EXAMPLE_AUTHORITY) -> bytes:
+    """An Atom feed with an entry per live event, in the order given (one that cannot be
+    rendered left out: :func:`newswire.formats.render_each`)."""
     root = etree.Element(_A + "feed", nsmap={None: ATOM})
     _sub(root, "id", clean_text(feed_id))
     _sub(root, "title", clean_text(title))
@@ -40,10 +41,9 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
     _sub(root, "link", rel="self", type="application/atom+xml", href=clean_text(self_url))
     _sub(root, "link", rel="alternate", type="text/html", href=clean_text(link))
     _sub(root, "generator", GENERATOR)
-    for event in events:
-        story = prepare(event)
-        if story.live:
-            root.append(_entry(story))
+    rendered = render_each(events, lambda story: _entry(story) if story.live else None, fmt="atom",
+                           authority=authority)
+    root.extend(element for element in rendered if element is not None)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 

@@ -25,16 +25,17 @@ from typing import Sequence
 from lxml import etree
 
 from newswire.codec import ArticleEvent
-from newswire.formats import AUTHORITY, XHTML, Picture, Story, direction, element, prepare, utc_iso, xhtml
+from newswire.formats import (EXAMPLE_AUTHORITY, XHTML, Picture, Story, direction, element, prepare, render_each,
+                              utc_iso, xhtml)
 
 NAR = "http://iptc.org/std/nar/2006-10-01/"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 IPTC_CATALOG = "http://www.iptc.org/std/catalog/catalog.IPTC-G2-Standards_41.xml"
 STANDARD_VERSION = "2.35"
-#: newswire's own schemes: alias -> (URI, title)
+#: newswire's own schemes: alias -> (URI under Story.vocabularies, title)
 OWN_SCHEMES = {
-    "nwhrol": (f"https://{AUTHORITY}/cv/headline-role/", "Headline roles (main, subheadline)"),
-    "nwcrol": (f"https://{AUTHORITY}/cv/creator-role/", "Creator roles (reporter, photographer, ...)"),
+    "nwhrol": ("headline-role/", "Headline roles (main, subheadline)"),
+    "nwcrol": ("creator-role/", "Creator roles (reporter, photographer, ...)"),
 }
 SUBHEADLINE_ROLE = "nwhrol:subheadline"
 
@@ -43,38 +44,50 @@ _N = "{%s}" % NAR
 _ROLE_CODE = re.compile(r"[^\w.-]+")
 
 
-def news_item(event: ArticleEvent) -> etree._Element:
-    """The text newsItem of ``event`` (see module doc)."""
-    return _text_item(prepare(event))
+def news_item(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> etree._Element:
+    """The text newsItem of ``event``, its ids minted by ``authority`` (see module doc)."""
+    return _text_item(prepare(event, authority=authority))
 
 
-def news_item_bytes(event: ArticleEvent) -> bytes:
+def news_item_bytes(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> bytes:
     """:func:`news_item` as a standalone UTF-8 document with an XML declaration."""
-    return _document(news_item(event))
+    return _document(news_item(event, authority=authority))
 
 
-def picture_items(event: ArticleEvent) -> list[etree._Element]:
+def picture_items(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> list[etree._Element]:
     """One ninat:picture newsItem per image of ``event``, at the article's version."""
-    story = prepare(event)
+    story = prepare(event, authority=authority)
     return [_picture_item(story, picture) for picture in story.pictures]
 
 
 def news_message(events: Sequence[ArticleEvent], *, sent: datetime, transmit_id: str | None = None,
-                 include_pictures: bool = True) -> bytes:
-    """A newsMessage carrying the text item of each event (and its picture items)."""
+                 include_pictures: bool = True, authority: str = EXAMPLE_AUTHORITY) -> bytes:
+    """A newsMessage carrying the text item of each event (and its picture items).
+
+    An event that cannot be rendered is left out (see :func:`newswire.formats.render_each`);
+    ``ValueError`` when none can (the first one's error), since a newsMessage holds at least one item.
+    """
     message = etree.Element(_N + "newsMessage", nsmap=_NSMAP)
     header = _sub(message, "header")
     _sub(header, "sent", utc_iso(sent))
-    _sub(header, "sender", AUTHORITY)
+    _sub(header, "sender", authority)
     if transmit_id:
         _sub(header, "transmitId", transmit_id)
     item_set = _sub(message, "itemSet")
-    for event in events:
-        story = prepare(event)
-        item_set.append(_text_item(story))
-        if include_pictures:
-            item_set.extend(_picture_item(story, picture) for picture in story.pictures)
+    for items in render_each(events, lambda story: _items(story, include_pictures), fmt="newsml",
+                             authority=authority):
+        item_set.extend(items)
+    if not len(item_set):  # a newsMessage holds at least one item
+        if events:  # the first event again, for its own error naming the field
+            _items(prepare(events[0], authority=authority), include_pictures)
+        raise ValueError(f"itemSet: none of the {len(events)} items could be rendered")
     return _document(message)
+
+
+def _items(story: Story, include_pictures: bool) -> list[etree._Element]:
+    """The text item of ``story``, then its picture items when ``include_pictures``."""
+    pictures = story.pictures if include_pictures else ()
+    return [_text_item(story), *(_picture_item(story, picture) for picture in pictures)]
 
 
 def _text_item(story: Story) -> etree._Element:
@@ -126,8 +139,8 @@ def _item_root(story: Story, guid: str) -> etree._Element:
     item.set(XML_LANG, story.language)
     _sub(item, "catalogRef", href=IPTC_CATALOG)
     catalog = _sub(item, "catalog")
-    for alias, (uri, title) in OWN_SCHEMES.items():
-        scheme = _sub(catalog, "scheme", alias=alias, uri=uri)
+    for alias, (path, title) in OWN_SCHEMES.items():
+        scheme = _sub(catalog, "scheme", alias=alias, uri=story.vocabularies + path)
         _sub(scheme, "name", title)
     rights = _sub(item, "rightsInfo")
     holder = _sub(rights, "copyrightHolder", literal=story.provider)

@@ -17,19 +17,28 @@ a transport needs around it (a partner envelope, a sequence number) belongs outs
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Iterable
 
 from newswire.codec import ArticleEvent
-from newswire.formats import Picture, Story, prepare, utc_iso
+from newswire.formats import EXAMPLE_AUTHORITY, Picture, Story, prepare, render_each, utc_iso
 from newswire.sanitize import body_text
 
 SCHEMA_URI = "http://www.iptc.org/std/ninjs/ninjs-schema_3.1.json"
 STANDARD = {"name": "ninjs", "version": "3.1", "schema": SCHEMA_URI}
 
 
-def item(event: ArticleEvent) -> dict[str, Any]:
-    """The ninjs 3.1 object of ``event`` (see module doc)."""
-    story = prepare(event)
+def item(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> dict[str, Any]:
+    """The ninjs 3.1 object of ``event``, its ids minted by ``authority`` (see module doc)."""
+    return _object(prepare(event, authority=authority))
+
+
+def items(events: Iterable[ArticleEvent], *, authority: str = EXAMPLE_AUTHORITY) -> list[dict[str, Any]]:
+    """The ninjs objects of ``events`` for a feed, one that cannot be rendered left out
+    (:func:`newswire.formats.render_each`)."""
+    return render_each(events, _object, fmt="ninjs", authority=authority)
+
+
+def _object(story: Story) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "uri": story.uri,
         "standard": STANDARD,
@@ -68,7 +77,7 @@ def item(event: ArticleEvent) -> dict[str, Any]:
         obj["people"] = [{"name": p.name, "rel": p.role or "author"} for p in story.people]
     if story.places:
         obj["places"] = [{"name": place, "rel": "about"} for place in story.places]
-    subjects = [{"name": s.name or s.code, "uri": s.uri, "literal": s.code} for s in story.subjects]
+    subjects = [{"name": s.name or s.code, "uri": s.uri(story.vocabularies), "literal": s.code} for s in story.subjects]
     subjects += [{"name": keyword, "rel": "keyword"} for keyword in story.keywords]
     if subjects:
         obj["subjects"] = subjects

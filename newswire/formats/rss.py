@@ -19,7 +19,7 @@ from typing import Sequence
 from lxml import etree
 
 from newswire.codec import ArticleEvent
-from newswire.formats import Story, element, prepare
+from newswire.formats import EXAMPLE_AUTHORITY, Story, element, prepare, render_each
 from newswire.sanitize import clean_text
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -31,8 +31,9 @@ GENERATOR = "newswire"
 
 
 def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str, description: str,
-         updated: datetime) -> bytes:
-    """An RSS 2.0 channel with an item per live event, in the order given."""
+         updated: datetime, authority: str = EXAMPLE_AUTHORITY) -> bytes:
+    """An RSS 2.0 channel with an item per live event, in the order given (one that cannot be
+    rendered left out: :func:`newswire.formats.render_each`)."""
     rss = etree.Element("rss", {"version": "2.0"}, nsmap=NSMAP)
     channel = _sub(rss, "channel")
     _sub(channel, "title", clean_text(title))
@@ -41,20 +42,19 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
     _sub(channel, "lastBuildDate", rfc822(updated))
     _sub(channel, "generator", GENERATOR)
     _sub(channel, f"{{{ATOM}}}link", href=clean_text(self_url), rel="self", type="application/rss+xml")
-    for event in events:
-        story = prepare(event)
-        if story.live:
-            channel.append(_item(story))
+    rendered = render_each(events, lambda story: _item(story) if story.live else None, fmt="rss",
+                           authority=authority)
+    channel.extend(element for element in rendered if element is not None)
     return etree.tostring(rss, xml_declaration=True, encoding="UTF-8")
 
 
-def item_bytes(event: ArticleEvent) -> bytes:
+def item_bytes(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> bytes:
     """One ``<item>`` as a standalone UTF-8 document declaring the namespaces it uses.
 
     Unlike :func:`feed`, this renders kills and withdrawals too (title and guid as before,
     the reason as description, no content), so that a partner taking RSS items hears of them.
     """
-    return etree.tostring(_item(prepare(event)), xml_declaration=True, encoding="UTF-8")
+    return etree.tostring(_item(prepare(event, authority=authority)), xml_declaration=True, encoding="UTF-8")
 
 
 def rfc822(moment: datetime) -> str:

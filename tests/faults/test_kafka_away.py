@@ -36,7 +36,8 @@ FIXTURE_PAGE = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "tml-id
 
 
 def _nowhere(home: Path) -> Settings:
-    return replace(Settings(), bootstrap_servers=f"127.0.0.1:{free_port()}", producer_timeout_s=TIMEOUT_S, home=home)
+    return replace(Settings(), bootstrap_servers=f"127.0.0.1:{free_port()}", producer_timeout_s=TIMEOUT_S, home=home,
+                   id_authority="newswire.example.org")
 
 
 COMMANDS = {
@@ -56,8 +57,7 @@ COMMANDS = {
 def test_every_command_says_in_one_line_that_kafka_is_not_reachable(verb, tmp_path):
     down = _nowhere(tmp_path / "home")
     argv = [a.format(home=down.home, port=free_port()) for a in COMMANDS[verb]]
-    env = {**os.environ, "NEWSWIRE_BOOTSTRAP": down.bootstrap_servers, "NEWSWIRE_HOME": str(down.home),
-           "NEWSWIRE_PRODUCER_TIMEOUT": str(TIMEOUT_S)}
+    env = {**os.environ, **down.to_env()}
     result = subprocess.run([sys.executable, "-m", "newswire.cli", "--log-json", *argv], env=env,
                             capture_output=True, text=True, timeout=120)
     lines = (result.stdout + result.stderr).splitlines()
@@ -82,8 +82,7 @@ def test_a_missing_topic_is_one_line_too(settings):
     result = subprocess.run(
         [sys.executable, "-m", "newswire.cli", "replay", "--group", "newswire-feeds", "--since", "1d"],
         capture_output=True, text=True, timeout=120,
-        env={**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers, "NEWSWIRE_HOME": str(settings.home),
-             "NEWSWIRE_TOPIC_ARTICLES": f"{settings.topics.articles}-never-created"})
+        env={**os.environ, **settings.to_env(), "NEWSWIRE_TOPIC_ARTICLES": f"{settings.topics.articles}-never-created"})
     assert result.returncode == EXIT_KAFKA
     assert (result.stdout + result.stderr).splitlines() == [
         f"error: Kafka at {settings.bootstrap_servers}: topic '{settings.topics.articles}-never-created' does not "
@@ -93,8 +92,7 @@ def test_a_missing_topic_is_one_line_too(settings):
 def test_topics_list_asks_the_broker(settings):
     listed = subprocess.run(
         [sys.executable, "-m", "newswire.cli", "topics", "list"], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "NEWSWIRE_BOOTSTRAP": settings.bootstrap_servers,
-             "NEWSWIRE_TOPIC_ARTICLES": settings.topics.articles,
+        env={**os.environ, **settings.to_env(),
              "NEWSWIRE_TOPIC_DEAD_LETTER": f"{settings.topics.dead_letter}-never-created"})
     rows = [line.split("\t") for line in listed.stdout.splitlines()]
     assert listed.returncode == 1
