@@ -7,6 +7,7 @@ creates everything the system uses in one step.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
@@ -96,6 +97,19 @@ def ensure(settings: Settings, specs: list[TopicSpec] | None = None) -> dict[str
                 log.info("topic_created", topic=spec.name, partitions=spec.partitions, config=spec.config)
             except TopicAlreadyExistsError:  # created meanwhile by another process
                 outcome[spec.name] = "exists"
+        _await_listed(client, [name for name, what in outcome.items() if what == "created"],
+                      settings.producer_timeout_s)
         return outcome
     finally:
         client.close()
+
+
+def _await_listed(client: KafkaAdminClient, names: list[str], timeout_s: float) -> None:
+    """Wait until the broker's metadata lists the topics just created: a create answers before
+    the metadata has them, and a `topics list` or a consumer right after would not see them."""
+    deadline = time.monotonic() + timeout_s
+    while names and not set(names) <= set(client.list_topics()):
+        if time.monotonic() > deadline:
+            log.warning("topics_not_listed_yet", topics=names, waited_s=timeout_s)
+            return
+        time.sleep(0.05)

@@ -52,8 +52,8 @@ def json_rows(result) -> list[dict]:
 @pytest.fixture
 def offline(tmp_path: Path) -> Settings:
     """Settings whose broker does not answer: the partner registry and receipts need none."""
-    return replace(Settings(provider="Test Agency"), bootstrap_servers=f"127.0.0.1:{free_port()}",
-                   producer_timeout_s=2.0, home=tmp_path / "home")
+    return replace(Settings(provider="Test Agency", id_authority="newswire.example.org"),
+                   bootstrap_servers=f"127.0.0.1:{free_port()}", producer_timeout_s=2.0, home=tmp_path / "home")
 
 
 def _deliveries(settings: Settings) -> None:
