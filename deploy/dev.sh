@@ -50,20 +50,27 @@ case "${1:-}" in
   test-ahead)
     # the suite with the wall clock moved by NEWSWIRE_TEST_CLOCK (default +365d) for every process.
     # Python runs under PyPI's libfaketime build with its monotonic clock real (with it faked,
-    # Event.wait(timeout) never returns; Debian's 0.9.10 breaks time.sleep without it); the broker's
-    # JVM runs under Debian's faketime, monotonic faked too (Kafka mixes both clocks), through a
-    # java wrapper that LocalBroker finds by JAVA_HOME.
+    # Event.wait(timeout) never returns; Debian's 0.9.10 breaks time.sleep without it). The broker's
+    # JVM (Kafka mixes both clocks) and Chromium (minutes to start under PyPI's build) run under
+    # Debian's library, monotonic faked too, through wrappers found by JAVA_HOME and
+    # NEWSWIRE_TEST_CHROMIUM. A wrapper preloads the library and execs the program itself: the
+    # `faketime` command forks, and stopping it would leave the broker running. Tests marked
+    # cpu_budget are left out: the library alone makes a waiting consumer use 10x the CPU.
     setup test
     shift
     command -v faketime >/dev/null || { apt-get install -y -qq faketime >/dev/null; }
     offset=${NEWSWIRE_TEST_CLOCK:-+365d}
     preload=$("$VENV/bin/python" -c 'import libfaketime, pathlib; print(next(pathlib.Path(libfaketime.__file__).parent.glob("vendor/libfaketime/src/libfaketime.so.1")))')
-    java_home=$(mktemp -d)
-    mkdir "$java_home/bin"
-    printf '#!/bin/sh\nunset LD_PRELOAD FAKETIME_DONT_FAKE_MONOTONIC\nexec faketime -f "%s" "%s" "$@"\n' "$offset" "$(readlink -f "$(command -v java)")" > "$java_home/bin/java"
-    chmod +x "$java_home/bin/java"
-    JAVA_HOME=$java_home LD_PRELOAD=$preload FAKETIME=$offset FAKETIME_DONT_FAKE_MONOTONIC=1 \
-      exec "$VENV/bin/python" -m pytest "$@"
+    debian_preload=$(ls /usr/lib/*/faketime/libfaketime.so.1 | head -1)
+    wrappers=$(mktemp -d)
+    mkdir "$wrappers/bin"
+    for program in java chromium; do
+      printf '#!/bin/sh\nunset FAKETIME_DONT_FAKE_MONOTONIC\nLD_PRELOAD="%s" FAKETIME="%s" exec "%s" "$@"\n' \
+        "$debian_preload" "$offset" "$(readlink -f "$(command -v "$program")")" > "$wrappers/bin/$program"
+      chmod +x "$wrappers/bin/$program"
+    done
+    NEWSWIRE_TEST_CHROMIUM=$wrappers/bin/chromium JAVA_HOME=$wrappers LD_PRELOAD=$preload FAKETIME=$offset FAKETIME_DONT_FAKE_MONOTONIC=1 \
+      exec "$VENV/bin/python" -m pytest -m "not cpu_budget" "$@"
     ;;
   *)
     echo "usage: deploy/dev.sh run|test|test-ahead [args]" >&2

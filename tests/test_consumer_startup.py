@@ -103,6 +103,7 @@ def _served(url: str) -> bool:
         return False
 
 
+@pytest.mark.cpu_budget
 def test_feeds_and_drop_folder_processes_started_before_their_topic_consume_it_and_idle_cheaply(settings, tmp_path):
     late = _not_created(settings)
     port, drop_dir = free_port(), tmp_path / "drop"
@@ -115,6 +116,9 @@ def test_feeds_and_drop_folder_processes_started_before_their_topic_consume_it_a
     base = f"http://127.0.0.1:{port}"
     try:
         _eventually(lambda: _served(f"{base}/feeds"), 60, "the feed server")
+        # measure the wait itself, not a process still starting up
+        _eventually(lambda: all('"consumer_started"' in (tmp_path / f"{name}.log").read_text() for name in logs),
+                    60, "both consumers subscribed")
         waiting = {name: _cpu_share(p.pid) for name, p in (("feeds", feeds), ("drop", drop))}
         assert feeds.poll() is None and drop.poll() is None
         topics.ensure(late)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import urllib.request
@@ -23,7 +24,7 @@ from tests.topic_reader import drain
 from tests.webhooks_support import PartnerServer, config, register, wait_for
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("NEWSWIRE_TEST_CHROMIUM", "/usr/bin/chromium")  # deploy/dev.sh test-ahead wraps it
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
