@@ -51,7 +51,6 @@ from kafka import KafkaProducer
 
 from newswire import bus, logs
 from newswire.broker import broker_answers
-from newswire.codec import ArticleEvent
 from newswire.config import Settings
 
 from .article import ARTICLE_ID, ARTICLE_ID_PROBLEM, MAX_DOCUMENT_BYTES, ArticleError, FieldError, build_event, decode_document
@@ -261,8 +260,9 @@ async def _write(app: web.Application, write: Callable[[KafkaProducer], T]) -> T
                                ) from None
 
 
-def _unavailable(event: ArticleEvent, exc: KafkaUnavailable) -> web.Response:
-    log.error("ingest_kafka_unavailable", article_id=event["article_id"], event_id=event["event_id"], reason=str(exc))
+def _unavailable(exc: KafkaUnavailable, article_id: str, event_id: str | None = None) -> web.Response:
+    """503 with Retry-After: nothing was published (a look-up or the write could not reach Kafka)."""
+    log.error("ingest_kafka_unavailable", article_id=article_id, event_id=event_id, reason=str(exc))
     return errors(503, [FieldError("kafka", f"not published: {exc}")], {"Retry-After": "5"})
 
 
@@ -273,7 +273,7 @@ async def _publish(request: web.Request, submission: Submission) -> web.Response
     try:
         (result,) = await _write(app, lambda kafka: publish_once(app[SETTINGS], [submission], kafka, app[INDEX]))
     except KafkaUnavailable as exc:
-        return _unavailable(event, exc)
+        return _unavailable(exc, event["article_id"], event["event_id"])
     return _answer(request, result)
 
 
@@ -345,14 +345,14 @@ async def _end(request: web.Request, article_id: str, reason: str, event_type: s
     except Refused as refused:
         return _answer(request, refused)
     except KafkaUnavailable as exc:
-        return errors(503, [FieldError("kafka", str(exc))], {"Retry-After": "5"})
+        return _unavailable(exc, article_id)
     if isinstance(made, Published):  # the same request again
         return _answer(request, made)
     request[ABOUT]["version"] = made["version"]
     try:
         (published,) = await _write(app, lambda kafka: publish(app[SETTINGS], [made], kafka, [key_headers(key)]))
     except KafkaUnavailable as exc:
-        return _unavailable(made, exc)
+        return _unavailable(exc, article_id, made["event_id"])
     return _answer(request, published)
 
 
