@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 
 from newswire import corpus
 from newswire.broker import free_port
-from newswire.consumers.webhooks import pusher, signing
+from newswire.consumers.webhooks import demo_partner, pusher, signing
+from tests.http_server import serving
 from tests.webhooks_support import cli, config, env_of, publish, query, wait_for
 
 
@@ -47,3 +50,14 @@ def test_the_demo_partner_verifies_and_prints_what_the_pusher_sends(settings, tm
     assert status == 401
     assert "seq=1 " in printed and "signature ok article.published v1 usable" in printed
     assert "seq=2 " in printed and "article.killed v2 canceled" in printed
+
+
+def test_the_demo_partner_answers_408_to_a_push_whose_body_never_arrives():
+    with serving(demo_partner.app("whsec_" + "A" * 32, body_timeout_s=1.0)) as base:
+        url = urlsplit(base)
+        with socket.create_connection((url.hostname, url.port), timeout=60) as stalled:
+            stalled.sendall(b"POST /in HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: 100\r\n\r\n{")  # 99 bytes short, and no more coming
+            answer = stalled.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 408"), answer
+    assert "body not received within 1 s" in answer

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from aiohttp import web
@@ -22,11 +23,20 @@ def describe(body: bytes, content_type: str) -> str:
     return f"{content_type} {len(body)} bytes"
 
 
-def app(secret: str) -> web.Application:
+#: a push whose body has not arrived by then is answered 408 (a stalled sender holds no handler for ever)
+BODY_TIMEOUT_S = 15.0
+
+
+def app(secret: str, body_timeout_s: float = BODY_TIMEOUT_S) -> web.Application:
     webhook = Webhook(secret)
 
     async def receive(request: web.Request) -> web.Response:
-        body = await request.read()
+        try:
+            async with asyncio.timeout(body_timeout_s):
+                body = await request.read()
+        except TimeoutError:
+            print(f"TIMED OUT {request.headers.get('webhook-id')}: no body within {body_timeout_s:g} s", flush=True)
+            return web.Response(status=408, text=f"body not received within {body_timeout_s:g} s")
         try:
             webhook.verify(body, dict(request.headers), json_parse=False)
         except WebhookVerificationError as exc:
