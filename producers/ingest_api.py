@@ -54,7 +54,7 @@ from newswire.broker import broker_answers
 from newswire.config import Settings
 
 from .article import ARTICLE_ID, ARTICLE_ID_PROBLEM, MAX_DOCUMENT_BYTES, ArticleError, FieldError, build_event, decode_document
-from .latest import ArticleIndex, ArticleNotFound, key_headers
+from .latest import ArticleLogs, ArticleNotFound, key_headers
 from .once import Refused, Submission
 from .publish import KafkaUnavailable, Published, connect, end_of_article, publish, publish_once
 
@@ -68,7 +68,7 @@ BODY_TIMEOUT = web.AppKey("body_timeout_s", float)
 #: per article id, the lock its requests take in turn (kept while a request holds it)
 LOCKS = web.AppKey("locks", weakref.WeakValueDictionary)
 #: where each article's last event is on the topic, kept up to date from it (producers/latest.py)
-INDEX = web.AppKey("index", ArticleIndex)
+LOOKUPS = web.AppKey("lookups", ArticleLogs)
 IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
 #: seconds a client has to send its whole request body (a slow body holds a connection)
 BODY_TIMEOUT_S = 15.0
@@ -271,7 +271,7 @@ async def _publish(request: web.Request, submission: Submission) -> web.Response
     event, app = submission.event, request.app
     request[ABOUT].update(article_id=event["article_id"], version=event["version"])
     try:
-        (result,) = await _write(app, lambda kafka: publish_once(app[SETTINGS], [submission], kafka, app[INDEX]))
+        (result,) = await _write(app, lambda kafka: publish_once(app[SETTINGS], [submission], kafka, app[LOOKUPS]))
     except KafkaUnavailable as exc:
         return _unavailable(exc, event["article_id"], event["event_id"])
     return _answer(request, result)
@@ -337,7 +337,7 @@ async def _end(request: web.Request, article_id: str, reason: str, event_type: s
     """The kill or withdrawal (the caller holds the article's lock)."""
     app = request.app
     try:
-        made = await _run(end_of_article, app[SETTINGS], article_id, reason, event_type, key, app[INDEX])
+        made = await _run(end_of_article, app[SETTINGS], article_id, reason, event_type, key, app[LOOKUPS])
     except ArticleNotFound as exc:
         return errors(404, [FieldError("article_id", str(exc))])
     except ArticleError as exc:
@@ -391,7 +391,7 @@ def create_app(settings: Settings, tokens: Sequence[str], *, body_timeout_s: flo
     app[TOKENS] = tuple(tokens)
     app[BODY_TIMEOUT] = float(body_timeout_s)
     app[LOCKS] = weakref.WeakValueDictionary()
-    app[INDEX] = ArticleIndex()
+    app[LOOKUPS] = ArticleLogs(settings)
     app[PRODUCER] = SharedProducer(settings)
     app[HEALTH] = KafkaHealth(settings)
     app.router.add_post("/v1/articles", post_article)
@@ -400,10 +400,11 @@ def create_app(settings: Settings, tokens: Sequence[str], *, body_timeout_s: flo
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", healthz)
 
-    async def close_producer(app: web.Application) -> None:
+    async def close_kafka(app: web.Application) -> None:
         await _run(app[PRODUCER].close)
+        await _run(app[LOOKUPS].close)
 
-    app.on_cleanup.append(close_producer)
+    app.on_cleanup.append(close_kafka)
     return app
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Iterator
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import DefaultPartitioner
@@ -130,12 +132,11 @@ class ArticleLog:
 
         The key's partition is read backwards from its end (or, when the index knows the
         partition, from the key's last record after bringing the index up to the end)."""
-        if self._partitions is None:
-            try:
-                self._partitions = {tp.partition for tp in bus.partitions(self._reader, self.topic, self.timeout_s)}
-            except LookupError:
-                raise ArticleNotFound(f"topic {self.topic} does not exist at "
-                                      f"{self.settings.bootstrap_servers}") from None
+        try:  # the client's metadata (refreshed every few seconds): a long-lived reader sees new partitions
+            self._partitions = {tp.partition for tp in bus.partitions(self._reader, self.topic, self.timeout_s)}
+        except LookupError:
+            raise ArticleNotFound(f"topic {self.topic} does not exist at "
+                                  f"{self.settings.bootstrap_servers}") from None
         reader, topic = self._reader, self.topic
         tp = TopicPartition(topic, partition_of(article_id, topic, self._partitions))
         reader.assign([tp])
@@ -190,6 +191,51 @@ class ArticleLog:
             return self.latest(article_id)
         except ArticleNotFound:
             return None
+
+
+class ArticleLogs:
+    """The look-up readers of a long-lived process (the ingest API, one CLI call): one
+    :class:`ArticleLog` per thread, kept open from one look-up to the next (opening one costs a
+    connection and a metadata round trip, about 0.1 s), all sharing one :class:`ArticleIndex`.
+    A reader that met any error but a missing article (a Kafka error, a timeout) is closed, and
+    the thread's next look-up opens a new one."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.index = ArticleIndex()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[ArticleLog] = set()
+
+    @contextmanager
+    def reader(self) -> Iterator[ArticleLog]:
+        """This thread's reader (opened on first use; KafkaError when no broker answers)."""
+        articles: ArticleLog | None = getattr(self._local, "articles", None)
+        if articles is None:
+            articles = ArticleLog(self.settings, index=self.index)
+            with self._lock:
+                self._open.add(articles)
+            self._local.articles = articles
+        try:
+            yield articles
+        except LookupError:
+            raise
+        except BaseException:
+            self._local.articles = None
+            self._close(articles)
+            raise
+
+    def _close(self, articles: ArticleLog) -> None:
+        with self._lock:
+            self._open.discard(articles)
+        articles.close()
+
+    def close(self) -> None:
+        """Close every reader (when no look-up runs any more)."""
+        with self._lock:
+            readers, self._open = list(self._open), set()
+        for articles in readers:
+            articles.close()
 
 
 def latest_event(settings: Settings, article_id: str, *, timeout_s: float | None = None) -> ArticleEvent:

@@ -19,10 +19,10 @@ sent twice).
 from __future__ import annotations
 
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import click
 from kafka import KafkaProducer
@@ -35,7 +35,7 @@ from newswire.config import Settings
 
 from .article import ARTICLE_ID, ArticleError, FieldError, build_event, decode_document
 from .html_page import PageError, article_from_html
-from .latest import (ArticleIndex, ArticleLog, ArticleNotFound, Stored, key_headers, kill_event, reason_text,
+from .latest import (ArticleLog, ArticleLogs, ArticleNotFound, Stored, key_headers, kill_event, reason_text,
                      withdraw_event)
 from .once import Refused, Submission, as_update, check_end, screen
 
@@ -144,12 +144,13 @@ def publish(settings: Settings, events: list[ArticleEvent], kafka: KafkaProducer
 
 
 def publish_once(settings: Settings, submissions: list[Submission], kafka: KafkaProducer | None = None,
-                 index: ArticleIndex | None = None) -> list[Published | Refused]:
+                 lookups: ArticleLogs | None = None) -> list[Published | Refused]:
     """Publish each article version once (producers/once.py): per submission, in order, its
     Published (``duplicate`` when the topic already had it) or its Refused. KafkaUnavailable
-    when the topic cannot be read or the writes are not confirmed. ``index``: the long-lived
-    :class:`~newswire.producers.latest.ArticleIndex` of a server (default: one for this call)."""
-    with _lookups(settings, index) as articles:
+    when the topic cannot be read or the writes are not confirmed. ``lookups``: the long-lived
+    readers of a server or a CLI call (:class:`~newswire.producers.latest.ArticleLogs`; default:
+    a reader for this call)."""
+    with _lookups(settings, lookups) as articles:
         verdicts = _kafka_call(settings, screen, articles, submissions)
     new = [s for s, verdict in zip(submissions, verdicts) if verdict is None]
     written = iter(publish(settings, [s.event for s in new], kafka, [key_headers(s.idempotency_key) for s in new]))
@@ -172,9 +173,15 @@ def publish_once(settings: Settings, submissions: list[Submission], kafka: Kafka
     return results
 
 
-def _lookups(settings: Settings, index: ArticleIndex | None = None) -> ArticleLog:
-    """A reader of the articles topic; KafkaUnavailable when no broker answers."""
-    return _kafka_call(settings, lambda: ArticleLog(settings, index=index))
+@contextmanager
+def _lookups(settings: Settings, lookups: ArticleLogs | None = None) -> Iterator[ArticleLog]:
+    """A reader of the articles topic (this thread's of ``lookups``, else one closed afterwards);
+    KafkaUnavailable when no broker answers."""
+    try:
+        with lookups.reader() if lookups is not None else ArticleLog(settings) as articles:
+            yield articles
+    except (KafkaError, TimeoutError) as exc:
+        raise KafkaUnavailable(bus.kafka_problem(settings, exc)) from exc
 
 
 def _kafka_call(settings: Settings, func: Callable[..., T], *args: Any) -> T:
@@ -194,12 +201,13 @@ def connect(settings: Settings) -> KafkaProducer:
 
 
 def end_of_article(settings: Settings, article_id: str, reason: str, event_type: str,
-                   idempotency_key: str | None = None, index: ArticleIndex | None = None) -> ArticleEvent | Published:
+                   idempotency_key: str | None = None, lookups: ArticleLogs | None = None
+                   ) -> ArticleEvent | Published:
     """The kill or withdrawal event of ``article_id`` (its latest event, read back from Kafka);
     or, when ``idempotency_key`` is on that latest event and it is this kill or withdrawal, the
     Published it already is (:func:`newswire.producers.once.check_end`)."""
-    with _lookups(settings, index) as articles:
-        latest = _kafka_call(settings, articles.latest, article_id)
+    with _lookups(settings, lookups) as articles:
+        latest = articles.latest(article_id)
     if (stored := check_end(article_id, event_type, reason_text(reason), idempotency_key, latest)) is not None:
         return Published.stored(stored)
     make = kill_event if event_type == "killed" else withdraw_event
@@ -281,11 +289,15 @@ def publish_command(ctx: click.Context, files: tuple[Path, ...], kill_id: str | 
                 click.echo(f"{target}: {exc}", err=True)
                 sys.exit(EXIT_INVALID)
         else:
-            index = ArticleIndex()  # the look-ups of --update and of publish_once share what they read
-            with _lookups(settings, index) if update else nullcontext() as articles:
-                loaded, invalid = _load_all(settings, files, article_id,
-                                            next_versions(settings, articles) if update else None)
-            outcomes = iter(publish_once(settings, [s for _, s in loaded if isinstance(s, Submission)], index=index))
+            lookups = ArticleLogs(settings)  # the look-ups of --update and of publish_once share one reader
+            try:
+                with _lookups(settings, lookups) if update else nullcontext() as articles:
+                    loaded, invalid = _load_all(settings, files, article_id,
+                                                next_versions(settings, articles) if update else None)
+                outcomes = iter(publish_once(settings, [s for _, s in loaded if isinstance(s, Submission)],
+                                             lookups=lookups))
+            finally:
+                lookups.close()
             names = [str(path) for path, _ in loaded]
             results = [s if isinstance(s, Refused) else next(outcomes) for _, s in loaded]
     except KafkaUnavailable as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -175,18 +176,34 @@ def test_slow_request_bodies_are_cut_off_and_their_connections_closed(settings: 
                 writer.write(f"POST /v1/articles HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
                              "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{".encode())
 
-            async def dribble(writer: asyncio.StreamWriter) -> None:
+            async def dribble(writer: asyncio.StreamWriter, answered: asyncio.Event) -> None:
                 try:
-                    while not writer.is_closing():
+                    while not answered.is_set() and not writer.is_closing():
                         writer.write(b" ")
                         await writer.drain()
                         await asyncio.sleep(0.1)
                 except ConnectionError:
                     pass  # the server closed the connection
 
-            dribblers = [asyncio.create_task(dribble(writer)) for _, writer in connections]
-            # wait on the condition: every connection reaches its end of stream (the server closed it)
-            answers = await asyncio.wait_for(asyncio.gather(*(reader.read() for reader, _ in connections)), 120)
+            async def answer(reader: asyncio.StreamReader, answered: asyncio.Event) -> bytes:
+                """The server's answer, then its end of stream (the server closed the connection).
+                The dribbling stops once the answer is in, so that the close finds nothing unread
+                (which would make it a reset that can discard the answer before it is read)."""
+                head = await reader.readuntil(b"\r\n\r\n")
+                answered.set()
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                body = await reader.readexactly(length)
+                try:
+                    closed = await reader.read() == b""
+                except ConnectionResetError:
+                    closed = True
+                return head + body if closed else b"not closed: " + head + body
+
+            events = [asyncio.Event() for _ in connections]
+            dribblers = [asyncio.create_task(dribble(writer, e)) for (_, writer), e in zip(connections, events)]
+            # wait on the condition: every connection answered and then closed by the server
+            answers = await asyncio.wait_for(asyncio.gather(*(answer(reader, e) for (reader, _), e
+                                                              in zip(connections, events))), 120)
             for task in dribblers:
                 task.cancel()
             async with aiohttp.ClientSession() as session:

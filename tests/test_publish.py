@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from newswire.broker import free_port
 from newswire.cli import main
 from newswire.config import Settings
 from newswire.producers.article import ArticleError
-from newswire.producers.latest import ArticleIndex, ArticleLog, ArticleNotFound, kill_event, latest_event, partition_of
+from newswire.producers.latest import ArticleIndex, ArticleLog, ArticleLogs, ArticleNotFound, kill_event, latest_event, partition_of
 from newswire.producers.publish import publish
 from tests.replay_support import cli_env
 from tests.topic_reader import read_events
@@ -285,3 +286,32 @@ def test_update_is_refused_without_a_latest_event_after_a_kill_or_withdrawal_and
     assert run(settings, "publish", "--update").exit_code == 2
     assert sorted((e["article_id"], e["version"]) for e, _ in read_events(settings)) == [
         ("tml-gone", 1), ("tml-gone", 2), ("tml-held", 1), ("tml-held", 2), ("tml-ver", 1)]
+
+
+def test_a_servers_lookups_keep_one_reader_per_thread_and_replace_one_that_failed(settings: Settings) -> None:
+    """The ingest API's look-ups reuse their thread's reader (no new Kafka client per request)."""
+    publish(settings, [corpus.story(random.Random(3), "tml-pooled")])
+    lookups = ArticleLogs(settings)
+    try:
+        with lookups.reader() as first:
+            assert first.latest("tml-pooled").event["article_id"] == "tml-pooled"
+        with lookups.reader() as again, pytest.raises(ArticleNotFound):
+            again.latest("tml-never-pooled")  # a missing article is an answer, not a broken reader
+        with lookups.reader() as kept:
+            assert kept is first
+        elsewhere: list[ArticleLog] = []
+
+        def other_thread() -> None:
+            with lookups.reader() as articles:
+                elsewhere.append(articles)
+
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join(60)
+        assert elsewhere and elsewhere[0] is not first
+        with pytest.raises(TimeoutError), lookups.reader():
+            raise TimeoutError("the broker did not answer")
+        with lookups.reader() as fresh:
+            assert fresh is not first and fresh.latest("tml-pooled").event["article_id"] == "tml-pooled"
+    finally:
+        lookups.close()
