@@ -20,9 +20,10 @@ import feedparser
 import pytest
 from aiohttp import web
 
+from newswire.consumers.feeds.access import Tokens
 from newswire.consumers.feeds.server import Options
 from newswire.consumers.webhooks.config import parse_cidrs
-from tests.feeds_support import Clock, feeds_running, publish, start_of_test, story
+from tests.feeds_support import BLOG_TOKEN, Clock, feeds_running, publish, start_of_test, story
 from tests.http_server import serving
 
 pytestmark = pytest.mark.broker
@@ -105,6 +106,27 @@ def test_long_poll_parameters_more_and_fields(running):
     assert run.get("/changes.newsml?since=0").headers["X-More-Changes"] == "false"
 
 
+def test_a_long_poll_is_answered_only_by_a_change_its_partner_may_see(settings, tmp_path):
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({"blog": {"token": BLOG_TOKEN, "feeds": ["lang-fr"]}}))
+    clock = Clock(start_of_test())
+    with feeds_running(settings, clock, tokens=Tokens.load(tokens), options=OPTIONS) as run:
+        run.consumer.start()
+        auth = {"Authorization": f"Bearer {BLOG_TOKEN}"}
+        cursor = run.view.durable
+        answered: dict[str, object] = {}
+        client = threading.Thread(target=lambda: answered.update(
+            reply=run.get(f"/partners/blog/changes.json?since={cursor}&wait=30", **auth)))
+        client.start()
+        until(lambda: run.server.realtime.waiting == 1, "the partner's long poll to be held")
+        publish(run.settings, story("in-english", clock.now, language="en"))
+        until(lambda: (entry := run.view.get("in-english")) and entry.seq <= run.view.durable, "the English story")
+        publish(run.settings, story("en-francais", clock.now, language="fr"))
+        client.join(60)
+        assert ids(answered["reply"].body) == ["en-francais"]  # the English story did not answer it
+        assert run.get("/partners/blog/changes.sse").status == 401
+
+
 async def _read_events(response: aiohttp.ClientResponse, count: int, seen: list[str]) -> list[dict]:
     """Read ``count`` change events (their id and data) off an event stream; comments go to ``seen``."""
     events: list[dict] = []
@@ -166,8 +188,9 @@ async def _read_events_or_heartbeat(response: aiohttp.ClientResponse, comments: 
 class Subscriber:
     """A WebSub subscriber on 127.0.0.1: confirms the intent (or not), records what it is sent."""
 
-    def __init__(self, confirm: bool = True):
+    def __init__(self, confirm: bool = True, answer: int = 204):
         self.confirm = confirm
+        self.answer = answer
         self.verifications: list[dict[str, str]] = []
         self.deliveries: list[tuple[dict[str, str], bytes]] = []
 
@@ -185,7 +208,7 @@ class Subscriber:
 
     async def receive(self, request: web.Request) -> web.Response:
         self.deliveries.append((dict(request.headers), await request.read()))
-        return web.Response(status=204)
+        return web.Response(status=self.answer)
 
 
 def post_form(url: str, fields: dict[str, str]) -> tuple[int, str]:
@@ -252,6 +275,22 @@ def test_websub_subscriber_verified_gets_signed_content_and_is_dropped_when_its_
         assert post_form(run.base + "/websub", form | {"hub.lease_seconds": "300"})[0] == 202
         until(lambda: hub.store.all()[0].lease_s == 300, "the renewal")
         assert hub.store.all()[0].expires == run.clock.now + timedelta(seconds=300)
+
+        # a subscriber answering 410 is dropped; one that unsubscribes is verified, then removed
+        gone, leaving = Subscriber(answer=410), Subscriber()
+        with serving(gone.app()) as gone_base, serving(leaving.app()) as leaving_base:
+            for base in (gone_base, leaving_base):
+                assert post_form(run.base + "/websub", form | {"hub.callback": f"{base}/cb"})[0] == 202
+            until(lambda: len(hub.store.all()) == 3, "three subscriptions")
+            before = len(subscriber.deliveries)
+            publish(run.settings, story("for-three", run.clock.now))
+            until(lambda: gone.deliveries and leaving.deliveries and len(subscriber.deliveries) > before
+                  and len(hub.store.all()) == 2, "the 410 to drop one")
+            assert post_form(run.base + "/websub", form | {"hub.mode": "unsubscribe",
+                                                          "hub.callback": f"{leaving_base}/cb"})[0] == 202
+            until(lambda: len(hub.store.all()) == 1, "the unsubscription")
+            assert leaving.verifications[-1]["hub.mode"] == "unsubscribe"
+            assert [s.callback for s in hub.store.all()] == [f"{sub_base}/cb"]
 
         # the lease ends: dropped, and the next story is not sent
         run.clock.advance(seconds=301)

@@ -18,9 +18,13 @@
   of a touched topic, with the topic's Content-Type, the same ``Link`` headers and, for a
   subscription with a secret, ``X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body keyed
   with hub.secret>``. A 2xx answer is done; 410 removes the subscription; anything else is
-  tried again after each delay of :data:`RETRY_S`, then given up (logged).
+  tried again after each delay of :data:`RETRY_S`, then given up (logged). Since each
+  distribution is the whole document, a newer one replaces an older one still being retried
+  for the same subscriber (which would otherwise arrive after it).
 * **Leases.** A subscription whose lease has ended is removed (logged ``websub_lease_expired``)
   at the next distribution or sweep (every :data:`SWEEP_S` seconds) and gets nothing more.
+* **Limits.** At most :data:`MAX_SUBSCRIPTIONS` subscriptions and :data:`MAX_VERIFYING`
+  verifications under way: past them a request answers 503 with ``Retry-After``.
 
 Subscriptions are kept in SQLite beside the feed view (``websub.sqlite3``); the secret is
 stored as given, since the hub needs it to sign.
@@ -29,6 +33,7 @@ stored as given, since the hub needs it to sign.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import re
@@ -68,6 +73,8 @@ SWEEP_S = 60.0
 #: seconds one request to a subscriber may take
 TIMEOUT_S = 10.0
 MAX_SECRET_BYTES = 200
+MAX_SUBSCRIPTIONS = 10_000
+MAX_VERIFYING = 100
 _TOPIC = re.compile(r"/feeds/([a-z0-9-]+)\.(rss|atom|json|newsml)")
 
 Clock = Callable[[], datetime]
@@ -115,6 +122,10 @@ class SubscriptionStore:
         with self._lock:
             return self._db.execute("DELETE FROM subscriptions WHERE topic = ? AND callback = ?",
                                     (topic, callback)).rowcount > 0
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM subscriptions").fetchone()[0]
 
     def all(self) -> list[Subscription]:
         with self._lock:
@@ -200,6 +211,9 @@ class Hub:
         self.cursor = view.durable
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._verifying = 0
+        #: the distribution under way to each (topic, callback), replaced by a newer one
+        self._sending: dict[tuple[str, str], asyncio.Task] = {}
 
     # --- lifecycle (the application's signals) ------------------------------------------------
 
@@ -218,10 +232,11 @@ class Hub:
             await self._session.close()
         self.store.close()
 
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     @property
     def busy(self) -> bool:
@@ -243,10 +258,22 @@ class Hub:
             message = str(exc) if isinstance(exc, BadRequest) else f"hub.callback: {exc}"
             log.warning("websub_request_refused", reason=message, callback=form.get("hub.callback"))
             return web.Response(status=400, text=message + "\n")
+        if self._verifying >= MAX_VERIFYING or (asked.mode == "subscribe" and self.store.count() >= MAX_SUBSCRIPTIONS):
+            log.warning("websub_request_deferred", topic=asked.topic, callback=asked.callback,
+                        verifying=self._verifying)
+            return web.Response(status=503, headers={"Retry-After": "60"},
+                                text="the hub is at its limit of subscriptions or verifications; try later\n")
+        self._verifying += 1
         self._spawn(self._verify(asked))
         return web.Response(status=202, text="verifying the intent at the callback\n")
 
     async def _verify(self, asked: Request) -> None:
+        try:
+            await self._confirm(asked)
+        finally:
+            self._verifying -= 1
+
+    async def _confirm(self, asked: Request) -> None:
         challenge = secrets.token_urlsafe(24)
         url = URL(asked.callback).update_query({"hub.mode": asked.mode, "hub.topic": asked.topic,
                                                 "hub.challenge": challenge, "hub.lease_seconds": str(asked.lease_s)})
@@ -310,7 +337,15 @@ class Hub:
                 base = sub.topic[:sub.topic.index("/feeds/")]
                 bodies[sub.topic] = self.render(found.group(1), found.group(2), base)
             if bodies[sub.topic] is not None:
-                self._spawn(self._deliver(sub, bodies[sub.topic]))
+                key = (sub.topic, sub.callback)
+                if (older := self._sending.get(key)) is not None:
+                    older.cancel()  # superseded: this document is newer
+                self._sending[key] = task = self._spawn(self._deliver(sub, bodies[sub.topic]))
+                task.add_done_callback(functools.partial(self._sent, key))
+
+    def _sent(self, key: tuple[str, str], task: asyncio.Task) -> None:
+        if self._sending.get(key) is task:
+            del self._sending[key]
 
     async def _deliver(self, sub: Subscription, body: Body) -> None:
         hub = sub.topic[:sub.topic.index("/feeds/")] + PATH
