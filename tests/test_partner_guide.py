@@ -22,7 +22,7 @@ from newswire.consumers.webhooks.partners import FORMATS
 from newswire.consumers.webhooks.signing import new_secret
 from tests.official_schemas import newsml_schema, validator
 from tests.partner_examples import AT, AUTHORITY, EXAMPLES, SEQ, events, examples
-from tests.webhooks_support import PartnerServer, Received, config, publish, register, wait_for
+from tests.webhooks_support import PartnerServer, Received, config, publish, query, register, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = (ROOT / "docs" / "partners.md").read_text(encoding="utf-8")
@@ -68,6 +68,10 @@ process.stdin.on("end", () => {
                           timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def delivered(settings) -> int:
+    return query(settings, "SELECT count(*) FROM deliveries WHERE status = 'delivered'")[0][0]
 
 
 def signature_cases(secret: str, deliveries: list[Received]) -> list[tuple[dict, bool]]:
@@ -135,25 +139,25 @@ def test_real_deliveries_match_the_guide_and_its_snippets_verify_them(settings):
     try:
         with pusher.Running(settings, config()):
             publish(settings, list(sent.values()))
-            for fmt, server in servers.items():
-                wait_for(lambda: len(server.ok()) == len(sent), f"{len(sent)} {fmt} deliveries")
+            wait_for(lambda: delivered(settings) == len(sent) * len(servers), "every delivery acknowledged")
     finally:
         for server in servers.values():
             server.stop()
     by_id = {event["event_id"]: (name, event) for name, event in sent.items()}
     received = {fmt: server.snapshot() for fmt, server in servers.items()}
 
-    for fmt, got in received.items():
+    for fmt, got in received.items():  # a retried attempt (one that timed out on a busy machine) comes twice
         assert all(r.verified for r in got), "the official standardwebhooks package refused a push"
-        assert sorted(r.seq for r in got) == list(range(1, len(sent) + 1))
+        assert sorted({r.seq for r in got}) == list(range(1, len(sent) + 1))
         for r in got:
             headers = {k.lower(): v for k, v in r.headers.items()}
             assert set(headers) - TRANSPORT == documented_headers(), "the wire headers differ from the guide's table"
             assert headers["content-type"] == FORMATS[fmt]
             assert headers["webhook-id"] in by_id and headers["user-agent"].startswith("newswire-webhooks/")
-        ceasefire = [by_id[r.webhook_id][1]["version"] for r in sorted(got, key=lambda r: r.seq)
-                     if by_id[r.webhook_id][1]["article_id"] == "tml-2026-12-01-ceasefire"]
-        assert ceasefire == [1, 2, 3, 4], "versions of one story out of order"
+        last = {r.seq: r for r in sorted(got, key=lambda r: r.at)}  # the attempt that was acknowledged
+        arrived = [by_id[r.webhook_id][1] for r in sorted(last.values(), key=lambda r: r.at)]
+        ceasefire = [e["version"] for e in arrived if e["article_id"] == "tml-2026-12-01-ceasefire"]
+        assert ceasefire == [1, 2, 3, 4], "versions of one story arrived out of order"
 
     for r in received["ninjs"]:
         name, event = by_id[r.webhook_id]

@@ -45,11 +45,10 @@ from aiohttp import web
 
 from newswire import logs
 from newswire.codec import ArticleEvent
+from newswire.consumers.webhooks.config import Network
 from newswire.formats import EXAMPLE_AUTHORITY, atom, newsml, ninjs, rss, utc_iso
 from newswire.params import ParamError, parse_int
 from newswire.producers.article import MAX_VERSION
-
-from newswire.consumers.webhooks.config import Network
 
 from . import realtime, websub
 from .access import Tokens
