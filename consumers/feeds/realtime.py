@@ -65,6 +65,7 @@ class ChangeSignal:
     async def start(self, _: web.Application | None = None) -> None:
         """Attach to the running loop (the application's ``on_startup``)."""
         self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()  # an asyncio.Event belongs to the first loop that waits on it
         self.closing = False
 
     async def close(self, _: web.Application | None = None) -> None:
