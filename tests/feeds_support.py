@@ -93,6 +93,7 @@ class Running:
     store: ViewStore
     consumer: FeedsConsumer
     base: str
+    server: FeedServer
 
     def catch_up(self, max_polls: int = 400) -> None:
         """Poll (in this thread) until the view holds everything on the topic."""
@@ -107,15 +108,16 @@ class Running:
 
 
 @contextlib.contextmanager
-def feeds_running(settings: Settings, clock: Clock, tokens: Tokens | None = None) -> Iterator[Running]:
+def feeds_running(settings: Settings, clock: Clock, tokens: Tokens | None = None,
+                  options: Options = Options(max_age=5, base_url="https://feeds.example.org")) -> Iterator[Running]:
     """The view (loaded from the home), the consumer and the feed server on 127.0.0.1."""
     view, store = open_view(settings)
     consumer = FeedsConsumer(settings, view, store, clock=clock)
     tokens = tokens or Tokens.parse(f"acme:{ACME_TOKEN}")
-    server = FeedServer(view, store=store, tokens=tokens, clock=clock, options=Options(max_age=5, base_url="https://feeds.example.org"))
+    server = FeedServer(view, store=store, tokens=tokens, clock=clock, options=options)
     try:
         with serving(server.app()) as base:
-            yield Running(settings, clock, view, store, consumer, base)
+            yield Running(settings, clock, view, store, consumer, base, server)
     finally:
         consumer.stop()
         store.close()

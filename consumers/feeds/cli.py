@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import click
 from aiohttp import web
+
+from newswire.consumers.webhooks.config import parse_cidrs
 
 from .access import Tokens
 from .consumer import FeedsConsumer, open_view
@@ -30,17 +33,24 @@ def serve(ctx: click.Context, host: str, port: int, base_url: str | None, limit:
 
     The view is kept in <NEWSWIRE_HOME>/feeds/view.sqlite3. Partner tokens come from
     NEWSWIRE_FEED_TOKENS="partner:token,..." or the JSON file NEWSWIRE_FEED_TOKENS_FILE.
+    The WebSub hub keeps its subscriptions in <NEWSWIRE_HOME>/feeds/websub.sqlite3; callbacks
+    must be on public addresses or in NEWSWIRE_WEBSUB_ALLOW_CIDRS ("10.0.0.0/8,...").
     """
     try:
         tokens = Tokens.from_env()
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"partner tokens: {exc}") from exc
+    try:
+        websub_allow = parse_cidrs(os.environ.get("NEWSWIRE_WEBSUB_ALLOW_CIDRS", ""))
+    except ValueError as exc:
+        raise click.ClickException(f"NEWSWIRE_WEBSUB_ALLOW_CIDRS: {exc}") from exc
     settings = ctx.find_root().obj
     authority = settings.authority()
     view, store = open_view(settings)
     consumer = FeedsConsumer(settings, view, store)
     server = FeedServer(view, store=store, tokens=tokens, consumer=consumer,
-                        options=Options(base_url=base_url, limit=limit, authority=authority))
+                        options=Options(base_url=base_url, limit=limit, authority=authority,
+                                        websub_allow=websub_allow))
     app = server.app()
 
     async def start(_: web.Application) -> None:
@@ -56,6 +66,7 @@ def serve(ctx: click.Context, host: str, port: int, base_url: str | None, limit:
     base = base_url or f"http://{host}:{port}"
     click.echo(f"feeds: {base}/feeds  e.g. {base}/feeds/all.rss {base}/feeds/all.atom "
                f"{base}/feeds/all.newsml {base}/feeds/all.json  changes: {base}/changes.json?since=0"
+               f" {base}/changes.sse  hub: {base}/websub"
                f"  partners: {len(tokens)}")
     web.run_app(app, host=host, port=port, print=None, access_log=None)
     if consumer.failure is not None:  # a server without its consumer would serve a view that never moves

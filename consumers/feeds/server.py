@@ -15,6 +15,10 @@ Routes (``{fmt}`` of a feed: ``rss``, ``atom``, ``newsml`` (a newsMessage), ``js
   in the body (ninjs: ``"next"``; NewsML-G2: the newsMessage's ``transmitId``,
   ``changes-<since>-<next>``). NewsML-G2 answers 204 when there is nothing to send, since a
   newsMessage must hold at least one item (the same for a feed with nothing to show).
+  ``?wait=`` (0-30 s) long-polls, ``X-More-Changes`` says whether more are waiting,
+  ``fields=id,version`` sends ids and versions only, and ``/changes.sse`` streams the same
+  changes as Server-Sent Events (:mod:`.realtime`).
+* ``POST /websub``: the WebSub hub of the public feeds, which advertise it (:mod:`.websub`).
 * An item that cannot be rendered is left out of a feed or change list, with the reason
   logged (``item_left_out``): one bad event never takes a feed down for everyone (the
   consumer sends such events to the dead letters in the first place). A newsMessage none
@@ -41,10 +45,12 @@ from aiohttp import web
 
 from newswire import logs
 from newswire.codec import ArticleEvent
+from newswire.consumers.webhooks.config import Network
 from newswire.formats import EXAMPLE_AUTHORITY, atom, newsml, ninjs, rss, utc_iso
 from newswire.params import ParamError, parse_int
 from newswire.producers.article import MAX_VERSION
 
+from . import realtime, websub
 from .access import Tokens
 from .conditional import Body, respond
 from .consumer import FeedsConsumer, utc_now
@@ -84,15 +90,19 @@ class Options:
     max_age: int = 15
     #: the domain that mints the item ids (``newswire feeds serve`` passes the installation's)
     authority: str = EXAMPLE_AUTHORITY
+    #: seconds without a change after which an event stream sends a heartbeat comment
+    heartbeat_s: float = realtime.HEARTBEAT_S
+    #: networks WebSub callbacks may be on besides public addresses (NEWSWIRE_WEBSUB_ALLOW_CIDRS)
+    websub_allow: tuple[Network, ...] = ()
 
 
 def _error(status: type[web.HTTPException], message: str, **headers: str) -> web.HTTPException:
     return status(text=json.dumps({"error": message}), content_type="application/json", headers=headers or None)
 
 
-def _integer(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    """The integer query parameter ``name`` (``default`` when absent); 400 naming it otherwise."""
-    raw = request.query.get(name)
+def _integer(request: web.Request, name: str, default: int, low: int, high: int, raw: str | None = None) -> int:
+    """The integer query parameter ``name`` (or ``raw``; ``default`` when absent); 400 naming it otherwise."""
+    raw = request.query.get(name) if raw is None else raw
     try:
         return default if raw is None else parse_int(raw, name, low=low, high=high)
     except ParamError as exc:
@@ -117,6 +127,12 @@ class FeedServer:
         self.consumer = consumer
         self.options = options
         self._cache: OrderedDict[tuple, Body] = OrderedDict()
+        self.signal = realtime.ChangeSignal(view)
+        self.realtime = realtime.Realtime(view, self.signal, heartbeat_s=options.heartbeat_s,
+                                          render=lambda events: ninjs.items(events, authority=options.authority))
+        self.hub = None if store is None else websub.Hub(
+            view, self.signal, websub.SubscriptionStore(store.path.with_name("websub.sqlite3")), self.public_feed,
+            clock=clock, base_url=options.base_url, allow=options.websub_allow)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -124,8 +140,15 @@ class FeedServer:
             app.router.add_get(f"{prefix}/feeds/{_FEED}", self.feed)
             app.router.add_get(f"{prefix}/items/{{name:{_ARTICLE}}}", self.item)
             app.router.add_get(prefix + "/changes.{fmt:newsml|json}", self.changes)
+            app.router.add_get(prefix + "/changes.sse", self.stream)
         app.router.add_get("/feeds", self.index)
         app.router.add_get("/health", self.health)
+        app.on_startup.append(self.signal.start)
+        app.on_shutdown.append(self.signal.close)
+        if self.hub is not None:
+            app.router.add_post(websub.PATH, self.hub.subscribe)
+            app.on_startup.append(self.hub.start)
+            app.on_cleanup.append(self.hub.stop)
         return app
 
     # --- who asks -------------------------------------------------------------------------
@@ -177,28 +200,48 @@ class FeedServer:
         if fmt == "newsml" and not entries:  # a newsMessage must hold at least one item
             return web.Response(status=204, headers={"Cache-Control": self._cache_control(audience)})
         updated = last_modified(self.view.feed_changed(feed), entries, now) or now
-        self_url = self._base(request) + request.path
-        key = ("feed", self_url, fmt, updated, tuple((e.article_id, e.version) for e in entries))
+        base = self._base(request)
+        self_url = base + request.path
+        hub = base + websub.PATH if self.hub is not None and audience is PUBLIC else None
+        key = ("feed", self_url, fmt, updated, hub, tuple((e.article_id, e.version) for e in entries))
         try:
             body = self._body(key, CONTENT_TYPES[fmt],
-                              lambda: self._render_feed(fmt, feed, [e.event for e in entries], self_url, request,
-                                                        updated))
+                              lambda: self._render_feed(fmt, feed, [e.event for e in entries], self_url, base,
+                                                        updated, hub))
         except ValueError as exc:  # a newsMessage none of whose items could be rendered (each logged)
             log.error("feed_not_rendered", feed=feed, format=fmt, partner=audience.name, reason=str(exc))
             return web.Response(status=204, headers={"Cache-Control": self._cache_control(audience)})
         held = sum(e.embargoed(now) for e in entries)
+        headers = {"X-Embargoed-Items": str(held)} if held else {}
+        if hub is not None:
+            headers["Link"] = websub.link_header(hub, self_url)
         return respond(request, body, last_modified=updated, now=now, cache_control=self._cache_control(audience),
-                       headers={"X-Embargoed-Items": str(held)} if held else None)
+                       headers=headers)
+
+    def public_feed(self, feed: str, fmt: str, base: str) -> Body | None:
+        """What ``GET {base}/feeds/{feed}.{fmt}`` answers the public now (the WebSub hub's content),
+        or None when that is no document (an empty newsMessage, nothing renderable)."""
+        now, wire = self.clock(), fmt in WIRE
+        entries = self.view.items(feed, now, limit=self.options.limit, include_dead=wire)
+        if fmt == "newsml" and not entries:
+            return None
+        updated = last_modified(self.view.feed_changed(feed), entries, now) or now
+        try:
+            return Body(self._render_feed(fmt, feed, [e.event for e in entries], f"{base}/feeds/{feed}.{fmt}", base,
+                                          updated, base + websub.PATH), CONTENT_TYPES[fmt])
+        except ValueError as exc:
+            log.error("feed_not_rendered", feed=feed, format=fmt, partner=PUBLIC.name, reason=str(exc))
+            return None
 
     def _render_feed(self, fmt: str, feed: str, events: list[ArticleEvent], self_url: str,
-                     request: web.Request, updated: datetime) -> bytes:
-        title, link, authority = f"{self.options.title}: {feed}", self._base(request) + "/", self.options.authority
+                     base: str, updated: datetime, hub: str | None = None) -> bytes:
+        title, link, authority = f"{self.options.title}: {feed}", base + "/", self.options.authority
         if fmt == "rss":
             return rss.feed(events, title=title, link=link, self_url=self_url, updated=updated,
-                            description=f"The newest stories of the {feed} feed", authority=authority)
+                            description=f"The newest stories of the {feed} feed", authority=authority, hub=hub)
         if fmt == "atom":
             return atom.feed(events, title=title, link=link, self_url=self_url, updated=updated,
-                             feed_id=f"{self._base(request)}/feeds/{feed}", authority=authority)
+                             feed_id=f"{base}/feeds/{feed}", authority=authority, hub=hub)
         if fmt == "newsml":
             return newsml.news_message(events, sent=updated, authority=authority)
         return ninjs.dumps({"feed": feed, "updated": utc_iso(updated),
@@ -257,23 +300,27 @@ class FeedServer:
             return newsml.news_item_bytes(event, authority=self.options.authority)
         if fmt == "json":
             return ninjs.dumps(ninjs.item(event, authority=self.options.authority))
-        return self._render_feed(fmt, event["article_id"], [event], self_url, request, updated)
+        return self._render_feed(fmt, event["article_id"], [event], self_url, self._base(request), updated)
 
     async def changes(self, request: web.Request) -> web.Response:
         audience = self.audience(request)
         fmt = request.match_info["fmt"]
         since, limit = _integer(request, "since", 0, 0, MAX_CURSOR), self._limit(request)
+        wait, fields = _integer(request, "wait", 0, 0, realtime.MAX_WAIT_S), self._fields(request)
+        if fields is not None and fmt == "newsml":
+            raise _error(web.HTTPBadRequest, "fields: only /changes.json and /changes.sse take fields=")
         try:
-            entries, next_cursor = self.view.changes_since(since, limit=limit, audience=audience)
+            page = await self.realtime.changes(since, limit=limit, audience=audience, wait_s=wait)
         except ValueError as exc:
             raise _error(web.HTTPBadRequest, str(exc)) from None
+        entries, next_cursor = page.entries, page.next
         events = [e.event for e in entries]
-        headers = {"X-Next-Cursor": str(next_cursor), "X-Item-Count": str(len(entries))}
+        headers = {"X-Next-Cursor": str(next_cursor), "X-Item-Count": str(len(entries)),
+                   "X-More-Changes": "true" if page.more else "false"}
         cache_control = "private, no-cache" if audience is not PUBLIC else "no-cache"
         data = None
         if fmt != "newsml":
-            data = ninjs.dumps({"since": since, "next": next_cursor,
-                                "items": ninjs.items(events, authority=self.options.authority)})
+            data = self.realtime.body(since, page, fields)
         elif events:  # a newsMessage must hold at least one item
             try:
                 data = newsml.news_message(events, sent=self.clock(), transmit_id=f"changes-{since}-{next_cursor}",
@@ -285,6 +332,24 @@ class FeedServer:
         log.info("feed_changes_served", partner=audience.name, since=since, next=next_cursor, items=len(entries))
         return respond(request, Body(data, CONTENT_TYPES[fmt]), last_modified=None, now=self.clock(),
                        cache_control=cache_control, headers=headers)
+
+    def _fields(self, request: web.Request) -> tuple[str, ...] | None:
+        try:
+            return realtime.parse_fields(request.query.get("fields"))
+        except ParamError as exc:
+            raise _error(web.HTTPBadRequest, str(exc)) from None
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """``/changes.sse``: the changes after ``Last-Event-ID`` (a reconnection) or ``since=``."""
+        audience = self.audience(request)
+        resumed = request.headers.get("Last-Event-ID")
+        since = _integer(request, "Last-Event-ID" if resumed is not None else "since", 0, 0, MAX_CURSOR,
+                         raw=resumed.strip() if resumed is not None else None)
+        try:
+            return await self.realtime.stream(request, since, limit=self._limit(request), audience=audience,
+                                              fields=self._fields(request))
+        except ValueError as exc:
+            raise _error(web.HTTPBadRequest, str(exc)) from None
 
     async def index(self, request: web.Request) -> web.Response:
         base = self._base(request)

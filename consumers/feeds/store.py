@@ -49,15 +49,22 @@ def _moment(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, timezone.utc)
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """A SQLite file of the feed server (made, with its directory, when new): autocommit, WAL,
+    usable from any thread (its owner locks)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    return db
+
+
 class ViewStore:
     """A :class:`FeedView` persisted in ``path`` (SQLite, WAL, synchronous=FULL)."""
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = connect(path)
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         # A new file starts its cursor at the current time in microseconds, above every value an

@@ -27,7 +27,7 @@ import re
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Iterable
+from typing import Callable, Iterable
 
 from sortedcontainers import SortedDict, SortedList
 
@@ -172,6 +172,8 @@ class FeedView:
         self.durable = 0
         #: events ignored because their version was not newer than the known one
         self.stale = 0
+        #: called (in the thread that made them durable) with the new durable cursor
+        self._on_durable: list[Callable[[int], None]] = []
 
     # --- changes ------------------------------------------------------------------------
 
@@ -242,9 +244,17 @@ class FeedView:
             return journal
 
     def mark_durable(self, seq: int) -> None:
-        """Changes up to ``seq`` are persisted: the cursor may hand them out."""
+        """Changes up to ``seq`` are persisted: the cursor may hand them out (listeners are told)."""
         with self._lock:
-            self.durable = max(self.durable, min(seq, self.head))
+            before, self.durable = self.durable, max(self.durable, min(seq, self.head))
+            durable = self.durable
+        if durable > before:
+            for listener in self._on_durable:
+                listener(durable)
+
+    def on_durable(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(cursor)`` whenever the durable cursor moves (in the thread that moves it)."""
+        self._on_durable.append(listener)
 
     def restore(self, entries: Iterable[Entry], *, head: int, stale: int,
                 feed_changed: dict[str, datetime]) -> None:

@@ -31,15 +31,17 @@ _A = "{%s}" % ATOM
 
 
 def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str, feed_id: str,
-         updated: datetime, authority: str = EXAMPLE_AUTHORITY) -> bytes:
+         updated: datetime, authority: str = EXAMPLE_AUTHORITY, hub: str | None = None) -> bytes:
     """An Atom feed with an entry per live event, in the order given (one that cannot be
-    rendered left out: :func:`newswire.formats.render_each`)."""
+    rendered left out: :func:`newswire.formats.render_each`); ``hub``: its WebSub hub."""
     root = etree.Element(_A + "feed", nsmap={None: ATOM})
     _sub(root, "id", clean_text(feed_id))
     _sub(root, "title", clean_text(title))
     _sub(root, "updated", utc_iso(updated))
     _sub(root, "link", rel="self", type="application/atom+xml", href=clean_text(self_url))
     _sub(root, "link", rel="alternate", type="text/html", href=clean_text(link))
+    if hub:
+        _sub(root, "link", rel="hub", href=clean_text(hub))
     _sub(root, "generator", GENERATOR)
     rendered = render_each(events, lambda story: _entry(story) if story.live else None, fmt="atom",
                            authority=authority)

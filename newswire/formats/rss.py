@@ -31,9 +31,9 @@ GENERATOR = "newswire"
 
 
 def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str, description: str,
-         updated: datetime, authority: str = EXAMPLE_AUTHORITY) -> bytes:
+         updated: datetime, authority: str = EXAMPLE_AUTHORITY, hub: str | None = None) -> bytes:
     """An RSS 2.0 channel with an item per live event, in the order given (one that cannot be
-    rendered left out: :func:`newswire.formats.render_each`)."""
+    rendered left out: :func:`newswire.formats.render_each`); ``hub``: its WebSub hub."""
     rss = etree.Element("rss", {"version": "2.0"}, nsmap=NSMAP)
     channel = _sub(rss, "channel")
     _sub(channel, "title", clean_text(title))
@@ -42,6 +42,8 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
     _sub(channel, "lastBuildDate", rfc822(updated))
     _sub(channel, "generator", GENERATOR)
     _sub(channel, f"{{{ATOM}}}link", href=clean_text(self_url), rel="self", type="application/rss+xml")
+    if hub:
+        _sub(channel, f"{{{ATOM}}}link", href=clean_text(hub), rel="hub")
     rendered = render_each(events, lambda story: _item(story) if story.live else None, fmt="rss",
                            authority=authority)
     channel.extend(element for element in rendered if element is not None)
