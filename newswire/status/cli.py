@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 from aiohttp import web
 
-from newswire.status.sections import standard_sections
+from newswire.consumers.webhooks.config import WebhookConfig
+from newswire.status.sections import partner_states, standard_sections
 from newswire.status.server import make_app
 
 
@@ -21,4 +22,9 @@ def status() -> None:
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the status page (/) and Prometheus metrics (/metrics)."""
     settings = ctx.find_root().obj
-    web.run_app(make_app(settings, standard_sections(settings)), host=host, port=port, print=None)
+    try:
+        config = WebhookConfig.from_env()  # the breaker's threshold and cooldown, as the pusher has them
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    app = make_app(settings, standard_sections(settings), partners=partner_states(settings, config))
+    web.run_app(app, host=host, port=port, print=None)

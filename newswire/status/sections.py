@@ -7,22 +7,33 @@ import json
 from typing import Any, Callable
 
 from newswire.config import Settings
-from newswire.consumers.webhooks import receipts, store
+from newswire.consumers.webhooks import partner_state, receipts, store
+from newswire.consumers.webhooks.config import WebhookConfig
 
 Section = Callable[[], Any]
 
 
+def state_query(settings: Settings, read: Callable[[Any], Any]) -> Section:
+    """A section read from the webhook state file ([] while there is none)."""
+    def section() -> Any:
+        if not store.path_of(settings).exists():
+            return []
+        db = store.connect(settings, synchronous="NORMAL")
+        try:
+            return read(db)
+        finally:
+            db.close()
+    return section
+
+
+def partner_states(settings: Settings, config: WebhookConfig) -> Callable[[], list[partner_state.PartnerState]]:
+    """Every partner's queue, retries, dead deliveries, gaps and breaker (the status gauges)."""
+    return state_query(settings, lambda db: partner_state.partner_states(db, config))
+
+
 def webhook_sections(settings: Settings) -> dict[str, Section]:
     def query(read: Callable) -> Section:
-        def section() -> Any:
-            if not store.path_of(settings).exists():
-                return []
-            db = store.connect(settings, synchronous="NORMAL")
-            try:
-                return read(db)
-            finally:
-                db.close()
-        return section
+        return state_query(settings, read)
 
     def deliveries(db) -> list[dict]:
         return [{"at": receipts.iso_time(r["at"]), "partner": r["partner_id"], "article_id": r["article_id"],

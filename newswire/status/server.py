@@ -14,11 +14,12 @@ from typing import Any, Callable
 
 from aiohttp import web
 from kafka.errors import KafkaError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
-from newswire import bus, lag, logs
+from newswire import bus, lag, logs, metrics
 from newswire.config import Settings
 from newswire.status.dead_letters import DeadLetterTally
+from newswire.status.gauges import StatusCollector
 
 log = logs.get(__name__)
 
@@ -37,9 +38,13 @@ def lag_section(settings: Settings) -> Section:
     return section
 
 
-def make_app(settings: Settings, extra_sections: dict[str, Section] | None = None) -> web.Application:
+def make_app(settings: Settings, extra_sections: dict[str, Section] | None = None,
+             partners: Callable[[], list] = list) -> web.Application:
+    """The status app. ``partners``: every partner's state (:mod:`.sections`), for the gauges."""
     quick = replace(settings, producer_timeout_s=min(settings.producer_timeout_s, KAFKA_TIMEOUT_S))
     tally = DeadLetterTally(quick)
+    gauges = CollectorRegistry(auto_describe=False)
+    gauges.register(StatusCollector(lambda: lag.group_lag(quick), partners, tally))
     sections: dict[str, Section] = {"lag": lag_section(quick), "dead_letters": tally.snapshot,
                                     "partners": list, "deliveries": list, "kills": list, "replays": list}
     sections.update(extra_sections or {})
@@ -64,8 +69,12 @@ def make_app(settings: Settings, extra_sections: dict[str, Section] | None = Non
             problems["dead_letters"] = tally.problem
         return web.json_response(body, dumps=_dumps, headers={"Cache-Control": "no-store"})
 
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics_page(_: web.Request) -> web.Response:
+        """This process's own metrics, then the gauges read from the system's records."""
+        loop = asyncio.get_running_loop()
+        own, content_type = metrics.exposition()
+        body = own + await loop.run_in_executor(None, generate_latest, gauges)
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def start_tally(_: web.Application) -> None:
         tally.start()
@@ -76,7 +85,7 @@ def make_app(settings: Settings, extra_sections: dict[str, Section] | None = Non
     app = web.Application()
     app.router.add_get("/", page)
     app.router.add_get("/api/status", status)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", metrics_page)
     app.on_startup.append(start_tally)
     app.on_cleanup.append(stop_tally)
     return app
