@@ -160,6 +160,7 @@ def test_status_metrics_serve_gauges_and_every_queried_metric_exists(troubled_pa
         wait_for(lambda: samples(scrape(status.base + "/metrics"), "newswire_dead_letters_total"),
                  "the status server tallied the dead letters", timeout_s=60, every_s=0.5)
         text = scrape(status.base + "/metrics")
+        assert json.loads(scrape(status.base + "/healthz")) == {"status": "ok"}  # the compose file's check
         by_partner = {name: {dict(k)["partner"]: v for k, v in samples(text, name).items()}
                       for name in ("newswire_outbox_depth", "newswire_pending_retries", "newswire_dead_deliveries",
                                    "newswire_sequence_gaps", "newswire_circuit_open", "newswire_partner_enabled")}
