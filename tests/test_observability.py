@@ -114,13 +114,23 @@ class Served:
             try:
                 urllib.request.urlopen(self.base + "/metrics", timeout=5)
                 return True
+            except urllib.error.HTTPError as exc:
+                raise AssertionError(f"{args}: /metrics answered {exc.code}: {log.read_text()[-2000:]}") from exc
             except (urllib.error.URLError, ConnectionError):
                 return False
-        wait_for(answers, f"{' '.join(args)} answers", timeout_s=60, every_s=0.2)
+        try:
+            wait_for(answers, f"{' '.join(args)} answers", timeout_s=60, every_s=0.2)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(30)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(30)
         self.log.close()
 
 

@@ -168,6 +168,12 @@ def test_operator_works_from_the_page_in_a_real_browser(partner_with_a_dead_deli
             expect(attempts).to_have_count(2)
             expect(attempts.first).to_contain_text("retry 500")
             expect(attempts.nth(1)).to_contain_text("dead 500")
+            (event_id,) = query(settings, "SELECT event_id FROM deliveries WHERE seq = 1")[0]
+            page.goto(base + "/search?q=" + event_id)  # an event id finds its article's every version
+            expect(page.locator("section.version h3")).to_contain_text(event_id)
+            expect(page.locator("h2")).to_have_text(f"Article {refused}")
+            page.goto(base + "/search?q=no-such-story")
+            expect(page.locator("#not-found")).to_be_visible()
 
             # actions need the operator: a wrong token is refused, the right one signs in
             page.goto(base + "/partners/acme")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 import jinja2
 from aiohttp import web
@@ -27,6 +27,9 @@ from newswire.formats import Story, render_each, utc_iso
 
 from .conditional import Body, respond
 from .view import FEED_NAME, PUBLIC, FeedView
+
+if TYPE_CHECKING:
+    from .server import Options
 
 HTML = "text/html; charset=utf-8"
 #: format → (label, MIME type) of the links to a feed
@@ -88,7 +91,7 @@ class Pages:
     """The handlers, over the feed server's view, options (title, limit, max-age, id authority),
     clock and base URL of a request."""
 
-    def __init__(self, view: FeedView, options, clock: Callable[[], datetime], base: Callable[[web.Request], str]):
+    def __init__(self, view: FeedView, options: "Options", clock: Callable[[], datetime], base: Callable[[web.Request], str]):
         self.view, self.options, self.clock, self.base = view, options, clock, base
 
     def add_routes(self, app: web.Application) -> None:

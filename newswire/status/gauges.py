@@ -10,6 +10,7 @@ A source that cannot be read (Kafka away) leaves its gauges out and says so in
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Callable, Iterable
 
 from kafka.errors import KafkaError
@@ -73,7 +74,7 @@ class StatusCollector(Collector):
     def _partners(self, up: GaugeMetricFamily) -> Iterable[Metric]:
         try:
             states = self.partners()
-        except OSError as exc:  # the state file cannot be read
+        except (OSError, sqlite3.Error) as exc:  # the state file cannot be read
             log.warning("status_gauge_failed", source="webhooks", error=str(exc))
             up.add_metric(["webhooks"], 0)
             return
