@@ -7,15 +7,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${NEWSWIRE_VENV:-.venv}
 
-# Debian packages: Java and Maven for the broker; Chromium for the status page's browser test;
-# Node.js for the partner guide's JavaScript snippet.
+# Debian packages: Java and Maven for the broker; for the tests, Chromium (the status page's browser
+# test), Prometheus (its promtool checks and unit-tests the alert rules in deploy/prometheus/) and
+# Node.js (the partner guide's JavaScript signature check, tests/test_partner_guide.py).
 need_system_packages() {
   local missing=()
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
   [ "${1:-}" = test ] && ! command -v chromium >/dev/null && missing+=(chromium)
-  # node runs docs/partners.md's JavaScript signature check (tests/test_partner_guide.py)
   [ "${1:-}" = test ] && ! command -v node >/dev/null && missing+=(nodejs)
+  [ "${1:-}" = test ] && ! command -v promtool >/dev/null && missing+=(prometheus)
   if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       apt-get update -qq && apt-get install -y -qq "${missing[@]}"

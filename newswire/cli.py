@@ -85,17 +85,19 @@ class _Newswire(click.Group):
 @click.option("--kafka-log-level", default="CRITICAL", show_default=True, envvar="NEWSWIRE_KAFKA_LOG_LEVEL",
               help="Level from which kafka-python's own lines are logged (newswire says itself when Kafka is away).")
 @click.option("--metrics-port", type=int, envvar="NEWSWIRE_METRICS_PORT", default=None,
-              help="Serve this process's Prometheus metrics on 127.0.0.1:PORT/metrics.")
+              help="Serve this process's Prometheus metrics on METRICS_HOST:PORT/metrics.")
+@click.option("--metrics-host", envvar="NEWSWIRE_METRICS_HOST", default="127.0.0.1", show_default=True,
+              help="The address the metrics listen on (0.0.0.0 in a container, for Prometheus to reach).")
 @click.pass_context
 def main(ctx: click.Context, bootstrap: str | None, log_level: str, log_json: bool | None, kafka_log_level: str,
-         metrics_port: int | None) -> None:
+         metrics_port: int | None, metrics_host: str) -> None:
     """newswire: articles as Avro events on Kafka, turned into wire feeds, partner pushes and an archive."""
     logs.configure(log_level.upper(), log_json, kafka_log_level.upper())
     if metrics_port:
         try:
-            metrics.serve(metrics_port)
+            metrics.serve(metrics_port, metrics_host)
         except OSError as exc:
-            raise click.ClickException(f"cannot serve metrics on 127.0.0.1:{metrics_port}: {exc.strerror}") from exc
+            raise click.ClickException(f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror}") from exc
     settings = Settings.from_env()
     ctx.obj = settings.with_bootstrap(bootstrap) if bootstrap else settings
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest, start_http_server
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -30,6 +30,12 @@ QUEUED_TO_PARTNER = Histogram(
     "From a delivery's queueing (its event read by the pusher) to the partner's 2xx; "
     "publish to queued is newswire_publish_to_output_seconds{consumer=\"webhooks\"}",
     ["partner"], buckets=LATENCY_BUCKETS)
+INGEST_REQUESTS = Counter(
+    "newswire_ingest_requests_total", "Requests to the ingest API by method, route and HTTP status",
+    ["method", "route", "status"])
+INGEST_SECONDS = Histogram(
+    "newswire_ingest_request_seconds", "Time the ingest API took to answer (Kafka's acknowledgement included)",
+    ["method", "route"], buckets=LATENCY_BUCKETS)
 CONSUMER_LAG = Gauge(
     "newswire_consumer_lag", "Messages between a consumer's position and the end of the partition",
     ["consumer", "topic", "partition"])
@@ -51,3 +57,8 @@ def seconds_since(published_at: str | None) -> float | None:
 def serve(port: int, host: str = "127.0.0.1") -> None:
     """Expose ``/metrics`` of this process on ``host:port`` (a daemon thread)."""
     start_http_server(port, addr=host)
+
+
+def exposition() -> tuple[bytes, str]:
+    """This process's metrics in Prometheus's text format, and its content type (for an HTTP app)."""
+    return generate_latest(), CONTENT_TYPE_LATEST

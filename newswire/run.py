@@ -48,7 +48,8 @@ class Ports:
 CONSUMERS_WITH_METRICS = ("feeds", "newsml-drop", "webhooks", "archive")
 
 
-def services(settings: Settings, ports: Ports, ingest_token: str) -> list[Service]:
+def services(settings: Settings, ports: Ports, ingest_token: str, status_token: str = "demo-status-token"
+             ) -> list[Service]:
     drop = settings.home / "drop"
     return [
         Service("demo-partner", newswire_command("webhooks", "demo-partner", "--port", str(ports.demo_partner),
@@ -59,7 +60,9 @@ def services(settings: Settings, ports: Ports, ingest_token: str) -> list[Servic
         Service("newsml-drop", newswire_command("newsml", "drop", "--dir", str(drop))),
         Service("webhooks", newswire_command("webhooks", "run")),
         Service("archive", newswire_command("archive", "run")),
-        Service("status", newswire_command("status", "serve", "--port", str(ports.status))),
+        Service("status", newswire_command("status", "serve", "--port", str(ports.status),
+                                           "--feeds-url", f"http://127.0.0.1:{ports.feeds}"),
+                env={"NEWSWIRE_STATUS_TOKEN": status_token}),
     ]
 
 
@@ -147,14 +150,15 @@ def publish_demo_content(settings: Settings, corpus_size: int) -> None:
     click.echo(f"published a generated corpus of {corpus_size} events")
 
 
-def where_to_look(settings: Settings, ports: Ports, supervisor: Supervisor, ingest_token: str) -> str:
+def where_to_look(settings: Settings, ports: Ports, supervisor: Supervisor, ingest_token: str,
+                  status_token: str = "demo-status-token") -> str:
     feeds = f"http://127.0.0.1:{ports.feeds}"
     return "\n".join([
         "",
         "newswire is running. Where to look:",
         f"  feeds         {feeds}/feeds/all.rss  {feeds}/feeds/all.atom  {feeds}/feeds/all.newsml  {feeds}/feeds/all.json",
         f"  fixture story {feeds}/items/{FIXTURE_ID}?format=newsml",
-        f"  status page   http://127.0.0.1:{ports.status}/",
+        f"  status page   http://127.0.0.1:{ports.status}/  (operator sign-in token: {status_token})",
         *[f"  metrics       {name}: http://127.0.0.1:{port}/metrics" for name, port in metrics_ports(ports).items()],
         f"  ingest API    POST http://127.0.0.1:{ports.ingest}/v1/articles  (Authorization: Bearer {ingest_token})",
         f"  demo partner  {supervisor.log_path(next(s for s in supervisor.services if s.name == 'demo-partner'))}",
@@ -168,6 +172,8 @@ def where_to_look(settings: Settings, ports: Ports, supervisor: Supervisor, inge
 @click.option("--corpus", "corpus_size", default=200, show_default=True, help="Generated events to publish.")
 @click.option("--for", "duration", type=float, default=None, help="Stop after this many seconds (default: Ctrl-C).")
 @click.option("--ingest-token", envvar="NEWSWIRE_DEMO_INGEST_TOKEN", default="demo-ingest-token", show_default=True)
+@click.option("--status-token", envvar="NEWSWIRE_DEMO_STATUS_TOKEN", default="demo-status-token", show_default=True,
+              help="The status page's operator token (its actions: pause, redrive, resend, backfill).")
 @click.option("--ingest-port", default=Ports.ingest, show_default=True)
 @click.option("--feeds-port", default=Ports.feeds, show_default=True)
 @click.option("--status-port", default=Ports.status, show_default=True)
@@ -175,7 +181,8 @@ def where_to_look(settings: Settings, ports: Ports, supervisor: Supervisor, inge
 @click.option("--metrics-base-port", default=Ports.metrics_base, show_default=True,
               help="Consumers serve /metrics on the ports after this one (0: none).")
 @click.pass_context
-def run(ctx: click.Context, corpus_size: int, duration: float | None, ingest_token: str, ingest_port: int,
+def run(ctx: click.Context, corpus_size: int, duration: float | None, ingest_token: str, status_token: str,
+        ingest_port: int,
         feeds_port: int, status_port: int, partner_port: int, metrics_base_port: int) -> None:
     """Run the whole system: broker, topics, every service, a demo partner, demo content."""
     settings: Settings = ctx.find_root().obj
@@ -193,7 +200,7 @@ def run(ctx: click.Context, corpus_size: int, duration: float | None, ingest_tok
         click.echo(f"topic {name}: {outcome}")
     register_demo_partner(settings, ports)
 
-    supervisor = Supervisor(services(settings, ports, ingest_token), log_dir=settings.home / "logs")
+    supervisor = Supervisor(services(settings, ports, ingest_token, status_token), log_dir=settings.home / "logs")
     for service in supervisor.services:
         service.env.update(_demo_variables(settings))
         if service.name in metrics_ports(ports):
@@ -203,7 +210,7 @@ def run(ctx: click.Context, corpus_size: int, duration: float | None, ingest_tok
     supervisor.start_all()
     try:
         publish_demo_content(settings, corpus_size)
-        click.echo(where_to_look(settings, ports, supervisor, ingest_token))
+        click.echo(where_to_look(settings, ports, supervisor, ingest_token, status_token))
         sys.stdout.flush()  # shown at once also when stdout is a file or a pipe
         supervisor.watch(duration)
     finally:

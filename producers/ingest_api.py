@@ -4,6 +4,7 @@
     POST /v1/articles/{article_id}/kill      {"reason": "..."}
     POST /v1/articles/{article_id}/withdraw  {"reason": "..."}
     GET  /healthz, /readyz                   whether Kafka answers: 200, or 503 (no token needed)
+    GET  /metrics                            Prometheus: requests by route and status, latency (no token)
 
 Every POST needs ``Authorization: Bearer <token>``, one of the comma-separated tokens in
 ``NEWSWIRE_INGEST_TOKENS``; the token is compared with every configured token in constant
@@ -49,7 +50,7 @@ import click
 from aiohttp import web
 from kafka import KafkaProducer
 
-from newswire import bus, logs
+from newswire import bus, logs, metrics
 from newswire.broker import broker_answers
 from newswire.config import Settings
 
@@ -180,15 +181,24 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         status = exc.status
         raise
     finally:
+        elapsed = time.perf_counter() - started
+        route = request.match_info.route.resource
+        route = route.canonical if route is not None else "unmatched"  # a bounded set of label values
+        metrics.INGEST_REQUESTS.labels(request.method, route, str(status)).inc()
+        metrics.INGEST_SECONDS.labels(request.method, route).observe(elapsed)
         log.info("ingest_request", method=request.method, path=request.path, status=status,
                  article_id=about.get("article_id"), version=about.get("version"),
                  event_id=about.get("event_id"), remote=request.remote,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 1))
+                 duration_ms=round(elapsed * 1000, 1))
+
+
+#: what a probe or Prometheus reads without a token (nothing in them is secret)
+UNAUTHENTICATED = ("/healthz", "/readyz", "/metrics")
 
 
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in ("/healthz", "/readyz"):
+    if request.path in UNAUTHENTICATED:
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -379,6 +389,12 @@ async def healthz(request: web.Request) -> web.Response:
                               "bootstrap": request.app[SETTINGS].bootstrap_servers}, status=503)
 
 
+async def metrics_page(_: web.Request) -> web.Response:
+    """Prometheus metrics: requests by route and status, answer times."""
+    body, content_type = metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
 def create_app(settings: Settings, tokens: Sequence[str], *, body_timeout_s: float = BODY_TIMEOUT_S
                ) -> web.Application:
     """The ingest application. ``tokens``: the accepted bearer tokens (at least one);
@@ -399,6 +415,7 @@ def create_app(settings: Settings, tokens: Sequence[str], *, body_timeout_s: flo
     app.router.add_post("/v1/articles/{article_id}/withdraw", end_handler("withdrawn"))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", healthz)
+    app.router.add_get("/metrics", metrics_page)
 
     async def close_kafka(app: web.Application) -> None:
         await _run(app[PRODUCER].close)

@@ -166,6 +166,11 @@ class Index:
                                (article_id,)).fetchall()
         return [_entry(r) for r in rows]
 
+    def article_of(self, event_id: str) -> str | None:
+        """The article an archived event belongs to (None: not archived)."""
+        row = self.db.execute("SELECT article_id FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        return row[0] if row else None
+
     def entries(self, *, since_ms: int | None = None, until_ms: int | None = None,
                 category: str | None = None, topic: str | None = None,
                 segment: str | None = None, by_position: bool = False, by_published: bool = False

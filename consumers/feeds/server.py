@@ -26,6 +26,8 @@ Routes (``{fmt}`` of a feed: ``rss``, ``atom``, ``newsml`` (a newsMessage), ``js
 * The same under ``/partners/{partner}/…`` with the partner's token (``Authorization: Bearer``,
   ``X-Newswire-Token`` or ``?token=``); a token on the public routes works too.
 * ``GET /feeds`` lists the feeds; ``GET /health`` says whether the consumer runs.
+* For people (:mod:`.pages`): ``GET /`` lists every feed with its links, ``GET /feeds/{feed}.html``
+  shows a feed as a page; the feeds' own bytes stay as feed readers get them.
 
 Every answer has a strong ETag and (when it has a change time) Last-Modified, answers
 conditional requests with 304, is gzipped when the client accepts it, and carries
@@ -54,6 +56,7 @@ from . import realtime, websub
 from .access import Tokens
 from .conditional import Body, respond
 from .consumer import FeedsConsumer, utc_now
+from .pages import Pages
 from .store import ViewStore
 from .view import FEED_NAME, PUBLIC, Audience, Entry, FeedView
 
@@ -149,6 +152,7 @@ class FeedServer:
             app.router.add_post(websub.PATH, self.hub.subscribe)
             app.on_startup.append(self.hub.start)
             app.on_cleanup.append(self.hub.stop)
+        Pages(self.view, self.options, self.clock, self._base).add_routes(app)  # / and /feeds/{feed}.html
         return app
 
     # --- who asks -------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Only a 2xx answer is a success. Redirects are not followed (a 3xx is a failure with its
 status: a partner's endpoint must answer where it was registered). Every failure keeps its
-reason: the status code, or the connection error, timeout or SSRF refusal.
+reason: the status code with the start of what the partner answered, or the connection
+error, timeout or SSRF refusal.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import aiohttp
 
 from newswire.consumers.webhooks import policy, ssrf
 from newswire.consumers.webhooks.config import Network
+
+#: how much of a failed answer's body its receipt keeps (what the partner said, for the operator)
+EXCERPT_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,12 @@ class Response:
     @property
     def gone(self) -> bool:
         return self.status == 410
+
+
+def failure(status: int, reason: str | None, said: bytes) -> str:
+    """``HTTP 500 Internal Server Error: <the answer's first characters, on one line>``."""
+    excerpt = " ".join(said[:EXCERPT_CHARS * 4].decode("utf-8", "replace").split())[:EXCERPT_CHARS]
+    return f"HTTP {status} {reason or ''}".strip() + (f": {excerpt}" if excerpt else "")
 
 
 def session(resolver: ssrf.GuardedResolver, timeout_s: float) -> aiohttp.ClientSession:
@@ -57,10 +67,10 @@ async def post(client: aiohttp.ClientSession, url: str, body: bytes, headers: di
     try:
         ssrf.check_literal(url, allow)
         async with client.post(url, data=body, headers=headers, allow_redirects=False) as answer:
-            await answer.read()
+            said = await answer.read()
             wait = (policy.retry_after(answer.headers.get("Retry-After"))
                     if answer.status in (429, 503) else None)
-            error = None if 200 <= answer.status < 300 else f"HTTP {answer.status} {answer.reason or ''}".strip()
+            error = None if 200 <= answer.status < 300 else failure(answer.status, answer.reason, said)
             return Response(answer.status, elapsed(), error, wait)
     except ssrf.EndpointRefused as exc:
         return Response(None, elapsed(), f"refused by the SSRF guard: {exc}")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
-
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 
 from newswire import bus, logs
@@ -23,8 +24,28 @@ class DeadLetter:
     consumer: str
     reason: str
     key: str | None
+    #: where it came from: ``topic/partition@offset`` for a message a consumer could not use,
+    #: ``partner P seq N`` for a delivery whose retries were used up
     source: str
     at: str
+    #: the webhook delivery it stands for (a redrive revives it), or None
+    delivery_id: int | None = None
+
+
+def dead_letter(record: ConsumerRecord) -> DeadLetter:
+    """What a record of the dead-letter topic says. The pusher's dead deliveries carry
+    ``webhook.*`` headers instead of ``dlq.topic/partition/offset``; a record without ``dlq.at``
+    is dated by its Kafka timestamp (when it was written)."""
+    partner, delivery = bus.header(record, "webhook.partner"), bus.header(record, "webhook.delivery_id")
+    if partner is not None:
+        source = f"partner {partner} seq {bus.header(record, 'webhook.seq')} v{bus.header(record, 'webhook.version')}"
+    else:
+        source = (f"{bus.header(record, 'dlq.topic')}/{bus.header(record, 'dlq.partition')}"
+                  f"@{bus.header(record, 'dlq.offset')}")
+    at = bus.header(record, "dlq.at") or datetime.fromtimestamp(record.timestamp / 1000, timezone.utc).isoformat()
+    return DeadLetter(consumer=bus.header(record, "dlq.consumer") or "?", reason=bus.header(record, "dlq.reason") or "?",
+                      key=record.key.decode("utf-8", "replace") if record.key else None, source=source, at=at,
+                      delivery_id=int(delivery) if delivery and delivery.isdigit() else None)
 
 
 def reason_class(reason: str) -> str:
@@ -94,13 +115,6 @@ class DeadLetterTally:
             while not self._stop.is_set():
                 for records in reader.poll(timeout_ms=500).values():
                     for record in records:
-                        self.add(DeadLetter(
-                            consumer=bus.header(record, "dlq.consumer") or "?",
-                            reason=bus.header(record, "dlq.reason") or "?",
-                            key=record.key.decode("utf-8", "replace") if record.key else None,
-                            source=f"{bus.header(record, 'dlq.topic')}/{bus.header(record, 'dlq.partition')}"
-                                   f"@{bus.header(record, 'dlq.offset')}",
-                            at=bus.header(record, "dlq.at") or "",
-                        ))
+                        self.add(dead_letter(record))
         finally:
             reader.close()

@@ -7,23 +7,32 @@ import json
 from typing import Any, Callable
 
 from newswire.config import Settings
-from newswire.consumers.webhooks import receipts, store
+from newswire.consumers.webhooks import partner_state, receipts
+from newswire.consumers.webhooks.config import WebhookConfig
+from newswire.status import lookup
 
 Section = Callable[[], Any]
 
 
-def webhook_sections(settings: Settings) -> dict[str, Section]:
-    def query(read: Callable) -> Section:
-        def section() -> Any:
-            if not store.path_of(settings).exists():
-                return []
-            db = store.connect(settings, synchronous="NORMAL")
-            try:
-                return read(db)
-            finally:
-                db.close()
-        return section
+def state_query(settings: Settings, read: Callable[[Any], Any]) -> Section:
+    """A section read from the webhook state file ([] while there is none)."""
+    def section() -> Any:
+        db = lookup.state_db(settings)
+        if db is None:
+            return []
+        try:
+            return read(db)
+        finally:
+            db.close()
+    return section
 
+
+def partner_states(settings: Settings, config: WebhookConfig) -> Callable[[], list[partner_state.PartnerState]]:
+    """Every partner's queue, retries, dead deliveries, gaps and breaker (the status gauges)."""
+    return state_query(settings, lambda db: partner_state.partner_states(db, config))
+
+
+def webhook_sections(settings: Settings) -> dict[str, Section]:
     def deliveries(db) -> list[dict]:
         return [{"at": receipts.iso_time(r["at"]), "partner": r["partner_id"], "article_id": r["article_id"],
                  "version": r["version"], "attempt": r["attempt"], "status": r["status_code"] or r["outcome"],
@@ -34,7 +43,8 @@ def webhook_sections(settings: Settings) -> dict[str, Section]:
         return [{"article_id": r["article_id"], "partner": r["partner_id"], "delivered": r["status"] == "delivered",
                  "at": receipts.iso_time(r["delivered_at"])} for r in receipts.kill_report(db)]
 
-    return {"partners": query(receipts.health), "deliveries": query(deliveries), "kills": query(kills)}
+    return {name: state_query(settings, read)
+            for name, read in (("partners", receipts.health), ("deliveries", deliveries), ("kills", kills))}
 
 
 def replay_section(settings: Settings) -> Section:

@@ -1,0 +1,74 @@
+"""Each partner's state as an operator (and Prometheus) asks for it, read from the state file:
+queue depth, retries pending, dead deliveries, sequence gaps, and its circuit breaker.
+
+The breaker itself lives in the pusher's memory; its state follows from the receipts in the
+same way (:func:`breaker_state`): failures in a row since the partner last answered, the
+threshold and cooldown of :class:`.config.WebhookConfig`. So any process (the status page,
+its ``/metrics``) tells it without asking the pusher.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from newswire.consumers.webhooks import receipts
+from newswire.consumers.webhooks.config import WebhookConfig
+
+
+@dataclass(frozen=True)
+class PartnerState:
+    partner: str
+    enabled: bool
+    disabled_reason: str | None
+    #: deliveries waiting to be sent (the outbox depth), of which have failed at least once
+    pending: int
+    pending_retries: int
+    dead: int
+    delivered: int
+    last_seq: int
+    #: sequence numbers below the highest acknowledged one that are not acknowledged: holes
+    #: the partner sees (a number being sent for the first time above them is not one)
+    gaps: int
+    oldest_pending_at: float | None
+    #: failed attempts in a row since the partner last answered, and the latest of them
+    failing: int
+    last_failure_at: float | None
+    #: closed | open | half-open
+    breaker: str
+
+
+def breaker_state(failing: receipts.Failing | None, config: WebhookConfig, now: float) -> str:
+    """What the pusher's :class:`.policy.CircuitBreaker` is in after these failures: open for
+    ``breaker_cooldown_s`` after the threshold is reached, then half-open (one probe goes)."""
+    if failing is None or failing.failures < config.breaker_failures:
+        return "closed"
+    return "open" if now < failing.last_at + config.breaker_cooldown_s else "half-open"
+
+
+def partner_states(db: sqlite3.Connection, config: WebhookConfig, *, now: float | None = None
+                   ) -> list[PartnerState]:
+    """Every partner's state, ordered by id."""
+    now = time.time() if now is None else now
+    holes = dict(db.execute(
+        "SELECT d.partner_id, count(*) FROM deliveries d WHERE d.status != 'delivered' AND d.seq <"
+        " (SELECT max(x.seq) FROM deliveries x WHERE x.partner_id = d.partner_id AND x.status = 'delivered')"
+        " GROUP BY d.partner_id").fetchall())
+    rows = db.execute(
+        "SELECT p.id, p.enabled, p.disabled_reason, p.next_seq - 1 AS last_seq,"
+        " coalesce(sum(d.status = 'pending'), 0) AS pending,"
+        " coalesce(sum(d.status = 'pending' AND d.attempts > 0), 0) AS pending_retries,"
+        " coalesce(sum(d.status = 'dead'), 0) AS dead, coalesce(sum(d.status = 'delivered'), 0) AS delivered,"
+        " min(CASE WHEN d.status = 'pending' THEN d.created_at END) AS oldest"
+        " FROM partners p LEFT JOIN deliveries d ON d.partner_id = p.id GROUP BY p.id ORDER BY p.id").fetchall()
+    states = []
+    for r in rows:
+        failing = receipts.failing(db, r["id"])
+        states.append(PartnerState(
+            partner=r["id"], enabled=bool(r["enabled"]), disabled_reason=r["disabled_reason"],
+            pending=r["pending"], pending_retries=r["pending_retries"], dead=r["dead"], delivered=r["delivered"],
+            last_seq=r["last_seq"], gaps=holes.get(r["id"], 0), oldest_pending_at=r["oldest"],
+            failing=failing.failures if failing else 0, last_failure_at=failing.last_at if failing else None,
+            breaker=breaker_state(failing, config, now)))
+    return states
