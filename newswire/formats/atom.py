@@ -4,7 +4,7 @@ Per entry: ``id`` (the article's URN, the same for every version), ``title``, ``
 (this version), ``published`` (first publication), one ``author`` per byline (the provider
 when there is none: RFC 4287 requires an author), ``link rel="alternate"`` to the canonical
 URL and ``rel="enclosure"`` per image, a ``category`` per category and per Media Topic
-(term = QCode, scheme = the vocabulary's URI), ``summary`` (a correction note first, then the
+(term = QCode, scheme = the vocabulary's URI for Media Topics and Subject Codes), ``summary`` (a correction note first, then the
 summary), ``content type="xhtml"`` (the body in an XHTML ``div``) and ``rights``.
 
 :func:`feed` leaves killed and withdrawn stories out (the caller passes the live items; the
@@ -18,7 +18,6 @@ from typing import Sequence
 
 from lxml import etree
 
-from newswire import mediatopics
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, Story, direction, element, render_each, utc_iso, xhtml
 from newswire.sanitize import clean_text
@@ -65,8 +64,7 @@ def _entry(story: Story) -> etree._Element:
     for category in story.categories:
         _sub(entry, "category", term=category)
     for subject in story.subjects:
-        scheme = mediatopics.SCHEME_URI if subject.code.startswith(f"{mediatopics.SCHEME}:") else None
-        _sub(entry, "category", term=subject.code, **({"scheme": scheme} if scheme else {}),
+        _sub(entry, "category", term=subject.code, **({"scheme": subject.scheme} if subject.scheme else {}),
              **({"label": subject.name} if subject.name else {}))
     summary = " ".join(filter(None, (story.notice, story.summary)))
     if summary:
