@@ -311,6 +311,13 @@ def xhtml(fragment: str, wrapper: str = "div", **attributes: str) -> etree._Elem
     return root
 
 
+def directed_body(story: Story) -> str:
+    """The body fragment; a right-to-left story's inside ``<div dir="rtl">``, for the formats that
+    carry the body as a string with no direction of its own (ninjs, RSS ``content:encoded``):
+    a reader must not guess it from the first letter."""
+    return f'<div dir="rtl">{story.body}</div>' if story.rtl else story.body
+
+
 def direction(story: Story) -> dict[str, str]:
     """``{"dir": "rtl"}`` for a right-to-left story, else nothing (attributes for XHTML)."""
     return {"dir": "rtl"} if story.rtl else {}

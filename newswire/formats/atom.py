@@ -1,14 +1,17 @@
-"""Atom 1.0 (RFC 4287).
+"""Atom 1.0 (RFC 4287), with RFC 6721 tombstones for kills and withdrawals.
 
 Per entry: ``id`` (the article's URN, the same for every version), ``title``, ``updated``
 (this version), ``published`` (first publication), one ``author`` per byline (the provider
 when there is none: RFC 4287 requires an author), ``link rel="alternate"`` to the canonical
-URL and ``rel="enclosure"`` per image, a ``category`` per category and per Media Topic
-(term = QCode, scheme = the vocabulary's URI for Media Topics and Subject Codes), ``summary`` (a correction note first, then the
-summary), ``content type="xhtml"`` (the body in an XHTML ``div``) and ``rights``.
+URL and ``rel="enclosure"`` per image (its caption as title), a ``category`` per category and
+per subject (term = QCode; scheme = IPTC's URI for Media Topics and Subject Codes), ``summary``
+(a correction note first, then the summary), ``content type="xhtml"`` (the body in an XHTML
+``div``, ``dir="rtl"`` for right-to-left text) and ``rights``.
 
-:func:`feed` leaves killed and withdrawn stories out (the caller passes the live items; the
-check is defensive). Embargoes are the caller's business: see :func:`newswire.formats.is_embargoed`.
+A killed or withdrawn story is an ``at:deleted-entry`` (RFC 6721) in place of its entry:
+``ref`` = the entry's id, ``when`` = the kill's time, ``at:by`` the provider and
+``at:comment`` the notice (``Kill: <reason>``), so that a reader removes the story it shows.
+Embargoes are the caller's business: see :func:`newswire.formats.is_embargoed`.
 """
 
 from __future__ import annotations
@@ -23,26 +26,27 @@ from newswire.formats import EXAMPLE_AUTHORITY, Story, direction, element, rende
 from newswire.sanitize import clean_text
 
 ATOM = "http://www.w3.org/2005/Atom"
+TOMBSTONES = "http://purl.org/atompub/tombstones/1.0"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 GENERATOR = "newswire"
 
 _A = "{%s}" % ATOM
+_T = "{%s}" % TOMBSTONES
 
 
 def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str, feed_id: str,
          updated: datetime, authority: str = EXAMPLE_AUTHORITY) -> bytes:
-    """An Atom feed with an entry per live event, in the order given (one that cannot be
-    rendered left out: :func:`newswire.formats.render_each`)."""
-    root = etree.Element(_A + "feed", nsmap={None: ATOM})
+    """An Atom feed with an entry per live event and a tombstone per kill or withdrawal, in
+    the order given (one that cannot be rendered left out: :func:`newswire.formats.render_each`)."""
+    root = etree.Element(_A + "feed", nsmap={None: ATOM, "at": TOMBSTONES})
     _sub(root, "id", clean_text(feed_id))
     _sub(root, "title", clean_text(title))
     _sub(root, "updated", utc_iso(updated))
     _sub(root, "link", rel="self", type="application/atom+xml", href=clean_text(self_url))
     _sub(root, "link", rel="alternate", type="text/html", href=clean_text(link))
     _sub(root, "generator", GENERATOR)
-    rendered = render_each(events, lambda story: _entry(story) if story.live else None, fmt="atom",
-                           authority=authority)
-    root.extend(element for element in rendered if element is not None)
+    root.extend(render_each(events, lambda story: _entry(story) if story.live else _tombstone(story), fmt="atom",
+                            authority=authority))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
@@ -75,6 +79,14 @@ def _entry(story: Story) -> etree._Element:
     if story.copyright_notice:
         _sub(entry, "rights", story.copyright_notice)
     return entry
+
+
+def _tombstone(story: Story) -> etree._Element:
+    deleted = etree.Element(_T + "deleted-entry", ref=story.uri, when=utc_iso(story.occurred_at))
+    by = element(deleted, _T + "by")
+    _sub(by, "name", story.provider)
+    element(deleted, _T + "comment", story.notice)
+    return deleted
 
 
 def _sub(parent: etree._Element, local: str, text: str | None = None, /, **attributes: str) -> etree._Element:

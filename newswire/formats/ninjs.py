@@ -23,7 +23,7 @@ import json
 from typing import Any, Iterable
 
 from newswire.codec import ArticleEvent
-from newswire.formats import EXAMPLE_AUTHORITY, Picture, Story, prepare, render_each, utc_iso
+from newswire.formats import EXAMPLE_AUTHORITY, Picture, Story, directed_body, prepare, render_each, utc_iso
 from newswire.sanitize import body_text
 
 SCHEMA_URI = "http://www.iptc.org/std/ninjs/ninjs-schema_3.1.json"
@@ -75,7 +75,7 @@ def story_object(story: Story) -> dict[str, Any]:
         obj["descriptions"] = descriptions
     if story.body:
         text = body_text(story.body)
-        obj["bodies"] = [{"role": "main", "contentType": "application/xhtml+xml", "value": body_value(story),
+        obj["bodies"] = [{"role": "main", "contentType": "application/xhtml+xml", "value": directed_body(story),
                           "charCount": len(text), "wordCount": len(text.split())}]
     if story.people:
         obj["people"] = [{"name": p.name, "rel": p.role or "author"} for p in story.people]
@@ -90,12 +90,6 @@ def story_object(story: Story) -> dict[str, Any]:
     if story.pictures:
         obj["associations"] = [_association(story, n, p) for n, p in enumerate(story.pictures, start=1)]
     return obj
-
-
-def body_value(story: Story) -> str:
-    """The body fragment; a right-to-left story's inside ``<div dir="rtl">`` (ninjs bodies have
-    no direction property, and a reader must not guess it from the first letter)."""
-    return f'<div dir="rtl">{story.body}</div>' if story.rtl else story.body
 
 
 def dumps(obj: Any) -> bytes:
