@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from newswire import corpus
+from newswire import corpus, mediatopics, run
 from newswire.codec import ArticleEvent
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -29,14 +29,8 @@ STANDARDS = SHARED / "standards"
 FIXTURE = json.loads((SHARED / "fixtures" / "tml-idlib-expected.json").read_text(encoding="utf-8"))
 XHTML = "http://www.w3.org/1999/xhtml"
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
-#: the Media Topics an editor gives the fixture story (Turkish-Russian talks on the fighting in
-#: Idlib, a cease-fire hoped for, refugees pushed towards Turkey)
-FIXTURE_TOPICS = [
-    {"code": "medtop:20000056", "name": "armed conflict"},
-    {"code": "medtop:20000073", "name": "peace process"},
-    {"code": "medtop:20000639", "name": "diplomacy"},
-    {"code": "medtop:20000645", "name": "refugees and internally displaced people"},
-]
+#: the Media Topics an editor gives the fixture story (newswire run publishes the page with them)
+FIXTURE_TOPICS = [{"code": code, "name": mediatopics.lookup(code).name} for code in run.FIXTURE_TOPICS]
 
 HOSTILE_HEADLINE = "Breaking\x00\x07 news\u202e <script>alert(1)</script> & more\x1b"
 HOSTILE_BODY = (
