@@ -156,7 +156,8 @@ def hostile_fields() -> dict[str, ArticleEvent]:
             {**hostile_image, "url": url, "caption": f"Picture at {url}"} for url in HOSTILE_URLS]),
         "hostile-times": _base("hostile-times", occurred_at=datetime(9999, 12, 31, tzinfo=timezone.utc),
                                embargo_until=datetime(1, 1, 1, tzinfo=timezone.utc)),
-        "hostile-rtl-override": _base("hostile-rtl-override", language="ar", headline="\u202eعنوان\u202c " + HOSTILE_TEXT),
+        "hostile-rtl-override": _base("hostile-rtl-override", language="ar",
+                                      headline="\u202eعنوان\u202c " + HOSTILE_TEXT),
     })
     return out
 

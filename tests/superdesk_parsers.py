@@ -6,10 +6,10 @@ copy in with.
 Flask, Eve, Celery, Elasticsearch and MongoDB clients). Its files are executed here as they
 are installed; what they import from the Superdesk application is stubbed, and nothing else:
 
-* the application (``flask.current_app`` / ``superdesk.app``): its ``config`` (defaults) and
-  ``subjects``, the IPTC Subject Codes a Superdesk installation loads (from
-  ``../shared/standards/newscodes/subjectcode-names-en.json``), through which its NewsML-G2
-  parser names a ``subj:`` subject (a code it does not know is dropped);
+* the application (``flask.current_app`` / ``superdesk.app``): its ``config`` (the default
+  ``QCODE_MISSING_VOC``) and ``subjects``, the IPTC Subject Codes a Superdesk installation
+  registers at start (``superdesk/io/iptc.py``: its own ``io/data/subject_codes.json``), through
+  which its NewsML-G2 parser names a ``subj:`` subject (a code it does not know is dropped);
 * ``get_resource_service("vocabularies")``: a newsroom without custom vocabularies;
 * the parts of the application stack the parser modules import names from: the parser
   registry (``register_feed_parser``), ``superdesk.errors`` (``ParserError``, ``SkipValue``),
@@ -38,19 +38,15 @@ from typing import Any
 
 from lxml import etree
 
-from tests.corpus_cases import STANDARDS
-
 VERSION = "2.5.3"
-SUBJECT_CODES = STANDARDS / "newscodes" / "subjectcode-names-en.json"
 
 
 class _App:
     """The slice of a Superdesk application the two parsers read."""
 
-    def __init__(self) -> None:
-        self.config: dict[str, Any] = {"QCODE_MISSING_VOC": "continue", "HTML_TAGS_WHITELIST": ()}
-        codes = json.loads(SUBJECT_CODES.read_text(encoding="utf-8"))
-        self.subjects = {code.removeprefix("subj:"): name for code, name in codes.items()}
+    def __init__(self, root: Path) -> None:
+        self.config: dict[str, Any] = {"QCODE_MISSING_VOC": "continue"}
+        self.subjects = json.loads((root / "io" / "data" / "subject_codes.json").read_text(encoding="utf-8"))
 
 
 class _NoVocabularies:
@@ -59,7 +55,7 @@ class _NoVocabularies:
 
 
 class _SuperdeskError(Exception):
-    def __init__(self, code, exception=None, provider=None, *args, **kwargs):
+    def __init__(self, code, exception=None, provider=None):
         super().__init__(f"Superdesk error {code}: {exception!r}")
         self.code, self.exception = code, exception
 
@@ -136,7 +132,8 @@ def _execute(name: str, path: Path, *, package: bool = False) -> types.ModuleTyp
 @functools.cache
 def parsers() -> types.SimpleNamespace:
     """``newsml2`` and ``ninjs``: the two parser instances, and ``app`` (the stubbed application)."""
-    root, app = _root(), _App()
+    root = _root()
+    app = _App(root)
     siblings = [p.stem for p in (root / "io" / "feed_parsers").glob("*.py")
                 if p.stem not in ("__init__", "newsml_2_0", "ninjs")]
     superdesk = _module("superdesk", [str(root)], app=app, config=types.SimpleNamespace(HTML_TAGS_WHITELIST=()),

@@ -9,8 +9,9 @@ a transport needs around it (a partner envelope, a sequence number) belongs outs
   ``embargoedUntil`` carries an embargo;
 * a correction's note is a description with role ``correction`` and, with a kill's reason
   and a content warning, the ``edNote``;
-* Media Topics are subjects with their IPTC URI; keywords and categories without a Media
-  Topic are subjects with ``rel: "keyword"`` (ninjs 3.1 has no keywords property);
+* Media Topics are subjects with their IPTC URI, each followed by its IPTC Subject Code;
+  keywords and categories without a Media Topic are subjects with ``rel: "keyword"`` (ninjs 3.1
+  has no keywords property);
 * each image is an association (``type: picture``) with its caption, credit and rendition;
 * the body of a right-to-left story is wrapped in ``<div dir="rtl">``.
 
