@@ -109,14 +109,17 @@ def _root() -> Path:
 
 @contextmanager
 def _isolated(stubs: dict[str, types.ModuleType]) -> Iterator[None]:
-    """``stubs`` in sys.modules while the parser modules import; afterwards sys.modules is as
-    before (the parsers keep what they imported in their own globals)."""
-    saved = dict(sys.modules)
+    """``stubs`` in sys.modules while the parser modules import; afterwards no ``flask`` or
+    ``superdesk`` module is left there (the parsers keep what they imported in their globals;
+    real libraries they imported, such as arrow, stay imported)."""
+    ours = ("flask", "superdesk")
+    saved = {name: module for name, module in sys.modules.items() if name.split(".")[0] in ours}
     sys.modules.update(stubs)
     try:
         yield
     finally:
-        sys.modules.clear()
+        for name in [name for name in sys.modules if name.split(".")[0] in ours]:
+            del sys.modules[name]
         sys.modules.update(saved)
 
 
