@@ -1,4 +1,15 @@
-"""The agency's category names mapped to IPTC Media Topic subjects (scheme alias ``medtop``).
+"""IPTC Media Topics (scheme alias ``medtop``): the vocabulary, its Subject Code mappings, and
+the agency's category names mapped to topics.
+
+The vocabulary is ``mediatopics.json`` beside this module, derived from IPTC's NewsCodes
+(CC BY 4.0; ``tests/newscodes.py`` derives it and checks it): each topic's English name, the
+IPTC Subject Code (``subj:NNNNNNNN``, the older vocabulary that wire-ingest systems such as
+Superdesk read) IPTC maps it to, and when IPTC retired it. :func:`lookup` answers for one
+QCode; :func:`subject_code` gives the Subject Code a renderer emits beside the topic: IPTC's
+exactMatch, else its closeMatch, else its broadMatch (the nearest broader Subject Code), and
+none when IPTC maps none (160 of the 1,286 topics).
+
+The category table:
 
 A small, documented table, not the whole vocabulary: each of the agency's categories maps
 to one Media Topic concept, by its permanent id (``http://cv.iptc.org/newscodes/mediatopic/<id>``,
@@ -10,10 +21,43 @@ keeps it as a keyword (see docs/article-json.md).
 
 from __future__ import annotations
 
+import functools
+import json
+from pathlib import Path
 from typing import NamedTuple
 
 SCHEME = "medtop"
 SCHEME_URI = "http://cv.iptc.org/newscodes/mediatopic/"
+SUBJECT_CODE_SCHEME = "subj"
+SUBJECT_CODE_URI = "http://cv.iptc.org/newscodes/subjectcode/"
+VOCABULARY = Path(__file__).with_name("mediatopics.json")
+
+
+class Concept(NamedTuple):
+    """A Media Topic of IPTC's vocabulary."""
+
+    code: str  #: ``medtop:NNNNNNNN``
+    name: str  #: English (en-GB)
+    subject_code: str | None  #: the IPTC Subject Code it maps to, ``subj:NNNNNNNN``
+    subject_name: str | None  #: that Subject Code's English name
+    retired: str | None  #: the day IPTC retired it (YYYY-MM-DD)
+
+
+@functools.cache
+def _vocabulary() -> dict[str, Concept]:
+    topics = json.loads(VOCABULARY.read_text(encoding="utf-8"))["topics"]
+    return {code: Concept(code, *row) for code, row in topics.items()}
+
+
+def lookup(code: str) -> Concept | None:
+    """The concept of Media Topic QCode ``code``, or None when IPTC's vocabulary has none."""
+    return _vocabulary().get(code)
+
+
+def subject_code(code: str) -> Concept | None:
+    """The concept of ``code`` when IPTC maps it to a Subject Code (see module doc), else None."""
+    concept = lookup(code)
+    return concept if concept is not None and concept.subject_code else None
 
 
 class MediaTopic(NamedTuple):

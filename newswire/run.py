@@ -29,6 +29,9 @@ log = logs.get(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_PAGE = ROOT / "deploy" / "demo" / "tml-idlib-page.html"
 FIXTURE_ID = "tml-idlib-2020-02-18"
+#: the Media Topics an editor gives the fixture story (the page carries none): armed conflict,
+#: peace process, diplomacy, refugees and internally displaced people
+FIXTURE_TOPICS = ("medtop:20000056", "medtop:20000073", "medtop:20000639", "medtop:20000645")
 DEMO_PARTNER = "demo"
 DEMO_SECRET = "whsec_ZGVtby1wYXJ0bmVyLXNlY3JldC1mb3ItbmV3c3dpcmU="  # the demo's own, printed
 DEMO_PROVIDER = "The Media Line"  # the agency of the demo's stories (an installation names its own)
@@ -138,7 +141,8 @@ def register_demo_partner(settings: Settings, ports: Ports) -> None:
 def publish_demo_content(settings: Settings, corpus_size: int) -> None:
     """The fixture story (once: publishing is idempotent, a second run is told it is already
     published) and a generated corpus."""
-    result = _newswire(settings, "publish", "--article-id", FIXTURE_ID, str(FIXTURE_PAGE))
+    topics = [option for topic in FIXTURE_TOPICS for option in ("--subject", topic)]
+    result = _newswire(settings, "publish", "--article-id", FIXTURE_ID, *topics, str(FIXTURE_PAGE))
     if result.returncode != 0:
         raise click.ClickException(f"publishing the fixture story failed: {result.stderr.strip()}")
     click.echo(result.stdout.strip())

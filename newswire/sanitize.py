@@ -4,7 +4,10 @@ Kafka) and the renderers (which never trust an event read from the topic).
 The documented cleaning, and nothing more:
 
 * plain-text fields: characters illegal in XML 1.0 (C0 controls other than tab, newline and
-  carriage return; U+FFFE, U+FFFF; lone surrogates) are removed, and so are the byte-order
+  carriage return; U+FFFE, U+FFFF; lone surrogates) are removed, and so are the C1 controls
+  U+0080–U+009F (mojibake of Windows-1252 text, invisible, "discouraged" by XML 1.0), but NEL
+  U+0085, a line break, which becomes a line feed, the replacement character U+FFFD (what is left of a character an
+  earlier decoder could not read: it says nothing to a reader), the byte-order
   mark U+FEFF and the bidirectional embedding/override controls U+202A–U+202E, which can
   reorder the text that follows them in a reader (right-to-left marks U+200E/U+200F/U+061C,
   the isolates U+2066–U+2069 and zero-width joiners are kept: Arabic, Hebrew and Persian
@@ -43,7 +46,7 @@ DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "
                                "svg", "math"})
 
 _UNSAFE_CHARS = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff\ufeff\u202a-\u202e]"
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x80-\x84\x86-\x9f\ud800-\udfff\ufffd\ufffe\uffff\ufeff\u202a-\u202e]"
 )
 
 
@@ -64,8 +67,8 @@ _PARSER = lxml_html.HTMLParser(huge_tree=True)
 
 
 def clean_text(text: str) -> str:
-    """Remove the characters listed in the module doc; nothing else changes."""
-    return _UNSAFE_CHARS.sub("", text)
+    """Remove the characters listed in the module doc (NEL becomes a line feed); nothing else changes."""
+    return _UNSAFE_CHARS.sub("", text).replace("\x85", "\n")
 
 
 def clean_line(text: str) -> str:

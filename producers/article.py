@@ -16,11 +16,12 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from newswire import mediatopics
+from newswire.addresses import not_public
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
 from newswire.sanitize import body_text, clean_line, clean_text, sanitize_body
@@ -35,6 +36,16 @@ MAX_TERMS = 50          # categories, keywords, places, subjects (each)
 MAX_TERM_CHARS = 100
 MAX_IMAGE_PIXELS = 100_000
 MAX_VERSION = 2**31 - 1
+#: timestamps: none before the Unix epoch; occurred_at and first_created at most MAX_AHEAD after
+#: the producer's clock (clock skew between the CMS and here), embargo_until at most MAX_EMBARGO
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAX_AHEAD = timedelta(days=1)
+MAX_EMBARGO = timedelta(days=366)
+#: characters that show nothing by themselves (zero-width space, joiners, marks, word joiner,
+#: invisible operators, Mongolian vowel separator, Hangul fillers, soft hyphen): a required text
+#: of only these is refused
+INVISIBLE = re.compile("[\u00ad\u034f\u115f\u1160\u180e\u200b-\u200f\u2060-\u2064\u2066-\u2069"
+                       "\u3164\ufeff\uffa0\u061c\\s]*")
 TEXT_LIMITS = {         # plain-text fields: maximum characters after cleaning
     "headline": 300, "subheadline": 500, "slugline": 64, "summary": 2000, "provider": 200,
     "copyright_notice": 300, "usage_terms": 2000, "correction_note": 2000, "content_warning": 300,
@@ -162,7 +173,8 @@ class _Checker:
 
     def text(self, field: str, value: Any, max_chars: int, *, required: bool = False,
              line: bool = False) -> str | None:
-        """A cleaned plain text; ``line``: a single-line field (:data:`SINGLE_LINE`)."""
+        """A cleaned plain text; ``line``: a single-line field (:data:`SINGLE_LINE`). A required
+        one must show something: invisible characters alone (:data:`INVISIBLE`) are refused."""
         if value is None:
             if required:
                 self.fail(field, "is required")
@@ -174,6 +186,9 @@ class _Checker:
         if not cleaned:
             if required:
                 self.fail(field, "must not be empty")
+            return None
+        if required and INVISIBLE.fullmatch(cleaned):
+            self.fail(field, "has only invisible characters (zero-width spaces, joiners, marks)")
             return None
         if len(cleaned) > max_chars:
             self.fail(field, f"is {len(cleaned)} characters long; at most {max_chars} allowed")
@@ -226,9 +241,15 @@ class _Checker:
         if not parts.hostname:
             self.fail(field, "has no host")
             return None
+        problem = not_public(parts.hostname)
+        if problem:  # partners fetch these URLs (renditions): never send them inside a network
+            self.fail(field, problem)
+            return None
         return text
 
-    def timestamp(self, field: str, value: Any) -> datetime | None:
+    def timestamp(self, field: str, value: Any, *, now: datetime,
+                  ahead: timedelta = MAX_AHEAD) -> datetime | None:
+        """An ISO 8601 timestamp in UTC, from :data:`EPOCH` to ``now + ahead``."""
         if value is None:
             return None
         if not isinstance(value, str):
@@ -243,10 +264,17 @@ class _Checker:
             self.fail(field, "has no UTC offset; give one, e.g. 2020-02-18T09:30:00+02:00 or ...Z")
             return None
         try:
-            return to_utc_millis(parsed)
+            moment = to_utc_millis(parsed)
         except OverflowError:  # e.g. 9999-12-31T23:30:00-01:00 is in the year 10000 in UTC
             self.fail(field, f"is out of range once converted to UTC (years 1 to 9999): {value[:40]!r}")
             return None
+        if moment < EPOCH:
+            self.fail(field, f"is before 1970-01-01T00:00:00Z: {value[:40]!r}")
+            return None
+        if moment > now + ahead:
+            self.fail(field, f"is more than {_days(ahead)} after now ({utc_text(now)}): {value[:40]!r}")
+            return None
+        return moment
 
     def array(self, field: str, value: Any, max_items: int) -> list[Any]:
         if value is None:
@@ -298,11 +326,21 @@ def now_utc() -> datetime:
     return to_utc_millis(datetime.now(timezone.utc))
 
 
+def utc_text(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _days(span: timedelta) -> str:
+    return f"{span.days} day{'s' if span.days != 1 else ''}"
+
+
 # --- the article ----------------------------------------------------------------------------
 
 def build_event(data: Any, settings: Settings, *, now: datetime | None = None) -> ArticleEvent:
     """Validate and clean an article document into an article event; raise ArticleError with
-    every problem otherwise. ``now`` (default: the current time) is the default occurred_at."""
+    every problem otherwise. ``now`` (default: the current time) is the default occurred_at and
+    the clock the timestamps' bounds are relative to (:data:`MAX_AHEAD`, :data:`MAX_EMBARGO`)."""
+    now = to_utc_millis(now) if now else now_utc()
     check = _Checker()
     if not isinstance(data, dict):
         raise ArticleError([FieldError("$", f"must be a JSON object, not {_json_type(data)}")])
@@ -319,11 +357,11 @@ def build_event(data: Any, settings: Settings, *, now: datetime | None = None) -
              for name, limit in TEXT_LIMITS.items()}
     body = _body(check, get("body"))
 
-    occurred_at = check.timestamp("occurred_at", get("occurred_at"))
-    first_created = check.timestamp("first_created", get("first_created"))
-    embargo_until = check.timestamp("embargo_until", get("embargo_until"))
+    occurred_at = check.timestamp("occurred_at", get("occurred_at"), now=now)
+    first_created = check.timestamp("first_created", get("first_created"), now=now)
+    embargo_until = check.timestamp("embargo_until", get("embargo_until"), now=now, ahead=MAX_EMBARGO)
     if get("occurred_at") is None:
-        occurred_at = to_utc_millis(now) if now else now_utc()
+        occurred_at = now
     if get("first_created") is None:
         if version is not None and version > 1:
             check.fail("first_created", f"is required on version {version}: when version 1 was created")
@@ -488,7 +526,16 @@ def _subject(check: _Checker, field: str, value: Any) -> dict[str, Any] | None:
     if not isinstance(code, str) or not SUBJECT_CODE.fullmatch(code):
         check.fail(f"{field}.code", f"must be an IPTC Media Topic QCode like medtop:11000000, not {str(code)[:40]!r}")
         return None
-    return {"code": code, "name": check.text(f"{field}.name", value.get("name"), 200, line=True)}
+    concept = mediatopics.lookup(code)
+    if concept is None:
+        check.fail(f"{field}.code", f"{code} is not in the IPTC Media Topics vocabulary")
+        return None
+    if concept.retired:
+        check.fail(f"{field}.code",
+                   f"{code} ({concept.name}) was retired by IPTC on {concept.retired}; use a current Media Topic")
+        return None
+    name = check.text(f"{field}.name", value.get("name"), 200, line=True)
+    return {"code": code, "name": name or concept.name}
 
 
 def _map_categories(categories: list[str], subjects: list[dict[str, Any]],

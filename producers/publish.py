@@ -83,17 +83,23 @@ def is_html(path: Path, raw: bytes) -> bool:
     return raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
 
 
-def load_document(path: Path, *, article_id: str | None = None) -> dict[str, Any]:
-    """The article document of one file (JSON, or an HTML page); ArticleError when it cannot be one."""
+def load_document(path: Path, *, article_id: str | None = None, subjects: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The article document of one file (JSON, or an HTML page), with the Media Topic QCodes
+    ``subjects`` added to its subjects; ArticleError when it cannot be one."""
     raw = path.read_bytes()
     if is_html(path, raw):
         try:
-            return article_from_html(raw, article_id=article_id)
+            document = article_from_html(raw, article_id=article_id)
         except PageError as exc:
             raise ArticleError([FieldError(exc.field, str(exc))]) from None
-    if article_id:
+    elif article_id:
         raise ArticleError([FieldError("article_id", "--article-id is for HTML pages; an article JSON carries its own")])
-    return decode_document(raw)
+    else:
+        document = decode_document(raw)
+    if subjects:  # checked against IPTC's vocabulary with the rest (build_event)
+        given = document.get("subjects")
+        document["subjects"] = [*(given if isinstance(given, list) else []), *({"code": c} for c in subjects)]
+    return document
 
 
 def next_versions(settings: Settings, articles: ArticleLog) -> Callable[[dict[str, Any]], Submission]:
@@ -221,7 +227,7 @@ def _report_invalid(name: str, error: ArticleError) -> None:
 
 
 def _load_all(settings: Settings, paths: Iterable[Path], article_id: str | None,
-              make: Callable[[dict[str, Any]], Submission] | None = None
+              make: Callable[[dict[str, Any]], Submission] | None = None, subjects: tuple[str, ...] = ()
               ) -> tuple[list[tuple[Path, Submission | Refused]], int]:
     """The submissions of ``paths`` (``make``: document -> submission, default as it stands) or
     their refusals; invalid and unreadable files are reported here and counted."""
@@ -229,7 +235,7 @@ def _load_all(settings: Settings, paths: Iterable[Path], article_id: str | None,
     loaded, invalid = [], 0
     for path in tqdm(list(paths), desc="validating", unit="file", disable=None, leave=False):
         try:
-            loaded.append((path, make(load_document(path, article_id=article_id))))
+            loaded.append((path, make(load_document(path, article_id=article_id, subjects=subjects))))
         except Refused as exc:  # reported with the topic's refusals
             loaded.append((path, exc))
         except ArticleError as exc:
@@ -248,12 +254,15 @@ def _load_all(settings: Settings, paths: Iterable[Path], article_id: str | None,
 @click.option("--withdraw", "withdraw_id", metavar="ARTICLE_ID", help="Withdraw this article (withheld for now).")
 @click.option("--reason", help="Why the article is killed or withdrawn (required with --kill/--withdraw).")
 @click.option("--article-id", help="Article id of a single HTML page (default: from its canonical URL).")
+@click.option("--subject", "subjects", multiple=True, metavar="MEDTOP",
+              help="An IPTC Media Topic (medtop:NNNNNNNN) to add to every FILE's subjects, as an editor "
+                   "gives a page that carries none (repeatable).")
 @click.option("--update", is_flag=True,
               help="FILES are new versions of published articles: version and first_created come from the "
                    "article's latest event on the topic.")
 @click.pass_context
 def publish_command(ctx: click.Context, files: tuple[Path, ...], kill_id: str | None, withdraw_id: str | None,
-                    reason: str | None, article_id: str | None, update: bool) -> None:
+                    reason: str | None, article_id: str | None, subjects: tuple[str, ...], update: bool) -> None:
     """Publish article FILES (article JSON, or HTML article pages), or kill/withdraw an article.
 
     Updates and corrections are article JSON files with the article's id and the next version
@@ -275,6 +284,8 @@ def publish_command(ctx: click.Context, files: tuple[Path, ...], kill_id: str | 
         raise click.UsageError("--reason is required with --kill and --withdraw")
     if update and not files:
         raise click.UsageError("--update applies to FILES")
+    if subjects and not files:
+        raise click.UsageError("--subject applies to FILES")
 
     try:
         if ending:
@@ -293,7 +304,7 @@ def publish_command(ctx: click.Context, files: tuple[Path, ...], kill_id: str | 
             try:
                 with _lookups(settings, lookups) if update else nullcontext() as articles:
                     loaded, invalid = _load_all(settings, files, article_id,
-                                                next_versions(settings, articles) if update else None)
+                                                next_versions(settings, articles) if update else None, subjects)
                 outcomes = iter(publish_once(settings, [s for _, s in loaded if isinstance(s, Submission)],
                                              lookups=lookups))
             finally:

@@ -6,6 +6,10 @@ an embargoed story, Arabic and Hebrew (names and right-to-left text), emoji, a c
 warning, a 1 MB body, no images, many images, a story with no optional fields, and a
 HOSTILE event that bypassed the producer (script, event handlers, javascript: links,
 XML-illegal control characters, bidi overrides).
+
+:func:`wire_corpus` is the corpus the wire clients read (tests/test_wire_clients.py): these
+cases, the fixture's update, correction, kill and withdrawal, an event with hostile values in
+each field in turn, and generated stories of every event type.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from newswire import corpus
+from newswire import corpus, mediatopics, run
 from newswire.codec import ArticleEvent
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -25,6 +29,8 @@ STANDARDS = SHARED / "standards"
 FIXTURE = json.loads((SHARED / "fixtures" / "tml-idlib-expected.json").read_text(encoding="utf-8"))
 XHTML = "http://www.w3.org/1999/xhtml"
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+#: the Media Topics an editor gives the fixture story (newswire run publishes the page with them)
+FIXTURE_TOPICS = [{"code": code, "name": mediatopics.lookup(code).name} for code in run.FIXTURE_TOPICS]
 
 HOSTILE_HEADLINE = "Breaking\x00\x07 news\u202e <script>alert(1)</script> & more\x1b"
 HOSTILE_BODY = (
@@ -52,6 +58,7 @@ def fixture_story() -> ArticleEvent:
         bylines=[], dateline={"place": "ISTANBUL", "date": date(2020, 2, 18)},
         body="".join(f"<p>{_escape(p)}</p>" for p in FIXTURE["body_paragraphs"]),
         summary=FIXTURE["subheadline"], categories=["conflict", "diplomacy"], keywords=["Idlib"],
+        subjects=[dict(topic) for topic in FIXTURE_TOPICS],
         places=FIXTURE["places"], provider=FIXTURE["provider"], canonical_url="https://themedialine.org/idlib",
         images=[{"url": "https://themedialine.org/wp-content/uploads/2020/02/sarmada.jpg",
                  "caption": FIXTURE["image"]["caption"], "credit": FIXTURE["image"]["credit"],
@@ -119,6 +126,56 @@ def hostile() -> ArticleEvent:
                  "alt_text": None}],
         keywords=["kw\x00"], categories=["politics", "unknown-cat\x1b"],
     )
+
+
+#: a value for every kind of text field that only the producer's cleaning would have kept out:
+#: a tab and line break, a C1 control, U+FFFD, a bidi override, a zero-width space, markup
+HOSTILE_TEXT = "Tab\there\nnext\x85 line \x9b C1 \ufffd \u202e over \u200b <b>bold</b> <!-- c --> & end"
+HOSTILE_URLS = ["javascript:alert(1)", "http://[2606:4700::1111]/ipv6.jpg", "http://[::1/", "http://127.0.0.1/x.jpg",
+                "https://media.example.org/a b.jpg"]
+
+
+def hostile_fields() -> dict[str, ArticleEvent]:
+    """One event per field, with a hostile value in that field (an event that bypassed the producer)."""
+    text_fields = ["headline", "subheadline", "slugline", "summary", "provider", "copyright_notice", "usage_terms",
+                   "correction_note", "content_warning"]
+    out = {f"hostile-{name}": _base(f"hostile-{name.replace('_', '-')}", **{name: HOSTILE_TEXT})
+           for name in text_fields}
+    hostile_image = {"url": "https://media.example.org/h.jpg", "caption": HOSTILE_TEXT, "credit": HOSTILE_TEXT,
+                     "alt_text": HOSTILE_TEXT, "width": 10, "height": 10, "media_type": "image/jpeg"}
+    out.update({
+        "hostile-bylines": _base("hostile-bylines", bylines=[{"name": HOSTILE_TEXT, "role": HOSTILE_TEXT}]),
+        "hostile-dateline": _base("hostile-dateline", dateline={"place": HOSTILE_TEXT, "date": date(2026, 11, 20)}),
+        "hostile-terms": _base("hostile-terms", categories=[HOSTILE_TEXT, "politics"], keywords=[HOSTILE_TEXT],
+                               places=[HOSTILE_TEXT]),
+        "hostile-subjects": _base("hostile-subjects", subjects=[{"code": "medtop:99999999", "name": HOSTILE_TEXT},
+                                                                {"code": "medtop:20000064", "name": None}]),
+        "hostile-body": _base("hostile-body", body=HOSTILE_BODY + f"<p>{HOSTILE_TEXT}</p>"),
+        "hostile-image": _base("hostile-image", images=[hostile_image]),
+        "hostile-urls": _base("hostile-urls", canonical_url=HOSTILE_URLS[1], images=[
+            {**hostile_image, "url": url, "caption": f"Picture at {url}"} for url in HOSTILE_URLS]),
+        "hostile-times": _base("hostile-times", occurred_at=datetime(9999, 12, 31, tzinfo=timezone.utc),
+                               embargo_until=datetime(1, 1, 1, tzinfo=timezone.utc)),
+        "hostile-rtl-override": _base("hostile-rtl-override", language="ar",
+                                      headline="\u202eعنوان\u202c " + HOSTILE_TEXT),
+    })
+    return out
+
+
+def wire_corpus() -> dict[str, ArticleEvent]:
+    """The corpus of the wire clients (module doc), by name: at least 60 events."""
+    fixture = fixture_story()
+    updated = corpus.next_version(fixture, "updated", at=fixture["occurred_at"] + timedelta(hours=1),
+                                  headline=FIXTURE["headline"] + " as Ankara sends more troops")
+    corrected = corpus.next_version(updated, "corrected", correction_note="An earlier version misdated the convoy.")
+    killed = corpus.next_version(corrected, "killed", kill_reason="Legal: do not use.")
+    second = dict(fixture_story(), article_id="tml-idlib-2020-b", event_id=corpus.new_event_id())
+    withdrawn = corpus.next_version(second, "withdrawn", kill_reason="Pending verification of the photo.")
+    events = {**cases(), "fixture-updated": updated, "fixture-corrected": corrected, "fixture-killed": killed,
+              "fixture-b": second, "fixture-b-withdrawn": withdrawn, **hostile_fields()}
+    generated = corpus.stream(30, seed=13, body_bytes=1500)
+    events.update({f"generated-{i:02d}-{event['event_type']}": event for i, event in enumerate(generated)})
+    return events
 
 
 def assert_safe_xhtml(root: etree._Element) -> None:

@@ -1,6 +1,6 @@
 """The official schemas the outputs are validated against (../shared/standards), loaded once.
 
-* :func:`ninjs_validator`: the ninjs 3.1 JSON schema with its GeoJSON reference resolved from
+* :func:`ninjs_validator`: the ninjs 3.1 (or 2.2) JSON schema with its GeoJSON reference resolved from
   the local copy (never the network) and formats (date-time, uri, ...) checked;
 * :func:`newsml_schema`: the NewsML-G2 2.35 XSD (Power conformance) for lxml.
 """
@@ -23,8 +23,8 @@ NINJS_ID = "http://www.iptc.org/std/ninjs/ninjs-schema_3.1.json"
 NEWSML_XSD = STANDARDS / "newsml-g2" / "NewsML-G2_2.35-spec-All-Power.xsd"
 
 
-def _ninjs_schema() -> dict:
-    return json.loads((NINJS / "ninjs-schema_3.1.json").read_text(encoding="utf-8"))
+def _ninjs_schema(version: str = "3.1") -> dict:
+    return json.loads((NINJS / f"ninjs-schema_{version}.json").read_text(encoding="utf-8"))
 
 
 @functools.cache
@@ -41,8 +41,8 @@ def ninjs_registry() -> referencing.Registry:
 
 
 @functools.cache
-def ninjs_validator() -> jsonschema.Draft202012Validator:
-    return validator(_ninjs_schema())
+def ninjs_validator(version: str = "3.1") -> jsonschema.Draft202012Validator:
+    return validator(_ninjs_schema(version))
 
 
 def validator(schema: dict) -> jsonschema.Draft202012Validator:

@@ -24,9 +24,9 @@ from tests.feeds_support import (
     ACME_TOKEN, BLOG_TOKEN, Clock, feeds_running, fetch, publish, send_raw, start_of_test, story,
 )
 from tests.replay_support import NEWSWIRE, cli_env
+from tests.official_schemas import ninjs_validator
 from tests.topic_reader import dead_letters
 from tests.test_format_newsml import SCHEMA as NEWSML_SCHEMA
-from tests.test_format_ninjs import VALIDATOR as NINJS_VALIDATOR
 
 N = {"n": "http://iptc.org/std/nar/2006-10-01/"}
 pytestmark = pytest.mark.broker
@@ -38,10 +38,10 @@ def newsml(body: bytes) -> etree._Element:
     return root
 
 
-def ninjs_items(body: bytes) -> list[dict]:
+def ninjs_items(body: bytes, version: str = "3.1") -> list[dict]:
     items = json.loads(body)["items"]
     for item in items:
-        assert [e.message for e in NINJS_VALIDATOR.iter_errors(item)] == []
+        assert [e.message for e in ninjs_validator(version).iter_errors(item)] == []
     return items
 
 
@@ -105,9 +105,12 @@ def test_kill_correction_and_withdrawal_show_in_every_format(settings):
             corpus.next_version(c, "withdrawn", kill_reason="Under review."))
     with feeds_running(settings, clock) as run:
         run.catch_up()
-        for fmt in ("rss", "atom"):
-            titles = {e.title for e in feed(run.get(f"/feeds/all.{fmt}").body).entries}
-            assert titles == {b["headline"], d["headline"]}
+        titles = {e.title for e in feed(run.get("/feeds/all.rss").body).entries}
+        assert titles == {b["headline"], d["headline"], f"Killed: {a['headline']}", f"Withdrawn: {c['headline']}"}
+        atom = run.get("/feeds/all.atom").body
+        assert {e.title for e in feed(atom).entries} == {b["headline"], d["headline"]}
+        tombstones = etree.fromstring(atom).iter("{http://purl.org/atompub/tombstones/1.0}deleted-entry")
+        assert sorted(article_of(t.get("ref")) for t in tombstones) == ["a", "c"]
         root = newsml(run.get("/feeds/all.newsml").body)
         assert {article_of(g): s for g, s in statuses(root).items()} == \
                {"a": "stat:canceled", "b": "stat:usable", "c": "stat:withheld", "d": "stat:usable"}
@@ -117,6 +120,9 @@ def test_kill_correction_and_withdrawal_show_in_every_format(settings):
         assert "The minister's name was misspelt." in corrected.find("n:itemMeta/n:edNote", N).text
         by_id = {article_of(i["uri"]): i for i in ninjs_items(run.get("/feeds/all.json").body)}
         assert by_id["a"]["pubStatus"] == "canceled" and by_id["c"]["pubStatus"] == "withheld"
+        old = {article_of(i["uri"]): i for i in ninjs_items(run.get("/feeds/all.ninjs2").body, "2.2")}
+        assert old["a"]["pubstatus"] == "canceled" and old["c"]["pubstatus"] == "withheld"
+        assert json.loads(run.get("/items/b.ninjs2").body)["version"] == "2"
         assert run.get("/items/a.rss").status == 410 and run.get("/items/c.atom").status == 410
         assert newsml(run.get("/items/a").body).find("n:itemMeta/n:pubStatus", N).get("qcode") == "stat:canceled"
         # an earlier version: kept for a live story, refused for a killed one

@@ -85,7 +85,10 @@ def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path
         _eventually(partner_received_the_fixture_signed)
         _eventually(status_page_shows_every_group)
         _eventually(drop_folder_has_the_fixture)
-        assert HEADLINE.encode() in _get(f"{feeds}/items/{FIXTURE_ID}?format=newsml")
+        fixture = _get(f"{feeds}/items/{FIXTURE_ID}?format=newsml")
+        assert HEADLINE.encode() in fixture
+        # the editor's Media Topics (publish --subject), each with the Subject Code Superdesk reads
+        assert b'qcode="medtop:20000056"' in fixture and b'qcode="subj:16002000"' in fixture
         for offset, consumer in enumerate(("feeds", "newsml-drop", "webhooks", "archive"), start=1):
             exposed = _get(f"http://127.0.0.1:{ports['metrics'] + offset}/metrics").decode()
             assert f'newswire_events_consumed_total{{consumer="{consumer}",outcome="handled"}}' in exposed

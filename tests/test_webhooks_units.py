@@ -17,6 +17,7 @@ from newswire.consumers.webhooks.config import parse_cidrs, parse_schedule
 from newswire.consumers.webhooks.filters import History, Subscription, decide, mismatch
 from newswire.timespec import parse_instant
 from tests.test_format_newsml import SCHEMA as NEWSML_XSD
+from tests.official_schemas import ninjs_validator
 from tests.test_format_ninjs import VALIDATOR as NINJS_SCHEMA
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
@@ -156,6 +157,15 @@ def test_ninjs_payload_is_an_envelope_around_a_valid_ninjs_item():
     assert envelope["type"] == "article.published" and envelope["sequence"] == 42
     assert envelope["timestamp"].endswith("Z")
     NINJS_SCHEMA.validate(envelope["data"])
+
+
+def test_ninjs2_payload_is_the_same_envelope_around_a_valid_ninjs_2_2_item():
+    event = _event()
+    renderer = payloads.Renderer(event, at=NOW, authority="news.agency.example")
+    old, new = json.loads(renderer("ninjs2", seq=7)), json.loads(renderer("ninjs", seq=7))
+    assert {k: v for k, v in old.items() if k != "data"} == {k: v for k, v in new.items() if k != "data"}
+    ninjs_validator("2.2").validate(old["data"])
+    assert old["data"]["standard"]["version"] == "2.2" and old["data"]["uri"] == new["data"]["uri"]
 
 
 def test_newsml_payload_is_a_valid_news_message_whose_transmit_id_is_the_sequence():

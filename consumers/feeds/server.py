@@ -1,16 +1,19 @@
 """The feed server (aiohttp): feeds, single items and the wire-ingest change cursor.
 
-Routes (``{fmt}`` of a feed: ``rss``, ``atom``, ``newsml`` (a newsMessage), ``json`` (ninjs)):
+Routes (``{fmt}`` of a feed: ``rss``, ``atom``, ``newsml`` (a newsMessage), ``json`` (ninjs 3.1),
+``ninjs2`` (ninjs 2.2)):
 
 * ``GET /feeds/{feed}.{fmt}`` — the newest items of ``all``, ``category-<name>``, ``lang-<tag>``
-  (``?limit=``, default 50, at most 500). RSS and Atom leave out kills, withdrawals and
-  embargoed items; NewsML-G2 and ninjs carry kills (``stat:canceled``) and withdrawals
-  (``stat:withheld``), and, for a partner entitled to them, embargoed items (marked embargoed).
-* ``GET /items/{article_id}`` with ``?format=newsml|ninjs|rss|atom`` (default newsml), or
-  ``/items/{article_id}.newsml`` (``.json``/``.ninjs``, ``.rss``, ``.atom``); ``?version=N``
+  (``?limit=``, default 50, at most 500). RSS and Atom leave out embargoed items and carry
+  kills and withdrawals as what each can say (Atom: an RFC 6721 ``at:deleted-entry``; RSS: the
+  item with its notice and nothing of the story); NewsML-G2 and ninjs carry kills
+  (``stat:canceled``) and withdrawals (``stat:withheld``), and, for a partner entitled to them,
+  embargoed items (marked embargoed).
+* ``GET /items/{article_id}`` with ``?format=newsml|ninjs|ninjs2|rss|atom`` (default newsml), or
+  ``/items/{article_id}.newsml`` (``.json``/``.ninjs``, ``.ninjs2``, ``.rss``, ``.atom``); ``?version=N``
   answers an earlier version from the stored view (every version is kept) unless the story
   was killed or withdrawn since, which answers 410.
-* ``GET /changes.newsml?since=<cursor>&limit=`` and ``/changes.json?…`` — the items changed
+* ``GET /changes.newsml?since=<cursor>&limit=`` and ``/changes.json?…`` (``.ninjs2``) — the items changed
   after a cursor, in change order; the next cursor is in the ``X-Next-Cursor`` header and
   in the body (ninjs: ``"next"``; NewsML-G2: the newsMessage's ``transmitId``,
   ``changes-<since>-<next>``). NewsML-G2 answers 204 when there is nothing to send, since a
@@ -48,7 +51,7 @@ from aiohttp import web
 from newswire import logs
 from newswire.codec import ArticleEvent
 from newswire.consumers.webhooks.config import Network
-from newswire.formats import EXAMPLE_AUTHORITY, atom, newsml, ninjs, rss, utc_iso
+from newswire.formats import EXAMPLE_AUTHORITY, atom, newsml, ninjs, ninjs2, rss, utc_iso
 from newswire.params import ParamError, parse_int
 from newswire.producers.article import MAX_VERSION
 
@@ -68,13 +71,17 @@ CONTENT_TYPES = {
     "newsml": "application/vnd.iptc.g2.newsmessage+xml; charset=utf-8",
     "newsml-item": "application/vnd.iptc.g2.newsitem+xml; charset=utf-8",
     "json": "application/json; charset=utf-8",
+    "ninjs2": "application/json; charset=utf-8",
 }
 #: names of the formats in ?format= and in item suffixes
-ITEM_FORMATS = {"newsml": "newsml", "ninjs": "json", "json": "json", "rss": "rss", "atom": "atom"}
-WIRE = frozenset({"newsml", "json"})
-_ITEM_SUFFIX = re.compile(r"(.+)\.(newsml|ninjs|json|rss|atom)")
+ITEM_FORMATS = {"newsml": "newsml", "ninjs": "json", "json": "json", "ninjs2": "ninjs2", "rss": "rss",
+                "atom": "atom"}
+WIRE = frozenset({"newsml", "json", "ninjs2"})
+#: the ninjs formats: name -> renderer module (3.1, 2.2)
+NINJS = {"json": ninjs, "ninjs2": ninjs2}
+_ITEM_SUFFIX = re.compile(r"(.+)\.(newsml|ninjs2|ninjs|json|rss|atom)")
 _ARTICLE = "[A-Za-z0-9._:-]+"
-_FEED = "{feed:[a-z0-9-]+}.{fmt:rss|atom|newsml|json}"
+_FEED = "{feed:[a-z0-9-]+}.{fmt:rss|atom|newsml|json|ninjs2}"
 _CACHE_SIZE = 512
 #: the largest change cursor (a SQLite integer)
 MAX_CURSOR = 2**63 - 1
@@ -142,7 +149,7 @@ class FeedServer:
         for prefix in ("", "/partners/{partner:[a-z0-9][a-z0-9_-]*}"):
             app.router.add_get(f"{prefix}/feeds/{_FEED}", self.feed)
             app.router.add_get(f"{prefix}/items/{{name:{_ARTICLE}}}", self.item)
-            app.router.add_get(prefix + "/changes.{fmt:newsml|json}", self.changes)
+            app.router.add_get(prefix + "/changes.{fmt:newsml|json|ninjs2}", self.changes)
             app.router.add_get(prefix + "/changes.sse", self.stream)
         app.router.add_get("/feeds", self.index)
         app.router.add_get("/health", self.health)
@@ -200,7 +207,7 @@ class FeedServer:
         if not audience.may_read(feed):
             raise _error(web.HTTPForbidden, f"partner {audience.name!r} is not entitled to feed {feed!r}")
         now, limit, wire = self.clock(), self._limit(request), fmt in WIRE
-        entries = self.view.items(feed, now, limit=limit, audience=audience if wire else PUBLIC, include_dead=wire)
+        entries = self.view.items(feed, now, limit=limit, audience=audience if wire else PUBLIC)
         if fmt == "newsml" and not entries:  # a newsMessage must hold at least one item
             return web.Response(status=204, headers={"Cache-Control": self._cache_control(audience)})
         updated = last_modified(self.view.feed_changed(feed), entries, now) or now
@@ -249,7 +256,7 @@ class FeedServer:
         if fmt == "newsml":
             return newsml.news_message(events, sent=updated, authority=authority)
         return ninjs.dumps({"feed": feed, "updated": utc_iso(updated),
-                            "items": ninjs.items(events, authority=authority)})
+                            "items": NINJS[fmt].items(events, authority=authority)})
 
     async def item(self, request: web.Request) -> web.Response:
         audience = self.audience(request)
@@ -302,8 +309,8 @@ class FeedServer:
                      updated: datetime) -> bytes:
         if fmt == "newsml":
             return newsml.news_item_bytes(event, authority=self.options.authority)
-        if fmt == "json":
-            return ninjs.dumps(ninjs.item(event, authority=self.options.authority))
+        if fmt in NINJS:
+            return ninjs.dumps(NINJS[fmt].item(event, authority=self.options.authority))
         return self._render_feed(fmt, event["article_id"], [event], self_url, self._base(request), updated)
 
     async def changes(self, request: web.Request) -> web.Response:
@@ -312,7 +319,7 @@ class FeedServer:
         since, limit = _integer(request, "since", 0, 0, MAX_CURSOR), self._limit(request)
         wait, fields = _integer(request, "wait", 0, 0, realtime.MAX_WAIT_S), self._fields(request)
         if fields is not None and fmt == "newsml":
-            raise _error(web.HTTPBadRequest, "fields: only /changes.json and /changes.sse take fields=")
+            raise _error(web.HTTPBadRequest, "fields: only the ninjs changes (.json, .ninjs2) and /changes.sse take fields=")
         try:
             page = await self.realtime.changes(since, limit=limit, audience=audience, wait_s=wait)
         except ValueError as exc:
@@ -324,7 +331,8 @@ class FeedServer:
         cache_control = "private, no-cache" if audience is not PUBLIC else "no-cache"
         data = None
         if fmt != "newsml":
-            data = self.realtime.body(since, page, fields)
+            authority = self.options.authority
+            data = self.realtime.body(since, page, fields, lambda events: NINJS[fmt].items(events, authority=authority))
         elif events:  # a newsMessage must hold at least one item
             try:
                 data = newsml.news_message(events, sent=self.clock(), transmit_id=f"changes-{since}-{next_cursor}",
@@ -357,10 +365,10 @@ class FeedServer:
 
     async def index(self, request: web.Request) -> web.Response:
         base = self._base(request)
-        feeds = {name: {fmt: f"{base}/feeds/{name}.{fmt}" for fmt in ("rss", "atom", "newsml", "json")}
+        feeds = {name: {fmt: f"{base}/feeds/{name}.{fmt}" for fmt in ("rss", "atom", "newsml", "json", "ninjs2")}
                  | {"articles": count} for name, count in self.view.feeds().items()}
         return web.json_response({"feeds": feeds, "changes": {fmt: f"{base}/changes.{fmt}?since=0"
-                                                              for fmt in ("newsml", "json")}})
+                                                              for fmt in ("newsml", "json", "ninjs2")}})
 
     async def health(self, request: web.Request) -> web.Response:
         failed = self.consumer is not None and not self.consumer.alive

@@ -30,7 +30,7 @@ from newswire.producers.article import ARTICLE_ID
 
 SCHEME = "file"
 #: partner format → file name extension
-EXTENSIONS = {"ninjs": "json", "newsml": "xml", "rss": "rss.xml"}
+EXTENSIONS = {"ninjs": "json", "ninjs2": "json", "newsml": "xml", "rss": "rss.xml"}
 SEQ_DIGITS = 10
 
 

@@ -24,6 +24,7 @@ log = logs.get(__name__)
 #: format name → MIME type of the request body
 FORMATS = {
     "ninjs": "application/json",
+    "ninjs2": "application/json",  # ninjs 2.2, for software that reads ninjs 2.x
     "newsml": "application/vnd.iptc.g2.newsmessage+xml",
     "rss": "application/rss+xml",
 }

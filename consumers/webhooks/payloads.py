@@ -3,7 +3,7 @@ formats' pure renderers (so every attempt of a delivery sends the very same byte
 
 - ``ninjs``: a Standard Webhooks style JSON envelope ``{"type": "article.<event type>",
   "timestamp": <when the version was made>, "sequence": <the partner's sequence number>,
-  "data": <the ninjs 3.1 item>}``.
+  "data": <the ninjs 3.1 item>}``; ``ninjs2``: the same envelope around the ninjs 2.2 item.
 - ``newsml``: a NewsML-G2 ``newsMessage`` whose ``header/transmitId`` is the sequence number,
   carrying the text ``newsItem`` (and its picture items).
 - ``rss``: the RSS ``<item>`` of the event.
@@ -14,7 +14,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from newswire.codec import ArticleEvent
-from newswire.formats import newsml, ninjs
+from newswire.formats import newsml, ninjs, ninjs2
+
+#: the ninjs formats: name -> the renderer of the item in the envelope
+NINJS = {"ninjs": ninjs.item, "ninjs2": ninjs2.item}
 
 
 class Renderer:
@@ -26,17 +29,17 @@ class Renderer:
         self.event = event
         self.at = at
         self.authority = authority
-        self._ninjs: tuple[bytes, bytes] | None = None
+        self._ninjs: dict[str, tuple[bytes, bytes]] = {}
 
     def __call__(self, fmt: str, *, seq: int) -> bytes:
         event = self.event
-        if fmt == "ninjs":
-            if self._ninjs is None:  # the envelope around the number, serialised once
+        if fmt in NINJS:
+            if fmt not in self._ninjs:  # the envelope around the number, serialised once
                 head = ninjs.dumps({"type": f"article.{event['event_type']}",
                                     "timestamp": ninjs_time(event["occurred_at"])})[:-1]
-                data = ninjs.dumps(ninjs.item(event, authority=self.authority))
-                self._ninjs = (head + b',"sequence":', b',"data":' + data + b"}")
-            before, after = self._ninjs
+                data = ninjs.dumps(NINJS[fmt](event, authority=self.authority))
+                self._ninjs[fmt] = (head + b',"sequence":', b',"data":' + data + b"}")
+            before, after = self._ninjs[fmt]
             return before + str(seq).encode() + after
         if fmt == "newsml":
             return newsml.news_message([event], sent=self.at, transmit_id=str(seq), authority=self.authority)

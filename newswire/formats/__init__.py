@@ -58,6 +58,8 @@ PUB_STATUS = {"published": "usable", "updated": "usable", "corrected": "usable",
 XHTML = "http://www.w3.org/1999/xhtml"
 RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "ckb", "dv"})
 
+_IPTC_SCHEMES = {mediatopics.SCHEME: mediatopics.SCHEME_URI,
+                 mediatopics.SUBJECT_CODE_SCHEME: mediatopics.SUBJECT_CODE_URI}
 _LANGUAGE = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 _SPACE = re.compile(r"\s+")
 #: characters that may stand unescaped in a URI (RFC 3986 reserved and unreserved, and "%")
@@ -75,13 +77,16 @@ class Subject:
     code: str  #: QCode, e.g. medtop:11000000
     name: str | None
 
+    @property
+    def scheme(self) -> str | None:
+        """IPTC's scheme URI for a Media Topic or Subject Code, else None."""
+        return _IPTC_SCHEMES.get(self.code.partition(":")[0])
+
     def uri(self, vocabularies: str) -> str:
-        """The concept's URI: ``http://cv.iptc.org/newscodes/mediatopic/…`` for medtop, else
-        under ``vocabularies`` (:attr:`Story.vocabularies`)."""
+        """The concept's URI: under IPTC's scheme URI for medtop and subj, else under
+        ``vocabularies`` (:attr:`Story.vocabularies`)."""
         alias, _, local = self.code.partition(":")
-        if alias == mediatopics.SCHEME:
-            return mediatopics.SCHEME_URI + quote(local)
-        return f"{vocabularies}{quote(alias)}/{quote(local)}"
+        return f"{self.scheme or f'{vocabularies}{quote(alias)}/'}{quote(local)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +122,9 @@ class Story:
     language: str
     body: str  #: a sanitised XHTML fragment without namespace ("" for kills/withdrawals)
     summary: str | None
-    subjects: tuple[Subject, ...]  #: Media Topics given by the event, then mapped from categories
+    #: Media Topics given by the event, then mapped from categories, each followed by the IPTC
+    #: Subject Code IPTC maps it to (:func:`newswire.mediatopics.subject_code`), once each
+    subjects: tuple[Subject, ...]
     keywords: tuple[str, ...]  #: free keywords, then categories without a Media Topic
     categories: tuple[str, ...]
     places: tuple[str, ...]
@@ -304,6 +311,13 @@ def xhtml(fragment: str, wrapper: str = "div", **attributes: str) -> etree._Elem
     return root
 
 
+def directed_body(story: Story) -> str:
+    """The body fragment; a right-to-left story's inside ``<div dir="rtl">``, for the formats that
+    carry the body as a string with no direction of its own (ninjs, RSS ``content:encoded``):
+    a reader must not guess it from the first letter."""
+    return f'<div dir="rtl">{story.body}</div>' if story.rtl else story.body
+
+
 def direction(story: Story) -> dict[str, str]:
     """``{"dir": "rtl"}`` for a right-to-left story, else nothing (attributes for XHTML)."""
     return {"dir": "rtl"} if story.rtl else {}
@@ -370,7 +384,19 @@ def _subjects_and_keywords(event: ArticleEvent) -> tuple[tuple[Subject, ...], tu
             keywords.append(category)
         else:
             subjects.setdefault(topic.code, Subject(topic.code, topic.name))
-    return tuple(subjects.values()), tuple(dict.fromkeys(keywords))
+    return _with_subject_codes(subjects.values()), tuple(dict.fromkeys(keywords))
+
+
+def _with_subject_codes(subjects: Iterable[Subject]) -> tuple[Subject, ...]:
+    """Each subject followed by the Subject Code of a Media Topic: wire-ingest systems that read
+    only Subject Codes (Superdesk's NewsML-G2 parser) keep those."""
+    out: dict[str, Subject] = {}
+    for subject in subjects:
+        out.setdefault(subject.code, subject)
+        concept = mediatopics.subject_code(subject.code)
+        if concept is not None:
+            out.setdefault(concept.subject_code, Subject(concept.subject_code, clean_line(concept.subject_name)))
+    return tuple(out.values())
 
 
 def _pictures(images, article: str):

@@ -1,14 +1,17 @@
-"""Atom 1.0 (RFC 4287).
+"""Atom 1.0 (RFC 4287), with RFC 6721 tombstones for kills and withdrawals.
 
 Per entry: ``id`` (the article's URN, the same for every version), ``title``, ``updated``
 (this version), ``published`` (first publication), one ``author`` per byline (the provider
 when there is none: RFC 4287 requires an author), ``link rel="alternate"`` to the canonical
-URL and ``rel="enclosure"`` per image, a ``category`` per category and per Media Topic
-(term = QCode, scheme = the vocabulary's URI), ``summary`` (a correction note first, then the
-summary), ``content type="xhtml"`` (the body in an XHTML ``div``) and ``rights``.
+URL and ``rel="enclosure"`` per image (its caption as title), a ``category`` per category and
+per subject (term = QCode; scheme = IPTC's URI for Media Topics and Subject Codes), ``summary``
+(a correction note first, then the summary), ``content type="xhtml"`` (the body in an XHTML
+``div``, ``dir="rtl"`` for right-to-left text) and ``rights``.
 
-:func:`feed` leaves killed and withdrawn stories out (the caller passes the live items; the
-check is defensive). Embargoes are the caller's business: see :func:`newswire.formats.is_embargoed`.
+A killed or withdrawn story is an ``at:deleted-entry`` (RFC 6721) in place of its entry:
+``ref`` = the entry's id, ``when`` = the kill's time, ``at:by`` the provider and
+``at:comment`` the notice (``Kill: <reason>``), so that a reader removes the story it shows.
+Embargoes are the caller's business: see :func:`newswire.formats.is_embargoed`.
 """
 
 from __future__ import annotations
@@ -18,23 +21,25 @@ from typing import Sequence
 
 from lxml import etree
 
-from newswire import mediatopics
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, Story, direction, element, render_each, utc_iso, xhtml
 from newswire.sanitize import clean_text
 
 ATOM = "http://www.w3.org/2005/Atom"
+TOMBSTONES = "http://purl.org/atompub/tombstones/1.0"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 GENERATOR = "newswire"
 
 _A = "{%s}" % ATOM
+_T = "{%s}" % TOMBSTONES
 
 
 def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str, feed_id: str,
          updated: datetime, authority: str = EXAMPLE_AUTHORITY, hub: str | None = None) -> bytes:
-    """An Atom feed with an entry per live event, in the order given (one that cannot be
-    rendered left out: :func:`newswire.formats.render_each`); ``hub``: its WebSub hub."""
-    root = etree.Element(_A + "feed", nsmap={None: ATOM})
+    """An Atom feed with an entry per live event and a tombstone per kill or withdrawal, in
+    the order given (one that cannot be rendered left out: :func:`newswire.formats.render_each`);
+    ``hub``: its WebSub hub."""
+    root = etree.Element(_A + "feed", nsmap={None: ATOM, "at": TOMBSTONES})
     _sub(root, "id", clean_text(feed_id))
     _sub(root, "title", clean_text(title))
     _sub(root, "updated", utc_iso(updated))
@@ -43,9 +48,8 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
     if hub:
         _sub(root, "link", rel="hub", href=clean_text(hub))
     _sub(root, "generator", GENERATOR)
-    rendered = render_each(events, lambda story: _entry(story) if story.live else None, fmt="atom",
-                           authority=authority)
-    root.extend(element for element in rendered if element is not None)
+    root.extend(render_each(events, lambda story: _entry(story) if story.live else _tombstone(story), fmt="atom",
+                            authority=authority))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
@@ -67,8 +71,7 @@ def _entry(story: Story) -> etree._Element:
     for category in story.categories:
         _sub(entry, "category", term=category)
     for subject in story.subjects:
-        scheme = mediatopics.SCHEME_URI if subject.code.startswith(f"{mediatopics.SCHEME}:") else None
-        _sub(entry, "category", term=subject.code, **({"scheme": scheme} if scheme else {}),
+        _sub(entry, "category", term=subject.code, **({"scheme": subject.scheme} if subject.scheme else {}),
              **({"label": subject.name} if subject.name else {}))
     summary = " ".join(filter(None, (story.notice, story.summary)))
     if summary:
@@ -79,6 +82,14 @@ def _entry(story: Story) -> etree._Element:
     if story.copyright_notice:
         _sub(entry, "rights", story.copyright_notice)
     return entry
+
+
+def _tombstone(story: Story) -> etree._Element:
+    deleted = etree.Element(_T + "deleted-entry", ref=story.uri, when=utc_iso(story.occurred_at))
+    by = element(deleted, _T + "by")
+    _sub(by, "name", story.provider)
+    element(deleted, _T + "comment", story.notice)
+    return deleted
 
 
 def _sub(parent: etree._Element, local: str, text: str | None = None, /, **attributes: str) -> etree._Element:

@@ -12,6 +12,8 @@ What an item says (element order is the schema's):
 * the subheadline is a second ``headline`` with ``role="nwhrol:subheadline"`` and bylines are
   ``creator`` with ``role="nwcrol:<role>"``: both schemes are newswire's own and are declared
   by an inline ``catalog`` in every item, next to the ``catalogRef`` to IPTC's catalog;
+* each Media Topic ``subject`` is followed by the IPTC Subject Code IPTC maps it to
+  (``subj:``), the vocabulary wire-ingest systems such as Superdesk read;
 * the body is an XHTML document in ``inlineXML`` (``application/xhtml+xml``), ``dir="rtl"``
   for right-to-left languages; each picture item is linked with ``rel="irel:seeAlso"``.
 """
@@ -177,7 +179,8 @@ def _item_meta(item: etree._Element, story: Story, item_class: str) -> etree._El
 
 
 def _descriptive(content: etree._Element, story: Story) -> None:
-    """language, keywords, subjects (Media Topics, then places), slugline and headlines."""
+    """language, keywords, subjects (Media Topics, each followed by its IPTC Subject Code, then
+    places), slugline and headlines."""
     _sub(content, "language", tag=story.language)
     for keyword in story.keywords:
         _sub(content, "keyword", keyword)

@@ -9,9 +9,13 @@ a transport needs around it (a partner envelope, a sequence number) belongs outs
   ``embargoedUntil`` carries an embargo;
 * a correction's note is a description with role ``correction`` and, with a kill's reason
   and a content warning, the ``edNote``;
-* Media Topics are subjects with their IPTC URI; keywords and categories without a Media
-  Topic are subjects with ``rel: "keyword"`` (ninjs 3.1 has no keywords property);
-* each image is an association (``type: picture``) with its caption, credit and rendition.
+* Media Topics are subjects with their IPTC URI, each followed by its IPTC Subject Code;
+  keywords and categories without a Media Topic are subjects with ``rel: "keyword"`` (ninjs 3.1
+  has no keywords property);
+* each image is an association (``type: picture``) with its caption, credit and rendition;
+* the body of a right-to-left story is wrapped in ``<div dir="rtl">``.
+
+:mod:`newswire.formats.ninjs2` renders the same object as ninjs 2.2.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import json
 from typing import Any, Iterable
 
 from newswire.codec import ArticleEvent
-from newswire.formats import EXAMPLE_AUTHORITY, Picture, Story, prepare, render_each, utc_iso
+from newswire.formats import EXAMPLE_AUTHORITY, Picture, Story, directed_body, prepare, render_each, utc_iso
 from newswire.sanitize import body_text
 
 SCHEMA_URI = "http://www.iptc.org/std/ninjs/ninjs-schema_3.1.json"
@@ -29,16 +33,17 @@ STANDARD = {"name": "ninjs", "version": "3.1", "schema": SCHEMA_URI}
 
 def item(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> dict[str, Any]:
     """The ninjs 3.1 object of ``event``, its ids minted by ``authority`` (see module doc)."""
-    return _object(prepare(event, authority=authority))
+    return story_object(prepare(event, authority=authority))
 
 
 def items(events: Iterable[ArticleEvent], *, authority: str = EXAMPLE_AUTHORITY) -> list[dict[str, Any]]:
     """The ninjs objects of ``events`` for a feed, one that cannot be rendered left out
     (:func:`newswire.formats.render_each`)."""
-    return render_each(events, _object, fmt="ninjs", authority=authority)
+    return render_each(events, story_object, fmt="ninjs", authority=authority)
 
 
-def _object(story: Story) -> dict[str, Any]:
+def story_object(story: Story) -> dict[str, Any]:
+    """The ninjs 3.1 object of a prepared story."""
     obj: dict[str, Any] = {
         "uri": story.uri,
         "standard": STANDARD,
@@ -71,7 +76,7 @@ def _object(story: Story) -> dict[str, Any]:
         obj["descriptions"] = descriptions
     if story.body:
         text = body_text(story.body)
-        obj["bodies"] = [{"role": "main", "contentType": "application/xhtml+xml", "value": story.body,
+        obj["bodies"] = [{"role": "main", "contentType": "application/xhtml+xml", "value": directed_body(story),
                           "charCount": len(text), "wordCount": len(text.split())}]
     if story.people:
         obj["people"] = [{"name": p.name, "rel": p.role or "author"} for p in story.people]

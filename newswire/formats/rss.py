@@ -1,17 +1,33 @@
 """RSS 2.0 with Dublin Core, content:encoded and Media RSS.
 
-Per item: ``title`` (headline), ``link`` (canonical URL), ``description`` (a correction note
-first, then the summary), ``content:encoded`` (the sanitised XHTML body), one ``dc:creator``
-per byline, ``dc:language``, ``category`` per category, ``guid isPermaLink="false"`` (the
-article's URN, the same for every version), ``pubDate`` (first publication, RFC 822) and one
-``media:content`` per image with its caption (``media:description``) and ``media:credit``.
+The channel carries ``language`` (the language of most of its items; a feed's items may
+differ, and each says its own in ``dc:language``). Per item, in this order: ``title`` (the
+headline, as plain text: RSS readers take it as HTML, so anything that looks like a tag is
+left out), ``link`` (canonical URL), ``description`` (a correction note first, then the
+summary; before ``content:encoded``, where readers and validators look for it),
+``content:encoded`` (the sanitised XHTML body; a right-to-left story's in ``<div dir="rtl">``),
+one ``dc:creator`` per byline, ``dc:language``, ``category`` per category, ``guid
+isPermaLink="false"``, ``pubDate`` (first publication, RFC 822), ``dcterms:modified`` (this
+version, RFC 3339), ``enclosure`` for the lead image (RSS allows one; its length is unknown
+here, so ``0`` as the RSS Advisory Board advises), and one ``media:content`` per image with its
+caption (``media:description type="plain"``, tags left out) and ``media:credit``.
 
-:func:`feed` leaves killed and withdrawn stories out (the caller passes the live items; the
-check is defensive). Embargoes are the caller's business: see :func:`newswire.formats.is_embargoed`.
+Versions: ``guid`` is the article's URN, the same for every version (as Atom's ``id`` and
+NewsML-G2's ``guid``): a reader keeps one item per story and replaces it when the story
+changes, rather than showing v1 and v2 side by side, and a kill reaches the very item readers
+have. What tells a reader that v2 is new is ``dcterms:modified`` (feedparser's ``updated``),
+the changed content and the channel's ``lastBuildDate``.
+
+Kills and withdrawals: RSS has no tombstone, so the item stays with its guid, its title
+prefixed ``Killed:`` or ``Withdrawn:``, the reason as description, and nothing else of the
+story (no link, body or images), so that a reader that updates items in place stops showing
+it. Embargoes are the caller's business: see :func:`newswire.formats.is_embargoed`.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Sequence
@@ -19,43 +35,46 @@ from typing import Sequence
 from lxml import etree
 
 from newswire.codec import ArticleEvent
-from newswire.formats import EXAMPLE_AUTHORITY, Story, element, prepare, render_each
+from newswire.formats import EXAMPLE_AUTHORITY, Story, directed_body, element, prepare, render_each, utc_iso
 from newswire.sanitize import clean_text
 
 ATOM = "http://www.w3.org/2005/Atom"
 DC = "http://purl.org/dc/elements/1.1/"
+DCTERMS = "http://purl.org/dc/terms/"
 CONTENT = "http://purl.org/rss/1.0/modules/content/"
 MEDIA = "http://search.yahoo.com/mrss/"
-NSMAP = {"atom": ATOM, "dc": DC, "content": CONTENT, "media": MEDIA}
+NSMAP = {"atom": ATOM, "dc": DC, "dcterms": DCTERMS, "content": CONTENT, "media": MEDIA}
 GENERATOR = "newswire"
+#: what RSS readers would take for an HTML tag or comment in a plain-text title
+_TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.DOTALL)
+_SPACES = re.compile(r" {2,}")
 
 
 def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str, description: str,
          updated: datetime, authority: str = EXAMPLE_AUTHORITY, hub: str | None = None) -> bytes:
-    """An RSS 2.0 channel with an item per live event, in the order given (one that cannot be
-    rendered left out: :func:`newswire.formats.render_each`); ``hub``: its WebSub hub."""
+    """An RSS 2.0 channel with an item per event, in the order given: kills and withdrawals as
+    their notice (module doc); one that cannot be rendered left out
+    (:func:`newswire.formats.render_each`); ``hub``: its WebSub hub."""
     rss = etree.Element("rss", {"version": "2.0"}, nsmap=NSMAP)
     channel = _sub(rss, "channel")
     _sub(channel, "title", clean_text(title))
     _sub(channel, "link", clean_text(link))
     _sub(channel, "description", clean_text(description))
+    items = render_each(events, lambda story: (story.language, _item(story)), fmt="rss", authority=authority)
+    if items:
+        _sub(channel, "language", Counter(language for language, _ in items).most_common(1)[0][0])
     _sub(channel, "lastBuildDate", rfc822(updated))
     _sub(channel, "generator", GENERATOR)
     _sub(channel, f"{{{ATOM}}}link", href=clean_text(self_url), rel="self", type="application/rss+xml")
     if hub:
         _sub(channel, f"{{{ATOM}}}link", href=clean_text(hub), rel="hub")
-    rendered = render_each(events, lambda story: _item(story) if story.live else None, fmt="rss",
-                           authority=authority)
-    channel.extend(element for element in rendered if element is not None)
+    channel.extend(item for _, item in items)
     return etree.tostring(rss, xml_declaration=True, encoding="UTF-8")
 
 
 def item_bytes(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> bytes:
-    """One ``<item>`` as a standalone UTF-8 document declaring the namespaces it uses.
-
-    Unlike :func:`feed`, this renders kills and withdrawals too (title and guid as before,
-    the reason as description, no content), so that a partner taking RSS items hears of them.
-    """
+    """One ``<item>`` as a standalone UTF-8 document declaring the namespaces it uses (a kill
+    or withdrawal as its notice, as in :func:`feed`)."""
     return etree.tostring(_item(prepare(event, authority=authority)), xml_declaration=True, encoding="UTF-8")
 
 
@@ -64,16 +83,24 @@ def rfc822(moment: datetime) -> str:
     return format_datetime(moment.astimezone(timezone.utc).replace(microsecond=0), usegmt=True)
 
 
+def plain(text: str) -> str:
+    """``text`` without anything an RSS reader would take for markup (tags, comments)."""
+    return _SPACES.sub(" ", _TAG.sub("", text)).strip()
+
+
 def _item(story: Story) -> etree._Element:
     item = etree.Element("item", nsmap={k: v for k, v in NSMAP.items() if k != "atom"})
-    _sub(item, "title", story.headline)
-    if story.canonical_url:
+    headline = plain(story.headline) or story.headline
+    if not story.live:
+        headline = f"{'Killed' if story.event_type == 'killed' else 'Withdrawn'}: {headline}"
+    _sub(item, "title", headline)
+    if story.canonical_url and story.live:
         _sub(item, "link", story.canonical_url)
-    description = " ".join(filter(None, (story.notice, story.summary)))
+    description = " ".join(filter(None, (story.notice, story.summary if story.live else None)))
     if description:
         _sub(item, "description", description)
     if story.body:
-        _sub(item, f"{{{CONTENT}}}encoded", story.body)
+        _sub(item, f"{{{CONTENT}}}encoded", directed_body(story))
     for person in story.people:
         _sub(item, f"{{{DC}}}creator", person.name)
     _sub(item, f"{{{DC}}}language", story.language)
@@ -81,12 +108,17 @@ def _item(story: Story) -> etree._Element:
         _sub(item, "category", category)
     _sub(item, "guid", story.uri, isPermaLink="false")
     _sub(item, "pubDate", rfc822(story.first_created))
-    for picture in story.pictures:
+    _sub(item, f"{{{DCTERMS}}}modified", utc_iso(story.occurred_at))
+    pictures = story.pictures if story.live else ()
+    if pictures:
+        _sub(item, "enclosure", url=pictures[0].url, length="0", type=pictures[0].media_type)
+    for picture in pictures:
         attributes = {"url": picture.url, "type": picture.media_type, "medium": "image"}
         attributes.update({k: str(v) for k, v in (("width", picture.width), ("height", picture.height)) if v})
         media = _sub(item, f"{{{MEDIA}}}content", **attributes)
-        if picture.caption:
-            _sub(media, f"{{{MEDIA}}}description", picture.caption, type="plain")
+        caption = picture.caption and plain(picture.caption)
+        if caption:
+            _sub(media, f"{{{MEDIA}}}description", caption, type="plain")
         if picture.credit:
             _sub(media, f"{{{MEDIA}}}credit", picture.credit)
     return item

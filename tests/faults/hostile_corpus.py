@@ -20,8 +20,10 @@ a page's is ``hostile.example:<channel>.<name>`` (derived from its canonical URL
 Kinds: XXE and entity expansion (billion laughs), scripts and event handlers in bodies,
 dangerous URL schemes, oversize fields, invalid UTF-8, lone surrogates, XML-illegal control
 characters in every text field, right-to-left and mixed-direction text, bidi overrides,
-zero-width characters, wrong types for every field, duplicate keys, NaN/Infinity, deep nesting,
-huge numbers, naive and out-of-range timestamps, bad language tags, unknown fields, documents
+zero-width characters (and headlines of nothing else), C1 controls, link and image URLs at internal
+addresses, unknown and retired Media Topics, wrong types for every field, duplicate keys,
+NaN/Infinity, deep nesting, huge numbers, naive and out-of-range timestamps (before 1970, far
+ahead), bad language tags, unknown fields, documents
 that are not objects, wrong media types, and HTML pages carrying the same attacks.
 
 :func:`end_cases` are kills and withdrawals with hostile reasons (an :class:`EndCase` each).
@@ -390,6 +392,25 @@ def directions() -> Iterator[Case]:
                 headline="Zero\u200bWidth\u2060Joined")
     yield _json(k, "bom_inside_text_removed", Cleaned(gone=("\ufeff",), kept=(("headline", "BOMinside"),)),
                 headline="BOM\ufeffinside")
+    yield _json(k, "zero_width_only_headline", Rejected("headline", problem="only invisible"),
+                headline="\u200b\u200c\u200d\u2060")
+    k = "c1_controls"
+    yield _json(k, "c1_controls_and_replacement_character_removed",
+                Cleaned(gone=("\x80", "\x9b", "\ufffd"), kept=(("headline", "Café"), ("body", "Café"))),
+                headline="Caf\u00e9\x80\x9b\ufffd", body="<p>Caf\u00e9\x9b\ufffd</p>")
+    k = "internal_urls"
+    for name, url, field, problem in [
+            ("canonical_loopback", "http://127.0.0.1/x", "canonical_url", "loopback"),
+            ("image_metadata_service", "http://169.254.169.254/latest/meta-data/", "images[0].url", "link-local"),
+            ("image_private_ipv6_mapped", "http://[::ffff:10.0.0.1]/a.jpg", "images[0].url", "not a public address"),
+            ("image_localhost", "http://localhost/a.jpg", "images[0].url", "reserved for local")]:
+        fields = {"canonical_url": url} if field == "canonical_url" else {"images": [{"url": url}]}
+        yield _json(k, name, Rejected(field, problem=problem), **fields)
+    k = "media_topics"
+    yield _json(k, "media_topic_unknown", Rejected("subjects[0].code", problem="not in the IPTC Media Topics"),
+                subjects=[{"code": "medtop:99999999"}])
+    yield _json(k, "media_topic_retired", Rejected("subjects[0].code", problem="retired"),
+                subjects=[{"code": "medtop:20000064"}])
 
 
 # --- wrong types ------------------------------------------------------------------------------
@@ -524,8 +545,13 @@ def timestamps() -> Iterator[Case]:
                 occurred_at="9999-12-31T23:30:00-01:00")
     yield _json(k, "occurred_at_before_year_1_in_utc", Rejected("occurred_at", problem="range"),
                 occurred_at="0001-01-01T00:30:00+01:00")
-    yield _json(k, "occurred_at_year_1", Cleaned(kept=(("body", PARAGRAPH),)),
+    yield _json(k, "occurred_at_year_1", Rejected("occurred_at", problem="before 1970"),
                 occurred_at="0001-01-01T00:00:00Z")
+    yield _json(k, "occurred_at_9999", Rejected("occurred_at", problem="after now"), occurred_at="9999-12-31T00:00:00Z")
+    yield _json(k, "embargo_until_9999", Rejected("embargo_until", problem="after now"),
+                embargo_until="9999-12-31T00:00:00Z")
+    yield _json(k, "first_created_before_1970", Rejected("first_created", problem="before 1970"),
+                version=2, first_created="1969-07-20T20:17:00Z")
     yield _json(k, "occurred_at_unix_epoch_string", Rejected("occurred_at"), occurred_at="1764144000")
 
 
