@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from newswire import bus, codec, disk, locks, logs, metrics
+from newswire import bus, codec, disk, events, locks, logs, metrics
 from newswire.config import Settings
 
 from .index import Index
@@ -101,6 +101,7 @@ class Archiver:
 
     def handle(self, delivery: bus.Delivery) -> None:
         event, record = delivery.event, delivery.record
+        events.check(event)  # what replay and every reader of the archive rely on (a ValueError: dead letters)
         event_id = str(event["event_id"])
         if event_id in self._batch_ids or self.index.has(event_id):
             self.duplicates += 1

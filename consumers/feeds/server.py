@@ -41,9 +41,9 @@ from aiohttp import web
 
 from newswire import logs
 from newswire.codec import ArticleEvent
+from newswire.events import MAX_VERSION, is_embargoed
 from newswire.formats import EXAMPLE_AUTHORITY, atom, newsml, ninjs, rss, utc_iso
 from newswire.params import ParamError, parse_int
-from newswire.producers.article import MAX_VERSION
 
 from .access import Tokens
 from .conditional import Body, respond
@@ -247,7 +247,7 @@ class FeedServer:
             raise _error(web.HTTPGone, f"article {entry.article_id!r} was {entry.event_type}: "
                                        "its earlier versions must not be used")
         event = self.store.version(entry.article_id, asked) if self.store is not None else None
-        if event is None or (event.get("embargo_until") is not None and event["embargo_until"] > now):
+        if event is None or is_embargoed(event, now):
             raise _error(web.HTTPNotFound, f"version {asked} of article {entry.article_id!r} is not kept here")
         return event
 

@@ -31,15 +31,12 @@ from typing import Iterable
 
 from sortedcontainers import SortedDict, SortedList
 
-from newswire import codec, logs
+from newswire import codec, events, logs
 from newswire.codec import ArticleEvent
-from newswire.producers.article import ARTICLE_ID
+from newswire.events import visible_at
 
 log = logs.get(__name__)
 
-EVENT_TYPES = frozenset({"published", "updated", "corrected", "killed", "withdrawn"})
-#: event types after which a story must not be used: out of RSS/Atom, cancelled/withheld elsewhere
-DEAD = frozenset({"killed", "withdrawn"})
 ALL = "all"
 FEED_NAME = re.compile(r"all|category-[a-z0-9]+(?:-[a-z0-9]+)*|lang-[a-z0-9]+(?:-[a-z0-9]+)*")
 
@@ -61,27 +58,11 @@ def feeds_of(event: ArticleEvent) -> tuple[str, ...]:
 
 
 def check(event: ArticleEvent) -> None:
-    """Raise ``ValueError`` naming the field when the view cannot use ``event``."""
-    article_id = event.get("article_id")
-    if not isinstance(article_id, str) or not ARTICLE_ID.fullmatch(article_id):
-        raise ValueError(f"article_id: {article_id!r} is not 1-128 characters of a-z, A-Z, 0-9, '.', '_', ':' or '-'")
-    version = event.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise ValueError(f"version: {version!r} of article {article_id} is not a positive integer")
-    if event.get("event_type") not in EVENT_TYPES:
-        raise ValueError(f"event_type: {event.get('event_type')!r} is not one of {sorted(EVENT_TYPES)}")
-    for name in ("occurred_at", "first_created"):
-        value = event.get(name)
-        if not isinstance(value, datetime) or value.tzinfo is None:
-            raise ValueError(f"{name}: {value!r} is not a timezone-aware datetime")
+    """Raise ``ValueError`` naming the field when the view cannot use ``event`` (the event
+    contract, :func:`newswire.events.check`, and a language that makes a feed name)."""
+    events.check(event)
     if not slug(event.get("language") or ""):
         raise ValueError(f"language: {event.get('language')!r} is not a language tag")
-
-
-def visible_at(event: ArticleEvent) -> datetime:
-    """When a version becomes public: its creation, or the end of its embargo if later."""
-    until = event.get("embargo_until")
-    return max(event["occurred_at"], until) if until else event["occurred_at"]
 
 
 @dataclass(frozen=True)
@@ -140,14 +121,14 @@ class Entry:
 
     @property
     def dead(self) -> bool:
-        return self.event_type in DEAD
+        return self.event_type in events.ENDINGS
 
     @property
     def key(self) -> tuple[datetime, str]:
         return (self.visible, self.article_id)
 
     def embargoed(self, now: datetime) -> bool:
-        return self.embargo_until is not None and self.embargo_until > now
+        return events.embargoed(self.embargo_until, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,9 +174,8 @@ class FeedView:
                 log.info("feed_view_stale_event", article_id=event["article_id"], version=event["version"],
                          known_version=current.version, event_id=event.get("event_id"))
                 return None
-            until = event.get("embargo_until")
             self.head += 1
-            held = until is not None and until > now
+            held = events.is_embargoed(event, now)
             entry = self._install(Entry.of(event, seq=self.head, changed_at=now, held=held, payload=payload))
             self._journal.append(Change("version", entry))
             return entry

@@ -25,8 +25,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from newswire.consumers.webhooks.delivery import Response
+from newswire.events import ARTICLE_ID
 from newswire.files import remove_temp_files, write_atomically
-from newswire.producers.article import ARTICLE_ID
 
 SCHEME = "file"
 #: partner format → file name extension
