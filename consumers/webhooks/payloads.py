@@ -7,6 +7,9 @@ formats' pure renderers (so every attempt of a delivery sends the very same byte
 - ``newsml``: a NewsML-G2 ``newsMessage`` whose ``header/transmitId`` is the sequence number,
   carrying the text ``newsItem`` (and its picture items).
 - ``rss``: the RSS ``<item>`` of the event.
+
+What each format's delivery carries is its entry's ``push`` in :mod:`newswire.formats.registry`
+(an ``envelope``, a ``message`` or the ``item``), so a new format needs nothing here.
 """
 
 from __future__ import annotations
@@ -14,36 +17,38 @@ from __future__ import annotations
 from datetime import datetime
 
 from newswire.codec import ArticleEvent
-from newswire.formats import newsml, ninjs
+from newswire.formats import ninjs
+from newswire.formats import registry as formats
 
 
 class Renderer:
     """The payloads of one event for its partners: what does not depend on the partner (the
-    ninjs item) is rendered once, whatever the number of partners. ``authority``: the
-    installation's id authority (Settings.authority())."""
+    item of an envelope, an item) is rendered once, whatever the number of partners.
+    ``authority``: the installation's id authority (Settings.authority())."""
 
     def __init__(self, event: ArticleEvent, *, at: datetime, authority: str):
         self.event = event
         self.at = at
         self.authority = authority
-        self._ninjs: tuple[bytes, bytes] | None = None
+        #: format name → what does not depend on the sequence number
+        self._made: dict[str, bytes | tuple[bytes, bytes]] = {}
 
     def __call__(self, fmt: str, *, seq: int) -> bytes:
-        event = self.event
-        if fmt == "ninjs":
-            if self._ninjs is None:  # the envelope around the number, serialised once
+        event, found = self.event, formats.get(fmt)
+        if found.push == "message":
+            return found.feed([event], formats.Channel(updated=self.at, transmit_id=str(seq)), self.authority)
+        made = self._made.get(found.name)
+        if made is None:
+            item = found.item(event, self.authority)
+            if found.push == "envelope":  # the envelope around the number, serialised once
                 head = ninjs.dumps({"type": f"article.{event['event_type']}",
                                     "timestamp": ninjs_time(event["occurred_at"])})[:-1]
-                data = ninjs.dumps(ninjs.item(event, authority=self.authority))
-                self._ninjs = (head + b',"sequence":', b',"data":' + data + b"}")
-            before, after = self._ninjs
+                item = (head + b',"sequence":', b',"data":' + item + b"}")
+            made = self._made[found.name] = item
+        if isinstance(made, tuple):
+            before, after = made
             return before + str(seq).encode() + after
-        if fmt == "newsml":
-            return newsml.news_message([event], sent=self.at, transmit_id=str(seq), authority=self.authority)
-        if fmt == "rss":
-            from newswire.formats import rss  # written by the formats part
-            return rss.item_bytes(event, authority=self.authority)
-        raise ValueError(f"format: unknown partner format {fmt!r}")
+        return made
 
 
 def render(event: ArticleEvent, fmt: str, *, seq: int, at: datetime, authority: str) -> bytes:
