@@ -8,7 +8,7 @@ import click
 from aiohttp import web
 
 from .access import Tokens
-from .consumer import FeedsConsumer, open_view
+from .consumer import FeedsConsumer, open_renders, open_view
 from .server import FeedServer, Options
 
 
@@ -28,7 +28,8 @@ def feeds() -> None:
 def serve(ctx: click.Context, host: str, port: int, base_url: str | None, limit: int) -> None:
     """Run the feeds consumer (group newswire-feeds) and the feed server together.
 
-    The view is kept in <NEWSWIRE_HOME>/feeds/view.sqlite3. Partner tokens come from
+    The view is kept in <NEWSWIRE_HOME>/feeds/view.sqlite3, the rendered items (a cache, which
+    may be deleted while the server is stopped) in <NEWSWIRE_HOME>/feeds/renders.sqlite3. Partner tokens come from
     NEWSWIRE_FEED_TOKENS="partner:token,..." or the JSON file NEWSWIRE_FEED_TOKENS_FILE.
     """
     try:
@@ -38,8 +39,9 @@ def serve(ctx: click.Context, host: str, port: int, base_url: str | None, limit:
     settings = ctx.find_root().obj
     authority = settings.authority()
     view, store = open_view(settings)
-    consumer = FeedsConsumer(settings, view, store)
-    server = FeedServer(view, store=store, tokens=tokens, consumer=consumer,
+    renders = open_renders(settings, authority)
+    consumer = FeedsConsumer(settings, view, store, renders=renders)
+    server = FeedServer(view, store=store, tokens=tokens, consumer=consumer, renders=renders,
                         options=Options(base_url=base_url, limit=limit, authority=authority))
     app = server.app()
 
@@ -50,6 +52,7 @@ def serve(ctx: click.Context, host: str, port: int, base_url: str | None, limit:
     async def stop(_: web.Application) -> None:
         await asyncio.to_thread(consumer.stop)
         store.close()
+        renders.close()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)

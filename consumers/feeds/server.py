@@ -44,6 +44,7 @@ from newswire.codec import ArticleEvent
 from newswire.events import MAX_VERSION, is_embargoed
 from newswire.formats import EXAMPLE_AUTHORITY, utc_iso
 from newswire.formats import registry as formats
+from newswire.formats.kept import Renders, Source
 from newswire.formats.registry import Channel, Format
 from newswire.params import ParamError, parse_int
 
@@ -98,6 +99,12 @@ def _content_type(media_type: str) -> str:
     return f"{media_type}; charset=utf-8"
 
 
+def _sources(entries: Sequence[Entry]) -> list[Source]:
+    """The entries as the kept renders take them: an entry's event is only decoded (and read
+    from the store) when its bytes are not kept."""
+    return [(entry.event_id, lambda entry=entry: entry.event) for entry in entries]
+
+
 def last_modified(changed: datetime | None, entries: Sequence[Entry], now: datetime) -> datetime | None:
     """When what ``entries`` show last changed: ``changed``, or an embargo that has ended since."""
     ends = [e.embargo_until for e in entries if e.embargo_until is not None and e.embargo_until <= now]
@@ -108,8 +115,14 @@ class FeedServer:
     """The aiohttp application over a :class:`FeedView` (see module doc)."""
 
     def __init__(self, view: FeedView, *, store: ViewStore | None = None, tokens: Tokens | None = None,
-                 clock: Clock = utc_now, consumer: FeedsConsumer | None = None, options: Options = Options()):
+                 clock: Clock = utc_now, consumer: FeedsConsumer | None = None, options: Options = Options(),
+                 renders: Renders | None = None):
+        """``renders``: the kept bytes of the items (shared with the consumer, which keeps what it
+        renders on the way in); by default the server's own, with ``options.authority``."""
         self.view = view
+        self.renders = renders or Renders(options.authority)
+        if self.renders.authority != options.authority:
+            raise ValueError(f"renders: minted by {self.renders.authority!r}, not by the server's {options.authority!r}")
         self.store = store
         self.tokens = tokens or Tokens()
         self.clock = clock
@@ -173,15 +186,15 @@ class FeedServer:
             raise _error(web.HTTPForbidden, f"partner {audience.name!r} is not entitled to feed {feed!r}")
         now, limit, wire = self.clock(), self._limit(request), not fmt.public
         entries = self.view.items(feed, now, limit=limit, audience=audience if wire else PUBLIC, include_dead=wire)
-        if fmt.name == "newsml" and not entries:  # a newsMessage must hold at least one item
+        if fmt.assembly.needs_items and not entries:  # a newsMessage must hold at least one item
             return web.Response(status=204, headers={"Cache-Control": self._cache_control(audience)})
         updated = last_modified(self.view.feed_changed(feed), entries, now) or now
         self_url = self._base(request) + request.path
         key = ("feed", self_url, fmt.name, updated, tuple((e.article_id, e.version) for e in entries))
         try:
             body = self._body(key, fmt.feed_media_type,
-                              lambda: fmt.feed([e.event for e in entries], self._channel(feed, self_url, request, updated),
-                                               self.options.authority))
+                              lambda: self.renders.assemble(_sources(entries), fmt,
+                                                            self._channel(feed, self_url, request, updated)))
         except ValueError as exc:  # a newsMessage none of whose items could be rendered (each logged)
             log.error("feed_not_rendered", feed=feed, format=fmt.name, partner=audience.name, reason=str(exc))
             return web.Response(status=204, headers={"Cache-Control": self._cache_control(audience)})
@@ -248,9 +261,8 @@ class FeedServer:
                      updated: datetime) -> bytes:
         """A wire format's item; for RSS and Atom a feed of the one item."""
         if fmt.public:
-            return fmt.feed([event], self._channel(event["article_id"], self_url, request, updated),
-                            self.options.authority)
-        return fmt.item(event, self.options.authority)
+            return self.renders.feed([event], fmt, self._channel(event["article_id"], self_url, request, updated))
+        return self.renders.item(event, fmt)
 
     async def changes(self, request: web.Request) -> web.Response:
         audience = self.audience(request)
@@ -260,15 +272,14 @@ class FeedServer:
             entries, next_cursor = self.view.changes_since(since, limit=limit, audience=audience)
         except ValueError as exc:
             raise _error(web.HTTPBadRequest, str(exc)) from None
-        events = [e.event for e in entries]
         headers = {"X-Next-Cursor": str(next_cursor), "X-Item-Count": str(len(entries))}
         cache_control = "private, no-cache" if audience is not PUBLIC else "no-cache"
         data = None
         channel = Channel(updated=self.clock(), transmit_id=f"changes-{since}-{next_cursor}",
                           head={"since": since, "next": next_cursor})
-        if events or fmt.name != "newsml":  # a newsMessage must hold at least one item
+        if entries or not fmt.assembly.needs_items:  # a newsMessage must hold at least one item
             try:
-                data = fmt.feed(events, channel, self.options.authority)
+                data = self.renders.assemble(_sources(entries), fmt, channel)
             except ValueError as exc:  # none of them could be rendered (each is logged)
                 log.error("feed_changes_not_rendered", partner=audience.name, since=since, reason=str(exc))
         if data is None:

@@ -24,10 +24,11 @@ from __future__ import annotations
 import functools
 import heapq
 import re
+import sys
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Iterable
+from typing import Callable, Iterable
 
 from sortedcontainers import SortedDict, SortedList
 
@@ -54,7 +55,7 @@ def feeds_of(event: ArticleEvent) -> tuple[str, ...]:
     """The feeds an article version belongs to: ``all``, its language and its categories."""
     names = [ALL, f"lang-{slug(event['language'])}"]
     names += [f"category-{s}" for s in map(slug, event.get("categories") or ()) if s]
-    return tuple(dict.fromkeys(names))
+    return tuple(dict.fromkeys(map(sys.intern, names)))  # one string per feed name, however many articles
 
 
 def check(event: ArticleEvent) -> None:
@@ -89,12 +90,14 @@ PUBLIC = Audience()
 class Entry:
     """The view's state of one article; replaced, never mutated, so readers hold snapshots.
 
-    The version's event is kept as its Avro payload (a third of the memory of the decoded
-    dict, and a restart reads it without decoding); :attr:`event` decodes it when a renderer
-    needs it. The fields the indexes use are kept decoded.
+    The version's event is its Avro payload, decoded by :attr:`event` when a renderer needs it
+    (a renderer that has the entry's kept bytes does not: :mod:`newswire.formats.kept`). A view
+    with a store keeps the payload in memory only until the change is durable; after that (and
+    for every entry a restart loads) :attr:`payload` reads it from the store. The fields the
+    indexes use are kept decoded.
     """
 
-    payload: bytes
+    event_id: str
     article_id: str
     version: int
     event_type: str
@@ -108,12 +111,25 @@ class Entry:
     changed_at: datetime
     #: embargoed and not yet lifted by :meth:`FeedView.release`
     held: bool
+    #: the payload while it is kept in memory, else None (the event id stands for it in comparisons)
+    kept: bytes | None = field(default=None, compare=False, repr=False)
+    #: ``(article_id, version)`` → the payload of a stored version (the view's store)
+    load: Callable[[str, int], bytes] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, event: ArticleEvent, *, seq: int, changed_at: datetime, held: bool,
            payload: bytes | None = None) -> "Entry":
-        return cls(payload or codec.encode(event), event["article_id"], event["version"], event["event_type"],
-                   visible_at(event), event.get("embargo_until"), feeds_of(event), seq, changed_at, held)
+        return cls(str(event.get("event_id") or ""), event["article_id"], event["version"], event["event_type"],
+                   visible_at(event), event.get("embargo_until"), feeds_of(event), seq, changed_at, held,
+                   kept=payload or codec.encode(event))
+
+    @property
+    def payload(self) -> bytes:
+        if self.kept is not None:
+            return self.kept
+        if self.load is None:
+            raise RuntimeError(f"the payload of article {self.article_id} v{self.version} is neither kept nor stored")
+        return self.load(self.article_id, self.version)
 
     @property
     def event(self) -> ArticleEvent:
@@ -140,7 +156,13 @@ class Change:
 
 
 class FeedView:
-    def __init__(self) -> None:
+    """See module doc. ``load``: ``(article_id, version)`` → a stored payload (the owner's
+    store); with it, a payload is kept in memory only until its change is durable."""
+
+    def __init__(self, *, load: Callable[[str, int], bytes] | None = None) -> None:
+        self._load = load
+        #: article ids whose entry keeps its payload until it is durable
+        self._keeping: list[str] = []
         self._lock = threading.RLock()
         self._entries: dict[str, Entry] = {}
         self._feeds: dict[str, SortedList] = {}
@@ -178,6 +200,8 @@ class FeedView:
             held = events.is_embargoed(event, now)
             entry = self._install(Entry.of(event, seq=self.head, changed_at=now, held=held, payload=payload))
             self._journal.append(Change("version", entry))
+            if self._load is not None:
+                self._keeping.append(entry.article_id)
             return entry
 
     def release(self, now: datetime) -> list[Entry]:
@@ -225,6 +249,15 @@ class FeedView:
         """Changes up to ``seq`` are persisted: the cursor may hand them out."""
         with self._lock:
             self.durable = max(self.durable, min(seq, self.head))
+            keeping, self._keeping = self._keeping, []
+            for article_id in keeping:
+                entry = self._entries[article_id]
+                if entry.kept is None:
+                    continue
+                if entry.seq > self.durable:
+                    self._keeping.append(article_id)
+                else:  # in the store now: read from there when needed
+                    self._entries[article_id] = replace(entry, kept=None, load=self._load)
 
     def restore(self, entries: Iterable[Entry], *, head: int, stale: int,
                 feed_changed: dict[str, datetime]) -> None:

@@ -17,38 +17,33 @@ from __future__ import annotations
 from datetime import datetime
 
 from newswire.codec import ArticleEvent
-from newswire.formats import ninjs
+from newswire.formats import kept, ninjs
 from newswire.formats import registry as formats
+from newswire.formats.kept import Renders
 
 
 class Renderer:
-    """The payloads of one event for its partners: what does not depend on the partner (the
-    item of an envelope, an item) is rendered once, whatever the number of partners.
-    ``authority``: the installation's id authority (Settings.authority())."""
+    """The payloads of one event for its partners. The bytes of the event in each format are
+    made once and kept (:mod:`newswire.formats.kept`: the process's renders for ``authority``
+    unless ``renders`` is given), whatever the number of partners and of renumberings; only
+    the envelope or message around them is made per delivery. ``authority``: the
+    installation's id authority (Settings.authority())."""
 
-    def __init__(self, event: ArticleEvent, *, at: datetime, authority: str):
+    def __init__(self, event: ArticleEvent, *, at: datetime, authority: str, renders: Renders | None = None):
         self.event = event
         self.at = at
-        self.authority = authority
-        #: format name → what does not depend on the sequence number
-        self._made: dict[str, bytes | tuple[bytes, bytes]] = {}
+        self.renders = renders or kept.shared(authority)
 
     def __call__(self, fmt: str, *, seq: int) -> bytes:
         event, found = self.event, formats.get(fmt)
         if found.push == "message":
-            return found.feed([event], formats.Channel(updated=self.at, transmit_id=str(seq)), self.authority)
-        made = self._made.get(found.name)
-        if made is None:
-            item = found.item(event, self.authority)
-            if found.push == "envelope":  # the envelope around the number, serialised once
-                head = ninjs.dumps({"type": f"article.{event['event_type']}",
-                                    "timestamp": ninjs_time(event["occurred_at"])})[:-1]
-                item = (head + b',"sequence":', b',"data":' + item + b"}")
-            made = self._made[found.name] = item
-        if isinstance(made, tuple):
-            before, after = made
-            return before + str(seq).encode() + after
-        return made
+            return self.renders.feed([event], found, formats.Channel(updated=self.at, transmit_id=str(seq)))
+        item = self.renders.item(event, found)
+        if found.push == "item":
+            return item
+        head = ninjs.dumps({"type": f"article.{event['event_type']}", "timestamp": ninjs_time(event["occurred_at"]),
+                            "sequence": seq})[:-1]
+        return head + b',"data":' + item + b"}"
 
 
 def render(event: ArticleEvent, fmt: str, *, seq: int, at: datetime, authority: str) -> bytes:

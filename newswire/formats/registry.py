@@ -13,9 +13,12 @@ format's own renderer to one calling convention.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Literal, Mapping, Sequence
+
+from lxml import etree
 
 from newswire.codec import ArticleEvent
 from newswire.formats import atom, newsml, ninjs, rss, utc_iso
@@ -42,6 +45,57 @@ class Channel:
 
 ItemRenderer = Callable[[ArticleEvent, str], bytes]
 FeedRenderer = Callable[[Sequence[ArticleEvent], Channel, str], bytes]
+#: ``(channel, authority)`` → the bytes of a feed or message before its items and after them
+Envelope = Callable[[Channel, str], tuple[bytes, bytes]]
+
+#: a channel for the fragments, which do not depend on it
+_ANY = Channel(updated=datetime(2000, 1, 1, tzinfo=timezone.utc))
+
+
+@dataclass(frozen=True)
+class Assembly:
+    """How a feed or message of a format is assembled from the items' kept bytes (see
+    :mod:`newswire.formats.kept`): ``head + separator.join(fragments) + tail``, byte for byte
+    what :attr:`Format.feed` renders."""
+
+    #: ``(event, authority)`` → the item as it stands inside a feed or message (b"" when the
+    #: format leaves the event out, e.g. a kill in RSS); ValueError when it cannot be rendered
+    fragment: ItemRenderer
+    envelope: Envelope
+    separator: bytes = b""
+    #: a feed or message of no item is not valid (a newsMessage holds at least one)
+    needs_items: bool = False
+
+
+def xml_assembly(feed: FeedRenderer, close: bytes) -> Assembly:
+    """The assembly of an XML format whose items are the last children of the element that
+    ``close`` ends (``</channel>``, ``</feed>``): a feed of no item is the envelope, and an
+    item's bytes are what a feed of it has more than that."""
+
+    def envelope(channel: Channel, authority: str) -> tuple[bytes, bytes]:
+        empty = feed([], channel, authority)
+        cut = empty.rindex(close)
+        return empty[:cut], empty[cut:]
+
+    @functools.lru_cache(maxsize=64)
+    def bare(authority: str) -> tuple[int, int]:
+        head, tail = envelope(_ANY, authority)
+        return len(head), len(tail)
+
+    def fragment(event: ArticleEvent, authority: str) -> bytes:
+        head, tail = bare(authority)
+        return feed([event], _ANY, authority)[head:-tail]
+
+    return Assembly(fragment, envelope)
+
+
+def json_assembly(item: ItemRenderer) -> Assembly:
+    """The assembly of a JSON format: ``{<channel head>, "items": [<item>, ...]}``."""
+
+    def envelope(channel: Channel, authority: str) -> tuple[bytes, bytes]:
+        return ninjs.dumps({**channel.head, "items": []})[:-2], b"]}"
+
+    return Assembly(item, envelope, b",")
 
 
 @dataclass(frozen=True)
@@ -57,6 +111,8 @@ class Format:
     item: ItemRenderer
     #: ``(events, channel, authority)`` → a feed or message (ValueError when it can hold none)
     feed: FeedRenderer
+    #: the same feed assembled from kept item bytes
+    assembly: Assembly
     #: what a webhook delivery carries: the ``item``, a ``message`` of the one event (numbered by
     #: its transmit id), or a JSON ``envelope`` around the item (see consumers.webhooks.payloads)
     push: Literal["item", "message", "envelope"]
@@ -80,6 +136,23 @@ class Format:
 
 def _newsml_feed(events: Sequence[ArticleEvent], channel: Channel, authority: str) -> bytes:
     return newsml.news_message(events, sent=channel.updated, transmit_id=channel.transmit_id, authority=authority)
+
+
+def _newsml_envelope(channel: Channel, authority: str) -> tuple[bytes, bytes]:
+    message = newsml.message_envelope(sent=channel.updated, transmit_id=channel.transmit_id, authority=authority)
+    empty = etree.tostring(message, xml_declaration=True, encoding="UTF-8")
+    if not empty.endswith(_EMPTY_ITEM_SET):
+        raise RuntimeError("a newsMessage envelope does not end with its empty itemSet")
+    return empty[:-len(_EMPTY_ITEM_SET)] + b"<itemSet>", b"</itemSet></newsMessage>"
+
+
+_EMPTY_ITEM_SET = b"<itemSet/></newsMessage>"
+
+
+def _newsml_fragment(event: ArticleEvent, authority: str) -> bytes:
+    """The text item and picture items of ``event`` inside a newsMessage's itemSet."""
+    message = _newsml_feed([event], _ANY, authority)
+    return message[message.index(b"<itemSet>") + len(b"<itemSet>"):message.rindex(b"</itemSet>")]
 
 
 def _ninjs_item(event: ArticleEvent, authority: str) -> bytes:
@@ -108,14 +181,14 @@ def _atom_item(event: ArticleEvent, authority: str) -> bytes:
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("newsml", "application/vnd.iptc.g2.newsitem+xml", "application/vnd.iptc.g2.newsmessage+xml", "xml",
            item=lambda event, authority: newsml.news_item_bytes(event, authority=authority), feed=_newsml_feed,
-           push="message"),
+           assembly=Assembly(_newsml_fragment, _newsml_envelope, needs_items=True), push="message"),
     Format("ninjs", "application/json", "application/json", "json", item=_ninjs_item, feed=_ninjs_feed,
-           push="envelope", aliases=("json",), suffix="json"),
+           assembly=json_assembly(_ninjs_item), push="envelope", aliases=("json",), suffix="json"),
     Format("rss", "application/rss+xml", "application/rss+xml", "rss.xml",
            item=lambda event, authority: rss.item_bytes(event, authority=authority), feed=_rss_feed,
-           push="item", public=True),
+           assembly=xml_assembly(_rss_feed, b"</channel>"), push="item", public=True),
     Format("atom", "application/atom+xml", "application/atom+xml", "atom.xml", item=_atom_item, feed=_atom_feed,
-           push="item", public=True),
+           assembly=xml_assembly(_atom_feed, b"</feed>"), push="item", public=True),
 )}
 #: every name a URL may use for a format → its format
 BY_NAME: dict[str, Format] = {name: f for f in FORMATS.values() for name in (f.name, *f.aliases)}
