@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import threading
+import time
 import zlib
 from collections import OrderedDict
 from pathlib import Path
@@ -58,6 +59,7 @@ class Renders:
         self._size = 0
         #: renders made, and answers from memory or disk (for tests and benchmarks)
         self.made = self.hits = 0
+        self._disk_warned = -60.0
         self._db: sqlite3.Connection | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +110,11 @@ class Renders:
                 return found
             if self._db is None:
                 return None
-            row = self._db.execute("SELECT data FROM renders WHERE event_id = ? AND format = ?", key).fetchone()
+            try:
+                row = self._db.execute("SELECT data FROM renders WHERE event_id = ? AND format = ?", key).fetchone()
+            except sqlite3.Error as exc:
+                self._disk_failed("read", exc)
+                return None
         if row is None:
             return None
         self.hits += 1
@@ -121,8 +127,18 @@ class Renders:
         if self._db is not None and not isinstance(data, _Failed):
             with self._lock:
                 if self._db is not None:
-                    self._db.execute("INSERT OR IGNORE INTO renders VALUES (?, ?, ?)",
-                                     (*key, zlib.compress(data, 1)))
+                    try:
+                        self._db.execute("INSERT OR IGNORE INTO renders VALUES (?, ?, ?)",
+                                         (*key, zlib.compress(data, 1)))
+                    except sqlite3.Error as exc:  # a full disk: the bytes stay in memory only
+                        self._disk_failed("write", exc)
+
+    def _disk_failed(self, action: str, exc: sqlite3.Error) -> None:
+        """A cache that cannot read or write its file goes on without it (logged once a minute)."""
+        now = time.monotonic()
+        if now - self._disk_warned >= 60:
+            self._disk_warned = now
+            log.warning("renders_disk_failed", action=action, error=str(exc))
 
     def _remember(self, key: tuple[str, str], data: bytes | _Failed) -> None:
         with self._lock:
