@@ -57,7 +57,8 @@ def test_what_cannot_be_rendered_is_left_out_and_its_reason_kept():
 
 
 def test_memory_is_bounded():
-    events = [{**cases()["plain"], "event_id": str(uuid.uuid4())} for _ in range(40)]
+    plain = cases()["plain"]
+    events = [{**plain, "event_id": str(uuid.uuid4())} for _ in range(40)]
     renders = Renders(AUTHORITY, max_bytes=20_000)
     renders.feed(events, registry.FORMATS["newsml"], CHANNEL)
     assert renders._size <= 20_000 and 0 < len(renders._memory) < len(events)

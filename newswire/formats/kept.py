@@ -40,6 +40,8 @@ log = logs.get(__name__)
 
 #: default memory bound of the kept bytes
 MAX_BYTES = 64 * 1024 * 1024
+#: rows written to the file in one transaction
+WRITE_BATCH = 256
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS renders (event_id TEXT NOT NULL, format TEXT NOT NULL, data BLOB NOT NULL,"
            " PRIMARY KEY (event_id, format)) WITHOUT ROWID")
 
@@ -60,17 +62,21 @@ class Renders:
         #: renders made, and answers from memory or disk (for tests and benchmarks)
         self.made = self.hits = 0
         self._disk_warned = -60.0
+        #: rows for the file not written yet (written WRITE_BATCH at a time, and by close)
+        self._unwritten: list[tuple[str, str, bytes]] = []
         self._db: sqlite3.Connection | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(path, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=OFF")  # a cache: a lost row is rendered again
             self._db.execute(_SCHEMA)
 
     def close(self) -> None:
+        """Write what is not written yet and close the file."""
         if self._db is not None:
             with self._lock:
+                self._write()
                 self._db.close()
                 self._db = None
 
@@ -126,12 +132,20 @@ class Renders:
         self._remember(key, data)
         if self._db is not None and not isinstance(data, _Failed):
             with self._lock:
-                if self._db is not None:
-                    try:
-                        self._db.execute("INSERT OR IGNORE INTO renders VALUES (?, ?, ?)",
-                                         (*key, zlib.compress(data, 1)))
-                    except sqlite3.Error as exc:  # a full disk: the bytes stay in memory only
-                        self._disk_failed("write", exc)
+                self._unwritten.append((*key, zlib.compress(data, 1)))
+                if len(self._unwritten) >= WRITE_BATCH:
+                    self._write()
+
+    def _write(self) -> None:
+        """Write the rows made since the last write, in one transaction (under the lock)."""
+        rows, self._unwritten = self._unwritten, []
+        if self._db is None or not rows:
+            return
+        try:
+            with self._db:
+                self._db.executemany("INSERT OR IGNORE INTO renders VALUES (?, ?, ?)", rows)
+        except sqlite3.Error as exc:  # a full disk: the bytes stay in memory only
+            self._disk_failed("write", exc)
 
     def _disk_failed(self, action: str, exc: sqlite3.Error) -> None:
         """A cache that cannot read or write its file goes on without it (logged once a minute)."""
