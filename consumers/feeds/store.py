@@ -86,15 +86,15 @@ class ViewStore:
 
     def load(self, view: FeedView) -> int:
         """Fill the empty ``view`` with the stored state; return how many articles it holds."""
-        with self._lock:
+        with self._lock:  # the rows are read as the view takes them in, never all held at once
             meta = dict(self._db.execute("SELECT key, value FROM meta"))
             feeds = {name: _moment(us) for name, us in self._db.execute("SELECT name, changed_us FROM feeds")}
             rows = self._db.execute(
                 "SELECT event_id, article_id, version, event_type, visible_us, embargo_us, feeds,"
-                " seq, changed_us, held FROM articles").fetchall()
-        view.restore(self._entries(rows), head=meta.get("head", 0), stale=meta.get("stale", 0),
-                     feed_changed=feeds)
-        return len(rows)
+                " seq, changed_us, held FROM articles")
+            view.restore(self._entries(rows), head=meta.get("head", 0), stale=meta.get("stale", 0),
+                         feed_changed=feeds)
+        return len(view)
 
     def _entries(self, rows) -> Iterator[Entry]:
         """The entries of ``rows``, without their payloads (:meth:`payload` reads one when needed)."""
