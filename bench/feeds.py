@@ -181,7 +181,16 @@ def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def http_figures(settings: Settings, articles: int, options: argparse.Namespace) -> list[tuple[str, str, str]]:
+def rss_mib(pid: int) -> float:
+    """The resident memory of a process now (VmRSS), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def http_figures(settings: Settings, articles: int, options: argparse.Namespace,
+                 rss_in_memory: float) -> list[tuple[str, str, str]]:
     port, ceiling_port = free_port(), free_port()
     env = {**os.environ, **settings.to_env(), "NEWSWIRE_LOG_LEVEL": "WARNING"}
     server = spawn([sys.executable, "-m", "newswire.cli", "feeds", "serve", "--port", str(port)], env)
@@ -189,7 +198,11 @@ def http_figures(settings: Settings, articles: int, options: argparse.Namespace)
     try:
         base = f"http://127.0.0.1:{port}"
         started = wait_until_serving(base, articles, server)
-        rows = [("feed server start (load view, serve)", f"{started:.1f} s", f"{articles} articles")]
+        rows = [("feed server start (load view, serve)", f"{started:.1f} s", f"{articles} articles"),
+                ("feed server RSS after start", f"{rss_mib(server.pid):,.0f} MiB",
+                 f"a view holding every payload in memory: {rss_in_memory:,.0f} MiB (bench process, same run)")]
+        if not options.requests:  # memory and start only
+            return rows
         _, size = asyncio.run(etag_of(base + "/feeds/all.rss"))
         ceiling = spawn([sys.executable, "-m", "bench.feeds", "--ceiling-port", str(ceiling_port),
                          "--ceiling-size", str(size)], env)
@@ -217,6 +230,7 @@ def http_figures(settings: Settings, articles: int, options: argparse.Namespace)
         rows.append(("ceiling: trivial aiohttp 304", ceiling_304, ""))
         figure, statuses = measure(base + "/feeds/all.rss", {"Accept-Encoding": "gzip"}, server.pid, load)
         rows.append(("200 /feeds/all.rss gzip", figure, ""))
+        rows.append(("feed server RSS after the requests", f"{rss_mib(server.pid):,.0f} MiB", f"{articles} articles"))
         return rows
     finally:
         for process in (server, ceiling):
@@ -229,7 +243,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=100_000)
     parser.add_argument("--body-bytes", type=int, default=2000, help="body size of the generated stories")
-    parser.add_argument("--requests", type=int, default=4000, help="at most this many requests per measure")
+    parser.add_argument("--requests", type=int, default=4000,
+                        help="at most this many requests per measure (0: only the server's start and memory)")
     parser.add_argument("--seconds", type=float, default=10.0, help="at most this long per measure")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--ceiling-port", type=int, help=argparse.SUPPRESS)
@@ -260,7 +275,7 @@ def main() -> None:
             ("consumer first start (topic -> view -> SQLite)", f"{first_seconds:.1f} s",
              f"SQLite file {db.stat().st_size / 2**20:,.0f} MiB"),
         ]
-        rows += http_figures(settings, articles, options)
+        rows += http_figures(settings, articles, options, rss_after_rebuild)
         rows.append(("peak RSS of the bench process", f"{peak_rss_mib():,.0f} MiB", ""))
         print_table("newswire feeds: view rebuild and feed server", rows)
 

@@ -24,6 +24,7 @@ from newswire import mediatopics
 from newswire.addresses import not_public
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
+from newswire.events import ARTICLE_ID, ARTICLE_ID_PROBLEM, ENDINGS, MAX_VERSION
 from newswire.sanitize import body_text, clean_line, clean_text, sanitize_body
 
 #: Limits of the article JSON (docs/article-json.md lists them all).
@@ -35,7 +36,6 @@ MAX_BYLINES = 20
 MAX_TERMS = 50          # categories, keywords, places, subjects (each)
 MAX_TERM_CHARS = 100
 MAX_IMAGE_PIXELS = 100_000
-MAX_VERSION = 2**31 - 1
 #: timestamps: none before the Unix epoch; occurred_at and first_created at most MAX_AHEAD after
 #: the producer's clock (clock skew between the CMS and here), embargo_until at most MAX_EMBARGO
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -58,8 +58,6 @@ SINGLE_LINE = (
     "dateline.place", "categories[]", "keywords[]", "places[]", "subjects[].name", "images[].credit",
     "images[].alt_text",
 )
-ARTICLE_ID = re.compile(r"[a-zA-Z0-9._:-]{1,128}")
-ARTICLE_ID_PROBLEM = "must be 1 to 128 characters of a-z, A-Z, 0-9, '.', '_', ':' or '-'"
 #: language[-script][-region](-variant)* of BCP 47, which is what news language tags use
 LANGUAGE_TAG = re.compile(
     r"[a-zA-Z]{2,3}(-[a-zA-Z]{4})?(-(?:[a-zA-Z]{2}|[0-9]{3}))?(-(?:[a-zA-Z0-9]{5,8}|[0-9][a-zA-Z0-9]{3}))*"
@@ -429,7 +427,7 @@ def _failed(check: _Checker) -> set[str]:
 
 def _event_type_and_version(check: _Checker, event_type: Any, version: Any) -> tuple[str | None, int | None]:
     """Versions come from the CMS: optional (1) for a new story, required for updates and corrections."""
-    if event_type in ("killed", "withdrawn"):
+    if event_type in ENDINGS:
         action = "kill" if event_type == "killed" else "withdraw"
         check.fail("event_type", f"{event_type} is not published from an article document; use "
                                  f"`newswire publish --{action}` or POST /v1/articles/{{article_id}}/{action}")

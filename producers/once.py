@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
+from newswire.events import ENDINGS
 
 from .article import FieldError, build_event
 from .latest import ArticleLog, Stored
@@ -130,7 +131,7 @@ def as_update(document: Mapping[str, Any], latest: Stored | None, settings: Sett
                       article)
     stored = latest.event
     last = stored["version"]
-    if stored["event_type"] in ("killed", "withdrawn"):
+    if stored["event_type"] in ENDINGS:
         after = ("a kill is final" if stored["event_type"] == "killed" else
                  f"to publish it again, give version {last + 1} in the file and leave out --update")
         raise Refused(409, FieldError("article_id", f"article {article!r} was {stored['event_type']} at version "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from datetime import date, datetime
@@ -12,6 +11,7 @@ from typing import Callable
 import click
 
 from newswire.codec import ArticleEvent
+from newswire.formats import registry as formats
 from newswire.rows import emit, json_option, summary
 from newswire.timespec import Instant, to_ms
 
@@ -76,24 +76,21 @@ def event_json(event: ArticleEvent) -> str:
 
 
 def render(event: ArticleEvent, fmt: str, authority: Callable[[], str]) -> bytes:
-    """The event in ``fmt``: json (the event), newsml (a NewsML-G2 newsItem) or ninjs, with ids
-    minted by ``authority()`` (asked only for those two)."""
+    """The event in ``fmt``: json (the event itself), or the item of a format of the registry
+    (newsml: a NewsML-G2 newsItem, ninjs, ...) with ids minted by ``authority()`` (asked only then)."""
     if fmt == "json":
         return (event_json(event) + "\n").encode()
     try:
-        module = importlib.import_module(f"newswire.formats.{fmt}")
-    except ImportError as exc:
-        raise click.ClickException(f"the {fmt} renderer is not available: {exc}") from exc
-    if fmt == "newsml":
-        return module.news_item_bytes(event, authority=authority())
-    text = module.dumps(module.item(event, authority=authority()))
-    return text if isinstance(text, bytes) else text.encode()
+        return formats.FORMATS[fmt].item(event, authority())
+    except ValueError as exc:
+        raise click.ClickException(f"article {event['article_id']} cannot be rendered as {fmt}: {exc}") from exc
 
 
 @archive.command("get")
 @click.argument("article_id")
 @click.option("--version", type=int, default=None, help="Version to show (default: the latest archived).")
-@click.option("--format", "fmt", type=click.Choice(["json", "newsml", "ninjs"]), default="json", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", *formats.FORMATS]), default="json", show_default=True,
+              help="json: the archived event itself; otherwise the item in that format.")
 @root_option
 @click.pass_context
 def get(ctx: click.Context, article_id: str, version: int | None, fmt: str, root: Path | None) -> None:

@@ -37,10 +37,20 @@ class SegmentDamaged(Exception):
         self.what = what
 
 
+@dataclass(frozen=True)
+class _Block:
+    """What fastavro's ``Writer.write_block`` takes: a count of records and their encoded bytes."""
+
+    num_records: int
+    bytes_: io.BytesIO
+
+
 class SegmentWriter:
     """Appends events to one open segment; :meth:`flush` writes them as one block and syncs it.
 
-    Events are encoded in memory; a flush appends the block (the first one after the container
+    Events come as their Avro binary bodies in the segment's schema (as read from Kafka: the
+    single-object payload without its header), so nothing is encoded again; a flush compresses
+    them into one container block (fastavro's ``write_block``) and appends the block (the first one after the container
     header) to the file. A write the filesystem refuses (a full disk) is cut off the file again
     and kept, and the next flush writes it again: the file never holds part of a block.
     """
@@ -54,15 +64,16 @@ class SegmentWriter:
         self._avro = fastavro.write.Writer(self._encoded, schema.parsed, codec=CODEC,
                                            sync_interval=_NO_AUTO_BLOCK,
                                            metadata={"newswire.schema_version": str(schema.version)})
+        self._bodies = io.BytesIO()
         self.pending = 0
         #: bytes of the file known written and synced
         self.durable = 0
         #: (offset, bytes) of the block a refused write left to write again
         self._block: tuple[int, bytes] | None = None
 
-    def append(self, event: ArticleEvent) -> int:
-        """Buffer one event; return its index in the next block."""
-        self._avro.write(event)
+    def append(self, body: bytes) -> int:
+        """Buffer one event's Avro binary body (in the segment's schema); return its index in the next block."""
+        self._bodies.write(body)
         self.pending += 1
         return self.pending - 1
 
@@ -73,6 +84,9 @@ class SegmentWriter:
         """
         if self._block is None:
             offset = self.durable + self._encoded.tell()  # after the header, the first time
+            if self.pending:
+                self._avro.write_block(_Block(self.pending, self._bodies))
+                self._bodies, self.pending = io.BytesIO(), 0
             self._avro.flush()
             self._block = (offset, self._encoded.getvalue())
             self._encoded.seek(0)
@@ -89,7 +103,6 @@ class SegmentWriter:
             raise
         self.durable += len(data)
         self._block = None
-        self.pending = 0
         return offset, self.durable
 
     def close(self) -> None:

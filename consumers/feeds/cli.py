@@ -11,7 +11,7 @@ from aiohttp import web
 from newswire.consumers.webhooks.config import parse_cidrs
 
 from .access import Tokens
-from .consumer import FeedsConsumer, open_view
+from .consumer import FeedsConsumer, open_renders, open_view
 from .server import FeedServer, Options
 
 
@@ -31,7 +31,8 @@ def feeds() -> None:
 def serve(ctx: click.Context, host: str, port: int, base_url: str | None, limit: int) -> None:
     """Run the feeds consumer (group newswire-feeds) and the feed server together.
 
-    The view is kept in <NEWSWIRE_HOME>/feeds/view.sqlite3. Partner tokens come from
+    The view is kept in <NEWSWIRE_HOME>/feeds/view.sqlite3, the rendered items (a cache, which
+    may be deleted while the server is stopped) in <NEWSWIRE_HOME>/feeds/renders.sqlite3. Partner tokens come from
     NEWSWIRE_FEED_TOKENS="partner:token,..." or the JSON file NEWSWIRE_FEED_TOKENS_FILE.
     The WebSub hub keeps its subscriptions in <NEWSWIRE_HOME>/feeds/websub.sqlite3; callbacks
     must be on public addresses or in NEWSWIRE_WEBSUB_ALLOW_CIDRS ("10.0.0.0/8,...").
@@ -47,8 +48,9 @@ def serve(ctx: click.Context, host: str, port: int, base_url: str | None, limit:
     settings = ctx.find_root().obj
     authority = settings.authority()
     view, store = open_view(settings)
-    consumer = FeedsConsumer(settings, view, store)
-    server = FeedServer(view, store=store, tokens=tokens, consumer=consumer,
+    renders = open_renders(settings, authority)
+    consumer = FeedsConsumer(settings, view, store, renders=renders)
+    server = FeedServer(view, store=store, tokens=tokens, consumer=consumer, renders=renders,
                         options=Options(base_url=base_url, limit=limit, authority=authority,
                                         websub_allow=websub_allow))
     app = server.app()
@@ -60,6 +62,7 @@ def serve(ctx: click.Context, host: str, port: int, base_url: str | None, limit:
     async def stop(_: web.Application) -> None:
         await asyncio.to_thread(consumer.stop)
         store.close()
+        renders.close()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)

@@ -12,9 +12,11 @@ journal and the consumer's positions are written to the :class:`ViewStore` in on
 transaction, and only then may the change cursor hand the new changes out. Between polls
 the consumer lifts the embargoes that have ended (each lifting is persisted at once).
 
-An event the view cannot use, or the renderers could not render (it is rendered once as a
+An event the view cannot use, or the renderers could not render (it is rendered as a
 NewsML-G2 item, the strictest format, on the way in), raises ``ValueError`` in the handler,
-so the loop sends it to the dead-letter topic and goes on: it never reaches a feed.
+so the loop sends it to the dead-letter topic and goes on: it never reaches a feed. That
+render is not a check thrown away: its bytes are kept (:mod:`newswire.formats.kept`, shared
+with the feed server), and NewsML-G2 feeds and change lists are assembled from them.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from typing import Callable
 
 from kafka import ConsumerRebalanceListener
 from kafka.errors import KafkaError
-from lxml import etree
 
 from newswire import logs, metrics, topics
 from newswire.bus import Delivery, EventLoop, instance_id
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
-from newswire.formats import newsml
+from newswire.formats import registry as formats
+from newswire.formats.kept import Renders
 
 from .store import ViewStore
 from .view import Change, FeedView
@@ -47,13 +49,11 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def check_renders(event: ArticleEvent) -> None:
+def check_renders(event: ArticleEvent, renders: Renders | None = None) -> None:
     """Raise ``ValueError`` naming the problem (so the event goes to the dead letters) when the
-    renderers could not render ``event``: it is rendered as a NewsML-G2 item."""
-    try:
-        newsml.news_item(event)  # with the example authority: the authority does not change what renders
-    except etree.LxmlError as exc:
-        raise ValueError(f"not renderable as NewsML-G2: {exc}") from exc
+    renderers could not render ``event``: it is rendered as a NewsML-G2 item (with picture
+    items), and the bytes are kept in ``renders`` for the feeds."""
+    (renders or Renders()).fragment(event, formats.FORMATS["newsml"])
 
 
 class _SeekToStored(ConsumerRebalanceListener):
@@ -95,8 +95,11 @@ class FeedsConsumer:
     """Keeps ``view`` up to date from the articles topic and persists it in ``store``."""
 
     def __init__(self, settings: Settings, view: FeedView, store: ViewStore, *,
-                 clock: Clock = utc_now, group_id: str = GROUP):
+                 clock: Clock = utc_now, group_id: str = GROUP, renders: Renders | None = None):
+        """``renders``: where the intake's NewsML-G2 renders are kept (the feed server's, so it
+        serves them; by default the check's own, with the example authority)."""
         self.settings = settings
+        self.renders = renders or Renders()
         self.group_id = group_id
         self.view = view
         self.store = store
@@ -133,7 +136,7 @@ class FeedsConsumer:
         event = delivery.event
         topic, partition, offset = delivery.position
         again = self._again(partition, offset)
-        check_renders(event)
+        check_renders(event, self.renders)
         entry = self.view.apply(event, self.clock(), payload=delivery.record.value, again=again)
         if entry is not None:
             metrics.OUTPUTS_PRODUCED.labels("feeds", "feed_item").inc()
@@ -224,8 +227,12 @@ class FeedsConsumer:
 def open_view(settings: Settings) -> tuple[FeedView, ViewStore]:
     """The persisted view of this installation (``<home>/feeds/view.sqlite3``), loaded."""
     store = ViewStore(settings.home / "feeds" / "view.sqlite3")
-    view = FeedView()
+    view = FeedView(load=store.payload)
     count = store.load(view)
     log.info("feed_view_loaded", articles=count, cursor=view.head, path=str(store.path))
     return view, store
 
+
+def open_renders(settings: Settings, authority: str) -> Renders:
+    """The kept renders of this installation's feeds (``<home>/feeds/renders.sqlite3``)."""
+    return Renders(authority, path=settings.home / "feeds" / "renders.sqlite3")

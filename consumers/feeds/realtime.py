@@ -157,12 +157,10 @@ class Realtime:
             finally:
                 self.waiting -= 1
 
-    def body(self, since: int, page: Page, fields: tuple[str, ...] | None,
-             render: Callable[[list[ArticleEvent]], list[dict]] | None = None) -> bytes:
-        """The ninjs answer of a page: ``since``, ``next``, ``more`` and the items (or their ``fields``);
-        ``render``: another ninjs version's items (default the stream's, ninjs 3.1)."""
+    def body(self, since: int, page: Page, fields: tuple[str, ...] | None) -> bytes:
+        """The ninjs answer of a page: ``since``, ``next``, ``more`` and the items (or their ``fields``)."""
         items = ([compact(e, fields) for e in page.entries] if fields is not None
-                 else (render or self.render)([e.event for e in page.entries]))
+                 else self.render([e.event for e in page.entries]))
         return ninjs.dumps({"since": since, "next": page.next, "more": page.more, "items": items})
 
     def _events(self, entries: list[Entry], fields: tuple[str, ...] | None) -> bytes:

@@ -51,9 +51,12 @@ from aiohttp import web
 from newswire import logs
 from newswire.codec import ArticleEvent
 from newswire.consumers.webhooks.config import Network
-from newswire.formats import EXAMPLE_AUTHORITY, atom, newsml, ninjs, ninjs2, rss, utc_iso
+from newswire.events import MAX_VERSION, is_embargoed
+from newswire.formats import EXAMPLE_AUTHORITY, utc_iso
+from newswire.formats import registry as formats
+from newswire.formats.kept import Renders, Source
+from newswire.formats.registry import Channel, Format
 from newswire.params import ParamError, parse_int
-from newswire.producers.article import MAX_VERSION
 
 from . import realtime, websub
 from .access import Tokens
@@ -65,23 +68,12 @@ from .view import FEED_NAME, PUBLIC, Audience, Entry, FeedView
 
 log = logs.get(__name__)
 
-CONTENT_TYPES = {
-    "rss": "application/rss+xml; charset=utf-8",
-    "atom": "application/atom+xml; charset=utf-8",
-    "newsml": "application/vnd.iptc.g2.newsmessage+xml; charset=utf-8",
-    "newsml-item": "application/vnd.iptc.g2.newsitem+xml; charset=utf-8",
-    "json": "application/json; charset=utf-8",
-    "ninjs2": "application/json; charset=utf-8",
-}
-#: names of the formats in ?format= and in item suffixes
-ITEM_FORMATS = {"newsml": "newsml", "ninjs": "json", "json": "json", "ninjs2": "ninjs2", "rss": "rss",
-                "atom": "atom"}
-WIRE = frozenset({"newsml", "json", "ninjs2"})
-#: the ninjs formats: name -> renderer module (3.1, 2.2)
-NINJS = {"json": ninjs, "ninjs2": ninjs2}
-_ITEM_SUFFIX = re.compile(r"(.+)\.(newsml|ninjs2|ninjs|json|rss|atom)")
+_NAMES = "|".join(sorted(formats.BY_NAME, key=lambda n: (-len(n), n)))
+_ITEM_SUFFIX = re.compile(rf"(.+)\.({_NAMES})")
 _ARTICLE = "[A-Za-z0-9._:-]+"
-_FEED = "{feed:[a-z0-9-]+}.{fmt:rss|atom|newsml|json|ninjs2}"
+_FEED = f"{{feed:[a-z0-9-]+}}.{{fmt:{_NAMES}}}"
+#: the change cursor speaks the wire formats (those that carry kills and embargoes)
+_WIRE_NAMES = "|".join(n for n, f in formats.BY_NAME.items() if not f.public)
 _CACHE_SIZE = 512
 #: the largest change cursor (a SQLite integer)
 MAX_CURSOR = 2**63 - 1
@@ -119,6 +111,16 @@ def _integer(request: web.Request, name: str, default: int, low: int, high: int,
         raise _error(web.HTTPBadRequest, str(exc)) from None
 
 
+def _content_type(media_type: str) -> str:
+    return f"{media_type}; charset=utf-8"
+
+
+def _sources(entries: Sequence[Entry]) -> list[Source]:
+    """The entries as the kept renders take them: an entry's event is only decoded (and read
+    from the store) when its bytes are not kept."""
+    return [(entry.event_id, lambda entry=entry: entry.event) for entry in entries]
+
+
 def last_modified(changed: datetime | None, entries: Sequence[Entry], now: datetime) -> datetime | None:
     """When what ``entries`` show last changed: ``changed``, or an embargo that has ended since."""
     ends = [e.embargo_until for e in entries if e.embargo_until is not None and e.embargo_until <= now]
@@ -129,17 +131,24 @@ class FeedServer:
     """The aiohttp application over a :class:`FeedView` (see module doc)."""
 
     def __init__(self, view: FeedView, *, store: ViewStore | None = None, tokens: Tokens | None = None,
-                 clock: Clock = utc_now, consumer: FeedsConsumer | None = None, options: Options = Options()):
+                 clock: Clock = utc_now, consumer: FeedsConsumer | None = None, options: Options = Options(),
+                 renders: Renders | None = None):
+        """``renders``: the kept bytes of the items (shared with the consumer, which keeps what it
+        renders on the way in); by default the server's own, with ``options.authority``."""
         self.view = view
+        self.renders = renders or Renders(options.authority)
+        if self.renders.authority != options.authority:
+            raise ValueError(f"renders: minted by {self.renders.authority!r}, not by the server's {options.authority!r}")
         self.store = store
         self.tokens = tokens or Tokens()
         self.clock = clock
         self.consumer = consumer
         self.options = options
         self._cache: OrderedDict[tuple, Body] = OrderedDict()
+        ninjs_format = formats.get("ninjs")
         self.signal = realtime.ChangeSignal(view)
         self.realtime = realtime.Realtime(view, self.signal, heartbeat_s=options.heartbeat_s,
-                                          render=lambda events: ninjs.items(events, authority=options.authority))
+                                          render=lambda events: self._json_items(events, ninjs_format))
         self.hub = None if store is None else websub.Hub(
             view, self.signal, websub.SubscriptionStore(store.path.with_name("websub.sqlite3")), self.public_feed,
             clock=clock, base_url=options.base_url, allow=options.websub_allow)
@@ -149,7 +158,7 @@ class FeedServer:
         for prefix in ("", "/partners/{partner:[a-z0-9][a-z0-9_-]*}"):
             app.router.add_get(f"{prefix}/feeds/{_FEED}", self.feed)
             app.router.add_get(f"{prefix}/items/{{name:{_ARTICLE}}}", self.item)
-            app.router.add_get(prefix + "/changes.{fmt:newsml|json|ninjs2}", self.changes)
+            app.router.add_get(prefix + f"/changes.{{fmt:{_WIRE_NAMES}}}", self.changes)
             app.router.add_get(prefix + "/changes.sse", self.stream)
         app.router.add_get("/feeds", self.index)
         app.router.add_get("/health", self.health)
@@ -187,10 +196,10 @@ class FeedServer:
     def _cache_control(self, audience: Audience) -> str:
         return "private, no-cache" if audience is not PUBLIC else f"public, max-age={self.options.max_age}"
 
-    def _body(self, key: tuple, content_type: str, render: Callable[[], bytes]) -> Body:
+    def _body(self, key: tuple, media_type: str, render: Callable[[], bytes]) -> Body:
         body = self._cache.get(key)
         if body is None:
-            body = self._cache[key] = Body(render(), content_type)
+            body = self._cache[key] = Body(render(), _content_type(media_type))
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
         else:
@@ -201,26 +210,26 @@ class FeedServer:
 
     async def feed(self, request: web.Request) -> web.Response:
         audience = self.audience(request)
-        feed, fmt = request.match_info["feed"], request.match_info["fmt"]
+        feed, fmt = request.match_info["feed"], formats.get(request.match_info["fmt"])
         if not FEED_NAME.fullmatch(feed) or self.view.feed_changed(feed) is None:
             raise _error(web.HTTPNotFound, f"no feed {feed!r}; GET /feeds lists them")
         if not audience.may_read(feed):
             raise _error(web.HTTPForbidden, f"partner {audience.name!r} is not entitled to feed {feed!r}")
-        now, limit, wire = self.clock(), self._limit(request), fmt in WIRE
+        now, limit, wire = self.clock(), self._limit(request), not fmt.public
         entries = self.view.items(feed, now, limit=limit, audience=audience if wire else PUBLIC)
-        if fmt == "newsml" and not entries:  # a newsMessage must hold at least one item
+        if fmt.assembly.needs_items and not entries:  # a newsMessage must hold at least one item
             return web.Response(status=204, headers={"Cache-Control": self._cache_control(audience)})
         updated = last_modified(self.view.feed_changed(feed), entries, now) or now
         base = self._base(request)
         self_url = base + request.path
         hub = base + websub.PATH if self.hub is not None and audience is PUBLIC else None
-        key = ("feed", self_url, fmt, updated, hub, tuple((e.article_id, e.version) for e in entries))
+        key = ("feed", self_url, fmt.name, updated, hub, tuple((e.article_id, e.version) for e in entries))
         try:
-            body = self._body(key, CONTENT_TYPES[fmt],
-                              lambda: self._render_feed(fmt, feed, [e.event for e in entries], self_url, base,
-                                                        updated, hub))
+            body = self._body(key, fmt.feed_media_type,
+                              lambda: self.renders.assemble(_sources(entries), fmt,
+                                                            self._channel(feed, self_url, base, updated, hub)))
         except ValueError as exc:  # a newsMessage none of whose items could be rendered (each logged)
-            log.error("feed_not_rendered", feed=feed, format=fmt, partner=audience.name, reason=str(exc))
+            log.error("feed_not_rendered", feed=feed, format=fmt.name, partner=audience.name, reason=str(exc))
             return web.Response(status=204, headers={"Cache-Control": self._cache_control(audience)})
         held = sum(e.embargoed(now) for e in entries)
         headers = {"X-Embargoed-Items": str(held)} if held else {}
@@ -229,51 +238,52 @@ class FeedServer:
         return respond(request, body, last_modified=updated, now=now, cache_control=self._cache_control(audience),
                        headers=headers)
 
-    def public_feed(self, feed: str, fmt: str, base: str) -> Body | None:
-        """What ``GET {base}/feeds/{feed}.{fmt}`` answers the public now (the WebSub hub's content),
-        or None when that is no document (an empty newsMessage, nothing renderable)."""
-        now, wire = self.clock(), fmt in WIRE
-        entries = self.view.items(feed, now, limit=self.options.limit, include_dead=wire)
-        if fmt == "newsml" and not entries:
+    def public_feed(self, feed: str, fmt_name: str, base: str) -> Body | None:
+        """What ``GET {base}/feeds/{feed}.{fmt_name}`` answers the public now (the WebSub hub's
+        content), or None when that is no document (an empty newsMessage, nothing renderable)."""
+        now, fmt = self.clock(), formats.get(fmt_name)
+        entries = self.view.items(feed, now, limit=self.options.limit)
+        if fmt.assembly.needs_items and not entries:
             return None
         updated = last_modified(self.view.feed_changed(feed), entries, now) or now
+        self_url = f"{base}/feeds/{feed}.{fmt.url_name}"
         try:
-            return Body(self._render_feed(fmt, feed, [e.event for e in entries], f"{base}/feeds/{feed}.{fmt}", base,
-                                          updated, base + websub.PATH), CONTENT_TYPES[fmt])
+            data = self.renders.assemble(_sources(entries), fmt,
+                                         self._channel(feed, self_url, base, updated, base + websub.PATH))
         except ValueError as exc:
-            log.error("feed_not_rendered", feed=feed, format=fmt, partner=PUBLIC.name, reason=str(exc))
+            log.error("feed_not_rendered", feed=feed, format=fmt.name, partner=PUBLIC.name, reason=str(exc))
             return None
+        return Body(data, _content_type(fmt.feed_media_type))
 
-    def _render_feed(self, fmt: str, feed: str, events: list[ArticleEvent], self_url: str,
-                     base: str, updated: datetime, hub: str | None = None) -> bytes:
-        title, link, authority = f"{self.options.title}: {feed}", base + "/", self.options.authority
-        if fmt == "rss":
-            return rss.feed(events, title=title, link=link, self_url=self_url, updated=updated,
-                            description=f"The newest stories of the {feed} feed", authority=authority, hub=hub)
-        if fmt == "atom":
-            return atom.feed(events, title=title, link=link, self_url=self_url, updated=updated,
-                             feed_id=f"{base}/feeds/{feed}", authority=authority, hub=hub)
-        if fmt == "newsml":
-            return newsml.news_message(events, sent=updated, authority=authority)
-        return ninjs.dumps({"feed": feed, "updated": utc_iso(updated),
-                            "items": NINJS[fmt].items(events, authority=authority)})
+    def _channel(self, feed: str, self_url: str, base: str, updated: datetime, hub: str | None = None) -> Channel:
+        """What the feed ``feed`` (or the one-item feed of an article) says about itself."""
+        return Channel(updated=updated, title=f"{self.options.title}: {feed}", link=base + "/",
+                       self_url=self_url, feed_id=f"{base}/feeds/{feed}",
+                       description=f"The newest stories of the {feed} feed", hub=hub,
+                       head=formats.ninjs_head(feed=feed, updated=updated))
+
+    def _json_items(self, events: Sequence[ArticleEvent], fmt: Format) -> list:
+        """The ninjs objects of ``events`` from their kept bytes (one that cannot be rendered left out)."""
+        return json.loads(self.renders.assemble([(str(e.get("event_id") or ""), lambda e=e: e) for e in events],
+                                                fmt, Channel(updated=self.clock())))["items"]
 
     async def item(self, request: web.Request) -> web.Response:
         audience = self.audience(request)
         now = self.clock()
         name = request.match_info["name"]
-        article_id, fmt = name, request.query.get("format", "newsml")
+        article_id, asked = name, request.query.get("format", "newsml")
         suffixed = _ITEM_SUFFIX.fullmatch(name)
         if suffixed and self.view.get(name) is None:
-            article_id, fmt = suffixed.groups()
-        if fmt not in ITEM_FORMATS:
-            raise _error(web.HTTPBadRequest, f"format: {fmt!r} is not one of {sorted(ITEM_FORMATS)}")
-        fmt = ITEM_FORMATS[fmt]
+            article_id, asked = suffixed.groups()
+        try:
+            fmt = formats.get(asked)
+        except ValueError as exc:
+            raise _error(web.HTTPBadRequest, str(exc)) from None
         entry = self.view.get(article_id)
         if entry is None or not audience.may_see(entry) or (entry.embargoed(now) and not audience.embargoed):
             raise _error(web.HTTPNotFound, f"no article {article_id!r}")
         event = self._version(entry, request, now)
-        if fmt not in WIRE:
+        if fmt.public:
             if entry.dead:
                 raise _error(web.HTTPGone, f"article {article_id!r} was {entry.event_type}: "
                                            "RSS and Atom no longer carry it; NewsML-G2 and ninjs say why")
@@ -281,9 +291,9 @@ class FeedServer:
                 raise _error(web.HTTPNotFound, f"article {article_id!r} is embargoed: only NewsML-G2 and ninjs carry it")
         self_url = self._base(request) + request.path
         updated = last_modified(entry.changed_at, [entry], now) or now
-        key = ("item", self_url, fmt, article_id, event["version"], updated)
-        content_type = CONTENT_TYPES["newsml-item" if fmt == "newsml" else fmt]
-        body = self._body(key, content_type, lambda: self._render_item(fmt, event, self_url, request, updated))
+        key = ("item", self_url, fmt.name, article_id, event["version"], updated)
+        body = self._body(key, fmt.feed_media_type if fmt.public else fmt.media_type,
+                          lambda: self._render_item(fmt, event, self_url, request, updated))
         headers = {"X-Article-Version": str(event["version"])}
         if entry.embargoed(now):
             headers["X-Embargoed-Until"] = utc_iso(entry.embargo_until)
@@ -301,48 +311,47 @@ class FeedServer:
             raise _error(web.HTTPGone, f"article {entry.article_id!r} was {entry.event_type}: "
                                        "its earlier versions must not be used")
         event = self.store.version(entry.article_id, asked) if self.store is not None else None
-        if event is None or (event.get("embargo_until") is not None and event["embargo_until"] > now):
+        if event is None or is_embargoed(event, now):
             raise _error(web.HTTPNotFound, f"version {asked} of article {entry.article_id!r} is not kept here")
         return event
 
-    def _render_item(self, fmt: str, event: ArticleEvent, self_url: str, request: web.Request,
+    def _render_item(self, fmt: Format, event: ArticleEvent, self_url: str, request: web.Request,
                      updated: datetime) -> bytes:
-        if fmt == "newsml":
-            return newsml.news_item_bytes(event, authority=self.options.authority)
-        if fmt in NINJS:
-            return ninjs.dumps(NINJS[fmt].item(event, authority=self.options.authority))
-        return self._render_feed(fmt, event["article_id"], [event], self_url, self._base(request), updated)
+        """A wire format's item; for RSS and Atom a feed of the one item."""
+        if fmt.public:
+            return self.renders.feed([event], fmt, self._channel(event["article_id"], self_url, self._base(request),
+                                                                 updated))
+        return self.renders.item(event, fmt)
 
     async def changes(self, request: web.Request) -> web.Response:
         audience = self.audience(request)
-        fmt = request.match_info["fmt"]
+        fmt = formats.get(request.match_info["fmt"])
         since, limit = _integer(request, "since", 0, 0, MAX_CURSOR), self._limit(request)
         wait, fields = _integer(request, "wait", 0, 0, realtime.MAX_WAIT_S), self._fields(request)
-        if fields is not None and fmt == "newsml":
+        if fields is not None and fmt.push != "envelope":
             raise _error(web.HTTPBadRequest, "fields: only the ninjs changes (.json, .ninjs2) and /changes.sse take fields=")
         try:
             page = await self.realtime.changes(since, limit=limit, audience=audience, wait_s=wait)
         except ValueError as exc:
             raise _error(web.HTTPBadRequest, str(exc)) from None
         entries, next_cursor = page.entries, page.next
-        events = [e.event for e in entries]
         headers = {"X-Next-Cursor": str(next_cursor), "X-Item-Count": str(len(entries)),
                    "X-More-Changes": "true" if page.more else "false"}
         cache_control = "private, no-cache" if audience is not PUBLIC else "no-cache"
         data = None
-        if fmt != "newsml":
-            authority = self.options.authority
-            data = self.realtime.body(since, page, fields, lambda events: NINJS[fmt].items(events, authority=authority))
-        elif events:  # a newsMessage must hold at least one item
+        channel = Channel(updated=self.clock(), transmit_id=f"changes-{since}-{next_cursor}",
+                          head={"since": since, "next": next_cursor, "more": page.more})
+        if fields is not None:
+            data = self.realtime.body(since, page, fields)
+        elif entries or not fmt.assembly.needs_items:  # a newsMessage must hold at least one item
             try:
-                data = newsml.news_message(events, sent=self.clock(), transmit_id=f"changes-{since}-{next_cursor}",
-                                           authority=self.options.authority)
+                data = self.renders.assemble(_sources(entries), fmt, channel)
             except ValueError as exc:  # none of them could be rendered (each is logged)
                 log.error("feed_changes_not_rendered", partner=audience.name, since=since, reason=str(exc))
         if data is None:
             return web.Response(status=204, headers={**headers, "Cache-Control": cache_control})
         log.info("feed_changes_served", partner=audience.name, since=since, next=next_cursor, items=len(entries))
-        return respond(request, Body(data, CONTENT_TYPES[fmt]), last_modified=None, now=self.clock(),
+        return respond(request, Body(data, _content_type(fmt.feed_media_type)), last_modified=None, now=self.clock(),
                        cache_control=cache_control, headers=headers)
 
     def _fields(self, request: web.Request) -> tuple[str, ...] | None:
@@ -365,10 +374,11 @@ class FeedServer:
 
     async def index(self, request: web.Request) -> web.Response:
         base = self._base(request)
-        feeds = {name: {fmt: f"{base}/feeds/{name}.{fmt}" for fmt in ("rss", "atom", "newsml", "json", "ninjs2")}
+        suffixes = [f.url_name for f in formats.FORMATS.values()]
+        feeds = {name: {suffix: f"{base}/feeds/{name}.{suffix}" for suffix in suffixes}
                  | {"articles": count} for name, count in self.view.feeds().items()}
-        return web.json_response({"feeds": feeds, "changes": {fmt: f"{base}/changes.{fmt}?since=0"
-                                                              for fmt in ("newsml", "json", "ninjs2")}})
+        return web.json_response({"feeds": feeds, "changes": {
+            f.url_name: f"{base}/changes.{f.url_name}?since=0" for f in formats.FORMATS.values() if not f.public}})
 
     async def health(self, request: web.Request) -> web.Response:
         failed = self.consumer is not None and not self.consumer.alive

@@ -24,22 +24,20 @@ from __future__ import annotations
 import functools
 import heapq
 import re
+import sys
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable, Iterable
 
 from sortedcontainers import SortedDict, SortedList
 
-from newswire import codec, logs
+from newswire import codec, events, logs
 from newswire.codec import ArticleEvent
-from newswire.producers.article import ARTICLE_ID
+from newswire.events import visible_at
 
 log = logs.get(__name__)
 
-EVENT_TYPES = frozenset({"published", "updated", "corrected", "killed", "withdrawn"})
-#: event types after which a story must not be used: out of RSS/Atom, cancelled/withheld elsewhere
-DEAD = frozenset({"killed", "withdrawn"})
 ALL = "all"
 FEED_NAME = re.compile(r"all|category-[a-z0-9]+(?:-[a-z0-9]+)*|lang-[a-z0-9]+(?:-[a-z0-9]+)*")
 
@@ -57,31 +55,15 @@ def feeds_of(event: ArticleEvent) -> tuple[str, ...]:
     """The feeds an article version belongs to: ``all``, its language and its categories."""
     names = [ALL, f"lang-{slug(event['language'])}"]
     names += [f"category-{s}" for s in map(slug, event.get("categories") or ()) if s]
-    return tuple(dict.fromkeys(names))
+    return tuple(dict.fromkeys(map(sys.intern, names)))  # one string per feed name, however many articles
 
 
 def check(event: ArticleEvent) -> None:
-    """Raise ``ValueError`` naming the field when the view cannot use ``event``."""
-    article_id = event.get("article_id")
-    if not isinstance(article_id, str) or not ARTICLE_ID.fullmatch(article_id):
-        raise ValueError(f"article_id: {article_id!r} is not 1-128 characters of a-z, A-Z, 0-9, '.', '_', ':' or '-'")
-    version = event.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise ValueError(f"version: {version!r} of article {article_id} is not a positive integer")
-    if event.get("event_type") not in EVENT_TYPES:
-        raise ValueError(f"event_type: {event.get('event_type')!r} is not one of {sorted(EVENT_TYPES)}")
-    for name in ("occurred_at", "first_created"):
-        value = event.get(name)
-        if not isinstance(value, datetime) or value.tzinfo is None:
-            raise ValueError(f"{name}: {value!r} is not a timezone-aware datetime")
+    """Raise ``ValueError`` naming the field when the view cannot use ``event`` (the event
+    contract, :func:`newswire.events.check`, and a language that makes a feed name)."""
+    events.check(event)
     if not slug(event.get("language") or ""):
         raise ValueError(f"language: {event.get('language')!r} is not a language tag")
-
-
-def visible_at(event: ArticleEvent) -> datetime:
-    """When a version becomes public: its creation, or the end of its embargo if later."""
-    until = event.get("embargo_until")
-    return max(event["occurred_at"], until) if until else event["occurred_at"]
 
 
 @dataclass(frozen=True)
@@ -108,12 +90,14 @@ PUBLIC = Audience()
 class Entry:
     """The view's state of one article; replaced, never mutated, so readers hold snapshots.
 
-    The version's event is kept as its Avro payload (a third of the memory of the decoded
-    dict, and a restart reads it without decoding); :attr:`event` decodes it when a renderer
-    needs it. The fields the indexes use are kept decoded.
+    The version's event is its Avro payload, decoded by :attr:`event` when a renderer needs it
+    (a renderer that has the entry's kept bytes does not: :mod:`newswire.formats.kept`). A view
+    with a store keeps the payload in memory only until the change is durable; after that (and
+    for every entry a restart loads) :attr:`payload` reads it from the store. The fields the
+    indexes use are kept decoded.
     """
 
-    payload: bytes
+    event_id: str
     article_id: str
     version: int
     event_type: str
@@ -127,12 +111,25 @@ class Entry:
     changed_at: datetime
     #: embargoed and not yet lifted by :meth:`FeedView.release`
     held: bool
+    #: the payload while it is kept in memory, else None (the event id stands for it in comparisons)
+    kept: bytes | None = field(default=None, compare=False, repr=False)
+    #: ``(article_id, version)`` → the payload of a stored version (the view's store)
+    load: Callable[[str, int], bytes] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, event: ArticleEvent, *, seq: int, changed_at: datetime, held: bool,
            payload: bytes | None = None) -> "Entry":
-        return cls(payload or codec.encode(event), event["article_id"], event["version"], event["event_type"],
-                   visible_at(event), event.get("embargo_until"), feeds_of(event), seq, changed_at, held)
+        return cls(str(event.get("event_id") or ""), event["article_id"], event["version"], event["event_type"],
+                   visible_at(event), event.get("embargo_until"), feeds_of(event), seq, changed_at, held,
+                   kept=payload or codec.encode(event))
+
+    @property
+    def payload(self) -> bytes:
+        if self.kept is not None:
+            return self.kept
+        if self.load is None:
+            raise RuntimeError(f"the payload of article {self.article_id} v{self.version} is neither kept nor stored")
+        return self.load(self.article_id, self.version)
 
     @property
     def event(self) -> ArticleEvent:
@@ -140,14 +137,14 @@ class Entry:
 
     @property
     def dead(self) -> bool:
-        return self.event_type in DEAD
+        return self.event_type in events.ENDINGS
 
     @property
     def key(self) -> tuple[datetime, str]:
         return (self.visible, self.article_id)
 
     def embargoed(self, now: datetime) -> bool:
-        return self.embargo_until is not None and self.embargo_until > now
+        return events.embargoed(self.embargo_until, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +156,13 @@ class Change:
 
 
 class FeedView:
-    def __init__(self) -> None:
+    """See module doc. ``load``: ``(article_id, version)`` → a stored payload (the owner's
+    store); with it, a payload is kept in memory only until its change is durable."""
+
+    def __init__(self, *, load: Callable[[str, int], bytes] | None = None) -> None:
+        self._load = load
+        #: article ids whose entry keeps its payload until it is durable
+        self._keeping: list[str] = []
         self._lock = threading.RLock()
         self._entries: dict[str, Entry] = {}
         self._feeds: dict[str, SortedList] = {}
@@ -195,11 +198,12 @@ class FeedView:
                 log.info("feed_view_stale_event", article_id=event["article_id"], version=event["version"],
                          known_version=current.version, event_id=event.get("event_id"))
                 return None
-            until = event.get("embargo_until")
             self.head += 1
-            held = until is not None and until > now
+            held = events.is_embargoed(event, now)
             entry = self._install(Entry.of(event, seq=self.head, changed_at=now, held=held, payload=payload))
             self._journal.append(Change("version", entry))
+            if self._load is not None:
+                self._keeping.append(entry.article_id)
             return entry
 
     def release(self, now: datetime) -> list[Entry]:
@@ -248,6 +252,15 @@ class FeedView:
         with self._lock:
             before, self.durable = self.durable, max(self.durable, min(seq, self.head))
             durable = self.durable
+            keeping, self._keeping = self._keeping, []
+            for article_id in keeping:
+                entry = self._entries[article_id]
+                if entry.kept is None:
+                    continue
+                if entry.seq > self.durable:
+                    self._keeping.append(article_id)
+                else:  # in the store now: read from there when needed
+                    self._entries[article_id] = replace(entry, kept=None, load=self._load)
         if durable > before:
             for listener in self._on_durable:
                 listener(durable)

@@ -26,7 +26,7 @@ from newswire import bus, codec, logs
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
 from newswire.consumers.archive.reader import ArchiveReader, Problem
-from newswire.consumers.webhooks.filters import ENDINGS
+from newswire.events import ENDINGS
 
 from .window import Range, Window, kafka_ranges
 

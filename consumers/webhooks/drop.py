@@ -25,12 +25,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from newswire.consumers.webhooks.delivery import Response
+from newswire.events import ARTICLE_ID
 from newswire.files import remove_temp_files, write_atomically
-from newswire.producers.article import ARTICLE_ID
+from newswire.formats import registry as formats
 
 SCHEME = "file"
-#: partner format → file name extension
-EXTENSIONS = {"ninjs": "json", "ninjs2": "json", "newsml": "xml", "rss": "rss.xml"}
 SEQ_DIGITS = 10
 
 
@@ -58,17 +57,23 @@ def directory(url: str) -> Path:
 
 
 def file_name(seq: int, article_id: str, version: int, fmt: str) -> str:
-    """``<seq, zero-padded to 10 digits>_<article_id>_v<version>.<extension>``."""
+    """``<seq, zero-padded to 10 digits>_<article_id>_v<version>.<extension of format fmt>``."""
+    return _file_name(seq, article_id, version, formats.get(fmt).extension)
+
+
+def _file_name(seq: int, article_id: str, version: int, extension: str) -> str:
     if not ARTICLE_ID.fullmatch(article_id):
         raise ValueError(f"article_id: {article_id!r} cannot be a file name")
-    return f"{seq:0{SEQ_DIGITS}d}_{article_id}_v{version}.{EXTENSIONS[fmt]}"
+    return f"{seq:0{SEQ_DIGITS}d}_{article_id}_v{version}.{extension}"
 
 
-async def deliver(url: str, fmt: str, *, seq: int, article_id: str, version: int, payload: bytes) -> Response:
-    """Write one delivery's file; never raises for what the filesystem does (OSError → error)."""
+async def deliver(url: str, content_type: str, *, seq: int, article_id: str, version: int,
+                  payload: bytes) -> Response:
+    """Write one delivery's file, named for its ``content_type`` (the format it was rendered in);
+    never raises for what the filesystem does (OSError → error)."""
     started = time.perf_counter()
     try:
-        path = directory(url) / file_name(seq, article_id, version, fmt)
+        path = directory(url) / _file_name(seq, article_id, version, formats.push_extension(content_type))
         await asyncio.get_running_loop().run_in_executor(
             None, functools.partial(write_atomically, path, payload, create_dirs=False))
         return Response(None, (time.perf_counter() - started) * 1000, stored=True)

@@ -20,10 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-EVENT_TYPES = ("published", "updated", "corrected", "killed", "withdrawn")
-#: events that follow an article to every partner that was sent any version of it
-FOLLOW_UPS = frozenset({"corrected", "killed", "withdrawn"})
-ENDINGS = frozenset({"killed", "withdrawn"})
+from newswire.events import ENDINGS, EVENT_TYPES, FOLLOW_UPS, embargoed
 
 
 @dataclass(frozen=True)
@@ -116,6 +113,6 @@ def decide(sub: Subscription, event: Mapping[str, Any], history: History, *, ena
     if why_not:
         return Decision(False, why_not)
     embargo = event.get("embargo_until")
-    if embargo is not None and embargo > now and not sub.embargoed:
+    if embargoed(embargo, now) and not sub.embargoed:
         return Decision(True, "subscribed; held until the embargo lifts", not_before=embargo)
     return Decision(True, "subscribed")

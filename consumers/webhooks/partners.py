@@ -18,16 +18,12 @@ from newswire import logs
 from newswire.consumers.webhooks import drop, signing, ssrf
 from newswire.consumers.webhooks.config import Network, parse_cidrs
 from newswire.consumers.webhooks.filters import Subscription
+from newswire.formats import registry as formats
 
 log = logs.get(__name__)
 
-#: format name → MIME type of the request body
-FORMATS = {
-    "ninjs": "application/json",
-    "ninjs2": "application/json",  # ninjs 2.2, for software that reads ninjs 2.x
-    "newsml": "application/vnd.iptc.g2.newsmessage+xml",
-    "rss": "application/rss+xml",
-}
+#: the formats a partner may take (newswire.formats.registry)
+FORMATS = tuple(formats.FORMATS)
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -71,7 +67,8 @@ class Partner:
 
     @property
     def content_type(self) -> str:
-        return FORMATS[self.format]
+        """The media type of the partner's deliveries."""
+        return formats.get(self.format).push_media_type
 
     def allowed(self, extra: Iterable[Network] = ()) -> tuple[Network, ...]:
         return tuple(self.allow_cidrs) + tuple(extra)

@@ -7,6 +7,9 @@ formats' pure renderers (so every attempt of a delivery sends the very same byte
 - ``newsml``: a NewsML-G2 ``newsMessage`` whose ``header/transmitId`` is the sequence number,
   carrying the text ``newsItem`` (and its picture items).
 - ``rss``: the RSS ``<item>`` of the event.
+
+What each format's delivery carries is its entry's ``push`` in :mod:`newswire.formats.registry`
+(an ``envelope``, a ``message`` or the ``item``), so a new format needs nothing here.
 """
 
 from __future__ import annotations
@@ -14,39 +17,33 @@ from __future__ import annotations
 from datetime import datetime
 
 from newswire.codec import ArticleEvent
-from newswire.formats import newsml, ninjs, ninjs2
-
-#: the ninjs formats: name -> the renderer of the item in the envelope
-NINJS = {"ninjs": ninjs.item, "ninjs2": ninjs2.item}
+from newswire.formats import kept, ninjs
+from newswire.formats import registry as formats
+from newswire.formats.kept import Renders
 
 
 class Renderer:
-    """The payloads of one event for its partners: what does not depend on the partner (the
-    ninjs item) is rendered once, whatever the number of partners. ``authority``: the
+    """The payloads of one event for its partners. The bytes of the event in each format are
+    made once and kept (:mod:`newswire.formats.kept`: the process's renders for ``authority``
+    unless ``renders`` is given), whatever the number of partners and of renumberings; only
+    the envelope or message around them is made per delivery. ``authority``: the
     installation's id authority (Settings.authority())."""
 
-    def __init__(self, event: ArticleEvent, *, at: datetime, authority: str):
+    def __init__(self, event: ArticleEvent, *, at: datetime, authority: str, renders: Renders | None = None):
         self.event = event
         self.at = at
-        self.authority = authority
-        self._ninjs: dict[str, tuple[bytes, bytes]] = {}
+        self.renders = renders or kept.shared(authority)
 
     def __call__(self, fmt: str, *, seq: int) -> bytes:
-        event = self.event
-        if fmt in NINJS:
-            if fmt not in self._ninjs:  # the envelope around the number, serialised once
-                head = ninjs.dumps({"type": f"article.{event['event_type']}",
-                                    "timestamp": ninjs_time(event["occurred_at"])})[:-1]
-                data = ninjs.dumps(NINJS[fmt](event, authority=self.authority))
-                self._ninjs[fmt] = (head + b',"sequence":', b',"data":' + data + b"}")
-            before, after = self._ninjs[fmt]
-            return before + str(seq).encode() + after
-        if fmt == "newsml":
-            return newsml.news_message([event], sent=self.at, transmit_id=str(seq), authority=self.authority)
-        if fmt == "rss":
-            from newswire.formats import rss  # written by the formats part
-            return rss.item_bytes(event, authority=self.authority)
-        raise ValueError(f"format: unknown partner format {fmt!r}")
+        event, found = self.event, formats.get(fmt)
+        if found.push == "message":
+            return self.renders.feed([event], found, formats.Channel(updated=self.at, transmit_id=str(seq)))
+        item = self.renders.item(event, found)
+        if found.push == "item":
+            return item
+        head = ninjs.dumps({"type": f"article.{event['event_type']}", "timestamp": ninjs_time(event["occurred_at"]),
+                            "sequence": seq})[:-1]
+        return head + b',"data":' + item + b"}"
 
 
 def render(event: ArticleEvent, fmt: str, *, seq: int, at: datetime, authority: str) -> bytes:

@@ -194,8 +194,7 @@ class PartnerWorker:
         partner = self.partner
         try:
             if drop.is_drop(partner.url):  # a drop-folder partner: a file instead of a POST
-                fmt = next(f for f, t in registry.FORMATS.items() if t == row["content_type"])
-                response = await drop.deliver(partner.url, fmt, seq=row["seq"], article_id=row["article_id"],
+                response = await drop.deliver(partner.url, row["content_type"], seq=row["seq"], article_id=row["article_id"],
                                               version=row["version"], payload=row["payload"])
             else:
                 headers = signing.headers(row["event_id"], row["payload"], partner.secrets,

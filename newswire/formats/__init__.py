@@ -44,6 +44,8 @@ from lxml import etree
 
 from newswire import logs, mediatopics
 from newswire.codec import ArticleEvent
+from newswire.events import EVENT_TYPES, check_event_type
+from newswire.events import is_embargoed as is_embargoed  # the rule the renderers' callers apply (rss, atom)
 from newswire.sanitize import clean_line, clean_text, sanitize_body
 
 log = logs.get(__name__)
@@ -52,9 +54,11 @@ T = TypeVar("T")
 #: the renderers' default authority (RFC 3085 ProviderId), for tests and examples (module doc)
 EXAMPLE_AUTHORITY = "newswire.example.org"
 
-#: event type -> NewsML-G2 / ninjs publishing status
+#: event type (newswire.events.EVENT_TYPES) -> NewsML-G2 / ninjs publishing status
 PUB_STATUS = {"published": "usable", "updated": "usable", "corrected": "usable",
               "killed": "canceled", "withdrawn": "withheld"}
+if set(PUB_STATUS) != set(EVENT_TYPES):
+    raise RuntimeError(f"PUB_STATUS does not map the schema's event types {EVENT_TYPES}")
 XHTML = "http://www.w3.org/1999/xhtml"
 RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "ckb", "dv"})
 
@@ -109,7 +113,7 @@ class Story:
     uri: str
     article_id: str
     event_id: str
-    event_type: str  #: one of PUB_STATUS's keys (an unknown type reads as ``updated``)
+    event_type: str  #: one of newswire.events.EVENT_TYPES (an unknown type is refused)
     version: int
     occurred_at: datetime
     first_created: datetime
@@ -200,8 +204,7 @@ def prepare(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> Story
     language = _text(event.get("language")) or ""
     if not _LANGUAGE.fullmatch(language):
         raise ValueError(f"language: not a BCP 47 tag: {language!r}")
-    event_type = event.get("event_type")
-    event_type = event_type if event_type in PUB_STATUS else "updated"
+    event_type = check_event_type(event.get("event_type"))
     live = PUB_STATUS[event_type] == "usable"
     uri = article_uri(article_id, first_created, authority=authority)
     subjects, keywords = _subjects_and_keywords(event)
@@ -261,12 +264,6 @@ def article_uri(article_id: str, first_created: datetime, *, authority: str) -> 
     """The stable id of an article in every format (see module doc)."""
     day = first_created.astimezone(timezone.utc).strftime("%Y%m%d")
     return f"urn:newsml:{authority}:{day}:{quote(article_id, safe='-._~')}"
-
-
-def is_embargoed(event: ArticleEvent, now: datetime) -> bool:
-    """True while ``event`` must not appear in a public feed (its embargo is after ``now``)."""
-    until = event.get("embargo_until")
-    return until is not None and until > now
 
 
 def utc_iso(moment: datetime) -> str:

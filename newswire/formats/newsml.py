@@ -69,13 +69,8 @@ def news_message(events: Sequence[ArticleEvent], *, sent: datetime, transmit_id:
     An event that cannot be rendered is left out (see :func:`newswire.formats.render_each`);
     ``ValueError`` when none can (the first one's error), since a newsMessage holds at least one item.
     """
-    message = etree.Element(_N + "newsMessage", nsmap=_NSMAP)
-    header = _sub(message, "header")
-    _sub(header, "sent", utc_iso(sent))
-    _sub(header, "sender", authority)
-    if transmit_id:
-        _sub(header, "transmitId", transmit_id)
-    item_set = _sub(message, "itemSet")
+    message = message_envelope(sent=sent, transmit_id=transmit_id, authority=authority)
+    item_set = message[-1]
     for items in render_each(events, lambda story: _items(story, include_pictures), fmt="newsml",
                              authority=authority):
         item_set.extend(items)
@@ -84,6 +79,19 @@ def news_message(events: Sequence[ArticleEvent], *, sent: datetime, transmit_id:
             _items(prepare(events[0], authority=authority), include_pictures)
         raise ValueError(f"itemSet: none of the {len(events)} items could be rendered")
     return _document(message)
+
+
+def message_envelope(*, sent: datetime, transmit_id: str | None = None,
+                     authority: str = EXAMPLE_AUTHORITY) -> etree._Element:
+    """A newsMessage with its header and an empty ``itemSet`` (its last child) for the items."""
+    message = etree.Element(_N + "newsMessage", nsmap=_NSMAP)
+    header = _sub(message, "header")
+    _sub(header, "sent", utc_iso(sent))
+    _sub(header, "sender", authority)
+    if transmit_id:
+        _sub(header, "transmitId", transmit_id)
+    _sub(message, "itemSet")
+    return message
 
 
 def _items(story: Story, include_pictures: bool) -> list[etree._Element]:

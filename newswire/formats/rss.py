@@ -51,18 +51,22 @@ _SPACES = re.compile(r" {2,}")
 
 
 def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str, description: str,
-         updated: datetime, authority: str = EXAMPLE_AUTHORITY, hub: str | None = None) -> bytes:
+         updated: datetime, authority: str = EXAMPLE_AUTHORITY, hub: str | None = None,
+         language: str | None = None) -> bytes:
     """An RSS 2.0 channel with an item per event, in the order given: kills and withdrawals as
     their notice (module doc); one that cannot be rendered left out
-    (:func:`newswire.formats.render_each`); ``hub``: its WebSub hub."""
+    (:func:`newswire.formats.render_each`); ``hub``: its WebSub hub; ``language``: the
+    channel's (by default that of most of its items)."""
     rss = etree.Element("rss", {"version": "2.0"}, nsmap=NSMAP)
     channel = _sub(rss, "channel")
     _sub(channel, "title", clean_text(title))
     _sub(channel, "link", clean_text(link))
     _sub(channel, "description", clean_text(description))
     items = render_each(events, lambda story: (story.language, _item(story)), fmt="rss", authority=authority)
-    if items:
-        _sub(channel, "language", Counter(language for language, _ in items).most_common(1)[0][0])
+    if language is None and items:
+        language = Counter(item_language for item_language, _ in items).most_common(1)[0][0]
+    if language is not None:
+        _sub(channel, "language", clean_text(language))
     _sub(channel, "lastBuildDate", rfc822(updated))
     _sub(channel, "generator", GENERATOR)
     _sub(channel, f"{{{ATOM}}}link", href=clean_text(self_url), rel="self", type="application/rss+xml")

@@ -1,0 +1,216 @@
+"""Render once: the bytes of each event in each format, made once and kept.
+
+:class:`Renders` keeps, per (event id, format), the item as it stands inside a feed or
+message (the format's :class:`~newswire.formats.registry.Assembly` fragment), and assembles
+feeds, newsMessages, change lists and pushes from those bytes: a feed of 100 items seen
+before is a join, not 100 renders. What it keeps is bounded: an LRU in memory of at most
+``max_bytes``, and, when given a ``path``, an SQLite file (zlib-compressed rows, a cache: it
+may be deleted at any time) that history answers come back from without rendering again.
+
+Safety is the renderers' (:func:`newswire.formats.prepare`): every event is cleaned and
+sanitised when it is rendered, whoever wrote it, so an event that bypassed newswire's
+producer never puts active content into an output; keeping the bytes only means that this
+happens once per event and format instead of once per output. Consumers do not trust a mark
+of the producer's cleaning: anyone who can write to the topic could set one.
+
+Keys are event ids: the producer gives every event a new UUID. The kept bytes of an event id
+are never replaced (a second, different event under the same id, which only a writer that
+bypassed the producer can make, gets the first one's bytes, which are sanitised all the same).
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable, Sequence
+
+from lxml import etree
+
+from newswire import logs
+from newswire.codec import ArticleEvent
+from newswire.formats import EXAMPLE_AUTHORITY
+from newswire.formats.registry import Channel, Format
+
+log = logs.get(__name__)
+
+#: default memory bound of the kept bytes
+MAX_BYTES = 64 * 1024 * 1024
+#: rows written to the file in one transaction
+WRITE_BATCH = 256
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS renders (event_id TEXT NOT NULL, format TEXT NOT NULL, data BLOB NOT NULL,"
+           " PRIMARY KEY (event_id, format)) WITHOUT ROWID")
+
+
+class _Failed(str):
+    """Why an event cannot be rendered in a format (kept like bytes, so it is tried once)."""
+
+
+class Renders:
+    """The kept bytes of events in formats, minted by ``authority`` (see module doc)."""
+
+    def __init__(self, authority: str = EXAMPLE_AUTHORITY, *, max_bytes: int = MAX_BYTES, path: Path | None = None):
+        self.authority = authority
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._memory: OrderedDict[tuple[str, str], bytes | _Failed] = OrderedDict()
+        self._size = 0
+        #: renders made, and answers from memory or disk (for tests and benchmarks)
+        self.made = self.hits = 0
+        self._disk_warned = -60.0
+        #: rows for the file not written yet (written WRITE_BATCH at a time, and by close)
+        self._unwritten: list[tuple[str, str, bytes]] = []
+        self._db: sqlite3.Connection | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=OFF")  # a cache: a lost row is rendered again
+            self._db.execute(_SCHEMA)
+
+    def close(self) -> None:
+        """Write what is not written yet and close the file."""
+        if self._db is not None:
+            with self._lock:
+                self._write()
+                self._db.close()
+                self._db = None
+
+    # --- items --------------------------------------------------------------------------
+
+    def fragment(self, event: ArticleEvent, fmt: Format) -> bytes:
+        """``event`` as an item inside a feed or message of ``fmt``, made once; b"" when the
+        format leaves it out (a kill in RSS); ValueError naming the problem when it cannot be
+        rendered (also the second time: the reason is kept)."""
+        return self._kept(_source(event), fmt.name, fmt.assembly.fragment)
+
+    def item(self, event: ArticleEvent, fmt: Format) -> bytes:
+        """``fmt.item(event)`` (a standalone document), made once."""
+        return self._kept(_source(event), f"{fmt.name}:item", fmt.item)
+
+    def _kept(self, source: Source, kind: str, render: Callable[[ArticleEvent, str], bytes]) -> bytes:
+        event_id, load = source
+        found = self._get((event_id, kind)) if event_id else None
+        if found is None:
+            try:
+                found = render(load(), self.authority)
+            except (ValueError, etree.LxmlError) as exc:
+                found = _Failed(exc)
+            self.made += 1
+            if event_id:
+                self._put((event_id, kind), found)
+        if isinstance(found, _Failed):
+            raise ValueError(found)
+        return found
+
+    def _get(self, key: tuple[str, str]) -> bytes | _Failed | None:
+        with self._lock:
+            found = self._memory.get(key)
+            if found is not None:
+                self._memory.move_to_end(key)
+                self.hits += 1
+                return found
+            if self._db is None:
+                return None
+            try:
+                row = self._db.execute("SELECT data FROM renders WHERE event_id = ? AND format = ?", key).fetchone()
+            except sqlite3.Error as exc:
+                self._disk_failed("read", exc)
+                return None
+        if row is None:
+            return None
+        self.hits += 1
+        data = zlib.decompress(row[0])
+        self._remember(key, data)
+        return data
+
+    def _put(self, key: tuple[str, str], data: bytes | _Failed) -> None:
+        self._remember(key, data)
+        if self._db is not None and not isinstance(data, _Failed):
+            with self._lock:
+                self._unwritten.append((*key, zlib.compress(data, 1)))
+                if len(self._unwritten) >= WRITE_BATCH:
+                    self._write()
+
+    def _write(self) -> None:
+        """Write the rows made since the last write, in one transaction (under the lock)."""
+        rows, self._unwritten = self._unwritten, []
+        if self._db is None or not rows:
+            return
+        try:
+            with self._db:
+                self._db.executemany("INSERT OR IGNORE INTO renders VALUES (?, ?, ?)", rows)
+        except sqlite3.Error as exc:  # a full disk: the bytes stay in memory only
+            self._disk_failed("write", exc)
+
+    def _disk_failed(self, action: str, exc: sqlite3.Error) -> None:
+        """A cache that cannot read or write its file goes on without it (logged once a minute)."""
+        now = time.monotonic()
+        if now - self._disk_warned >= 60:
+            self._disk_warned = now
+            log.warning("renders_disk_failed", action=action, error=str(exc))
+
+    def _remember(self, key: tuple[str, str], data: bytes | _Failed) -> None:
+        with self._lock:
+            if key in self._memory:
+                return
+            self._memory[key] = data
+            self._size += len(data)
+            while self._size > self.max_bytes and len(self._memory) > 1:
+                _, dropped = self._memory.popitem(last=False)
+                self._size -= len(dropped)
+
+    # --- assembled ----------------------------------------------------------------------
+
+    def fragments(self, sources: Sequence[Source], fmt: Format) -> list[bytes]:
+        """The kept fragments of the events of ``sources``; one that cannot be rendered is left
+        out, with its reason logged (``item_left_out``, as :func:`newswire.formats.render_each`)."""
+        out = []
+        for source in sources:
+            try:
+                data = self._kept(source, fmt.name, fmt.assembly.fragment)
+            except ValueError as exc:
+                event = source[1]()
+                log.warning("item_left_out", format=fmt.name, article_id=event.get("article_id"),
+                            version=event.get("version"), event_id=event.get("event_id"), reason=str(exc))
+                continue
+            if data:
+                out.append(data)
+        return out
+
+    def feed(self, events: Sequence[ArticleEvent], fmt: Format, channel: Channel) -> bytes:
+        """``fmt.feed(events, channel)``, byte for byte, assembled from the kept fragments."""
+        return self.assemble([_source(event) for event in events], fmt, channel)
+
+    def assemble(self, sources: Sequence[Source], fmt: Format, channel: Channel) -> bytes:
+        """The feed or message of the events of ``sources`` (see :func:`feed`).
+
+        ValueError when the format needs items (a newsMessage holds at least one) and none of
+        them can be rendered, naming the first one's problem."""
+        parts = self.fragments(sources, fmt)
+        if not parts and fmt.assembly.needs_items:
+            if sources:
+                self._kept(sources[0], fmt.name, fmt.assembly.fragment)  # raises its own error naming the field
+            raise ValueError(f"itemSet: none of the {len(sources)} items could be rendered")
+        if fmt.assembly.complete is not None:
+            channel = fmt.assembly.complete(channel, parts)
+        head, tail = fmt.assembly.envelope(channel, self.authority)
+        return head + fmt.assembly.separator.join(parts) + tail
+
+
+@functools.cache
+def shared(authority: str) -> Renders:
+    """This process's kept renders of ids minted by ``authority`` (memory only)."""
+    return Renders(authority)
+
+
+#: an event id and how to have its event (it is only read when its bytes are not kept)
+Source = tuple[str, Callable[[], ArticleEvent]]
+
+
+def _source(event: ArticleEvent) -> Source:
+    return str(event.get("event_id") or ""), lambda: event

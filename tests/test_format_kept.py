@@ -1,0 +1,81 @@
+"""Render once (newswire.formats.kept): feeds, messages and pushes assembled from the kept
+bytes of each event are byte for byte what the renderers make, each event is rendered once
+per format, the memory is bounded and the disk copy answers after a restart."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from newswire.consumers.feeds.consumer import check_renders
+from newswire.formats import registry
+from newswire.formats.kept import Renders
+from tests.corpus_cases import NOW, cases, hostile
+
+AUTHORITY = "news.agency.example"
+CHANNEL = registry.Channel(updated=NOW, title="All", link="https://feeds.example.org/", description="Every story",
+                           self_url="https://feeds.example.org/feeds/all.rss", feed_id="https://feeds.example.org/all",
+                           transmit_id="changes-1-9", head={"feed": "all", "updated": "2026-11-26T09:00:00Z"})
+
+
+def corpus(*, long: bool = False) -> list[dict]:
+    """The test corpus and the hostile event (the 1 MB body only when ``long``: it is slow)."""
+    return [event for name, event in cases().items() if long or name != "long"] + [hostile()]
+
+
+@pytest.mark.parametrize("name", list(registry.FORMATS))
+def test_an_assembled_feed_is_byte_for_byte_the_rendered_one(name):
+    fmt, events = registry.FORMATS[name], corpus(long=True)
+    renders = Renders(AUTHORITY)
+    assert renders.feed(events, fmt, CHANNEL) == fmt.feed(events, CHANNEL, AUTHORITY)
+    assert renders.feed(events[::-1], fmt, CHANNEL) == fmt.feed(events[::-1], CHANNEL, AUTHORITY)  # from kept bytes
+    assert all(renders.item(e, fmt) == fmt.item(e, AUTHORITY) for e in events)
+
+
+def test_each_event_is_rendered_once_per_format_and_a_hostile_one_stays_harmless():
+    events, renders = corpus(), Renders(AUTHORITY)
+    for name in registry.FORMATS:
+        for _ in range(3):
+            body = renders.feed(events, registry.FORMATS[name], CHANNEL)
+            if name == "ninjs":  # plain-text fields may say "<script>"; the HTML bodies may not
+                body = "".join(b["value"] for i in json.loads(body)["items"] for b in i.get("bodies", ())).encode()
+            assert b"<script" not in body and b"javascript:" not in body and b"onerror" not in body
+    assert renders.made == len(events) * len(registry.FORMATS)
+
+
+def test_what_cannot_be_rendered_is_left_out_and_its_reason_kept():
+    bad = {**cases()["plain"], "event_id": str(uuid.uuid4()), "headline": " "}
+    renders = Renders(AUTHORITY)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="^headline: missing or empty$"):
+            renders.fragment(bad, registry.FORMATS["ninjs"])
+        with pytest.raises(ValueError, match="^headline: missing or empty$"):  # a newsMessage needs one item
+            renders.feed([bad], registry.FORMATS["newsml"], CHANNEL)
+    assert renders.made == 2
+
+
+def test_memory_is_bounded():
+    plain = cases()["plain"]
+    events = [{**plain, "event_id": str(uuid.uuid4())} for _ in range(40)]
+    renders = Renders(AUTHORITY, max_bytes=20_000)
+    renders.feed(events, registry.FORMATS["newsml"], CHANNEL)
+    assert renders._size <= 20_000 and 0 < len(renders._memory) < len(events)
+
+
+def test_the_disk_copy_answers_after_a_restart_without_rendering(tmp_path):
+    events, fmt = corpus(), registry.FORMATS["atom"]
+    first = Renders(AUTHORITY, path=tmp_path / "renders.sqlite3")
+    expected = first.feed(events, fmt, CHANNEL)
+    first.close()
+    again = Renders(AUTHORITY, path=tmp_path / "renders.sqlite3")
+    assert again.feed(events, fmt, CHANNEL) == expected
+    assert again.made == 0 and again.hits == len(events)
+
+
+def test_the_feeds_intake_check_keeps_the_newsml_bytes_it_rendered():
+    event, renders = cases()["pictures"], Renders(AUTHORITY)
+    check_renders(event, renders)
+    renders.feed([event], registry.FORMATS["newsml"], CHANNEL)
+    assert renders.made == 1 and renders.hits == 1
