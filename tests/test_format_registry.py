@@ -17,7 +17,7 @@ PLAIN = cases()["plain"]
 
 def test_every_name_and_alias_finds_its_format_and_an_unknown_one_is_named():
     assert registry.get("json") is registry.get("ninjs") is registry.FORMATS["ninjs"]
-    with pytest.raises(ValueError, match=r"^format: 'nitf' is not one of atom, json, newsml, ninjs, rss$"):
+    with pytest.raises(ValueError, match=r"^format: 'nitf' is not one of atom, json, newsml, ninjs, ninjs2, rss$"):
         registry.get("nitf")
 
 

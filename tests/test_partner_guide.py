@@ -16,10 +16,10 @@ import pytest
 from lxml import etree
 from standardwebhooks.webhooks import Webhook
 
-from newswire.consumers.webhooks import payloads, pusher
+from newswire.consumers.webhooks import partners, payloads, pusher
 from newswire.consumers.webhooks.config import DEFAULT_SCHEDULE, WebhookConfig
-from newswire.consumers.webhooks.partners import FORMATS
 from newswire.consumers.webhooks.signing import new_secret
+from newswire.formats import registry
 from tests.official_schemas import newsml_schema, validator
 from tests.partner_examples import AT, AUTHORITY, EXAMPLES, SEQ, events, examples
 from tests.webhooks_support import PartnerServer, Received, config, publish, query, register, wait_for
@@ -32,6 +32,9 @@ ENVELOPE = validator(json.loads((ROOT / "docs" / "partners" / "ninjs-envelope.sc
 #: headers the HTTP client adds by itself (the guide names them beside its table)
 TRANSPORT = {"host", "content-length", "accept", "accept-encoding"}
 NODE = shutil.which("node")
+
+#: the media type of each format a partner may take
+PUSH_TYPES = {name: registry.FORMATS[name].push_media_type for name in partners.FORMATS}
 
 
 def code_block(language: str, contains: str) -> str:
@@ -125,14 +128,14 @@ def test_the_guide_states_the_pushers_real_settings():
     # the tolerance of the snippets is Standard Webhooks': a message 5 minutes and 1 second old is refused
     assert "TOLERANCE_S = 5 * 60" in code_block("python", "def verify(") and \
         "TOLERANCE_S = 5 * 60" in code_block("js", "function verify(")
-    for content_type in FORMATS.values():
+    for content_type in PUSH_TYPES.values():
         assert f"`{content_type}`" in PROSE
 
 
 @pytest.mark.broker
 def test_real_deliveries_match_the_guide_and_its_snippets_verify_them(settings):
     secret = new_secret()
-    servers = {fmt: PartnerServer([secret]).start() for fmt in FORMATS}
+    servers = {fmt: PartnerServer([secret]).start() for fmt in PUSH_TYPES}
     for fmt, server in servers.items():
         register(settings, f"acme-{fmt}", server, format=fmt)
     sent = events()
@@ -152,7 +155,7 @@ def test_real_deliveries_match_the_guide_and_its_snippets_verify_them(settings):
         for r in got:
             headers = {k.lower(): v for k, v in r.headers.items()}
             assert set(headers) - TRANSPORT == documented_headers(), "the wire headers differ from the guide's table"
-            assert headers["content-type"] == FORMATS[fmt]
+            assert headers["content-type"] == PUSH_TYPES[fmt]
             assert headers["webhook-id"] in by_id and headers["user-agent"].startswith("newswire-webhooks/")
         last = {r.seq: r for r in sorted(got, key=lambda r: r.at)}  # the attempt that was acknowledged
         arrived = [by_id[r.webhook_id][1] for r in sorted(last.values(), key=lambda r: r.at)]
