@@ -34,11 +34,6 @@ EXTENSIONS = {"ninjs": "json", "newsml": "xml", "rss": "rss.xml"}
 SEQ_DIGITS = 10
 
 
-def is_drop(url: str) -> bool:
-    """Whether ``url`` is a drop-folder endpoint (``file:``)."""
-    return urlsplit(url).scheme.lower() == SCHEME
-
-
 def directory(url: str) -> Path:
     """The directory of a ``file:///absolute/dir`` endpoint; ValueError naming the problem."""
     parts = urlsplit(url)
@@ -71,7 +66,7 @@ async def deliver(url: str, fmt: str, *, seq: int, article_id: str, version: int
         path = directory(url) / file_name(seq, article_id, version, fmt)
         await asyncio.get_running_loop().run_in_executor(
             None, functools.partial(write_atomically, path, payload, create_dirs=False))
-        return Response(None, (time.perf_counter() - started) * 1000, stored=True)
+        return Response(None, (time.perf_counter() - started) * 1000)
     except (OSError, ValueError) as exc:
         return Response(None, (time.perf_counter() - started) * 1000, f"cannot write the file: {exc}")
 

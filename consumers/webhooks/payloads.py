@@ -17,32 +17,45 @@ from newswire.codec import ArticleEvent
 from newswire.formats import newsml, ninjs
 
 
+#: stands for the sequence number while a body is rendered once for every partner of its format
+_NUMBER_MARK = "NEWSWIRESEQUENCENUMBER"
+
+
 class Renderer:
-    """The payloads of one event for its partners: what does not depend on the partner (the
-    ninjs item) is rendered once, whatever the number of partners. ``authority``: the
-    installation's id authority (Settings.authority())."""
+    """The payloads of one event for its partners, each format rendered once whatever the
+    number of partners: a body is kept as the bytes before and after the sequence number (ninjs
+    ``"sequence"``, NewsML-G2 ``transmitId``; an RSS item carries none), and each delivery only
+    puts its number in. ``authority``: the installation's id authority (Settings.authority())."""
 
     def __init__(self, event: ArticleEvent, *, at: datetime, authority: str):
         self.event = event
         self.at = at
         self.authority = authority
-        self._ninjs: tuple[bytes, bytes] | None = None
+        self._parts: dict[str, tuple[bytes, bytes | None]] = {}
 
     def __call__(self, fmt: str, *, seq: int) -> bytes:
+        if fmt not in self._parts:
+            self._parts[fmt] = self._render(fmt)
+        before, after = self._parts[fmt]
+        return before if after is None else before + str(seq).encode() + after
+
+    def _render(self, fmt: str) -> tuple[bytes, bytes | None]:
+        """The body around its sequence number, or (body, None) for a body without one."""
         event = self.event
         if fmt == "ninjs":
-            if self._ninjs is None:  # the envelope around the number, serialised once
-                head = ninjs.dumps({"type": f"article.{event['event_type']}",
-                                    "timestamp": ninjs_time(event["occurred_at"])})[:-1]
-                data = ninjs.dumps(ninjs.item(event, authority=self.authority))
-                self._ninjs = (head + b',"sequence":', b',"data":' + data + b"}")
-            before, after = self._ninjs
-            return before + str(seq).encode() + after
+            head = ninjs.dumps({"type": f"article.{event['event_type']}",
+                                "timestamp": ninjs_time(event["occurred_at"])})[:-1]
+            data = ninjs.dumps(ninjs.item(event, authority=self.authority))
+            return head + b',"sequence":', b',"data":' + data + b"}"
         if fmt == "newsml":
-            return newsml.news_message([event], sent=self.at, transmit_id=str(seq), authority=self.authority)
+            body = newsml.news_message([event], sent=self.at, transmit_id=_NUMBER_MARK, authority=self.authority)
+            before, mark, after = body.partition(_NUMBER_MARK.encode())
+            if not mark or _NUMBER_MARK.encode() in after:  # the mark stands once, in transmitId
+                raise ValueError("transmitId: the sequence number has no single place in the newsMessage")
+            return before, after
         if fmt == "rss":
             from newswire.formats import rss  # written by the formats part
-            return rss.item_bytes(event, authority=self.authority)
+            return rss.item_bytes(event, authority=self.authority), None
         raise ValueError(f"format: unknown partner format {fmt!r}")
 
 

@@ -135,17 +135,22 @@ def check_endpoint(url: str, allow: Iterable[Network] = ()) -> list[str]:
 
 
 class GuardedResolver(AbstractResolver):
-    """The HTTP client's resolver: resolves as usual, then refuses if any address is refused."""
+    """The HTTP client's resolver: resolves as usual, then refuses if any address is refused.
+
+    ``allow`` holds for every host, ``by_host`` adds the networks the partners on a host name
+    were allowed (one connection pool serves every partner; the partners on one host name
+    share its addresses)."""
 
     def __init__(self, allow: Iterable[Network] = ()):
         self.allow = tuple(allow)
+        self.by_host: dict[str, tuple[Network, ...]] = {}
         self._inner = DefaultResolver()
 
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
                       ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
         for result in results:
-            if why := refusal(result["host"], self.allow):
+            if why := refusal(result["host"], self.allow + self.by_host.get(host, ())):
                 raise EndpointRefused(f"{host} resolves to {result['host']}: {why}")
         return results
 

@@ -101,6 +101,8 @@ MIGRATIONS: tuple[str, ...] = (
     SCHEMA,
     # 2: when a partner was disabled (what it missed starts there)
     "ALTER TABLE partners ADD COLUMN disabled_at REAL;",
+    # 3: until when a partner asked (Retry-After) not to be called, whichever process sends
+    "ALTER TABLE partners ADD COLUMN paused_until REAL;",
 )
 VERSION = len(MIGRATIONS)
 
