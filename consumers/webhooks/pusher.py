@@ -454,6 +454,7 @@ class Dispatcher:
                 if now >= next_look:
                     self.refresh()
                     self.resync()
+                    self.queued = True  # and what other processes queued (a replay)
                     if not kafka_alive():
                         raise PusherFailed("the Kafka consume loop stopped")
                     next_look = now + self.config.poll_s
