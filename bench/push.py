@@ -18,7 +18,8 @@
    received by the fast partners p50/p95/max (the max is when every fast one had it),
    deliveries/s, the pusher's CPU seconds and peak RSS, and how the slow partners' attempts
    were recorded (their 10 s answers within the 15 s timeout must be ``delivered``).
-   ``BENCH_PUSHER_PREFIX`` runs the pusher under a profiler (``py-spy record -o x.svg --``).
+   ``BENCH_PROFILE=file`` samples the pusher with py-spy (``pip install py-spy``) into
+   ``file`` (collapsed stacks), without pausing it.
 
 Run: ``.venv/bin/python -m bench.push``. Bounded: at most ``--backlog`` + Σ rate × seconds
 articles, and every wait has a deadline.
@@ -216,6 +217,10 @@ def fanout(count: int, stories: int, every_s: float) -> None:
         db.close()
         events = list(corpus.stream(stories, seed=31, versions=False, body_bytes=3000))
         pusher = pusher_process(settings, home / "pusher.log")
+        profiler = (subprocess.Popen(["py-spy", "record", "--nonblocking", "--rate", "50", "--format", "raw",
+                                      "-o", os.environ["BENCH_PROFILE"], "--pid", str(pusher.pid)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    if os.environ.get("BENCH_PROFILE") else None)
         published: dict[str, float] = {}
         try:
             time.sleep(5)  # the pusher joins its group and reads the registry before the flash
@@ -232,6 +237,8 @@ def fanout(count: int, stories: int, every_s: float) -> None:
         finally:
             pusher.send_signal(signal.SIGTERM)
             pusher.wait(120)
+            if profiler is not None:
+                profiler.wait(60)
             partners_proc.send_signal(signal.SIGTERM)
             partners_proc.wait(120)
         arrivals: dict[str, list[float]] = defaultdict(list)

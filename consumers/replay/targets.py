@@ -132,16 +132,14 @@ class PartnerTarget:
             if not decision.deliver:
                 return "not for partner"
             due = decision.not_before or now
-        render = payloads.Renderer(event, at=now, authority=self.authority)
         try:
-            render(self.partner.format, seq=0)
+            body = payloads.Renderer(event, at=now, authority=self.authority).parts(self.partner.format)
         except ValueError as exc:  # as the live path dead-letters it, the replay skips it, saying why
             log.warning("replay_unrenderable", partner=self.partner.id, article_id=article_id,
                         version=version, event_id=event_id, reason=str(exc))
             return "unrenderable"
         self._new.append(outbox.Queued(self.partner.id, event_id, article_id, version, event["event_type"],
-                                       self.partner.content_type, due.timestamp(),
-                                       outbox.numbered(render, self.partner.format)))
+                                       self.partner.content_type, due.timestamp(), body))
         self._events[event_id] = (article_id, version, event["event_type"], item.payload)
         self._batch.add(event_id)
         killed = event["event_type"] == "killed"

@@ -58,8 +58,10 @@ class transaction:
 
 @dataclass
 class Queued:
-    """One delivery to queue. Its sequence number is given by :func:`enqueue` (the partner's
-    next one at the time of writing), which then renders the body with ``render(seq)``."""
+    """One delivery to queue. ``body`` is its format's body before and after the sequence
+    number (:meth:`.payloads.Renderer.parts`: the same object for every partner of that format,
+    kept once); the number is given by :func:`enqueue` (the partner's next one at the time of
+    writing)."""
 
     partner_id: str
     event_id: str
@@ -68,9 +70,8 @@ class Queued:
     event_type: str
     content_type: str
     next_attempt_at: float
-    render: Callable[[int], bytes]
+    body: tuple[bytes, bytes | None]
     seq: int = 0
-    payload: bytes = b""
 
 
 #: what :func:`enqueue` keeps of each queued event: event id → (article id, version, event type, Avro)
@@ -84,8 +85,8 @@ def enqueue(db: sqlite3.Connection, rows: list[Queued], events: Events, *,
     In one write transaction: the rows ``keep`` refuses (checked there, against what other
     writers queued meanwhile) are dropped; each partner's rows get its next sequence numbers,
     in order, so numbers stay gapless and unique whoever queues; the events and deliveries are
-    inserted. Returns the rows written, numbered and rendered. Run again after a failure (a full
-    disk), it numbers them afresh from what the file says.
+    inserted, each body once. Returns the rows written, numbered. Run again after a failure (a
+    full disk), it numbers them afresh from what the file says.
     """
     now = time.time()
     with transaction(db):
@@ -94,20 +95,23 @@ def enqueue(db: sqlite3.Connection, rows: list[Queued], events: Events, *,
         if not rows:
             return []
         numbers = registry.next_seqs(db)
+        body_ids: dict[int, int] = {}
         for row in rows:
             row.seq = numbers[row.partner_id]
             numbers[row.partner_id] += 1
-            row.payload = row.render(row.seq)
+            if id(row.body) not in body_ids:
+                body_ids[id(row.body)] = db.execute("INSERT INTO bodies (event_id, head, tail) VALUES (?, ?, ?)",
+                                                    (row.event_id, *row.body)).lastrowid
         registry.set_next_seqs(db, {row.partner_id: numbers[row.partner_id] for row in rows})
         used = {row.event_id for row in rows}
         db.executemany("INSERT OR IGNORE INTO events (event_id, article_id, version, event_type, avro)"
                        " VALUES (?, ?, ?, ?, ?)", [(k, *v) for k, v in events.items() if k in used])
         db.executemany(
             "INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
-            " content_type, payload, status, next_attempt_at, created_at)"
+            " content_type, body_id, status, next_attempt_at, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
             [(r.partner_id, r.event_id, r.article_id, r.version, r.event_type, r.seq, r.content_type,
-              r.payload, r.next_attempt_at, now) for r in rows])
+              body_ids[id(r.body)], r.next_attempt_at, now) for r in rows])
     return rows
 
 
@@ -158,11 +162,9 @@ class Enqueuer:
         if not chosen:
             return
         render = payloads.Renderer(event, at=now, authority=self.authority)
-        for fmt in {partner.format for partner, _ in chosen}:  # a ValueError leaves nothing half-queued
-            render(fmt, seq=0)
+        bodies = {fmt: render.parts(fmt) for fmt in {p.format for p, _ in chosen}}  # a ValueError queues nothing
         rows = [Queued(partner.id, event_id, event["article_id"], event["version"], event["event_type"],
-                       partner.content_type, (decision.not_before or now).timestamp(),
-                       numbered(render, partner.format))
+                       partner.content_type, (decision.not_before or now).timestamp(), bodies[partner.format])
                 for partner, decision in chosen]
         for row in rows:
             self._batch_ids[event_id].add(row.partner_id)
@@ -192,11 +194,6 @@ class Enqueuer:
 
     def close(self) -> None:
         self.db.close()
-
-
-def numbered(render: payloads.Renderer, fmt: str) -> Callable[[int], bytes]:
-    """The body of ``fmt`` for a sequence number (what :class:`Queued` renders with)."""
-    return lambda seq: render(fmt, seq=seq)
 
 
 def histories(db: sqlite3.Connection, article_id: str) -> dict[str, History]:
@@ -253,8 +250,8 @@ def pending_among(db: sqlite3.Connection, partner_id: str, event_ids: list[str])
 # --- the HTTP side --------------------------------------------------------------------------
 
 #: what the pusher keeps in memory of a pending delivery (its body is read when it goes)
-_PENDING = ("id, partner_id, event_id, article_id, version, event_type, seq, content_type, attempts, tries,"
-            " next_attempt_at, created_at, last_status")
+_PENDING = ("id, partner_id, event_id, article_id, version, event_type, seq, content_type, body_id, attempts,"
+            " tries, next_attempt_at, created_at, last_status")
 
 
 @dataclass(slots=True, eq=False)
@@ -269,6 +266,7 @@ class Pending:
     event_type: str
     seq: int
     content_type: str
+    body_id: int
     attempts: int
     tries: int
     next_attempt_at: float
@@ -304,14 +302,22 @@ def pending_by_id(db: sqlite3.Connection, ids: list[int]) -> list[Pending]:
     return rows
 
 
-def bodies(db: sqlite3.Connection, ids: list[int]) -> dict[int, bytes]:
-    """The bodies of these deliveries, read when they go (the schedule keeps none)."""
-    found: dict[int, bytes] = {}
+def bodies(db: sqlite3.Connection, ids: Iterable[int]) -> dict[int, tuple[bytes, bytes | None]]:
+    """Bodies by id, before and after their sequence number (see :func:`.payloads.numbered`)."""
+    ids, found = list(ids), {}
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
-        found.update(db.execute(f"SELECT id, payload FROM deliveries WHERE id IN ({','.join('?' * len(chunk))})",
-                                chunk).fetchall())
+        for body_id, head, tail in db.execute(
+                f"SELECT id, head, tail FROM bodies WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+            found[body_id] = (head, tail)
     return found
+
+
+def payload(db: sqlite3.Connection, delivery_id: int) -> bytes:
+    """The body of one delivery as it goes, with its sequence number."""
+    seq, head, tail = db.execute("SELECT d.seq, b.head, b.tail FROM deliveries d JOIN bodies b ON b.id = d.body_id"
+                                 " WHERE d.id = ?", (delivery_id,)).fetchone()
+    return payloads.numbered(head, tail, seq)
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,14 @@ class Renderer:
         self._parts: dict[str, tuple[bytes, bytes | None]] = {}
 
     def __call__(self, fmt: str, *, seq: int) -> bytes:
+        return numbered(*self.parts(fmt), seq)
+
+    def parts(self, fmt: str) -> tuple[bytes, bytes | None]:
+        """The body of ``fmt`` before and after its sequence number, or (body, None) for a body
+        without one; rendered on the first call (ValueError when the event cannot be)."""
         if fmt not in self._parts:
             self._parts[fmt] = self._render(fmt)
-        before, after = self._parts[fmt]
-        return before if after is None else before + str(seq).encode() + after
+        return self._parts[fmt]
 
     def _render(self, fmt: str) -> tuple[bytes, bytes | None]:
         """The body around its sequence number, or (body, None) for a body without one."""
@@ -57,6 +61,11 @@ class Renderer:
             from newswire.formats import rss  # written by the formats part
             return rss.item_bytes(event, authority=self.authority), None
         raise ValueError(f"format: unknown partner format {fmt!r}")
+
+
+def numbered(head: bytes, tail: bytes | None, seq: int) -> bytes:
+    """A body with its sequence number put in (a body without a place for one is ``head``)."""
+    return head if tail is None else head + str(seq).encode() + tail
 
 
 def render(event: ArticleEvent, fmt: str, *, seq: int, at: datetime, authority: str) -> bytes:

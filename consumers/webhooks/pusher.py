@@ -34,7 +34,7 @@ from kafka.errors import KafkaError
 from newswire import bus, disk, locks, logs, metrics
 from newswire.config import Settings
 from newswire.loop_thread import LoopThread
-from newswire.consumers.webhooks import delivery, outbox, policy, store
+from newswire.consumers.webhooks import delivery, outbox, payloads, policy, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig
 from newswire.consumers.webhooks.outbox import Attempt
@@ -182,15 +182,17 @@ class Dispatcher:
     resend) and the partners added or changed. What is due is found without asking the
     store: a partner is looked at when one of its deliveries falls due, when one of its
     requests ends or when its pause, circuit or rate limit lets it go again; so the work
-    follows the deliveries, whatever the number of partners. The bodies of the deliveries
-    that go in one round are read in one query; each attempt only adds its partner's parts
-    (signature, headers). Attempts are written in group commits (:class:`Recorder`).
+    follows the deliveries, whatever the number of partners. A body is read once for all the
+    deliveries of its event and format; each attempt only adds its partner's parts (sequence
+    number, signature, headers). Attempts are written in group commits (:class:`Recorder`).
 
     ``only``: deliver one partner's deliveries (a replay's ``--send``), not every partner's.
     """
 
     #: pending deliveries read from the store at a time
     BATCH = 5000
+    #: bodies kept in memory (each shared by the deliveries of one event and format)
+    BODIES = 256
 
     def __init__(self, settings: Settings, config: WebhookConfig, *, only: str | None = None):
         self.settings = settings
@@ -204,6 +206,7 @@ class Dispatcher:
         #: every pending delivery in the schedule, by id; the highest id read
         self.known: dict[int, outbox.Pending] = {}
         self.last_id = 0
+        self.bodies: dict[int, tuple[bytes, bytes | None]] = {}
         self.registry_at = 0.0
         self.timers: list[tuple[float, str]] = []
         #: partners to look at in the next round (a dict as an ordered set)
@@ -324,11 +327,15 @@ class Dispatcher:
             for partner_id in runnable:
                 self._examine(self.partners[partner_id], now, starting)
         if starting:
-            found = outbox.bodies(self.db, [d.id for _, d in starting])
+            if wanted := {d.body_id for _, d in starting} - self.bodies.keys():
+                self.bodies.update(outbox.bodies(self.db, wanted))
             for state, d in starting:
-                task = asyncio.create_task(self._send(state, d, found[d.id]))
+                body = payloads.numbered(*self.bodies[d.body_id], d.seq)
+                task = asyncio.create_task(self._send(state, d, body))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
+            for body_id in list(self.bodies)[:max(0, len(self.bodies) - self.BODIES)]:
+                del self.bodies[body_id]  # the oldest first
 
     def _examine(self, state: PartnerState, now: float, starting: list) -> None:
         partner = state.partner
