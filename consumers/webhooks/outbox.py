@@ -126,7 +126,10 @@ class Enqueuer:
         self.authority = settings.authority()  # before the state file: a command without it ends in one line
         self.db = store.connect(settings, synchronous="FULL")
         self.on_committed = on_committed
-        self._partners: list[Partner] | None = None
+        #: the registry as of ``_registry_at``; each batch reads only the partners changed since
+        self._partners: dict[str, Partner] = {}
+        self._registry_at = 0.0
+        self._fresh = False
         self._rows: list[Queued] = []
         self._events: Events = {}
         #: event id → partners it is queued for in this batch
@@ -134,10 +137,12 @@ class Enqueuer:
         #: article → partner → what this batch queued, on top of what the file says
         self._batch_history: dict[str, dict[str, History]] = defaultdict(dict)
 
-    def _load_partners(self) -> list[Partner]:
-        if self._partners is None:
-            self._partners = registry.all_partners(self.db)
-        return self._partners
+    def _load_partners(self) -> Iterable[Partner]:
+        if not self._fresh:
+            changed, self._registry_at = registry.changed_since(self.db, self._registry_at)
+            self._partners.update((partner.id, partner) for partner in changed)
+            self._fresh = True
+        return self._partners.values()
 
     def _history(self, article_id: str) -> dict[str, History]:
         history = histories(self.db, article_id)
@@ -190,7 +195,7 @@ class Enqueuer:
         self._events.clear()
         self._batch_ids.clear()
         self._batch_history.clear()
-        self._partners = None  # re-read the registry for the next batch
+        self._fresh = False  # look at the registry again for the next batch
 
     def close(self) -> None:
         self.db.close()

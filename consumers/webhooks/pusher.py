@@ -234,8 +234,10 @@ class Dispatcher:
         for partner in changed:
             if self.only and partner.id != self.only:
                 continue
-            transport = self.transports.of(partner.url)
             state = self.partners.get(partner.id)
+            if state is not None and state.partner == partner:
+                continue  # seen already
+            transport = self.transports.of(partner.url)
             if state is None:
                 state = self.partners[partner.id] = PartnerState(partner, self.config, transport)
                 transport.prepare(partner.id, partner.url)
