@@ -282,19 +282,27 @@ class Pending:
         return getattr(self, key)
 
 
-def pending_after(db: sqlite3.Connection, after_id: int, *, limit: int) -> list[Pending]:
-    """Pending deliveries with an id above ``after_id``, oldest first, at most ``limit``:
-    the pusher reads what was queued since it last looked, in batches."""
+def _of(partner_id: str | None) -> tuple[str, tuple]:
+    return (" AND partner_id = ?", (partner_id,)) if partner_id else ("", ())
+
+
+def pending_after(db: sqlite3.Connection, after_id: int, *, limit: int, partner_id: str | None = None
+                  ) -> list[Pending]:
+    """Pending deliveries (of one partner, or all) with an id above ``after_id``, oldest first,
+    at most ``limit``: the pusher reads what was queued since it last looked, in batches."""
+    where, args = _of(partner_id)
     return [Pending(*row) for row in db.execute(
-        f"SELECT {_PENDING} FROM deliveries WHERE status = 'pending' AND id > ? ORDER BY id LIMIT ?",
-        (after_id, limit))]
+        f"SELECT {_PENDING} FROM deliveries WHERE status = 'pending' AND id > ?{where} ORDER BY id LIMIT ?",
+        (after_id, *args, limit))]
 
 
-def pending_times(db: sqlite3.Connection, up_to_id: int) -> list[tuple[int, float, int]]:
+def pending_times(db: sqlite3.Connection, up_to_id: int, *, partner_id: str | None = None
+                  ) -> list[tuple[int, float, int]]:
     """(id, next attempt, attempts spent) of every pending delivery up to ``up_to_id``: what the
     pusher compares with its schedule to see what other processes changed (redrive, resend)."""
-    return db.execute("SELECT id, next_attempt_at, attempts FROM deliveries WHERE status = 'pending' AND id <= ?",
-                      (up_to_id,)).fetchall()
+    where, args = _of(partner_id)
+    return db.execute(f"SELECT id, next_attempt_at, attempts FROM deliveries WHERE status = 'pending'"
+                      f" AND id <= ?{where}", (up_to_id, *args)).fetchall()
 
 
 def pending_by_id(db: sqlite3.Connection, ids: list[int]) -> list[Pending]:

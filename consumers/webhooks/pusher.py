@@ -250,7 +250,7 @@ class Dispatcher:
         """Read the deliveries queued since the last look, in batches."""
         self.queued = False
         while True:
-            rows = outbox.pending_after(self.db, self.last_id, limit=self.BATCH)
+            rows = outbox.pending_after(self.db, self.last_id, limit=self.BATCH, partner_id=self.only)
             for d in rows:
                 self.add(d)
             if rows:
@@ -262,7 +262,7 @@ class Dispatcher:
         """Follow what other processes changed in the outbox: deliveries made pending again
         (redrive, resend) or due at another time."""
         missing, seen = [], set()
-        for delivery_id, at, attempts in outbox.pending_times(self.db, self.last_id):
+        for delivery_id, at, attempts in outbox.pending_times(self.db, self.last_id, partner_id=self.only):
             seen.add(delivery_id)
             d = self.known.get(delivery_id)
             if d is None:
@@ -402,8 +402,8 @@ class Dispatcher:
             d.last_status = attempt.status_code
             if attempt.outcome in ("delivered", "dead"):
                 self._settled(d)
-            else:
-                d.next_attempt_at = attempt.next_attempt_at if attempt.next_attempt_at is not None else d.next_attempt_at
+            elif attempt.next_attempt_at is not None:
+                d.next_attempt_at = attempt.next_attempt_at
             metrics.DELIVERIES.labels(partner.id, attempt.outcome).inc()
             if attempt.outcome == "delivered":
                 metrics.QUEUED_TO_PARTNER.labels(partner.id).observe(max(0.0, time.time() - d.created_at))
