@@ -114,16 +114,18 @@ def pause(db: sqlite3.Connection, until: dict[str, float]) -> None:
                    [(at, pid) for pid, at in until.items()])
 
 
-#: a change is looked for again this long after its time (a writer that took its time before
-#: another may commit after it)
+#: changes this recent are read again (a writer that took its time before another may commit
+#: after it, with an earlier time)
 CHANGE_OVERLAP_S = 5.0
 
 
-def changed_since(db: sqlite3.Connection, since: float) -> tuple[list[Partner], float]:
+def changed_since(db: sqlite3.Connection, since: float, *, now: float | None = None
+                  ) -> tuple[list[Partner], float]:
     """Partners added or changed after ``since`` (their ``updated_at``; all when ``since`` is 0),
-    or a little before (:data:`CHANGE_OVERLAP_S`), and the time to ask from next."""
+    and those changed in the last :data:`CHANGE_OVERLAP_S`; and the time to ask from next."""
+    recent = (time.time() if now is None else now) - CHANGE_OVERLAP_S
     rows = db.execute("SELECT * FROM partners WHERE updated_at > ? ORDER BY id",
-                      (since - CHANGE_OVERLAP_S if since else 0,)).fetchall()
+                      (min(since, recent),)).fetchall()
     return [_from_row(row) for row in rows], max((row["updated_at"] for row in rows), default=since)
 
 
