@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import heapq
+import itertools
 import signal
 import threading
 import time
@@ -136,6 +137,9 @@ class Recorder:
         self.db.close()
 
 
+_entries = itertools.count()
+
+
 class PartnerState:
     """One partner's part of the schedule: its pending deliveries by article (oldest version
     first; only the first, the head, may go), the heads not in flight by due time, what is in
@@ -145,7 +149,8 @@ class PartnerState:
         self.config = config
         self.breaker = policy.CircuitBreaker(config.breaker_failures, config.breaker_cooldown_s)
         self.articles: dict[str, list[outbox.Pending]] = {}
-        self.ready: list[tuple[float, int, outbox.Pending]] = []
+        #: (due, id, entry number, delivery): a delivery may be in twice (the later one is skipped)
+        self.ready: list[tuple[float, int, int, outbox.Pending]] = []
         self.inflight: set[str] = set()
         #: when the dispatcher has a timer set to look at this partner again
         self.check_at: float | None = None
@@ -171,7 +176,7 @@ class PartnerState:
     def offer(self, d: outbox.Pending) -> None:
         """``d`` may go at its next attempt time if it is the head of its article."""
         if self.is_head(d):
-            heapq.heappush(self.ready, (d.next_attempt_at, d.id, d))
+            heapq.heappush(self.ready, (d.next_attempt_at, d.id, next(_entries), d))
 
 
 class Dispatcher:
@@ -333,7 +338,7 @@ class Dispatcher:
                 self.bodies.update(outbox.bodies(self.db, wanted))
             for state, d in starting:
                 body = payloads.numbered(*self.bodies[d.body_id], d.seq)
-                task = asyncio.create_task(self._send(state, d, body))
+                task = asyncio.create_task(self._send(state, d, body, state.host))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
             for body_id in list(self.bodies)[:max(0, len(self.bodies) - self.BODIES)]:
@@ -347,7 +352,7 @@ class Dispatcher:
             self._timer(state, state.paused_until)
             return
         while state.ready:
-            at, _, d = state.ready[0]
+            at, _, _, d = state.ready[0]
             if not state.is_head(d) or at != d.next_attempt_at or d.id not in self.known:
                 heapq.heappop(state.ready)  # superseded by a later entry
                 continue
@@ -374,22 +379,22 @@ class Dispatcher:
             self.per_host[state.host] += 1
             starting.append((state, d))
 
-    def _release(self, state: PartnerState, d: outbox.Pending) -> None:
+    def _release(self, state: PartnerState, d: outbox.Pending, host: str) -> None:
         state.inflight.discard(d.article_id)
         self.inflight -= 1
-        self.per_host[state.host] -= 1
+        self.per_host[host] -= 1
         self.runnable[state.partner.id] = None
         if self.held:
             partner_id = next(iter(self.held))
             del self.held[partner_id]
             self.runnable[partner_id] = None
-        if waiting := self.held_by_host.get(state.host):
+        if waiting := self.held_by_host.get(host):
             partner_id = next(iter(waiting))
             del waiting[partner_id]
             self.runnable[partner_id] = None
         self.wake.set()
 
-    async def _send(self, state: PartnerState, d: outbox.Pending, body: bytes) -> None:
+    async def _send(self, state: PartnerState, d: outbox.Pending, body: bytes, host: str) -> None:
         partner = state.partner
         try:
             response = await state.transport.send(Outgoing(
@@ -416,7 +421,7 @@ class Dispatcher:
             state.breaker.inconclusive()
             log.exception("delivery_crashed", partner=partner.id, article_id=d.article_id, event_id=d.event_id)
         finally:
-            self._release(state, d)
+            self._release(state, d, host)
             if versions := state.articles.get(d.article_id):
                 state.offer(versions[0])  # this delivery again, or the next version
 
