@@ -377,6 +377,16 @@ def record(db: sqlite3.Connection, done: Iterable[tuple[sqlite3.Row, Attempt, fl
                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
 
 
+def partners_of(db: sqlite3.Connection, ids: list[int]) -> set[str]:
+    """The partners of these deliveries."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        found |= {pid for (pid,) in db.execute(
+            f"SELECT DISTINCT partner_id FROM deliveries WHERE id IN ({','.join('?' * len(chunk))})", chunk)}
+    return found
+
+
 def event_avro(db: sqlite3.Connection, event_id: str) -> bytes:
     return db.execute("SELECT avro FROM events WHERE event_id = ?", (event_id,)).fetchone()[0]
 
@@ -413,6 +423,7 @@ def redrive(db: sqlite3.Connection, *, partner_id: str | None = None, ids: Itera
         go = [i for i, newer in rows if not newer]
         db.executemany("UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?"
                        " WHERE id = ?", [(now, i) for i in go])
+        registry.outbox_changed(db, partners_of(db, go), now)
     result = Redrive(redriven=go, superseded=[i for i, newer in rows if newer])
     log.info("deliveries_redriven", partner=partner_id, redriven=len(result.redriven),
              superseded=len(result.superseded))

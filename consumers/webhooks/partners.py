@@ -129,6 +129,22 @@ def changed_since(db: sqlite3.Connection, since: float, *, now: float | None = N
     return [_from_row(row) for row in rows], max((row["updated_at"] for row in rows), default=since)
 
 
+def outbox_changed(db: sqlite3.Connection, partner_ids: Iterable[str], at: float) -> None:
+    """Say that these partners' deliveries were changed (made pending again) by this process,
+    for the pusher to read them again (:func:`outbox_changes`)."""
+    db.executemany("UPDATE partners SET outbox_changed_at = ? WHERE id = ?", [(at, pid) for pid in set(partner_ids)])
+
+
+def outbox_changes(db: sqlite3.Connection, since: float, *, now: float | None = None
+                   ) -> tuple[list[str], float]:
+    """Partners whose deliveries another process changed after ``since`` (or in the last
+    :data:`CHANGE_OVERLAP_S`), and the time to ask from next."""
+    recent = (time.time() if now is None else now) - CHANGE_OVERLAP_S
+    rows = db.execute("SELECT id, outbox_changed_at FROM partners WHERE outbox_changed_at > ?",
+                      (min(since, recent),)).fetchall()
+    return [pid for pid, _ in rows], max((at for _, at in rows), default=since)
+
+
 def _write(db: sqlite3.Connection, partner: Partner, *, new: bool) -> None:
     values = dict(id=partner.id, name=partner.name, url=partner.url, format=partner.format,
                   filters=partner.subscription.to_json(), concurrency=partner.concurrency,

@@ -213,6 +213,7 @@ class Dispatcher:
         self.last_id = 0
         self.bodies: dict[int, tuple[bytes, bytes | None]] = {}
         self.registry_at = 0.0
+        self.outbox_at = time.time()  # what is pending at start is read whole
         self.timers: list[tuple[float, str]] = []
         #: partners to look at in the next round (a dict as an ordered set)
         self.runnable: dict[str, None] = {}
@@ -264,23 +265,28 @@ class Dispatcher:
                 return
 
     def resync(self) -> None:
-        """Follow what other processes changed in the outbox: deliveries made pending again
-        (redrive, resend) or due at another time."""
+        """Follow what other processes changed in the outbox (deliveries made pending again by a
+        redrive or a resend, or due at another time): only the partners they said they changed."""
+        changed, self.outbox_at = registry.outbox_changes(self.db, self.outbox_at)
+        for partner_id in changed:
+            if (state := self.partners.get(partner_id)) is not None:
+                self._resync(state)
+
+    def _resync(self, state: PartnerState) -> None:
         missing, seen = [], set()
-        for delivery_id, at, attempts in outbox.pending_times(self.db, self.last_id, partner_id=self.only):
+        for delivery_id, at, attempts in outbox.pending_times(self.db, self.last_id, partner_id=state.partner.id):
             seen.add(delivery_id)
             d = self.known.get(delivery_id)
             if d is None:
                 missing.append(delivery_id)
-            elif (d.next_attempt_at, d.attempts) != (at, attempts) and d.article_id not in self._state(d).inflight:
+            elif (d.next_attempt_at, d.attempts) != (at, attempts) and d.article_id not in state.inflight:
                 d.next_attempt_at, d.attempts = at, attempts
-                self._state(d).offer(d)
+                state.offer(d)
                 self.runnable[d.partner_id] = None
         for d in outbox.pending_by_id(self.db, missing):
             self.add(d)
-        for delivery_id in [i for i in self.known if i not in seen]:
-            d = self.known[delivery_id]
-            if d.id <= self.last_id and d.article_id not in self._state(d).inflight:
+        for d in [d for versions in state.articles.values() for d in versions if d.id not in seen]:
+            if d.id <= self.last_id and d.article_id not in state.inflight:
                 self._settled(d)  # no longer pending in the store (another process finished it)
 
     def _state(self, d: outbox.Pending) -> PartnerState:

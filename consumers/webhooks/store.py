@@ -100,8 +100,10 @@ MIGRATIONS: tuple[str, ...] = (
     SCHEMA,
     # 2: when a partner was disabled (what it missed starts there)
     "ALTER TABLE partners ADD COLUMN disabled_at REAL;",
-    # 3: until when a partner asked (Retry-After) not to be called, whichever process sends
-    "ALTER TABLE partners ADD COLUMN paused_until REAL;",
+    # 3: until when a partner asked (Retry-After) not to be called, whichever process sends; when
+    # a process other than the pusher last changed its deliveries (redrive, resend)
+    "ALTER TABLE partners ADD COLUMN paused_until REAL;\n"
+    "ALTER TABLE partners ADD COLUMN outbox_changed_at REAL;",
     # 4: a body is kept once per event and format for all its partners, the sequence number put
     # in when it goes (a delivery from before keeps its own whole body); the pusher's look at
     # what is pending reads an index, not the table
