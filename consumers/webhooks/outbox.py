@@ -2,17 +2,22 @@
 (the live path queues an event once per partner; a replay may queue it again, see
 :mod:`newswire.consumers.replay.targets`).
 
-The Kafka side (:class:`Enqueuer`, in the consume loop's thread) decides which partners get
-each event, gives each delivery the partner's next sequence number, renders its payload and
-writes the rows of a whole batch in one SQLite transaction, committed (``synchronous=FULL``)
-by ``before_commit``, i.e. BEFORE the Kafka offsets are committed: once Kafka forgets an
-event, its deliveries are on disk; a crash before that re-reads the batch and, since what
-was queued is skipped (see :mod:`.filters`), queues nothing twice.
+Deliveries are written by one function, :func:`enqueue`, for the live path and replays
+alike: it gives each delivery its partner's next sequence number inside the write
+transaction, so the gapless-numbering rule lives in one place. A body is rendered once per
+event and format and kept once (table ``bodies``); the number is put in when it goes.
 
-The HTTP side (:mod:`.pusher`) asks :func:`due` for what to send next and records each
-attempt with :func:`record`. Order per partner and article: only the lowest pending version
-of an article is ever due (the "head"), and the pusher never has two deliveries of one
-article in flight, so a partner never gets an older version after a newer one. No version
+The Kafka side (:class:`Enqueuer`, in the consume loop's thread) decides which partners get
+each event, renders each format once and writes the rows of a whole batch in one SQLite
+transaction, committed (``synchronous=FULL``) by ``before_commit``, i.e. BEFORE the Kafka
+offsets are committed: once Kafka forgets an event, its deliveries are on disk; a crash
+before that re-reads the batch and, since what was queued is skipped (see :mod:`.filters`),
+queues nothing twice.
+
+The HTTP side (:mod:`.pusher`) reads what is pending in batches (:func:`pending_after`) into
+its schedule and records each attempt with :func:`record`. Order per partner and article:
+only the lowest pending version of an article is ever due (the "head"), and the pusher never
+has two deliveries of one article in flight, so a partner never gets an older version after a newer one. No version
 is skipped: each event carries the whole story, but partners count on the sequence numbers
 being gapless, so every queued delivery is sent.
 """
