@@ -10,7 +10,7 @@ For each replayed event the partner:
   newer one, nor anything after a kill (``superseded``);
 - already got (a delivered or dead delivery of that event id): a NEW delivery with the
   partner's next sequence number and the original webhook-id (the event id) and body (the
-  same event, rendered again only because the number is part of the payload): the sequence
+  same event; the number is put in when it goes): the sequence
   number is the partner's transmission counter, the webhook-id its idempotency key
   (``re-sent``);
 - has of an article that is killed or withdrawn now (its ending is anywhere in the log, in
@@ -24,14 +24,12 @@ For each replayed event the partner:
 
 Only ``newswire deliveries resend --seq`` sends deliveries again under their original numbers.
 
-Sequence numbers are taken inside the transaction that queues a batch. There the batch is
-checked again against what the pusher queued for the partner since it was read (a newer
-version, a kill, the same event): what that supersedes is dropped, and the rest is
-renumbered (and re-rendered) from the partner's current next number, so numbers stay
-gapless and unique whoever queues, and the order rule holds.
-
-The deliveries are written by the outbox's one writer, :func:`~newswire.consumers.webhooks.outbox.enqueue`,
-as the live path's are. The running pusher (``newswire webhooks run``) delivers what the
+The deliveries are written by the outbox's one writer,
+:func:`~newswire.consumers.webhooks.outbox.enqueue`, as the live path's are: it takes the
+sequence numbers inside the transaction that queues a batch, and there the batch is checked
+again (``keep``) against what the pusher queued for the partner since it was read (a newer
+version, a kill, the same event): what that supersedes is dropped, so numbers stay gapless
+and unique whoever queues, and the order rule holds. The running pusher (``newswire webhooks run``) delivers what the
 replay queued; with ``send=True`` the replay delivers it itself through the pusher's own
 dispatcher for that partner (when the pusher is not running, and in tests and benchmarks).
 """
