@@ -5,8 +5,9 @@ of a partner, with its event, attempts spent and next attempt time; its body is 
 ``bodies``, one per event and format whatever the number of partners, the sequence number
 put in when it goes) and the receipts (one row per HTTP attempt). The live path queues an
 event at most once per partner; a replay may queue an event the partner already got once
-more, under a new number, so (partner, event) is not unique; (partner, seq) is. One file, so that enqueueing an event for its partners, numbering it and
-recording what each partner was sent is one transaction.
+more, under a new number, so (partner, event) is not unique; (partner, seq) is. One file,
+so that enqueueing an event for its partners, numbering it and recording what each partner
+was sent is one transaction.
 
 Its schema is versioned (``PRAGMA user_version``, :data:`VERSION`): :func:`connect` brings an
 older file up to date in place, one numbered step of :data:`MIGRATIONS` after another, and
