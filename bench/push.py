@@ -11,6 +11,16 @@
 5. Peers: the broker's own produce → consume round trip at 100 messages/s, and a bare aiohttp
    client posting a signed body to the same partners (the HTTP ceiling), in the same run.
 
+6. Fan-out (``--fanout N``, 10,000 by default; 0 leaves it out): N partners on loopback, each
+   its own address (127.x.y.z, so its own host and connections: see
+   :mod:`bench.fanout_partners`), answering in 80 ms ± 50 %, one in 50 (2 %) in 10 s; one
+   flash, then a story every ``--every`` s (``--stories`` in all): for each story, publish →
+   received by the fast partners p50/p95/max (the max is when every fast one had it),
+   deliveries/s, the pusher's CPU seconds and peak RSS, and how the slow partners' attempts
+   were recorded (their 10 s answers within the 15 s timeout must be ``delivered``).
+   ``BENCH_PROFILE=file`` samples the pusher with py-spy (``pip install py-spy``) into
+   ``file`` (collapsed stacks), without pausing it.
+
 Run: ``.venv/bin/python -m bench.push``. Bounded: at most ``--backlog`` + Σ rate × seconds
 articles, and every wait has a deadline.
 """
@@ -26,6 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,12 +46,13 @@ from kafka import TopicPartition
 from standardwebhooks import Webhook
 from tqdm import tqdm
 
+from bench import fanout_partners
 from bench.harness import bench_settings, percentile, print_table, temporary_broker
 from newswire import bus, corpus, topics
 from newswire.broker import free_port
 from newswire.config import Settings
 from newswire.consumers.webhooks import partners as registry
-from newswire.consumers.webhooks import payloads, signing, store
+from newswire.consumers.webhooks import outbox, payloads, signing, store
 from newswire.consumers.webhooks.config import parse_cidrs
 
 PARTNERS = 20
@@ -165,17 +177,137 @@ async def bare_client(urls: list[str], body: bytes, headers: dict[str, str], n: 
         return n / (time.perf_counter() - started)
 
 
+def pusher_process(settings: Settings, log_path: Path, **env: str) -> subprocess.Popen:
+    """``newswire webhooks run`` in its own process (under ``BENCH_PUSHER_PREFIX``, if set)."""
+    env = {**os.environ, **settings.to_env(), "NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8", **env}
+    return subprocess.Popen([sys.executable, *os.environ.get("BENCH_PUSHER_PREFIX", "").split(), "-m",
+                             "newswire.cli", "--log-level", "WARNING", "webhooks", "run"],
+                            env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+
+
+def process_figures(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) and peak RSS (MiB) of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    peak = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if line.startswith("VmHWM:"))
+    return cpu, peak / 1024
+
+
+def fanout(count: int, stories: int, every_s: float) -> None:
+    """Bench 6: one flash then a story every ``every_s`` s to ``count`` partners."""
+    slow_every = 50
+    port = free_port()
+    secret = signing.new_secret()
+    with temporary_broker() as broker, tempfile.TemporaryDirectory(prefix="newswire-bench-fanout-") as tmp:
+        home = Path(tmp)
+        settings = bench_settings(broker, home / "home")
+        received_file = home / "received.txt"
+        partners_proc = subprocess.Popen([sys.executable, "-m", "bench.push", "--serve-fanout",
+                                          str(port), str(count), str(slow_every), str(received_file)],
+                                         stdout=subprocess.PIPE, text=True)
+        assert partners_proc.stdout.readline().strip() == "ready"
+        hosts = [fanout_partners.address(n) for n in range(count)]
+        slow = set(hosts[::slow_every])
+        db = store.connect(settings)
+        with outbox.transaction(db):  # one commit for them all
+            for n, host in enumerate(tqdm(hosts, desc="partners", unit="partner")):
+                registry.add(db, registry.Partner(id=f"p{n:05d}", name=f"Partner {n}", url=f"http://{host}:{port}/hook",
+                                                  secrets=(secret,)), allow=parse_cidrs("127.0.0.0/8"))
+        db.close()
+        events = list(corpus.stream(stories, seed=31, versions=False, body_bytes=3000))
+        pusher = pusher_process(settings, home / "pusher.log")
+        profiler = (subprocess.Popen(["py-spy", "record", "--nonblocking", "--rate", "50", "--format", "raw",
+                                      "-o", os.environ["BENCH_PROFILE"], "--pid", str(pusher.pid)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    if os.environ.get("BENCH_PROFILE") else None)
+        published: dict[str, float] = {}
+        try:
+            time.sleep(5)  # the pusher joins its group and reads the registry before the flash
+            kafka = bus.producer(settings)
+            start = time.monotonic()
+            for n, event in enumerate(events):
+                time.sleep(max(0.0, start + n * every_s - time.monotonic()))
+                published[event["event_id"]] = time.time()
+                bus.send_event(kafka, settings.topics.articles, event)
+                kafka.flush(timeout=60)
+            kafka.close()
+            wait_delivered(settings, count * stories, 300, "fan-out")
+            cpu_s, rss_mib = process_figures(pusher.pid)
+        finally:
+            pusher.send_signal(signal.SIGTERM)
+            pusher.wait(120)
+            if profiler is not None:
+                profiler.wait(60)
+            partners_proc.send_signal(signal.SIGTERM)
+            partners_proc.wait(120)
+        arrivals: dict[str, list[float]] = defaultdict(list)
+        first_arrival: dict[tuple[str, str], float] = {}
+        for line in received_file.read_text().splitlines():
+            event_id, host, at = line.split()
+            if host not in slow and event_id in published and (event_id, host) not in first_arrival:
+                first_arrival[event_id, host] = float(at)
+                arrivals[event_id].append(float(at) - published[event_id])
+        db = store.connect(settings, synchronous="NORMAL")
+        outcomes = db.execute("SELECT outcome, substr(coalesce(error, ''), 1, 40), count(*) FROM attempts"
+                              " GROUP BY 1, 2").fetchall()
+        slow_ids = tuple(f"p{n:05d}" for n in range(0, count, slow_every))
+        slow_outcomes = db.execute(
+            f"SELECT outcome, count(*), max(duration_ms) FROM attempts WHERE partner_id IN"
+            f" ({','.join('?' * len(slow_ids))}) GROUP BY outcome", slow_ids).fetchall()
+        done = db.execute("SELECT count(*), min(created_at), max(delivered_at) FROM deliveries"
+                          " WHERE status = 'delivered'").fetchone()
+        db.close()
+        fast = count - len(slow)
+        rows = []
+        for n, event in enumerate(events):
+            got = sorted(arrivals[event["event_id"]])
+            what = "flash" if n == 0 else f"story {n} (+{n * every_s:g} s)"
+            rows.append((f"{what}: publish -> {fast:,} fast partners",
+                         f"p50 {percentile(got, 50):.2f} s  p95 {percentile(got, 95):.2f} s  max {got[-1]:.2f} s"
+                         if got else "none arrived", f"{len(got):,} of {fast:,} had it"))
+        span = done[2] - min(published.values())
+        rows.append(("deliveries (fast and slow)", f"{done[0]:,} in {span:.1f} s = {done[0] / span:,.0f}/s",
+                     f"{count:,} partners x {stories} stories"))
+        rows.append((f"slow partners' attempts ({len(slow)}, answering in 10 s)",
+                     ", ".join(f"{o}: {c} (longest {d / 1000:.1f} s)" for o, c, d in slow_outcomes),
+                     "timeout 15 s"))
+        failed = [f"{o} {e[:60]}: {c}" for o, e, c in outcomes if o != "delivered"]
+        rows.append(("attempts not delivered", "; ".join(failed) or "none", ""))
+        rows.append(("pusher CPU, peak RSS", f"{cpu_s:.1f} CPU s, {rss_mib:.0f} MiB",
+                     f"{count:,} partners, {os.cpu_count()} cores shared"))
+        print_table(f"partner fan-out (newswire webhooks run, {count:,} loopback partners, 1 pusher process)", rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backlog", type=int, default=300, help="articles for the throughput run")
     parser.add_argument("--rates", default="100,40", help="articles per second of each latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each latency run")
+    parser.add_argument("--fanout", type=int, default=10_000, help="partners of the fan-out run (0: leave it out)")
+    parser.add_argument("--stories", type=int, default=6, help="stories of the fan-out run, the first a flash")
+    parser.add_argument("--every", type=float, default=2.0, help="seconds between the fan-out run's stories")
+    parser.add_argument("--no-backlog", action="store_true", help="leave the backlog and latency runs out")
     parser.add_argument("--serve-partners", nargs=3, metavar=("PORTS", "SECRET", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-fanout", nargs=4, metavar=("PORT", "COUNT", "SLOW_EVERY", "OUT"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_partners:
         ports, secret, out = args.serve_partners
         serve_partners([int(p) for p in ports.split(",")], secret, Path(out))
         return
+    if args.serve_fanout:
+        port, count, slow_every, out = args.serve_fanout
+        fanout_partners.serve(int(port), int(count), int(slow_every), Path(out))
+        return
+    if args.fanout:
+        fanout(args.fanout, args.stories, args.every)
+    if not args.no_backlog:
+        backlog_and_latency(args)
+
+
+def backlog_and_latency(args: argparse.Namespace) -> None:
+    """Benches 3-5: the backlog and latency runs beside their peers."""
 
     secret = signing.new_secret()
     ports = [free_port() for _ in range(PARTNERS)]
@@ -202,10 +334,7 @@ def main() -> None:
         bus.publish_events(settings, kafka, events)
         kafka.close()
 
-        env = {**os.environ, **settings.to_env(), "NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8"}
-        pusher_log = open(home / "pusher.log", "w")
-        pusher = subprocess.Popen([sys.executable, *os.environ.get("BENCH_PUSHER_PREFIX", "").split(), "-m", "newswire.cli", "--log-level", "WARNING", "webhooks", "run"],
-                                  env=env, stdout=pusher_log, stderr=subprocess.STDOUT)
+        pusher = pusher_process(settings, home / "pusher.log")
         urls = [f"http://127.0.0.1:{port}/hook" for port in ports]
         try:
             expected = len(events) * PARTNERS

@@ -3,16 +3,19 @@ answer leads to. Every received request is verified with the official standardwe
 
 from __future__ import annotations
 
+import asyncio
 import random
+import threading
+import time
 from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
 
 from kafka import TopicPartition
 
 from newswire import bus, corpus
-from newswire.consumers.webhooks import pusher
+from newswire.consumers.webhooks import delivery, pusher, ssrf
 from newswire.consumers.webhooks.signing import new_secret
-from tests.webhooks_support import PartnerServer, cli, config, publish, query, register, wait_for
+from tests.webhooks_support import LOOPBACK, PartnerServer, cli, config, publish, query, register, wait_for
 
 
 def _story(article_id: str, seed: int = 1, **changes) -> dict:
@@ -141,6 +144,32 @@ def test_a_hanging_partner_times_out_and_a_dropped_connection_fails_then_both_ar
     assert errors["closes"] and "timed out" not in errors["closes"]
     for server in (hanging, closing):
         assert len({r.webhook_id for r in server.snapshot()}) == 1 and all(r.verified for r in server.snapshot())
+
+
+def test_a_partner_answering_in_time_while_the_pusher_is_busy_is_not_timed_out():
+    """The pusher's event loop is blocked past the deadline (a stand-in for a saturated pusher)
+    while the partner answers well within its timeout: the attempt is delivered, not timed out.
+    The same request to a partner that never answers still times out."""
+    answering = PartnerServer([new_secret()], respond=lambda n, r: "block").start()
+    hanging = PartnerServer([new_secret()], respond=lambda n, r: "hang").start()
+
+    async def attempt(url: str, busy_s: float) -> delivery.Response:
+        client = delivery.session(ssrf.GuardedResolver(LOOPBACK), per_host=4)
+        try:
+            threading.Timer(0.2, answering.gate.set).start()  # the partner answers after 0.2 s
+            asyncio.get_running_loop().call_later(0.05, time.sleep, busy_s)  # the loop blocked meanwhile
+            return await delivery.post(client, url, b"{}", {}, allow=LOOPBACK, timeout_s=1.0)
+        finally:
+            await client.close()
+
+    try:
+        answered = asyncio.run(attempt(answering.url, busy_s=1.5))
+        hung = asyncio.run(attempt(hanging.url, busy_s=0.0))
+    finally:
+        answering.stop()
+        hanging.stop()
+    assert answered.ok and answered.status == 200, answered.error
+    assert not hung.ok and hung.error == "timed out after 1 s"
 
 
 def test_a_partner_down_then_back_gets_everything_in_order(settings):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from newswire.config import Settings
-from newswire.consumers.webhooks import partners, signing, store
+from newswire.consumers.webhooks import outbox, partners, signing, store
 
 
 def _settings(tmp_path: Path) -> Settings:
@@ -47,6 +47,9 @@ def test_a_first_release_state_file_is_upgraded_in_place_with_its_data(tmp_path:
     assert partner is not None and not partner.enabled and partner.disabled_reason == "gone (410)"
     assert partner.disabled_at is None  # added by step 2, unknown for a partner disabled before it
     assert [tuple(r) for r in db.execute("SELECT partner_id, seq, status FROM deliveries")] == [("acme", 1, "delivered")]
+    assert partner.paused_until is None  # step 3
+    assert outbox.payload(db, 1) == b"{}"  # step 4: its body, as it was sent, kept whole
+    assert not db.execute("PRAGMA foreign_key_check").fetchall()
     db.close()
     again = store.connect(settings)  # a second open runs no step twice
     assert again.execute("PRAGMA user_version").fetchone()[0] == store.VERSION

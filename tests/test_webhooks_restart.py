@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from collections import defaultdict
 
 from newswire import corpus
@@ -64,3 +65,38 @@ def test_kill_9_in_the_middle_of_retries_loses_nothing_and_keeps_webhook_ids(set
     assert sorted(r.seq for r in delivered) == list(range(1, len(events) + 1))
     k0 = [r.article[2] for r in delivered if r.article[0] == "k-0"]
     assert k0 == ["published", "killed"]
+
+
+def test_a_retry_after_pause_outlives_a_kill_9_of_the_pusher(settings, tmp_path):
+    """A partner answers its first request 429 with Retry-After; the pusher is killed with -9
+    once that attempt is recorded and started again: the partner is called again (for either
+    article) only when its pause is over, by the pusher that did not hear the answer."""
+    pause_s = 15
+    server = PartnerServer([new_secret()], respond=lambda n, r: (429, {"Retry-After": str(pause_s)}) if n == 1
+                           else 200).start()
+    register(settings, "patient", server, concurrency=1)
+    rng = random.Random(5)
+    events = [corpus.story(rng, f"ra-{i}", body_bytes=300) for i in range(2)]
+    log = tmp_path / "pusher.log"
+    process = _pusher(settings, log)
+    try:
+        publish(settings, events)
+        wait_for(lambda: query(settings, "SELECT 1 FROM attempts WHERE outcome = 'throttled'"), "the 429 recorded",
+                 timeout_s=60)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        assert query(settings, "SELECT count(*) FROM deliveries WHERE status = 'pending'")[0][0] == 2
+        asked_at = server.snapshot()[0].at
+        process = _pusher(settings, log)
+        restarted_at = time.time()
+        wait_for(lambda: len(server.ok()) == 2, "both articles after the pause", timeout_s=pause_s + 60)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        server.stop()
+    assert process.returncode == 0, log.read_text()[-3000:]
+    assert restarted_at < asked_at + pause_s  # the new pusher was up while the pause still ran
+    got = server.snapshot()
+    assert len(got) == 3 and got[0].answered[0] == 429
+    assert all(r.at >= asked_at + pause_s for r in got[1:]), [r.at - asked_at for r in got]
+    assert sorted(r.webhook_id for r in got[1:]) == sorted(e["event_id"] for e in events)

@@ -68,8 +68,13 @@ class WebhookConfig:
     allow_cidrs: tuple[Network, ...] = field(default_factory=tuple)
     #: Kafka consumer group of the pusher
     group_id: str = "newswire-webhooks"
-    #: how often a worker looks at the state file for work added by other processes (redrive, CLI)
+    #: how often the pusher looks at the state file for work added by other processes (redrive, CLI)
+    #: and for partners added or changed
     poll_s: float = 1.0
+    #: connections to one host at most (partners on one host name share them)
+    host_connections: int = 256
+    #: deliveries in flight at once, all partners together
+    max_inflight: int = 2048
 
     @property
     def max_attempts(self) -> int:
@@ -88,4 +93,6 @@ class WebhookConfig:
             allow_cidrs=parse_cidrs(os.environ.get("NEWSWIRE_WEBHOOK_ALLOW_CIDRS", "")),
             group_id=_env("GROUP", d.group_id),
             poll_s=_number("POLL", d.poll_s),
+            host_connections=max(1, _number("HOST_CONNECTIONS", d.host_connections, int)),
+            max_inflight=max(1, _number("MAX_INFLIGHT", d.max_inflight, int)),
         )

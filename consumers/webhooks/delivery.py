@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Awaitable, TypeVar
 
 import aiohttp
 
 from newswire.consumers.webhooks import policy, ssrf
 from newswire.consumers.webhooks.config import Network
 
+T = TypeVar("T")
 #: how much of a failed answer's body its receipt keeps (what the partner said, for the operator)
 EXCERPT_CHARS = 200
 
@@ -28,16 +30,21 @@ class Response:
     error: str | None = None
     #: seconds a 429 or 503 asked us to wait
     retry_after: float | None = None
-    #: a drop-folder partner's file was written (no HTTP status: see :mod:`.drop`)
-    stored: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.stored or (self.status is not None and 200 <= self.status < 300)
+        """Delivered: a 2xx answer, or a drop folder's file written (no status, no error)."""
+        return self.error is None
 
     @property
     def gone(self) -> bool:
         return self.status == 410
+
+
+#: a deadline that passes while the event loop ran this much late was the pusher's own stall
+LOOP_LATE_S = 0.02
+#: after the deadline, the loop is given this long to read an answer that may have come in time
+GRACE_S = 0.05
 
 
 def failure(status: int, reason: str | None, said: bytes) -> str:
@@ -46,14 +53,42 @@ def failure(status: int, reason: str | None, said: bytes) -> str:
     return f"HTTP {status} {reason or ''}".strip() + (f": {excerpt}" if excerpt else "")
 
 
-def session(resolver: ssrf.GuardedResolver, timeout_s: float) -> aiohttp.ClientSession:
-    """An HTTP client whose every connection goes through the SSRF guard's resolver.
-
-    Its pool is not limited: the worker that owns it limits the partner's concurrency."""
-    connector = aiohttp.TCPConnector(resolver=resolver, limit=0, ttl_dns_cache=10)
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s),
+def session(resolver: ssrf.GuardedResolver, *, per_host: int) -> aiohttp.ClientSession:
+    """The pusher's one HTTP client: one connection pool for every partner, at most
+    ``per_host`` connections to one host (the dispatcher keeps within it, so that a request
+    never waits for a connection inside its timeout), every connection through the SSRF guard's
+    resolver. Timeouts are :func:`post`'s."""
+    connector = aiohttp.TCPConnector(resolver=resolver, limit=0, limit_per_host=per_host, ttl_dns_cache=10)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None),
                                  trust_env=False, auto_decompress=False,
                                  headers={"user-agent": "newswire-webhooks/0.1"})
+
+
+async def within(awaitable: Awaitable[T], timeout_s: float) -> T:
+    """``awaitable``'s result if the other side answers within ``timeout_s``; TimeoutError if not.
+
+    The timeout measures the partner, not the pusher: a deadline that passes while the event
+    loop was busy (its timer fired late) is moved on by as much, up to ``timeout_s`` more in all,
+    and once it has passed the loop is given :data:`GRACE_S` to read an answer that came in
+    while it was not looking. Only a deadline that passes on time with nothing read times out.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(awaitable)
+    deadline = loop.time() + timeout_s
+    latest = deadline + timeout_s
+    graced = False
+    while True:
+        await asyncio.wait((task,), timeout=max(0.0, deadline - loop.time()))
+        if task.done():
+            return task.result()
+        now = loop.time()
+        late = now - deadline
+        if now < latest and (late > LOOP_LATE_S or not graced):
+            deadline, graced = now + max(late, GRACE_S), True
+            continue
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise asyncio.TimeoutError
 
 
 async def post(client: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], *,
@@ -64,14 +99,17 @@ async def post(client: aiohttp.ClientSession, url: str, body: bytes, headers: di
     def elapsed() -> float:
         return (time.perf_counter() - started) * 1000
 
-    try:
-        ssrf.check_literal(url, allow)
+    async def exchange() -> Response:
         async with client.post(url, data=body, headers=headers, allow_redirects=False) as answer:
             said = await answer.read()
             wait = (policy.retry_after(answer.headers.get("Retry-After"))
                     if answer.status in (429, 503) else None)
             error = None if 200 <= answer.status < 300 else failure(answer.status, answer.reason, said)
             return Response(answer.status, elapsed(), error, wait)
+
+    try:
+        ssrf.check_literal(url, allow)
+        return await within(exchange(), timeout_s)
     except ssrf.EndpointRefused as exc:
         return Response(None, elapsed(), f"refused by the SSRF guard: {exc}")
     except aiohttp.ClientConnectorError as exc:

@@ -33,11 +33,6 @@ SCHEME = "file"
 SEQ_DIGITS = 10
 
 
-def is_drop(url: str) -> bool:
-    """Whether ``url`` is a drop-folder endpoint (``file:``)."""
-    return urlsplit(url).scheme.lower() == SCHEME
-
-
 def directory(url: str) -> Path:
     """The directory of a ``file:///absolute/dir`` endpoint; ValueError naming the problem."""
     parts = urlsplit(url)
@@ -76,7 +71,7 @@ async def deliver(url: str, content_type: str, *, seq: int, article_id: str, ver
         path = directory(url) / _file_name(seq, article_id, version, formats.push_extension(content_type))
         await asyncio.get_running_loop().run_in_executor(
             None, functools.partial(write_atomically, path, payload, create_dirs=False))
-        return Response(None, (time.perf_counter() - started) * 1000, stored=True)
+        return Response(None, (time.perf_counter() - started) * 1000)
     except (OSError, ValueError) as exc:
         return Response(None, (time.perf_counter() - started) * 1000, f"cannot write the file: {exc}")
 

@@ -2,17 +2,22 @@
 (the live path queues an event once per partner; a replay may queue it again, see
 :mod:`newswire.consumers.replay.targets`).
 
-The Kafka side (:class:`Enqueuer`, in the consume loop's thread) decides which partners get
-each event, gives each delivery the partner's next sequence number, renders its payload and
-writes the rows of a whole batch in one SQLite transaction, committed (``synchronous=FULL``)
-by ``before_commit``, i.e. BEFORE the Kafka offsets are committed: once Kafka forgets an
-event, its deliveries are on disk; a crash before that re-reads the batch and, since what
-was queued is skipped (see :mod:`.filters`), queues nothing twice.
+Deliveries are written by one function, :func:`enqueue`, for the live path and replays
+alike: it gives each delivery its partner's next sequence number inside the write
+transaction, so the gapless-numbering rule lives in one place. A body is rendered once per
+event and format and kept once (table ``bodies``); the number is put in when it goes.
 
-The HTTP side (:mod:`.pusher`) asks :func:`due` for what to send next and records each
-attempt with :func:`record`. Order per partner and article: only the lowest pending version
-of an article is ever due (the "head"), and the pusher never has two deliveries of one
-article in flight, so a partner never gets an older version after a newer one. No version
+The Kafka side (:class:`Enqueuer`, in the consume loop's thread) decides which partners get
+each event, renders each format once and writes the rows of a whole batch in one SQLite
+transaction, committed (``synchronous=FULL``) by ``before_commit``, i.e. BEFORE the Kafka
+offsets are committed: once Kafka forgets an event, its deliveries are on disk; a crash
+before that re-reads the batch and, since what was queued is skipped (see :mod:`.filters`),
+queues nothing twice.
+
+The HTTP side (:mod:`.pusher`) reads what is pending in batches (:func:`pending_after`) into
+its schedule and records each attempt with :func:`record`. Order per partner and article:
+only the lowest pending version of an article is ever due (the "head"), and the pusher never
+has two deliveries of one article in flight, so a partner never gets an older version after a newer one. No version
 is skipped: each event carries the whole story, but partners count on the sequence numbers
 being gapless, so every queued delivery is sent.
 """
@@ -57,20 +62,62 @@ class transaction:
 
 
 @dataclass
-class _Row:
+class Queued:
+    """One delivery to queue. ``body`` is its format's body before and after the sequence
+    number (:meth:`.payloads.Renderer.parts`: the same object for every partner of that format,
+    kept once); the number is given by :func:`enqueue` (the partner's next one at the time of
+    writing)."""
+
     partner_id: str
     event_id: str
     article_id: str
     version: int
     event_type: str
-    seq: int
     content_type: str
-    payload: bytes
     next_attempt_at: float
-    #: to render again if another writer (a replay) took sequence numbers meanwhile
-    event: dict
-    fmt: str
-    at: datetime
+    body: tuple[bytes, bytes | None]
+    seq: int = 0
+
+
+#: what :func:`enqueue` keeps of each queued event: event id → (article id, version, event type, Avro)
+Events = dict[str, tuple[str, int, str, bytes]]
+
+
+def enqueue(db: sqlite3.Connection, rows: list[Queued], events: Events, *,
+            keep: Callable[[sqlite3.Connection, Queued], bool] | None = None) -> list[Queued]:
+    """Queue deliveries: the one writer of the outbox, for the live path and replays alike.
+
+    In one write transaction: the rows ``keep`` refuses (checked there, against what other
+    writers queued meanwhile) are dropped; each partner's rows get its next sequence numbers,
+    in order, so numbers stay gapless and unique whoever queues; the events and deliveries are
+    inserted, each body once. Returns the rows written, numbered. Run again after a failure (a
+    full disk), it numbers them afresh from what the file says.
+    """
+    now = time.time()
+    with transaction(db):
+        if keep is not None:
+            rows = [row for row in rows if keep(db, row)]
+        if not rows:
+            return []
+        numbers = registry.next_seqs(db)
+        body_ids: dict[int, int] = {}
+        for row in rows:
+            row.seq = numbers[row.partner_id]
+            numbers[row.partner_id] += 1
+            if id(row.body) not in body_ids:
+                body_ids[id(row.body)] = db.execute("INSERT INTO bodies (event_id, head, tail) VALUES (?, ?, ?)",
+                                                    (row.event_id, *row.body)).lastrowid
+        registry.set_next_seqs(db, {row.partner_id: numbers[row.partner_id] for row in rows})
+        used = {row.event_id for row in rows}
+        db.executemany("INSERT OR IGNORE INTO events (event_id, article_id, version, event_type, avro)"
+                       " VALUES (?, ?, ?, ?, ?)", [(k, *v) for k, v in events.items() if k in used])
+        db.executemany(
+            "INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
+            " content_type, body_id, status, next_attempt_at, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            [(r.partner_id, r.event_id, r.article_id, r.version, r.event_type, r.seq, r.content_type,
+              body_ids[id(r.body)], r.next_attempt_at, now) for r in rows])
+    return rows
 
 
 class Enqueuer:
@@ -84,29 +131,26 @@ class Enqueuer:
         self.authority = settings.authority()  # before the state file: a command without it ends in one line
         self.db = store.connect(settings, synchronous="FULL")
         self.on_committed = on_committed
-        self._partners: list[Partner] | None = None
-        self._next_seq: dict[str, int] = {}
-        self._first_seq: dict[str, int] = {}
-        self._rows: list[_Row] = []
-        self._events: dict[str, tuple] = {}
+        #: the registry as of ``_registry_at``; each batch reads only the partners changed since
+        self._partners: dict[str, Partner] = {}
+        self._registry_at = 0.0
+        self._fresh = False
+        self._rows: list[Queued] = []
+        self._events: Events = {}
         #: event id → partners it is queued for in this batch
         self._batch_ids: dict[str, set[str]] = defaultdict(set)
         #: article → partner → what this batch queued, on top of what the file says
         self._batch_history: dict[str, dict[str, History]] = defaultdict(dict)
 
-    def _load_partners(self) -> list[Partner]:
-        if self._partners is None:
-            self._partners = registry.all_partners(self.db)
-            seqs = dict(self.db.execute("SELECT id, next_seq FROM partners").fetchall())
-            self._first_seq = {p.id: seqs[p.id] for p in self._partners}
-            self._next_seq = dict(self._first_seq)
-        return self._partners
+    def _load_partners(self) -> Iterable[Partner]:
+        if not self._fresh:
+            changed, self._registry_at = registry.changed_since(self.db, self._registry_at)
+            self._partners.update((partner.id, partner) for partner in changed)
+            self._fresh = True
+        return self._partners.values()
 
     def _history(self, article_id: str) -> dict[str, History]:
-        rows = self.db.execute(
-            "SELECT partner_id, max(version), max(event_type = 'killed') FROM deliveries"
-            " WHERE article_id = ? GROUP BY partner_id", (article_id,)).fetchall()
-        history = {pid: History(max_version=v, killed=bool(k)) for pid, v, k in rows}
+        history = histories(self.db, article_id)
         history.update(self._batch_history.get(article_id, {}))
         return history
 
@@ -116,9 +160,7 @@ class Enqueuer:
         history = self._history(event["article_id"])
         event_id = str(event["event_id"])
         # the event id is the idempotency key: a partner never gets two deliveries with one id
-        had_id = {pid for (pid,) in self.db.execute("SELECT partner_id FROM deliveries WHERE event_id = ?",
-                                                   (event_id,))}
-        had_id |= self._batch_ids.get(event_id, set())
+        had_id = partners_with_event(self.db, event_id) | self._batch_ids.get(event_id, set())
         chosen = []
         for partner in self._load_partners():
             if partner.id in had_id:
@@ -129,106 +171,171 @@ class Enqueuer:
                 chosen.append((partner, decision))
         if not chosen:
             return
-        rows = []
         render = payloads.Renderer(event, at=now, authority=self.authority)
-        for partner, decision in chosen:  # render all first: a ValueError leaves nothing half-queued
-            seq = self._next_seq[partner.id]
-            payload = render(partner.format, seq=seq)
-            due = (decision.not_before or now).timestamp()
-            rows.append(_Row(partner.id, event_id, event["article_id"], event["version"],
-                             event["event_type"], seq, partner.content_type, payload, due, event,
-                             partner.format, now))
+        bodies = {fmt: render.parts(fmt) for fmt in {p.format for p, _ in chosen}}  # a ValueError queues nothing
+        rows = [Queued(partner.id, event_id, event["article_id"], event["version"], event["event_type"],
+                       partner.content_type, (decision.not_before or now).timestamp(), bodies[partner.format])
+                for partner, decision in chosen]
         for row in rows:
-            self._next_seq[row.partner_id] = row.seq + 1
             self._batch_ids[event_id].add(row.partner_id)
             self._batch_history[row.article_id][row.partner_id] = History(
                 max_version=row.version, killed=row.event_type == "killed")
         self._rows.extend(rows)
         self._events[event_id] = (event["article_id"], event["version"], event["event_type"],
-                                                delivery.record.value)
+                                  delivery.record.value)
         log.info("event_queued", article_id=event["article_id"], version=event["version"],
-                 event_id=event_id, event_type=event["event_type"],
-                 partners=[r.partner_id for r in rows])
+                 event_id=event_id, event_type=event["event_type"], partners=len(rows))
 
     def commit(self) -> None:
         """Write the batch's deliveries durably (called before Kafka offsets are committed)."""
         if self._rows:
-            now = time.time()
-            with transaction(self.db) as db:
-                for pid, first in self._first_seq.items():
-                    if self._next_seq[pid] != first:
-                        self._take_numbers(db, pid, first)
-                db.executemany("INSERT OR IGNORE INTO events (event_id, article_id, version, event_type, avro)"
-                               " VALUES (?, ?, ?, ?, ?)", [(k, *v) for k, v in self._events.items()])
-                db.executemany(
-                    "INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
-                    " content_type, payload, status, next_attempt_at, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-                    [(r.partner_id, r.event_id, r.article_id, r.version, r.event_type, r.seq, r.content_type,
-                      r.payload, r.next_attempt_at, now) for r in self._rows])
+            enqueue(self.db, self._rows, self._events)
         touched = {r.partner_id for r in self._rows}
         self._reset()
         if touched and self.on_committed:
             self.on_committed(touched)
-
-    def _take_numbers(self, db: sqlite3.Connection, partner_id: str, first: int) -> None:
-        """Claim the batch's sequence numbers of one partner (inside the write transaction).
-
-        If another writer (a replay queueing for this partner) took numbers since the batch
-        read them, the batch's deliveries move up by as many, and are rendered again, since
-        the number is part of the payload; numbers stay gapless and unique either way.
-        """
-        current = db.execute("SELECT next_seq FROM partners WHERE id = ?", (partner_id,)).fetchone()[0]
-        shift = current - first
-        if shift:
-            for row in self._rows:
-                if row.partner_id == partner_id:
-                    row.seq += shift
-                    row.payload = payloads.render(row.event, row.fmt, seq=row.seq, at=row.at, authority=self.authority)
-            log.info("sequence_numbers_moved", partner=partner_id, by=shift)
-            # so that a commit tried again (after a full disk) does not move them twice
-            self._first_seq[partner_id], self._next_seq[partner_id] = current, self._next_seq[partner_id] + shift
-        db.execute("UPDATE partners SET next_seq = ? WHERE id = ?", (self._next_seq[partner_id], partner_id))
 
     def _reset(self) -> None:
         self._rows.clear()
         self._events.clear()
         self._batch_ids.clear()
         self._batch_history.clear()
-        self._partners = None  # re-read the registry for the next batch
+        self._fresh = False  # look at the registry again for the next batch
 
     def close(self) -> None:
         self.db.close()
 
 
+def histories(db: sqlite3.Connection, article_id: str) -> dict[str, History]:
+    """Per partner, the newest version of this article it was queued and whether the kill was."""
+    rows = db.execute("SELECT partner_id, max(version), max(event_type = 'killed') FROM deliveries"
+                      " WHERE article_id = ? GROUP BY partner_id", (article_id,)).fetchall()
+    return {pid: History(max_version=v, killed=bool(k)) for pid, v, k in rows}
+
+
+def partners_with_event(db: sqlite3.Connection, event_id: str) -> set[str]:
+    return {pid for (pid,) in db.execute("SELECT partner_id FROM deliveries WHERE event_id = ?", (event_id,))}
+
+
+def event_status(db: sqlite3.Connection, partner_id: str, event_id: str) -> str | None:
+    """``pending`` (a delivery of it is), ``had`` (delivered or dead, none pending) or None."""
+    pending, rows = db.execute("SELECT max(status = 'pending'), count(*) FROM deliveries"
+                               " WHERE partner_id = ? AND event_id = ?", (partner_id, event_id)).fetchone()
+    return "pending" if pending else ("had" if rows else None)
+
+
+@dataclass(frozen=True)
+class ArticleState:
+    """What a partner has of one article: ``history`` (every delivery, for the subscription's
+    rules) and ``newest`` / ``killed`` (only what it received or has queued: what the order
+    rule protects)."""
+
+    history: History
+    newest: int | None
+    killed: bool
+
+    def supersedes(self, version: int) -> bool:
+        """Sending this version would put it after a newer one, or after the kill."""
+        return self.newest is not None and (version < self.newest or (self.killed and version > self.newest))
+
+
+def article_state(db: sqlite3.Connection, partner_id: str, article_id: str) -> ArticleState:
+    version, killed, newest, newest_killed = db.execute(
+        "SELECT max(version), max(event_type = 'killed'), max(CASE WHEN status != 'dead' THEN version END),"
+        " max(status != 'dead' AND event_type = 'killed') FROM deliveries WHERE partner_id = ? AND article_id = ?",
+        (partner_id, article_id)).fetchone()
+    return ArticleState(History(max_version=version, killed=bool(killed)), newest, bool(newest_killed))
+
+
+def pending_among(db: sqlite3.Connection, partner_id: str, event_ids: list[str]) -> int:
+    """How many deliveries of these events to the partner are still pending."""
+    count = 0
+    for start in range(0, len(event_ids), 500):
+        chunk = event_ids[start:start + 500]
+        count += db.execute(f"SELECT count(*) FROM deliveries WHERE partner_id = ? AND status = 'pending'"
+                            f" AND event_id IN ({','.join('?' * len(chunk))})", (partner_id, *chunk)).fetchone()[0]
+    return count
+
+
 # --- the HTTP side --------------------------------------------------------------------------
 
-_HEAD = ("NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.partner_id = d.partner_id"
-         " AND o.article_id = d.article_id AND o.status = 'pending' AND o.version < d.version)")
+#: what the pusher keeps in memory of a pending delivery (its body is read when it goes)
+_PENDING = ("id, partner_id, event_id, article_id, version, event_type, seq, content_type, body_id, attempts,"
+            " tries, next_attempt_at, created_at, last_status")
 
 
-def _not_in(articles: Iterable[str]) -> tuple[str, list[str]]:
-    articles = list(articles)
-    if not articles:
-        return "", []
-    return f" AND d.article_id NOT IN ({','.join('?' * len(articles))})", articles
+@dataclass(slots=True, eq=False)
+class Pending:
+    """A pending delivery as the pusher schedules it (read like a ``sqlite3.Row`` too)."""
+
+    id: int
+    partner_id: str
+    event_id: str
+    article_id: str
+    version: int
+    event_type: str
+    seq: int
+    content_type: str
+    body_id: int
+    attempts: int
+    tries: int
+    next_attempt_at: float
+    created_at: float
+    last_status: int | None
+
+    def __getitem__(self, key: str):
+        return getattr(self, key)
 
 
-def due(db: sqlite3.Connection, partner_id: str, *, now: float, busy: Iterable[str], limit: int
-        ) -> list[sqlite3.Row]:
-    """The deliveries to send now: heads of their article, due, not of an article in flight."""
-    extra, args = _not_in(busy)
-    return db.execute(
-        f"SELECT d.* FROM deliveries d WHERE d.partner_id = ? AND d.status = 'pending'"
-        f" AND d.next_attempt_at <= ?{extra} AND {_HEAD} ORDER BY d.next_attempt_at, d.id LIMIT ?",
-        (partner_id, now, *args, limit)).fetchall()
+def _of(partner_id: str | None) -> tuple[str, tuple]:
+    return (" AND partner_id = ?", (partner_id,)) if partner_id else ("", ())
 
 
-def next_due_at(db: sqlite3.Connection, partner_id: str, *, now: float) -> float | None:
-    """When this partner's next pending delivery that is not due yet falls due (a cheap index
-    seek: it may be one waiting behind an older version, which only costs an early look)."""
-    return db.execute("SELECT min(next_attempt_at) FROM deliveries WHERE partner_id = ? AND status = 'pending'"
-                      " AND next_attempt_at > ?", (partner_id, now)).fetchone()[0]
+def pending_after(db: sqlite3.Connection, after_id: int, *, limit: int, partner_id: str | None = None
+                  ) -> list[Pending]:
+    """Pending deliveries (of one partner, or all) with an id above ``after_id``, oldest first,
+    at most ``limit``: the pusher reads what was queued since it last looked, in batches."""
+    where, args = _of(partner_id)
+    return [Pending(*row) for row in db.execute(
+        f"SELECT {_PENDING} FROM deliveries WHERE status = 'pending' AND id > ?{where} ORDER BY id LIMIT ?",
+        (after_id, *args, limit))]
+
+
+def pending_times(db: sqlite3.Connection, up_to_id: int, *, partner_id: str | None = None
+                  ) -> list[tuple[int, float, int]]:
+    """(id, next attempt, attempts spent) of every pending delivery up to ``up_to_id``: what the
+    pusher compares with its schedule to see what other processes changed (redrive, resend)."""
+    where, args = _of(partner_id)
+    return db.execute(f"SELECT id, next_attempt_at, attempts FROM deliveries WHERE status = 'pending'"
+                      f" AND id <= ?{where}", (up_to_id, *args)).fetchall()
+
+
+def pending_by_id(db: sqlite3.Connection, ids: list[int]) -> list[Pending]:
+    rows: list[Pending] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        rows += [Pending(*row) for row in db.execute(
+            f"SELECT {_PENDING} FROM deliveries WHERE status = 'pending' AND id IN ({','.join('?' * len(chunk))})",
+            chunk)]
+    return rows
+
+
+def bodies(db: sqlite3.Connection, ids: Iterable[int]) -> dict[int, tuple[bytes, bytes | None]]:
+    """Bodies by id, before and after their sequence number (see :func:`.payloads.numbered`)."""
+    ids, found = list(ids), {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for body_id, head, tail in db.execute(
+                f"SELECT id, head, tail FROM bodies WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+            found[body_id] = (head, tail)
+    return found
+
+
+def payload(db: sqlite3.Connection, delivery_id: int) -> bytes:
+    """The body of one delivery as it goes, with its sequence number."""
+    seq, head, tail = db.execute("SELECT d.seq, b.head, b.tail FROM deliveries d JOIN bodies b ON b.id = d.body_id"
+                                 " WHERE d.id = ?", (delivery_id,)).fetchone()
+    return payloads.numbered(head, tail, seq)
 
 
 @dataclass(frozen=True)
@@ -243,6 +350,8 @@ class Attempt:
     next_attempt_at: float | None
     #: counts against the retry budget
     spent: bool = True
+    #: the partner asked (Retry-After) not to be called before then
+    pause_until: float | None = None
 
 
 def record(db: sqlite3.Connection, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
@@ -252,8 +361,10 @@ def record(db: sqlite3.Connection, done: Iterable[tuple[sqlite3.Row, Attempt, fl
     that finish together (a group commit), each waiting for the commit before its article
     may send again.
     """
-    updates, inserts = [], []
+    updates, inserts, pauses = [], [], {}
     for delivery, attempt, at in done:
+        if attempt.pause_until is not None:
+            pauses[delivery["partner_id"]] = max(attempt.pause_until, pauses.get(delivery["partner_id"], 0.0))
         status = {"delivered": "delivered", "dead": "dead"}.get(attempt.outcome, "pending")
         tries = delivery["tries"] + 1
         updates.append((tries, int(attempt.spent), status, attempt.next_attempt_at, attempt.status_code,
@@ -262,12 +373,23 @@ def record(db: sqlite3.Connection, done: Iterable[tuple[sqlite3.Row, Attempt, fl
                         delivery["version"], delivery["seq"], tries, at, attempt.status_code,
                         round(attempt.duration_ms, 1), attempt.error, attempt.outcome, attempt.next_attempt_at))
     with transaction(db):
+        registry.pause(db, pauses)
         db.executemany("UPDATE deliveries SET tries = ?, attempts = attempts + ?, status = ?,"
                        " next_attempt_at = coalesce(?, next_attempt_at), last_status = ?, last_error = ?,"
                        " delivered_at = coalesce(?, delivered_at) WHERE id = ?", updates)
         db.executemany("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt,"
                        " at, status_code, duration_ms, error, outcome, next_attempt_at)"
                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+
+
+def partners_of(db: sqlite3.Connection, ids: list[int]) -> set[str]:
+    """The partners of these deliveries."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        found |= {pid for (pid,) in db.execute(
+            f"SELECT DISTINCT partner_id FROM deliveries WHERE id IN ({','.join('?' * len(chunk))})", chunk)}
+    return found
 
 
 def event_avro(db: sqlite3.Connection, event_id: str) -> bytes:
@@ -306,6 +428,7 @@ def redrive(db: sqlite3.Connection, *, partner_id: str | None = None, ids: Itera
         go = [i for i, newer in rows if not newer]
         db.executemany("UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?"
                        " WHERE id = ?", [(now, i) for i in go])
+        registry.outbox_changed(db, partners_of(db, go), now)
     result = Redrive(redriven=go, superseded=[i for i, newer in rows if newer])
     log.info("deliveries_redriven", partner=partner_id, redriven=len(result.redriven),
              superseded=len(result.superseded))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from newswire import logs
-from newswire.consumers.webhooks import drop, signing, ssrf
+from newswire.consumers.webhooks import signing, transports
 from newswire.consumers.webhooks.config import Network, parse_cidrs
 from newswire.consumers.webhooks.filters import Subscription
 from newswire.formats import registry as formats
@@ -45,6 +45,8 @@ class Partner:
     disabled_reason: str | None = None
     #: when it was disabled (epoch seconds): stories published from then on were not queued for it
     disabled_at: float | None = None
+    #: it asked (Retry-After) not to be called before then (epoch seconds; kept by the pusher)
+    paused_until: float | None = None
     #: [current] or [current, previous] during a rotation
     secrets: tuple[str, ...] = ()
     allow_cidrs: tuple[Network, ...] = ()
@@ -78,7 +80,8 @@ def _from_row(row: sqlite3.Row) -> Partner:
     return Partner(id=row["id"], name=row["name"], url=row["url"], format=row["format"],
                    subscription=Subscription.from_json(row["filters"]), concurrency=row["concurrency"],
                    rate_limit=row["rate_limit"], enabled=bool(row["enabled"]),
-                   disabled_reason=row["disabled_reason"], disabled_at=row["disabled_at"], secrets=tuple(json.loads(row["secrets"])),
+                   disabled_reason=row["disabled_reason"], disabled_at=row["disabled_at"],
+                   paused_until=row["paused_until"], secrets=tuple(json.loads(row["secrets"])),
                    allow_cidrs=parse_cidrs(",".join(json.loads(row["allow_cidrs"]))))
 
 
@@ -91,6 +94,53 @@ def get(db: sqlite3.Connection, partner_id: str) -> Partner:
 
 def all_partners(db: sqlite3.Connection) -> list[Partner]:
     return [_from_row(row) for row in db.execute("SELECT * FROM partners ORDER BY id")]
+
+
+def next_seqs(db: sqlite3.Connection) -> dict[str, int]:
+    """Every partner's next sequence number."""
+    return dict(db.execute("SELECT id, next_seq FROM partners").fetchall())
+
+
+def set_next_seqs(db: sqlite3.Connection, numbers: dict[str, int]) -> None:
+    """Move partners' next sequence numbers on (by :func:`.outbox.enqueue`, in its transaction)."""
+    db.executemany("UPDATE partners SET next_seq = ? WHERE id = ?", [(n, pid) for pid, n in numbers.items()])
+
+
+def pause(db: sqlite3.Connection, until: dict[str, float]) -> None:
+    """Partners that asked (Retry-After) not to be called before these times (a later pause wins)."""
+    db.executemany("UPDATE partners SET paused_until = max(coalesce(paused_until, 0), ?) WHERE id = ?",
+                   [(at, pid) for pid, at in until.items()])
+
+
+#: changes this recent are read again (a writer that took its time before another may commit
+#: after it, with an earlier time)
+CHANGE_OVERLAP_S = 5.0
+
+
+def changed_since(db: sqlite3.Connection, since: float, *, now: float | None = None
+                  ) -> tuple[list[Partner], float]:
+    """Partners added or changed after ``since`` (their ``updated_at``; all when ``since`` is 0),
+    and those changed in the last :data:`CHANGE_OVERLAP_S`; and the time to ask from next."""
+    recent = (time.time() if now is None else now) - CHANGE_OVERLAP_S
+    rows = db.execute("SELECT * FROM partners WHERE updated_at > ? ORDER BY id",
+                      (min(since, recent),)).fetchall()
+    return [_from_row(row) for row in rows], max((row["updated_at"] for row in rows), default=since)
+
+
+def outbox_changed(db: sqlite3.Connection, partner_ids: Iterable[str], at: float) -> None:
+    """Say that these partners' deliveries were changed (made pending again) by this process,
+    for the pusher to read them again (:func:`outbox_changes`)."""
+    db.executemany("UPDATE partners SET outbox_changed_at = ? WHERE id = ?", [(at, pid) for pid in set(partner_ids)])
+
+
+def outbox_changes(db: sqlite3.Connection, since: float, *, now: float | None = None
+                   ) -> tuple[list[str], float]:
+    """Partners whose deliveries another process changed after ``since`` (or in the last
+    :data:`CHANGE_OVERLAP_S`), and the time to ask from next."""
+    recent = (time.time() if now is None else now) - CHANGE_OVERLAP_S
+    rows = db.execute("SELECT id, outbox_changed_at FROM partners WHERE outbox_changed_at > ?",
+                      (min(since, recent),)).fetchall()
+    return [pid for pid, _ in rows], max((at for _, at in rows), default=since)
 
 
 def _write(db: sqlite3.Connection, partner: Partner, *, new: bool) -> None:
@@ -119,11 +169,8 @@ def _write(db: sqlite3.Connection, partner: Partner, *, new: bool) -> None:
 
 def check_endpoint(partner: Partner, allow: Iterable[Network] = ()) -> None:
     """An HTTP endpoint goes through the SSRF guard; a drop folder (``file:///dir``) must be an
-    absolute local path (see :mod:`.drop`)."""
-    if drop.is_drop(partner.url):
-        drop.directory(partner.url)
-    else:
-        ssrf.check_endpoint(partner.url, partner.allowed(allow))
+    absolute local path (see :mod:`.transports`)."""
+    transports.check_endpoint(partner.url, partner.allowed(allow))
 
 
 def add(db: sqlite3.Connection, partner: Partner, *, allow: Iterable[Network] = ()) -> Partner:

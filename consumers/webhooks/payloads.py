@@ -21,29 +21,54 @@ from newswire.formats import kept, ninjs
 from newswire.formats import registry as formats
 from newswire.formats.kept import Renders
 
+#: stands for the sequence number while a body is rendered once for every partner of its format
+_NUMBER_MARK = "NEWSWIRESEQUENCENUMBER"
+
 
 class Renderer:
-    """The payloads of one event for its partners. The bytes of the event in each format are
-    made once and kept (:mod:`newswire.formats.kept`: the process's renders for ``authority``
-    unless ``renders`` is given), whatever the number of partners and of renumberings; only
-    the envelope or message around them is made per delivery. ``authority``: the
-    installation's id authority (Settings.authority())."""
+    """The payloads of one event for its partners, each format rendered once whatever the
+    number of partners and of renumberings: the bytes of the event in each format are kept
+    (:mod:`newswire.formats.kept`: the process's renders for ``authority`` unless ``renders``
+    is given), and a body is kept as the bytes before and after the sequence number (ninjs
+    ``"sequence"``, NewsML-G2 ``transmitId``; an RSS item or Atom entry carries none), so that
+    each delivery only puts its number in. ``authority``: the installation's id authority
+    (Settings.authority())."""
 
     def __init__(self, event: ArticleEvent, *, at: datetime, authority: str, renders: Renders | None = None):
         self.event = event
         self.at = at
         self.renders = renders or kept.shared(authority)
+        self._parts: dict[str, tuple[bytes, bytes | None]] = {}
 
     def __call__(self, fmt: str, *, seq: int) -> bytes:
-        event, found = self.event, formats.get(fmt)
-        if found.push == "message":
-            return self.renders.feed([event], found, formats.Channel(updated=self.at, transmit_id=str(seq)))
-        item = self.renders.item(event, found)
-        if found.push == "item":
-            return item
-        head = ninjs.dumps({"type": f"article.{event['event_type']}", "timestamp": ninjs_time(event["occurred_at"]),
-                            "sequence": seq})[:-1]
-        return head + b',"data":' + item + b"}"
+        return numbered(*self.parts(fmt), seq)
+
+    def parts(self, fmt: str) -> tuple[bytes, bytes | None]:
+        """The body of ``fmt`` before and after its sequence number, or (body, None) for a body
+        without one; rendered on the first call (ValueError when the event cannot be)."""
+        if fmt not in self._parts:
+            self._parts[fmt] = self._render(formats.get(fmt))
+        return self._parts[fmt]
+
+    def _render(self, fmt: formats.Format) -> tuple[bytes, bytes | None]:
+        event = self.event
+        if fmt.push == "message":
+            body = self.renders.feed([event], fmt, formats.Channel(updated=self.at, transmit_id=_NUMBER_MARK))
+            before, mark, after = body.partition(_NUMBER_MARK.encode())
+            if not mark or _NUMBER_MARK.encode() in after:  # the mark stands once, in transmitId
+                raise ValueError("transmitId: the sequence number has no single place in the newsMessage")
+            return before, after
+        item = self.renders.item(event, fmt)
+        if fmt.push == "item":
+            return item, None
+        head = ninjs.dumps({"type": f"article.{event['event_type']}",
+                            "timestamp": ninjs_time(event["occurred_at"])})[:-1]
+        return head + b',"sequence":', b',"data":' + item + b"}"
+
+
+def numbered(head: bytes, tail: bytes | None, seq: int) -> bytes:
+    """A body with its sequence number put in (a body without a place for one is ``head``)."""
+    return head if tail is None else head + str(seq).encode() + tail
 
 
 def render(event: ArticleEvent, fmt: str, *, seq: int, at: datetime, authority: str) -> bytes:

@@ -2,37 +2,45 @@
 
 Two sides in one process. The Kafka consume loop (:class:`newswire.bus.EventLoop`, its own
 thread, consumer group ``newswire-webhooks``) queues deliveries in the outbox
-(:class:`.outbox.Enqueuer`) and commits them before its offsets. The asyncio side runs one
-:class:`PartnerWorker` per partner in one event loop: each has its own HTTP client,
-concurrency limit, rate limit, circuit breaker and ``Retry-After`` pause, and reads only its
-own partner's deliveries, so a slow, failing or down partner never delays another one.
-Waiting on a rate limit, an open circuit or a ``Retry-After`` sends nothing and spends no
-attempt. Every attempt is recorded (:func:`.outbox.record`) before the next one of that
-article may go; nothing pending lives only in memory, so a restart, even after kill -9,
-resumes every retry where it was, with the same ``webhook-id``. A drop-folder partner
-(``file:///dir``, see :mod:`.drop`) goes through the same worker; its attempts write files.
+(:class:`.outbox.Enqueuer`) and commits them before its offsets. The asyncio side, one
+:class:`Dispatcher`, keeps what is pending in one in-memory schedule fed by the store in
+batches, and sends through one HTTP connection pool (:mod:`.transports`). Each partner keeps
+its own concurrency limit, rate limit, circuit breaker and ``Retry-After`` pause (the pause is
+kept in the store too, so a restarted pusher honours it), so a slow, failing or down partner
+never delays another one. Waiting on a rate limit, an open circuit or a ``Retry-After`` sends
+nothing and spends no attempt. Every attempt is recorded (:func:`.outbox.record`, in group
+commits) before the next one of that article may go; nothing pending lives only in memory, so
+a restart, even after kill -9, resumes every retry where it was, with the same
+``webhook-id``. A drop-folder partner (``file:///dir``) goes through the same dispatcher; its
+transport writes files.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import heapq
+import itertools
 import signal
-import sqlite3
 import threading
 import time
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Callable
+from urllib.parse import urlsplit
 
 from kafka.errors import KafkaError
 
 from newswire import bus, disk, locks, logs, metrics
 from newswire.config import Settings
 from newswire.loop_thread import LoopThread
-from newswire.consumers.webhooks import delivery, drop, outbox, policy, signing, ssrf, store
+from newswire.consumers.webhooks import delivery, outbox, payloads, policy, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig
 from newswire.consumers.webhooks.outbox import Attempt
 from newswire.consumers.webhooks.partners import Partner
+from newswire.consumers.webhooks.transports import Outgoing, Transport, Transports
 
 log = logs.get(__name__)
 
@@ -56,7 +64,7 @@ class DeadLetters:
         self.settings = settings
         self.kafka = bus.producer(settings, client_id="newswire-webhooks-dlq")
 
-    def send(self, row: sqlite3.Row, avro: bytes, reason: str) -> None:
+    def send(self, row: outbox.Pending, avro: bytes, reason: str) -> None:
         headers = [(k, str(v).encode()) for k, v in (
             ("dlq.reason", reason[:2000]), ("dlq.consumer", "newswire-webhooks"), ("event_id", row["event_id"]),
             ("event_type", row["event_type"]), ("webhook.partner", row["partner_id"]),
@@ -81,10 +89,10 @@ class Recorder:
         self.path = store.path_of(settings)
         self.db = store.connect(settings, synchronous="NORMAL")
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks-receipts")
-        self.pending: list[tuple[sqlite3.Row, Attempt, float, asyncio.Future]] = []
+        self.pending: list[tuple[outbox.Pending, Attempt, float, asyncio.Future]] = []
         self.flushing = False
 
-    async def record(self, row: sqlite3.Row, attempt: Attempt) -> None:
+    async def record(self, row: outbox.Pending, attempt: Attempt) -> None:
         done = asyncio.get_running_loop().create_future()
         self.pending.append((row, attempt, time.time(), done))
         if not self.flushing:
@@ -129,189 +137,377 @@ class Recorder:
         self.db.close()
 
 
-class PartnerWorker:
-    """Sends one partner's deliveries: heads of their article, due, within its limits."""
+_entries = itertools.count()
 
-    def __init__(self, pusher: "Pusher", partner: Partner):
-        self.pusher = pusher
-        self.config = pusher.config
-        self.partner = partner
-        self.breaker = policy.CircuitBreaker(self.config.breaker_failures, self.config.breaker_cooldown_s)
-        self.rate = policy.RateLimit(partner.rate_limit)
-        self.resolver = ssrf.GuardedResolver(self.allow)
-        self.client = delivery.session(self.resolver, self.config.timeout_s)
-        self.inflight: dict[str, asyncio.Task] = {}
+
+class PartnerState:
+    """One partner's part of the schedule: its pending deliveries by article (oldest version
+    first; only the first, the head, may go), the heads not in flight by due time, what is in
+    flight, and its limits (concurrency, rate, circuit breaker, ``Retry-After`` pause)."""
+
+    def __init__(self, partner: Partner, config: WebhookConfig, transport: Transport):
+        self.config = config
+        self.breaker = policy.CircuitBreaker(config.breaker_failures, config.breaker_cooldown_s)
+        self.articles: dict[str, list[outbox.Pending]] = {}
+        #: (due, id, entry number, delivery): a delivery may be in twice (the later one is skipped)
+        self.ready: list[tuple[float, int, int, outbox.Pending]] = []
+        self.inflight: set[str] = set()
+        #: when the dispatcher has a timer set to look at this partner again
+        self.check_at: float | None = None
         self.paused_until = 0.0
-        self.wake = asyncio.Event()
-        self.task: asyncio.Task | None = None
-        #: set by close(): the loop ends by itself even where Python 3.11's asyncio.wait_for
-        #: swallows the cancellation that races with a wake-up
-        self.closing = False
+        self.partner = partner
+        self.rate = policy.RateLimit(partner.rate_limit)
+        self.update(partner, transport)
 
-    @property
-    def allow(self):
-        return self.partner.allowed(self.config.allow_cidrs)
-
-    def update(self, partner: Partner) -> None:
+    def update(self, partner: Partner, transport: Transport) -> None:
         if partner.rate_limit != self.partner.rate_limit:
             self.rate = policy.RateLimit(partner.rate_limit)
         self.partner = partner
-        self.resolver.allow = self.allow
+        self.transport = transport
+        self.host = urlsplit(partner.url).netloc
+        self.allow = partner.allowed(self.config.allow_cidrs)
+        self.paused_until = max(self.paused_until, partner.paused_until or 0.0)
+        transport.allow_host(partner.url, self.allow)
+
+    def is_head(self, d: outbox.Pending) -> bool:
+        versions = self.articles.get(d.article_id)
+        return bool(versions) and versions[0] is d and d.article_id not in self.inflight
+
+    def offer(self, d: outbox.Pending) -> None:
+        """``d`` may go at its next attempt time if it is the head of its article."""
+        if self.is_head(d):
+            heapq.heappush(self.ready, (d.next_attempt_at, d.id, next(_entries), d))
+
+
+class Dispatcher:
+    """Every partner's deliveries from one in-memory schedule, in one asyncio loop.
+
+    The schedule is fed by the store in batches: what was queued since it last looked (the
+    Kafka side says when), and every ``poll_s`` what other processes changed (a redrive, a
+    resend) and the partners added or changed. What is due is found without asking the
+    store: a partner is looked at when one of its deliveries falls due, when one of its
+    requests ends or when its pause, circuit or rate limit lets it go again; so the work
+    follows the deliveries, whatever the number of partners. A body is read once for all the
+    deliveries of its event and format; each attempt only adds its partner's parts (sequence
+    number, signature, headers). Attempts are written in group commits (:class:`Recorder`).
+
+    ``only``: deliver one partner's deliveries (a replay's ``--send``), not every partner's.
+    """
+
+    #: pending deliveries read from the store at a time
+    BATCH = 5000
+    #: bodies kept in memory (each shared by the deliveries of one event and format)
+    BODIES = 256
+
+    def __init__(self, settings: Settings, config: WebhookConfig, *, only: str | None = None):
+        self.settings = settings
+        self.config = config
+        self.only = only
+        self.db = store.connect(settings, synchronous="NORMAL")
+        self.dead_letters = DeadLetters(settings)
+        self.recorder = Recorder(settings)
+        self.transports = Transports(config)
+        self.partners: dict[str, PartnerState] = {}
+        #: every pending delivery in the schedule, by id; the highest id read
+        self.known: dict[int, outbox.Pending] = {}
+        self.last_id = 0
+        self.bodies: dict[int, tuple[bytes, bytes | None]] = {}
+        self.registry_at = 0.0
+        self.outbox_at = time.time()  # what is pending at start is read whole
+        self.timers: list[tuple[float, str]] = []
+        #: partners to look at in the next round (a dict as an ordered set)
+        self.runnable: dict[str, None] = {}
+        #: partners with due deliveries held by the limit of requests in flight (all, or per host)
+        self.held: dict[str, None] = {}
+        self.held_by_host: dict[str, dict[str, None]] = defaultdict(dict)
+        self.inflight = 0
+        self.per_host: Counter[str] = Counter()
+        self.tasks: set[asyncio.Task] = set()
+        self.wake = asyncio.Event()
+        self.queued = True  # read what is pending at start
+        self.closing = False
+
+    def notify(self, partner_ids: set[str] | None = None) -> None:
+        """New deliveries are in the outbox (called in the loop's thread)."""
+        self.queued = True
         self.wake.set()
 
-    async def run(self) -> None:
-        db = self.pusher.db
-        while not self.closing:
-            self.wake.clear()
-            timeout = self.config.poll_s
-            now = time.time()
-            if not self.partner.enabled:
-                pass
-            elif now < self.paused_until:
-                timeout = min(timeout, self.paused_until - now)
-            else:
-                room = min(self.breaker.capacity(self.partner.concurrency),
-                           self.partner.concurrency - len(self.inflight))
-                if room > 0:
-                    rows = outbox.due(db, self.partner.id, now=now, busy=self.inflight, limit=room)
-                    for row in rows:
-                        await self.rate.acquire()
-                        self.breaker.sending()
-                        self.inflight[row["article_id"]] = asyncio.create_task(self._send(row))
-                    if rows:
-                        continue
-                    upcoming = outbox.next_due_at(db, self.partner.id, now=now)
-                    if upcoming is not None:
-                        timeout = min(timeout, max(0.005, upcoming - now))
-                elif not self.inflight:
-                    timeout = min(timeout, max(0.005, self.breaker.wait_s()))
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+    # --- feeding the schedule from the store ---
 
-    async def _send(self, row: sqlite3.Row) -> None:
-        partner = self.partner
-        try:
-            if drop.is_drop(partner.url):  # a drop-folder partner: a file instead of a POST
-                response = await drop.deliver(partner.url, row["content_type"], seq=row["seq"], article_id=row["article_id"],
-                                              version=row["version"], payload=row["payload"])
+    def refresh(self) -> None:
+        """Take on the partners added or changed since the last look."""
+        changed, self.registry_at = registry.changed_since(self.db, self.registry_at)
+        for partner in changed:
+            if self.only and partner.id != self.only:
+                continue
+            state = self.partners.get(partner.id)
+            if state is not None and state.partner == partner:
+                continue  # seen already
+            transport = self.transports.of(partner.url)
+            if state is None:
+                state = self.partners[partner.id] = PartnerState(partner, self.config, transport)
+                transport.prepare(partner.id, partner.url)
+                log.debug("partner_taken_on", partner=partner.id, url=partner.url, enabled=partner.enabled)
             else:
-                headers = signing.headers(row["event_id"], row["payload"], partner.secrets,
-                                          content_type=row["content_type"], seq=row["seq"])
-                response = await delivery.post(self.client, partner.url, row["payload"], headers,
-                                               allow=self.allow, timeout_s=self.config.timeout_s)
-            attempt = await self._judge(row, response)
-            await self.pusher.recorder.record(row, attempt)
+                state.update(partner, transport)
+            self.runnable[partner.id] = None
+
+    def load_queued(self) -> None:
+        """Read the deliveries queued since the last look, in batches."""
+        self.queued = False
+        while True:
+            rows = outbox.pending_after(self.db, self.last_id, limit=self.BATCH, partner_id=self.only)
+            for d in rows:
+                self.add(d)
+            if rows:
+                self.last_id = rows[-1].id
+            if len(rows) < self.BATCH:
+                return
+
+    def resync(self) -> None:
+        """Follow what other processes changed in the outbox (deliveries made pending again by a
+        redrive or a resend, or due at another time): only the partners they said they changed."""
+        changed, self.outbox_at = registry.outbox_changes(self.db, self.outbox_at)
+        for partner_id in changed:
+            if (state := self.partners.get(partner_id)) is not None:
+                self._resync(state)
+
+    def _resync(self, state: PartnerState) -> None:
+        missing, seen = [], set()
+        for delivery_id, at, attempts in outbox.pending_times(self.db, self.last_id, partner_id=state.partner.id):
+            seen.add(delivery_id)
+            d = self.known.get(delivery_id)
+            if d is None:
+                missing.append(delivery_id)
+            elif (d.next_attempt_at, d.attempts) != (at, attempts) and d.article_id not in state.inflight:
+                d.next_attempt_at, d.attempts = at, attempts
+                state.offer(d)
+                self.runnable[d.partner_id] = None
+        for d in outbox.pending_by_id(self.db, missing):
+            self.add(d)
+        for d in [d for versions in state.articles.values() for d in versions if d.id not in seen]:
+            if d.id <= self.last_id and d.article_id not in state.inflight:
+                self._settled(d)  # no longer pending in the store (another process finished it)
+
+    def _state(self, d: outbox.Pending) -> PartnerState:
+        return self.partners[d.partner_id]
+
+    def add(self, d: outbox.Pending) -> None:
+        state = self.partners.get(d.partner_id)
+        if state is None:
+            if self.only is None:  # a partner added since the last look
+                self.refresh()
+                state = self.partners.get(d.partner_id)
+            if state is None:
+                return
+        self.known[d.id] = d
+        versions = state.articles.setdefault(d.article_id, [])
+        bisect.insort(versions, d, key=lambda v: (v.version, v.id))
+        state.offer(d)
+        self.runnable[d.partner_id] = None
+
+    def _settled(self, d: outbox.Pending) -> None:
+        """``d`` is delivered or dead: out of the schedule; the next version of its article is the head."""
+        state = self._state(d)
+        self.known.pop(d.id, None)
+        versions = state.articles.get(d.article_id, [])
+        if d in versions:
+            versions.remove(d)
+        if versions:
+            state.offer(versions[0])
+        else:
+            state.articles.pop(d.article_id, None)
+
+    # --- sending ---
+
+    def _timer(self, state: PartnerState, at: float) -> None:
+        if state.check_at is None or at < state.check_at:
+            state.check_at = at
+            heapq.heappush(self.timers, (at, state.partner.id))
+
+    def dispatch(self, now: float) -> None:
+        """One round: look at the partners whose time came or that something changed for, and
+        start what may go."""
+        while self.timers and self.timers[0][0] <= now:
+            at, partner_id = heapq.heappop(self.timers)
+            state = self.partners.get(partner_id)
+            if state is not None and state.check_at == at:
+                state.check_at = None
+                self.runnable[partner_id] = None
+        starting: list[tuple[PartnerState, outbox.Pending]] = []
+        while self.runnable:
+            runnable, self.runnable = self.runnable, {}
+            for partner_id in runnable:
+                self._examine(self.partners[partner_id], now, starting)
+        if starting:
+            if wanted := {d.body_id for _, d in starting} - self.bodies.keys():
+                self.bodies.update(outbox.bodies(self.db, wanted))
+            for state, d in starting:
+                body = payloads.numbered(*self.bodies[d.body_id], d.seq)
+                task = asyncio.create_task(self._send(state, d, body, state.host))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            for body_id in list(self.bodies)[:max(0, len(self.bodies) - self.BODIES)]:
+                del self.bodies[body_id]  # the oldest first
+
+    def _examine(self, state: PartnerState, now: float, starting: list) -> None:
+        partner = state.partner
+        if not partner.enabled or self.closing:
+            return
+        if now < state.paused_until:  # it asked (Retry-After) not to be called yet
+            self._timer(state, state.paused_until)
+            return
+        while state.ready:
+            at, _, _, d = state.ready[0]
+            if not state.is_head(d) or at != d.next_attempt_at or d.id not in self.known:
+                heapq.heappop(state.ready)  # superseded by a later entry
+                continue
+            if at > now:
+                self._timer(state, at)
+                return
+            if len(state.inflight) >= min(partner.concurrency, state.breaker.capacity(partner.concurrency)):
+                if not state.inflight:  # an open circuit: look again when it lets a probe go
+                    self._timer(state, now + max(0.005, state.breaker.wait_s()))
+                return  # else: the end of a request looks again
+            if self.inflight >= self.config.max_inflight:
+                self.held[partner.id] = None
+                return
+            if self.per_host[state.host] >= self.config.host_connections:
+                self.held_by_host[state.host][partner.id] = None
+                return
+            if (wait := state.rate.wait_s()) > 0:
+                self._timer(state, now + wait)
+                return
+            heapq.heappop(state.ready)
+            state.breaker.sending()
+            state.inflight.add(d.article_id)
+            self.inflight += 1
+            self.per_host[state.host] += 1
+            starting.append((state, d))
+
+    def _release(self, state: PartnerState, d: outbox.Pending, host: str) -> None:
+        state.inflight.discard(d.article_id)
+        self.inflight -= 1
+        self.per_host[host] -= 1
+        self.runnable[state.partner.id] = None
+        if self.held:
+            partner_id = next(iter(self.held))
+            del self.held[partner_id]
+            self.runnable[partner_id] = None
+        if waiting := self.held_by_host.get(host):
+            partner_id = next(iter(waiting))
+            del waiting[partner_id]
+            self.runnable[partner_id] = None
+        self.wake.set()
+
+    async def _send(self, state: PartnerState, d: outbox.Pending, body: bytes, host: str) -> None:
+        partner = state.partner
+        try:
+            response = await state.transport.send(Outgoing(
+                partner.id, partner.url, d.content_type, d.event_id, d.article_id, d.version,
+                d.seq, body, partner.secrets, state.allow))
+            attempt = await self._judge(state, d, response)
+            await self.recorder.record(d, attempt)
+            d.tries += 1
+            d.attempts += int(attempt.spent)
+            d.last_status = attempt.status_code
+            if attempt.outcome in ("delivered", "dead"):
+                self._settled(d)
+            elif attempt.next_attempt_at is not None:
+                d.next_attempt_at = attempt.next_attempt_at
             metrics.DELIVERIES.labels(partner.id, attempt.outcome).inc()
             if attempt.outcome == "delivered":
-                metrics.QUEUED_TO_PARTNER.labels(partner.id).observe(max(0.0, time.time() - row["created_at"]))
+                metrics.QUEUED_TO_PARTNER.labels(partner.id).observe(max(0.0, time.time() - d.created_at))
             log_at = log.info if attempt.outcome == "delivered" else log.warning
-            log_at("delivery_" + attempt.outcome, partner=partner.id, article_id=row["article_id"],
-                   version=row["version"], event_id=row["event_id"], seq=row["seq"], attempt=row["tries"] + 1,
+            log_at("delivery_" + attempt.outcome, partner=partner.id, article_id=d.article_id,
+                   version=d.version, event_id=d.event_id, seq=d.seq, attempt=d.tries,
                    status=response.status, error=response.error, duration_ms=round(response.duration_ms, 1),
                    next_attempt_at=attempt.next_attempt_at)
-        except Exception:  # a bug here must not kill the worker; the delivery stays pending
-            self.breaker.inconclusive()
-            log.exception("delivery_crashed", partner=partner.id, article_id=row["article_id"],
-                          event_id=row["event_id"])
+        except Exception:  # a bug here must not stop the pusher; the delivery stays pending
+            state.breaker.inconclusive()
+            log.exception("delivery_crashed", partner=partner.id, article_id=d.article_id, event_id=d.event_id)
         finally:
-            self.inflight.pop(row["article_id"], None)
-            self.wake.set()
+            self._release(state, d, host)
+            if versions := state.articles.get(d.article_id):
+                state.offer(versions[0])  # this delivery again, or the next version
 
-    async def _judge(self, row: sqlite3.Row, response: delivery.Response) -> Attempt:
+    async def _judge(self, state: PartnerState, d: outbox.Pending, response: delivery.Response) -> Attempt:
         now = time.time()
         common = dict(status_code=response.status, duration_ms=response.duration_ms, error=response.error)
         if response.ok:
-            self.breaker.success()
+            state.breaker.success()
             return Attempt(outcome="delivered", next_attempt_at=None, **common)
         if response.gone:
-            self.breaker.success()  # the endpoint answered; it asked us to stop
-            reason = f"410 Gone from {self.partner.url} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))}"
-            self.partner = replace(self.partner, enabled=False, disabled_reason=reason)
-            registry.disable(self.pusher.db, self.partner.id, reason)
+            state.breaker.success()  # the endpoint answered; it asked us to stop
+            reason = f"410 Gone from {state.partner.url} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))}"
+            state.partner = replace(state.partner, enabled=False, disabled_reason=reason)
+            registry.disable(self.db, state.partner.id, reason)
             return Attempt(outcome="gone", next_attempt_at=now, spent=False, **common)
         if response.retry_after is not None:
-            self.breaker.inconclusive()
-            wait = min(response.retry_after, self.config.max_retry_after_s)
-            self.paused_until = max(self.paused_until, now + wait)
-            return Attempt(outcome="throttled", next_attempt_at=now + wait, spent=False, **common)
-        if self.breaker.failure():
-            log.warning("circuit_opened", partner=self.partner.id, failures=self.breaker.consecutive,
+            state.breaker.inconclusive()
+            until = now + min(response.retry_after, self.config.max_retry_after_s)
+            state.paused_until = max(state.paused_until, until)
+            return Attempt(outcome="throttled", next_attempt_at=until, spent=False, pause_until=until, **common)
+        if state.breaker.failure():
+            log.warning("circuit_opened", partner=state.partner.id, failures=state.breaker.consecutive,
                         cooldown_s=self.config.breaker_cooldown_s)
-        delay = policy.backoff(self.config.schedule, row["attempts"] + 1, self.config.jitter)
+        delay = policy.backoff(self.config.schedule, d.attempts + 1, self.config.jitter)
         if delay is not None:
             return Attempt(outcome="retry", next_attempt_at=now + delay, **common)
-        reason = f"gave up after {row['attempts'] + 1} attempts: {response.error}"
+        reason = f"gave up after {d.attempts + 1} attempts: {response.error}"
         try:
-            avro = outbox.event_avro(self.pusher.db, row["event_id"])
-            await asyncio.get_running_loop().run_in_executor(None, self.pusher.dead_letters.send, row, avro, reason)
+            avro = outbox.event_avro(self.db, d.event_id)
+            await asyncio.get_running_loop().run_in_executor(None, self.dead_letters.send, d, avro, reason)
         except (KafkaError, OSError) as exc:  # the state file still says dead: `deliveries redrive` works
-            log.error("dead_letter_failed", partner=self.partner.id, event_id=row["event_id"], error=str(exc))
+            log.error("dead_letter_failed", partner=state.partner.id, event_id=d.event_id, error=str(exc))
         return Attempt(outcome="dead", next_attempt_at=None, **common)
+
+    # --- the loop ---
+
+    async def run(self, stop: asyncio.Event, kafka_alive: Callable[[], bool] = lambda: True) -> None:
+        stopper = asyncio.create_task(self._wake_on(stop))
+        next_look = 0.0
+        try:
+            while not stop.is_set():
+                self.wake.clear()
+                now = time.time()
+                if now >= next_look:
+                    self.refresh()
+                    self.resync()
+                    self.queued = True  # and what other processes queued (a replay)
+                    if not kafka_alive():
+                        raise PusherFailed("the Kafka consume loop stopped")
+                    next_look = now + self.config.poll_s
+                if self.queued:
+                    self.load_queued()
+                self.dispatch(time.time())
+                until = min(next_look, self.timers[0][0]) if self.timers else next_look
+                if not self.wake.is_set():
+                    try:
+                        await asyncio.wait_for(self.wake.wait(), max(0.0, until - time.time()))
+                    except asyncio.TimeoutError:
+                        pass
+        finally:
+            stopper.cancel()
+            await self.close()
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.wake.set()
 
     async def close(self) -> None:
         """Send nothing new; let what is in flight finish and be recorded (within a timeout),
         so that a clean stop leaves nothing to send twice."""
         self.closing = True
-        self.wake.set()
-        if self.task:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
-        inflight = list(self.inflight.values())
-        if inflight:
-            _, late = await asyncio.wait(inflight, timeout=self.config.timeout_s + 1)
+        if self.tasks:
+            _, late = await asyncio.wait(list(self.tasks), timeout=2 * self.config.timeout_s + 1)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        await self.client.close()
-
-
-class Pusher:
-    """All partner workers in one asyncio loop, following the registry as operators change it."""
-
-    def __init__(self, settings: Settings, config: WebhookConfig):
-        self.settings = settings
-        self.config = config
-        self.db = store.connect(settings, synchronous="NORMAL")
-        self.dead_letters = DeadLetters(settings)
-        self.recorder = Recorder(settings)
-        self.workers: dict[str, PartnerWorker] = {}
-
-    def notify(self, partner_ids: set[str]) -> None:
-        """New deliveries for these partners are in the outbox (called in the loop's thread)."""
-        for pid in partner_ids:
-            if worker := self.workers.get(pid):
-                worker.wake.set()
-
-    def refresh(self) -> None:
-        for partner in registry.all_partners(self.db):
-            worker = self.workers.get(partner.id)
-            if worker is None:
-                worker = self.workers[partner.id] = PartnerWorker(self, partner)
-                worker.task = asyncio.create_task(worker.run(), name=f"partner-{partner.id}")
-                log.info("partner_worker_started", partner=partner.id, url=partner.url, enabled=partner.enabled)
-                if drop.is_drop(partner.url):
-                    for temp in drop.remove_leftovers(partner.url):
-                        log.warning("drop_temp_removed", partner=partner.id, path=str(temp))
-            elif worker.partner != partner:
-                worker.update(partner)
-
-    async def run(self, stop: asyncio.Event, kafka_alive=lambda: True) -> None:
-        try:
-            while not stop.is_set():
-                self.refresh()
-                if not kafka_alive():
-                    raise PusherFailed("the Kafka consume loop stopped")
-                try:
-                    await asyncio.wait_for(stop.wait(), self.config.poll_s)
-                except asyncio.TimeoutError:
-                    pass
-        finally:
-            await asyncio.gather(*(w.close() for w in self.workers.values()))
-            await asyncio.get_running_loop().run_in_executor(None, self.dead_letters.close)
-            self.recorder.close()
-            self.db.close()
+        await self.transports.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.dead_letters.close)
+        self.recorder.close()
+        self.db.close()
 
 
 async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event | None = None) -> None:
@@ -335,7 +531,8 @@ async def _serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event 
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-    pusher = Pusher(settings, config)
+    pusher = Dispatcher(settings, config)
+
     def wake(partner_ids: set[str]) -> None:  # in the Kafka thread, after the outbox commit
         if not loop.is_closed():
             loop.call_soon_threadsafe(pusher.notify, partner_ids)
@@ -380,3 +577,26 @@ class Running(LoopThread):
 
     def __init__(self, settings: Settings, config: WebhookConfig):
         super().__init__(lambda stop: serve(settings, config, stop), name="pusher")
+
+
+class PartnerSending(LoopThread):
+    """One partner's pending deliveries sent from this process, without Kafka, through the
+    same dispatcher (a replay's ``--send``). :meth:`wake` after queueing. Use it only while
+    the pusher service is stopped (or the partner would get some deliveries twice, with the
+    same webhook-id). Raises :class:`~.partners.UnknownPartner` at once."""
+
+    def __init__(self, settings: Settings, config: WebhookConfig, partner_id: str):
+        db = store.connect(settings)
+        try:
+            registry.get(db, partner_id)
+        finally:
+            db.close()
+        self._dispatcher: Dispatcher | None = None
+        super().__init__(lambda stop: self._serve(settings, config, partner_id, stop), name=f"send-{partner_id}")
+
+    async def _serve(self, settings: Settings, config: WebhookConfig, partner_id: str, stop: asyncio.Event) -> None:
+        self._dispatcher = Dispatcher(settings, config, only=partner_id)
+        await self._dispatcher.run(stop)
+
+    def wake(self) -> None:
+        self.call_soon(lambda: self._dispatcher and self._dispatcher.notify())

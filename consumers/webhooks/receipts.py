@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from newswire import logs
+from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.outbox import transaction
 
 log = logs.get(__name__)
@@ -138,5 +139,6 @@ def resend(db: sqlite3.Connection, partner_id: str, low: int, high: int, *, now:
                                          " ORDER BY seq", (partner_id, low, high))]
         db.execute("UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?"
                    " WHERE partner_id = ? AND seq BETWEEN ? AND ?", (now, partner_id, low, high))
+        registry.outbox_changed(db, [partner_id], now)
     log.info("deliveries_resent", partner=partner_id, seq_from=low, seq_to=high, count=len(seqs))
     return seqs

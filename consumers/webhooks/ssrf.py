@@ -17,6 +17,7 @@ client does not resolve, are checked by :func:`check_literal` before each reques
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from typing import Iterable
@@ -106,10 +107,17 @@ def _split(url: str) -> tuple[str, int]:
 
 def check_literal(url: str, allow: Iterable[Network] = ()) -> None:
     """Refuse a URL whose host is a literal IP on a refused address (the client does not resolve those)."""
+    if why := _literal_refusal(url, tuple(allow)):
+        raise EndpointRefused(f"endpoint {url} refused: {why}")
+
+
+@functools.lru_cache(maxsize=65536)
+def _literal_refusal(url: str, allow: tuple[Network, ...]) -> str | None:
+    """Why a URL with a literal IP host is refused (None: allowed, or not a literal IP); the
+    same on every attempt, so worked out once per endpoint."""
     host, _ = _split(url)
     ip = _literal(host)
-    if ip is not None and (why := refusal(ip, allow)):
-        raise EndpointRefused(f"endpoint {url} refused: {why}")
+    return refusal(ip, allow) if ip is not None else None
 
 
 def check_endpoint(url: str, allow: Iterable[Network] = ()) -> list[str]:
@@ -135,17 +143,22 @@ def check_endpoint(url: str, allow: Iterable[Network] = ()) -> list[str]:
 
 
 class GuardedResolver(AbstractResolver):
-    """The HTTP client's resolver: resolves as usual, then refuses if any address is refused."""
+    """The HTTP client's resolver: resolves as usual, then refuses if any address is refused.
+
+    ``allow`` holds for every host, ``by_host`` adds the networks the partners on a host name
+    were allowed (one connection pool serves every partner; the partners on one host name
+    share its addresses)."""
 
     def __init__(self, allow: Iterable[Network] = ()):
         self.allow = tuple(allow)
+        self.by_host: dict[str, tuple[Network, ...]] = {}
         self._inner = DefaultResolver()
 
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
                       ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
         for result in results:
-            if why := refusal(result["host"], self.allow):
+            if why := refusal(result["host"], self.allow + self.by_host.get(host, ())):
                 raise EndpointRefused(f"{host} resolves to {result['host']}: {why}")
         return results
 

@@ -1,13 +1,13 @@
 """The pusher's durable state: one SQLite file under ``settings.home``.
 
 It holds the partner registry, the outbox (one row per delivery, i.e. per sequence number
-of a partner, with its event, payload, attempts spent and next attempt time) and the
-receipts (one row per HTTP attempt). The live path queues an event at most once per
-partner; a replay may queue an event the partner already got once more, under a new
-number, so (partner, event) is not unique; (partner, seq) is. (A file made before that
-change keeps its old UNIQUE (partner_id, event_id) and cannot take such a replay: start a
-new file.) One file, so that enqueueing an event for its partners, numbering it and
-recording what each partner was sent is one transaction.
+of a partner, with its event, attempts spent and next attempt time; its body is a row of
+``bodies``, one per event and format whatever the number of partners, the sequence number
+put in when it goes) and the receipts (one row per HTTP attempt). The live path queues an
+event at most once per partner; a replay may queue an event the partner already got once
+more, under a new number, so (partner, event) is not unique; (partner, seq) is. One file,
+so that enqueueing an event for its partners, numbering it and recording what each partner
+was sent is one transaction.
 
 Its schema is versioned (``PRAGMA user_version``, :data:`VERSION`): :func:`connect` brings an
 older file up to date in place, one numbered step of :data:`MIGRATIONS` after another, and
@@ -101,6 +101,52 @@ MIGRATIONS: tuple[str, ...] = (
     SCHEMA,
     # 2: when a partner was disabled (what it missed starts there)
     "ALTER TABLE partners ADD COLUMN disabled_at REAL;",
+    # 3: until when a partner asked (Retry-After) not to be called, whichever process sends; when
+    # a process other than the pusher last changed its deliveries (redrive, resend)
+    "ALTER TABLE partners ADD COLUMN paused_until REAL;\n"
+    "ALTER TABLE partners ADD COLUMN outbox_changed_at REAL;",
+    # 4: a body is kept once per event and format for all its partners, the sequence number put
+    # in when it goes (a delivery from before keeps its own whole body); the pusher's look at
+    # what is pending reads an index, not the table
+    """
+CREATE TABLE bodies (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    head     BLOB NOT NULL,                  -- the body before its sequence number
+    tail     BLOB                            -- after it; NULL: the body carries no number (head is all)
+);
+INSERT INTO bodies (id, event_id, head, tail) SELECT id, event_id, payload, NULL FROM deliveries;
+CREATE TABLE deliveries_4 (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    partner_id      TEXT NOT NULL,
+    event_id        TEXT NOT NULL,
+    article_id      TEXT NOT NULL,
+    version         INTEGER NOT NULL,
+    event_type      TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    content_type    TEXT NOT NULL,
+    body_id         INTEGER NOT NULL REFERENCES bodies (id),
+    status          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    tries           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_status     INTEGER,
+    last_error      TEXT,
+    created_at      REAL NOT NULL,
+    delivered_at    REAL,
+    UNIQUE (partner_id, seq)
+);
+INSERT INTO deliveries_4 (id, partner_id, event_id, article_id, version, event_type, seq, content_type, body_id,
+                          status, attempts, tries, next_attempt_at, last_status, last_error, created_at, delivered_at)
+    SELECT id, partner_id, event_id, article_id, version, event_type, seq, content_type, id,
+           status, attempts, tries, next_attempt_at, last_status, last_error, created_at, delivered_at FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_4 RENAME TO deliveries;
+CREATE INDEX deliveries_due ON deliveries (partner_id, status, next_attempt_at);
+CREATE INDEX deliveries_article ON deliveries (article_id, partner_id, version);
+CREATE INDEX deliveries_event ON deliveries (event_id);
+CREATE INDEX deliveries_pending ON deliveries (id, next_attempt_at, attempts) WHERE status = 'pending';
+""",
 )
 VERSION = len(MIGRATIONS)
 
