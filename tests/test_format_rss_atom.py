@@ -4,66 +4,49 @@ and captions over the larger wire corpus: tests/test_wire_clients.py)."""
 
 from __future__ import annotations
 
-import feedparser
 import pytest
 from lxml import etree
 
-from newswire.formats import atom, is_embargoed, prepare, rss
+from newswire.formats import is_embargoed, prepare, rss
 from tests.corpus_cases import FIXTURE, NOW, XHTML, assert_safe_xhtml, body_paragraph_texts, cases, hostile
+from tests.feed_reading import atom_feed, read, rss_feed
 
 CASES = cases()
 LIVE = [name for name, event in CASES.items() if event["event_type"] not in ("killed", "withdrawn")]
 DEAD = ["killed", "withdrawn"]
 
 
-def _rss(events):
-    return rss.feed(events, title="All stories", link="https://news.example.org/",
-                    self_url="https://feeds.example.org/feeds/all.rss", description="Every story", updated=NOW)
-
-
-def _atom(events):
-    return atom.feed(events, title="All stories", link="https://news.example.org/",
-                     self_url="https://feeds.example.org/feeds/all.atom",
-                     feed_id="tag:newswire.example.org,2026:feeds/all", updated=NOW)
-
-
-def _parse(document: bytes):
-    parsed = feedparser.parse(document)
-    assert parsed.bozo == 0, parsed.get("bozo_exception")
-    return parsed
-
-
-@pytest.mark.parametrize("render", [_rss, _atom], ids=["rss", "atom"])
+@pytest.mark.parametrize("render", [rss_feed, atom_feed], ids=["rss", "atom"])
 def test_whole_corpus_feed_parses_cleanly_with_kills_and_withdrawals_as_notices(render):
-    parsed = _parse(render(list(CASES.values())))
-    assert parsed.version == ("rss20" if render is _rss else "atom10")
+    parsed = read(render(list(CASES.values())))
+    assert parsed.version == ("rss20" if render is rss_feed else "atom10")
     assert parsed.feed.title == "All stories"
-    shown = CASES if render is _rss else LIVE  # RSS: the kill's notice as an item; Atom: a tombstone
+    shown = CASES if render is rss_feed else LIVE  # RSS: the kill's notice as an item; Atom: a tombstone
     assert [e.id for e in parsed.entries] == [prepare(CASES[name]).uri for name in shown]
     assert parsed.feed.updated_parsed[:5] == (2026, 11, 26, 9, 0)
     self_links = [link.href for link in parsed.feed.links if link.rel == "self"]
-    assert self_links == [f"https://feeds.example.org/feeds/all.{'rss' if render is _rss else 'atom'}"]
+    assert self_links == [f"https://feeds.example.org/feeds/all.{'rss' if render is rss_feed else 'atom'}"]
 
 
 @pytest.mark.parametrize("name", LIVE)
-@pytest.mark.parametrize("render", [_rss, _atom], ids=["rss", "atom"])
+@pytest.mark.parametrize("render", [rss_feed, atom_feed], ids=["rss", "atom"])
 def test_fields_map_for_every_case(render, name):
     event = CASES[name]
     story = prepare(event)
-    (entry,) = _parse(render([event])).entries
-    assert entry.title == (rss.plain(story.headline) if render is _rss else story.headline)
+    (entry,) = read(render([event])).entries
+    assert entry.title == (rss.plain(story.headline) if render is rss_feed else story.headline)
     assert entry.id == story.uri
     alternates = [link.href for link in entry.get("links", []) if link.rel == "alternate"]
     assert alternates == ([story.canonical_url] if story.canonical_url else [])
     authors = [a.get("name") for a in entry.get("authors", [])]
-    assert authors == ([p.name for p in story.people] or ([story.provider] if render is _atom else []))
+    assert authors == ([p.name for p in story.people] or ([story.provider] if render is atom_feed else []))
     assert entry.published_parsed[:5] == story.first_created.timetuple()[:5]
     content = entry.content[0].value
     body = etree.fromstring(f'<div xmlns="{XHTML}">{content}</div>')
     assert_safe_xhtml(body)
     expected = etree.fromstring(f'<div>{story.body}</div>')
     assert body_paragraph_texts(body) == ["".join(p.itertext()) for p in expected.iter("p")]
-    if render is _rss:
+    if render is rss_feed:
         assert [m["url"] for m in entry.get("media_content", [])] == [p.url for p in story.pictures]
         credits = [c["content"] for c in entry.get("media_credit", [])]
         assert credits == [p.credit for p in story.pictures if p.credit]
@@ -73,11 +56,11 @@ def test_fields_map_for_every_case(render, name):
 
 
 def test_rss_media_caption_credit_and_dimensions_of_the_fixture():
-    (entry,) = _parse(_rss([CASES["fixture"]])).entries
+    (entry,) = read(rss_feed([CASES["fixture"]])).entries
     assert entry.media_content == [{"url": "https://themedialine.org/wp-content/uploads/2020/02/sarmada.jpg",
                                     "type": "image/jpeg", "medium": "image", "width": "1200", "height": "800"}]
     assert entry.media_credit[0]["content"] == FIXTURE["image"]["credit"]
-    document = etree.fromstring(_rss([CASES["fixture"]]))
+    document = etree.fromstring(rss_feed([CASES["fixture"]]))
     caption = document.findtext(".//{http://search.yahoo.com/mrss/}description")
     assert caption == FIXTURE["image"]["caption"]
     assert document.find(".//guid").get("isPermaLink") == "false"
@@ -85,33 +68,33 @@ def test_rss_media_caption_credit_and_dimensions_of_the_fixture():
     assert document.findtext(".//pubDate") == "Tue, 18 Feb 2020 12:00:00 GMT"
 
 
-@pytest.mark.parametrize("render", [_rss, _atom], ids=["rss", "atom"])
+@pytest.mark.parametrize("render", [rss_feed, atom_feed], ids=["rss", "atom"])
 def test_fixture_story_every_paragraph_and_headline(render):
-    (entry,) = _parse(render([CASES["fixture"]])).entries
+    (entry,) = read(render([CASES["fixture"]])).entries
     assert entry.title == FIXTURE["headline"]
     body = etree.fromstring(f'<div xmlns="{XHTML}">{entry.content[0].value}</div>')
     assert body_paragraph_texts(body) == FIXTURE["body_paragraphs"]
     assert FIXTURE["subheadline"] in entry.summary
 
 
-@pytest.mark.parametrize("render", [_rss, _atom], ids=["rss", "atom"])
+@pytest.mark.parametrize("render", [rss_feed, atom_feed], ids=["rss", "atom"])
 def test_correction_note_leads_the_summary_and_updates_keep_the_id(render):
-    entries = _parse(render([CASES["plain"], CASES["updated"], CASES["corrected"]])).entries
+    entries = read(render([CASES["plain"], CASES["updated"], CASES["corrected"]])).entries
     assert len({e.id for e in entries}) == 1
     assert entries[2].summary.startswith("Correction: An earlier version misspelled the minister's name.")
     assert not entries[0].summary.startswith("Correction")
 
 
 def test_atom_entry_updated_published_categories_and_rtl_content():
-    (entry,) = _parse(_atom([CASES["updated"]])).entries
+    (entry,) = read(atom_feed([CASES["updated"]])).entries
     assert entry.updated_parsed[:5] == (2026, 11, 20, 10, 5) and entry.published_parsed[:5] == (2026, 11, 20, 10, 0)
-    fixture = etree.fromstring(_atom([CASES["fixture"]]))
+    fixture = etree.fromstring(atom_feed([CASES["fixture"]]))
     terms = [(c.get("term"), c.get("scheme")) for c in fixture.iter("{http://www.w3.org/2005/Atom}category")]
     assert ("medtop:16000000", "http://cv.iptc.org/newscodes/mediatopic/") in terms and ("conflict", None) in terms
-    arabic = etree.fromstring(_atom([CASES["arabic"]]))
+    arabic = etree.fromstring(atom_feed([CASES["arabic"]]))
     div = arabic.find(".//{http://www.w3.org/2005/Atom}content/{%s}div" % XHTML)
     assert div.get("dir") == "rtl"
-    assert _parse(_atom([CASES["arabic"]])).entries[0].author == "سارة العلي"
+    assert read(atom_feed([CASES["arabic"]])).entries[0].author == "سارة العلي"
 
 
 @pytest.mark.parametrize("name", DEAD)
@@ -130,15 +113,15 @@ def test_rss_item_bytes_is_a_standalone_item_with_its_namespaces():
     assert item.findtext("{http://purl.org/dc/elements/1.1/}language") == "en"
     wrapped = b'<rss version="2.0"><channel><title>t</title><link>https://x.example/</link>' \
               b'<description>d</description>' + document.split(b"?>", 1)[1] + b"</channel></rss>"
-    assert _parse(wrapped).entries[0].media_credit[0]["content"] == FIXTURE["image"]["credit"]
+    assert read(wrapped).entries[0].media_credit[0]["content"] == FIXTURE["image"]["credit"]
 
 
-@pytest.mark.parametrize("render", [_rss, _atom], ids=["rss", "atom"])
+@pytest.mark.parametrize("render", [rss_feed, atom_feed], ids=["rss", "atom"])
 def test_hostile_event_renders_parseable_and_safe(render):
     document = render([hostile()])
-    (entry,) = _parse(document).entries
+    (entry,) = read(document).entries
     # RSS readers take a title as HTML: what looks like a tag is left out (Atom's is type="text")
-    assert entry.title == ("Breaking news alert(1) & more" if render is _rss
+    assert entry.title == ("Breaking news alert(1) & more" if render is rss_feed
                            else "Breaking news <script>alert(1)</script> & more")
     root = etree.fromstring(document)
     for element in root.iter():

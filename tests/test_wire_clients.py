@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import re
 
-import feedparser
 import NewsMLG2
 import pytest
 from lxml import etree
 
 from newswire import mediatopics
-from newswire.formats import atom, newsml, ninjs, ninjs2, prepare, rss
+from newswire.formats import atom, newsml, ninjs, ninjs2, prepare
 from tests.corpus_cases import FIXTURE, FIXTURE_TOPICS, NOW, XHTML, wire_corpus
+from tests.feed_reading import atom_feed, read, rss_feed
 from tests.official_schemas import newsml_schema, ninjs_validator
 from tests.superdesk_parsers import parse_newsml, parse_ninjs
 
@@ -162,39 +162,23 @@ def test_superdesk_ninjs_parser_reads_ninjs_1_names_only():
 
 # --- feed readers: feedparser --------------------------------------------------------------------
 
-def _rss(events):
-    return rss.feed(events, title="All", link="https://news.example.org/", description="Every story", updated=NOW,
-                    self_url="https://feeds.example.org/feeds/all.rss")
-
-
-def _atom(events):
-    return atom.feed(events, title="All", link="https://news.example.org/", updated=NOW, feed_id="tag:x,2026:all",
-                     self_url="https://feeds.example.org/feeds/all.atom")
-
-
-def _parse(document: bytes):
-    parsed = feedparser.parse(document)
-    assert parsed.bozo == 0, parsed.get("bozo_exception")
-    return parsed
-
-
-@pytest.mark.parametrize("render", [_rss, _atom], ids=["rss", "atom"])
+@pytest.mark.parametrize("render", [rss_feed, atom_feed], ids=["rss", "atom"])
 def test_the_whole_corpus_parses_cleanly_with_no_c1_control_or_replacement_character(render):
     document = render(list(CORPUS.values()))
-    _parse(document)
+    read(document)
     assert not re.search("[\x80-\x9f\ufffd]", document.decode())
 
 
-@pytest.mark.parametrize("render", [_rss, _atom], ids=["rss", "atom"])
+@pytest.mark.parametrize("render", [rss_feed, atom_feed], ids=["rss", "atom"])
 def test_readers_see_an_update_as_the_same_item_with_a_later_updated_time(render):
-    v1, v2 = _parse(render([CORPUS["fixture"]])).entries[0], _parse(render([CORPUS["fixture-updated"]])).entries[0]
+    v1, v2 = read(render([CORPUS["fixture"]])).entries[0], read(render([CORPUS["fixture-updated"]])).entries[0]
     assert v1.id == v2.id
     assert v2.updated_parsed > v1.updated_parsed and v2.title != v1.title
     assert v1.published_parsed == v2.published_parsed
 
 
 def test_rss_kill_and_withdrawal_are_notices_on_the_same_guid():
-    live, killed, withdrawn = _parse(_rss([CORPUS["fixture"], CORPUS["fixture-killed"],
+    live, killed, withdrawn = read(rss_feed([CORPUS["fixture"], CORPUS["fixture-killed"],
                                            CORPUS["fixture-b-withdrawn"]])).entries
     assert killed.id == live.id and killed.title == f"Killed: {FIXTURE['headline']} as Ankara sends more troops"
     assert killed.summary == "Kill: Legal: do not use." and "content" not in killed and "link" not in killed
@@ -203,8 +187,8 @@ def test_rss_kill_and_withdrawal_are_notices_on_the_same_guid():
 
 
 def test_atom_kill_is_an_rfc_6721_tombstone():
-    document = _atom([CORPUS["plain"], CORPUS["fixture-killed"], CORPUS["fixture-b-withdrawn"]])
-    parsed = _parse(document)
+    document = atom_feed([CORPUS["plain"], CORPUS["fixture-killed"], CORPUS["fixture-b-withdrawn"]])
+    parsed = read(document)
     assert [e.id for e in parsed.entries] == [prepare(CORPUS["plain"]).uri]
     assert "at_deleted-entry" in parsed.feed  # feedparser sees the tombstone (it keeps no attributes)
     tombstones = etree.fromstring(document).findall(f"{{{atom.TOMBSTONES}}}deleted-entry")
@@ -216,8 +200,8 @@ def test_atom_kill_is_an_rfc_6721_tombstone():
 
 
 def test_rss_enclosure_captions_language_and_order():
-    document = _rss([CORPUS["fixture"]])
-    (entry,) = _parse(document).entries
+    document = rss_feed([CORPUS["fixture"]])
+    (entry,) = read(document).entries
     assert entry.enclosures == [{"href": "https://themedialine.org/wp-content/uploads/2020/02/sarmada.jpg",
                                  "length": "0", "type": "image/jpeg"}]
     channel = etree.fromstring(document).find("channel")
@@ -226,24 +210,24 @@ def test_rss_enclosure_captions_language_and_order():
     assert caption.text == FIXTURE["image"]["caption"] and caption.get("type") == "plain"
     tags = [etree.QName(child).localname for child in channel.find("item")]
     assert tags.index("description") < tags.index("encoded")
-    (many,) = _parse(_rss([CORPUS["many_images"]])).entries
+    (many,) = read(rss_feed([CORPUS["many_images"]])).entries
     assert len(many.enclosures) == 1 and len(many.media_content) == 25
 
 
 def test_rss_titles_and_captions_hold_no_markup_and_rtl_bodies_say_their_direction():
-    item = etree.fromstring(_rss([CORPUS["hostile-image"] | {"headline": "<b>Bold</b> claim <!-- x --> here"}]))
+    item = etree.fromstring(rss_feed([CORPUS["hostile-image"] | {"headline": "<b>Bold</b> claim <!-- x --> here"}]))
     assert item.findtext("channel/item/title") == "Bold claim here"
     caption = item.findtext(".//{http://search.yahoo.com/mrss/}description")
     assert "<" not in caption and "bold" in caption
-    (arabic,) = _parse(_rss([CORPUS["arabic"]])).entries
+    (arabic,) = read(rss_feed([CORPUS["arabic"]])).entries
     assert arabic.content[0].value.startswith('<div dir="rtl">')
-    assert etree.fromstring(_rss([CORPUS["arabic"]])).findtext("channel/language") == "ar"
+    assert etree.fromstring(rss_feed([CORPUS["arabic"]])).findtext("channel/language") == "ar"
 
 
-@pytest.mark.parametrize("render", [_rss, _atom], ids=["rss", "atom"])
+@pytest.mark.parametrize("render", [rss_feed, atom_feed], ids=["rss", "atom"])
 def test_ipv6_literal_urls_reach_the_reader_as_they_are(render):
-    (entry,) = _parse(render([CORPUS["hostile-urls"]])).entries
+    (entry,) = read(render([CORPUS["hostile-urls"]])).entries
     urls = [e["href"] for e in entry.get("enclosures", [])] + [m["url"] for m in entry.get("media_content", [])]
     assert "http://[2606:4700::1111]/ipv6.jpg" in urls
-    assert entry.link == "http://[2606:4700::1111]/ipv6.jpg" if render is _atom else True
+    assert entry.link == "http://[2606:4700::1111]/ipv6.jpg" if render is atom_feed else True
     assert not any("javascript:" in url or " " in url or url == "http://[::1/" for url in urls)
