@@ -52,12 +52,17 @@ def _publish_one(settings: Settings, article_id: str) -> None:
         kafka.close(timeout=10)
 
 
-def _eventually(check, timeout_s: float = 120.0, what: str = "the condition") -> None:
+def _eventually(check, timeout_s: float = 120.0, what: str = "the condition", explain=lambda: "") -> None:
+    """Wait for ``check()``; on timeout fail naming ``what``, with ``explain()`` (e.g. a process's log)."""
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not come true within {timeout_s:.0f} s")
+            raise AssertionError(f"{what} did not come true within {timeout_s:.0f} s\n{explain()}")
         time.sleep(0.2)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return f"--- last lines of {path.name}:\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -123,8 +128,10 @@ def test_feeds_and_drop_folder_processes_started_before_their_topic_consume_it_a
         assert feeds.poll() is None and drop.poll() is None
         topics.ensure(late)
         _publish_one(late, "late-story-2")
-        _eventually(lambda: _served(f"{base}/items/late-story-2?format=ninjs"), what="the feed item")
-        _eventually(lambda: any(drop_dir.rglob("late-story-2_v1.xml")), what="the drop folder file")
+        _eventually(lambda: _served(f"{base}/items/late-story-2?format=ninjs"), what="the feed item",
+                    explain=lambda: _tail(tmp_path / "feeds.log"))
+        _eventually(lambda: any(drop_dir.rglob("late-story-2_v1.xml")), what="the drop folder file",
+                    explain=lambda: _tail(tmp_path / "drop.log"))
         idle = {name: _cpu_share(p.pid) for name, p in (("feeds", feeds), ("drop", drop))}
     finally:
         for process in (feeds, drop):
