@@ -11,6 +11,10 @@ from newswire import bus, corpus, topics
 from newswire.consumers.webhooks import pusher
 from tests.webhooks_support import PartnerServer, cli, config, publish, query, register, wait_for
 from tests.webhooks_support import new_secret
+from tests.conftest import on_each_store
+
+#: these tests exercise the store: they run on SQLite and on PostgreSQL
+settings = on_each_store()
 
 LOOPBACK = {"NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8"}
 

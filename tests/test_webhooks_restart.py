@@ -13,6 +13,10 @@ from collections import defaultdict
 from newswire import corpus
 from newswire.consumers.webhooks.signing import new_secret
 from tests.webhooks_support import PartnerServer, env_of, publish, query, register, wait_for
+from tests.conftest import on_each_store
+
+#: these tests exercise the store: they run on SQLite and on PostgreSQL
+settings = on_each_store()
 
 
 def _pusher(settings, log_path) -> subprocess.Popen:

@@ -103,8 +103,10 @@ class _Article:
 #: the summary's name for an ending sent in place of a version of its article
 _NOTICE = {"killed": "kill", "withdrawn": "withdrawal"}
 
-_ARTICLE = ("SELECT max(version), max(event_type = 'killed'), max(CASE WHEN status != 'dead' THEN version END),"
-            " max(status != 'dead' AND event_type = 'killed') FROM deliveries WHERE partner_id = ? AND article_id = ?")
+_ARTICLE = ("SELECT max(version), max(CASE WHEN event_type = 'killed' THEN 1 ELSE 0 END),"
+            " max(CASE WHEN status != 'dead' THEN version END),"
+            " max(CASE WHEN status != 'dead' AND event_type = 'killed' THEN 1 ELSE 0 END)"
+            " FROM deliveries WHERE partner_id = ? AND article_id = ?")
 
 
 def _article(row: tuple) -> _Article:
@@ -142,7 +144,7 @@ class PartnerTarget:
         """``pending``, ``had`` (delivered or dead, never pending) or None (never queued)."""
         if event_id in self._batch:
             return "pending"
-        pending, rows = self.db.execute("SELECT max(status = 'pending'), count(*) FROM deliveries"
+        pending, rows = self.db.execute("SELECT max(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), count(*) FROM deliveries"
                                         " WHERE partner_id = ? AND event_id = ?",
                                         (self.partner.id, event_id)).fetchone()
         return "pending" if pending else ("had" if rows else None)
@@ -207,15 +209,16 @@ class PartnerTarget:
         now = time.time()
         with outbox.transaction(self.db) as db:
             new = [n for n in self._new if not self._taken_meanwhile(db, n)]
-            first = db.execute("SELECT next_seq FROM partners WHERE id = ?", (self.partner.id,)).fetchone()[0]
+            first = db.execute(f"SELECT next_seq FROM partners WHERE id = ?{db.for_update}",
+                               (self.partner.id,)).fetchone()[0]
             for number, n in enumerate(new):  # the pusher may have queued for this partner meanwhile
                 if n.seq != first + number:
                     n.seq = first + number
                     n.payload = payloads.render(n.event, self.partner.format, seq=n.seq, at=n.at,
                                                 authority=self.authority)
             db.execute("UPDATE partners SET next_seq = ? WHERE id = ?", (first + len(new), self.partner.id))
-            db.executemany("INSERT OR IGNORE INTO events (event_id, article_id, version, event_type, avro)"
-                           " VALUES (?, ?, ?, ?, ?)",
+            db.executemany("INSERT INTO events (event_id, article_id, version, event_type, avro)"
+                           " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                            [(n.event_id, n.article_id, n.version, n.event_type, n.avro) for n in new])
             db.executemany(
                 "INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"

@@ -51,6 +51,12 @@ def parse_cidrs(text: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+def _lease(seconds: float) -> float:
+    if seconds < 1:
+        raise ValueError(f"NEWSWIRE_WEBHOOK_LEASE: must be at least 1 second, got {seconds:g}")
+    return seconds
+
+
 @dataclass(frozen=True)
 class WebhookConfig:
     #: delay before each attempt (seconds); len(schedule) attempts in all, then the dead-letter topic
@@ -70,6 +76,9 @@ class WebhookConfig:
     group_id: str = "newswire-webhooks"
     #: how often a worker looks at the state file for work added by other processes (redrive, CLI)
     poll_s: float = 1.0
+    #: how long a pusher's claim on a partner lasts without a heartbeat (a shared PostgreSQL
+    #: state): a killed pusher's partners go to the others after about this long
+    lease_s: float = 10.0
 
     @property
     def max_attempts(self) -> int:
@@ -88,4 +97,5 @@ class WebhookConfig:
             allow_cidrs=parse_cidrs(os.environ.get("NEWSWIRE_WEBHOOK_ALLOW_CIDRS", "")),
             group_id=_env("GROUP", d.group_id),
             poll_s=_number("POLL", d.poll_s),
+            lease_s=_lease(_number("LEASE", d.lease_s)),
         )

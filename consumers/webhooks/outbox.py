@@ -30,30 +30,16 @@ from newswire import bus, logs
 from newswire.config import Settings
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks import payloads, store
+from newswire.consumers.webhooks.dialect import Db
 from newswire.consumers.webhooks.filters import History, decide
 from newswire.consumers.webhooks.partners import Partner
 
 log = logs.get(__name__)
 
 
-class transaction:
-    """``with transaction(db):`` BEGIN IMMEDIATE … COMMIT (ROLLBACK on error, also when COMMIT
-    fails; not when SQLite rolled back by itself, as it may on a full disk)."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                self.db.execute("COMMIT")
-        finally:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
+def transaction(db: Db):
+    """``with transaction(db):`` BEGIN … COMMIT (see :meth:`.dialect.Db.transaction`)."""
+    return db.transaction()
 
 
 @dataclass
@@ -104,7 +90,7 @@ class Enqueuer:
 
     def _history(self, article_id: str) -> dict[str, History]:
         rows = self.db.execute(
-            "SELECT partner_id, max(version), max(event_type = 'killed') FROM deliveries"
+            "SELECT partner_id, max(version), max(CASE WHEN event_type = 'killed' THEN 1 ELSE 0 END) FROM deliveries"
             " WHERE article_id = ? GROUP BY partner_id", (article_id,)).fetchall()
         history = {pid: History(max_version=v, killed=bool(k)) for pid, v, k in rows}
         history.update(self._batch_history.get(article_id, {}))
@@ -158,8 +144,8 @@ class Enqueuer:
                 for pid, first in self._first_seq.items():
                     if self._next_seq[pid] != first:
                         self._take_numbers(db, pid, first)
-                db.executemany("INSERT OR IGNORE INTO events (event_id, article_id, version, event_type, avro)"
-                               " VALUES (?, ?, ?, ?, ?)", [(k, *v) for k, v in self._events.items()])
+                db.executemany("INSERT INTO events (event_id, article_id, version, event_type, avro)"
+                               " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", [(k, *v) for k, v in self._events.items()])
                 db.executemany(
                     "INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
                     " content_type, payload, status, next_attempt_at, created_at)"
@@ -171,14 +157,17 @@ class Enqueuer:
         if touched and self.on_committed:
             self.on_committed(touched)
 
-    def _take_numbers(self, db: sqlite3.Connection, partner_id: str, first: int) -> None:
+    def _take_numbers(self, db: Db, partner_id: str, first: int) -> None:
         """Claim the batch's sequence numbers of one partner (inside the write transaction).
 
         If another writer (a replay queueing for this partner) took numbers since the batch
-        read them, the batch's deliveries move up by as many, and are rendered again, since
-        the number is part of the payload; numbers stay gapless and unique either way.
+        read them (a replay, or another pusher's Kafka side), the batch's deliveries move up by
+        as many, and are rendered again, since the number is part of the payload; numbers stay
+        gapless and unique either way. On PostgreSQL the partner's row is locked until the
+        commit (the batch's partners are taken in id order, so two writers never deadlock).
         """
-        current = db.execute("SELECT next_seq FROM partners WHERE id = ?", (partner_id,)).fetchone()[0]
+        current = db.execute(f"SELECT next_seq FROM partners WHERE id = ?{db.for_update}",
+                             (partner_id,)).fetchone()[0]
         shift = current - first
         if shift:
             for row in self._rows:
@@ -214,7 +203,7 @@ def _not_in(articles: Iterable[str]) -> tuple[str, list[str]]:
     return f" AND d.article_id NOT IN ({','.join('?' * len(articles))})", articles
 
 
-def due(db: sqlite3.Connection, partner_id: str, *, now: float, busy: Iterable[str], limit: int
+def due(db: Db, partner_id: str, *, now: float, busy: Iterable[str], limit: int
         ) -> list[sqlite3.Row]:
     """The deliveries to send now: heads of their article, due, not of an article in flight."""
     extra, args = _not_in(busy)
@@ -224,7 +213,7 @@ def due(db: sqlite3.Connection, partner_id: str, *, now: float, busy: Iterable[s
         (partner_id, now, *args, limit)).fetchall()
 
 
-def next_due_at(db: sqlite3.Connection, partner_id: str, *, now: float) -> float | None:
+def next_due_at(db: Db, partner_id: str, *, now: float) -> float | None:
     """When this partner's next pending delivery that is not due yet falls due (a cheap index
     seek: it may be one waiting behind an older version, which only costs an early look)."""
     return db.execute("SELECT min(next_attempt_at) FROM deliveries WHERE partner_id = ? AND status = 'pending'"
@@ -245,7 +234,7 @@ class Attempt:
     spent: bool = True
 
 
-def record(db: sqlite3.Connection, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
+def record(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
     """Record attempts (receipts) and their deliveries' new state, all in one transaction.
 
     ``done`` holds ``(delivery row as sent, attempt, when)``; the pusher groups the attempts
@@ -270,7 +259,7 @@ def record(db: sqlite3.Connection, done: Iterable[tuple[sqlite3.Row, Attempt, fl
                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
 
 
-def event_avro(db: sqlite3.Connection, event_id: str) -> bytes:
+def event_avro(db: Db, event_id: str) -> bytes:
     return db.execute("SELECT avro FROM events WHERE event_id = ?", (event_id,)).fetchone()[0]
 
 
@@ -281,7 +270,7 @@ class Redrive:
     superseded: list[int]
 
 
-def redrive(db: sqlite3.Connection, *, partner_id: str | None = None, ids: Iterable[int] = (),
+def redrive(db: Db, *, partner_id: str | None = None, ids: Iterable[int] = (),
             now: float | None = None) -> Redrive:
     """Give dead deliveries a fresh retry budget and make them due now.
 
@@ -312,6 +301,6 @@ def redrive(db: sqlite3.Connection, *, partner_id: str | None = None, ids: Itera
     return result
 
 
-def pending_counts(db: sqlite3.Connection) -> dict[str, int]:
+def pending_counts(db: Db) -> dict[str, int]:
     return dict(db.execute("SELECT partner_id, count(*) FROM deliveries WHERE status = 'pending'"
                            " GROUP BY partner_id").fetchall())

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from newswire import logs
-from newswire.consumers.webhooks import drop, signing, ssrf
+from newswire.consumers.webhooks import dialect, drop, signing, ssrf
 from newswire.consumers.webhooks.config import Network, parse_cidrs
+from newswire.consumers.webhooks.dialect import Db
 from newswire.consumers.webhooks.filters import Subscription
 
 log = logs.get(__name__)
@@ -84,18 +85,18 @@ def _from_row(row: sqlite3.Row) -> Partner:
                    allow_cidrs=parse_cidrs(",".join(json.loads(row["allow_cidrs"]))))
 
 
-def get(db: sqlite3.Connection, partner_id: str) -> Partner:
+def get(db: Db, partner_id: str) -> Partner:
     row = db.execute("SELECT * FROM partners WHERE id = ?", (partner_id,)).fetchone()
     if row is None:
         raise UnknownPartner(f"no partner {partner_id!r}")
     return _from_row(row)
 
 
-def all_partners(db: sqlite3.Connection) -> list[Partner]:
+def all_partners(db: Db) -> list[Partner]:
     return [_from_row(row) for row in db.execute("SELECT * FROM partners ORDER BY id")]
 
 
-def _write(db: sqlite3.Connection, partner: Partner, *, new: bool) -> None:
+def _write(db: Db, partner: Partner, *, new: bool) -> None:
     values = dict(id=partner.id, name=partner.name, url=partner.url, format=partner.format,
                   filters=partner.subscription.to_json(), concurrency=partner.concurrency,
                   rate_limit=partner.rate_limit, enabled=int(partner.enabled),
@@ -108,7 +109,7 @@ def _write(db: sqlite3.Connection, partner: Partner, *, new: bool) -> None:
                        " disabled_reason, disabled_at, secrets, allow_cidrs, created_at, updated_at) VALUES (:id,"
                        " :name, :url, :format, :filters, :concurrency, :rate_limit, :enabled, :disabled_reason,"
                        " :disabled_at, :secrets, :allow_cidrs, :now, :now)", values)
-        except sqlite3.IntegrityError as exc:
+        except dialect.IntegrityError as exc:
             raise ValueError(f"id: a partner {partner.id!r} already exists") from exc
     else:
         cursor = db.execute("UPDATE partners SET name=:name, url=:url, format=:format, filters=:filters,"
@@ -128,7 +129,7 @@ def check_endpoint(partner: Partner, allow: Iterable[Network] = ()) -> None:
         ssrf.check_endpoint(partner.url, partner.allowed(allow))
 
 
-def add(db: sqlite3.Connection, partner: Partner, *, allow: Iterable[Network] = ()) -> Partner:
+def add(db: Db, partner: Partner, *, allow: Iterable[Network] = ()) -> Partner:
     """Register a partner after checking its endpoint (SSRF guard, or a drop folder's path)."""
     check_endpoint(partner, allow)
     if not partner.enabled and partner.disabled_at is None:
@@ -138,7 +139,7 @@ def add(db: sqlite3.Connection, partner: Partner, *, allow: Iterable[Network] = 
     return partner
 
 
-def update(db: sqlite3.Connection, partner_id: str, *, allow: Iterable[Network] = (), **changes) -> Partner:
+def update(db: Db, partner_id: str, *, allow: Iterable[Network] = (), **changes) -> Partner:
     """Change some fields of a partner (an URL change is checked again)."""
     old = get(db, partner_id)
     partner = replace(old, **changes)
@@ -149,7 +150,7 @@ def update(db: sqlite3.Connection, partner_id: str, *, allow: Iterable[Network] 
     return partner
 
 
-def disable(db: sqlite3.Connection, partner_id: str, reason: str) -> Partner:
+def disable(db: Db, partner_id: str, reason: str) -> Partner:
     """Disable a partner; one already disabled keeps the time it was first disabled."""
     old = get(db, partner_id)
     since = old.disabled_at if not old.enabled and old.disabled_at is not None else time.time()
@@ -158,7 +159,7 @@ def disable(db: sqlite3.Connection, partner_id: str, reason: str) -> Partner:
     return partner
 
 
-def enable(db: sqlite3.Connection, partner_id: str) -> Partner:
+def enable(db: Db, partner_id: str) -> Partner:
     """Enable a partner; returns it as it was (disabled since when, why)."""
     old = get(db, partner_id)
     update(db, partner_id, enabled=True, disabled_reason=None, disabled_at=None)
@@ -166,7 +167,7 @@ def enable(db: sqlite3.Connection, partner_id: str) -> Partner:
     return old
 
 
-def rotate_secret(db: sqlite3.Connection, partner_id: str, *, new_secret: str | None = None,
+def rotate_secret(db: Db, partner_id: str, *, new_secret: str | None = None,
                   drop_old: bool = False) -> Partner:
     """Start a rotation (a new current secret; the old one is kept and still signs), or with
     ``drop_old`` end it (only the current secret signs)."""

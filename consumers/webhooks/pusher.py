@@ -11,6 +11,10 @@ attempt. Every attempt is recorded (:func:`.outbox.record`) before the next one 
 article may go; nothing pending lives only in memory, so a restart, even after kill -9,
 resumes every retry where it was, with the same ``webhook-id``. A drop-folder partner
 (``file:///dir``, see :mod:`.drop`) goes through the same worker; its attempts write files.
+
+A process runs workers only for the partners it holds the lease of (:mod:`.leases`): all of
+them on SQLite (one pusher per file), its share of them when several pushers share a
+PostgreSQL state; every pusher's Kafka side queues for every partner.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from kafka.errors import KafkaError
 from newswire import bus, disk, locks, logs, metrics
 from newswire.config import Settings
 from newswire.loop_thread import LoopThread
-from newswire.consumers.webhooks import delivery, drop, outbox, policy, signing, ssrf, store
+from newswire.consumers.webhooks import delivery, drop, leases, outbox, policy, signing, ssrf, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig
 from newswire.consumers.webhooks.outbox import Attempt
@@ -278,6 +282,9 @@ class Pusher:
         self.dead_letters = DeadLetters(settings)
         self.recorder = Recorder(settings)
         self.workers: dict[str, PartnerWorker] = {}
+        self.leases: leases.Leases | None = None
+        #: partners whose worker is closing before their lease is let go
+        self.leaving: set[str] = set()
 
     def notify(self, partner_ids: set[str]) -> None:
         """New deliveries for these partners are in the outbox (called in the loop's thread)."""
@@ -286,7 +293,12 @@ class Pusher:
                 worker.wake.set()
 
     def refresh(self) -> None:
+        owned = self.leases.owned() if self.leases else None
+        for pid in [pid for pid in self.workers if owned is not None and pid not in owned]:
+            self._let_go(pid)
         for partner in registry.all_partners(self.db):
+            if owned is not None and (partner.id not in owned or partner.id in self.leaving):
+                continue  # another pusher sends for it
             worker = self.workers.get(partner.id)
             if worker is None:
                 worker = self.workers[partner.id] = PartnerWorker(self, partner)
@@ -298,7 +310,23 @@ class Pusher:
             elif worker.partner != partner:
                 worker.update(partner)
 
+    def _let_go(self, partner_id: str) -> None:
+        """Stop sending for a partner (what is in flight finishes and is recorded), then give up its lease."""
+        worker = self.workers.pop(partner_id)
+        self.leaving.add(partner_id)
+        log.info("partner_worker_stopping", partner=partner_id, reason="lease let go")
+
+        async def close() -> None:
+            try:
+                await worker.close()
+            finally:
+                self.leaving.discard(partner_id)
+                if self.leases:
+                    self.leases.let_go(partner_id)
+        asyncio.ensure_future(close())
+
     async def run(self, stop: asyncio.Event, kafka_alive=lambda: True) -> None:
+        self.leases = leases.Leases(self.settings, lease_s=self.config.lease_s)
         try:
             while not stop.is_set():
                 self.refresh()
@@ -310,6 +338,9 @@ class Pusher:
                     pass
         finally:
             await asyncio.gather(*(w.close() for w in self.workers.values()))
+            while self.leaving:  # workers handed over meanwhile
+                await asyncio.sleep(0.05)
+            self.leases.close()
             await asyncio.get_running_loop().run_in_executor(None, self.dead_letters.close)
             self.recorder.close()
             self.db.close()
@@ -318,8 +349,12 @@ class Pusher:
 async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event | None = None) -> None:
     """Run the pusher until ``stop`` is set (or SIGTERM/SIGINT in the main thread).
 
-    Raises :class:`PusherBusy` at once when another pusher holds the state file's lock.
+    Raises :class:`PusherBusy` at once when another pusher holds the state file's lock (SQLite:
+    one pusher per file; a PostgreSQL state takes any number, see :mod:`.leases`).
     """
+    if store.shared(settings):
+        await _serve(settings, config, stop)
+        return
     try:
         lock = locks.hold_lock(store.lock_path(settings))
     except locks.LockHeld as exc:
@@ -342,10 +377,8 @@ async def _serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event 
             loop.call_soon_threadsafe(pusher.notify, partner_ids)
 
     enqueuer = outbox.Enqueuer(settings, on_committed=wake)
-    # one pusher per state file: a static member, which a restart after a crash puts back at once
     consume = bus.EventLoop(settings, config.group_id, enqueuer.handle, before_commit=enqueuer.commit,
-                            name="webhooks", instance_id=bus.instance_id(config.group_id, store.path_of(settings)),
-                            state=store.path_of(settings))
+                            name="webhooks", state=store.path_of(settings), **_membership(settings, config))
     failure: list[BaseException] = []
 
     def consume_forever() -> None:
@@ -374,6 +407,18 @@ async def _serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event 
     if failure:
         raise PusherFailed(f"the Kafka consume loop failed: {type(failure[0]).__name__}: {failure[0]}") \
             from failure[0]
+
+
+def _membership(settings: Settings, config: WebhookConfig) -> dict:
+    """How the pusher's Kafka side is a member of its group.
+
+    One pusher per SQLite file: a static member, which a restart after a crash puts back at
+    once. Pushers sharing a PostgreSQL state: ordinary members, with a short session, so that
+    a killed one's partitions go to the others within seconds (they queue for every partner).
+    """
+    if store.shared(settings):
+        return {"consumer_overrides": {"session_timeout_ms": 10_000, "heartbeat_interval_ms": 2_000}}
+    return {"instance_id": bus.instance_id(config.group_id, store.path_of(settings))}
 
 
 class Running(LoopThread):

@@ -1,5 +1,5 @@
 """Sections of the status page that the parts provide: partners' health, the latest deliveries
-and the kill report (from the webhook state file), and replays in progress (their checkpoints)."""
+and the kill report (from the webhook state), and replays in progress (their checkpoints)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ Section = Callable[[], Any]
 def webhook_sections(settings: Settings) -> dict[str, Section]:
     def query(read: Callable) -> Section:
         def section() -> Any:
-            if not store.path_of(settings).exists():
+            if not store.exists(settings):
                 return []
             db = store.connect(settings, synchronous="NORMAL")
             try:
