@@ -182,7 +182,10 @@ _MIGRATION_LOCK = 0x6E657773  # "news"
 def schema_version(db: Db) -> int:
     """The version of a state; a SQLite file from before versioning (it has tables) is 1."""
     if isinstance(db, dialect.PostgresDb):
-        if db.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+        # the catalog read as a table (to_regclass may answer from a cache that has not seen a
+        # concurrent migration commit yet)
+        if not db.execute("SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
+                          " AND tablename = 'schema_version'").fetchone()[0]:
             return 0
         return db.execute("SELECT version FROM schema_version").fetchone()[0]
     version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -191,7 +194,7 @@ def schema_version(db: Db) -> int:
     return version
 
 
-def _set_version(db: Db, version: int) -> None:
+def set_version(db: Db, version: int) -> None:
     if isinstance(db, dialect.PostgresDb):
         db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         db.execute("DELETE FROM schema_version")
@@ -200,10 +203,11 @@ def _set_version(db: Db, version: int) -> None:
         db.execute(f"PRAGMA user_version = {version}")
 
 
-def migrate(db: Db, where: Path | str = "state") -> None:
-    """Run the steps the state has not had, in one write transaction (so that processes opening
-    the same state at once upgrade it once); refuse a state newer than this code."""
-    if schema_version(db) == VERSION:
+def migrate(db: Db, where: Path | str = "state", *, to: int = VERSION) -> None:
+    """Run the steps the state has not had, up to version ``to``, in one write transaction (so
+    that processes opening the same state at once upgrade it once); refuse a state newer than
+    this code."""
+    if schema_version(db) == to:
         return
     with db.transaction():
         if isinstance(db, dialect.PostgresDb):
@@ -212,10 +216,10 @@ def migrate(db: Db, where: Path | str = "state") -> None:
         if current > VERSION:
             raise StateTooNew(f"{where} is webhook state version {current}, newer than this newswire's "
                               f"{VERSION}: run the newswire release that wrote it (or a later one)")
-        for step in MIGRATIONS[current:]:
+        for step in MIGRATIONS[current:to]:
             for statement in _statements(step):
                 db.script(statement)
-        _set_version(db, VERSION)
+        set_version(db, to)
 
 
 def _statements(script: str) -> list[str]:
