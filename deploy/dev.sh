@@ -7,12 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${NEWSWIRE_VENV:-.venv}
 
-# Debian packages: Java and Maven for the broker; Chromium for the status page's browser test.
+# Debian packages: Java and Maven for the broker; for the tests, Chromium (the status page's
+# browser test) and PostgreSQL's server (the webhook state's second store; the tests run it
+# themselves in a temporary cluster, so the package's own cluster need not run).
 need_system_packages() {
   local missing=()
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
   [ "${1:-}" = test ] && ! command -v chromium >/dev/null && missing+=(chromium)
+  [ "${1:-}" = test ] && ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null && missing+=(postgresql)
   if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       apt-get update -qq && apt-get install -y -qq "${missing[@]}"

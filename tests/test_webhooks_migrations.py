@@ -145,3 +145,17 @@ def test_an_unreachable_postgresql_state_is_one_clear_error(tmp_path: Path) -> N
     with pytest.raises(store.StateUnavailable, match=r"postgresql://newswire:\*\*\*@127\.0\.0\.1:\d+/newswire: "
                                                      r"cannot connect"):
         store.connect(settings)
+
+
+def test_a_lost_postgresql_connection_is_an_io_error_not_a_bad_event(postgres_server, tmp_path: Path) -> None:
+    """The consume loop stops on an OSError (and reads the batch again after a restart); any
+    other error from a handler would dead-letter the event it was handling."""
+    settings = replace(Settings.from_env(), home=tmp_path, state_url=postgres_server.new_database())
+    db = store.connect(settings)
+    backend = db.execute("SELECT pg_backend_pid()").fetchone()[0]
+    killer = _raw(settings)
+    killer.execute("SELECT pg_terminate_backend(?)", (backend,))
+    killer.close()
+    with pytest.raises(dialect.StateAway) as caught:
+        db.execute("SELECT count(*) FROM deliveries")
+    assert isinstance(caught.value, OSError) and "webhook state" in str(caught.value)

@@ -30,6 +30,11 @@ from psycopg.pq import TransactionStatus
 IntegrityError = (sqlite3.IntegrityError, psycopg.IntegrityError)
 
 
+class StateAway(OSError):
+    """The PostgreSQL server of the state went away (an I/O error, as the consume loop sees it:
+    it stops without committing, rather than dead-lettering the event it was handling)."""
+
+
 class Row(tuple):
     """A PostgreSQL row as :class:`sqlite3.Row` is one: by position and by column name."""
 
@@ -138,13 +143,19 @@ class PostgresDb(Db):
         self.conn = conn  # type: ignore[assignment]
 
     def execute(self, sql: str, params: Iterable[Any] | dict = ()):
-        return self.conn.execute(postgres_sql(sql), params if isinstance(params, dict) else tuple(params))
+        try:
+            return self.conn.execute(postgres_sql(sql), params if isinstance(params, dict) else tuple(params))
+        except psycopg.OperationalError as exc:
+            raise StateAway(f"webhook state: {str(exc).strip()}") from exc
 
     def executemany(self, sql: str, rows: Iterable) -> None:
         rows = [r if isinstance(r, dict) else tuple(r) for r in rows]
         if rows:
-            with self.conn.cursor() as cursor:
-                cursor.executemany(postgres_sql(sql), rows)
+            try:
+                with self.conn.cursor() as cursor:
+                    cursor.executemany(postgres_sql(sql), rows)
+            except psycopg.OperationalError as exc:
+                raise StateAway(f"webhook state: {str(exc).strip()}") from exc
 
     def script(self, statement: str) -> None:
         self.conn.execute(ddl(statement))
