@@ -358,7 +358,8 @@ async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event |
     try:
         lock = locks.hold_lock(store.lock_path(settings))
     except locks.LockHeld as exc:
-        raise PusherBusy(f"a pusher (pid {exc.pid}) already runs on {store.path_of(settings)}") from None
+        raise PusherBusy(f"a pusher (pid {exc.pid}) already runs on {store.path_of(settings)} (one per SQLite "
+                         f"file; several pushers share a PostgreSQL state: NEWSWIRE_STATE_URL)") from None
     try:
         await _serve(settings, config, stop)
     finally:
