@@ -14,12 +14,16 @@ concurrency, rate limit, circuit breaker) is kept by one process, as with one pu
   that lets the surplus go, after its sending for them has stopped and what was in flight is
   recorded, so a joining pusher takes over half the work without a delivery sent twice.
 - A pusher killed (``kill -9``) stops renewing: its partners are taken by the others once
-  their leases run out. What it had in flight and not recorded is sent again by the new
-  holder, with the same ``webhook-id`` and sequence number (at least once, as after a
-  restart).
-- A pusher that cannot renew (the database away) stops sending for its partners before its
-  leases run out (:meth:`Leases.owned` is empty from then on), so another pusher never sends
-  for a partner at the same time; only an attempt already in flight then may still finish.
+  their leases run out. A pusher cannot tell a dead holder from a stalled one, so it sends
+  for a partner taken that way only ``quiet_s`` later (the HTTP timeout and a lease: by then
+  an attempt the old holder started has ended and been recorded). What the dead one had in
+  flight and not recorded is then sent again, with the same ``webhook-id`` and sequence
+  number (at least once, as after a restart). A partner let go (a surplus, a clean stop) is
+  sent for at once: its old holder stopped first.
+- A pusher sends for a partner only while it can count on the lease (:meth:`Leases.holds`,
+  checked before every attempt): a pusher that cannot renew (the database away, or its loop
+  starved) stops starting attempts before its leases run out, so two pushers never send for
+  one partner at once.
 
 On SQLite (one pusher per state file, held by its ``flock``) the same code runs: the one
 pusher clears what a dead predecessor left and holds every lease.
@@ -51,9 +55,13 @@ class Leases:
     """This pusher's partner leases; :meth:`owned` in the pusher's loop, :meth:`let_go` after it
     stopped sending for a partner it no longer holds, :meth:`close` at the end."""
 
-    def __init__(self, settings: Settings, *, lease_s: float):
+    def __init__(self, settings: Settings, *, lease_s: float, quiet_s: float):
         self.db = store.connect(settings, synchronous="NORMAL")
         self.lease_s = lease_s
+        self.quiet_s = quiet_s
+        #: partner → when (monotonic) this pusher may start sending for it, taken from a holder
+        #: whose lease ran out
+        self._quiet: dict[str, float] = {}
         self.host = socket.gethostname()
         self.id = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.mine: set[str] = set()
@@ -81,6 +89,12 @@ class Leases:
             return set()
         return self.mine - self.surplus
 
+    def holds(self, partner_id: str) -> bool:
+        """Whether this pusher may start an attempt for this partner now."""
+        now = time.monotonic()
+        return (partner_id in self.mine and partner_id not in self.surplus and now < self._trusted_until
+                and now >= self._quiet.get(partner_id, 0.0))
+
     def heartbeat(self) -> None:
         """Renew this pusher's leases, take its share of the free ones, mark its surplus."""
         started = time.monotonic()
@@ -96,22 +110,27 @@ class Leases:
             mine = {pid for (pid,) in db.execute("UPDATE partner_leases SET expires_at = ? WHERE owner = ?"
                                                  " RETURNING partner_id", (until, self.id))}
             share = math.ceil(partners / max(1, live))
-            taken: list[str] = []
+            taken: dict[str, str] = {}  # partner → its last holder ('' = let go)
             if len(mine) < share:
                 db.execute("INSERT INTO partner_leases (partner_id, owner, expires_at)"
                            " SELECT id, '', 0 FROM partners WHERE TRUE ON CONFLICT DO NOTHING")  # WHERE: SQLite's parser
-                taken = [pid for (pid,) in db.execute(
-                    f"SELECT partner_id FROM partner_leases WHERE expires_at < ? ORDER BY partner_id"
-                    f" LIMIT ?{db.for_update}{db.skip_locked}", (now, share - len(mine)))]
+                taken = dict(db.execute(
+                    f"SELECT partner_id, owner FROM partner_leases WHERE expires_at < ? ORDER BY partner_id"
+                    f" LIMIT ?{db.for_update}{db.skip_locked}", (now, share - len(mine))).fetchall())
                 db.executemany("UPDATE partner_leases SET owner = ?, expires_at = ? WHERE partner_id = ?",
                                [(self.id, until, pid) for pid in taken])
         lost = self.mine - mine
         if lost:
             log.warning("leases_lost", pusher=self.id, partners=sorted(lost))
         if taken:
-            log.info("leases_taken", pusher=self.id, partners=sorted(taken), pushers=live)
+            ran_out = sorted(pid for pid, owner in taken.items() if owner)
+            for pid in ran_out:
+                self._quiet[pid] = started + self.quiet_s
+            log.info("leases_taken", pusher=self.id, partners=sorted(taken), pushers=live,
+                     from_lapsed_holders=ran_out, sends_after_s=self.quiet_s if ran_out else 0)
         self.mine = mine | set(taken)
         self.surplus &= self.mine
+        self._quiet = {pid: at for pid, at in self._quiet.items() if pid in self.mine and at > started}
         over = len(self.mine) - share
         if over > len(self.surplus):
             self.surplus |= set(sorted(self.mine - self.surplus)[-(over - len(self.surplus)):])

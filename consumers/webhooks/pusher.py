@@ -171,6 +171,8 @@ class PartnerWorker:
             now = time.time()
             if not self.partner.enabled:
                 pass
+            elif not self.pusher.may_send(self.partner.id):  # its lease is not certain (yet, or any more)
+                timeout = min(timeout, 0.1)
             elif now < self.paused_until:
                 timeout = min(timeout, self.paused_until - now)
             else:
@@ -180,6 +182,8 @@ class PartnerWorker:
                     rows = outbox.due(db, self.partner.id, now=now, busy=self.inflight, limit=room)
                     for row in rows:
                         await self.rate.acquire()
+                        if not self.pusher.may_send(self.partner.id):
+                            break
                         self.breaker.sending()
                         self.inflight[row["article_id"]] = asyncio.create_task(self._send(row))
                     if rows:
@@ -286,6 +290,10 @@ class Pusher:
         #: partners whose worker is closing before their lease is let go
         self.leaving: set[str] = set()
 
+    def may_send(self, partner_id: str) -> bool:
+        """Whether this process may start an attempt for the partner (see :meth:`.leases.Leases.holds`)."""
+        return self.leases is None or self.leases.holds(partner_id)
+
     def notify(self, partner_ids: set[str]) -> None:
         """New deliveries for these partners are in the outbox (called in the loop's thread)."""
         for pid in partner_ids:
@@ -326,7 +334,8 @@ class Pusher:
         asyncio.ensure_future(close())
 
     async def run(self, stop: asyncio.Event, kafka_alive=lambda: True) -> None:
-        self.leases = leases.Leases(self.settings, lease_s=self.config.lease_s)
+        self.leases = leases.Leases(self.settings, lease_s=self.config.lease_s,
+                                    quiet_s=self.config.timeout_s + self.config.lease_s)
         try:
             while not stop.is_set():
                 self.refresh()
