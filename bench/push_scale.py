@@ -4,7 +4,8 @@ PostgreSQL state (issue 11, item 5(c)). Figures are printed, never asserted.
 1. A real broker and a real PostgreSQL server (Debian's, as the tests start it), each run in
    a temporary directory; ``--partners`` endpoints (aiohttp, one process, bench.push's) that
    verify every signature and answer 204 at once.
-2. For 1 and then 2 pushers: a new database and a new topic, ``--backlog`` articles published
+2. For 1 pusher on the SQLite file (the baseline), then 1 and 2 pushers on PostgreSQL: a new
+   state (file or database) and a new topic, ``--backlog`` articles published
    before the pushers start, every partner subscribed to everything; the pushers are started
    together and share the partners through their leases.
 3. Reported: deliveries/s from the first delivery to the last (the attempts' own times), the
@@ -54,7 +55,7 @@ def run(settings: Settings, pushers: int, ports: list[int], secret: str, backlog
     env = {**os.environ, **settings.to_env(), "NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
            "NEWSWIRE_WEBHOOK_LEASE": "3", "NEWSWIRE_WEBHOOK_POLL": "0.2"}
     processes = [subprocess.Popen([sys.executable, "-m", "newswire.cli", "--log-level", "WARNING", "webhooks", "run"],
-                                  env=env, stdout=open(home / f"pusher-{pushers}-{n}.log", "w"),
+                                  env=env, stdout=open(home.parent / f"{home.name}-pusher-{n}.log", "w"),
                                   stderr=subprocess.STDOUT) for n in range(pushers)]
     expected = backlog * len(ports)
     deadline = time.monotonic() + 600
@@ -96,22 +97,25 @@ def main() -> None:
             assert partners_proc.stdout.readline().strip() == "ready"
             try:
                 results = {}
-                for pushers in (1, 2):
-                    settings = replace(bench_settings(broker, home / f"home-{pushers}"),
-                                       state_url=postgres.new_database())
-                    results[pushers] = run(settings, pushers, ports, secret, args.backlog, home)
+                for store_name, pushers in (("SQLite", 1), ("PostgreSQL", 1), ("PostgreSQL", 2)):
+                    settings = bench_settings(broker, home / f"home-{store_name}-{pushers}")
+                    if store_name == "PostgreSQL":
+                        settings = replace(settings, state_url=postgres.new_database())
+                    results[store_name, pushers] = run(settings, pushers, ports, secret, args.backlog,
+                                                       home / settings.home.name)
             finally:
                 partners_proc.send_signal(signal.SIGTERM)
                 partners_proc.wait(60)
     finally:
         postgres.stop()
     rows = []
-    for pushers, r in results.items():
-        rows.append((f"{pushers} pusher{'s' if pushers > 1 else ''} on PostgreSQL: deliveries/s",
+    for (store_name, pushers), r in results.items():
+        rows.append((f"{pushers} pusher{'s' if pushers > 1 else ''} on {store_name}: deliveries/s",
                      f"{r['rate']:,.0f}", f"{r['count']:,} delivered attempts for {r['queued']:,} deliveries "
                                           f"({r['expected']:,} expected) in {r['seconds']:.1f} s; "
                                           f"partners held {'/'.join(map(str, r['held'])) or '-'}"))
-    rows.append(("two pushers / one", f"{results[2]['rate'] / results[1]['rate']:.2f}x",
+    two, one = results["PostgreSQL", 2]["rate"], results["PostgreSQL", 1]["rate"]
+    rows.append(("two pushers / one (PostgreSQL)", f"{two / one:.2f}x",
                  f"target 1.6x where the cores are there; this machine: {machine()}, shared"))
     print_table(f"partner push scale-out ({args.partners} local partners, backlog {args.backlog} articles)", rows)
 
