@@ -152,7 +152,7 @@ class Leases:
             with self.db.transaction() as db:
                 db.execute("UPDATE partner_leases SET owner = '', expires_at = 0 WHERE owner = ?", (self.id,))
                 db.execute("DELETE FROM pushers WHERE id = ?", (self.id,))
-        except (psycopg.Error, sqlite3.Error) as exc:  # they run out by themselves
+        except (psycopg.Error, sqlite3.Error, OSError) as exc:  # they run out by themselves
             log.warning("leases_not_released", pusher=self.id, error=str(exc))
         finally:
             self.mine.clear()

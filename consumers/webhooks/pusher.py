@@ -32,7 +32,7 @@ from kafka.errors import KafkaError
 from newswire import bus, disk, locks, logs, metrics
 from newswire.config import Settings
 from newswire.loop_thread import LoopThread
-from newswire.consumers.webhooks import delivery, drop, leases, outbox, policy, signing, ssrf, store
+from newswire.consumers.webhooks import delivery, dialect, drop, leases, outbox, policy, signing, ssrf, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig
 from newswire.consumers.webhooks.outbox import Attempt
@@ -338,7 +338,10 @@ class Pusher:
                                     quiet_s=self.config.timeout_s + self.config.lease_s)
         try:
             while not stop.is_set():
-                self.refresh()
+                try:
+                    self.refresh()
+                except dialect.StateAway as exc:  # its supervisor starts it again, connected anew
+                    raise PusherFailed(str(exc)) from exc
                 if not kafka_alive():
                     raise PusherFailed("the Kafka consume loop stopped")
                 try:

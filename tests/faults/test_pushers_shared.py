@@ -145,3 +145,24 @@ def test_kill_9_of_one_of_three_pushers_sharing_postgresql_loses_and_reorders_no
         assert set(versions) == set(expected)
     state = query(settings, "SELECT id, next_seq FROM partners ORDER BY id")
     assert [tuple(r) for r in state] == [(f"p{n}", len(events) + 1) for n in range(PARTNERS)]
+
+
+def test_a_pusher_whose_database_goes_away_ends_in_one_line_for_its_supervisor(settings, postgres_server, tmp_path):
+    settings = replace(settings, state_url=postgres_server.new_database())
+    server = PartnerServer([new_secret()]).start()
+    register(settings, "p0", server)
+    log = tmp_path / "pusher.log"
+    process = _pusher(settings, log)
+    try:
+        wait_for(lambda: _owners(settings), "the pusher holding its partner", timeout_s=60)
+        database = settings.state_url.rsplit("/", 1)[1]
+        query(settings, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ?"
+                        " AND pid != pg_backend_pid()", database)
+        code = process.wait(60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        server.stop()
+    assert code == 1, log.read_text()[-3000:]
+    last = log.read_text().strip().splitlines()[-1]
+    assert last.startswith("Error: the pusher stopped: ") and "webhook state" in last, last
