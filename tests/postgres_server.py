@@ -3,7 +3,8 @@ installed by ``deploy/dev.sh``), a new cluster in a temporary directory, on a fr
 127.0.0.1, trusted local connections, one database per test.
 
 ``initdb`` and ``postgres`` refuse to run as root: as root (CI, this machine) they run as the
-package's ``postgres`` user, which owns the directory; as anyone else, as that user.
+package's ``postgres`` user (``setpriv``), which owns the directory; as anyone else, as that
+same user who runs the tests.
 If the server cannot start, :meth:`LocalPostgres.start` raises with its log: the tests that
 need it fail, loudly, rather than being skipped.
 """
@@ -59,12 +60,18 @@ class LocalPostgres:
 
     def start(self, timeout_s: float = 60.0) -> "LocalPostgres":
         if self.as_root:
-            entry = pwd.getpwnam(self.user)
+            try:
+                entry = pwd.getpwnam(self.user)
+            except KeyError:
+                self.stop()
+                raise RuntimeError(f"PostgreSQL refuses to run as root and there is no user {self.user!r} to run it "
+                                   "as (Debian's postgresql package creates it: apt-get install postgresql)") from None
             os.chown(self.base, entry.pw_uid, entry.pw_gid)
         init = subprocess.run([*self._run_as(), str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user,
                                "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"],
                               capture_output=True, text=True)
         if init.returncode:
+            self.stop()
             raise RuntimeError(f"initdb failed ({init.returncode}): {init.stderr.strip() or init.stdout.strip()}")
         # fsync off: a test kills pushers, never the server; the socket directory is the cluster's own
         args = [*self._run_as(), str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
@@ -76,14 +83,17 @@ class LocalPostgres:
         deadline = time.monotonic() + timeout_s
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"postgres exited with {self.process.returncode}:\n{self.log_tail()}")
+                tail = self.log_tail()
+                self.stop()
+                raise RuntimeError(f"postgres exited with {self.process.returncode}:\n{tail}")
             try:
                 psycopg.connect(self.url(), connect_timeout=2).close()
                 return self
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
+                    tail = self.log_tail()
                     self.stop()
-                    raise RuntimeError(f"postgres did not accept connections in {timeout_s:.0f} s:\n{self.log_tail()}")
+                    raise RuntimeError(f"postgres did not accept connections in {timeout_s:.0f} s:\n{tail}")
                 time.sleep(0.1)
 
     def log_tail(self, lines: int = 30) -> str:
