@@ -46,6 +46,9 @@ from newswire.consumers.webhooks import store
 
 log = logs.get(__name__)
 
+#: what a store that cannot be reached (or written) raises
+_AWAY = (psycopg.Error, sqlite3.Error, OSError)
+
 #: the share of a lease a pusher still counts on after its last heartbeat began (the rest is
 #: the margin for a heartbeat that was slow to commit)
 _TRUSTED = 0.8
@@ -81,7 +84,7 @@ class Leases:
         if now >= self._next_beat:
             try:
                 self.heartbeat()
-            except (psycopg.Error, sqlite3.Error, OSError) as exc:
+            except _AWAY as exc:
                 self._next_beat = now + min(1.0, self.lease_s / 10)
                 log.warning("lease_heartbeat_failed", pusher=self.id, partners=len(self.mine), error=str(exc),
                             sending_stops_in_s=round(max(0.0, self._trusted_until - now), 1))
@@ -142,8 +145,12 @@ class Leases:
         self.surplus.discard(partner_id)
         if partner_id in self.mine:
             self.mine.discard(partner_id)
-            self.db.execute("UPDATE partner_leases SET owner = '', expires_at = 0 WHERE partner_id = ? AND owner = ?",
-                            (partner_id, self.id))
+            try:
+                self.db.execute("UPDATE partner_leases SET owner = '', expires_at = 0"
+                                " WHERE partner_id = ? AND owner = ?", (partner_id, self.id))
+            except _AWAY as exc:  # it runs out by itself
+                log.warning("lease_not_released", pusher=self.id, partner=partner_id, error=str(exc))
+                return
             log.info("lease_released", pusher=self.id, partner=partner_id)
 
     def close(self) -> None:
@@ -152,7 +159,7 @@ class Leases:
             with self.db.transaction() as db:
                 db.execute("UPDATE partner_leases SET owner = '', expires_at = 0 WHERE owner = ?", (self.id,))
                 db.execute("DELETE FROM pushers WHERE id = ?", (self.id,))
-        except (psycopg.Error, sqlite3.Error, OSError) as exc:  # they run out by themselves
+        except _AWAY as exc:  # they run out by themselves
             log.warning("leases_not_released", pusher=self.id, error=str(exc))
         finally:
             self.mine.clear()

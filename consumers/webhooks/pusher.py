@@ -287,8 +287,8 @@ class Pusher:
         self.recorder = Recorder(settings)
         self.workers: dict[str, PartnerWorker] = {}
         self.leases: leases.Leases | None = None
-        #: partners whose worker is closing before their lease is let go
-        self.leaving: set[str] = set()
+        #: partners whose worker is closing before their lease is let go, and that closing
+        self.leaving: dict[str, asyncio.Task] = {}
 
     def may_send(self, partner_id: str) -> bool:
         """Whether this process may start an attempt for the partner (see :meth:`.leases.Leases.holds`)."""
@@ -321,17 +321,16 @@ class Pusher:
     def _let_go(self, partner_id: str) -> None:
         """Stop sending for a partner (what is in flight finishes and is recorded), then give up its lease."""
         worker = self.workers.pop(partner_id)
-        self.leaving.add(partner_id)
         log.info("partner_worker_stopping", partner=partner_id, reason="lease let go")
 
         async def close() -> None:
             try:
                 await worker.close()
             finally:
-                self.leaving.discard(partner_id)
+                del self.leaving[partner_id]
                 if self.leases:
                     self.leases.let_go(partner_id)
-        asyncio.ensure_future(close())
+        self.leaving[partner_id] = asyncio.ensure_future(close())
 
     async def run(self, stop: asyncio.Event, kafka_alive=lambda: True) -> None:
         self.leases = leases.Leases(self.settings, lease_s=self.config.lease_s,
@@ -350,8 +349,7 @@ class Pusher:
                     pass
         finally:
             await asyncio.gather(*(w.close() for w in self.workers.values()))
-            while self.leaving:  # workers handed over meanwhile
-                await asyncio.sleep(0.05)
+            await asyncio.gather(*self.leaving.values(), return_exceptions=True)  # workers handed over meanwhile
             self.leases.close()
             await asyncio.get_running_loop().run_in_executor(None, self.dead_letters.close)
             self.recorder.close()
