@@ -96,9 +96,8 @@ class Db:
     skip_locked = ""
     #: the database's clock in epoch seconds, as an SQL expression
     now = "((julianday('now') - 2440587.5) * 86400.0)"
-    name = "sqlite"
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection | psycopg.Connection):
         self.conn = conn
 
     def execute(self, sql: str, params: Iterable[Any] | dict = ()):
@@ -137,10 +136,6 @@ class PostgresDb(Db):
     for_update = " FOR UPDATE"
     skip_locked = " SKIP LOCKED"
     now = "extract(epoch FROM clock_timestamp())::double precision"
-    name = "postgresql"
-
-    def __init__(self, conn: psycopg.Connection):  # noqa: super().__init__ is for SQLite's connection
-        self.conn = conn  # type: ignore[assignment]
 
     def execute(self, sql: str, params: Iterable[Any] | dict = ()):
         try:
