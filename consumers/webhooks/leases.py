@@ -25,8 +25,9 @@ concurrency, rate limit, circuit breaker) is kept by one process, as with one pu
   starved) stops starting attempts before its leases run out, so two pushers never send for
   one partner at once.
 
-On SQLite (one pusher per state file, held by its ``flock``) the same code runs: the one
-pusher clears what a dead predecessor left and holds every lease.
+On SQLite there are no leases: the one pusher of a state file holds its ``flock``
+(:mod:`newswire.locks`) and sends for every partner, and writes nothing more (a full disk
+is waited out as before).
 """
 
 from __future__ import annotations
@@ -72,10 +73,6 @@ class Leases:
         self.surplus: set[str] = set()
         self._trusted_until = 0.0  # monotonic
         self._next_beat = 0.0
-        if not store.shared(settings):  # the one pusher of a SQLite file (it holds the file's lock)
-            with self.db.transaction() as db:
-                db.execute("DELETE FROM partner_leases")
-                db.execute("DELETE FROM pushers")
 
     def owned(self) -> set[str]:
         """The partners to send for now (a heartbeat first when one is due); empty once the

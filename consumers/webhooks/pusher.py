@@ -12,9 +12,9 @@ article may go; nothing pending lives only in memory, so a restart, even after k
 resumes every retry where it was, with the same ``webhook-id``. A drop-folder partner
 (``file:///dir``, see :mod:`.drop`) goes through the same worker; its attempts write files.
 
-A process runs workers only for the partners it holds the lease of (:mod:`.leases`): all of
-them on SQLite (one pusher per file), its share of them when several pushers share a
-PostgreSQL state; every pusher's Kafka side queues for every partner.
+On SQLite (one pusher per file) a process runs workers for every partner; pushers sharing a
+PostgreSQL state each run them for the partners they hold the lease of (:mod:`.leases`).
+Every pusher's Kafka side queues for every partner.
 """
 
 from __future__ import annotations
@@ -333,8 +333,9 @@ class Pusher:
         self.leaving[partner_id] = asyncio.ensure_future(close())
 
     async def run(self, stop: asyncio.Event, kafka_alive=lambda: True) -> None:
-        self.leases = leases.Leases(self.settings, lease_s=self.config.lease_s,
-                                    quiet_s=self.config.timeout_s + self.config.lease_s)
+        if store.shared(self.settings):  # on SQLite, the file's lock makes this pusher the only one
+            self.leases = leases.Leases(self.settings, lease_s=self.config.lease_s,
+                                        quiet_s=self.config.timeout_s + self.config.lease_s)
         try:
             while not stop.is_set():
                 try:
@@ -350,7 +351,8 @@ class Pusher:
         finally:
             await asyncio.gather(*(w.close() for w in self.workers.values()))
             await asyncio.gather(*self.leaving.values(), return_exceptions=True)  # workers handed over meanwhile
-            self.leases.close()
+            if self.leases:
+                self.leases.close()
             await asyncio.get_running_loop().run_in_executor(None, self.dead_letters.close)
             self.recorder.close()
             self.db.close()

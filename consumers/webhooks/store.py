@@ -106,7 +106,8 @@ MIGRATIONS: tuple[str, ...] = (
     SCHEMA,
     # 2: when a partner was disabled (what it missed starts there)
     "ALTER TABLE partners ADD COLUMN disabled_at REAL;",
-    # 3: the pushers sharing a state, and which of them sends for which partner (see leases.py)
+    # 3: the pushers sharing a state, and which of them sends for which partner (see leases.py;
+    #    used on PostgreSQL: a SQLite file has one pusher, its lock's holder)
     """
 CREATE TABLE pushers (
     id        TEXT PRIMARY KEY,              -- host:pid:random, new for every start
