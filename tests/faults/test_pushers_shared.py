@@ -2,7 +2,9 @@
 them is SIGKILLed in the middle of a stream. Afterwards every delivery is checked at every
 partner: each sequence number exactly once (or twice, where the first attempt was never
 recorded: the at-least-once retry), in order per article, nothing after a kill, every
-signature valid, and the killed pusher's partners taken over by the other two."""
+signature valid, and the killed pusher's partners taken over by the other two. A pusher that
+joins mid-stream takes half the partners with nothing sent twice; one whose database goes away
+ends in one line."""
 
 from __future__ import annotations
 
