@@ -365,14 +365,17 @@ def record(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
         inserts.append((delivery["id"], delivery["partner_id"], delivery["event_id"], delivery["article_id"],
                         delivery["version"], delivery["seq"], tries, at, attempt.status_code,
                         round(attempt.duration_ms, 1), attempt.error, attempt.outcome, attempt.next_attempt_at))
+    # PostgreSQL locks rows as they are written: deliveries in id order, then partners, the
+    # order redrive and resend take them in too (so that none of them waits on another in a circle)
+    updates.sort(key=lambda update: update[-1])
     with transaction(db):
-        registry.pause(db, pauses)
         db.executemany("UPDATE deliveries SET tries = ?, attempts = attempts + ?, status = ?,"
                        " next_attempt_at = coalesce(?, next_attempt_at), last_status = ?, last_error = ?,"
                        " delivered_at = coalesce(?, delivered_at) WHERE id = ?", updates)
         db.executemany("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt,"
                        " at, status_code, duration_ms, error, outcome, next_attempt_at)"
                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+        registry.pause(db, pauses)
 
 
 def partners_of(db: Db, ids: list[int]) -> set[str]:

@@ -118,7 +118,7 @@ def set_next_seqs(db: Db, numbers: dict[str, int]) -> None:
 def pause(db: Db, until: dict[str, float]) -> None:
     """Partners that asked (Retry-After) not to be called before these times (a later pause wins)."""
     db.executemany(f"UPDATE partners SET paused_until = {db.greatest}(coalesce(paused_until, 0), ?) WHERE id = ?",
-                   [(at, pid) for pid, at in until.items()])
+                   [(until[pid], pid) for pid in sorted(until)])  # partners locked in id order, as enqueue does
 
 
 #: changes this recent are read again (a writer that took its time before another may commit
@@ -139,7 +139,8 @@ def changed_since(db: Db, since: float, *, now: float | None = None
 def outbox_changed(db: Db, partner_ids: Iterable[str], at: float) -> None:
     """Say that these partners' deliveries were changed (made pending again) by this process,
     for the pusher to read them again (:func:`outbox_changes`)."""
-    db.executemany("UPDATE partners SET outbox_changed_at = ? WHERE id = ?", [(at, pid) for pid in set(partner_ids)])
+    db.executemany("UPDATE partners SET outbox_changed_at = ? WHERE id = ?",
+                   [(at, pid) for pid in sorted(set(partner_ids))])  # in id order, as enqueue locks them
 
 
 def outbox_changes(db: Db, since: float, *, now: float | None = None
