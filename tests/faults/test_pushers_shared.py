@@ -104,18 +104,23 @@ def test_kill_9_of_one_of_three_pushers_sharing_postgresql_loses_and_reorders_no
         survivors = _owners(settings)
         assert victim_pid not in survivors and set().union(*survivors.values()) == {f"p{n}" for n in range(PARTNERS)}
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(30)
-        for server in servers:
-            server.stop()
+        _stop(processes, servers)
     for process, log in zip(processes, logs):
         if process.pid != victim_pid:
             assert process.returncode == 0, log.read_text()[-3000:]
     assert victim_partners, "the killed pusher held partners"
     _every_delivery_checked(settings, servers, events, may_repeat=victim_partners)
+
+
+def _stop(processes: list[subprocess.Popen], servers: list[PartnerServer]) -> None:
+    """SIGTERM to the pushers still running, then the partners' servers stopped."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.wait(30)
+    for server in servers:
+        server.stop()
 
 
 def _every_delivery_checked(settings, servers, events: list[dict], *, may_repeat: set[str]) -> None:
@@ -184,12 +189,7 @@ def test_a_pusher_joining_in_the_middle_of_a_stream_takes_half_the_partners_and_
     finally:
         if publisher.is_alive():
             publisher.join(120)
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(30)
-        for server in servers:
-            server.stop()
+        _stop(processes, servers)
     for process, log in zip(processes, logs):
         assert process.returncode == 0, log.read_text()[-3000:]
     assert '"partner_handed_over"' in logs[0].read_text()
