@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 VENV=${NEWSWIRE_VENV:-.venv}
 
 # Debian packages: Java and Maven for the broker; for the tests, Chromium (the status page's browser
-# test), Prometheus (its promtool checks and unit-tests the alert rules in deploy/prometheus/) and
-# Node.js (the partner guide's JavaScript signature check, tests/test_partner_guide.py).
+# test), Prometheus (its promtool checks and unit-tests the alert rules in deploy/prometheus/),
+# Node.js (the partner guide's JavaScript signature check, tests/test_partner_guide.py) and
+# PostgreSQL's server (the webhook state's second store; the tests run it themselves in a
+# temporary cluster, so the package's own cluster need not run).
 need_system_packages() {
   local missing=()
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
@@ -17,6 +19,7 @@ need_system_packages() {
   [ "${1:-}" = test ] && ! command -v chromium >/dev/null && missing+=(chromium)
   [ "${1:-}" = test ] && ! command -v node >/dev/null && missing+=(nodejs)
   [ "${1:-}" = test ] && ! command -v promtool >/dev/null && missing+=(prometheus)
+  [ "${1:-}" = test ] && ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null && missing+=(postgresql)
   if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       apt-get update -qq && apt-get install -y -qq "${missing[@]}"

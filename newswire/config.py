@@ -51,6 +51,27 @@ def parse_id_authority(text: str) -> str:
     return name
 
 
+def parse_state_url(text: str) -> str:
+    """A PostgreSQL connection URL (``postgresql://user:password@host:port/database``); ConfigError otherwise."""
+    url = text.strip()
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"NEWSWIRE_STATE_URL: {_redacted(url)!r} is not a PostgreSQL URL such as "
+                          "postgresql://newswire@db.example:5432/newswire (unset, the state is the SQLite file "
+                          "webhooks.sqlite3 under NEWSWIRE_HOME)")
+    host = rest.split("/", 1)[0].rpartition("@")[2]
+    if not host and "host=" not in rest:
+        raise ConfigError(f"NEWSWIRE_STATE_URL: {_redacted(url)!r} names no host")
+    if "/" not in rest or not rest.split("/", 1)[1].split("?", 1)[0]:
+        raise ConfigError(f"NEWSWIRE_STATE_URL: {_redacted(url)!r} names no database (…/newswire at the end)")
+    return url
+
+
+def _redacted(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for messages and logs)."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
 def _default_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "newswire"
 
@@ -87,6 +108,9 @@ class Settings:
     #: the domain that mints every item id (``urn:newsml:<it>:…``, RFC 3085 ProviderId); fixed
     #: for the life of the feeds, since changing it changes every id (none until configured)
     id_authority: str | None = None
+    #: where the partner pusher's state lives: None = the SQLite file under ``home`` (one pusher
+    #: process); a ``postgresql://`` URL = that PostgreSQL database (any number of pushers)
+    state_url: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -98,6 +122,7 @@ class Settings:
             dead_letter_partitions=_number("DEAD_LETTER_PARTITIONS", Topics.dead_letter_partitions),
         )
         authority = _env("ID_AUTHORITY", "")
+        state_url = _env("STATE_URL", "")
         return cls(
             bootstrap_servers=_env("BOOTSTRAP", cls.bootstrap_servers),
             home=Path(_env("HOME", str(_default_home()))),
@@ -107,6 +132,7 @@ class Settings:
             producer_timeout_s=_number("PRODUCER_TIMEOUT", cls.producer_timeout_s, float, low=0.001),
             provider=_env("PROVIDER", "").strip() or None,
             id_authority=parse_id_authority(authority) if authority.strip() else None,
+            state_url=parse_state_url(state_url) if state_url.strip() else None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -123,6 +149,8 @@ class Settings:
             env["NEWSWIRE_PROVIDER"] = self.provider
         if self.id_authority:
             env["NEWSWIRE_ID_AUTHORITY"] = self.id_authority
+        if self.state_url:
+            env["NEWSWIRE_STATE_URL"] = self.state_url
         return env
 
     def authority(self) -> str:
@@ -133,6 +161,11 @@ class Settings:
                               "(urn:newsml:<domain>:...), e.g. news.agency.example, and must not change for the "
                               "life of the feeds")
         return self.id_authority
+
+    @property
+    def state_shown(self) -> str:
+        """Where the webhook state is, for messages (a URL's password hidden)."""
+        return _redacted(self.state_url) if self.state_url else str(self.home / "webhooks.sqlite3")
 
     def with_bootstrap(self, bootstrap_servers: str) -> "Settings":
         return replace(self, bootstrap_servers=bootstrap_servers)

@@ -1,8 +1,11 @@
-"""Shared fixtures: one real Kafka broker for the whole test session, fresh topics per test.
+"""Shared fixtures: one real Kafka broker for the whole test session, fresh topics per test;
+one real PostgreSQL server for the whole session, a fresh database per test that asks.
 
 The broker is started by the same code as ``newswire kafka up`` (newswire.broker), on free
 ports and in a temporary state directory, so a developer's own broker is not disturbed.
-If it cannot start, every test that needs it errors with the broker's own log.
+If it cannot start, every test that needs it errors with the broker's own log. PostgreSQL
+likewise (tests/postgres_server.py): Debian's server in a temporary cluster on a free port,
+run as the ``postgres`` user; if it cannot start, the tests on that store error with its log.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import pytest
 from newswire import logs, topics
 from newswire.broker import LocalBroker, free_port
 from newswire.config import Settings, Topics
+from tests.postgres_server import LocalPostgres
 
 #: the test installation's id authority (an operator sets their own; a fresh installation has none),
 #: for every Settings.from_env() of the tests and the commands they start: the renderers' example
@@ -45,6 +49,30 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> LocalBroker:
     broker.start(timeout_s=120)
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> LocalPostgres:
+    """A real PostgreSQL server, started once per test session (never skipped: it must start)."""
+    server = LocalPostgres().start()
+    yield server
+    server.stop()
+
+
+#: the two stores of the webhook state; a module whose tests run on both overrides ``settings``
+#: with :func:`on_each_store`
+STORES = ("sqlite", "postgresql")
+
+
+def on_each_store():
+    """A ``settings`` fixture for a test module, parametrised by store: the SQLite file under
+    home, or a new database on the session's PostgreSQL server."""
+    @pytest.fixture(params=STORES, name="settings")
+    def settings_on_store(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+        if request.param == "sqlite":
+            return settings
+        return replace(settings, state_url=request.getfixturevalue("postgres_server").new_database())
+    return settings_on_store
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ COMPOSE = ROOT / "deploy" / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 SCHEMA = Path(check_jsonschema.__file__).parent / "builtin_schemas" / "vendor" / "compose-spec.json"
 #: the services of the file that are not newswire's own
-THIRD_PARTY = {"kafka", "prometheus", "grafana"}
+THIRD_PARTY = {"kafka", "prometheus", "grafana", "postgres"}
 
 
 @pytest.fixture(scope="module")

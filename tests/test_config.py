@@ -46,6 +46,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
     ("ID_AUTHORITY", "news_wire.example", "is not a DNS name"),
     ("ID_AUTHORITY", "news.example/ids", "is not a DNS name"),
     ("ID_AUTHORITY", "x" * 64 + ".example", "is not a DNS name"),
+    ("STATE_URL", "mysql://db.example/newswire", "is not a PostgreSQL URL"),
+    ("STATE_URL", "/var/lib/newswire/state.sqlite3", "is not a PostgreSQL URL"),
+    ("STATE_URL", "postgresql://db.example:5432", "names no database"),
+    ("STATE_URL", "postgresql://u:hunter2@/newswire", "names no host"),
 ])
 def test_a_bad_variable_is_named_with_its_problem(clean_env, name, value, problem):
     clean_env.setenv(f"NEWSWIRE_{name}", value)
@@ -59,6 +63,19 @@ def test_a_bad_variable_ends_a_command_in_one_line(clean_env):
     result = CliRunner().invoke(main, ["feeds", "serve", "--port", "1"])
     assert result.exit_code == 1
     assert result.output.splitlines() == ["Error: NEWSWIRE_ARTICLES_PARTITIONS: 'six' is not a whole number"]
+
+
+def test_the_state_url_selects_postgresql_and_its_password_is_never_shown(clean_env):
+    assert Settings.from_env().state_url is None  # the SQLite file under the home
+    url = "postgresql://newswire:hunter2@db.example:5432/newswire"
+    clean_env.setenv("NEWSWIRE_STATE_URL", f" {url} ")
+    settings = Settings.from_env()
+    assert settings.state_url == url and settings.to_env()["NEWSWIRE_STATE_URL"] == url
+    assert settings.state_shown == "postgresql://newswire:***@db.example:5432/newswire"
+    clean_env.setenv("NEWSWIRE_STATE_URL", "postgresql://u:hunter2@/newswire")
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env()
+    assert "hunter2" not in str(caught.value)
 
 
 def test_the_id_authority_is_a_dns_name_kept_in_lower_case(clean_env):
@@ -81,7 +98,8 @@ def test_what_renders_refuses_to_start_without_an_id_authority(clean_env, tmp_pa
 def test_to_env_gives_the_settings_back(clean_env, tmp_path):
     settings = Settings(bootstrap_servers="127.0.0.1:19092,127.0.0.1:19093", home=tmp_path / "h", cache=tmp_path / "c",
                         topics=Topics("a-1", 4, "a-1.dlq", 2), replication_factor=3, producer_timeout_s=2.5,
-                        provider="Agence Exemple", id_authority=AUTHORITY)
+                        provider="Agence Exemple", id_authority=AUTHORITY,
+                        state_url="postgresql://newswire@db.example/newswire")
     for name, value in settings.to_env().items():
         clean_env.setenv(name, value)
     assert Settings.from_env() == settings

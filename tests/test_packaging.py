@@ -42,20 +42,21 @@ def _normal(name: str) -> str:
 
 
 def _runtime_closure() -> set[str]:
-    """Distributions newswire depends on at run time (no extras of its own or of theirs), normalised."""
-    seen: set[str] = set()
-    todo = ["newswire"]
+    """Distributions newswire depends on at run time (none of its own extras; of a dependency's,
+    those a run-time requirement asks for, as ``psycopg[binary]``), normalised."""
+    seen: set[tuple[str, str]] = set()
+    todo = [("newswire", "")]
     while todo:
-        name = todo.pop()
-        if name in seen:
+        name, extra = todo.pop()
+        if (name, extra) in seen:
             continue
-        seen.add(name)
+        seen.add((name, extra))
         for line in metadata.requires(name) or []:
             requirement = Requirement(line)
-            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+            if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
                 continue
-            todo.append(_normal(requirement.name))
-    return seen
+            todo += [(_normal(requirement.name), wanted) for wanted in ("", *requirement.extras)]
+    return {name for name, _ in seen}
 
 
 def test_every_module_imported_at_run_time_comes_from_a_declared_dependency():

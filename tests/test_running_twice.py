@@ -78,6 +78,7 @@ def test_a_second_pusher_on_the_same_state_is_refused_and_the_first_keeps_runnin
         _eventually(lambda: '"pusher_started"' in (tmp_path / "first.log").read_text(), "the first pusher started")
         line = _refusal(_newswire(env, "webhooks", "run"))
         assert f"pid {first.pid}" in line and str(settings.home / "webhooks.sqlite3") in line, line
+        assert "NEWSWIRE_STATE_URL" in line, line  # the way to run several
         assert first.poll() is None
     finally:
         first.send_signal(signal.SIGTERM)

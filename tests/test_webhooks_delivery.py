@@ -16,6 +16,10 @@ from newswire import bus, corpus
 from newswire.consumers.webhooks import delivery, pusher, ssrf
 from newswire.consumers.webhooks.signing import new_secret
 from tests.webhooks_support import LOOPBACK, PartnerServer, cli, config, publish, query, register, wait_for
+from tests.conftest import on_each_store
+
+#: these tests exercise the store: they run on SQLite and on PostgreSQL
+settings = on_each_store()
 
 
 def _story(article_id: str, seed: int = 1, **changes) -> dict:

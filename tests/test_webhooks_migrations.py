@@ -1,5 +1,7 @@
-"""The webhook state upgrades in place: a file of the first release, with data in it, opens
-under the current schema with nothing lost; a file newer than the code is refused."""
+"""The webhook state upgrades in place, in both stores: a SQLite file of the first release, a
+state at the schema of the release before bodies and Retry-After pauses (version 2) and one at
+the schema of the release before PostgreSQL and leases (version 4), each with data in it, open
+under the current schema with nothing lost; a state newer than the code is refused."""
 
 from __future__ import annotations
 
@@ -12,64 +14,195 @@ from pathlib import Path
 import pytest
 
 from newswire.config import Settings
-from newswire.consumers.webhooks import outbox, partners, signing, store
+from newswire.consumers.webhooks import dialect, outbox, partners, signing, store
+from tests.conftest import STORES
+
+#: partners.disabled_at; a payload per delivery, no bodies table, no paused_until
+BEFORE_BODIES = 2
+#: bodies, paused_until, outbox_changed_at; no pushers / partner_leases
+BEFORE_LEASES = 4
 
 
-def _settings(tmp_path: Path) -> Settings:
-    return replace(Settings.from_env(), home=tmp_path)
+@pytest.fixture(params=STORES)
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    settings = replace(Settings.from_env(), home=tmp_path)
+    if request.param == "postgresql":
+        settings = replace(settings, state_url=request.getfixturevalue("postgres_server").new_database())
+    return settings
 
 
-def _first_release_file(path: Path) -> None:
-    """A state file as the first release left it: its schema (step 1, never edited) and a partner
-    with a delivery."""
-    db = sqlite3.connect(path)
-    db.executescript(store.MIGRATIONS[0])
+def _raw(settings: Settings) -> dialect.Db:
+    """A connection that does not migrate."""
+    if settings.state_url:
+        return dialect.connect_postgres(settings.state_url)
+    return dialect.connect_sqlite(str(store.path_of(settings)), synchronous="FULL")
+
+
+def _with_data(db: dialect.Db, *, disabled_at: bool) -> None:
+    """A partner, disabled, with a delivered delivery and its event and attempt."""
     now = time.time()
+    columns = ", disabled_at" if disabled_at else ""
     db.execute("INSERT INTO partners (id, name, url, format, filters, concurrency, rate_limit, enabled,"
-               " disabled_reason, secrets, allow_cidrs, next_seq, created_at, updated_at) VALUES"
+               f" disabled_reason, secrets, allow_cidrs, next_seq, created_at, updated_at{columns}) VALUES"
                " ('acme', 'Acme', 'https://acme.example/hook', 'ninjs', '{}', 1, 0, 0, 'gone (410)',"
-               " ?, '[]', 2, ?, ?)", (json.dumps([signing.new_secret()]), now, now))
+               f" ?, '[]', 2, ?, ?{', ?' if disabled_at else ''})",
+               (json.dumps([signing.new_secret()]), now, now, *((now,) if disabled_at else ())))
+    db.execute("INSERT INTO events (event_id, article_id, version, event_type, avro) VALUES"
+               " ('e1', 'a1', 1, 'published', ?)", (b"\x00avro\xff",))
     db.execute("INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq, content_type,"
                " payload, status, next_attempt_at, created_at) VALUES"
-               " ('acme', 'e1', 'a1', 1, 'published', 1, 'application/json', x'7b7d', 'delivered', ?, ?)", (now, now))
-    db.commit()
-    db.close()
+               " ('acme', 'e1', 'a1', 1, 'published', 1, 'application/json', ?, 'delivered', ?, ?)",
+               (b"{}", now, now))
+    db.execute("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt, at,"
+               " status_code, duration_ms, outcome) VALUES (1, 'acme', 'e1', 'a1', 1, 1, 1, ?, 200, 12.5,"
+               " 'delivered')", (now,))
+
+
+def _assert_kept(db: dialect.Db) -> None:
+    partner = partners.get(db, "acme")
+    assert not partner.enabled and partner.disabled_reason == "gone (410)"
+    assert [tuple(r) for r in db.execute("SELECT partner_id, seq, status FROM deliveries")] == [("acme", 1, "delivered")]
+    assert bytes(db.execute("SELECT avro FROM events").fetchone()[0]) == b"\x00avro\xff"
+    assert db.execute("SELECT outcome, duration_ms FROM attempts").fetchone()[:] == ("delivered", 12.5)
+    assert db.execute("SELECT next_seq FROM partners").fetchone()[0] == 2
+    assert outbox.payload(db, 1) == b"{}"  # step 4: its body, as it was sent, kept whole
+    # what the upgrade added works: a delivery queued after it gets new ids (step 4 copied the
+    # old ones; PostgreSQL's identity columns move past them), the pause of step 3, the leases of step 5
+    queued = outbox.enqueue(db, [outbox.Queued("acme", "e2", "a1", 2, "updated", "application/json", time.time(),
+                                               (b'{"seq": ', b"}"))], {"e2": ("a1", 2, "updated", b"avro")})
+    assert queued[0].seq == 2
+    pending = outbox.pending_after(db, 0, limit=10)
+    assert [(d.id, d.seq) for d in pending] == [(2, 2)] and outbox.payload(db, 2) == b'{"seq": 2}'
+    partners.pause(db, {"acme": 123.0})
+    assert partners.get(db, "acme").paused_until == 123.0
+    db.execute("INSERT INTO partner_leases (partner_id, owner, expires_at) VALUES ('acme', '', 0)")
+    assert db.execute("SELECT count(*) FROM pushers").fetchone()[0] == 0
 
 
 def test_a_first_release_state_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
-    _first_release_file(store.path_of(settings))
+    settings = replace(Settings.from_env(), home=tmp_path)
+    raw = sqlite3.connect(store.path_of(settings))  # as the first release made it: no user_version
+    raw.executescript(store.MIGRATIONS[0])
+    raw.close()
+    db = _raw(settings)
+    _with_data(db, disabled_at=False)
+    db.close()
 
     db = store.connect(settings)
 
-    assert db.execute("PRAGMA user_version").fetchone()[0] == store.VERSION
-    partner = partners.get(db, "acme")
-    assert partner is not None and not partner.enabled and partner.disabled_reason == "gone (410)"
-    assert partner.disabled_at is None  # added by step 2, unknown for a partner disabled before it
-    assert [tuple(r) for r in db.execute("SELECT partner_id, seq, status FROM deliveries")] == [("acme", 1, "delivered")]
-    assert partner.paused_until is None  # step 3
-    assert outbox.payload(db, 1) == b"{}"  # step 4: its body, as it was sent, kept whole
-    assert not db.execute("PRAGMA foreign_key_check").fetchall()
+    assert store.schema_version(db) == store.VERSION
+    _assert_kept(db)
+    assert partners.get(db, "acme").disabled_at is None  # added by step 2, unknown for a partner disabled before it
     db.close()
-    again = store.connect(settings)  # a second open runs no step twice
-    assert again.execute("PRAGMA user_version").fetchone()[0] == store.VERSION
+
+
+def test_a_state_before_bodies_is_upgraded_in_place_with_its_data(state: Settings) -> None:
+    db = _raw(state)
+    store.migrate(db, to=BEFORE_BODIES)
+    _with_data(db, disabled_at=True)
+    assert store.schema_version(db) == BEFORE_BODIES
+    db.close()
+
+    db = store.connect(state)
+
+    assert store.schema_version(db) == store.VERSION
+    _assert_kept(db)
+    assert partners.get(db, "acme").disabled_at is not None
+    _no_dangling_rows(db)
+    db.close()
+    again = store.connect(state)  # a second open runs no step twice
+    assert store.schema_version(again) == store.VERSION
     again.close()
 
 
-def test_a_new_state_file_has_the_current_schema(tmp_path: Path) -> None:
-    db = store.connect(_settings(tmp_path))
-    columns = {row[1] for row in db.execute("PRAGMA table_info(partners)")}
-    assert "disabled_at" in columns and db.execute("PRAGMA user_version").fetchone()[0] == store.VERSION
+def test_a_state_before_leases_is_upgraded_in_place_with_its_data(state: Settings) -> None:
+    db = _raw(state)
+    store.migrate(db, to=BEFORE_LEASES)
+    now = time.time()
+    db.execute("INSERT INTO partners (id, name, url, format, filters, concurrency, rate_limit, enabled,"
+               " secrets, allow_cidrs, next_seq, created_at, updated_at, paused_until) VALUES"
+               " ('acme', 'Acme', 'https://acme.example/hook', 'ninjs', '{}', 1, 0, 1, ?, '[]', 3, ?, ?, ?)",
+               (json.dumps([signing.new_secret()]), now, now, now + 60))
+    db.execute("INSERT INTO events (event_id, article_id, version, event_type, avro) VALUES"
+               " ('e1', 'a1', 1, 'published', ?)", (b"avro",))
+    body = db.execute("INSERT INTO bodies (event_id, head, tail) VALUES ('e1', ?, ?) RETURNING id",
+                      (b'{"seq": ', b"}")).fetchone()[0]
+    db.executemany("INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
+                   " content_type, body_id, status, next_attempt_at, created_at) VALUES"
+                   " ('acme', 'e1', 'a1', 1, 'published', ?, 'application/json', ?, ?, ?, ?)",
+                   [(1, body, "delivered", now, now), (2, body, "pending", now, now)])
+    db.close()
+
+    db = store.connect(state)
+
+    assert store.schema_version(db) == store.VERSION
+    assert partners.get(db, "acme").paused_until == pytest.approx(now + 60)
+    assert [(d.seq, outbox.payload(db, d.id)) for d in outbox.pending_after(db, 0, limit=10)] == [(2, b'{"seq": 2}')]
+    assert partners.next_seqs(db, ["acme"]) == {"acme": 3}
+    db.execute("INSERT INTO partner_leases (partner_id, owner, expires_at) VALUES ('acme', '', 0)")
+    db.close()
 
 
-def test_a_state_file_newer_than_the_code_is_refused_untouched(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
-    store.connect(settings).close()
-    raw = sqlite3.connect(store.path_of(settings))
-    raw.execute(f"PRAGMA user_version = {store.VERSION + 1}")
+def _no_dangling_rows(db: dialect.Db) -> None:
+    """Every delivery has its body (what SQLite's foreign_key_check would say, in both stores)."""
+    assert db.execute("SELECT count(*) FROM deliveries d LEFT JOIN bodies b ON b.id = d.body_id"
+                      " WHERE b.id IS NULL").fetchone()[0] == 0
+
+
+def test_a_new_state_has_the_current_schema(state: Settings) -> None:
+    db = store.connect(state)
+    assert store.schema_version(db) == store.VERSION
+    db.execute("INSERT INTO pushers (id, host, pid, seen_at) VALUES ('p', 'h', 1, 1.5)")
+    assert db.execute("SELECT disabled_at FROM partners").fetchall() == []
+    db.close()
+
+
+def test_processes_opening_a_new_state_at_once_create_it_once(state: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as pool:
+        versions = list(pool.map(lambda _: _version_after_connect(state), range(4)))
+    assert versions == [store.VERSION] * 4
+
+
+def _version_after_connect(settings: Settings) -> int:
+    db = store.connect(settings)
+    try:
+        return store.schema_version(db)
+    finally:
+        db.close()
+
+
+def test_a_state_newer_than_the_code_is_refused_untouched(state: Settings) -> None:
+    store.connect(state).close()
+    raw = _raw(state)
+    store.set_version(raw, store.VERSION + 1)
     raw.close()
 
-    with pytest.raises(store.StateTooNew, match=f"version {store.VERSION + 1}, newer than"):
+    with pytest.raises(store.StateTooNew, match=f"version {store.VERSION + 1}, newer than this newswire's"):
+        store.connect(state)
+    raw = _raw(state)
+    assert store.schema_version(raw) == store.VERSION + 1
+    raw.close()
+
+
+def test_an_unreachable_postgresql_state_is_one_clear_error(tmp_path: Path) -> None:
+    from newswire.broker import free_port
+    settings = replace(Settings.from_env(), home=tmp_path,
+                       state_url=f"postgresql://newswire:secret@127.0.0.1:{free_port()}/newswire")
+    with pytest.raises(store.StateUnavailable, match=r"postgresql://newswire:\*\*\*@127\.0\.0\.1:\d+/newswire: "
+                                                     r"cannot connect"):
         store.connect(settings)
-    raw = sqlite3.connect(store.path_of(settings))
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == store.VERSION + 1
+
+
+def test_a_lost_postgresql_connection_is_an_io_error_not_a_bad_event(postgres_server, tmp_path: Path) -> None:
+    """The consume loop stops on an OSError (and reads the batch again after a restart); any
+    other error from a handler would dead-letter the event it was handling."""
+    settings = replace(Settings.from_env(), home=tmp_path, state_url=postgres_server.new_database())
+    db = store.connect(settings)
+    backend = db.execute("SELECT pg_backend_pid()").fetchone()[0]
+    killer = _raw(settings)
+    killer.execute("SELECT pg_terminate_backend(?)", (backend,))
+    killer.close()
+    with pytest.raises(dialect.StateAway) as caught:
+        db.execute("SELECT count(*) FROM deliveries")
+    assert isinstance(caught.value, OSError) and "webhook state" in str(caught.value)

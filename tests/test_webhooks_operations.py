@@ -8,9 +8,13 @@ import random
 import re
 
 from newswire import bus, corpus, topics
-from newswire.consumers.webhooks import pusher
+from newswire.consumers.webhooks import partner_state, pusher, receipts, store
 from tests.webhooks_support import PartnerServer, cli, config, publish, query, register, wait_for
 from tests.webhooks_support import new_secret
+from tests.conftest import on_each_store
+
+#: these tests exercise the store: they run on SQLite and on PostgreSQL
+settings = on_each_store()
 
 LOOPBACK = {"NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8"}
 
@@ -111,5 +115,33 @@ def test_a_partner_disabled_by_a_410_is_told_what_it_missed_and_the_backfill_sen
         assert sorted(r.article[0] for r in ok[3:]) == ["cb-c", "cb-d"]
         assert sorted(r.seq for r in ok) == [1, 2, 3, 4, 5]  # nothing twice
         assert "comeback: already enabled" in _run(settings, "partners", "enable", "comeback").output
+    finally:
+        server.stop()
+
+
+def test_the_status_readers_read_the_state_on_either_store(settings):
+    """The status page's and gauges' queries (per-partner counts, health, kill report) run on
+    both stores' SQL and count what the pusher did."""
+    server = PartnerServer([new_secret()]).start()
+    register(settings, "readers", server)
+    rng = random.Random(3)
+    story = corpus.story(rng, "rd-a", body_bytes=300)
+    try:
+        with pusher.Running(settings, config()):
+            publish(settings, [story, corpus.next_version(story, "killed")])
+            wait_for(lambda: len(server.ok()) == 2, "both versions")
+        db = store.connect(settings)
+        try:
+            [state] = partner_state.partner_states(db, config())
+            assert (state.partner, state.delivered, state.pending, state.dead, state.gaps, state.last_seq) == (
+                "readers", 2, 0, 0, 0, 2)
+            [summary] = receipts.summary(db)
+            assert (summary["id"], summary["delivered"], summary["last_seq"]) == ("readers", 2, 2)
+            [health] = receipts.health(db)
+            assert health["pending_retries"] == 0 and health["last_success"] is not None
+            [kill] = receipts.kill_report(db)
+            assert (kill["partner_id"], kill["status"]) == ("readers", "delivered")
+        finally:
+            db.close()
     finally:
         server.stop()

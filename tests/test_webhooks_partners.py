@@ -20,6 +20,10 @@ from newswire.consumers.webhooks.config import parse_cidrs
 from newswire.consumers.webhooks.filters import Subscription
 from newswire.consumers.webhooks.signing import new_secret
 from tests.webhooks_support import PartnerServer, cli, config, publish, query, register, wait_for
+from tests.conftest import on_each_store
+
+#: these tests exercise the store: they run on SQLite and on PostgreSQL
+settings = on_each_store()
 
 
 def _story(article_id: str, **changes) -> dict:

@@ -14,6 +14,10 @@ from collections import defaultdict
 from newswire import corpus
 from newswire.consumers.webhooks.signing import new_secret
 from tests.webhooks_support import PartnerServer, env_of, publish, query, register, wait_for
+from tests.conftest import on_each_store
+
+#: these tests exercise the store: they run on SQLite and on PostgreSQL
+settings = on_each_store()
 
 
 def _pusher(settings, log_path) -> subprocess.Popen:
@@ -21,7 +25,8 @@ def _pusher(settings, log_path) -> subprocess.Popen:
                                   NEWSWIRE_WEBHOOK_SCHEDULE="0,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3",
                                   NEWSWIRE_WEBHOOK_JITTER="0", NEWSWIRE_WEBHOOK_TIMEOUT="2",
                                   NEWSWIRE_WEBHOOK_ALLOW_CIDRS="127.0.0.0/8", NEWSWIRE_WEBHOOK_POLL="0.2",
-                                  NEWSWIRE_WEBHOOK_BREAKER_FAILURES="1000")}
+                                  NEWSWIRE_WEBHOOK_BREAKER_FAILURES="1000",
+                                  NEWSWIRE_WEBHOOK_LEASE="2")}  # PostgreSQL: the dead one's partners free after 2 s
     return subprocess.Popen([sys.executable, "-m", "newswire.cli", "--log-level", "INFO", "webhooks", "run"],
                             env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
 

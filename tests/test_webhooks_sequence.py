@@ -13,6 +13,10 @@ from newswire import corpus
 from newswire.consumers.webhooks import outbox, pusher, store
 from newswire.consumers.webhooks.signing import new_secret
 from tests.webhooks_support import PartnerServer, cli, config, publish, query, register, wait_for
+from tests.conftest import on_each_store
+
+#: these tests exercise the store: they run on SQLite and on PostgreSQL
+settings = on_each_store()
 
 
 def _stories(prefix: str, n: int) -> list[dict]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from typing import Iterator
 
 import click
@@ -16,6 +15,7 @@ from newswire.timespec import Instant
 from newswire.consumers.webhooks import outbox, receipts, ssrf, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig, parse_cidrs
+from newswire.consumers.webhooks.dialect import Db
 from newswire.consumers.webhooks.filters import EVENT_TYPES, Subscription
 from newswire.consumers.webhooks.partners import FORMATS, Partner
 from newswire.consumers.webhooks.signing import new_secret
@@ -27,7 +27,7 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 @contextlib.contextmanager
-def _db(ctx: click.Context) -> Iterator[sqlite3.Connection]:
+def _db(ctx: click.Context) -> Iterator[Db]:
     db = store.connect(_settings(ctx))
     try:
         yield db
@@ -99,13 +99,13 @@ def _changes(old: Subscription, categories, languages, max_urgency, event_types,
     return changes
 
 
-def _known(db: sqlite3.Connection, partner_id: str | None) -> None:
+def _known(db: Db, partner_id: str | None) -> None:
     """Raise :class:`~.partners.UnknownPartner` (exit 1, one line) for a --partner that is not registered."""
     if partner_id is not None:
         registry.get(db, partner_id)
 
 
-def _last_seq(db: sqlite3.Connection, partner_id: str) -> int:
+def _last_seq(db: Db, partner_id: str) -> int:
     return db.execute("SELECT next_seq - 1 FROM partners WHERE id = ?", (partner_id,)).fetchone()[0]
 
 
@@ -114,7 +114,7 @@ SHOW_FIELDS = ("id", "name", "url", "format", "content_type", "state", "disabled
                "subscription", "concurrency", "rate_limit", "allow_cidrs", "last_seq", "secrets")
 
 
-def _shown(partner: Partner, *, secrets: bool, db: sqlite3.Connection) -> dict:
+def _shown(partner: Partner, *, secrets: bool, db: Db) -> dict:
     """One partner as `partners show --json` prints it."""
     sub = partner.subscription
     return {"id": partner.id, "name": partner.name, "url": partner.url, "format": partner.format,
@@ -128,7 +128,7 @@ def _shown(partner: Partner, *, secrets: bool, db: sqlite3.Connection) -> dict:
             "secrets": [s if secrets else s[:10] + "…" for s in partner.secrets]}
 
 
-def _show(partner: Partner, *, secrets: bool, db: sqlite3.Connection) -> None:
+def _show(partner: Partner, *, secrets: bool, db: Db) -> None:
     next_seq = _last_seq(db, partner.id) + 1
     state = "enabled" if partner.enabled else f"DISABLED ({partner.disabled_reason or 'by an operator'})"
     click.echo(f"id:            {partner.id}\nname:          {partner.name}\nurl:           {partner.url}\n"
@@ -347,7 +347,7 @@ def deliveries_resend(ctx, partner_id, seq_range) -> None:
             click.echo(line)
 
 
-def _held_up(db: sqlite3.Connection, partner: Partner) -> list[str]:
+def _held_up(db: Db, partner: Partner) -> list[str]:
     """Why the pusher will not send to this partner right now (disabled, circuit open), if it will not."""
     lines = []
     if not partner.enabled:

@@ -51,6 +51,12 @@ def parse_cidrs(text: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+def _lease(seconds: float) -> float:
+    if seconds < 1:
+        raise ValueError(f"NEWSWIRE_WEBHOOK_LEASE: must be at least 1 second, got {seconds:g}")
+    return seconds
+
+
 @dataclass(frozen=True)
 class WebhookConfig:
     #: delay before each attempt (seconds); len(schedule) attempts in all, then the dead-letter topic
@@ -75,6 +81,9 @@ class WebhookConfig:
     host_connections: int = 256
     #: deliveries in flight at once, all partners together
     max_inflight: int = 2048
+    #: how long a pusher's claim on a partner lasts without a heartbeat (a shared PostgreSQL
+    #: state): a killed pusher's partners go to the others after about this long
+    lease_s: float = 10.0
 
     @property
     def max_attempts(self) -> int:
@@ -95,4 +104,5 @@ class WebhookConfig:
             poll_s=_number("POLL", d.poll_s),
             host_connections=max(1, _number("HOST_CONNECTIONS", d.host_connections, int)),
             max_inflight=max(1, _number("MAX_INFLIGHT", d.max_inflight, int)),
+            lease_s=_lease(_number("LEASE", d.lease_s)),
         )

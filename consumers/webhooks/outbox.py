@@ -4,11 +4,12 @@
 
 Deliveries are written by one function, :func:`enqueue`, for the live path and replays
 alike: it gives each delivery its partner's next sequence number inside the write
-transaction, so the gapless-numbering rule lives in one place. A body is rendered once per
-event and format and kept once (table ``bodies``); the number is put in when it goes.
+transaction (PostgreSQL: with the partners' rows locked), so the gapless-numbering rule
+lives in one place. A body is rendered once per event and format and kept once (table
+``bodies``); the number is put in when it goes.
 
 The Kafka side (:class:`Enqueuer`, in the consume loop's thread) decides which partners get
-each event, renders each format once and writes the rows of a whole batch in one SQLite
+each event, renders each format once and writes the rows of a whole batch in one
 transaction, committed (``synchronous=FULL``) by ``before_commit``, i.e. BEFORE the Kafka
 offsets are committed: once Kafka forgets an event, its deliveries are on disk; a crash
 before that re-reads the batch and, since what was queued is skipped (see :mod:`.filters`),
@@ -35,30 +36,16 @@ from newswire import bus, logs
 from newswire.config import Settings
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks import payloads, store
+from newswire.consumers.webhooks.dialect import Db
 from newswire.consumers.webhooks.filters import History, decide
 from newswire.consumers.webhooks.partners import Partner
 
 log = logs.get(__name__)
 
 
-class transaction:
-    """``with transaction(db):`` BEGIN IMMEDIATE … COMMIT (ROLLBACK on error, also when COMMIT
-    fails; not when SQLite rolled back by itself, as it may on a full disk)."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                self.db.execute("COMMIT")
-        finally:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
+def transaction(db: Db):
+    """``with transaction(db):`` BEGIN … COMMIT (see :meth:`.dialect.Db.transaction`)."""
+    return db.transaction()
 
 
 @dataclass
@@ -83,8 +70,8 @@ class Queued:
 Events = dict[str, tuple[str, int, str, bytes]]
 
 
-def enqueue(db: sqlite3.Connection, rows: list[Queued], events: Events, *,
-            keep: Callable[[sqlite3.Connection, Queued], bool] | None = None) -> list[Queued]:
+def enqueue(db: Db, rows: list[Queued], events: Events, *,
+            keep: Callable[[Db, Queued], bool] | None = None) -> list[Queued]:
     """Queue deliveries: the one writer of the outbox, for the live path and replays alike.
 
     In one write transaction: the rows ``keep`` refuses (checked there, against what other
@@ -99,18 +86,19 @@ def enqueue(db: sqlite3.Connection, rows: list[Queued], events: Events, *,
             rows = [row for row in rows if keep(db, row)]
         if not rows:
             return []
-        numbers = registry.next_seqs(db)
+        numbers = registry.next_seqs(db, {row.partner_id for row in rows})
         body_ids: dict[int, int] = {}
         for row in rows:
             row.seq = numbers[row.partner_id]
             numbers[row.partner_id] += 1
             if id(row.body) not in body_ids:
-                body_ids[id(row.body)] = db.execute("INSERT INTO bodies (event_id, head, tail) VALUES (?, ?, ?)",
-                                                    (row.event_id, *row.body)).lastrowid
+                body_ids[id(row.body)] = db.execute("INSERT INTO bodies (event_id, head, tail) VALUES (?, ?, ?)"
+                                                    " RETURNING id", (row.event_id, *row.body)).fetchone()[0]
         registry.set_next_seqs(db, {row.partner_id: numbers[row.partner_id] for row in rows})
         used = {row.event_id for row in rows}
-        db.executemany("INSERT OR IGNORE INTO events (event_id, article_id, version, event_type, avro)"
-                       " VALUES (?, ?, ?, ?, ?)", [(k, *v) for k, v in events.items() if k in used])
+        db.executemany("INSERT INTO events (event_id, article_id, version, event_type, avro)"
+                       " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                       [(k, *v) for k, v in events.items() if k in used])
         db.executemany(
             "INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
             " content_type, body_id, status, next_attempt_at, created_at)"
@@ -206,20 +194,24 @@ class Enqueuer:
         self.db.close()
 
 
-def histories(db: sqlite3.Connection, article_id: str) -> dict[str, History]:
+#: whether a partner was queued the kill of an article (both stores: no sums of booleans)
+_KILLED = "max(CASE WHEN event_type = 'killed' THEN 1 ELSE 0 END)"
+
+
+def histories(db: Db, article_id: str) -> dict[str, History]:
     """Per partner, the newest version of this article it was queued and whether the kill was."""
-    rows = db.execute("SELECT partner_id, max(version), max(event_type = 'killed') FROM deliveries"
+    rows = db.execute(f"SELECT partner_id, max(version), {_KILLED} FROM deliveries"
                       " WHERE article_id = ? GROUP BY partner_id", (article_id,)).fetchall()
     return {pid: History(max_version=v, killed=bool(k)) for pid, v, k in rows}
 
 
-def partners_with_event(db: sqlite3.Connection, event_id: str) -> set[str]:
+def partners_with_event(db: Db, event_id: str) -> set[str]:
     return {pid for (pid,) in db.execute("SELECT partner_id FROM deliveries WHERE event_id = ?", (event_id,))}
 
 
-def event_status(db: sqlite3.Connection, partner_id: str, event_id: str) -> str | None:
+def event_status(db: Db, partner_id: str, event_id: str) -> str | None:
     """``pending`` (a delivery of it is), ``had`` (delivered or dead, none pending) or None."""
-    pending, rows = db.execute("SELECT max(status = 'pending'), count(*) FROM deliveries"
+    pending, rows = db.execute("SELECT max(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), count(*) FROM deliveries"
                                " WHERE partner_id = ? AND event_id = ?", (partner_id, event_id)).fetchone()
     return "pending" if pending else ("had" if rows else None)
 
@@ -239,15 +231,16 @@ class ArticleState:
         return self.newest is not None and (version < self.newest or (self.killed and version > self.newest))
 
 
-def article_state(db: sqlite3.Connection, partner_id: str, article_id: str) -> ArticleState:
+def article_state(db: Db, partner_id: str, article_id: str) -> ArticleState:
     version, killed, newest, newest_killed = db.execute(
-        "SELECT max(version), max(event_type = 'killed'), max(CASE WHEN status != 'dead' THEN version END),"
-        " max(status != 'dead' AND event_type = 'killed') FROM deliveries WHERE partner_id = ? AND article_id = ?",
+        f"SELECT max(version), {_KILLED}, max(CASE WHEN status != 'dead' THEN version END),"
+        " max(CASE WHEN status != 'dead' AND event_type = 'killed' THEN 1 ELSE 0 END)"
+        " FROM deliveries WHERE partner_id = ? AND article_id = ?",
         (partner_id, article_id)).fetchone()
     return ArticleState(History(max_version=version, killed=bool(killed)), newest, bool(newest_killed))
 
 
-def pending_among(db: sqlite3.Connection, partner_id: str, event_ids: list[str]) -> int:
+def pending_among(db: Db, partner_id: str, event_ids: list[str]) -> int:
     """How many deliveries of these events to the partner are still pending."""
     count = 0
     for start in range(0, len(event_ids), 500):
@@ -291,7 +284,7 @@ def _of(partner_id: str | None) -> tuple[str, tuple]:
     return (" AND partner_id = ?", (partner_id,)) if partner_id else ("", ())
 
 
-def pending_after(db: sqlite3.Connection, after_id: int, *, limit: int, partner_id: str | None = None
+def pending_after(db: Db, after_id: int, *, limit: int, partner_id: str | None = None
                   ) -> list[Pending]:
     """Pending deliveries (of one partner, or all) with an id above ``after_id``, oldest first,
     at most ``limit``: the pusher reads what was queued since it last looked, in batches."""
@@ -301,7 +294,7 @@ def pending_after(db: sqlite3.Connection, after_id: int, *, limit: int, partner_
         (after_id, *args, limit))]
 
 
-def pending_times(db: sqlite3.Connection, up_to_id: int, *, partner_id: str | None = None
+def pending_times(db: Db, up_to_id: int, *, partner_id: str | None = None
                   ) -> list[tuple[int, float, int]]:
     """(id, next attempt, attempts spent) of every pending delivery up to ``up_to_id``: what the
     pusher compares with its schedule to see what other processes changed (redrive, resend)."""
@@ -310,7 +303,7 @@ def pending_times(db: sqlite3.Connection, up_to_id: int, *, partner_id: str | No
                       f" AND id <= ?{where}", (up_to_id, *args)).fetchall()
 
 
-def pending_by_id(db: sqlite3.Connection, ids: list[int]) -> list[Pending]:
+def pending_by_id(db: Db, ids: list[int]) -> list[Pending]:
     rows: list[Pending] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
@@ -320,7 +313,7 @@ def pending_by_id(db: sqlite3.Connection, ids: list[int]) -> list[Pending]:
     return rows
 
 
-def bodies(db: sqlite3.Connection, ids: Iterable[int]) -> dict[int, tuple[bytes, bytes | None]]:
+def bodies(db: Db, ids: Iterable[int]) -> dict[int, tuple[bytes, bytes | None]]:
     """Bodies by id, before and after their sequence number (see :func:`.payloads.numbered`)."""
     ids, found = list(ids), {}
     for start in range(0, len(ids), 500):
@@ -331,7 +324,7 @@ def bodies(db: sqlite3.Connection, ids: Iterable[int]) -> dict[int, tuple[bytes,
     return found
 
 
-def payload(db: sqlite3.Connection, delivery_id: int) -> bytes:
+def payload(db: Db, delivery_id: int) -> bytes:
     """The body of one delivery as it goes, with its sequence number."""
     seq, head, tail = db.execute("SELECT d.seq, b.head, b.tail FROM deliveries d JOIN bodies b ON b.id = d.body_id"
                                  " WHERE d.id = ?", (delivery_id,)).fetchone()
@@ -354,7 +347,7 @@ class Attempt:
     pause_until: float | None = None
 
 
-def record(db: sqlite3.Connection, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
+def record(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
     """Record attempts (receipts) and their deliveries' new state, all in one transaction.
 
     ``done`` holds ``(delivery row as sent, attempt, when)``; the pusher groups the attempts
@@ -372,17 +365,20 @@ def record(db: sqlite3.Connection, done: Iterable[tuple[sqlite3.Row, Attempt, fl
         inserts.append((delivery["id"], delivery["partner_id"], delivery["event_id"], delivery["article_id"],
                         delivery["version"], delivery["seq"], tries, at, attempt.status_code,
                         round(attempt.duration_ms, 1), attempt.error, attempt.outcome, attempt.next_attempt_at))
+    # PostgreSQL locks rows as they are written: deliveries in id order, then partners, the
+    # order redrive and resend take them in too (so that none of them waits on another in a circle)
+    updates.sort(key=lambda update: update[-1])
     with transaction(db):
-        registry.pause(db, pauses)
         db.executemany("UPDATE deliveries SET tries = ?, attempts = attempts + ?, status = ?,"
                        " next_attempt_at = coalesce(?, next_attempt_at), last_status = ?, last_error = ?,"
                        " delivered_at = coalesce(?, delivered_at) WHERE id = ?", updates)
         db.executemany("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt,"
                        " at, status_code, duration_ms, error, outcome, next_attempt_at)"
                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+        registry.pause(db, pauses)
 
 
-def partners_of(db: sqlite3.Connection, ids: list[int]) -> set[str]:
+def partners_of(db: Db, ids: list[int]) -> set[str]:
     """The partners of these deliveries."""
     found: set[str] = set()
     for start in range(0, len(ids), 500):
@@ -392,7 +388,7 @@ def partners_of(db: sqlite3.Connection, ids: list[int]) -> set[str]:
     return found
 
 
-def event_avro(db: sqlite3.Connection, event_id: str) -> bytes:
+def event_avro(db: Db, event_id: str) -> bytes:
     return db.execute("SELECT avro FROM events WHERE event_id = ?", (event_id,)).fetchone()[0]
 
 
@@ -403,7 +399,7 @@ class Redrive:
     superseded: list[int]
 
 
-def redrive(db: sqlite3.Connection, *, partner_id: str | None = None, ids: Iterable[int] = (),
+def redrive(db: Db, *, partner_id: str | None = None, ids: Iterable[int] = (),
             now: float | None = None) -> Redrive:
     """Give dead deliveries a fresh retry budget and make them due now.
 
@@ -435,6 +431,6 @@ def redrive(db: sqlite3.Connection, *, partner_id: str | None = None, ids: Itera
     return result
 
 
-def pending_counts(db: sqlite3.Connection) -> dict[str, int]:
+def pending_counts(db: Db) -> dict[str, int]:
     return dict(db.execute("SELECT partner_id, count(*) FROM deliveries WHERE status = 'pending'"
                            " GROUP BY partner_id").fetchall())

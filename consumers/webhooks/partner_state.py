@@ -9,12 +9,12 @@ its ``/metrics``) tells it without asking the pusher.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 
 from newswire.consumers.webhooks import receipts
 from newswire.consumers.webhooks.config import WebhookConfig
+from newswire.consumers.webhooks.dialect import Db
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def breaker_state(failing: receipts.Failing | None, config: WebhookConfig, now: 
     return "open" if now < failing.last_at + config.breaker_cooldown_s else "half-open"
 
 
-def partner_states(db: sqlite3.Connection, config: WebhookConfig, *, now: float | None = None
+def partner_states(db: Db, config: WebhookConfig, *, now: float | None = None
                    ) -> list[PartnerState]:
     """Every partner's state, ordered by id."""
     now = time.time() if now is None else now
@@ -57,11 +57,13 @@ def partner_states(db: sqlite3.Connection, config: WebhookConfig, *, now: float 
         " GROUP BY d.partner_id").fetchall())
     rows = db.execute(
         "SELECT p.id, p.enabled, p.disabled_reason, p.next_seq - 1 AS last_seq,"
-        " coalesce(sum(d.status = 'pending'), 0) AS pending,"
-        " coalesce(sum(d.status = 'pending' AND d.attempts > 0), 0) AS pending_retries,"
-        " coalesce(sum(d.status = 'dead'), 0) AS dead, coalesce(sum(d.status = 'delivered'), 0) AS delivered,"
+        " count(CASE WHEN d.status = 'pending' THEN 1 END) AS pending,"
+        " count(CASE WHEN d.status = 'pending' AND d.attempts > 0 THEN 1 END) AS pending_retries,"
+        " count(CASE WHEN d.status = 'dead' THEN 1 END) AS dead,"
+        " count(CASE WHEN d.status = 'delivered' THEN 1 END) AS delivered,"
         " min(CASE WHEN d.status = 'pending' THEN d.created_at END) AS oldest"
-        " FROM partners p LEFT JOIN deliveries d ON d.partner_id = p.id GROUP BY p.id ORDER BY p.id").fetchall()
+        " FROM partners p LEFT JOIN deliveries d ON d.partner_id = p.id"
+        " GROUP BY p.id, p.enabled, p.disabled_reason, p.next_seq ORDER BY p.id").fetchall()
     states = []
     for r in rows:
         failing = receipts.failing(db, r["id"])

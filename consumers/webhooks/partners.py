@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from newswire import logs
-from newswire.consumers.webhooks import signing, transports
+from newswire.consumers.webhooks import dialect, signing, transports
 from newswire.consumers.webhooks.config import Network, parse_cidrs
+from newswire.consumers.webhooks.dialect import Db
 from newswire.consumers.webhooks.filters import Subscription
 from newswire.formats import registry as formats
 
@@ -85,31 +86,39 @@ def _from_row(row: sqlite3.Row) -> Partner:
                    allow_cidrs=parse_cidrs(",".join(json.loads(row["allow_cidrs"]))))
 
 
-def get(db: sqlite3.Connection, partner_id: str) -> Partner:
+def get(db: Db, partner_id: str) -> Partner:
     row = db.execute("SELECT * FROM partners WHERE id = ?", (partner_id,)).fetchone()
     if row is None:
         raise UnknownPartner(f"no partner {partner_id!r}")
     return _from_row(row)
 
 
-def all_partners(db: sqlite3.Connection) -> list[Partner]:
+def all_partners(db: Db) -> list[Partner]:
     return [_from_row(row) for row in db.execute("SELECT * FROM partners ORDER BY id")]
 
 
-def next_seqs(db: sqlite3.Connection) -> dict[str, int]:
-    """Every partner's next sequence number."""
-    return dict(db.execute("SELECT id, next_seq FROM partners").fetchall())
+def next_seqs(db: Db, partner_ids: Iterable[str]) -> dict[str, int]:
+    """These partners' next sequence numbers, claimed until the transaction ends (PostgreSQL:
+    their rows locked in id order, so that two writers never deadlock; SQLite's write
+    transaction already excludes every other writer)."""
+    ids = sorted(set(partner_ids))
+    numbers: dict[str, int] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        numbers.update(db.execute(f"SELECT id, next_seq FROM partners WHERE id IN ({','.join('?' * len(chunk))})"
+                                  f" ORDER BY id{db.for_update}", chunk).fetchall())
+    return numbers
 
 
-def set_next_seqs(db: sqlite3.Connection, numbers: dict[str, int]) -> None:
+def set_next_seqs(db: Db, numbers: dict[str, int]) -> None:
     """Move partners' next sequence numbers on (by :func:`.outbox.enqueue`, in its transaction)."""
     db.executemany("UPDATE partners SET next_seq = ? WHERE id = ?", [(n, pid) for pid, n in numbers.items()])
 
 
-def pause(db: sqlite3.Connection, until: dict[str, float]) -> None:
+def pause(db: Db, until: dict[str, float]) -> None:
     """Partners that asked (Retry-After) not to be called before these times (a later pause wins)."""
-    db.executemany("UPDATE partners SET paused_until = max(coalesce(paused_until, 0), ?) WHERE id = ?",
-                   [(at, pid) for pid, at in until.items()])
+    db.executemany(f"UPDATE partners SET paused_until = {db.greatest}(coalesce(paused_until, 0), ?) WHERE id = ?",
+                   [(until[pid], pid) for pid in sorted(until)])  # partners locked in id order, as enqueue does
 
 
 #: changes this recent are read again (a writer that took its time before another may commit
@@ -117,7 +126,7 @@ def pause(db: sqlite3.Connection, until: dict[str, float]) -> None:
 CHANGE_OVERLAP_S = 5.0
 
 
-def changed_since(db: sqlite3.Connection, since: float, *, now: float | None = None
+def changed_since(db: Db, since: float, *, now: float | None = None
                   ) -> tuple[list[Partner], float]:
     """Partners added or changed after ``since`` (their ``updated_at``; all when ``since`` is 0),
     and those changed in the last :data:`CHANGE_OVERLAP_S`; and the time to ask from next."""
@@ -127,13 +136,14 @@ def changed_since(db: sqlite3.Connection, since: float, *, now: float | None = N
     return [_from_row(row) for row in rows], max((row["updated_at"] for row in rows), default=since)
 
 
-def outbox_changed(db: sqlite3.Connection, partner_ids: Iterable[str], at: float) -> None:
+def outbox_changed(db: Db, partner_ids: Iterable[str], at: float) -> None:
     """Say that these partners' deliveries were changed (made pending again) by this process,
     for the pusher to read them again (:func:`outbox_changes`)."""
-    db.executemany("UPDATE partners SET outbox_changed_at = ? WHERE id = ?", [(at, pid) for pid in set(partner_ids)])
+    db.executemany("UPDATE partners SET outbox_changed_at = ? WHERE id = ?",
+                   [(at, pid) for pid in sorted(set(partner_ids))])  # in id order, as enqueue locks them
 
 
-def outbox_changes(db: sqlite3.Connection, since: float, *, now: float | None = None
+def outbox_changes(db: Db, since: float, *, now: float | None = None
                    ) -> tuple[list[str], float]:
     """Partners whose deliveries another process changed after ``since`` (or in the last
     :data:`CHANGE_OVERLAP_S`), and the time to ask from next."""
@@ -143,7 +153,7 @@ def outbox_changes(db: sqlite3.Connection, since: float, *, now: float | None = 
     return [pid for pid, _ in rows], max((at for _, at in rows), default=since)
 
 
-def _write(db: sqlite3.Connection, partner: Partner, *, new: bool) -> None:
+def _write(db: Db, partner: Partner, *, new: bool) -> None:
     values = dict(id=partner.id, name=partner.name, url=partner.url, format=partner.format,
                   filters=partner.subscription.to_json(), concurrency=partner.concurrency,
                   rate_limit=partner.rate_limit, enabled=int(partner.enabled),
@@ -156,7 +166,7 @@ def _write(db: sqlite3.Connection, partner: Partner, *, new: bool) -> None:
                        " disabled_reason, disabled_at, secrets, allow_cidrs, created_at, updated_at) VALUES (:id,"
                        " :name, :url, :format, :filters, :concurrency, :rate_limit, :enabled, :disabled_reason,"
                        " :disabled_at, :secrets, :allow_cidrs, :now, :now)", values)
-        except sqlite3.IntegrityError as exc:
+        except dialect.IntegrityError as exc:
             raise ValueError(f"id: a partner {partner.id!r} already exists") from exc
     else:
         cursor = db.execute("UPDATE partners SET name=:name, url=:url, format=:format, filters=:filters,"
@@ -173,7 +183,7 @@ def check_endpoint(partner: Partner, allow: Iterable[Network] = ()) -> None:
     transports.check_endpoint(partner.url, partner.allowed(allow))
 
 
-def add(db: sqlite3.Connection, partner: Partner, *, allow: Iterable[Network] = ()) -> Partner:
+def add(db: Db, partner: Partner, *, allow: Iterable[Network] = ()) -> Partner:
     """Register a partner after checking its endpoint (SSRF guard, or a drop folder's path)."""
     check_endpoint(partner, allow)
     if not partner.enabled and partner.disabled_at is None:
@@ -183,7 +193,7 @@ def add(db: sqlite3.Connection, partner: Partner, *, allow: Iterable[Network] = 
     return partner
 
 
-def update(db: sqlite3.Connection, partner_id: str, *, allow: Iterable[Network] = (), **changes) -> Partner:
+def update(db: Db, partner_id: str, *, allow: Iterable[Network] = (), **changes) -> Partner:
     """Change some fields of a partner (an URL change is checked again)."""
     old = get(db, partner_id)
     partner = replace(old, **changes)
@@ -194,7 +204,7 @@ def update(db: sqlite3.Connection, partner_id: str, *, allow: Iterable[Network] 
     return partner
 
 
-def disable(db: sqlite3.Connection, partner_id: str, reason: str) -> Partner:
+def disable(db: Db, partner_id: str, reason: str) -> Partner:
     """Disable a partner; one already disabled keeps the time it was first disabled."""
     old = get(db, partner_id)
     since = old.disabled_at if not old.enabled and old.disabled_at is not None else time.time()
@@ -203,7 +213,7 @@ def disable(db: sqlite3.Connection, partner_id: str, reason: str) -> Partner:
     return partner
 
 
-def enable(db: sqlite3.Connection, partner_id: str) -> Partner:
+def enable(db: Db, partner_id: str) -> Partner:
     """Enable a partner; returns it as it was (disabled since when, why)."""
     old = get(db, partner_id)
     update(db, partner_id, enabled=True, disabled_reason=None, disabled_at=None)
@@ -211,7 +221,7 @@ def enable(db: sqlite3.Connection, partner_id: str) -> Partner:
     return old
 
 
-def rotate_secret(db: sqlite3.Connection, partner_id: str, *, new_secret: str | None = None,
+def rotate_secret(db: Db, partner_id: str, *, new_secret: str | None = None,
                   drop_old: bool = False) -> Partner:
     """Start a rotation (a new current secret; the old one is kept and still signs), or with
     ``drop_old`` end it (only the current secret signs)."""

@@ -13,6 +13,10 @@ commits) before the next one of that article may go; nothing pending lives only 
 a restart, even after kill -9, resumes every retry where it was, with the same
 ``webhook-id``. A drop-folder partner (``file:///dir``) goes through the same dispatcher; its
 transport writes files.
+
+On SQLite (one pusher per file) the dispatcher sends for every partner. Pushers sharing a
+PostgreSQL state each keep in their schedule, and send for, only the partners they hold the
+lease of (:mod:`.leases`); every pusher's Kafka side queues for every partner.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from kafka.errors import KafkaError
 from newswire import bus, disk, locks, logs, metrics
 from newswire.config import Settings
 from newswire.loop_thread import LoopThread
-from newswire.consumers.webhooks import delivery, outbox, payloads, policy, store
+from newswire.consumers.webhooks import delivery, dialect, leases, outbox, payloads, policy, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig
 from newswire.consumers.webhooks.outbox import Attempt
@@ -192,6 +196,11 @@ class Dispatcher:
     number, signature, headers). Attempts are written in group commits (:class:`Recorder`).
 
     ``only``: deliver one partner's deliveries (a replay's ``--send``), not every partner's.
+
+    On a shared (PostgreSQL) state, :attr:`leases` says which partners are this pusher's: the
+    schedule holds only theirs, an attempt starts only while :meth:`may_send` says so, and a
+    partner whose lease goes (a surplus, or lost) is handed over once its attempts in flight
+    have ended and been recorded.
     """
 
     #: pending deliveries read from the store at a time
@@ -226,6 +235,21 @@ class Dispatcher:
         self.wake = asyncio.Event()
         self.queued = True  # read what is pending at start
         self.closing = False
+        #: the partner leases of a pusher sharing a PostgreSQL state (None: it sends for every partner)
+        self.leases: leases.Leases | None = None
+        #: the partners this pusher holds (with ``leases``); those it is handing over
+        self.owned: set[str] = set()
+        self.leaving: set[str] = set()
+
+    def may_send(self, partner_id: str) -> bool:
+        """Whether this process may start an attempt for the partner (see :meth:`.leases.Leases.holds`)."""
+        return self.leases is None or self.leases.holds(partner_id)
+
+    def _mine(self, partner_id: str) -> bool:
+        """Whether the partner's deliveries belong in this pusher's schedule."""
+        if self.only is not None:
+            return partner_id == self.only
+        return self.leases is None or (partner_id in self.owned and partner_id not in self.leaving)
 
     def notify(self, partner_ids: set[str] | None = None) -> None:
         """New deliveries are in the outbox (called in the loop's thread)."""
@@ -238,19 +262,55 @@ class Dispatcher:
         """Take on the partners added or changed since the last look."""
         changed, self.registry_at = registry.changed_since(self.db, self.registry_at)
         for partner in changed:
-            if self.only and partner.id != self.only:
-                continue
-            state = self.partners.get(partner.id)
-            if state is not None and state.partner == partner:
-                continue  # seen already
-            transport = self.transports.of(partner.url)
-            if state is None:
-                state = self.partners[partner.id] = PartnerState(partner, self.config, transport)
-                transport.prepare(partner.id, partner.url)
-                log.debug("partner_taken_on", partner=partner.id, url=partner.url, enabled=partner.enabled)
-            else:
-                state.update(partner, transport)
-            self.runnable[partner.id] = None
+            if self._mine(partner.id):
+                self._take_on(partner)
+
+    def _take_on(self, partner: Partner) -> PartnerState:
+        state = self.partners.get(partner.id)
+        if state is not None and state.partner == partner:
+            return state  # seen already
+        transport = self.transports.of(partner.url)
+        if state is None:
+            state = self.partners[partner.id] = PartnerState(partner, self.config, transport)
+            transport.prepare(partner.id, partner.url)
+            log.debug("partner_taken_on", partner=partner.id, url=partner.url, enabled=partner.enabled)
+        else:
+            state.update(partner, transport)
+        self.runnable[partner.id] = None
+        return state
+
+    def follow_leases(self) -> None:
+        """Take on the partners whose lease this pusher got (with what they have pending), and
+        hand over those it no longer holds once none of their attempts is in flight."""
+        self.owned = self.leases.owned()
+        self.leaving |= self.partners.keys() - self.owned
+        for partner_id in list(self.leaving):
+            state = self.partners.get(partner_id)
+            if state is not None and state.inflight:
+                continue  # its attempts end and are recorded first
+            self.leaving.discard(partner_id)
+            if state is not None:
+                self._drop(state)
+            self.leases.let_go(partner_id)
+        for partner_id in sorted(self.owned - self.partners.keys() - self.leaving):
+            try:
+                partner = registry.get(self.db, partner_id)
+            except registry.UnknownPartner:
+                continue  # removed meanwhile
+            self._resync(self._take_on(partner))  # what it has pending, queued before this pusher held it
+
+    def _drop(self, state: PartnerState) -> None:
+        """Out of the schedule: a partner another pusher sends for now."""
+        partner_id = state.partner.id
+        for versions in state.articles.values():
+            for d in versions:
+                self.known.pop(d.id, None)
+        del self.partners[partner_id]
+        self.runnable.pop(partner_id, None)
+        self.held.pop(partner_id, None)
+        for waiting in self.held_by_host.values():
+            waiting.pop(partner_id, None)
+        log.info("partner_handed_over", partner=partner_id)
 
     def load_queued(self) -> None:
         """Read the deliveries queued since the last look, in batches."""
@@ -295,11 +355,11 @@ class Dispatcher:
     def add(self, d: outbox.Pending) -> None:
         state = self.partners.get(d.partner_id)
         if state is None:
-            if self.only is None:  # a partner added since the last look
+            if self.only is None and self.leases is None:  # a partner added since the last look
                 self.refresh()
                 state = self.partners.get(d.partner_id)
             if state is None:
-                return
+                return  # (with leases: another pusher's, or taken on with its pending at the next look)
         self.known[d.id] = d
         versions = state.articles.setdefault(d.article_id, [])
         bisect.insort(versions, d, key=lambda v: (v.version, v.id))
@@ -338,7 +398,8 @@ class Dispatcher:
         while self.runnable:
             runnable, self.runnable = self.runnable, {}
             for partner_id in runnable:
-                self._examine(self.partners[partner_id], now, starting)
+                if (state := self.partners.get(partner_id)) is not None:
+                    self._examine(state, now, starting)
         if starting:
             if wanted := {d.body_id for _, d in starting} - self.bodies.keys():
                 self.bodies.update(outbox.bodies(self.db, wanted))
@@ -364,6 +425,9 @@ class Dispatcher:
                 continue
             if at > now:
                 self._timer(state, at)
+                return
+            if not self.may_send(partner.id):  # its lease is not certain (yet, or any more)
+                self._timer(state, now + self.leases.starts_in(partner.id))
                 return
             if len(state.inflight) >= min(partner.concurrency, state.breaker.capacity(partner.concurrency)):
                 if not state.inflight:  # an open circuit: look again when it lets a probe go
@@ -465,23 +529,33 @@ class Dispatcher:
     # --- the loop ---
 
     async def run(self, stop: asyncio.Event, kafka_alive: Callable[[], bool] = lambda: True) -> None:
+        if self.only is None and store.shared(self.settings):  # on SQLite, the file's lock makes this pusher the only one
+            self.leases = leases.Leases(self.settings, lease_s=self.config.lease_s,
+                                        quiet_s=self.config.timeout_s + self.config.lease_s)
         stopper = asyncio.create_task(self._wake_on(stop))
         next_look = 0.0
         try:
             while not stop.is_set():
                 self.wake.clear()
                 now = time.time()
-                if now >= next_look:
-                    self.refresh()
-                    self.resync()
-                    self.queued = True  # and what other processes queued (a replay)
-                    if not kafka_alive():
-                        raise PusherFailed("the Kafka consume loop stopped")
-                    next_look = now + self.config.poll_s
-                if self.queued:
-                    self.load_queued()
+                try:
+                    if self.leases and (self.leaving or self.leases.beat_in() == 0):
+                        self.follow_leases()
+                    if now >= next_look:
+                        self.refresh()
+                        self.resync()
+                        self.queued = True  # and what other processes queued (a replay)
+                        if not kafka_alive():
+                            raise PusherFailed("the Kafka consume loop stopped")
+                        next_look = now + self.config.poll_s
+                    if self.queued:
+                        self.load_queued()
+                except dialect.StateAway as exc:  # its supervisor starts it again, connected anew
+                    raise PusherFailed(str(exc)) from exc
                 self.dispatch(time.time())
                 until = min(next_look, self.timers[0][0]) if self.timers else next_look
+                if self.leases:
+                    until = min(until, time.time() + self.leases.beat_in())
                 if not self.wake.is_set():
                     try:
                         await asyncio.wait_for(self.wake.wait(), max(0.0, until - time.time()))
@@ -504,6 +578,8 @@ class Dispatcher:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        if self.leases:
+            self.leases.close()
         await self.transports.close()
         await asyncio.get_running_loop().run_in_executor(None, self.dead_letters.close)
         self.recorder.close()
@@ -513,12 +589,17 @@ class Dispatcher:
 async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event | None = None) -> None:
     """Run the pusher until ``stop`` is set (or SIGTERM/SIGINT in the main thread).
 
-    Raises :class:`PusherBusy` at once when another pusher holds the state file's lock.
+    Raises :class:`PusherBusy` at once when another pusher holds the state file's lock (SQLite:
+    one pusher per file; a PostgreSQL state takes any number, see :mod:`.leases`).
     """
+    if store.shared(settings):
+        await _serve(settings, config, stop)
+        return
     try:
         lock = locks.hold_lock(store.lock_path(settings))
     except locks.LockHeld as exc:
-        raise PusherBusy(f"a pusher (pid {exc.pid}) already runs on {store.path_of(settings)}") from None
+        raise PusherBusy(f"a pusher (pid {exc.pid}) already runs on {store.path_of(settings)} (one per SQLite "
+                         f"file; several pushers share a PostgreSQL state: NEWSWIRE_STATE_URL)") from None
     try:
         await _serve(settings, config, stop)
     finally:
@@ -538,10 +619,8 @@ async def _serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event 
             loop.call_soon_threadsafe(pusher.notify, partner_ids)
 
     enqueuer = outbox.Enqueuer(settings, on_committed=wake)
-    # one pusher per state file: a static member, which a restart after a crash puts back at once
     consume = bus.EventLoop(settings, config.group_id, enqueuer.handle, before_commit=enqueuer.commit,
-                            name="webhooks", instance_id=bus.instance_id(config.group_id, store.path_of(settings)),
-                            state=store.path_of(settings))
+                            name="webhooks", state=store.path_of(settings), **_membership(settings, config))
     failure: list[BaseException] = []
 
     def consume_forever() -> None:
@@ -570,6 +649,18 @@ async def _serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event 
     if failure:
         raise PusherFailed(f"the Kafka consume loop failed: {type(failure[0]).__name__}: {failure[0]}") \
             from failure[0]
+
+
+def _membership(settings: Settings, config: WebhookConfig) -> dict:
+    """How the pusher's Kafka side is a member of its group.
+
+    One pusher per SQLite file: a static member, which a restart after a crash puts back at
+    once. Pushers sharing a PostgreSQL state: ordinary members, with a short session, so that
+    a killed one's partitions go to the others within seconds (they queue for every partner).
+    """
+    if store.shared(settings):
+        return {"consumer_overrides": {"session_timeout_ms": 10_000, "heartbeat_interval_ms": 2_000}}
+    return {"instance_id": bus.instance_id(config.group_id, store.path_of(settings))}
 
 
 class Running(LoopThread):

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from newswire import logs
 from newswire.consumers.webhooks import partners as registry
+from newswire.consumers.webhooks.dialect import Db
 from newswire.consumers.webhooks.outbox import transaction
 
 log = logs.get(__name__)
@@ -19,10 +20,10 @@ log = logs.get(__name__)
 FAILED = ("retry", "throttled", "dead", "gone")
 
 
-def attempts(db: sqlite3.Connection, *, partner_id: str | None = None, status: str | None = None,
+def attempts(db: Db, *, partner_id: str | None = None, status: str | None = None,
              since_at: float | None = None, article_id: str | None = None, limit: int = 100) -> list[sqlite3.Row]:
     """Receipts, newest first. ``status``: delivered, failed (anything else), or one outcome."""
-    where, args = ["1"], []
+    where, args = ["TRUE"], []
     if partner_id:
         where.append("partner_id = ?"), args.append(partner_id)
     if status == "failed":
@@ -37,7 +38,7 @@ def attempts(db: sqlite3.Connection, *, partner_id: str | None = None, status: s
                       (*args, limit)).fetchall()
 
 
-def kill_report(db: sqlite3.Connection, *, partner_id: str | None = None) -> list[sqlite3.Row]:
+def kill_report(db: Db, *, partner_id: str | None = None) -> list[sqlite3.Row]:
     """Per kill and partner that had the story: delivered or not, attempts, last error.
 
     One row per (partner, kill) even when a replay sent the kill again under a new number:
@@ -50,19 +51,20 @@ def kill_report(db: sqlite3.Connection, *, partner_id: str | None = None) -> lis
                       f" last_status, last_error, created_at, delivered_at, row_number() OVER (PARTITION BY"
                       f" partner_id, event_id ORDER BY status = 'delivered' DESC,"
                       f" CASE WHEN status = 'delivered' THEN id ELSE -id END) AS pick FROM deliveries WHERE {where})"
-                      f" WHERE pick = 1 ORDER BY partner_id, created_at", args).fetchall()
+                      f" AS picked WHERE pick = 1 ORDER BY partner_id, created_at", args).fetchall()
 
 
-def summary(db: sqlite3.Connection) -> list[sqlite3.Row]:
+def summary(db: Db) -> list[sqlite3.Row]:
     """Per partner: deliveries pending, delivered, dead; last sequence number; oldest pending."""
     return db.execute(
         "SELECT p.id, p.enabled, p.disabled_reason, p.next_seq - 1 AS last_seq,"
-        " sum(d.status = 'pending') AS pending, sum(d.status = 'delivered') AS delivered,"
-        " sum(d.status = 'dead') AS dead, min(CASE WHEN d.status = 'pending' THEN d.created_at END) AS oldest"
-        " FROM partners p LEFT JOIN deliveries d ON d.partner_id = p.id GROUP BY p.id ORDER BY p.id").fetchall()
+        " sum(CASE WHEN d.status = 'pending' THEN 1 END) AS pending,"
+        " sum(CASE WHEN d.status = 'delivered' THEN 1 END) AS delivered,"
+        " sum(CASE WHEN d.status = 'dead' THEN 1 END) AS dead, min(CASE WHEN d.status = 'pending' THEN d.created_at END) AS oldest"
+        " FROM partners p LEFT JOIN deliveries d ON d.partner_id = p.id GROUP BY p.id, p.enabled, p.disabled_reason, p.next_seq ORDER BY p.id").fetchall()
 
 
-def health(db: sqlite3.Connection, *, window_s: float = 3600.0, now: float | None = None) -> list[dict]:
+def health(db: Db, *, window_s: float = 3600.0, now: float | None = None) -> list[dict]:
     """Per partner, for the status page: enabled, last success, failure rate over ``window_s``,
     failures since the last success (what opens its circuit), retries pending."""
     now = time.time() if now is None else now
@@ -93,7 +95,7 @@ def iso_time(at: float | None) -> str | None:
     return None if at is None else datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds")
 
 
-def gaps(db: sqlite3.Connection, partner_id: str) -> list[sqlite3.Row]:
+def gaps(db: Db, partner_id: str) -> list[sqlite3.Row]:
     """Sequence numbers assigned to this partner but not (yet) acknowledged with a 2xx."""
     return db.execute("SELECT seq, id, article_id, version, event_type, event_id, status, tries, last_status,"
                       " last_error FROM deliveries WHERE partner_id = ? AND status != 'delivered' ORDER BY seq",
@@ -119,7 +121,7 @@ class Failing:
     last_at: float
 
 
-def failing(db: sqlite3.Connection, partner_id: str) -> Failing | None:
+def failing(db: Db, partner_id: str) -> Failing | None:
     """The attempts that failed in a row since the partner last answered (2xx or 410), as the
     pusher's circuit breaker counts them (a throttled attempt neither counts nor resets), or
     None when there are none."""
@@ -130,7 +132,7 @@ def failing(db: sqlite3.Connection, partner_id: str) -> Failing | None:
     return Failing(count, last_at) if count else None
 
 
-def resend(db: sqlite3.Connection, partner_id: str, low: int, high: int, *, now: float | None = None) -> list[int]:
+def resend(db: Db, partner_id: str, low: int, high: int, *, now: float | None = None) -> list[int]:
     """Send these deliveries again, with their original sequence numbers, webhook-ids and
     bodies, whatever their state (a partner asks for what it missed). Returns the numbers."""
     now = time.time() if now is None else now

@@ -1,17 +1,20 @@
-"""The pusher's durable state: one SQLite file under ``settings.home``.
+"""The pusher's durable state: one SQLite file under ``settings.home`` (the embedded default,
+one pusher process), or one PostgreSQL database named by ``NEWSWIRE_STATE_URL`` (any number
+of pushers on any number of machines, see :mod:`.leases`). Both through :mod:`.dialect`.
 
 It holds the partner registry, the outbox (one row per delivery, i.e. per sequence number
 of a partner, with its event, attempts spent and next attempt time; its body is a row of
 ``bodies``, one per event and format whatever the number of partners, the sequence number
 put in when it goes) and the receipts (one row per HTTP attempt). The live path queues an
 event at most once per partner; a replay may queue an event the partner already got once
-more, under a new number, so (partner, event) is not unique; (partner, seq) is. One file,
+more, under a new number, so (partner, event) is not unique; (partner, seq) is. One store,
 so that enqueueing an event for its partners, numbering it and recording what each partner
 was sent is one transaction.
 
-Its schema is versioned (``PRAGMA user_version``, :data:`VERSION`): :func:`connect` brings an
-older file up to date in place, one numbered step of :data:`MIGRATIONS` after another, and
-refuses a file written by a newer release.
+Its schema is versioned (SQLite: ``PRAGMA user_version``; PostgreSQL: the ``schema_version``
+table; :data:`VERSION`): :func:`connect` brings an older state up to date in place, one
+numbered step of :data:`MIGRATIONS` after another (the same steps in both stores), and
+refuses a state written by a newer release.
 
 SQLite in WAL mode lets the Kafka thread, the asyncio side and operator commands
 (``newswire partners``, ``newswire deliveries``) use the file at the same time, each
@@ -24,6 +27,8 @@ import sqlite3
 from pathlib import Path
 
 from newswire.config import Settings
+from newswire.consumers.webhooks import dialect
+from newswire.consumers.webhooks.dialect import Db
 from newswire.errors import Refused
 
 # The schema of the first release (version 1); every change since is a numbered step in MIGRATIONS.
@@ -147,6 +152,21 @@ CREATE INDEX deliveries_article ON deliveries (article_id, partner_id, version);
 CREATE INDEX deliveries_event ON deliveries (event_id);
 CREATE INDEX deliveries_pending ON deliveries (id, next_attempt_at, attempts) WHERE status = 'pending';
 """,
+    # 5: the pushers sharing a state, and which of them sends for which partner (see leases.py;
+    #    used on PostgreSQL: a SQLite file has one pusher, its lock's holder)
+    """
+CREATE TABLE pushers (
+    id        TEXT PRIMARY KEY,              -- host:pid:random, new for every start
+    host      TEXT NOT NULL,
+    pid       INTEGER NOT NULL,
+    seen_at   REAL NOT NULL                  -- its last heartbeat, on the database's clock
+);
+CREATE TABLE partner_leases (
+    partner_id TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,                -- a pushers.id ('' = nobody)
+    expires_at REAL NOT NULL                 -- on the database's clock; renewed by the owner's heartbeat
+);
+""",
 )
 VERSION = len(MIGRATIONS)
 
@@ -164,51 +184,89 @@ def lock_path(settings: Settings) -> Path:
     return settings.home / "webhooks.sqlite3.lock"
 
 
-def connect(settings: Settings, *, synchronous: str = "FULL") -> sqlite3.Connection:
-    """A connection to the state file, created or upgraded to :data:`VERSION` first.
+def shared(settings: Settings) -> bool:
+    """Whether the state may be shared by several pushers (PostgreSQL), or has one (SQLite)."""
+    return settings.state_url is not None
 
-    ``synchronous=FULL`` (the default) makes a commit durable against power loss, as the
-    enqueue before a Kafka offset commit needs; receipts may use ``NORMAL`` (durable
-    against a crash of the process, which is what a kill -9 is).
+
+def exists(settings: Settings) -> bool:
+    """Whether there is a state to read (a PostgreSQL state is created on first connect)."""
+    return shared(settings) or path_of(settings).exists()
+
+
+def connect(settings: Settings, *, synchronous: str = "FULL") -> Db:
+    """A connection to the state, created or upgraded to :data:`VERSION` first.
+
+    SQLite: ``synchronous=FULL`` (the default) makes a commit durable against power loss, as
+    the enqueue before a Kafka offset commit needs; receipts may use ``NORMAL`` (durable
+    against a crash of the process, which is what a kill -9 is). PostgreSQL commits are
+    durable as its server is configured (``synchronous_commit``).
     """
+    if settings.state_url:
+        try:
+            db: Db = dialect.connect_postgres(settings.state_url)
+        except dialect.psycopg.OperationalError as exc:
+            raise StateUnavailable(f"webhook state {settings.state_shown}: cannot connect: "
+                                   f"{str(exc).strip().splitlines()[0]}") from exc
+        migrate(db, settings.state_shown)
+        return db
     path = path_of(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute(f"PRAGMA synchronous={synchronous}")
-    db.execute("PRAGMA foreign_keys=ON")
+    db = dialect.connect_sqlite(str(path), synchronous=synchronous)
     migrate(db, path)
     return db
 
 
-def schema_version(db: sqlite3.Connection) -> int:
-    """The version of a state file; a file from before versioning (it has tables) is 1."""
+class StateUnavailable(Refused):
+    """The PostgreSQL server of the state cannot be reached."""
+
+
+#: PostgreSQL: the transaction-level advisory lock that makes processes starting at once
+#: upgrade a state once
+_MIGRATION_LOCK = 0x6E657773  # "news"
+
+
+def schema_version(db: Db) -> int:
+    """The version of a state; a SQLite file from before versioning (it has tables) is 1."""
+    if isinstance(db, dialect.PostgresDb):
+        # the catalog read as a table (to_regclass may answer from a cache that has not seen a
+        # concurrent migration commit yet)
+        if not db.execute("SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
+                          " AND tablename = 'schema_version'").fetchone()[0]:
+            return 0
+        return db.execute("SELECT version FROM schema_version").fetchone()[0]
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version == 0 and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'partners'").fetchone():
         return 1
     return version
 
 
-def migrate(db: sqlite3.Connection, path: Path | str = "state") -> None:
-    """Run the steps the file has not had, in one write transaction (so that processes opening
-    the same file at once upgrade it once); refuse a file newer than this code."""
-    if db.execute("PRAGMA user_version").fetchone()[0] == VERSION:
+def set_version(db: Db, version: int) -> None:
+    if isinstance(db, dialect.PostgresDb):
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        db.execute("DELETE FROM schema_version")
+        db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    else:
+        db.execute(f"PRAGMA user_version = {version}")
+
+
+def migrate(db: Db, where: Path | str = "state", *, to: int = VERSION) -> None:
+    """Run the steps the state has not had, up to version ``to``, in one write transaction (so
+    that processes opening the same state at once upgrade it once); refuse a state newer than
+    this code."""
+    if schema_version(db) == to:
         return
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with db.transaction():
+        if isinstance(db, dialect.PostgresDb):
+            db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
         current = schema_version(db)
         if current > VERSION:
-            raise StateTooNew(f"{path} is webhook state version {current}, newer than this newswire's "
+            raise StateTooNew(f"{where} is webhook state version {current}, newer than this newswire's "
                               f"{VERSION}: run the newswire release that wrote it (or a later one)")
-        for step in MIGRATIONS[current:]:
+        for step in MIGRATIONS[current:to]:
             for statement in _statements(step):
-                db.execute(statement)
-        db.execute(f"PRAGMA user_version = {VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+                db.script(statement)
+        set_version(db, to)
 
 
 def _statements(script: str) -> list[str]:

@@ -16,6 +16,7 @@ from newswire.consumers.archive.index import Index
 from newswire.consumers.webhooks import partner_state, receipts, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig
+from newswire.consumers.webhooks.dialect import Db
 
 EVENT_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: the latest attempts a partner's page shows
@@ -27,9 +28,9 @@ def archive_root(settings: Settings) -> Path:
     return Path(os.environ.get("NEWSWIRE_ARCHIVE_ROOT") or settings.home / "archive")
 
 
-def state_db(settings: Settings) -> sqlite3.Connection | None:
-    """A connection to the webhook state file, or None while there is none."""
-    return store.connect(settings, synchronous="NORMAL") if store.path_of(settings).exists() else None
+def state_db(settings: Settings) -> Db | None:
+    """A connection to the webhook state, or None while there is none."""
+    return store.connect(settings, synchronous="NORMAL") if store.exists(settings) else None
 
 
 def archive_index(settings: Settings) -> Index | None:

@@ -1,5 +1,5 @@
 """Sections of the status page that the parts provide: partners' health, the latest deliveries
-and the kill report (from the webhook state file), and replays in progress (their checkpoints)."""
+and the kill report (from the webhook state), and replays in progress (their checkpoints)."""
 
 from __future__ import annotations
 
