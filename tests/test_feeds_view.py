@@ -204,6 +204,19 @@ def test_store_round_trip_keeps_everything_and_order(tmp_path):
     assert [e.article_id for e in again.release(T0 + timedelta(hours=2))] == ["c"]
 
 
+def test_the_store_remembers_where_each_partition_stood_before_the_last_save_that_moved_it(tmp_path):
+    """What a crash between a save and its commit leaves as the group's committed offset: the
+    feeds consumer tells that from a group reset by it (consumers/feeds/consumer.py)."""
+    view, store = FeedView(), ViewStore(tmp_path / "view.sqlite3")
+    store.save([], view, {("articles", 0): 10, ("articles", 1): 5})
+    assert store.previous_positions("articles") == {}
+    store.save([], view, {("articles", 0): 25, ("articles", 1): 5})  # partition 1 did not move
+    store.save([], view, {("articles", 0): 25, ("articles", 1): 5})
+    assert store.positions("articles") == {0: 25, 1: 5}
+    assert store.previous_positions("articles") == {0: 10}
+    store.close()
+
+
 def test_the_payload_read_from_kafka_is_kept_as_is_even_in_an_older_schema():
     event = story("a")
     del event["content_warning"]  # not in v1

@@ -4,7 +4,9 @@ It starts each partition where its stored view ends, whatever the group's offset
 where the group's committed offset is *behind* the view: someone reset the group
 (``newswire replay --group newswire-feeds``, or ``kafka-consumer-groups --reset-offsets``) to
 have it re-read, so it re-reads from there, and applies each version it already has again
-(a new cursor value: change pollers get it again). Only this consumer writes the view's
+(a new cursor value: change pollers get it again). A committed offset that is where the view
+stood before its last save is no reset: a crash came between that save and its commit, and
+the view goes on from its own position. Only this consumer writes the view's
 positions; a reset only moves the group's offsets, which Kafka keeps.
 
 Each event is applied to the :class:`FeedView`; before offsets are committed the view's
@@ -70,16 +72,22 @@ class _SeekToStored(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned) -> None:
         feeds = self.feeds
         kafka = feeds.loop.consumer
-        stored = feeds.store.positions(feeds.topic)
+        stored, previous = feeds.store.positions(feeds.topic), feeds.store.previous_positions(feeds.topic)
         starts = {}
         for tp in assigned:
             committed = (feeds.committed or {}).pop(tp.partition, None) if tp.partition in stored else None
-            if committed is not None and committed < stored[tp.partition]:
+            behind = committed is not None and committed < stored[tp.partition]
+            if behind and committed == previous.get(tp.partition):
+                # where the view was before its last save: a crash cut that batch's commit off,
+                # and the view has it (nothing to re-read)
+                log.info("feeds_commit_lost_in_crash", topic=feeds.topic, partition=tp.partition,
+                         committed=committed, view_offset=stored[tp.partition])
+                behind = False
+            if behind:
                 feeds.rereading[tp.partition] = stored[tp.partition]
                 log.warning("feeds_rereading", topic=feeds.topic, partition=tp.partition, offset=committed,
                             view_offset=stored[tp.partition], events=stored[tp.partition] - committed,
-                            why="the group's committed offset is behind the view (a group reset, "
-                                "or a commit lost in a crash)")
+                            why="the group's committed offset is behind the view (a group reset)")
                 starts[tp.partition] = committed
                 kafka.seek(tp, committed)
             elif tp.partition in stored:

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS articles (
 CREATE TABLE IF NOT EXISTS feeds (name TEXT PRIMARY KEY, changed_us INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS positions (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    previous_offset INTEGER,  -- next_offset before the last save that moved it
     PRIMARY KEY (topic, partition)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 """
@@ -77,6 +78,8 @@ class ViewStore:
 
     def _add_event_ids(self) -> None:
         """A file from before articles had their event id: add the column and fill it (once)."""
+        if "previous_offset" not in {row[1] for row in self._db.execute("PRAGMA table_info(positions)")}:
+            self._db.execute("ALTER TABLE positions ADD COLUMN previous_offset INTEGER")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(articles)")}
         if "event_id" not in columns:
             self._db.execute("ALTER TABLE articles ADD COLUMN event_id TEXT")
@@ -127,6 +130,14 @@ class ViewStore:
             return dict(self._db.execute(
                 "SELECT partition, next_offset FROM positions WHERE topic = ?", (topic,)))
 
+    def previous_positions(self, topic: str) -> dict[int, int]:
+        """Each partition's position before the last save that moved it: the offset the group
+        commits last when a crash comes between a save and its commit."""
+        with self._lock:
+            return dict(self._db.execute(
+                "SELECT partition, previous_offset FROM positions WHERE topic = ? AND previous_offset IS NOT NULL",
+                (topic,)))
+
     def save(self, changes: list[Change], view: FeedView, positions: dict[tuple[str, int], int]) -> None:
         """Write ``changes`` (taken from ``view``'s journal) and the Kafka positions in one transaction."""
         with self._lock:
@@ -145,8 +156,12 @@ class ViewStore:
                                 entry.event_id))
                 db.executemany("INSERT OR REPLACE INTO feeds VALUES (?, ?)",
                                [(name, _us(view.feed_changed(name))) for name in view.feeds()])
-                db.executemany("INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
-                               [(topic, partition, offset) for (topic, partition), offset in positions.items()])
+                db.executemany(
+                    "INSERT INTO positions (topic, partition, next_offset) VALUES (?, ?, ?)"
+                    " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset,"
+                    " previous_offset = CASE WHEN positions.next_offset != excluded.next_offset"
+                    " THEN positions.next_offset ELSE positions.previous_offset END",
+                    [(topic, partition, offset) for (topic, partition), offset in positions.items()])
                 head = max((change.entry.seq for change in changes), default=None)
                 if head is not None:
                     db.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (head,))
