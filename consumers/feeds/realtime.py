@@ -29,7 +29,6 @@ from typing import Callable
 from aiohttp import web
 
 from newswire import logs
-from newswire.codec import ArticleEvent
 from newswire.formats import ninjs
 from newswire.params import ParamError
 
@@ -126,7 +125,7 @@ class Realtime:
     """Long polls and event streams over ``view`` (see the module doc)."""
 
     def __init__(self, view: FeedView, signal: ChangeSignal, *,
-                 render: Callable[[list[ArticleEvent]], list[dict]], heartbeat_s: float = HEARTBEAT_S):
+                 render: Callable[[list[Entry]], list[dict]], heartbeat_s: float = HEARTBEAT_S):
         self.view = view
         self.signal = signal
         #: ninjs objects of events, one that cannot be rendered left out
@@ -157,16 +156,16 @@ class Realtime:
             finally:
                 self.waiting -= 1
 
-    def body(self, since: int, page: Page, fields: tuple[str, ...] | None) -> bytes:
-        """The ninjs answer of a page: ``since``, ``next``, ``more`` and the items (or their ``fields``)."""
-        items = ([compact(e, fields) for e in page.entries] if fields is not None
-                 else self.render([e.event for e in page.entries]))
+    def body(self, since: int, page: Page, fields: tuple[str, ...]) -> bytes:
+        """The ``fields=`` answer of a page: ``since``, ``next``, ``more`` and each item's ``fields``
+        (a whole-item answer is assembled from the kept renders by the server)."""
+        items = [compact(e, fields) for e in page.entries]
         return ninjs.dumps({"since": since, "next": page.next, "more": page.more, "items": items})
 
     def _events(self, entries: list[Entry], fields: tuple[str, ...] | None) -> bytes:
         out = []
         for entry in entries:
-            data = compact(entry, fields) if fields is not None else next(iter(self.render([entry.event])), None)
+            data = compact(entry, fields) if fields is not None else next(iter(self.render([entry])), None)
             if data is not None:  # one that cannot be rendered is left out (and logged by the renderer)
                 out.append(b"id: %d\nevent: change\ndata: %s\n\n" % (entry.seq, ninjs.dumps(data)))
         return b"".join(out)
