@@ -22,7 +22,7 @@ import sys
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator
 
 import click
 from kafka import KafkaProducer
@@ -41,7 +41,6 @@ from .once import Refused, Submission, as_update, check_end, screen
 
 log = logs.get(__name__)
 
-T = TypeVar("T")
 
 EXIT_INVALID = 1
 EXIT_KAFKA = 3
@@ -113,7 +112,7 @@ def next_versions(settings: Settings, articles: ArticleLog) -> Callable[[dict[st
         article = document.get("article_id")
         if not (isinstance(article, str) and ARTICLE_ID.fullmatch(article)):
             build_event(document, settings)  # no id to look up: raises the ArticleError that names the field
-        latest = pending.get(article) or _kafka_call(settings, articles.latest_or_none, article)
+        latest = pending.get(article) or articles.latest_or_none(article)
         submission = as_update(document, latest, settings)
         pending[article] = Stored(submission.event, articles.topic, -1, -1)
         return submission
@@ -157,7 +156,7 @@ def publish_once(settings: Settings, submissions: list[Submission], kafka: Kafka
     readers of a server or a CLI call (:class:`~newswire.producers.latest.ArticleLogs`; default:
     a reader for this call)."""
     with _lookups(settings, lookups) as articles:
-        verdicts = _kafka_call(settings, screen, articles, submissions)
+        verdicts = screen(articles, submissions)
     new = [s for s, verdict in zip(submissions, verdicts) if verdict is None]
     written = iter(publish(settings, [s.event for s in new], kafka, [key_headers(s.idempotency_key) for s in new]))
     results: list[Published | Refused] = []
@@ -182,18 +181,10 @@ def publish_once(settings: Settings, submissions: list[Submission], kafka: Kafka
 @contextmanager
 def _lookups(settings: Settings, lookups: ArticleLogs | None = None) -> Iterator[ArticleLog]:
     """A reader of the articles topic (this thread's of ``lookups``, else one closed afterwards);
-    KafkaUnavailable when no broker answers."""
+    Kafka's errors and timeouts, opening it or in the block, as KafkaUnavailable."""
     try:
         with lookups.reader() if lookups is not None else ArticleLog(settings) as articles:
             yield articles
-    except (KafkaError, TimeoutError) as exc:
-        raise KafkaUnavailable(bus.kafka_problem(settings, exc)) from exc
-
-
-def _kafka_call(settings: Settings, func: Callable[..., T], *args: Any) -> T:
-    """``func(*args)``, with Kafka's errors and timeouts as KafkaUnavailable."""
-    try:
-        return func(*args)
     except (KafkaError, TimeoutError) as exc:
         raise KafkaUnavailable(bus.kafka_problem(settings, exc)) from exc
 
