@@ -223,8 +223,16 @@ def test_pause_resume_secret_rotation_and_test_event(api):
     acme.secrets = acme.secrets[:1]
     assert call(base, "POST", "/v1/test-event", token=token).json["delivered"]
     assert acme.snapshot()[-1].verified
-    actions = [e["action"] for e in call(base, "GET", "/v1/audit", token=token).json["entries"]]
-    assert actions[:3] == ["POST /v1/test-event", "POST /v1/signing-secret/end-rotation", "POST /v1/test-event"]
+    entries = call(base, "GET", "/v1/audit", token=token).json["entries"]
+    assert [e["action"] for e in entries[:3]] == ["POST /v1/test-event", "POST /v1/signing-secret/end-rotation",
+                                                  "POST /v1/test-event"]
+    # every call of this test is a row, with its token, address, status and what it changed
+    assert [e["action"] for e in reversed(entries)] == [
+        "POST /v1/pause", "POST /v1/resume", "POST /v1/resume", "POST /v1/pause", "POST /v1/signing-secret/rotate",
+        "POST /v1/test-event", "POST /v1/signing-secret/end-rotation", "POST /v1/test-event"]
+    assert [e["status"] for e in reversed(entries)] == [200, 200, 409, 409, 200, 200, 200, 200]
+    assert {(e["token_id"], e["remote"]) for e in entries} == {(entries[0]["token_id"], "127.0.0.1")}
+    assert entries[0]["detail"].startswith("test event test_") and "abuse of the feed" in entries[-3]["detail"]
 
 
 def test_an_embargoed_story_shows_as_scheduled_and_a_resend_does_not_send_it_early(settings):
@@ -290,4 +298,6 @@ def test_the_operator_issues_lists_and_revokes_tokens(settings):
     cli(settings, "partners", "token", "revoke", token_id)
     assert "revoked" in cli(settings, "partners", "token", "list", "--partner", "acme").output
     unknown = cli(settings, "partners", "token", "issue", "nobody", ok=False)
+    assert unknown.exit_code == 1 and "nobody" in unknown.output
+    unknown = cli(settings, "partners", "token", "list", "--partner", "nobody", ok=False)
     assert unknown.exit_code == 1 and "nobody" in unknown.output

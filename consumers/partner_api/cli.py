@@ -7,7 +7,7 @@ import time
 import click
 from newswire.consumers.partner_api import tokens
 from newswire.consumers.replay.cli import partners_group
-from newswire.consumers.webhooks.cli import _db, _settings
+from newswire.consumers.webhooks.cli import _db, _known, _settings
 from newswire.consumers.webhooks.config import WebhookConfig
 from newswire.rows import emit, iso, json_option
 
@@ -76,6 +76,7 @@ def token_issue(ctx, partner_id, label, expires_days) -> None:
 def token_list(ctx, partner_id, as_json) -> None:
     """Tokens (never the token itself): state, when created, expires, last used."""
     with _db(ctx) as db:
+        _known(db, partner_id)
         emit((_row(t) for t in tokens.listed(db, partner_id)), TOKEN_FIELDS, as_json)
 
 
