@@ -37,6 +37,10 @@ def create_app(settings: Settings, *, webhook_config: WebhookConfig | None = Non
         module.add_routes(app, ctx)
     page.add_routes(app, ctx, sessions)
 
+    async def close(_: web.Application) -> None:
+        ctx.close()
+    app.on_cleanup.append(close)
+
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
     app.router.add_get("/healthz", healthz)

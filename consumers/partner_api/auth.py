@@ -66,8 +66,11 @@ class Sessions:
         self._key = secrets.token_bytes(32)
 
     def start(self, response: web.StreamResponse, request: web.Request, token: tokens.Token) -> None:
+        now = time.time()
+        for old in [k for k, v in self._by_id.items() if now - v.started > SESSION_S]:
+            del self._by_id[old]  # sessions that ran out and were not seen since
         sid = secrets.token_urlsafe(32)
-        self._by_id[sid] = Session(token.partner_id, token.id, time.time())
+        self._by_id[sid] = Session(token.partner_id, token.id, now)
         response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/", secure=request.secure,
                             max_age=SESSION_S)
 
