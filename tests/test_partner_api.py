@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -270,8 +271,12 @@ def test_a_backfill_counts_first_and_never_sends_a_killed_story(settings):
     register(settings, "dave", other)
     try:
         with serving(create_app(settings, webhook_config=config())) as base:
-            counted = call(base, "POST", "/v1/backfill", token=token, body={"since": "1h"})
+            with ThreadPoolExecutor(2) as pool:  # two dry runs at once: one counts, the other is told to wait
+                both = list(pool.map(lambda _: call(base, "POST", "/v1/backfill", token=token,
+                                                    body={"since": "1h"}), range(2)))
+            counted, busy = sorted(both, key=lambda answer: answer.status)
             assert counted.status == 200 and counted.json["dry_run"] and counted.json["would_queue"] == 2
+            assert busy.status == 429 and busy.error["field"] == "backfill" and busy.headers["Retry-After"]
             assert query(settings, "SELECT count(*) FROM deliveries")[0][0] == 0
             started = call(base, "POST", "/v1/backfill", token=token, body={"since": "1h", "dry_run": False})
             assert started.status == 202

@@ -5,7 +5,9 @@ subscription and embargo decide as for live events, an older version never follo
 one, and a story killed or withdrawn since is never sent (a partner that had it gets the
 kill instead).
 
-A dry run counts first and changes nothing. The real run is limited: a window of at most
+A dry run counts first and changes nothing; one runs at a time per partner, and at most
+:data:`DRY_RUNS` at once in this process (each reads the log in a process of its own: past
+that the answer is 429, not a queue). The real run is limited: a window of at most
 :data:`MAX_WINDOW_DAYS`, one backfill at a time per partner in this process, at most
 :data:`PER_DAY` started per partner in 24 hours (counted in the audit log, shared by every
 process), at most :data:`RATE` events a second.
@@ -28,6 +30,7 @@ log = logs.get(__name__)
 MAX_WINDOW_DAYS = 30
 PER_DAY = 5
 RATE = 50
+DRY_RUNS = 2
 #: the audit action of a started backfill (what PER_DAY counts)
 ACTION = "POST /v1/backfill"
 
@@ -58,9 +61,18 @@ class Backfills:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.running: dict[str, asyncio.subprocess.Process] = {}
+        self.counting: set[str] = set()
 
     async def count(self, partner_id: str, since: str) -> DryRun:
-        return await dry_run(self.ctx.settings, partner_id, since)
+        if partner_id in self.counting:
+            raise TooMany("a dry run of yours still runs: wait for its answer")
+        if len(self.counting) >= DRY_RUNS:
+            raise TooMany(f"{DRY_RUNS} dry runs are counting already: try again in a minute")
+        self.counting.add(partner_id)
+        try:
+            return await dry_run(self.ctx.settings, partner_id, since)
+        finally:
+            self.counting.discard(partner_id)
 
     async def start(self, partner_id: str, since: str) -> int:
         """Start the backfill; its pid."""

@@ -131,6 +131,8 @@ class Page:
         if not form.get("confirm"):
             try:
                 counted = await self.api.backfills.count(partner_id, since)
+            except backfill.TooMany as exc:
+                raise ApiError(429, "backfill", str(exc), headers={"Retry-After": "60"}) from None
             except ValueError as exc:
                 raise ApiError(503, "backfill", str(exc)) from None
             request["audit"] = f"dry run since {since}: would queue {counted.to_queue}"
