@@ -203,6 +203,9 @@ def guard(ctx: Context, sessions: Sessions, rate: Limits) -> Callable:
         finally:
             entry = audit.Entry(request.get("partner_id"), request.get("token_id"), request.remote,
                                 action_of(request), status, request.get("audit") or detail)
+            if request.method != "GET":
+                log.info("partner_api_call", partner=entry.partner_id, token_id=entry.token_id, action=entry.action,
+                         status=status, detail=entry.detail)
             try:
                 await ctx.run(lambda db: audit.record(db, entry))
             except Exception as exc:  # an audit that cannot be written is logged, the answer stands

@@ -64,9 +64,9 @@ class Page:
         token_id = request["token_id"]
 
         def values(db, pid) -> dict:
-            seen = service.deliveries(db, pid, after_seq=max(0, service.me(db, pid, token_id)["last_seq"] - SHOWN),
-                                      limit=SHOWN)
-            return {"me": service.me(db, pid, token_id), "gaps": service.gaps(db, pid),
+            me = service.me(db, pid, token_id)
+            seen = service.deliveries(db, pid, after_seq=max(0, me["last_seq"] - SHOWN), limit=SHOWN)
+            return {"me": me, "gaps": service.gaps(db, pid),
                     "deliveries": list(reversed(seen["deliveries"])), "tokens": service.own_tokens(db, pid),
                     "audit": service.audit_log(db, pid, before_id=None, limit=20)["entries"]}
         shown = await call(self.ctx, request, values)
