@@ -46,6 +46,10 @@ def test_a_partner_works_from_its_page_in_a_real_browser(settings):
 
                 forged = page.request.post(base + "/actions/pause", form={"reason": "forged"})
                 assert forged.status == 403 and "CSRF" in forged.text()
+                # another site's form: refused by its Origin, also a sign-in with the other site's own token
+                for path, form in (("/actions/pause", {}), ("/login", {"token": issued.secret})):
+                    cross = page.request.post(base + path, form=form, headers={"Origin": "https://evil.example"})
+                    assert cross.status == 403 and "Origin" in cross.text()
                 assert query(settings, "SELECT enabled FROM partners")[0][0] == 1
 
                 page.get_by_role("button", name="Pause pushes").click()

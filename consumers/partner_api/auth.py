@@ -7,7 +7,8 @@
   request; every handler reads only that partner's rows.
 - The page (:mod:`.page`) signs in with a token once and then holds a session cookie
   (random, ``HttpOnly``, ``SameSite=Strict``, ``Secure`` over HTTPS); each POST must carry
-  the session's CSRF token (an HMAC of the session id under a key of this process). A
+  the session's CSRF token (an HMAC of the session id under a key of this process) and, when a
+  browser says where it comes from (``Origin``), come from this server. A
   session ends with its token: one revoked or expired signs its sessions out.
 - Requests are limited per token (``limits``' moving window, in this process's memory),
   and failed sign-ins per remote address; past the limit the answer is 429 with
@@ -124,6 +125,17 @@ def bearer(request: web.Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
+def same_origin(request: web.Request) -> bool:
+    """A browser's POST came from this server's own pages (``Origin``, which browsers send with
+    every cross-site POST; a request without one is not a browser's cross-site one). This also
+    stops a sign-in forged by another site (with its own token), which no session protects."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    # the host only: behind a proxy that ends TLS the scheme seen here is http, the browser's https
+    return origin.partition("://")[2] == request.host
+
+
 def action_of(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return f"{request.method} {resource.canonical if resource is not None else request.path[:100]}"
@@ -146,6 +158,8 @@ def guard(ctx: Context, sessions: Sessions, rate: Limits) -> Callable:
 
     async def authorize(request: web.Request) -> None:
         """Set partner_id and token_id, or answer 401 / 403 / 303 (the page's sign-in)."""
+        if request.method == "POST" and not request.path.startswith("/v1/") and not same_origin(request):
+            raise ApiError(403, "Origin", "a form of this page can only be sent from this page")
         if request.path.startswith("/v1/"):
             presented = bearer(request)
             if presented is None:
