@@ -36,6 +36,7 @@ import tracemalloc
 import urllib.request
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Iterator
 
 import aiohttp
 from aiohttp import web
@@ -44,6 +45,7 @@ from tqdm import tqdm
 from bench.harness import Stopwatch, bench_settings, peak_rss_mib, percentile, print_table, temporary_broker
 from newswire import bus, codec, corpus, logs
 from newswire.broker import free_port
+from newswire.codec import ArticleEvent
 from newswire.config import Settings
 from newswire.consumers.feeds.consumer import FeedsConsumer, open_view, utc_now
 from newswire.consumers.feeds.view import FeedView
@@ -57,12 +59,25 @@ def progress(**options) -> tqdm:
     return tqdm(disable=not sys.stderr.isatty(), **options)
 
 
+def corpus_events(articles: int, body_bytes: int, what: str) -> Iterator[ArticleEvent]:
+    """The generated corpus's events until ``articles`` distinct articles exist (with a progress bar)."""
+    seen: set[str] = set()
+    with progress(total=articles, desc=what, unit="article") as bar:
+        for event in corpus.stream(articles * 2, seed=3, body_bytes=body_bytes):
+            if event["article_id"] not in seen:
+                if len(seen) == articles:
+                    return
+                seen.add(event["article_id"])
+                bar.update()
+            yield event
+
+
 def build_store(settings: Settings, articles: int, body_bytes: int) -> int:
     """Write the view of ``articles`` generated articles into ``<home>/feeds/view.sqlite3`` through
     the feeds consumer's own writer (the view's journal saved by ``ViewStore.save``); return the
     number of events."""
     view, store = open_view(settings)
-    now, seen, events = utc_now(), set(), 0
+    now, events = utc_now(), 0
 
     def save() -> None:
         changes = view.take_journal()
@@ -70,18 +85,12 @@ def build_store(settings: Settings, articles: int, body_bytes: int) -> int:
             store.save(changes, view, {})
             view.mark_durable(changes[-1].entry.seq)
 
-    with progress(total=articles, desc="build the view", unit="article") as bar:
-        for event in corpus.stream(articles * 2, seed=3, body_bytes=body_bytes):
-            if event["article_id"] not in seen:
-                if len(seen) == articles:
-                    break
-                seen.add(event["article_id"])
-                bar.update()
-            view.apply(event, now)
-            events += 1
-            if view.head - view.durable >= BUILD_BATCH:
-                save()
-        save()
+    for event in corpus_events(articles, body_bytes, "build the view"):
+        view.apply(event, now)
+        events += 1
+        if view.head - view.durable >= BUILD_BATCH:
+            save()
+    save()
     store.close()
     return events
 
@@ -89,17 +98,10 @@ def build_store(settings: Settings, articles: int, body_bytes: int) -> int:
 def publish_corpus(settings: Settings, articles: int, body_bytes: int) -> int:
     """Publish events until ``articles`` distinct articles exist; return the number of events."""
     kafka = bus.producer(settings, linger_ms=50, batch_size=512 * 1024)
-    seen: set[str] = set()
     events = 0
-    with progress(total=articles, desc="publish", unit="article") as bar:
-        for event in corpus.stream(articles * 2, seed=3, body_bytes=body_bytes):
-            if event["article_id"] not in seen:
-                if len(seen) == articles:
-                    break
-                seen.add(event["article_id"])
-                bar.update()
-            bus.send_event(kafka, settings.topics.articles, event)
-            events += 1
+    for event in corpus_events(articles, body_bytes, "publish"):
+        bus.send_event(kafka, settings.topics.articles, event)
+        events += 1
     kafka.flush(timeout=300)
     kafka.close()
     return events

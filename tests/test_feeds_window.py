@@ -10,6 +10,7 @@ count and feed time of the two is compared.
 from __future__ import annotations
 
 import random
+import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -50,9 +51,8 @@ def history(rng: random.Random, steps: int):
                 del latest[event["article_id"]]
         else:
             embargo = {"embargo_until": now + timedelta(minutes=rng.randint(1, 20))} if rng.random() < 0.15 else {}
-            event = story(f"s{i}", rng.randint(-300, 60), language=rng.choice(["en", "ar"]),
-                          categories=rng.sample(CATEGORIES, k=rng.randint(1, 2)), **embargo)
-            event["occurred_at"] = now + timedelta(minutes=rng.randint(-300, 60))
+            event = story(f"s{i}", language=rng.choice(["en", "ar"]), categories=rng.sample(CATEGORIES, k=rng.randint(1, 2)),
+                          occurred_at=now + timedelta(minutes=rng.randint(-300, 60)), **embargo)
         latest[event["article_id"]] = event
         yield event, now
 
@@ -63,12 +63,12 @@ def assert_same(got: FeedView, expected: FeedView, now) -> None:
     for feed in expected.feeds():
         assert got.feed_changed(feed) == expected.feed_changed(feed)
         for audience in AUDIENCES:
-            for limit in (1, 2, 5, 50):
+            for limit in (1, 5, 50):
                 for dead in (True, False):
                     assert [(e.article_id, e.version, e.seq) for e in got.items(feed, now, limit=limit, audience=audience, include_dead=dead)] == \
                            [(e.article_id, e.version, e.seq) for e in expected.items(feed, now, limit=limit, audience=audience, include_dead=dead)], (feed, audience, limit)
-    cursors = sorted({0, expected.durable, *(e.seq - 1 for e in expected.snapshot() if e.seq <= expected.durable)})
-    for cursor in cursors:
+    changed = [e.seq - 1 for e in expected.snapshot() if e.seq <= expected.durable]
+    for cursor in {0, expected.durable, *changed[::3], *changed[-4:]}:  # the oldest, the newest, some between
         for audience in AUDIENCES:
             for limit in (1, 3, 100):
                 assert got.changes_since(cursor, limit=limit, audience=audience) == \
@@ -91,8 +91,7 @@ def test_a_view_with_a_small_window_answers_as_one_that_keeps_everything(tmp_pat
     for start in range(0, len(steps), 7):
         for event, now in steps[start:start + 7]:
             assert (view.apply(event, now) is None) == (everything.apply(event, now) is None)
-        for lifted in (view.release(now), everything.release(now)):
-            assert lifted is not None
+        assert [e.article_id for e in view.release(now)] == [e.article_id for e in everything.release(now)]
         offset += 1
         changes = view.take_journal()
         store.save(changes, view, {("articles", 0): offset})
@@ -124,7 +123,6 @@ def test_a_file_from_before_feed_items_is_upgraded_once(tmp_path):
     changes = view.take_journal()
     store.save(changes, view, {})
     store.close()
-    import sqlite3
     db = sqlite3.connect(path)
     db.executescript("DELETE FROM feed_items; CREATE TABLE old_feeds AS SELECT name, changed_us FROM feeds;"
                      " DROP TABLE feeds; ALTER TABLE old_feeds RENAME TO feeds;")
