@@ -113,8 +113,9 @@ def test_a_view_with_a_small_window_answers_as_one_that_keeps_everything(tmp_pat
     store.close()
 
 
-def test_a_file_from_before_feed_items_is_upgraded_once(tmp_path):
-    """A view file written before the feed items were on disk gets them (and the feed counts) at open."""
+def test_a_file_of_an_older_store_is_upgraded_at_open(tmp_path):
+    """A view file written before the articles had their event ids and before the feed items (and
+    feed counts) were on disk gets them when it is opened, with what the view needs answered as before."""
     path = tmp_path / "view.sqlite3"
     store = ViewStore(path)
     view = small(store)
@@ -124,12 +125,14 @@ def test_a_file_from_before_feed_items_is_upgraded_once(tmp_path):
     store.save(changes, view, {})
     store.close()
     db = sqlite3.connect(path)
-    db.executescript("DELETE FROM feed_items; CREATE TABLE old_feeds AS SELECT name, changed_us FROM feeds;"
-                     " DROP TABLE feeds; ALTER TABLE old_feeds RENAME TO feeds;")
+    db.executescript("DROP TABLE feed_items; ALTER TABLE articles DROP COLUMN event_id;"
+                     " CREATE TABLE old_feeds AS SELECT name, changed_us FROM feeds; DROP TABLE feeds;"
+                     " ALTER TABLE old_feeds RENAME TO feeds;")
     db.close()
 
     store = ViewStore(path)
     again = small(store)
     assert again.feeds() == {"all": 6, "category-economy": 2, "category-politics": 2, "category-sport": 2, "lang-en": 6}
     assert [e.article_id for e in again.items("all", T0, limit=10)] == [f"a{i}" for i in reversed(range(6))]
+    assert [e.event_id for e in again.snapshot()] == [c.entry.event_id for c in changes]
     store.close()

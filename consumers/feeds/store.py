@@ -120,15 +120,14 @@ class ViewStore:
         db = self._db
         if "previous_offset" not in {row[1] for row in db.execute("PRAGMA table_info(positions)")}:
             db.execute("ALTER TABLE positions ADD COLUMN previous_offset INTEGER")
-        columns = {row[1] for row in db.execute("PRAGMA table_info(articles)")}
-        if "event_id" not in columns:
+        if "event_id" not in {row[1] for row in db.execute("PRAGMA table_info(articles)")}:
+            db.execute("BEGIN IMMEDIATE")  # the column and its values together: a file never has one without the other
             db.execute("ALTER TABLE articles ADD COLUMN event_id TEXT")
-        missing = db.execute(
-            "SELECT a.article_id, v.payload FROM articles a JOIN versions v USING (article_id, version)"
-            " WHERE a.event_id IS NULL").fetchall()
-        if missing:
-            db.executemany("UPDATE articles SET event_id = ? WHERE article_id = ?",
-                           [(str(codec.decode(payload)["event_id"]), article_id) for article_id, payload in missing])
+            db.executemany("UPDATE articles SET event_id = ? WHERE article_id = ?", [
+                (str(codec.decode(payload)["event_id"]), article_id) for article_id, payload in db.execute(
+                    "SELECT a.article_id, v.payload FROM articles a JOIN versions v USING (article_id, version)"
+                ).fetchall()])
+            db.execute("COMMIT")
         if "articles" not in {row[1] for row in db.execute("PRAGMA table_info(feeds)")}:
             started = time.perf_counter()
             db.execute("BEGIN IMMEDIATE")
