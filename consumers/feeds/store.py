@@ -132,10 +132,10 @@ class ViewStore:
             started = time.perf_counter()
             db.execute("BEGIN IMMEDIATE")
             db.execute("ALTER TABLE feeds ADD COLUMN articles INTEGER NOT NULL DEFAULT 0")
-            db.executemany("INSERT INTO feed_items VALUES (?, ?, ?)", (
+            db.executemany("INSERT INTO feed_items VALUES (?, ?, ?)", sorted(  # in key order: appended, not scattered
                 (feed, visible_us, article_id)
                 for article_id, visible_us, feeds in db.execute("SELECT article_id, visible_us, feeds FROM articles")
-                for feed in feeds.split()))
+                for feed in map(sys.intern, feeds.split())))
             db.execute("UPDATE feeds SET articles = (SELECT count(*) FROM feed_items WHERE feed = feeds.name)")
             db.execute("COMMIT")
             log.info("feed_view_upgraded", path=str(self.path), seconds=round(time.perf_counter() - started, 1),
