@@ -151,7 +151,7 @@ class FeedServer:
         ninjs_format = formats.get("ninjs")
         self.signal = realtime.ChangeSignal(view)
         self.realtime = realtime.Realtime(view, self.signal, heartbeat_s=options.heartbeat_s,
-                                          render=lambda entries: self._json_items(entries, ninjs_format))
+                                          render=lambda entries: self.renders.fragments(_sources(entries), ninjs_format))
         self.hub = None if store is None else websub.Hub(
             view, self.signal, websub.SubscriptionStore(store.path.with_name("websub.sqlite3")), self.public_feed,
             clock=clock, base_url=options.base_url, allow=options.websub_allow)
@@ -265,10 +265,6 @@ class FeedServer:
                        self_url=self_url, feed_id=f"{base}/feeds/{feed}",
                        description=f"The newest stories of the {feed} feed", hub=hub,
                        head=formats.ninjs_head(feed=feed, updated=updated))
-
-    def _json_items(self, entries: Sequence[Entry], fmt: Format) -> list:
-        """The ninjs objects of ``entries`` from their kept bytes (one that cannot be rendered left out)."""
-        return json.loads(self.renders.assemble(_sources(entries), fmt, Channel(updated=self.clock())))["items"]
 
     async def item(self, request: web.Request) -> web.Response:
         audience = self.audience(request)
