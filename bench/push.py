@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -194,6 +195,22 @@ def process_figures(pid: int) -> tuple[float, float]:
     return cpu, peak / 1024
 
 
+def cpu_per_delivery(pid: int, cpu_at: float, deliveries: int) -> float:
+    """The process's CPU-ms per delivery since it had used ``cpu_at`` CPU seconds."""
+    return (process_figures(pid)[0] - cpu_at) * 1000 / max(1, deliveries)
+
+
+def profile(pusher: subprocess.Popen, run: str) -> subprocess.Popen | None:
+    """With ``BENCH_PROFILE=prefix``: py-spy samples the pusher (without pausing it) into
+    ``prefix-<run>.txt``, collapsed stacks; it stops with the pusher."""
+    if not (prefix := os.environ.get("BENCH_PROFILE")):
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([spy, "record", "--nonblocking", "--rate", "100", "--format", "raw",
+                             "-o", f"{prefix}-{run}.txt", "--pid", str(pusher.pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def fanout(count: int, stories: int, every_s: float) -> None:
     """Bench 6: one flash then a story every ``every_s`` s to ``count`` partners."""
     slow_every = 50
@@ -217,10 +234,7 @@ def fanout(count: int, stories: int, every_s: float) -> None:
         db.close()
         events = list(corpus.stream(stories, seed=31, versions=False, body_bytes=3000))
         pusher = pusher_process(settings, home / "pusher.log")
-        profiler = (subprocess.Popen(["py-spy", "record", "--nonblocking", "--rate", "50", "--format", "raw",
-                                      "-o", os.environ["BENCH_PROFILE"], "--pid", str(pusher.pid)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    if os.environ.get("BENCH_PROFILE") else None)
+        profiler = profile(pusher, "fanout")
         published: dict[str, float] = {}
         try:
             time.sleep(5)  # the pusher joins its group and reads the registry before the flash
@@ -335,17 +349,29 @@ def backlog_and_latency(args: argparse.Namespace) -> None:
         kafka.close()
 
         pusher = pusher_process(settings, home / "pusher.log")
+        profiler = profile(pusher, "backlog")
         urls = [f"http://127.0.0.1:{port}/hook" for port in ports]
+        cpu_ms: list[float] = []  # the pusher's CPU-ms per delivery in each run
         try:
             expected = len(events) * PARTNERS
+            deadline = time.monotonic() + 120
+            while (first := delivered(settings)) == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            cpu_at = process_figures(pusher.pid)[0]  # started, joined its group: what follows is sending
             wait_delivered(settings, expected, 300, "backlog")
+            cpu_ms.append(cpu_per_delivery(pusher.pid, cpu_at, expected - first))
             sent = []
             for rate, steady in zip(rates, runs):
+                cpu_at = process_figures(pusher.pid)[0]
                 sent.append(publish_steady(settings, steady, rate))
                 expected += len(steady) * PARTNERS
                 wait_delivered(settings, expected, 300, f"{rate:g}/s")
+                cpu_ms.append(cpu_per_delivery(pusher.pid, cpu_at, len(steady) * PARTNERS))
+            rss_mib = process_figures(pusher.pid)[1]
             pusher.send_signal(signal.SIGTERM)
             pusher.wait(60)
+            if profiler is not None:
+                profiler.wait(60)
             sample = payloads.render(events[0], "ninjs", seq=1, at=datetime.now(timezone.utc),
                                      authority=settings.authority())
             ceiling = asyncio.run(bare_client(urls, sample, signing.headers("ceiling", sample, [secret],
@@ -367,7 +393,9 @@ def backlog_and_latency(args: argparse.Namespace) -> None:
         span = backlog_times[-1] - backlog_times[0]
         rows = [("deliveries to 20 partners (backlog)", f"{len(backlog_times)} in {span:.1f} s = "
                  f"{len(backlog_times) / span:,.0f}/s ({len(events)} articles x {PARTNERS})",
-                 f"bare aiohttp client, same partners: {ceiling:,.0f} posts/s")]
+                 f"bare aiohttp client, same partners: {ceiling:,.0f} posts/s"),
+                ("pusher CPU-ms per delivery: backlog, " + ", ".join(f"{r:g}/s" for r in rates),
+                 ", ".join(f"{ms:.2f}" for ms in cpu_ms), f"peak RSS {rss_mib:.0f} MiB (Kafka side included)")]
         db = store.connect(settings, synchronous="NORMAL")
         stages = db.execute("SELECT event_id, created_at, delivered_at FROM deliveries").fetchall()
         db.close()
