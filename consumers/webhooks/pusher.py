@@ -667,7 +667,7 @@ class Running(LoopThread):
     """The pusher run in a background thread with its own event loop (tests, benchmarks, demo)."""
 
     def __init__(self, settings: Settings, config: WebhookConfig):
-        super().__init__(lambda stop: serve(settings, config, stop), name="pusher")
+        super().__init__(lambda stop: serve(settings, config, stop), name="pusher", fast=True)
 
 
 class PartnerSending(LoopThread):
@@ -683,7 +683,8 @@ class PartnerSending(LoopThread):
         finally:
             db.close()
         self._dispatcher: Dispatcher | None = None
-        super().__init__(lambda stop: self._serve(settings, config, partner_id, stop), name=f"send-{partner_id}")
+        super().__init__(lambda stop: self._serve(settings, config, partner_id, stop), name=f"send-{partner_id}",
+                         fast=True)
 
     async def _serve(self, settings: Settings, config: WebhookConfig, partner_id: str, stop: asyncio.Event) -> None:
         self._dispatcher = Dispatcher(settings, config, only=partner_id)
