@@ -44,6 +44,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 from kafka import TopicPartition
+from kafka.errors import KafkaError
 from standardwebhooks import Webhook
 from tqdm import tqdm
 
@@ -201,8 +202,11 @@ def wait_joined(settings: Settings, group: str, deadline_s: float) -> None:
     deadline = time.monotonic() + deadline_s
     try:
         while time.monotonic() < deadline:
-            found = admin.describe_groups([group]).get(group, {})
-            if found.get("state") == "Stable" and any(m.get("member_assignment") for m in found.get("members", ())):
+            try:
+                found = admin.describe_groups([group]).get(group, {})
+            except KafkaError:  # no coordinator for a group nobody has joined yet
+                found = {}
+            if found.get("group_state") == "Stable" and any(m.get("member_assignment") for m in found.get("members", ())):
                 return
             time.sleep(0.2)
     finally:

@@ -161,7 +161,16 @@ class PartnerState:
         self.paused_until = 0.0
         self.partner = partner
         self.rate = policy.RateLimit(partner.rate_limit)
+        #: its metrics' labelled children, looked up once
+        self.queued_to_partner = metrics.QUEUED_TO_PARTNER.labels(partner.id)
+        self._counters: dict[str, object] = {}
         self.update(partner, transport)
+
+    def counted(self, outcome: str):
+        """The partner's ``newswire_deliveries_total`` child for ``outcome``."""
+        if (counter := self._counters.get(outcome)) is None:
+            counter = self._counters[outcome] = metrics.DELIVERIES.labels(self.partner.id, outcome)
+        return counter
 
     def update(self, partner: Partner, transport: Transport) -> None:
         if partner.rate_limit != self.partner.rate_limit:
@@ -479,9 +488,9 @@ class Dispatcher:
                 self._settled(d)
             elif attempt.next_attempt_at is not None:
                 d.next_attempt_at = attempt.next_attempt_at
-            metrics.DELIVERIES.labels(partner.id, attempt.outcome).inc()
+            state.counted(attempt.outcome).inc()
             if attempt.outcome == "delivered":
-                metrics.QUEUED_TO_PARTNER.labels(partner.id).observe(max(0.0, time.time() - d.created_at))
+                state.queued_to_partner.observe(max(0.0, time.time() - d.created_at))
             log_at = log.info if attempt.outcome == "delivered" else log.warning
             log_at("delivery_" + attempt.outcome, partner=partner.id, article_id=d.article_id,
                    version=d.version, event_id=d.event_id, seq=d.seq, attempt=d.tries,
