@@ -9,7 +9,11 @@ error, timeout or SSRF refusal.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import math
 import time
+import weakref
 from dataclasses import dataclass
 
 from newswire.consumers.webhooks import http1, policy, ssrf
@@ -58,43 +62,91 @@ def session(resolver: ssrf.GuardedResolver) -> http1.Pool:
 
 class Deadline:
     """``async with Deadline(timeout_s):`` raises TimeoutError if the other side has not answered
-    within ``timeout_s``: a timer on the loop that cancels the waiting task (as
-    ``asyncio.timeout`` does, with no task of its own), whose deadline measures the partner,
-    not the pusher.
+    within ``timeout_s``: a deadline that cancels the waiting task when it passes (as
+    ``asyncio.timeout`` does, with no task of its own), that measures the partner, not the
+    pusher, and that costs no timer of its own (:class:`_Deadlines`).
 
-    A deadline that passes while the event loop was busy (its timer fired more than
+    A deadline that passes while the event loop was busy (the loop looked more than
     :data:`LOOP_LATE_S` late) is moved on by as much, up to ``timeout_s`` more in all; and once
     it has passed on time the loop is given :data:`GRACE_S` to read an answer that came in
     while it was not looking. Only a deadline that passes on time with nothing read times out.
     """
 
+    __slots__ = ("timeout_s", "expired", "task", "at", "latest", "graced")
+
     def __init__(self, timeout_s: float):
         self.timeout_s = timeout_s
         self.expired = False
+        self.task: asyncio.Task | None = None
 
     async def __aenter__(self) -> "Deadline":
-        self.loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         self.task = asyncio.current_task()
-        self.deadline = self.loop.time() + self.timeout_s
-        self.latest = self.deadline + self.timeout_s
+        self.at = loop.time() + self.timeout_s
+        self.latest = self.at + self.timeout_s
         self.graced = False
-        self.timer = self.loop.call_at(self.deadline, self._passed)
+        _Deadlines.of(loop).add(self)
         return self
 
-    def _passed(self) -> None:
-        now = self.loop.time()
-        late = now - self.deadline
+    def passed(self, now: float) -> bool:
+        """The loop saw the deadline pass at ``now``: True when it is moved on, False when it
+        expired (the task is cancelled)."""
+        late = now - self.at
         if now < self.latest and (late > LOOP_LATE_S or not self.graced):
-            self.deadline, self.graced = now + max(late, GRACE_S), True
-            self.timer = self.loop.call_at(self.deadline, self._passed)
-            return
+            self.at, self.graced = now + max(late, GRACE_S), True
+            return True
         self.expired = True
         self.task.cancel()
+        return False
 
     async def __aexit__(self, kind, exc, tb) -> None:
-        self.timer.cancel()
-        if self.expired and kind is asyncio.CancelledError and self.task.uncancel() == 0:
+        task, self.task = self.task, None  # done: nothing to cancel any more (and the task is not kept)
+        if self.expired and kind is asyncio.CancelledError and task.uncancel() == 0:
             raise TimeoutError from exc
+
+
+class _Deadlines:
+    """Every deadline of one event loop in a heap, with one loop timer at the earliest: a timer
+    handle per attempt cost more than the rest of the deadline. A deadline that ended stays
+    in the heap (without its task) until its time comes."""
+
+    _by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines]" = weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.heap: list[tuple[float, int, Deadline]] = []
+        self.order = itertools.count()
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = math.inf
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> "_Deadlines":
+        if (found := cls._by_loop.get(loop)) is None:
+            found = cls._by_loop[loop] = cls(loop)
+        return found
+
+    def add(self, deadline: Deadline) -> None:
+        heapq.heappush(self.heap, (deadline.at, next(self.order), deadline))
+        if deadline.at < self.timer_at:
+            self._arm(deadline.at)
+
+    def _arm(self, at: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer, self.timer_at = self.loop.call_at(at, self._look), at
+
+    def _look(self) -> None:
+        self.timer, self.timer_at = None, math.inf
+        now = self.loop.time()
+        moved = []
+        while self.heap and self.heap[0][0] <= now:
+            deadline = heapq.heappop(self.heap)[2]
+            if deadline.task is not None and deadline.passed(now):
+                moved.append(deadline)
+        for deadline in moved:
+            heapq.heappush(self.heap, (deadline.at, next(self.order), deadline))
+        if self.heap:
+            self._arm(self.heap[0][0])
 
 
 async def post(client: http1.Pool, url: str, body: bytes, headers: dict[str, str], *,

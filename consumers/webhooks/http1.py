@@ -7,8 +7,8 @@ attempt is one write of the request and one parse of the answer with ``httptools
 the parser of Node.js) straight from the connection's protocol callbacks:
 
 - connections are kept alive per origin (scheme, host, port) and reused last-in first-out;
-  one idle longer than :data:`KEEPALIVE_S` is closed (shorter than the usual servers' own idle
-  timeouts, so that the partner's side is not the one to close a connection under a request).
+  one idle longer than :data:`KEEPALIVE_S` is closed (aiohttp's default; a partner's server
+  that closes an idle connection sooner is seen doing so, and the connection is not reused).
   The pool opens a connection whenever none is idle: the dispatcher keeps the requests in
   flight to one host within its limit, so they never queue here inside their timeout;
 - every new connection goes through the SSRF guard: a host name is resolved by
@@ -40,7 +40,7 @@ import httptools
 from newswire.consumers.webhooks import ssrf
 
 #: a connection idle this long is closed rather than reused
-KEEPALIVE_S = 4.0
+KEEPALIVE_S = 15.0
 #: the most of an answer's body kept (and read: past it the connection is closed)
 MAX_BODY = 64 * 1024
 USER_AGENT = "newswire-webhooks/0.1"
