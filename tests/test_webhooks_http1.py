@@ -5,6 +5,7 @@ verified against the trust store, and the SSRF guard on a name that resolves to 
 from __future__ import annotations
 
 import asyncio
+import resource
 import ssl
 import subprocess
 from pathlib import Path
@@ -31,6 +32,9 @@ async def _answer(request: web.Request) -> web.StreamResponse:
         return response
     if what == "big":
         return web.Response(status=502, body=b"x" * (4 * http1.MAX_BODY))
+    if what == "slow":
+        await asyncio.sleep(0.3)
+        return web.Response(status=204)
     if what == "busy":
         return web.Response(status=503, headers={"Retry-After": "7"})
     return web.Response(status=204)
@@ -54,7 +58,7 @@ def _post(client: http1.Pool, url: str, headers: dict[str, str] | None = None) -
 def test_answers_are_read_whole_or_cut_and_connections_are_kept_alive():
     async def main():
         runner, port = await _serve()
-        client = delivery.session(ssrf.GuardedResolver(LOOPBACK))
+        client = delivery.session(ssrf.GuardedResolver(LOOPBACK), in_flight=4)
         base = f"http://127.0.0.1:{port}"
         try:
             oks = [(await _post(client, f"{base}/ok")) for _ in range(3)]
@@ -81,7 +85,7 @@ def test_answers_are_read_whole_or_cut_and_connections_are_kept_alive():
 def test_requests_one_after_the_other_go_on_one_kept_alive_connection():
     async def main():
         runner, port = await _serve()
-        client = delivery.session(ssrf.GuardedResolver(LOOPBACK))
+        client = delivery.session(ssrf.GuardedResolver(LOOPBACK), in_flight=4)
         try:
             answers = []
             for _ in range(3):
@@ -93,6 +97,24 @@ def test_requests_one_after_the_other_go_on_one_kept_alive_connection():
             await runner.cleanup()
 
     assert len(set(asyncio.run(main()))) == 1
+
+
+def test_idle_connections_are_kept_within_the_file_descriptor_limit():
+    """20 requests at once open 20 connections; of them the pool keeps only what the limit of
+    open files leaves beside the requests that may be in flight (here 16)."""
+    async def main():
+        runner, port = await _serve()
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        client = delivery.session(ssrf.GuardedResolver(LOOPBACK), in_flight=nofile - http1.RESERVED_FDS - 16)
+        try:
+            answers = await asyncio.gather(*(_post(client, f"http://127.0.0.1:{port}/slow") for _ in range(20)))
+            return answers, sum(map(len, client.idle.values()))
+        finally:
+            await client.close()
+            await runner.cleanup()
+
+    answers, idle = asyncio.run(main())
+    assert all(a.ok for a in answers) and idle == 16
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +135,7 @@ def test_https_is_verified_against_the_trust_store(certificate, monkeypatch):
 
     async def attempt() -> delivery.Response:
         runner, port = await _serve(server_tls)
-        client = delivery.session(ssrf.GuardedResolver(LOOPBACK))
+        client = delivery.session(ssrf.GuardedResolver(LOOPBACK), in_flight=4)
         try:
             return await _post(client, f"https://127.0.0.1:{port}/ok")
         finally:
@@ -130,7 +152,7 @@ def test_https_is_verified_against_the_trust_store(certificate, monkeypatch):
 def test_a_name_resolving_to_loopback_is_refused_at_connect_time():
     async def attempt() -> delivery.Response:
         runner, port = await _serve()
-        client = delivery.session(ssrf.GuardedResolver())  # nothing allowed: loopback is refused
+        client = delivery.session(ssrf.GuardedResolver(), in_flight=4)  # nothing allowed: loopback is refused
         try:
             return await delivery.post(client, f"http://localhost:{port}/ok", b"{}", {}, allow=(), timeout_s=5.0)
         finally:

@@ -53,11 +53,12 @@ def failure(status: int, reason: str | None, said: bytes) -> str:
     return f"HTTP {status} {reason or ''}".strip() + (f": {excerpt}" if excerpt else "")
 
 
-def session(resolver: ssrf.GuardedResolver) -> http1.Pool:
+def session(resolver: ssrf.GuardedResolver, *, in_flight: int) -> http1.Pool:
     """The pusher's one HTTP client: kept-alive connections to every partner, every new one
     through the SSRF guard's resolver (:mod:`.http1`). Call it in the loop that uses it; the
-    dispatcher keeps the requests in flight to one host within its limit."""
-    return http1.Pool(resolver)
+    dispatcher keeps the requests in flight within ``in_flight`` (and to one host within its
+    limit)."""
+    return http1.Pool(resolver, in_flight=in_flight)
 
 
 class Deadline:

@@ -10,7 +10,9 @@ the parser of Node.js) straight from the connection's protocol callbacks:
   one idle longer than :data:`KEEPALIVE_S` is closed (aiohttp's default; a partner's server
   that closes an idle connection sooner is seen doing so, and the connection is not reused).
   The pool opens a connection whenever none is idle: the dispatcher keeps the requests in
-  flight to one host within its limit, so they never queue here inside their timeout;
+  flight to one host within its limit, so they never queue here inside their timeout. Idle
+  connections are kept only while the file-descriptor limit (``ulimit -n``) leaves room for
+  the requests in flight beside them;
 - every new connection goes through the SSRF guard: a host name is resolved by
   :class:`.ssrf.GuardedResolver`, which refuses addresses partners may not be on (a literal
   IP is checked before each request by :func:`.ssrf.check_literal`, see :mod:`.delivery`);
@@ -27,6 +29,7 @@ cancelled mid-way closes its connection, whose state is then unknown.
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
 import ssl
 import time
@@ -44,6 +47,8 @@ KEEPALIVE_S = 15.0
 #: the most of an answer's body kept (and read: past it the connection is closed)
 MAX_BODY = 64 * 1024
 USER_AGENT = "newswire-webhooks/0.1"
+#: file descriptors left for the rest of the process (state store, Kafka, logs)
+RESERVED_FDS = 256
 #: what a URL's path and query keep as they are (the rest is percent-encoded, as browsers send it)
 _PATH_SAFE = "/%:@!$&'()*+,;=~"
 _QUERY_SAFE = _PATH_SAFE + "?"
@@ -85,6 +90,8 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[Answer] | None = None
         self.idle_since = 0.0
+        #: counted in the pool's open connections (until closed)
+        self.counted = False
         self._start()
 
     def _start(self) -> None:
@@ -104,13 +111,21 @@ class Connection(asyncio.Protocol):
         return self.waiter
 
     def close(self) -> None:
+        self._uncount()
         if self.transport is not None:
             self.transport.close()
+
+    def _uncount(self) -> None:
+        if self.counted:
+            self.counted = False
+            self.pool.open -= 1
 
     # --- asyncio.Protocol ---
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.counted = True
+        self.pool.open += 1
 
     def data_received(self, data: bytes) -> None:
         if self.waiter is None:  # bytes nobody asked for: the connection cannot be trusted
@@ -128,6 +143,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self._uncount()
         if self.waiter is not None and not self.waiter.done():
             if self.headers_done and not self.parser.should_keep_alive():
                 self._done(keep=False)  # a body that ends with the connection
@@ -188,9 +204,13 @@ class Connection(asyncio.Protocol):
 class Pool:
     """Kept-alive connections to every partner's origin (see the module's docstring)."""
 
-    def __init__(self, resolver: ssrf.GuardedResolver, *, keepalive_s: float = KEEPALIVE_S):
+    def __init__(self, resolver: ssrf.GuardedResolver, *, in_flight: int, keepalive_s: float = KEEPALIVE_S):
         self.resolver = resolver
         self.keepalive_s = keepalive_s
+        #: connections open, and the most kept idle: what the file-descriptor limit leaves
+        #: beside ``in_flight`` requests and the process's other files
+        self.open = 0
+        self.max_idle = max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - RESERVED_FDS - in_flight)
         self.loop = asyncio.get_running_loop()
         self.idle: dict[tuple[str, str, int], list[Connection]] = defaultdict(list)
         self._targets: dict[str, Target] = {}
@@ -224,6 +244,9 @@ class Pool:
             raise
 
     def give_back(self, conn: Connection) -> None:
+        if self.open > self.max_idle:  # (at most ``in_flight`` of them busy) keep it only under the limit
+            conn.close()
+            return
         conn.idle_since = time.monotonic()
         self.idle[conn.origin].append(conn)
 

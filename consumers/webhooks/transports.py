@@ -61,7 +61,7 @@ class HttpTransport:
     def __init__(self, config: WebhookConfig):
         self.timeout_s = config.timeout_s
         self.resolver = ssrf.GuardedResolver(config.allow_cidrs)
-        self.client = delivery.session(self.resolver)
+        self.client = delivery.session(self.resolver, in_flight=config.max_inflight)
 
     @staticmethod
     def check(url: str, allow: Iterable[Network]) -> None:
