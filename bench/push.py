@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,6 +44,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 from kafka import TopicPartition
+from kafka.errors import KafkaError
 from standardwebhooks import Webhook
 from tqdm import tqdm
 
@@ -194,6 +196,39 @@ def process_figures(pid: int) -> tuple[float, float]:
     return cpu, peak / 1024
 
 
+def wait_joined(settings: Settings, group: str, deadline_s: float) -> None:
+    """Until consumer group ``group`` is stable with partitions assigned (a pusher has joined)."""
+    admin = topics.admin(settings)
+    deadline = time.monotonic() + deadline_s
+    try:
+        while time.monotonic() < deadline:
+            try:
+                found = admin.describe_groups([group]).get(group, {})
+            except KafkaError:  # no coordinator for a group nobody has joined yet
+                found = {}
+            if found.get("group_state") == "Stable" and any(m.get("member_assignment") for m in found.get("members", ())):
+                return
+            time.sleep(0.2)
+    finally:
+        admin.close()
+
+
+def cpu_per_delivery(pid: int, cpu_at: float, deliveries: int) -> float:
+    """The process's CPU-ms per delivery since it had used ``cpu_at`` CPU seconds."""
+    return (process_figures(pid)[0] - cpu_at) * 1000 / max(1, deliveries)
+
+
+def profile(pusher: subprocess.Popen, run: str) -> subprocess.Popen | None:
+    """With ``BENCH_PROFILE=prefix``: py-spy samples the pusher (without pausing it) into
+    ``prefix-<run>.txt``, collapsed stacks; it stops with the pusher."""
+    if not (prefix := os.environ.get("BENCH_PROFILE")):
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([spy, "record", "--nonblocking", "--rate", "100", "--format", "raw",
+                             "-o", f"{prefix}-{run}.txt", "--pid", str(pusher.pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def fanout(count: int, stories: int, every_s: float) -> None:
     """Bench 6: one flash then a story every ``every_s`` s to ``count`` partners."""
     slow_every = 50
@@ -217,13 +252,10 @@ def fanout(count: int, stories: int, every_s: float) -> None:
         db.close()
         events = list(corpus.stream(stories, seed=31, versions=False, body_bytes=3000))
         pusher = pusher_process(settings, home / "pusher.log")
-        profiler = (subprocess.Popen(["py-spy", "record", "--nonblocking", "--rate", "50", "--format", "raw",
-                                      "-o", os.environ["BENCH_PROFILE"], "--pid", str(pusher.pid)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    if os.environ.get("BENCH_PROFILE") else None)
+        profiler = profile(pusher, "fanout")
         published: dict[str, float] = {}
         try:
-            time.sleep(5)  # the pusher joins its group and reads the registry before the flash
+            wait_joined(settings, "newswire-webhooks", 120)  # the flash measures sending, not the join
             kafka = bus.producer(settings)
             start = time.monotonic()
             for n, event in enumerate(events):
@@ -257,6 +289,7 @@ def fanout(count: int, stories: int, every_s: float) -> None:
             f" ({','.join('?' * len(slow_ids))}) GROUP BY outcome", slow_ids).fetchall()
         done = db.execute("SELECT count(*), min(created_at), max(delivered_at) FROM deliveries"
                           " WHERE status = 'delivered'").fetchone()
+        queued_at = dict(db.execute("SELECT event_id, max(created_at) FROM deliveries GROUP BY event_id").fetchall())
         db.close()
         fast = count - len(slow)
         rows = []
@@ -265,7 +298,8 @@ def fanout(count: int, stories: int, every_s: float) -> None:
             what = "flash" if n == 0 else f"story {n} (+{n * every_s:g} s)"
             rows.append((f"{what}: publish -> {fast:,} fast partners",
                          f"p50 {percentile(got, 50):.2f} s  p95 {percentile(got, 95):.2f} s  max {got[-1]:.2f} s"
-                         if got else "none arrived", f"{len(got):,} of {fast:,} had it"))
+                         if got else "none arrived", f"{len(got):,} of {fast:,} had it; queued for all after "
+                         f"{queued_at.get(event['event_id'], 0) - published[event['event_id']]:.2f} s"))
         span = done[2] - min(published.values())
         rows.append(("deliveries (fast and slow)", f"{done[0]:,} in {span:.1f} s = {done[0] / span:,.0f}/s",
                      f"{count:,} partners x {stories} stories"))
@@ -335,17 +369,29 @@ def backlog_and_latency(args: argparse.Namespace) -> None:
         kafka.close()
 
         pusher = pusher_process(settings, home / "pusher.log")
+        profiler = profile(pusher, "backlog")
         urls = [f"http://127.0.0.1:{port}/hook" for port in ports]
+        cpu_ms: list[float] = []  # the pusher's CPU-ms per delivery in each run
         try:
             expected = len(events) * PARTNERS
+            deadline = time.monotonic() + 120
+            while (first := delivered(settings)) == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            cpu_at = process_figures(pusher.pid)[0]  # started, joined its group: what follows is sending
             wait_delivered(settings, expected, 300, "backlog")
+            cpu_ms.append(cpu_per_delivery(pusher.pid, cpu_at, expected - first))
             sent = []
             for rate, steady in zip(rates, runs):
+                cpu_at = process_figures(pusher.pid)[0]
                 sent.append(publish_steady(settings, steady, rate))
                 expected += len(steady) * PARTNERS
                 wait_delivered(settings, expected, 300, f"{rate:g}/s")
+                cpu_ms.append(cpu_per_delivery(pusher.pid, cpu_at, len(steady) * PARTNERS))
+            rss_mib = process_figures(pusher.pid)[1]
             pusher.send_signal(signal.SIGTERM)
             pusher.wait(60)
+            if profiler is not None:
+                profiler.wait(60)
             sample = payloads.render(events[0], "ninjs", seq=1, at=datetime.now(timezone.utc),
                                      authority=settings.authority())
             ceiling = asyncio.run(bare_client(urls, sample, signing.headers("ceiling", sample, [secret],
@@ -367,7 +413,9 @@ def backlog_and_latency(args: argparse.Namespace) -> None:
         span = backlog_times[-1] - backlog_times[0]
         rows = [("deliveries to 20 partners (backlog)", f"{len(backlog_times)} in {span:.1f} s = "
                  f"{len(backlog_times) / span:,.0f}/s ({len(events)} articles x {PARTNERS})",
-                 f"bare aiohttp client, same partners: {ceiling:,.0f} posts/s")]
+                 f"bare aiohttp client, same partners: {ceiling:,.0f} posts/s"),
+                ("pusher CPU-ms per delivery: backlog, " + ", ".join(f"{r:g}/s" for r in rates),
+                 ", ".join(f"{ms:.2f}" for ms in cpu_ms), f"peak RSS {rss_mib:.0f} MiB (Kafka side included)")]
         db = store.connect(settings, synchronous="NORMAL")
         stages = db.execute("SELECT event_id, created_at, delivered_at FROM deliveries").fetchall()
         db.close()

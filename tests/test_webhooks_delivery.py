@@ -158,7 +158,7 @@ def test_a_partner_answering_in_time_while_the_pusher_is_busy_is_not_timed_out()
     hanging = PartnerServer([new_secret()], respond=lambda n, r: "hang").start()
 
     async def attempt(url: str, busy_s: float) -> delivery.Response:
-        client = delivery.session(ssrf.GuardedResolver(LOOPBACK), per_host=4)
+        client = delivery.session(ssrf.GuardedResolver(LOOPBACK), in_flight=4)
         try:
             threading.Timer(0.2, answering.gate.set).start()  # the partner answers after 0.2 s
             asyncio.get_running_loop().call_later(0.05, time.sleep, busy_s)  # the loop blocked meanwhile

@@ -144,6 +144,10 @@ def test_signatures_verify_with_the_official_package_and_secrets_are_checked():
     assert headers["webhook-id"] == "evt-1" and headers["newswire-sequence"] == "7"
     for secret in (old, new):
         assert Webhook(secret).verify(body, headers) == {"type": "article.published"}
+    at = datetime(2026, 3, 1, 12, 0, 5, 250000, tzinfo=timezone.utc)
+    for text in ("", '{"headline":"Zürich — 東京"}', "x" * 5000):
+        assert signing.signature("evt-1", int(at.timestamp()), text.encode(), [new]) == \
+            Webhook(new).sign("evt-1", at, text)
     with pytest.raises(ValueError, match="must start with 'whsec_'"):
         signing.check_secret("abc")
     with pytest.raises(ValueError, match="too short"):

@@ -3,12 +3,12 @@ as operators run it."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Iterator
 
 import click
 
+from newswire import loop_thread
 from newswire.config import Settings
 from newswire.rows import cell, emit, iso, json_option, summary
 from newswire.timespec import Instant
@@ -397,7 +397,7 @@ def webhooks_run(ctx) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        asyncio.run(pusher.serve(_settings(ctx), config))
+        loop_thread.run(pusher.serve(_settings(ctx), config))
     except pusher.PusherBusy as exc:
         raise click.ClickException(str(exc)) from exc
     except pusher.PusherFailed as exc:  # logged in full (kafka_loop_failed); a supervisor restarts it

@@ -161,7 +161,16 @@ class PartnerState:
         self.paused_until = 0.0
         self.partner = partner
         self.rate = policy.RateLimit(partner.rate_limit)
+        #: its metrics' labelled children, looked up once
+        self.queued_to_partner = metrics.QUEUED_TO_PARTNER.labels(partner.id)
+        self._counters: dict[str, object] = {}
         self.update(partner, transport)
+
+    def counted(self, outcome: str):
+        """The partner's ``newswire_deliveries_total`` child for ``outcome``."""
+        if (counter := self._counters.get(outcome)) is None:
+            counter = self._counters[outcome] = metrics.DELIVERIES.labels(self.partner.id, outcome)
+        return counter
 
     def update(self, partner: Partner, transport: Transport) -> None:
         if partner.rate_limit != self.partner.rate_limit:
@@ -479,9 +488,9 @@ class Dispatcher:
                 self._settled(d)
             elif attempt.next_attempt_at is not None:
                 d.next_attempt_at = attempt.next_attempt_at
-            metrics.DELIVERIES.labels(partner.id, attempt.outcome).inc()
+            state.counted(attempt.outcome).inc()
             if attempt.outcome == "delivered":
-                metrics.QUEUED_TO_PARTNER.labels(partner.id).observe(max(0.0, time.time() - d.created_at))
+                state.queued_to_partner.observe(max(0.0, time.time() - d.created_at))
             log_at = log.info if attempt.outcome == "delivered" else log.warning
             log_at("delivery_" + attempt.outcome, partner=partner.id, article_id=d.article_id,
                    version=d.version, event_id=d.event_id, seq=d.seq, attempt=d.tries,
@@ -667,7 +676,7 @@ class Running(LoopThread):
     """The pusher run in a background thread with its own event loop (tests, benchmarks, demo)."""
 
     def __init__(self, settings: Settings, config: WebhookConfig):
-        super().__init__(lambda stop: serve(settings, config, stop), name="pusher")
+        super().__init__(lambda stop: serve(settings, config, stop), name="pusher", fast=True)
 
 
 class PartnerSending(LoopThread):
@@ -683,7 +692,8 @@ class PartnerSending(LoopThread):
         finally:
             db.close()
         self._dispatcher: Dispatcher | None = None
-        super().__init__(lambda stop: self._serve(settings, config, partner_id, stop), name=f"send-{partner_id}")
+        super().__init__(lambda stop: self._serve(settings, config, partner_id, stop), name=f"send-{partner_id}",
+                         fast=True)
 
     async def _serve(self, settings: Settings, config: WebhookConfig, partner_id: str, stop: asyncio.Event) -> None:
         self._dispatcher = Dispatcher(settings, config, only=partner_id)

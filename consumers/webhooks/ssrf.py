@@ -84,14 +84,16 @@ def refusal(address: str | IPAddress, allow: Iterable[Network] = ()) -> str | No
     return None
 
 
-def _literal(host: str) -> IPAddress | None:
+def literal(host: str) -> IPAddress | None:
+    """The IP address ``host`` (a URL's host, IPv6 in brackets or not) is, or None for a name."""
     try:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
 
 
-def _split(url: str) -> tuple[str, int]:
+def host_port(url: str) -> tuple[str, int]:
+    """An http(s) URL's host and port (its scheme's default when none); ValueError naming the URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"url: scheme must be https (or http, or file:///dir for a drop folder),"
@@ -115,8 +117,8 @@ def check_literal(url: str, allow: Iterable[Network] = ()) -> None:
 def _literal_refusal(url: str, allow: tuple[Network, ...]) -> str | None:
     """Why a URL with a literal IP host is refused (None: allowed, or not a literal IP); the
     same on every attempt, so worked out once per endpoint."""
-    host, _ = _split(url)
-    ip = _literal(host)
+    host, _ = host_port(url)
+    ip = literal(host)
     return refusal(ip, allow) if ip is not None else None
 
 
@@ -127,10 +129,10 @@ def check_endpoint(url: str, allow: Iterable[Network] = ()) -> list[str]:
     malformed URL or a name that does not resolve).
     """
     allow = tuple(allow)
-    host, port = _split(url)
-    if _literal(host) is not None:
+    host, port = host_port(url)
+    if literal(host) is not None:
         check_literal(url, allow)
-        return [str(_literal(host))]
+        return [str(literal(host))]
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:

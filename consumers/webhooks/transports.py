@@ -55,12 +55,13 @@ class Transport(Protocol):
 
 
 class HttpTransport:
-    """Signed Standard Webhooks POSTs through one connection pool shared by every partner."""
+    """Signed Standard Webhooks POSTs through one connection pool shared by every partner
+    (:mod:`.http1`); open it in the loop that sends."""
 
     def __init__(self, config: WebhookConfig):
         self.timeout_s = config.timeout_s
         self.resolver = ssrf.GuardedResolver(config.allow_cidrs)
-        self.client = delivery.session(self.resolver, per_host=config.host_connections)
+        self.client = delivery.session(self.resolver, in_flight=config.max_inflight)
 
     @staticmethod
     def check(url: str, allow: Iterable[Network]) -> None:
