@@ -19,6 +19,8 @@ from newswire.consumers.archive.archiver import default_root
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks import store
 from newswire.consumers.webhooks.cli import partners_group
+from newswire.consumers.webhooks.leases import LeaseHeld
+from newswire.consumers.webhooks.pusher import PusherBusy
 from newswire.rows import emit, json_option, summary
 from newswire.timespec import Instant, parse_instant, to_ms
 
@@ -64,8 +66,8 @@ def _partner_options(f):
                      help="Send only events the partner never got (none again): to catch up a partner "
                           "that was disabled."),
         click.option("--send/--no-send", default=False, show_default=True,
-                     help="Deliver to the partner from this process (only while the pusher service is stopped); "
-                          "by default the running pusher delivers what the replay queued."),
+                     help="Deliver to the partner from this process, as its one sender (refused while a "
+                          "pusher sends for it); by default the running pusher delivers what the replay queued."),
         click.option("--progress/--no-progress", default=None,
                      help="Show a progress bar on stderr (default: when stderr is a terminal)."),
         json_option,
@@ -164,20 +166,27 @@ def _replay_to_partner(settings: Settings, partner: str, since: str | None, unti
         target = PartnerTarget(settings, partner, dry_run=dry_run, missed_only=missed_only)
     except registry.UnknownPartner as exc:
         raise click.ClickException(f"{exc} (see `newswire partners list`)") from exc
+    try:  # the partner's one sender, or refused before anything is queued
+        sender = PartnerSender(settings, partner) if send and not dry_run else None
+    except (LeaseHeld, PusherBusy) as exc:
+        target.close()
+        raise click.ClickException(f"refused --send: {exc}; it delivers what the replay queues: run the replay "
+                                   f"without --send") from exc
     if source == "archive":
         try:
             events = ArchiveSource(settings, window, archive_root or default_root(settings))
         except FileNotFoundError as exc:
+            if sender:
+                sender.stop()
             target.close()
             raise click.ClickException(str(exc)) from exc
     else:
         events = KafkaSource(settings, window)
-    target.endings = events.endings()  # the state of each article now, not in the window
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    sender = PartnerSender(settings, partner) if send and not dry_run else None
     try:
+        target.endings = events.endings()  # the state of each article now, not in the window
         result = run_replay(events, target, checkpoint, dry_run=dry_run, rate=rate, progress=progress,
                             stop=stop, after_commit=sender.wake if sender else None)
         undelivered = _wait_delivered(target, stop, progress) if sender else 0

@@ -25,6 +25,13 @@ concurrency, rate limit, circuit breaker) is kept by one process, as with one pu
   starved) stops starting attempts before its leases run out, so two pushers never send for
   one partner at once.
 
+A process that sends for one partner alone (``newswire replay --partner P --send``) takes that
+partner's lease as a pusher does (:class:`PartnerLease`), but only when it is free or run
+out; one held by a live pusher is refused (:class:`LeaseHeld`, naming the holder), as that
+pusher already delivers whatever the replay queues. It is not one of the ``pushers`` (the
+pushers' fair share is unchanged), renews its lease on the same schedule and releases it when
+it stops; killed, its lease runs out and a pusher takes the partner after ``quiet_s``.
+
 On SQLite there are no leases: the one pusher of a state file holds its ``flock``
 (:mod:`newswire.locks`) and sends for every partner, and writes nothing more (a full disk
 is waited out as before).
@@ -44,6 +51,7 @@ import psycopg
 from newswire import logs
 from newswire.config import Settings
 from newswire.consumers.webhooks import store
+from newswire.consumers.webhooks.config import WebhookConfig
 
 log = logs.get(__name__)
 
@@ -55,24 +63,45 @@ _AWAY = (psycopg.Error, sqlite3.Error, OSError)
 _TRUSTED = 0.8
 
 
-class Leases:
-    """This pusher's partner leases; :meth:`owned` in the dispatcher's loop, :meth:`let_go` after
-    it stopped sending for a partner it no longer holds, :meth:`close` at the end."""
+def quiet_s(config: WebhookConfig) -> float:
+    """How long a holder waits before sending for a partner taken from a lapsed holder: the
+    HTTP timeout and a lease (by then an attempt the old holder started has ended and been
+    recorded)."""
+    return config.timeout_s + config.lease_s
 
-    def __init__(self, settings: Settings, *, lease_s: float, quiet_s: float):
+
+class LeaseHeld(RuntimeError):
+    """A live pusher holds the lease of the partner a one-partner sender wanted."""
+
+    def __init__(self, partner_id: str, holder: str, for_s: float):
+        super().__init__(f"partner {partner_id} is sent for by pusher {holder} (its lease runs for {for_s:.1f} s "
+                         f"more and is renewed while that pusher runs)")
+        self.partner_id = partner_id
+        self.holder = holder
+
+
+class _Holder:
+    """What every lease holder has: its id, its connection, and how long it may count on what it holds."""
+
+    def __init__(self, settings: Settings, *, lease_s: float, quiet_s: float, kind: str = ""):
+        """``kind``: the start of :attr:`id` (``replay:`` for a one-partner sender, none for a pusher)."""
         self.db = store.connect(settings, synchronous="NORMAL")
         self.lease_s = lease_s
         self.quiet_s = quiet_s
-        #: partner → when (monotonic) this pusher may start sending for it, taken from a holder
+        #: partner → when (monotonic) this holder may start sending for it, taken from a holder
         #: whose lease ran out
         self._quiet: dict[str, float] = {}
         self.host = socket.gethostname()
-        self.id = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.id = f"{kind}{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.mine: set[str] = set()
         #: held, over the fair share: to let go once this pusher stopped sending for them
         self.surplus: set[str] = set()
         self._trusted_until = 0.0  # monotonic
         self._next_beat = 0.0
+
+    def heartbeat(self) -> None:
+        """Renew what this holder holds (and for a pusher, take its share)."""
+        raise NotImplementedError
 
     def owned(self) -> set[str]:
         """The partners to send for now (a heartbeat first when one is due); empty once the
@@ -90,7 +119,7 @@ class Leases:
         return self.mine - self.surplus
 
     def holds(self, partner_id: str) -> bool:
-        """Whether this pusher may start an attempt for this partner now."""
+        """Whether this holder may start an attempt for this partner now."""
         now = time.monotonic()
         return (partner_id in self.mine and partner_id not in self.surplus and now < self._trusted_until
                 and now >= self._quiet.get(partner_id, 0.0))
@@ -103,6 +132,82 @@ class Leases:
     def beat_in(self) -> float:
         """Seconds until the next heartbeat is due."""
         return max(0.0, self._next_beat - time.monotonic())
+
+    def _renewed(self, started: float) -> None:
+        self._quiet = {pid: at for pid, at in self._quiet.items() if pid in self.mine and at > started}
+        self._trusted_until = started + self.lease_s * _TRUSTED
+        self._next_beat = started + self.lease_s / 3
+
+    def let_go(self, partner_id: str) -> None:
+        """Give up a partner this holder no longer sends for (a surplus one, or one it lost)."""
+        self.surplus.discard(partner_id)
+        if partner_id in self.mine:
+            self.mine.discard(partner_id)
+            try:
+                self.db.execute("UPDATE partner_leases SET owner = '', expires_at = 0"
+                                " WHERE partner_id = ? AND owner = ?", (partner_id, self.id))
+            except _AWAY as exc:  # it runs out by itself
+                log.warning("lease_not_released", pusher=self.id, partner=partner_id, error=str(exc))
+                return
+            log.info("lease_released", pusher=self.id, partner=partner_id)
+
+
+class PartnerLease(_Holder):
+    """One partner's lease for a process that sends for it alone (a replay's ``--send``); raises
+    :class:`LeaseHeld` at once when a live pusher holds it. The same interface as :class:`Leases`
+    for the dispatcher."""
+
+    def __init__(self, settings: Settings, partner_id: str, *, lease_s: float, quiet_s: float):
+        super().__init__(settings, lease_s=lease_s, quiet_s=quiet_s, kind="replay:")
+        self.partner_id = partner_id
+        try:
+            self._take()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _take(self) -> None:
+        started = time.monotonic()
+        with self.db.transaction() as db:
+            db.execute("INSERT INTO partner_leases (partner_id, owner, expires_at) VALUES (?, '', 0)"
+                       " ON CONFLICT DO NOTHING", (self.partner_id,))
+            now = db.execute(f"SELECT {db.now}").fetchone()[0]
+            owner, expires_at = db.execute(f"SELECT owner, expires_at FROM partner_leases WHERE partner_id = ?"
+                                           f"{db.for_update}", (self.partner_id,)).fetchone()
+            if owner and expires_at >= now:
+                raise LeaseHeld(self.partner_id, owner, expires_at - now)
+            db.execute("UPDATE partner_leases SET owner = ?, expires_at = ? WHERE partner_id = ?",
+                       (self.id, now + self.lease_s, self.partner_id))
+        self.mine = {self.partner_id}
+        if owner:  # its holder's lease ran out: an attempt it started may still be under way
+            self._quiet[self.partner_id] = started + self.quiet_s
+        log.info("lease_taken", pusher=self.id, partner=self.partner_id, from_lapsed_holder=owner or None,
+                 sends_after_s=self.quiet_s if owner else 0)
+        self._renewed(started)
+
+    def heartbeat(self) -> None:
+        """Renew the lease (lost when a pusher took it after it ran out: that pusher delivers)."""
+        started = time.monotonic()
+        with self.db.transaction() as db:
+            now = db.execute(f"SELECT {db.now}").fetchone()[0]
+            kept = db.execute("UPDATE partner_leases SET expires_at = ? WHERE partner_id = ? AND owner = ?"
+                              " RETURNING partner_id", (now + self.lease_s, self.partner_id, self.id)).fetchall()
+        if not kept and self.mine:
+            log.warning("leases_lost", pusher=self.id, partners=[self.partner_id])
+        self.mine = {self.partner_id} if kept else set()
+        self._renewed(started)
+
+    def close(self) -> None:
+        """Release the lease (a pusher takes the partner at its next heartbeat)."""
+        try:
+            self.let_go(self.partner_id)
+        finally:
+            self.db.close()
+
+
+class Leases(_Holder):
+    """This pusher's partner leases; :meth:`owned` in the dispatcher's loop, :meth:`let_go` after
+    it stopped sending for a partner it no longer holds, :meth:`close` at the end."""
 
     def heartbeat(self) -> None:
         """Renew this pusher's leases, take its share of the free ones, mark its surplus."""
@@ -139,25 +244,10 @@ class Leases:
                      from_lapsed_holders=ran_out, sends_after_s=self.quiet_s if ran_out else 0)
         self.mine = mine | set(taken)
         self.surplus &= self.mine
-        self._quiet = {pid: at for pid, at in self._quiet.items() if pid in self.mine and at > started}
         over = len(self.mine) - share
         if over > len(self.surplus):
             self.surplus |= set(sorted(self.mine - self.surplus)[-(over - len(self.surplus)):])
-        self._trusted_until = started + self.lease_s * _TRUSTED
-        self._next_beat = started + self.lease_s / 3
-
-    def let_go(self, partner_id: str) -> None:
-        """Give up a partner this pusher no longer sends for (a surplus one, or one it lost)."""
-        self.surplus.discard(partner_id)
-        if partner_id in self.mine:
-            self.mine.discard(partner_id)
-            try:
-                self.db.execute("UPDATE partner_leases SET owner = '', expires_at = 0"
-                                " WHERE partner_id = ? AND owner = ?", (partner_id, self.id))
-            except _AWAY as exc:  # it runs out by itself
-                log.warning("lease_not_released", pusher=self.id, partner=partner_id, error=str(exc))
-                return
-            log.info("lease_released", pusher=self.id, partner=partner_id)
+        self._renewed(started)
 
     def close(self) -> None:
         """Let every lease go and leave (a clean stop: the others take over at their next heartbeat)."""

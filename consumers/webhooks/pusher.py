@@ -204,7 +204,8 @@ class Dispatcher:
     deliveries of its event and format; each attempt only adds its partner's parts (sequence
     number, signature, headers). Attempts are written in group commits (:class:`Recorder`).
 
-    ``only``: deliver one partner's deliveries (a replay's ``--send``), not every partner's.
+    ``only``: deliver one partner's deliveries (a replay's ``--send``), not every partner's;
+    ``lease``: on a shared state, that partner's lease, taken by the caller.
 
     On a shared (PostgreSQL) state, :attr:`leases` says which partners are this pusher's: the
     schedule holds only theirs, an attempt starts only while :meth:`may_send` says so, and a
@@ -217,7 +218,8 @@ class Dispatcher:
     #: bodies kept in memory (each shared by the deliveries of one event and format)
     BODIES = 256
 
-    def __init__(self, settings: Settings, config: WebhookConfig, *, only: str | None = None):
+    def __init__(self, settings: Settings, config: WebhookConfig, *, only: str | None = None,
+                 lease: leases.PartnerLease | None = None):
         self.settings = settings
         self.config = config
         self.only = only
@@ -245,7 +247,7 @@ class Dispatcher:
         self.queued = True  # read what is pending at start
         self.closing = False
         #: the partner leases of a pusher sharing a PostgreSQL state (None: it sends for every partner)
-        self.leases: leases.Leases | None = None
+        self.leases: leases.Leases | leases.PartnerLease | None = lease
         #: the partners this pusher holds (with ``leases``); those it is handing over
         self.owned: set[str] = set()
         self.leaving: set[str] = set()
@@ -540,7 +542,7 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event, kafka_alive: Callable[[], bool] = lambda: True) -> None:
         if self.only is None and store.shared(self.settings):  # on SQLite, the file's lock makes this pusher the only one
             self.leases = leases.Leases(self.settings, lease_s=self.config.lease_s,
-                                        quiet_s=self.config.timeout_s + self.config.lease_s)
+                                        quiet_s=leases.quiet_s(self.config))
         stopper = asyncio.create_task(self._wake_on(stop))
         next_look = 0.0
         try:
@@ -681,9 +683,11 @@ class Running(LoopThread):
 
 class PartnerSending(LoopThread):
     """One partner's pending deliveries sent from this process, without Kafka, through the
-    same dispatcher (a replay's ``--send``). :meth:`wake` after queueing. Use it only while
-    the pusher service is stopped (or the partner would get some deliveries twice, with the
-    same webhook-id). Raises :class:`~.partners.UnknownPartner` at once."""
+    same dispatcher (a replay's ``--send``). :meth:`wake` after queueing. It sends only as
+    the partner's one sender: on PostgreSQL it holds the partner's lease
+    (:class:`.leases.PartnerLease`; :class:`.leases.LeaseHeld` at once when a live pusher holds
+    it), on SQLite the state file's pusher lock (:class:`PusherBusy` while a pusher runs).
+    Raises :class:`~.partners.UnknownPartner` at once."""
 
     def __init__(self, settings: Settings, config: WebhookConfig, partner_id: str):
         db = store.connect(settings)
@@ -692,12 +696,35 @@ class PartnerSending(LoopThread):
         finally:
             db.close()
         self._dispatcher: Dispatcher | None = None
-        super().__init__(lambda stop: self._serve(settings, config, partner_id, stop), name=f"send-{partner_id}",
-                         fast=True)
+        self._lock: locks.Lock | None = None
+        lease = None
+        if store.shared(settings):
+            lease = leases.PartnerLease(settings, partner_id, lease_s=config.lease_s, quiet_s=leases.quiet_s(config))
+        else:
+            try:
+                self._lock = locks.hold_lock(store.lock_path(settings), sending_for=partner_id)
+            except locks.LockHeld as exc:
+                raise PusherBusy(f"partner {partner_id} is sent for by the pusher (pid "
+                                 f"{exc.holder.get('pid', '(unknown)')}) running on {store.path_of(settings)}") \
+                    from None
+        super().__init__(lambda stop: self._serve(settings, config, partner_id, lease, stop),
+                         name=f"send-{partner_id}", fast=True)
 
-    async def _serve(self, settings: Settings, config: WebhookConfig, partner_id: str, stop: asyncio.Event) -> None:
-        self._dispatcher = Dispatcher(settings, config, only=partner_id)
+    async def _serve(self, settings: Settings, config: WebhookConfig, partner_id: str,
+                     lease: leases.PartnerLease | None, stop: asyncio.Event) -> None:
+        try:
+            self._dispatcher = Dispatcher(settings, config, only=partner_id, lease=lease)
+        except BaseException:
+            if lease is not None:
+                lease.close()
+            raise
         await self._dispatcher.run(stop)
+
+    def stop(self, timeout: float = 60) -> None:
+        """Stop sending (what is in flight ends and is recorded), then release the lease or lock."""
+        super().stop(timeout)
+        if self._lock is not None:
+            self._lock.close()
 
     def wake(self) -> None:
         self.call_soon(lambda: self._dispatcher and self._dispatcher.notify())
