@@ -64,21 +64,31 @@ def postgres_server() -> LocalPostgres:
 STORES = ("sqlite", "postgresql")
 
 
+#: runs one test on both stores (a module whose tests all need both uses :func:`on_each_store`)
+on_both_stores = pytest.mark.parametrize("settings", STORES, indirect=True)
+
+
+def _on_store(request: pytest.FixtureRequest, settings: Settings, name: str) -> Settings:
+    """``settings`` with the webhook state on store ``name``: the SQLite file under home, or a
+    new database on the session's PostgreSQL server."""
+    if name == "sqlite":
+        return settings
+    return replace(settings, state_url=request.getfixturevalue("postgres_server").new_database())
+
+
 def on_each_store():
-    """A ``settings`` fixture for a test module, parametrised by store: the SQLite file under
-    home, or a new database on the session's PostgreSQL server."""
+    """A ``settings`` fixture for a test module, parametrised by store (see :func:`_on_store`)."""
     @pytest.fixture(params=STORES, name="settings")
     def settings_on_store(request: pytest.FixtureRequest, settings: Settings) -> Settings:
-        if request.param == "sqlite":
-            return settings
-        return replace(settings, state_url=request.getfixturevalue("postgres_server").new_database())
+        return _on_store(request, settings, request.param)
     return settings_on_store
 
 
 @pytest.fixture
-def settings(kafka_broker: LocalBroker, tmp_path: Path) -> Settings:
-    """Settings pointing at the session broker, with this test's own topics (created) and home."""
-    return _isolated_settings(kafka_broker, tmp_path / "home")
+def settings(request: pytest.FixtureRequest, kafka_broker: LocalBroker, tmp_path: Path) -> Settings:
+    """Settings pointing at the session broker, with this test's own topics (created) and home;
+    the webhook state on SQLite, or on the store a test's :data:`on_both_stores` names."""
+    return _on_store(request, _isolated_settings(kafka_broker, tmp_path / "home"), getattr(request, "param", "sqlite"))
 
 
 @pytest.fixture(scope="module")
