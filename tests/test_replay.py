@@ -21,6 +21,7 @@ from newswire.consumers.replay.window import Window
 from newswire.consumers.webhooks import outbox, pusher, store
 from newswire.consumers.webhooks.filters import History, Subscription, decide
 from newswire.consumers.webhooks.signing import new_secret
+from tests.conftest import on_both_stores
 from tests.replay_support import NEWSWIRE, T0, cli_env, events, produce
 from tests.webhooks_support import PartnerServer, config, publish, query, register, wait_for
 from tests.webhooks_support import cli as webhooks_cli
@@ -182,6 +183,7 @@ def _without_sequence(received) -> dict:
     return envelope
 
 
+@on_both_stores
 def test_a_partner_only_replay_moves_no_group_and_sends_the_newest_versions_again_under_new_numbers(settings):
     items = events(40)
     produce(settings, items, start=T0, step=MIN)
@@ -263,6 +265,7 @@ def test_dry_run_counts_per_partition_and_changes_nothing(settings):
         server.stop()
 
 
+@on_both_stores
 def test_an_interrupted_replay_resumes_from_its_checkpoint_and_sends_nothing_twice(settings, tmp_path):
     items = events(400, body_bytes=400)
     produce(settings, items, start=T0, step=timedelta(seconds=10))
@@ -328,6 +331,7 @@ def test_a_replay_from_a_damaged_archive_names_the_file_and_replays_the_rest(set
         server.stop()
 
 
+@on_both_stores
 def test_a_batch_is_renumbered_when_the_pusher_queued_for_the_partner_meanwhile(settings):
     server = _partner(settings, "acme")
     server.stop()  # nothing is sent in this test: only the outbox is looked at
@@ -372,6 +376,7 @@ def _lines(settings, *args) -> list[str]:
     return cli(settings, *args).output.strip().splitlines()
 
 
+@on_both_stores
 def test_a_replay_resends_the_newest_version_under_new_numbers_after_the_live_ones_and_nothing_after_a_kill(
         settings):
     rng = random.Random(5)
@@ -426,6 +431,7 @@ def test_a_replay_resends_the_newest_version_under_new_numbers_after_the_live_on
         server.stop()
 
 
+@on_both_stores
 def test_a_replay_sends_a_dead_delivery_under_a_new_number_and_gaps_still_lists_the_old_one(settings):
     accept = {"2": False}
     server = PartnerServer([new_secret()], respond=lambda n, r: 200 if accept.get(r.headers["newswire-sequence"], True)
@@ -457,6 +463,7 @@ def test_a_replay_sends_a_dead_delivery_under_a_new_number_and_gaps_still_lists_
         server.stop()
 
 
+@on_both_stores
 def test_what_the_pusher_queued_meanwhile_supersedes_a_replayed_version_in_the_queueing_transaction(settings):
     server = _partner(settings, "acme")
     server.stop()  # nothing is sent in this test: only the outbox is looked at

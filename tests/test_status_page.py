@@ -19,6 +19,7 @@ from newswire.config import Settings
 from newswire.consumers.replay.checkpoint import Checkpoint
 from newswire.consumers.webhooks import pusher, signing
 from newswire.status.server import make_app
+from tests.conftest import on_both_stores
 from tests.http_server import serving
 from tests.topic_reader import drain
 from tests.webhooks_support import PartnerServer, config, query, register, wait_for
@@ -55,6 +56,7 @@ def consumed_with_a_dead_letter(settings):
     return settings
 
 
+@on_both_stores  # its search and charts read the webhook state
 def test_status_page_shows_lag_and_dead_letters_in_a_real_browser(consumed_with_a_dead_letter):
     settings = consumed_with_a_dead_letter
     ARTIFACTS.mkdir(exist_ok=True)
@@ -147,6 +149,7 @@ def partner_with_a_dead_delivery(settings):
     return settings, refused
 
 
+@on_both_stores  # its search and charts read the webhook state
 def test_operator_works_from_the_page_in_a_real_browser(partner_with_a_dead_delivery):
     settings, refused = partner_with_a_dead_delivery
     app = make_app(settings, webhook_config=config(), operator_token=OPERATOR_TOKEN)
