@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import time
 from collections import Counter
+from datetime import timedelta
+
+import pytest
 
 from newswire import corpus
 from newswire.consumers.replay.targets import PartnerSender
 from newswire.consumers.webhooks import pusher, store
 from newswire.consumers.webhooks.signing import new_secret
 from tests.conftest import on_both_stores
+from tests.replay_support import NEWSWIRE, T0, cli_env, events, produce
 from tests.test_replay import cli
 from tests.webhooks_support import PartnerServer, config, publish, query, register, wait_for
 
@@ -90,3 +96,39 @@ def test_while_a_replay_sends_for_a_partner_the_pushers_leave_it_alone_and_take_
     finally:
         acme.stop()
         other.stop()
+
+
+@pytest.mark.parametrize("settings", ["postgresql"], indirect=True)
+def test_a_replay_killed_while_sending_lets_its_lease_run_out_and_a_pusher_takes_over_after_the_quiet_period(
+        settings):
+    produce(settings, events(60, body_bytes=300), start=T0, step=timedelta(seconds=10))
+    server = PartnerServer([new_secret()], respond=lambda n, request: "block" if n == 20 else 200).start()
+    register(settings, "acme", server)
+    env = {**cli_env(settings), "NEWSWIRE_WEBHOOK_LEASE": "2", "NEWSWIRE_WEBHOOK_TIMEOUT": "30"}
+    replay = subprocess.Popen([*NEWSWIRE, "replay", "--partner", "acme", "--since", "30d", "--send", "--no-progress"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(server.received) >= 20, "the replay sending, one request hanging", 60)
+        assert _lease_of(settings, "acme").startswith("replay:")
+        replay.kill()
+        replay.wait(10)
+        killed_at = time.time()
+        with pusher.Running(settings, config(lease_s=2)):  # quiet period: its timeout 1 s + lease 2 s
+            wait_for(lambda: query(settings, "SELECT count(*) FROM deliveries WHERE status <> 'delivered'")[0][0]
+                     == 0 and len(server.ok()) > 20, "every delivery delivered by the pusher", 60)
+            holder = _lease_of(settings, "acme")
+        assert holder and not holder.startswith("replay:")
+        after = [r for r in server.snapshot() if r.at > killed_at]
+        # the replay's lease ran out (>= 2 s after its last renewal, <= 0.67 s before the kill), then
+        # the pusher waited its quiet period (3 s) before sending
+        assert min(r.at for r in after) >= killed_at + 2 - 2 / 3 + 3 - 0.1
+        (total,) = query(settings, "SELECT count(*) FROM deliveries")[0]
+        ids_of: dict[int, set[str]] = {}
+        for r in server.ok():
+            ids_of.setdefault(r.seq, set()).add(r.webhook_id)
+        assert sorted(ids_of) == list(range(1, total + 1))  # gapless, every number delivered
+        assert all(len(ids) == 1 for ids in ids_of.values())  # a number sent again keeps its webhook-id
+    finally:
+        if replay.poll() is None:
+            replay.kill()
+        server.stop()

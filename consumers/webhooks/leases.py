@@ -71,11 +71,12 @@ def quiet_s(config: WebhookConfig) -> float:
 
 
 class LeaseHeld(RuntimeError):
-    """A live pusher holds the lease of the partner a one-partner sender wanted."""
+    """A live pusher (or another replay) holds the lease of the partner a one-partner sender wanted."""
 
     def __init__(self, partner_id: str, holder: str, for_s: float):
-        super().__init__(f"partner {partner_id} is sent for by pusher {holder} (its lease runs for {for_s:.1f} s "
-                         f"more and is renewed while that pusher runs)")
+        who = "another replay" if holder.startswith("replay:") else "pusher"
+        super().__init__(f"partner {partner_id} is sent for by {who} {holder} (its lease runs for {for_s:.1f} s "
+                         f"more and is renewed while it runs)")
         self.partner_id = partner_id
         self.holder = holder
 
@@ -161,12 +162,17 @@ class PartnerLease(_Holder):
         super().__init__(settings, lease_s=lease_s, quiet_s=quiet_s, kind="replay:")
         self.partner_id = partner_id
         try:
-            self._take()
+            self._claim(refuse=True)
         except BaseException:
             self.db.close()
             raise
 
-    def _take(self) -> None:
+    def heartbeat(self) -> None:
+        """Renew the lease, or take it again when it is free or ran out (after the database was
+        away); while a live pusher holds it, send nothing (that pusher delivers)."""
+        self._claim(refuse=False)
+
+    def _claim(self, *, refuse: bool) -> None:
         started = time.monotonic()
         with self.db.transaction() as db:
             db.execute("INSERT INTO partner_leases (partner_id, owner, expires_at) VALUES (?, '', 0)"
@@ -174,27 +180,24 @@ class PartnerLease(_Holder):
             now = db.execute(f"SELECT {db.now}").fetchone()[0]
             owner, expires_at = db.execute(f"SELECT owner, expires_at FROM partner_leases WHERE partner_id = ?"
                                            f"{db.for_update}", (self.partner_id,)).fetchone()
-            if owner and expires_at >= now:
+            held = owner not in ("", self.id) and expires_at >= now
+            if not held:
+                db.execute("UPDATE partner_leases SET owner = ?, expires_at = ? WHERE partner_id = ?",
+                           (self.id, now + self.lease_s, self.partner_id))
+        if held:
+            if refuse:
                 raise LeaseHeld(self.partner_id, owner, expires_at - now)
-            db.execute("UPDATE partner_leases SET owner = ?, expires_at = ? WHERE partner_id = ?",
-                       (self.id, now + self.lease_s, self.partner_id))
-        self.mine = {self.partner_id}
-        if owner:  # its holder's lease ran out: an attempt it started may still be under way
-            self._quiet[self.partner_id] = started + self.quiet_s
-        log.info("lease_taken", pusher=self.id, partner=self.partner_id, from_lapsed_holder=owner or None,
-                 sends_after_s=self.quiet_s if owner else 0)
-        self._renewed(started)
-
-    def heartbeat(self) -> None:
-        """Renew the lease (lost when a pusher took it after it ran out: that pusher delivers)."""
-        started = time.monotonic()
-        with self.db.transaction() as db:
-            now = db.execute(f"SELECT {db.now}").fetchone()[0]
-            kept = db.execute("UPDATE partner_leases SET expires_at = ? WHERE partner_id = ? AND owner = ?"
-                              " RETURNING partner_id", (now + self.lease_s, self.partner_id, self.id)).fetchall()
-        if not kept and self.mine:
-            log.warning("leases_lost", pusher=self.id, partners=[self.partner_id])
-        self.mine = {self.partner_id} if kept else set()
+            if self.mine:
+                log.warning("leases_lost", pusher=self.id, partners=[self.partner_id], holder=owner)
+            self.mine = set()
+        elif owner != self.id:
+            # a holder whose lease ran out may still have an attempt under way
+            lapsed = owner or None
+            if lapsed:
+                self._quiet[self.partner_id] = started + self.quiet_s
+            log.info("lease_taken", pusher=self.id, partner=self.partner_id, from_lapsed_holder=lapsed,
+                     sends_after_s=self.quiet_s if lapsed else 0)
+            self.mine = {self.partner_id}
         self._renewed(started)
 
     def close(self) -> None:
