@@ -30,8 +30,8 @@ sequence numbers inside the transaction that queues a batch, and there the batch
 again (``keep``) against what the pusher queued for the partner since it was read (a newer
 version, a kill, the same event): what that supersedes is dropped, so numbers stay gapless
 and unique whoever queues, and the order rule holds. The running pusher (``newswire webhooks run``) delivers what the
-replay queued; with ``send=True`` the replay delivers it itself through the pusher's own
-dispatcher for that partner (when the pusher is not running, and in tests and benchmarks).
+replay queued; with ``--send`` the replay delivers it itself through the pusher's own
+dispatcher for that partner, as its one sender (:class:`PartnerSender`).
 """
 
 from __future__ import annotations
@@ -184,8 +184,8 @@ class PartnerTarget:
 
 class PartnerSender(PartnerSending):
     """Delivers one partner's pending deliveries from this process (the pusher's dispatcher for
-    that partner alone); :meth:`wake` after each commit. Use it only while the pusher service
-    is stopped."""
+    that partner alone); :meth:`wake` after each commit. It holds the partner's lease (or the
+    SQLite file's pusher lock) while it runs; raises at once while a pusher sends for the partner."""
 
     def __init__(self, settings: Settings, partner_id: str, config: WebhookConfig | None = None):
         super().__init__(settings, config or WebhookConfig.from_env(), partner_id)
