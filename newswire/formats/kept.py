@@ -29,8 +29,6 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Sequence
 
-from lxml import etree
-
 from newswire import logs
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY
@@ -98,7 +96,7 @@ class Renders:
         if found is None:
             try:
                 found = render(load(), self.authority)
-            except (ValueError, etree.LxmlError) as exc:
+            except ValueError as exc:
                 found = _Failed(exc)
             self.made += 1
             if event_id:

@@ -20,10 +20,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from lxml import etree
-
 from newswire.codec import ArticleEvent
-from newswire.formats import atom, newsml, ninjs, ninjs2, rss, utc_iso
+from newswire.formats import atom, newsml, ninjs, ninjs2, prepare, rss, utc_iso
 
 
 @dataclass(frozen=True)
@@ -150,20 +148,12 @@ def _newsml_feed(events: Sequence[ArticleEvent], channel: Channel, authority: st
 
 
 def _newsml_envelope(channel: Channel, authority: str) -> tuple[bytes, bytes]:
-    message = newsml.message_envelope(sent=channel.updated, transmit_id=channel.transmit_id, authority=authority)
-    empty = etree.tostring(message, xml_declaration=True, encoding="UTF-8")
-    if not empty.endswith(_EMPTY_ITEM_SET):
-        raise RuntimeError("a newsMessage envelope does not end with its empty itemSet")
-    return empty[:-len(_EMPTY_ITEM_SET)] + b"<itemSet>", b"</itemSet></newsMessage>"
-
-
-_EMPTY_ITEM_SET = b"<itemSet/></newsMessage>"
+    return newsml.message_envelope(sent=channel.updated, transmit_id=channel.transmit_id, authority=authority)
 
 
 def _newsml_fragment(event: ArticleEvent, authority: str) -> bytes:
     """The text item and picture items of ``event`` inside a newsMessage's itemSet."""
-    message = _newsml_feed([event], _ANY, authority)
-    return message[message.index(b"<itemSet>") + len(b"<itemSet>"):message.rindex(b"</itemSet>")]
+    return newsml.items_markup(prepare(event, authority=authority)).encode()
 
 
 def _ninjs_item(event: ArticleEvent, authority: str) -> bytes:
