@@ -89,8 +89,13 @@ class Subject:
     def uri(self, vocabularies: str) -> str:
         """The concept's URI: under IPTC's scheme URI for medtop and subj, else under
         ``vocabularies`` (:attr:`Story.vocabularies`)."""
-        alias, _, local = self.code.partition(":")
-        return f"{self.scheme or f'{vocabularies}{quote(alias)}/'}{quote(local)}"
+        return _concept_uri(self.code, vocabularies)
+
+
+@functools.lru_cache(maxsize=4096)
+def _concept_uri(code: str, vocabularies: str) -> str:
+    alias, _, local = code.partition(":")
+    return f"{_IPTC_SCHEMES.get(alias) or f'{vocabularies}{quote(alias)}/'}{quote(local)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,10 +393,17 @@ def _with_subject_codes(subjects: Iterable[Subject]) -> tuple[Subject, ...]:
     out: dict[str, Subject] = {}
     for subject in subjects:
         out.setdefault(subject.code, subject)
-        concept = mediatopics.subject_code(subject.code)
-        if concept is not None:
-            out.setdefault(concept.subject_code, Subject(concept.subject_code, clean_line(concept.subject_name)))
+        mapped = _subject_code(subject.code)
+        if mapped is not None:
+            out.setdefault(mapped.code, mapped)
     return tuple(out.values())
+
+
+@functools.lru_cache(maxsize=4096)
+def _subject_code(code: str) -> Subject | None:
+    """The IPTC Subject Code a Media Topic maps to (from the vocabulary, so kept), else None."""
+    concept = mediatopics.subject_code(code)
+    return None if concept is None else Subject(concept.subject_code, clean_line(concept.subject_name))
 
 
 def _pictures(images, article: str, clean: _Cleaning):

@@ -23,7 +23,7 @@ from typing import Sequence
 
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, XHTML, Story, render_each, utc_iso
-from newswire.formats.markup import attribute, check, document, element
+from newswire.formats.markup import attribute, document, element
 from newswire.sanitize import clean_text
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -43,7 +43,7 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
     if hub:
         parts.append(element("link", rel="hub", href=clean_text(hub)))
     parts.append(element("generator", GENERATOR))
-    parts += render_each(events, lambda story: check(_entry(story) if story.live else _tombstone(story)),
+    parts += render_each(events, lambda story: _entry(story) if story.live else _tombstone(story),
                          fmt="atom", authority=authority)
     parts.append("</feed>")
     return document("".join(parts))

@@ -23,6 +23,7 @@ the same tree: a newsItem inside a newsMessage without its own namespace declara
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from typing import Sequence
@@ -31,7 +32,7 @@ from lxml import etree
 
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, XHTML, Picture, Story, prepare, render_each, utc_iso
-from newswire.formats.markup import attribute, check, document, element, text
+from newswire.formats.markup import attribute, document, element
 
 NAR = "http://iptc.org/std/nar/2006-10-01/"
 IPTC_CATALOG = "http://www.iptc.org/std/catalog/catalog.IPTC-G2-Standards_41.xml"
@@ -92,9 +93,9 @@ def message_envelope(*, sent: datetime, transmit_id: str | None = None,
 
 def items_markup(story: Story, include_pictures: bool = True) -> str:
     """The text item of ``story``, then its picture items when ``include_pictures``, as they
-    stand in a newsMessage (checked: ValueError for what XML does not allow)."""
+    stand in a newsMessage."""
     pictures = story.pictures if include_pictures else ()
-    return check("".join([_text_item(story), *(_picture_item(story, picture) for picture in pictures)]))
+    return "".join([_text_item(story), *(_picture_item(story, picture) for picture in pictures)])
 
 
 def _text_item(story: Story, xmlns: str = "") -> str:
@@ -133,8 +134,6 @@ def xhtml_document(story: Story) -> str:
 
 def _item_root(story: Story, guid: str, xmlns: str) -> str:
     """The newsItem's start tag, catalogs and rightsInfo."""
-    schemes = "".join(f'<scheme alias="{alias}" uri="{attribute(story.vocabularies + path)}">'
-                      f"{element('name', title)}</scheme>" for alias, (path, title) in OWN_SCHEMES.items())
     provider = story.provider
     rights = [f'<rightsInfo><copyrightHolder literal="{attribute(provider)}">{element("name", provider)}'
               "</copyrightHolder>"]
@@ -145,7 +144,15 @@ def _item_root(story: Story, guid: str, xmlns: str) -> str:
     rights.append("</rightsInfo>")
     return (f'<newsItem{xmlns} guid="{attribute(guid)}" version="{story.version}" standard="NewsML-G2" '
             f'standardversion="{STANDARD_VERSION}" conformance="power" xml:lang="{attribute(story.language)}">'
-            f'<catalogRef href="{IPTC_CATALOG}"/><catalog>{schemes}</catalog>{"".join(rights)}')
+            f'{_catalogs(story.vocabularies)}{"".join(rights)}')
+
+
+@functools.lru_cache(maxsize=64)
+def _catalogs(vocabularies: str) -> str:
+    """IPTC's catalogRef and the inline catalog of newswire's own schemes under ``vocabularies``."""
+    schemes = "".join(f'<scheme alias="{alias}" uri="{attribute(vocabularies + path)}">'
+                      f"{element('name', title)}</scheme>" for alias, (path, title) in OWN_SCHEMES.items())
+    return f'<catalogRef href="{IPTC_CATALOG}"/><catalog>{schemes}</catalog>'
 
 
 def _item_meta(story: Story, item_class: str, links: str) -> str:
@@ -175,9 +182,7 @@ def _descriptive(story: Story) -> str:
     places), slugline and headlines."""
     parts = [f'<language tag="{attribute(story.language)}"/>']
     parts += [element("keyword", keyword) for keyword in story.keywords]
-    for subject in story.subjects:
-        start = f'<subject type="cpnat:abstract" qcode="{attribute(subject.code)}"'
-        parts.append(f"{start}>{element('name', subject.name)}</subject>" if subject.name else f"{start}/>")
+    parts += [_subject(subject.code, subject.name) for subject in story.subjects]
     parts += [f'<subject type="cpnat:geoArea">{element("name", place)}</subject>' for place in story.places]
     if story.slugline:
         parts.append(element("slugline", story.slugline))
@@ -185,6 +190,13 @@ def _descriptive(story: Story) -> str:
     if story.subheadline:
         parts.append(element("headline", story.subheadline, role=SUBHEADLINE_ROLE))
     return "".join(parts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _subject(code: str, name: str | None) -> str:
+    """A ``subject`` of a concept (most are from a vocabulary, so their markup is kept)."""
+    start = f'<subject type="cpnat:abstract" qcode="{attribute(code)}"'
+    return f"{start}>{element('name', name)}</subject>" if name else f"{start}/>"
 
 
 def _picture_item(story: Story, picture: Picture, xmlns: str = "") -> str:

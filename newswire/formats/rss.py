@@ -36,7 +36,7 @@ from typing import Sequence
 
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, Story, directed_body, prepare, render_each, utc_iso
-from newswire.formats.markup import attribute, check, document, element
+from newswire.formats.markup import attribute, document, element
 from newswire.sanitize import clean_text
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -61,7 +61,7 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
     their notice (module doc); one that cannot be rendered left out
     (:func:`newswire.formats.render_each`); ``hub``: its WebSub hub; ``language``: the
     channel's (by default that of most of its items)."""
-    items = render_each(events, lambda story: (story.language, check(_item(story))), fmt="rss", authority=authority)
+    items = render_each(events, lambda story: (story.language, _item(story)), fmt="rss", authority=authority)
     if language is None and items:
         language = Counter(item_language for item_language, _ in items).most_common(1)[0][0]
     parts = [f'<rss{_RSS_NAMESPACES} version="2.0"><channel>', element("title", clean_text(title)),
