@@ -68,6 +68,7 @@ _LANGUAGE = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 _SPACE = re.compile(r"\s+")
 #: characters that may stand unescaped in a URI (RFC 3986 reserved and unreserved, and "%")
 _URI_CHARS = "!#$%&'()*+,-./:;=?@[]_~"
+_PATH_CHARS = _URI_CHARS.replace("[]", "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +367,10 @@ def _web_url(value: object, clean: _Cleaning) -> str | None:
         return None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
-    return quote(url, safe=_URI_CHARS)
+    # brackets stand only around an IPv6 host: in the path or query they are percent-encoded
+    # (an xs:anyURI with one is invalid NewsML-G2)
+    cut = len(parts.scheme) + 3 + len(parts.netloc)
+    return quote(url[:cut], safe=_URI_CHARS) + quote(url[cut:], safe=_PATH_CHARS)
 
 
 def _subjects_and_keywords(event: ArticleEvent, clean: _Cleaning) -> tuple[tuple[Subject, ...], tuple[str, ...]]:
