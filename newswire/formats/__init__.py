@@ -69,6 +69,8 @@ _SPACE = re.compile(r"\s+")
 #: characters that may stand unescaped in a URI (RFC 3986 reserved and unreserved, and "%")
 _URI_CHARS = "!#$%&'()*+,-./:;=?@[]_~"
 _PATH_CHARS = _URI_CHARS.replace("[]", "")
+#: an http(s) URL of a named host and only characters that stand unescaped in its path and query
+_PLAIN_URL = re.compile(r"(?i:https?)://[A-Za-z0-9.-]+(?::[0-9]*)?(?:[/?#][A-Za-z0-9!#$%&'()*+,\-./:;=?@_~]*)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +361,11 @@ def _instant(event: ArticleEvent, field: str, *, required: bool = True) -> datet
 def _web_url(value: object, clean: _Cleaning) -> str | None:
     """``value`` as an ASCII URI (RFC 3986) when it is an absolute http(s) URL, else None."""
     url = clean.text(value)
-    if url is None or _SPACE.search(url):
+    if url is None:
+        return None
+    if _PLAIN_URL.fullmatch(url):  # what the rest would give back as it is
+        return url
+    if _SPACE.search(url):
         return None
     try:
         parts = urlsplit(url)

@@ -43,10 +43,9 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
     if hub:
         parts.append(element("link", rel="hub", href=clean_text(hub)))
     parts.append(element("generator", GENERATOR))
-    parts += render_each(events, lambda story: _entry(story) if story.live else _tombstone(story),
-                         fmt="atom", authority=authority)
-    parts.append("</feed>")
-    return document("".join(parts))
+    entries = render_each(events, lambda story: (_entry(story) if story.live else _tombstone(story)).encode(),
+                          fmt="atom", authority=authority)
+    return document("".join(parts)) + b"".join(entries) + b"</feed>"
 
 
 def _entry(story: Story) -> str:

@@ -73,13 +73,14 @@ def news_message(events: Sequence[ArticleEvent], *, sent: datetime, transmit_id:
     An event that cannot be rendered is left out (see :func:`newswire.formats.render_each`);
     ``ValueError`` when none can (the first one's error), since a newsMessage holds at least one item.
     """
-    items = render_each(events, lambda story: items_markup(story, include_pictures), fmt="newsml", authority=authority)
+    items = render_each(events, lambda story: items_markup(story, include_pictures).encode(), fmt="newsml",
+                        authority=authority)
     if not items:  # a newsMessage holds at least one item
         if events:  # the first event again, for its own error naming the field
             items_markup(prepare(events[0], authority=authority), include_pictures)
         raise ValueError(f"itemSet: none of the {len(events)} items could be rendered")
     head, tail = message_envelope(sent=sent, transmit_id=transmit_id, authority=authority)
-    return head + "".join(items).encode() + tail
+    return head + b"".join(items) + tail
 
 
 def message_envelope(*, sent: datetime, transmit_id: str | None = None,

@@ -61,7 +61,7 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
     their notice (module doc); one that cannot be rendered left out
     (:func:`newswire.formats.render_each`); ``hub``: its WebSub hub; ``language``: the
     channel's (by default that of most of its items)."""
-    items = render_each(events, lambda story: (story.language, _item(story)), fmt="rss", authority=authority)
+    items = render_each(events, lambda story: (story.language, _item(story).encode()), fmt="rss", authority=authority)
     if language is None and items:
         language = Counter(item_language for item_language, _ in items).most_common(1)[0][0]
     parts = [f'<rss{_RSS_NAMESPACES} version="2.0"><channel>', element("title", clean_text(title)),
@@ -72,9 +72,7 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
               element("atom:link", href=clean_text(self_url), rel="self", type="application/rss+xml")]
     if hub:
         parts.append(element("atom:link", href=clean_text(hub), rel="hub"))
-    parts += [item for _, item in items]
-    parts.append("</channel></rss>")
-    return document("".join(parts))
+    return document("".join(parts)) + b"".join(item for _, item in items) + b"</channel></rss>"
 
 
 def item_bytes(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> bytes:

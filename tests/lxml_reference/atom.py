@@ -9,13 +9,11 @@ from lxml import etree
 
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, Story, render_each, utc_iso
+from newswire.formats.atom import ATOM, GENERATOR, TOMBSTONES
 from newswire.sanitize import clean_text
 from tests.lxml_reference import direction, element, xhtml
 
-ATOM = "http://www.w3.org/2005/Atom"
-TOMBSTONES = "http://purl.org/atompub/tombstones/1.0"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-GENERATOR = "newswire"
 
 _A = "{%s}" % ATOM
 _T = "{%s}" % TOMBSTONES

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Sequence
 
@@ -10,22 +9,12 @@ from lxml import etree
 
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, XHTML, Picture, Story, prepare, render_each, utc_iso
+from newswire.formats.newsml import IPTC_CATALOG, NAR, OWN_SCHEMES, STANDARD_VERSION, SUBHEADLINE_ROLE, _role
 from tests.lxml_reference import direction, element, xhtml
 
-NAR = "http://iptc.org/std/nar/2006-10-01/"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-IPTC_CATALOG = "http://www.iptc.org/std/catalog/catalog.IPTC-G2-Standards_41.xml"
-STANDARD_VERSION = "2.35"
-#: newswire's own schemes: alias -> (URI under Story.vocabularies, title)
-OWN_SCHEMES = {
-    "nwhrol": ("headline-role/", "Headline roles (main, subheadline)"),
-    "nwcrol": ("creator-role/", "Creator roles (reporter, photographer, ...)"),
-}
-SUBHEADLINE_ROLE = "nwhrol:subheadline"
-
 _NSMAP = {None: NAR}
 _N = "{%s}" % NAR
-_ROLE_CODE = re.compile(r"[^\w.-]+")
 
 
 def news_item(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> etree._Element:
@@ -208,11 +197,6 @@ def _picture_item(story: Story, picture: Picture) -> etree._Element:
     _sub(content_set, "remoteContent", href=picture.url, contenttype=picture.media_type,
          rendition="rnd:highRes", **dimensions)
     return item
-
-
-def _role(role: str | None) -> str:
-    code = _ROLE_CODE.sub("-", (role or "author").lower()).strip("-")
-    return f"nwcrol:{code or 'author'}"
 
 
 def _sub(parent: etree._Element, local: str, text: str | None = None, /, **attributes: str) -> etree._Element:

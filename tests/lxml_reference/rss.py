@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from datetime import datetime, timezone
-from email.utils import format_datetime
+from datetime import datetime
 from typing import Sequence
 
 from lxml import etree
 
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, Story, directed_body, prepare, render_each, utc_iso
+from newswire.formats.rss import ATOM, CONTENT, DC, DCTERMS, GENERATOR, MEDIA, NSMAP, plain, rfc822
 from newswire.sanitize import clean_text
 from tests.lxml_reference import element
-
-ATOM = "http://www.w3.org/2005/Atom"
-DC = "http://purl.org/dc/elements/1.1/"
-DCTERMS = "http://purl.org/dc/terms/"
-CONTENT = "http://purl.org/rss/1.0/modules/content/"
-MEDIA = "http://search.yahoo.com/mrss/"
-NSMAP = {"atom": ATOM, "dc": DC, "dcterms": DCTERMS, "content": CONTENT, "media": MEDIA}
-GENERATOR = "newswire"
-#: what RSS readers would take for an HTML tag or comment in a plain-text title
-_TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.DOTALL)
-_SPACES = re.compile(r" {2,}")
 
 
 def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str, description: str,
@@ -57,16 +45,6 @@ def item_bytes(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> by
     """One ``<item>`` as a standalone UTF-8 document declaring the namespaces it uses (a kill
     or withdrawal as its notice, as in :func:`feed`)."""
     return etree.tostring(_item(prepare(event, authority=authority)), xml_declaration=True, encoding="UTF-8")
-
-
-def rfc822(moment: datetime) -> str:
-    """``Thu, 26 Nov 2026 08:00:00 GMT``."""
-    return format_datetime(moment.astimezone(timezone.utc).replace(microsecond=0), usegmt=True)
-
-
-def plain(text: str) -> str:
-    """``text`` without anything an RSS reader would take for markup (tags, comments)."""
-    return _SPACES.sub(" ", _TAG.sub("", text)).strip()
 
 
 def _item(story: Story) -> etree._Element:
