@@ -389,7 +389,7 @@ def _subjects_and_keywords(event: ArticleEvent, clean: _Cleaning) -> tuple[tuple
     for category in map(clean.line, event.get("categories") or ()):
         if not category:
             continue
-        topic = mediatopics.for_category(category)
+        topic = _for_category(category)
         if topic is None:
             keywords.append(category)
         else:
@@ -407,6 +407,10 @@ def _with_subject_codes(subjects: Iterable[Subject]) -> tuple[Subject, ...]:
         if mapped is not None:
             out.setdefault(mapped.code, mapped)
     return tuple(out.values())
+
+
+#: the agency's category → its Media Topic (a table: kept)
+_for_category = functools.lru_cache(maxsize=4096)(mediatopics.for_category)
 
 
 @functools.lru_cache(maxsize=4096)

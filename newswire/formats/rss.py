@@ -31,7 +31,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import datetime, timezone
-from email.utils import format_datetime
 from typing import Sequence
 
 from newswire.codec import ArticleEvent
@@ -81,9 +80,16 @@ def item_bytes(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> by
     return document(_item(prepare(event, authority=authority), _ITEM_NAMESPACES))
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def rfc822(moment: datetime) -> str:
-    """``Thu, 26 Nov 2026 08:00:00 GMT``."""
-    return format_datetime(moment.astimezone(timezone.utc).replace(microsecond=0), usegmt=True)
+    """``Thu, 26 Nov 2026 08:00:00 GMT`` (as ``email.utils.format_datetime(usegmt=True)`` writes
+    it, whatever the locale)."""
+    t = moment.astimezone(timezone.utc)
+    return (f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+            f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT")
 
 
 def plain(text: str) -> str:
