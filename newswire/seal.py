@@ -18,7 +18,6 @@ field names are ``[A-Za-z_][A-Za-z0-9_]*``, so no decoded record holds a key wit
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Iterable
 
@@ -33,7 +32,7 @@ _VERSION = b"v1="
 
 def seal(payload: bytes, key: str) -> bytes:
     """The :data:`HEADER` value sealing ``payload`` (a record value) under ``key``."""
-    return _VERSION + hmac.new(key.encode(), payload, hashlib.sha256).hexdigest().encode()
+    return _VERSION + hmac.digest(key.encode(), payload, "sha256").hex().encode()
 
 
 def verified(payload: bytes, headers: Iterable[tuple[str, bytes]] | None, key: str | None) -> bool:

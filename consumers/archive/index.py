@@ -214,5 +214,13 @@ class Index:
         for row in self.db.execute(sql + order, params):
             yield _entry(row)
 
+    def in_offset_order(self, topic: str) -> bool:
+        """Whether archive order (``seq``) keeps every partition of ``topic`` in offset order, as
+        it does unless the archive's consumer group was reset past events and back; then a
+        partition replay reads by position instead."""
+        return self.db.execute(
+            'SELECT 1 FROM (SELECT "offset", lag("offset") OVER (PARTITION BY partition ORDER BY seq) AS before'
+            " FROM events WHERE topic = ?) WHERE before > \"offset\" LIMIT 1", (topic,)).fetchone() is None
+
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM events").fetchone()[0]

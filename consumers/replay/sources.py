@@ -58,7 +58,7 @@ class Source(Protocol):
         """Events per partition still to replay (after the ``resume`` positions)."""
 
     def items(self, resume: dict[int, int]) -> Iterator[Item]:
-        """The window's events in partition order, from the ``resume`` positions on."""
+        """The window's events, each partition's in offset order, from the ``resume`` positions on."""
 
     def endings(self) -> dict[str, Item]:
         """Article id → its kill or withdrawal, over the whole log (not only the window)."""
@@ -144,7 +144,8 @@ class KafkaSource:
 
 
 class ArchiveSource:
-    """The window's events from the archive index and segments, in the order they were archived."""
+    """The window's events from the archive index and segments, in the order they were archived
+    (each partition's in offset order)."""
 
     name = "archive"
 
@@ -153,11 +154,15 @@ class ArchiveSource:
         self.topic = settings.topics.articles
         self.window = window
         self.reader = ArchiveReader(root)
+        #: read in archive order (each block read once, in the order the files hold them) when
+        #: that keeps every partition in offset order, as it does unless the archive's group was
+        #: reset; by position otherwise (each block then read once per partition it holds)
+        self.by_position = not self.reader.index.in_offset_order(self.topic)
         self.problems: list[Problem] = []
 
     def _entries(self, resume: dict[int, int]):
         for entry in self.reader.entries(since_ms=self.window.since_ms, until_ms=self.window.until_ms,
-                                         topic=self.topic, by_position=True):
+                                         topic=self.topic, by_position=self.by_position):
             if entry.offset >= resume.get(entry.partition, 0):
                 yield entry
 
