@@ -158,6 +158,8 @@ class ArchiveSource:
         #: that keeps every partition in offset order, as it does unless the archive's group was
         #: reset; by position otherwise (each block then read once per partition it holds)
         self.by_position = not self.reader.index.in_offset_order(self.topic)
+        if not self.by_position:
+            self.reader.block_cache = 2  # read in order: a block is done with when the next begins
         self.problems: list[Problem] = []
 
     def _entries(self, resume: dict[int, int]):
