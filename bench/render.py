@@ -156,6 +156,7 @@ def main() -> None:
         runs += [(f"sealed, {'cold' if cold else 'warm'}", timed(lambda: ours(live_sealed), 10, cold=cold))
                  for cold in (True, False)]
         runs += [("kept, first render", timed(lambda: kept_feed(name, live, Renders()), 10)),
+                 ("kept, first render, sealed", timed(lambda: kept_feed(name, live_sealed, Renders()), 10)),
                  ("kept, again", timed(lambda: kept_feed(name, live, warm), 10))]
         for how, mine in runs:
             rows.append((f"{label} feed of 100 items, newswire, {how}",

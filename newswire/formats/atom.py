@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Sequence
 
 from newswire.codec import ArticleEvent
-from newswire.formats import EXAMPLE_AUTHORITY, XHTML, Story, render_each, utc_iso
+from newswire.formats import EXAMPLE_AUTHORITY, XHTML, Story, prepare, render_each, utc_iso
 from newswire.formats.markup import attribute, document, element
 from newswire.sanitize import clean_text
 
@@ -43,9 +43,18 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
     if hub:
         parts.append(element("link", rel="hub", href=clean_text(hub)))
     parts.append(element("generator", GENERATOR))
-    entries = render_each(events, lambda story: (_entry(story) if story.live else _tombstone(story)).encode(),
-                          fmt="atom", authority=authority)
+    entries = render_each(events, lambda story: _markup(story).encode(), fmt="atom", authority=authority)
     return document("".join(parts)) + b"".join(entries) + b"</feed>"
+
+
+def fragment(event: ArticleEvent, authority: str = EXAMPLE_AUTHORITY) -> bytes:
+    """The entry (or tombstone) of ``event`` as it stands in a :func:`feed` (ValueError when it
+    cannot be rendered)."""
+    return _markup(prepare(event, authority=authority)).encode()
+
+
+def _markup(story: Story) -> str:
+    return _entry(story) if story.live else _tombstone(story)
 
 
 def _entry(story: Story) -> str:

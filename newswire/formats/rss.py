@@ -84,6 +84,11 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+def fragment(event: ArticleEvent, authority: str = EXAMPLE_AUTHORITY) -> bytes:
+    """The ``<item>`` of ``event`` as it stands in a :func:`feed` (ValueError when it cannot be rendered)."""
+    return _item(prepare(event, authority=authority)).encode()
+
+
 def rfc822(moment: datetime) -> str:
     """``Thu, 26 Nov 2026 08:00:00 GMT`` (as ``email.utils.format_datetime(usegmt=True)`` writes
     it, whatever the locale)."""

@@ -15,13 +15,9 @@ from newswire.sanitize import clean_text
 from tests.lxml_reference import element
 
 
-def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str, description: str,
-         updated: datetime, authority: str = EXAMPLE_AUTHORITY, hub: str | None = None,
-         language: str | None = None) -> bytes:
-    """An RSS 2.0 channel with an item per event, in the order given: kills and withdrawals as
-    their notice (module doc); one that cannot be rendered left out
-    (:func:`newswire.formats.render_each`); ``hub``: its WebSub hub; ``language``: the
-    channel's (by default that of most of its items)."""
+def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str, description: str, updated: datetime,
+         authority: str = EXAMPLE_AUTHORITY, hub: str | None = None, language: str | None = None) -> bytes:
+    """newswire.formats.rss.feed, as an lxml tree."""
     rss = etree.Element("rss", {"version": "2.0"}, nsmap=NSMAP)
     channel = _sub(rss, "channel")
     _sub(channel, "title", clean_text(title))
