@@ -357,7 +357,7 @@ def test_feeds_serve_command_runs_consumer_and_server_and_stops_cleanly(settings
                 pass
             time.sleep(0.2)
         assert json.loads(fetch(base + "/health").body) | {"cursor": 1} == \
-               {"articles": 1, "cursor": 1, "stale_events": 0, "consumer": "running"}
+               {"articles": 1, "in_memory": 1, "cursor": 1, "stale_events": 0, "consumer": "running"}
         title = json.loads(fetch(base + "/items/cli.json").body)["headlines"][0]["value"]
         assert title.startswith("cli: ")
         assert [e.title for e in feed(fetch(base + "/feeds/all.rss").body).entries] == [title]

@@ -235,9 +235,9 @@ class FeedsConsumer:
 def open_view(settings: Settings) -> tuple[FeedView, ViewStore]:
     """The persisted view of this installation (``<home>/feeds/view.sqlite3``), loaded."""
     store = ViewStore(settings.home / "feeds" / "view.sqlite3")
-    view = FeedView(load=store.payload)
+    view = FeedView()
     count = store.load(view)
-    log.info("feed_view_loaded", articles=count, cursor=view.head, path=str(store.path))
+    log.info("feed_view_loaded", articles=count, in_memory=view.in_memory(), cursor=view.head, path=str(store.path))
     return view, store
 
 

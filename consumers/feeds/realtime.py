@@ -125,10 +125,10 @@ class Realtime:
     """Long polls and event streams over ``view`` (see the module doc)."""
 
     def __init__(self, view: FeedView, signal: ChangeSignal, *,
-                 render: Callable[[list[Entry]], list[dict]], heartbeat_s: float = HEARTBEAT_S):
+                 render: Callable[[list[Entry]], list[bytes]], heartbeat_s: float = HEARTBEAT_S):
         self.view = view
         self.signal = signal
-        #: ninjs objects of events, one that cannot be rendered left out
+        #: the kept ninjs bytes of entries' events, one that cannot be rendered left out
         self.render = render
         self.heartbeat_s = heartbeat_s
         #: long polls held now, and event streams open now
@@ -165,9 +165,9 @@ class Realtime:
     def _events(self, entries: list[Entry], fields: tuple[str, ...] | None) -> bytes:
         out = []
         for entry in entries:
-            data = compact(entry, fields) if fields is not None else next(iter(self.render([entry])), None)
+            data = ninjs.dumps(compact(entry, fields)) if fields is not None else next(iter(self.render([entry])), None)
             if data is not None:  # one that cannot be rendered is left out (and logged by the renderer)
-                out.append(b"id: %d\nevent: change\ndata: %s\n\n" % (entry.seq, ninjs.dumps(data)))
+                out.append(b"id: %d\nevent: change\ndata: %s\n\n" % (entry.seq, data))
         return b"".join(out)
 
     async def stream(self, request: web.Request, since: int, *, limit: int, audience: Audience,

@@ -75,6 +75,8 @@ _FEED = f"{{feed:[a-z0-9-]+}}.{{fmt:{_NAMES}}}"
 #: the change cursor speaks the wire formats (those that carry kills and embargoes)
 _WIRE_NAMES = "|".join(n for n, f in formats.BY_NAME.items() if not f.public)
 _CACHE_SIZE = 512
+#: the most bytes of rendered bodies kept (a page of 500 items is megabytes)
+_CACHE_BYTES = 32 * 2**20
 #: the largest change cursor (a SQLite integer)
 MAX_CURSOR = 2**63 - 1
 
@@ -145,10 +147,11 @@ class FeedServer:
         self.consumer = consumer
         self.options = options
         self._cache: OrderedDict[tuple, Body] = OrderedDict()
+        self._cache_bytes = 0
         ninjs_format = formats.get("ninjs")
         self.signal = realtime.ChangeSignal(view)
         self.realtime = realtime.Realtime(view, self.signal, heartbeat_s=options.heartbeat_s,
-                                          render=lambda entries: self._json_items(entries, ninjs_format))
+                                          render=lambda entries: self.renders.fragments(_sources(entries), ninjs_format))
         self.hub = None if store is None else websub.Hub(
             view, self.signal, websub.SubscriptionStore(store.path.with_name("websub.sqlite3")), self.public_feed,
             clock=clock, base_url=options.base_url, allow=options.websub_allow)
@@ -200,8 +203,9 @@ class FeedServer:
         body = self._cache.get(key)
         if body is None:
             body = self._cache[key] = Body(render(), _content_type(media_type))
-            if len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
+            self._cache_bytes += len(body.data)
+            while len(self._cache) > 1 and (len(self._cache) > _CACHE_SIZE or self._cache_bytes > _CACHE_BYTES):
+                self._cache_bytes -= len(self._cache.popitem(last=False)[1].data)
         else:
             self._cache.move_to_end(key)
         return body
@@ -261,10 +265,6 @@ class FeedServer:
                        self_url=self_url, feed_id=f"{base}/feeds/{feed}",
                        description=f"The newest stories of the {feed} feed", hub=hub,
                        head=formats.ninjs_head(feed=feed, updated=updated))
-
-    def _json_items(self, entries: Sequence[Entry], fmt: Format) -> list:
-        """The ninjs objects of ``entries`` from their kept bytes (one that cannot be rendered left out)."""
-        return json.loads(self.renders.assemble(_sources(entries), fmt, Channel(updated=self.clock())))["items"]
 
     async def item(self, request: web.Request) -> web.Response:
         audience = self.audience(request)
@@ -381,6 +381,7 @@ class FeedServer:
 
     async def health(self, request: web.Request) -> web.Response:
         failed = self.consumer is not None and not self.consumer.alive
-        body = {"articles": len(self.view), "cursor": self.view.durable, "stale_events": self.view.stale,
+        body = {"articles": len(self.view), "in_memory": self.view.in_memory(), "cursor": self.view.durable,
+                "stale_events": self.view.stale,
                 "consumer": "none" if self.consumer is None else ("stopped" if failed else "running")}
         return web.json_response(body, status=503 if failed else 200)

@@ -17,18 +17,31 @@ after a newer one). What it answers, always for a given instant ``now``:
   receives it once it is lifted. Only *durable* changes (persisted by the owner, see
   :meth:`FeedView.mark_durable`) are answered, so a crash can never renumber a sequence
   value a poller has already seen.
+
+Memory is bounded by the window, not the history. A view restored from its owner's store
+(:meth:`FeedView.restore`, with the store as its :class:`History`) keeps in memory only what
+answers the live requests: the newest :attr:`FeedView.window` items of each feed that was asked
+for lately (at most :attr:`FeedView.feeds_kept` feeds), the newest :attr:`FeedView.recent`
+changes (what long polls, event streams and WebSub read), the held embargoes, and every change
+not durable yet. Whatever else a feed page or a cursor reaches is read from the store, merged
+with memory: an article in memory is always answered from memory (it may be newer than its
+stored row), one that is not is answered by its stored row, which is then its latest state
+(a change leaves memory only once it is durable). A view without a store (``FeedView()``, as
+in the tests) keeps everything.
 """
 
 from __future__ import annotations
 
 import functools
 import heapq
+import itertools
 import re
 import sys
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Callable, Iterable
+from typing import Callable, Iterator, Protocol
 
 from sortedcontainers import SortedDict, SortedList
 
@@ -155,19 +168,63 @@ class Change:
     entry: Entry
 
 
-class FeedView:
-    """See module doc. ``load``: ``(article_id, version)`` → a stored payload (the owner's
-    store); with it, a payload is kept in memory only until its change is durable."""
+#: a feed position: (visible time, article id), newest last
+Key = tuple[datetime, str]
 
-    def __init__(self, *, load: Callable[[str, int], bytes] | None = None) -> None:
-        self._load = load
+
+class History(Protocol):
+    """The durable state of a view, as its owner's store answers it (:class:`~.store.ViewStore`).
+
+    Every answer is of durable changes only, each article in its latest stored state."""
+
+    def entry(self, article_id: str) -> Entry | None:
+        """The stored state of an article, or None."""
+
+    def feed_entries(self, feed: str, below: Key | None, limit: int) -> list[Entry]:
+        """At most ``limit`` entries of ``feed`` whose key is below ``below`` (any when None), newest first."""
+
+    def changed_entries(self, after: int, upto: int, limit: int) -> list[Entry]:
+        """At most ``limit`` entries whose cursor value is in ``(after, upto]``, in cursor order."""
+
+    def newest_changes(self, limit: int) -> list[Entry]:
+        """The ``limit`` entries of the highest cursor values, highest first."""
+
+    def held_entries(self) -> list[Entry]:
+        """Every held (embargoed, not yet lifted) entry."""
+
+    def payload(self, article_id: str, version: int) -> bytes:
+        """The stored payload of a version."""
+
+
+#: the most rows a walk reads from the store at a time (it starts with what its page needs)
+_BATCH = 1024
+#: a feed whose window is not in memory (its floor: nothing above it is known to be there)
+_TOP = object()
+
+
+class FeedView:
+    """See module doc. ``window``: newest items kept per feed; ``recent``: newest changes kept;
+    ``feeds_kept``: feeds whose window is kept (the least recently asked one goes first)."""
+
+    def __init__(self, *, window: int = 1000, recent: int = 2000, feeds_kept: int = 64) -> None:
+        self.window, self.recent, self.feeds_kept = window, recent, feeds_kept
+        #: the durable state not in memory (set by :meth:`restore`); None: everything is in memory
+        self._history: History | None = None
         #: article ids whose entry keeps its payload until it is durable
         self._keeping: list[str] = []
         self._lock = threading.RLock()
+        #: the articles in memory (with a history, a part of them), with their keys per feed and by cursor value
         self._entries: dict[str, Entry] = {}
         self._feeds: dict[str, SortedList] = {}
-        self._feed_changed: dict[str, datetime] = {}
         self._by_seq: SortedDict = SortedDict()  # seq -> article id, latest change only
+        #: feed -> its floor: every item of the feed at or above it is in memory (None: every item);
+        #: a feed without one has no window in memory. In the order the feeds were last asked for.
+        self._floors: OrderedDict[str, Key | None] = OrderedDict()
+        #: every change with a higher cursor value is in memory (-1: every change)
+        self._seq_floor = -1
+        #: articles (live or not) per feed, and when each feed last changed
+        self._counts: dict[str, int] = {}
+        self._feed_changed: dict[str, datetime] = {}
         self._held: list[tuple[datetime, int, str]] = []  # heap of (embargo end, seq, article id)
         self._journal: list[Change] = []
         #: last cursor value handed to a change; last one persisted by the owner
@@ -191,7 +248,7 @@ class FeedView:
         """
         check(event)
         with self._lock:
-            current = self._entries.get(event["article_id"])
+            current = self._current(event["article_id"])
             if current is not None and (event["version"] < current.version
                                         or (event["version"] == current.version and not again)):
                 self.stale += 1
@@ -200,9 +257,9 @@ class FeedView:
                 return None
             self.head += 1
             held = events.is_embargoed(event, now)
-            entry = self._install(Entry.of(event, seq=self.head, changed_at=now, held=held, payload=payload))
+            entry = self._install(Entry.of(event, seq=self.head, changed_at=now, held=held, payload=payload), current)
             self._journal.append(Change("version", entry))
-            if self._load is not None:
+            if self._history is not None:
                 self._keeping.append(entry.article_id)
             return entry
 
@@ -212,34 +269,55 @@ class FeedView:
         with self._lock:
             while self._held and self._held[0][0] <= now:
                 until, seq, article_id = heapq.heappop(self._held)
-                entry = self._entries.get(article_id)
+                entry = self._entries.get(article_id)  # a held entry stays in memory until it is lifted
                 if entry is None or entry.seq != seq or not entry.held:
                     continue  # superseded by a newer version meanwhile
                 self.head += 1
-                entry = self._install(replace(entry, seq=self.head, changed_at=until, held=False))
+                entry = self._install(replace(entry, seq=self.head, changed_at=until, held=False), entry)
                 self._journal.append(Change("lifted", entry))
                 lifted.append(entry)
                 log.info("embargo_lifted", article_id=article_id, version=entry.version, seq=entry.seq)
         return lifted
 
-    def _install(self, entry: Entry) -> Entry:
+    def _current(self, article_id: str) -> Entry | None:
+        """The article's latest state: from memory, else from the history."""
+        entry = self._entries.get(article_id)
+        if entry is None and self._history is not None:
+            entry = self._history.entry(article_id)
+        return entry
+
+    def _install(self, entry: Entry, current: Entry | None) -> Entry:
+        """Make ``entry`` the article's state in place of ``current`` (in memory or only in the history)."""
         changed_at = entry.changed_at
-        current = self._entries.get(entry.article_id)
         touched = set(entry.feeds)
         if current is not None:
-            del self._by_seq[current.seq]
+            if current.article_id in self._entries:
+                self._forget(current)
             for feed in current.feeds:
-                self._feeds[feed].remove(current.key)
+                self._counts[feed] -= 1
             touched.update(current.feeds)
         for feed in entry.feeds:
-            self._feeds.setdefault(feed, SortedList()).add(entry.key)
+            self._counts[feed] = self._counts.get(feed, 0) + 1
         for feed in touched:
             self._feed_changed[feed] = max(self._feed_changed.get(feed, changed_at), changed_at)
-        self._by_seq[entry.seq] = entry.article_id
+        self._remember(entry)
         if entry.held:
             heapq.heappush(self._held, (entry.embargo_until, entry.seq, entry.article_id))
-        self._entries[entry.article_id] = entry
         return entry
+
+    def _remember(self, entry: Entry) -> None:
+        """Put ``entry`` in memory (its indexes), replacing nothing."""
+        for feed in entry.feeds:
+            self._feeds.setdefault(feed, SortedList()).add(entry.key)
+        self._by_seq[entry.seq] = entry.article_id
+        self._entries[entry.article_id] = entry
+
+    def _forget(self, entry: Entry) -> None:
+        """Take ``entry`` (the one in memory) out of memory and its indexes."""
+        del self._entries[entry.article_id]
+        del self._by_seq[entry.seq]
+        for feed in entry.feeds:
+            self._feeds[feed].remove(entry.key)
 
     def take_journal(self) -> list[Change]:
         """The changes since the last call, oldest first, for the owner to persist."""
@@ -248,11 +326,13 @@ class FeedView:
             return journal
 
     def mark_durable(self, seq: int) -> None:
-        """Changes up to ``seq`` are persisted: the cursor may hand them out (listeners are told)."""
+        """Changes up to ``seq`` are persisted: the cursor may hand them out (listeners are told),
+        and what only they kept in memory may leave it."""
         with self._lock:
             before, self.durable = self.durable, max(self.durable, min(seq, self.head))
             durable = self.durable
             keeping, self._keeping = self._keeping, []
+            stored = []
             for article_id in keeping:
                 entry = self._entries[article_id]
                 if entry.kept is None:
@@ -260,7 +340,10 @@ class FeedView:
                 if entry.seq > self.durable:
                     self._keeping.append(article_id)
                 else:  # in the store now: read from there when needed
-                    self._entries[article_id] = replace(entry, kept=None, load=self._load)
+                    self._entries[article_id] = replace(entry, kept=None, load=self._history.payload)
+                    stored.append(article_id)
+            if self._history is not None:
+                self._trim(stored)
         if durable > before:
             for listener in self._on_durable:
                 listener(durable)
@@ -269,45 +352,140 @@ class FeedView:
         """Call ``listener(cursor)`` whenever the durable cursor moves (in the thread that moves it)."""
         self._on_durable.append(listener)
 
-    def restore(self, entries: Iterable[Entry], *, head: int, stale: int,
-                feed_changed: dict[str, datetime]) -> None:
-        """Load persisted entries (any order) into an empty view.
+    # --- memory and history ---------------------------------------------------------------
 
-        Builds the indexes in bulk (one sort per feed), which is what makes a restart fast.
-        """
+    def restore(self, history: History, *, head: int, stale: int,
+                feeds: dict[str, tuple[datetime, int]]) -> None:
+        """Take ``history`` (the owner's store) as this empty view's durable state: load the
+        newest changes and the held embargoes, nothing else (feed windows load when asked for).
+        ``feeds``: each feed's last change and article count."""
         with self._lock:
-            if self._entries:
+            if self._entries or self._counts:
                 raise RuntimeError("restore needs an empty view")
-            keys: dict[str, list[tuple[datetime, str]]] = {}
-            by_seq = []
-            for entry in entries:
-                self._entries[entry.article_id] = entry
-                by_seq.append((entry.seq, entry.article_id))
-                key, changed_at = entry.key, entry.changed_at
-                for feed in entry.feeds:
-                    keys.setdefault(feed, []).append(key)
-                    self._feed_changed[feed] = max(self._feed_changed.get(feed, changed_at), changed_at)
+            self._history = history
+            newest = history.newest_changes(self.recent)
+            self._seq_floor = newest[-1].seq - 1 if len(newest) == self.recent else -1
+            for entry in itertools.chain(newest, history.held_entries()):
+                if entry.article_id in self._entries:
+                    continue  # a held one among the newest
+                self._remember(entry)
                 if entry.held:
                     self._held.append((entry.embargo_until, entry.seq, entry.article_id))
-            self._feeds = {feed: SortedList(found) for feed, found in keys.items()}
-            self._by_seq = SortedDict(by_seq)
             heapq.heapify(self._held)
-            self._feed_changed.update(feed_changed)
+            self._feed_changed = {name: changed for name, (changed, _) in feeds.items()}
+            self._counts = {name: count for name, (_, count) in feeds.items()}
             self.head = self.durable = head
             self.stale = stale
+
+    def _pinned(self, entry: Entry) -> bool:
+        """Whether ``entry`` must stay in memory: not durable, held, a recent change, or in a kept window."""
+        if entry.seq > self.durable or entry.held or entry.seq > self._seq_floor:
+            return True
+        for feed in entry.feeds:
+            floor = self._floors.get(feed, _TOP)
+            if floor is None or (floor is not _TOP and entry.key >= floor):
+                return True
+        return False
+
+    def _trim(self, candidates: list[str]) -> None:
+        """Raise the floors of what has grown past twice its window, and let go of the entries
+        (among ``candidates`` and those below a raised floor) that nothing keeps in memory."""
+        seqs = self._by_seq
+        start = seqs.bisect_right(self._seq_floor)
+        if len(seqs) - start > 2 * self.recent:
+            floor = min(seqs.keys()[-self.recent - 1], self.durable)
+            if floor > self._seq_floor:
+                candidates += [seqs[s] for s in seqs.irange(self._seq_floor + 1, floor)]
+                self._seq_floor = floor
+        for feed, floor in list(self._floors.items()):
+            keys = self._feeds.get(feed)
+            start = 0 if floor is None or keys is None else keys.bisect_left(floor)
+            if keys is not None and len(keys) - start > 2 * self.window:
+                candidates += [article_id for _, article_id in keys.islice(start, len(keys) - self.window)]
+                self._floors[feed] = keys[-self.window]
+        for article_id in candidates:
+            entry = self._entries.get(article_id)
+            if entry is not None and not self._pinned(entry):
+                self._forget(entry)
+
+    def _keep_window(self, feed: str) -> None:
+        """Have ``feed``'s newest items in memory (read once, then kept up to date); unload the
+        least recently asked feed's window past :attr:`feeds_kept`."""
+        if feed in self._floors:
+            self._floors.move_to_end(feed)
+            return
+        found = self._history.feed_entries(feed, None, self.window)
+        for entry in found:
+            if entry.article_id not in self._entries:  # one in memory is newer or the same
+                self._remember(entry)
+        self._floors[feed] = found[-1].key if len(found) == self.window else None
+        if len(self._floors) > self.feeds_kept:
+            unloaded, _ = self._floors.popitem(last=False)
+            self._trim([article_id for _, article_id in self._feeds.get(unloaded, ())])
+
+    def _feed_walk(self, feed: str, batch: int) -> Iterator[Entry]:
+        """Every entry of ``feed``, newest first: memory down to the floor, then memory merged
+        with the history (an article in memory is never taken from the history)."""
+        newest = (self._entries[article_id] for _, article_id in reversed(self._feeds.get(feed, ())))
+        floor = None if self._history is None else self._floors.get(feed, _TOP)
+        if floor is None:
+            yield from newest
+            return
+        below = None
+        for entry in newest:
+            if floor is _TOP or entry.key < floor:
+                below = entry
+                break
+            yield entry
+        stored = self._stored(lambda after, limit: self._history.feed_entries(feed, after, limit),
+                              None if floor is _TOP else floor, lambda entry: entry.key, batch)
+        rest = newest if below is None else itertools.chain([below], newest)
+        yield from heapq.merge(rest, stored, key=lambda entry: entry.key, reverse=True)
+
+    def _change_walk(self, after: int, upto: int, batch: int = _BATCH) -> Iterator[Entry]:
+        """Every entry whose latest change is in ``(after, upto]``, in cursor order (memory merged
+        with the history below the recent changes kept)."""
+        in_memory = (self._entries[self._by_seq[seq]] for seq in self._by_seq.irange(after + 1, upto))
+        if self._history is None or after >= self._seq_floor:
+            yield from in_memory
+            return
+        top = min(self._seq_floor, upto)
+        stored = self._stored(lambda start, limit: self._history.changed_entries(start, top, limit),
+                              after, lambda entry: entry.seq, batch)
+        yield from heapq.merge(in_memory, stored, key=lambda entry: entry.seq)
+
+    def _stored(self, read: Callable, start, position: Callable[[Entry], object], batch: int) -> Iterator[Entry]:
+        """The entries ``read(start, limit)`` finds, ``batch`` rows first, then twice as many each
+        time (up to :data:`_BATCH`), leaving out those in memory."""
+        while True:
+            found = read(start, batch)
+            yield from (entry for entry in found if entry.article_id not in self._entries)
+            if len(found) < batch:
+                return
+            start, batch = position(found[-1]), min(2 * batch, _BATCH)
 
     # --- queries ------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._counts.get(ALL, 0)  # every article is in the feed "all"
 
     def get(self, article_id: str) -> Entry | None:
-        return self._entries.get(article_id)
+        with self._lock:
+            return self._current(article_id)
+
+    def in_memory(self) -> int:
+        """How many articles the view holds in memory (all of them without a history)."""
+        return len(self._entries)
 
     def feeds(self) -> dict[str, int]:
         """Every feed the view knows, with how many articles (live or not) it indexes."""
         with self._lock:
-            return {name: len(keys) for name, keys in sorted(self._feeds.items()) if keys}
+            return {name: count for name, count in sorted(self._counts.items()) if count}
+
+    def feed_stats(self) -> dict[str, tuple[datetime, int]]:
+        """Every feed ever known (empty ones too), with its last change and article count (for the store)."""
+        with self._lock:
+            return {name: (self._feed_changed[name], count) for name, count in self._counts.items()}
 
     def feed_changed(self, feed: str) -> datetime | None:
         """When an article last entered, changed in or left ``feed`` (embargo endings aside)."""
@@ -318,8 +496,9 @@ class FeedView:
         """The newest ``limit`` items of ``feed`` that ``audience`` may see at ``now``, newest first."""
         out: list[Entry] = []
         with self._lock:
-            for _, article_id in reversed(self._feeds.get(feed, ())):
-                entry = self._entries[article_id]
+            if self._history is not None and self._counts.get(feed):
+                self._keep_window(feed)
+            for entry in self._feed_walk(feed, limit):
                 if (entry.dead and not include_dead) or (entry.embargoed(now) and not audience.embargoed):
                     continue
                 out.append(entry)
@@ -339,18 +518,16 @@ class FeedView:
                 raise ValueError(f"since: cursor {cursor} is not between 0 and the current cursor {self.durable}")
             out: list[Entry] = []
             next_cursor = self.durable
-            for seq in self._by_seq.irange(cursor + 1, self.durable):
-                entry = self._entries[self._by_seq[seq]]
+            for entry in self._change_walk(cursor, self.durable, limit):
                 if (entry.held and not audience.embargoed) or not audience.may_see(entry):
                     continue  # a held item comes back with a new cursor value when it is lifted
                 out.append(entry)
                 if len(out) == limit:
-                    next_cursor = seq
+                    next_cursor = entry.seq
                     break
             return out, next_cursor
 
     def snapshot(self) -> list[Entry]:
-        """Every entry, in cursor order (for persistence and tests)."""
+        """Every entry, in cursor order (for tests; with a history, read from it too)."""
         with self._lock:
-            return [self._entries[a] for a in self._by_seq.values()]
-
+            return list(self._change_walk(-1, sys.maxsize))
