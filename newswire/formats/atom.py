@@ -18,6 +18,7 @@ Written as text (:mod:`newswire.formats.markup`), in the bytes lxml would make o
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Sequence
 
@@ -67,8 +68,7 @@ def _entry(story: Story) -> str:
     parts += [element("link", rel="enclosure", type=picture.media_type, href=picture.url, title=picture.caption)
               for picture in story.pictures]
     parts += [element("category", term=category) for category in story.categories]
-    parts += [element("category", term=subject.code, scheme=subject.scheme, label=subject.name)
-              for subject in story.subjects]
+    parts += [_subject(subject.code, subject.scheme, subject.name) for subject in story.subjects]
     summary = " ".join(filter(None, (story.notice, story.summary)))
     if summary:
         parts.append(element("summary", summary))
@@ -79,6 +79,12 @@ def _entry(story: Story) -> str:
         parts.append(element("rights", story.copyright_notice))
     parts.append("</entry>")
     return "".join(parts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _subject(code: str, scheme: str | None, name: str | None) -> str:
+    """The ``category`` of a concept (most are from a vocabulary, so their markup is kept)."""
+    return element("category", term=code, scheme=scheme, label=name)
 
 
 def _tombstone(story: Story) -> str:
