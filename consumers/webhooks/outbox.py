@@ -211,9 +211,24 @@ def partners_with_event(db: Db, event_id: str) -> set[str]:
 
 def event_status(db: Db, partner_id: str, event_id: str) -> str | None:
     """``pending`` (a delivery of it is), ``had`` (delivered or dead, none pending) or None."""
-    pending, rows = db.execute("SELECT max(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), count(*) FROM deliveries"
-                               " WHERE partner_id = ? AND event_id = ?", (partner_id, event_id)).fetchone()
-    return "pending" if pending else ("had" if rows else None)
+    return event_statuses(db, partner_id, [event_id]).get(event_id)
+
+
+#: ids in one ``IN (...)`` of the look-ups below
+_CHUNK = 500
+
+
+def event_statuses(db: Db, partner_id: str, event_ids: list[str]) -> dict[str, str]:
+    """:func:`event_status` of each of ``event_ids`` that the partner has a delivery of, in a
+    query per :data:`_CHUNK` ids (the others are missing from the answer)."""
+    found: dict[str, str] = {}
+    for start in range(0, len(event_ids), _CHUNK):
+        chunk = event_ids[start:start + _CHUNK]
+        rows = db.execute(f"SELECT event_id, max(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) FROM deliveries"
+                          f" WHERE partner_id = ? AND event_id IN ({','.join('?' * len(chunk))}) GROUP BY event_id",
+                          (partner_id, *chunk)).fetchall()
+        found.update((event_id, "pending" if pending else "had") for event_id, pending in rows)
+    return found
 
 
 @dataclass(frozen=True)
@@ -231,20 +246,35 @@ class ArticleState:
         return self.newest is not None and (version < self.newest or (self.killed and version > self.newest))
 
 
+#: what a partner has of an article that it has no delivery of
+NOTHING = ArticleState(History(max_version=None, killed=False), None, False)
+
+
 def article_state(db: Db, partner_id: str, article_id: str) -> ArticleState:
-    version, killed, newest, newest_killed = db.execute(
-        f"SELECT max(version), {_KILLED}, max(CASE WHEN status != 'dead' THEN version END),"
-        " max(CASE WHEN status != 'dead' AND event_type = 'killed' THEN 1 ELSE 0 END)"
-        " FROM deliveries WHERE partner_id = ? AND article_id = ?",
-        (partner_id, article_id)).fetchone()
-    return ArticleState(History(max_version=version, killed=bool(killed)), newest, bool(newest_killed))
+    return article_states(db, partner_id, [article_id])[article_id]
+
+
+def article_states(db: Db, partner_id: str, article_ids: list[str]) -> dict[str, ArticleState]:
+    """:func:`article_state` of each of ``article_ids``, in a query per :data:`_CHUNK` ids."""
+    found = dict.fromkeys(article_ids, NOTHING)
+    for start in range(0, len(article_ids), _CHUNK):
+        chunk = article_ids[start:start + _CHUNK]
+        rows = db.execute(
+            f"SELECT article_id, max(version), {_KILLED}, max(CASE WHEN status != 'dead' THEN version END),"
+            " max(CASE WHEN status != 'dead' AND event_type = 'killed' THEN 1 ELSE 0 END)"
+            f" FROM deliveries WHERE partner_id = ? AND article_id IN ({','.join('?' * len(chunk))})"
+            " GROUP BY article_id", (partner_id, *chunk)).fetchall()
+        for article_id, version, killed, newest, newest_killed in rows:
+            found[article_id] = ArticleState(History(max_version=version, killed=bool(killed)), newest,
+                                             bool(newest_killed))
+    return found
 
 
 def pending_among(db: Db, partner_id: str, event_ids: list[str]) -> int:
     """How many deliveries of these events to the partner are still pending."""
     count = 0
-    for start in range(0, len(event_ids), 500):
-        chunk = event_ids[start:start + 500]
+    for start in range(0, len(event_ids), _CHUNK):
+        chunk = event_ids[start:start + _CHUNK]
         count += db.execute(f"SELECT count(*) FROM deliveries WHERE partner_id = ? AND status = 'pending'"
                             f" AND event_id IN ({','.join('?' * len(chunk))})", (partner_id, *chunk)).fetchone()[0]
     return count
