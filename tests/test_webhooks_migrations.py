@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 
 from newswire.config import Settings
-from newswire.consumers.webhooks import dialect, outbox, partners, signing, store
+from newswire.consumers.webhooks import dialect, ordering, outbox, partners, pull, signing, store
 from tests.conftest import STORES
 
 #: partners.disabled_at; a payload per delivery, no bodies table, no paused_until
 BEFORE_BODIES = 2
 #: bodies, paused_until, outbox_changed_at; no pushers / partner_leases
 BEFORE_LEASES = 4
+#: pushers and partner_leases; no partners.mode / ordering / strict_skipped, deliveries.pulled_at, attempts.via
+BEFORE_CURSOR = 5
 
 
 @pytest.fixture(params=STORES)
@@ -140,6 +142,46 @@ def test_a_state_before_leases_is_upgraded_in_place_with_its_data(state: Setting
     assert [(d.seq, outbox.payload(db, d.id)) for d in outbox.pending_after(db, 0, limit=10)] == [(2, b'{"seq": 2}')]
     assert partners.next_seqs(db, ["acme"]) == {"acme": 3}
     db.execute("INSERT INTO partner_leases (partner_id, owner, expires_at) VALUES ('acme', '', 0)")
+    db.close()
+
+
+def test_a_state_before_pull_and_strict_order_is_upgraded_in_place_with_its_data(state: Settings) -> None:
+    db = _raw(state)
+    store.migrate(db, to=BEFORE_CURSOR)
+    now = time.time()
+    db.execute("INSERT INTO partners (id, name, url, format, filters, concurrency, rate_limit, enabled,"
+               " secrets, allow_cidrs, next_seq, created_at, updated_at) VALUES"
+               " ('acme', 'Acme', 'https://acme.example/hook', 'ninjs', '{}', 4, 0, 1, ?, '[]', 4, ?, ?)",
+               (json.dumps([signing.new_secret()]), now, now))
+    db.execute("INSERT INTO events (event_id, article_id, version, event_type, avro) VALUES"
+               " ('e1', 'a1', 1, 'published', ?)", (b"avro",))
+    body = db.execute("INSERT INTO bodies (event_id, head, tail) VALUES ('e1', ?, ?) RETURNING id",
+                      (b'{"sequence":', b"}")).fetchone()[0]
+    db.executemany("INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
+                   " content_type, body_id, status, tries, next_attempt_at, created_at, last_error) VALUES"
+                   " ('acme', 'e1', 'a1', 1, 'published', ?, 'application/json', ?, ?, ?, ?, ?, ?)",
+                   [(1, body, "delivered", 1, now, now, None), (2, body, "pending", 0, now, now, None),
+                    (3, body, "dead", 8, now, now, "HTTP 500")])
+    db.execute("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt, at,"
+               " status_code, duration_ms, outcome) VALUES (1, 'acme', 'e1', 'a1', 1, 1, 1, ?, 200, 3.5, 'delivered')",
+               (now,))
+    db.close()
+
+    db = store.connect(state)
+
+    assert store.schema_version(db) == store.VERSION
+    partner = partners.get(db, "acme")
+    assert (partner.mode, partner.ordering, partner.concurrency) == ("push", "article", 4)  # as before the upgrade
+    assert [tuple(r) for r in db.execute("SELECT seq, via FROM attempts")] == [(1, "push")]
+    assert pull.first_unacknowledged(db, "acme") == 2
+    assert ordering.held_reason(db, partner) is None  # not strict
+    strict = partners.update(db, "acme", ordering="strict", mode="pull")
+    assert "seq 3 is dead (HTTP 500)" in ordering.held_reason(db, strict)
+    page = pull.changes(db, "acme", after=None, limit=10)  # the cursor goes on from the first not delivered
+    assert [(c.seq, c.body) for c in page.changes] == [(2, b'{"sequence":2}'), (3, b'{"sequence":3}')]
+    assert pull.changes(db, "acme", after=3, limit=10).acknowledged == [2, 3]
+    assert [tuple(r) for r in db.execute("SELECT seq, via FROM attempts ORDER BY id")] == [
+        (1, "push"), (2, "pull"), (3, "pull")]
     db.close()
 
 

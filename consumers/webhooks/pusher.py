@@ -326,6 +326,7 @@ class Dispatcher:
             log.warning("strict_line_held", partner=state.partner.id, seq=held.seq, reason=held.reason())
         state.line.held_at = held.seq if held else None
         state.reoffer()
+        self.runnable[state.partner.id] = None
 
     def follow_leases(self) -> None:
         """Take on the partners whose lease this pusher got (with what they have pending), and
