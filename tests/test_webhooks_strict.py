@@ -5,13 +5,14 @@ line, and so does a dead one, until it is redriven or skipped. Real broker, real
 from __future__ import annotations
 
 import random
+import signal
 import time
 
 from newswire import corpus
 from newswire.consumers.webhooks import pusher
 from newswire.consumers.webhooks.signing import new_secret
 from tests.conftest import on_each_store
-from tests.webhooks_support import PartnerServer, cli, config, publish, query, register, wait_for
+from tests.webhooks_support import PartnerServer, cli, config, publish, pusher_process, query, register, wait_for
 
 #: these tests exercise the store: they run on SQLite and on PostgreSQL
 settings = on_each_store()
@@ -31,8 +32,8 @@ def _first_request_at(server: PartnerServer, seq: int) -> float:
     return min(r.at for r in server.snapshot() if r.seq == seq)
 
 
-def _status(settings, seq: int) -> str | None:
-    rows = query(settings, "SELECT status FROM deliveries WHERE seq = ?", seq)
+def _status(settings, seq: int, partner_id: str = "acme") -> str | None:
+    rows = query(settings, "SELECT status FROM deliveries WHERE partner_id = ? AND seq = ?", partner_id, seq)
     return rows[0][0] if rows else None
 
 
@@ -102,3 +103,36 @@ def test_skip_is_for_a_strict_partner(settings):
     register(settings, "acme", server)
     refused = cli(settings, "deliveries", "skip", "--partner", "acme", "--through", "3", ok=False)
     assert refused.exit_code == 1 and "ordering article" in refused.output
+
+
+def test_a_line_held_by_a_dead_delivery_stays_held_across_a_kill_9_of_the_pusher(settings, tmp_path):
+    up = {"seq 2": False}
+    server = PartnerServer([new_secret()], lambda n, r: 500 if r.headers["newswire-sequence"] == "2"
+                           and not up["seq 2"] else 200).start()
+    _strict(settings, server)
+    other = PartnerServer([new_secret()]).start()
+    register(settings, "other", other)
+    log = tmp_path / "pusher.log"
+    process = pusher_process(settings, log, NEWSWIRE_WEBHOOK_SCHEDULE="0,0.2,0.2")
+    try:
+        stories = _stories(5)
+        publish(settings, stories[:4])
+        wait_for(lambda: _status(settings, 2) == "dead", "seq 2 dead", timeout_s=60)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        process = pusher_process(settings, log, NEWSWIRE_WEBHOOK_SCHEDULE="0,0.2,0.2")
+        publish(settings, stories[4:])
+        wait_for(lambda: len(other.ok()) == 5, "the restarted pusher sending to the other partner", timeout_s=60)
+        assert {r.seq for r in server.snapshot()} == {1, 2}  # still held: nothing past the dead 2
+        up["seq 2"] = True
+        cli(settings, "deliveries", "redrive", "--partner", "acme")
+        wait_for(lambda: _status(settings, 5) == "delivered", "seq 5 delivered", timeout_s=60)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        server.stop()
+        other.stop()
+    assert process.returncode == 0, log.read_text()[-3000:]
+    assert [r.seq for r in server.ok()] == [1, 2, 3, 4, 5]
+    arrived = [r.seq for r in server.snapshot()]
+    assert arrived == sorted(arrived)

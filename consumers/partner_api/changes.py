@@ -18,7 +18,7 @@ from newswire.consumers.webhooks import ordering, pull, ssrf
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.partners import MODES, ORDERINGS
 
-STORE = web.AppKey("pull_store", pull.Store)
+STORE = web.AppKey("pull_store", pull.AsyncStore)
 WATCH = web.AppKey("pull_watch", pull.Watch)
 #: the installation's private networks an endpoint may be on (NEWSWIRE_WEBHOOK_ALLOW_CIDRS)
 ALLOW = web.AppKey("pull_allow", tuple)
@@ -128,7 +128,7 @@ def add_routes(app: web.Application, ctx: Any) -> None:
     installation's Settings and WebhookConfig)."""
     app[ALLOW] = tuple(ctx.config.allow_cidrs)
     async def open_store(app: web.Application):
-        app[STORE] = pull.Store(ctx.settings)
+        app[STORE] = pull.AsyncStore(ctx.settings)
         app[WATCH] = pull.Watch(app[STORE])
         await app[WATCH].start()
         yield

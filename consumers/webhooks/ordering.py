@@ -45,8 +45,9 @@ def hold(db: Db, partner_id: str) -> Hold | None:
 
 
 def held_reason(db: Db, partner: Partner) -> str | None:
-    """Why a strict partner's line is held (None: it is not, or the partner is not strict)."""
-    held = hold(db, partner.id) if partner.strict else None
+    """Why a strict partner's pushes are held (None: they are not, or the partner is not strict, or
+    pulls: a pull hands a dead delivery out like any other)."""
+    held = hold(db, partner.id) if partner.strict and partner.pushed else None
     return held.reason() if held else None
 
 

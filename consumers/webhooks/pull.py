@@ -173,7 +173,7 @@ def first_unacknowledged(db: Db, partner_id: str) -> int | None:
                       (partner_id,)).fetchone()[0]
 
 
-class Store:
+class AsyncStore:
     """The webhook state for asyncio handlers: each call in a worker thread with a connection of
     its own (opened on the thread's first call)."""
 
@@ -218,7 +218,7 @@ class Watch:
     """Wakes the long polls of a process when their partner gets a delivery: one look at the
     outbox every :data:`WATCH_S` while anyone waits, whatever the number of waiting clients."""
 
-    def __init__(self, db: Store, *, every_s: float = WATCH_S):
+    def __init__(self, db: AsyncStore, *, every_s: float = WATCH_S):
         self.db = db
         self.every_s = every_s
         self.waiting: dict[str, asyncio.Event] = {}
@@ -265,7 +265,7 @@ class Watch:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-async def long_poll(db: Store, watch: Watch, partner_id: str, *, after: int | None, limit: int,
+async def long_poll(db: AsyncStore, watch: Watch, partner_id: str, *, after: int | None, limit: int,
                     wait_s: float) -> Page:
     """:func:`changes`, waiting up to ``wait_s`` for something to hand out if there is nothing yet."""
     deadline = time.monotonic() + min(wait_s, MAX_WAIT_S)

@@ -14,6 +14,9 @@ a restart, even after kill -9, resumes every retry where it was, with the same
 ``webhook-id``. A drop-folder partner (``file:///dir``) goes through the same dispatcher; its
 transport writes files.
 
+A partner that pulls its deliveries (:mod:`.pull`) has none in the schedule; a strict
+partner's go one at a time by number (:mod:`.ordering`).
+
 On SQLite (one pusher per file) the dispatcher sends for every partner. Pushers sharing a
 PostgreSQL state each keep in their schedule, and send for, only the partners they hold the
 lease of (:mod:`.leases`); every pusher's Kafka side queues for every partner.
@@ -322,7 +325,7 @@ class Dispatcher:
         if state.line is None:
             return
         held = ordering.hold(self.db, state.partner.id)
-        if (held.seq if held else None) != state.line.held_at and held is not None:
+        if held is not None and held.seq != state.line.held_at:
             log.warning("strict_line_held", partner=state.partner.id, seq=held.seq, reason=held.reason())
         state.line.held_at = held.seq if held else None
         state.reoffer()
