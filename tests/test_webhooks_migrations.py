@@ -117,18 +117,25 @@ def test_a_state_before_bodies_is_upgraded_in_place_with_its_data(state: Setting
     again.close()
 
 
+def _partner_with_a_body(db: dialect.Db, *, concurrency: int, next_seq: int, head: bytes, **columns) -> int:
+    """Partner acme (enabled, with ``columns`` its schema has), event e1 and a body of it; the body's id."""
+    now = time.time()
+    names = "".join(f", {name}" for name in columns)
+    db.execute("INSERT INTO partners (id, name, url, format, filters, concurrency, rate_limit, enabled, secrets,"
+               f" allow_cidrs, next_seq, created_at, updated_at{names}) VALUES ('acme', 'Acme',"
+               f" 'https://acme.example/hook', 'ninjs', '{{}}', ?, 0, 1, ?, '[]', ?, ?, ?{', ?' * len(columns)})",
+               (concurrency, json.dumps([signing.new_secret()]), next_seq, now, now, *columns.values()))
+    db.execute("INSERT INTO events (event_id, article_id, version, event_type, avro) VALUES"
+               " ('e1', 'a1', 1, 'published', ?)", (b"avro",))
+    return db.execute("INSERT INTO bodies (event_id, head, tail) VALUES ('e1', ?, ?) RETURNING id",
+                      (head, b"}")).fetchone()[0]
+
+
 def test_a_state_before_leases_is_upgraded_in_place_with_its_data(state: Settings) -> None:
     db = _raw(state)
     store.migrate(db, to=BEFORE_LEASES)
     now = time.time()
-    db.execute("INSERT INTO partners (id, name, url, format, filters, concurrency, rate_limit, enabled,"
-               " secrets, allow_cidrs, next_seq, created_at, updated_at, paused_until) VALUES"
-               " ('acme', 'Acme', 'https://acme.example/hook', 'ninjs', '{}', 1, 0, 1, ?, '[]', 3, ?, ?, ?)",
-               (json.dumps([signing.new_secret()]), now, now, now + 60))
-    db.execute("INSERT INTO events (event_id, article_id, version, event_type, avro) VALUES"
-               " ('e1', 'a1', 1, 'published', ?)", (b"avro",))
-    body = db.execute("INSERT INTO bodies (event_id, head, tail) VALUES ('e1', ?, ?) RETURNING id",
-                      (b'{"seq": ', b"}")).fetchone()[0]
+    body = _partner_with_a_body(db, concurrency=1, next_seq=3, head=b'{"seq": ', paused_until=now + 60)
     db.executemany("INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
                    " content_type, body_id, status, next_attempt_at, created_at) VALUES"
                    " ('acme', 'e1', 'a1', 1, 'published', ?, 'application/json', ?, ?, ?, ?)",
@@ -149,14 +156,7 @@ def test_a_state_before_pull_and_strict_order_is_upgraded_in_place_with_its_data
     db = _raw(state)
     store.migrate(db, to=BEFORE_CURSOR)
     now = time.time()
-    db.execute("INSERT INTO partners (id, name, url, format, filters, concurrency, rate_limit, enabled,"
-               " secrets, allow_cidrs, next_seq, created_at, updated_at) VALUES"
-               " ('acme', 'Acme', 'https://acme.example/hook', 'ninjs', '{}', 4, 0, 1, ?, '[]', 4, ?, ?)",
-               (json.dumps([signing.new_secret()]), now, now))
-    db.execute("INSERT INTO events (event_id, article_id, version, event_type, avro) VALUES"
-               " ('e1', 'a1', 1, 'published', ?)", (b"avro",))
-    body = db.execute("INSERT INTO bodies (event_id, head, tail) VALUES ('e1', ?, ?) RETURNING id",
-                      (b'{"sequence":', b"}")).fetchone()[0]
+    body = _partner_with_a_body(db, concurrency=4, next_seq=4, head=b'{"sequence":')
     db.executemany("INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
                    " content_type, body_id, status, tries, next_attempt_at, created_at, last_error) VALUES"
                    " ('acme', 'e1', 'a1', 1, 'published', ?, 'application/json', ?, ?, ?, ?, ?, ?)",

@@ -20,6 +20,7 @@ from newswire.consumers.webhooks.partners import Partner
 from newswire.consumers.webhooks.signing import new_secret
 from tests.conftest import on_each_store
 from tests.pull_support import pull_api
+from tests.test_partner_guide import python_verify
 from tests.webhooks_support import LOOPBACK, PartnerServer, cli, config, publish, query, register, wait_for
 
 #: these tests exercise the store: they run on SQLite and on PostgreSQL
@@ -131,8 +132,10 @@ def test_a_pull_partner_gets_its_deliveries_signed_as_pushes_and_they_count_once
 
     assert [c["seq"] for c in got] == [1, 2, 3, 4]
     assert sorted(c["event_id"] for c in got) == sorted(str(e["event_id"]) for e in events)
+    guide_verify = python_verify()  # the partner guide's own snippet
     for change in got:
         Webhook(partner.secrets[0]).verify(change["body"].encode(), change["headers"])
+        assert guide_verify(partner.secrets[0], change["headers"], change["body"].encode())
         assert change["headers"]["newswire-sequence"] == str(change["seq"])
         assert f'"sequence":{change["seq"]},' in change["body"]
     assert done["acknowledged"] == 4 and done["changes"] == [] and done["last_seq"] == 4 and not done["more"]

@@ -134,10 +134,11 @@ def changes(db: Db, partner_id: str, *, after: int | None, limit: int, now: floa
     acknowledged = [] if after is None else outbox.acknowledge_pulled(db, partner.id, after, now)
     if acknowledged:
         log.info("pull_acknowledged", partner=partner.id, through_seq=after, count=len(acknowledged))
-    with outbox.transaction(db):
-        rows = _pageable(partner, limit + 1, now, db)
-        page, more = rows[:limit], len(rows) > limit
-        outbox.mark_pulled(db, [row["id"] for row in page], now)
+    rows = _pageable(partner, limit + 1, now, db)
+    page, more = rows[:limit], len(rows) > limit
+    if page:
+        with outbox.transaction(db):
+            outbox.mark_pulled(db, [row["id"] for row in page], now)
     bodies = outbox.bodies(db, {row["body_id"] for row in page})
     handed = []
     for row in page:
@@ -257,7 +258,7 @@ class Watch:
             for partner_id in queued:
                 if (event := self.waiting.pop(partner_id, None)) is not None:
                     event.set()
-        self.waiting = {pid: e for pid, e in self.waiting.items() if not e.is_set()}
+        self.waiting.clear()  # nobody waits on any of them now
 
     async def close(self) -> None:
         if self._task is not None:
