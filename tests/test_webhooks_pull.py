@@ -145,20 +145,22 @@ def test_a_pull_partner_gets_its_deliveries_signed_as_pushes_and_they_count_once
 
 def test_a_long_poll_answers_within_a_second_of_a_publish(settings):
     _pull_partner(settings)
-    answers: list[tuple[float, dict]] = []
+    stories = _stories(2)
+    answers: list[dict] = []
     with pusher.Running(settings, config()), pull_api(settings, "acme") as api:
-        assert api.changes(wait=0)["changes"] == []
-        polling = threading.Thread(target=lambda: answers.append((0.0, api.changes(wait=30))))
+        publish(settings, stories[:1])  # the pusher's Kafka side is up and consuming once this one is here
+        assert [c["seq"] for c in api.changes(wait=30)["changes"]] == [1]
+        polling = threading.Thread(target=lambda: answers.append(api.changes(after=1, wait=30)))
         started = time.time()
         polling.start()
         wait_for(lambda: api.waiting() == 1, "the poll waiting")
-        publish(settings, _stories(1))
+        publish(settings, stories[1:])
         published = time.time()
         polling.join(35)
         answered = time.time()
 
-    assert answers and [c["seq"] for c in answers[0][1]["changes"]] == [1]
-    queued_at = query(settings, "SELECT created_at FROM deliveries")[0][0]
+    assert answers and [c["seq"] for c in answers[0]["changes"]] == [2] and answers[0]["acknowledged"] == 1
+    queued_at = query(settings, "SELECT created_at FROM deliveries WHERE seq = 2")[0][0]
     assert answered - published < 1.0, f"answered {answered - published:.2f} s after the publish"
     assert answered - queued_at < 1.0
     assert published - started < 30  # it was a poll that waited, not one that timed out
