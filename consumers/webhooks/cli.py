@@ -142,7 +142,7 @@ def _shown(partner: Partner, *, secrets: bool, db: Db) -> dict:
 def _show(partner: Partner, *, secrets: bool, db: Db) -> None:
     next_seq = _last_seq(db, partner.id) + 1
     state = "enabled" if partner.enabled else f"DISABLED ({partner.disabled_reason or 'by an operator'})"
-    click.echo(f"id:            {partner.id}\nname:          {partner.name}\nurl:           {partner.url}\n"
+    click.echo(f"id:            {partner.id}\nname:          {partner.name}\nurl:           {partner.url or '-'}\n"
                f"format:        {partner.format} ({partner.content_type})\nstate:         {state}\n"
                f"subscription:  {partner.subscription.describe()}\n"
                f"limits:        concurrency={partner.concurrency} rate_limit="
