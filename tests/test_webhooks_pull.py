@@ -78,6 +78,25 @@ def test_asking_after_n_acknowledges_only_what_a_pull_handed_out(settings):
     db.close()
 
 
+def test_an_attempt_recorded_after_the_partner_acknowledged_by_pull_leaves_it_delivered(settings):
+    """A push in flight when the partner switched to pull ends after the pull's acknowledgement."""
+    _pull_partner(settings)
+    db = store.connect(settings)
+    _queue(db, "acme", "a-1")
+    in_flight = outbox.pending_after(db, 0, limit=1)[0]  # as the dispatcher holds it
+    pull.changes(db, "acme", after=None, limit=10)
+    pull.changes(db, "acme", after=1, limit=10)
+
+    outbox.record(db, [(in_flight, outbox.Attempt(status_code=500, duration_ms=5.0, error="HTTP 500",
+                                                  outcome="retry", next_attempt_at=time.time() + 5), time.time())])
+
+    assert db.execute("SELECT status FROM deliveries").fetchone()[0] == "delivered"
+    assert [tuple(r) for r in db.execute("SELECT outcome, via FROM attempts ORDER BY id")] == [
+        ("delivered", "pull"), ("retry", "push")]
+    assert pull.changes(db, "acme", after=1, limit=10).changes == []  # not handed out again
+    db.close()
+
+
 def test_an_embargoed_story_waits_for_its_time_and_holds_its_later_versions_but_not_other_stories(settings):
     _pull_partner(settings)
     db = store.connect(settings)
@@ -204,7 +223,7 @@ def test_moving_push_to_pull_to_push_mid_stream_misses_nothing_and_repeats_only_
         with pusher.Running(settings, config()), pull_api(settings, "acme") as api:
             publish(settings, _stories(10))
             wait_for(lambda: len(server.ok()) >= 4, "some pushes")
-            assert api.set_mode(mode="pull").status_code == 200
+            cli(settings, "partners", "update", "acme", "--mode", "pull")  # the operator (or the partner's PUT)
             publish(settings, _stories(10, first=11))
             after, deadline = None, time.monotonic() + 60
             while not set(range(1, 21)) <= {c["seq"] for c in pulled} | {r.seq for r in server.ok()}:

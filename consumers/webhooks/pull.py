@@ -161,9 +161,9 @@ def switch(db: Db, partner_id: str, *, mode: str | None = None, ordering: str | 
     partner = registry.get(db, partner_id)
     if after is not None and not partner.pushed:
         outbox.acknowledge_pulled(db, partner_id, after, time.time())
-    changes = {k: v for k, v in (("mode", mode), ("ordering", ordering)) if v is not None}
-    if changes:
-        partner = registry.update(db, partner_id, allow=allow, **changes)
+    fields = {k: v for k, v in (("mode", mode), ("ordering", ordering)) if v is not None}
+    if fields:
+        partner = registry.update(db, partner_id, allow=allow, **fields)
         log.info("partner_mode_changed", partner=partner_id, mode=partner.mode, ordering=partner.ordering)
     return partner
 
