@@ -64,10 +64,16 @@ class PullClient:
         return self.app[changes.WATCH].waiters
 
 
+def stand_in_app(settings: Settings) -> web.Application:
+    """The pull routes behind the stand-in authentication (the partner named by a header)."""
+    app = web.Application(middlewares=[_partner_from_header])
+    changes.add_routes(app, SimpleNamespace(settings=settings, config=config()))
+    return app
+
+
 @contextlib.contextmanager
 def pull_api(settings: Settings, partner: str) -> Iterator[PullClient]:
     """The pull routes served on 127.0.0.1 until the block ends, and a client for ``partner``."""
-    app = web.Application(middlewares=[_partner_from_header])
-    changes.add_routes(app, SimpleNamespace(settings=settings, config=config()))
+    app = stand_in_app(settings)
     with serving(app) as base, requests.Session() as http:
         yield PullClient(base, partner, http, app)

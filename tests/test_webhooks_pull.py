@@ -251,3 +251,18 @@ def test_moving_push_to_pull_to_push_mid_stream_misses_nothing_and_repeats_only_
     assert vias == {"push", "pull"}
     delivered = query(settings, "SELECT DISTINCT seq FROM attempts WHERE outcome = 'delivered'")
     assert sorted(r[0] for r in delivered) == list(range(1, total + 1))  # every number has its receipt
+
+
+def test_a_stopping_server_answers_its_waiting_polls_at_once(settings):
+    _pull_partner(settings)
+    answers: list[dict] = []
+    with pull_api(settings, "acme") as api:
+        polling = threading.Thread(target=lambda: answers.append(api.changes(wait=30)))
+        polling.start()
+        wait_for(lambda: api.waiting() == 1, "the poll waiting")
+        stopping = time.monotonic()
+    stopped_in = time.monotonic() - stopping
+    polling.join(10)
+    assert answers == [{"partner": "acme", "after": None, "acknowledged": 0, "changes": [], "last_seq": None,
+                        "more": False, "next": "/v1/changes"}]
+    assert stopped_in < 10  # not the 30 s of the poll (nor aiohttp's 60 s wait for handlers)

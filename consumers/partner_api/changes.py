@@ -135,7 +135,11 @@ def add_routes(app: web.Application, ctx: Any) -> None:
         await app[WATCH].close()
         app[STORE].close()
 
+    async def stop_waiting(app: web.Application) -> None:
+        app[WATCH].stop_waiting()  # a stopping server does not wait out the long polls
+
     app.cleanup_ctx.append(open_store)
+    app.on_shutdown.append(stop_waiting)
     app.router.add_get("/v1/changes", changes)
     app.router.add_get("/v1/delivery-mode", delivery_mode)
     app.router.add_put("/v1/delivery-mode", set_delivery_mode)

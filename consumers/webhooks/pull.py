@@ -226,6 +226,8 @@ class Watch:
         self.waiters = 0
         self.last_id: int | None = None
         self._task: asyncio.Task | None = None
+        #: the server is stopping: polls answer now with what they have
+        self.stopping = False
 
     async def start(self) -> None:
         """Look at the outbox once (before the first poll: what is queued after this wakes it)."""
@@ -233,6 +235,8 @@ class Watch:
 
     async def wait(self, partner_id: str, timeout_s: float) -> bool:
         """Until a delivery is queued for the partner (True) or ``timeout_s`` passes (False)."""
+        if self.stopping:
+            return False
         event = self.waiting.setdefault(partner_id, asyncio.Event())
         self.waiters += 1
         if self._task is None or self._task.done():
@@ -260,6 +264,12 @@ class Watch:
                     event.set()
         self.waiting.clear()  # nobody waits on any of them now
 
+    def stop_waiting(self) -> None:
+        """The server is stopping: every waiting poll answers at once (an empty page)."""
+        self.stopping = True
+        for event in self.waiting.values():
+            event.set()
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -271,7 +281,7 @@ async def long_poll(db: AsyncStore, watch: Watch, partner_id: str, *, after: int
     """:func:`changes`, waiting up to ``wait_s`` for something to hand out if there is nothing yet."""
     deadline = time.monotonic() + min(wait_s, MAX_WAIT_S)
     page = first = await db.run(changes, partner_id, after=after, limit=limit)
-    while not page.changes and (left := deadline - time.monotonic()) > 0:
+    while not page.changes and not watch.stopping and (left := deadline - time.monotonic()) > 0:
         if page.next_due_at is not None:
             left = min(left, max(0.0, page.next_due_at - time.time()) + 0.01)
         await watch.wait(partner_id, left)
