@@ -73,7 +73,7 @@ async def changes(request: web.Request) -> web.Response:
         page = await pull.long_poll(request.app[STORE], request.app[WATCH], partner_id, after=after, limit=limit,
                                     wait_s=wait_s)
     except pull.NotPulling as exc:
-        return _error(409, "mode", str(exc))
+        return _error(409, exc.field, str(exc))
     last = page.last_seq if page.last_seq is not None else after
     return web.json_response({
         "partner": partner_id, "after": after, "acknowledged": len(page.acknowledged),
@@ -117,7 +117,9 @@ async def set_delivery_mode(request: web.Request) -> web.Response:
     try:
         shown = await request.app[STORE].run(_switched, request["partner_id"], body.get("mode"),
                                               body.get("ordering"), after, request.app[ALLOW])
-    except (ValueError, ssrf.EndpointRefused) as exc:  # back to push without an endpoint URL, or a refused one
+    except ssrf.EndpointRefused as exc:  # back to push, to an endpoint the SSRF guard refuses now
+        return _error(409, "url", str(exc))
+    except ValueError as exc:  # e.g. back to push without an endpoint URL ("url: …")
         field, _, problem = str(exc).partition(": ")
         return _error(409, field, problem or str(exc))
     return web.json_response(shown)
@@ -127,6 +129,7 @@ def add_routes(app: web.Application, ctx: Any) -> None:
     """Mount the pull routes on the partner API's app (``ctx.settings`` and ``ctx.config``, the
     installation's Settings and WebhookConfig)."""
     app[ALLOW] = tuple(ctx.config.allow_cidrs)
+
     async def open_store(app: web.Application):
         app[STORE] = pull.AsyncStore(ctx.settings)
         app[WATCH] = pull.Watch(app[STORE])

@@ -50,7 +50,12 @@ WATCH_S = 0.1
 
 
 class NotPulling(LookupError):
-    """The partner is not in pull mode, or is disabled: a pull would send what the pusher sends."""
+    """The partner is not in pull mode (a pull would hand out what the pusher sends), or is
+    disabled; ``field`` names which (``mode``, ``enabled``)."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(problem)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -120,10 +125,10 @@ def pulling(db: Db, partner_id: str) -> Partner:
     """The partner, if a pull may hand it its deliveries; :class:`NotPulling` (or UnknownPartner) if not."""
     partner = registry.get(db, partner_id)
     if not partner.enabled:
-        raise NotPulling(f"partner {partner_id!r} is disabled ({partner.disabled_reason or 'by an operator'}): "
-                         f"its deliveries are held")
+        raise NotPulling("enabled", f"partner {partner_id!r} is disabled "
+                                    f"({partner.disabled_reason or 'by an operator'}): its deliveries are held")
     if partner.pushed:
-        raise NotPulling(f"partner {partner_id!r} takes pushes (mode push): switch it to mode pull first")
+        raise NotPulling("mode", f"partner {partner_id!r} takes pushes (mode push): switch it to mode pull first")
     return partner
 
 
@@ -176,11 +181,14 @@ def first_unacknowledged(db: Db, partner_id: str) -> int | None:
 
 class AsyncStore:
     """The webhook state for asyncio handlers: each call in a worker thread with a connection of
-    its own (opened on the thread's first call)."""
+    its own (opened on the thread's first call). SQLite has one writer at a time: one thread
+    (several would wait on each other's locks); PostgreSQL: ``workers``. Commits are durable
+    against a crash of the process (``synchronous=NORMAL``, as the pusher's receipts)."""
 
     def __init__(self, settings: Settings, *, workers: int = 4):
         self.settings = settings
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull-store")
+        self._pool = ThreadPoolExecutor(max_workers=workers if store.shared(settings) else 1,
+                                        thread_name_prefix="pull-store")
         self._local = threading.local()
         self._opened: list[Db] = []
         self._lock = threading.Lock()
@@ -188,7 +196,7 @@ class AsyncStore:
     def _db(self) -> Db:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = self._local.db = store.connect(self.settings, synchronous="FULL")
+            db = self._local.db = store.connect(self.settings, synchronous="NORMAL")
             with self._lock:
                 self._opened.append(db)
         return db
