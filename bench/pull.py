@@ -1,8 +1,8 @@
 """The pull transport's long polls at scale: many pull partners waiting on one server.
 
-Registers ``--partners`` partners in mode pull, starts ``newswire webhooks run`` (which queues
-their deliveries) and the pull routes (``consumers/partner_api/changes.py`` behind the tests'
-stand-in authentication, tests/pull_support.py) in a process of their own, and has every partner
+Registers ``--partners`` partners in mode pull, each with a partner API token, starts ``newswire
+webhooks run`` (which queues their deliveries) and ``newswire partner-api serve`` (its token
+check, audit and rate limit, set high here, on every request), and has every partner
 long-poll ``GET /v1/changes?after=<its last>&wait=30`` from this process with aiohttp, polling
 again as soon as it is answered. Then ``--rounds`` times: publishes one story and measures, per
 partner, the time from the publish call to its answer carrying the story; the round's figures
@@ -11,8 +11,7 @@ are the p50, p99 and the last partner. Also the server's CPU seconds and peak RS
 Figures are printed, never asserted. The machine is shared (2 cores, other sessions' suites and
 brokers at once, the clients on the same machine as the server).
 
-Run: ``.venv/bin/python -m bench.pull`` (1,000 partners by default); ``--serve PORT`` is the
-server process it starts.
+Run: ``.venv/bin/python -m bench.pull`` (1,000 partners by default).
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import aiohttp
-from aiohttp import web
 
 from bench.harness import bench_settings, machine, percentile, print_table, temporary_broker
 from bench.push import process_figures, pusher_process
@@ -37,28 +35,30 @@ from newswire import bus, corpus
 from newswire.broker import free_port
 from newswire.config import Settings
 from newswire.consumers.webhooks import partners as registry
+from newswire.consumers.partner_api import tokens
 from newswire.consumers.webhooks import signing, store
-from tests.pull_support import PARTNER_HEADER, stand_in_app
 
 
-async def partner_polls(session: aiohttp.ClientSession, base: str, partner: str, got: dict, stop: asyncio.Event):
+async def partner_polls(session: aiohttp.ClientSession, base: str, partner: str, token: str, got: dict,
+                        stop: asyncio.Event):
     """One partner: long-poll from its last number, note when each number arrived."""
     after = 0
     while not stop.is_set():
         async with session.get(f"{base}/v1/changes", params={"after": after, "wait": 30},
-                               headers={PARTNER_HEADER: partner}) as answer:
+                               headers={"Authorization": f"Bearer {token}"}) as answer:
             page = await answer.json()
         for change in page["changes"]:
             got.setdefault(change["seq"], {})[partner] = time.perf_counter()
         after = page["last_seq"] or after
 
 
-async def rounds(base: str, settings: Settings, partners: list[str], count: int) -> list[list[float]]:
+async def rounds(base: str, settings: Settings, partners: dict[str, str], count: int) -> list[list[float]]:
     got: dict[int, dict[str, float]] = {}
     stop = asyncio.Event()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
-        polls = [asyncio.create_task(partner_polls(session, base, p, got, stop)) for p in partners]
+        polls = [asyncio.create_task(partner_polls(session, base, p, token, got, stop))
+                 for p, token in partners.items()]
         kafka = bus.producer(settings)
         results = []
         try:
@@ -96,22 +96,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--partners", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        web.run_app(stand_in_app(Settings.from_env()), host="127.0.0.1", port=args.serve, print=None)
-        return
     with temporary_broker() as broker, TemporaryDirectory(prefix="newswire-bench-pull-") as home:
         settings = bench_settings(broker, Path(home) / "home")
         db = store.connect(settings)
-        partners = [f"p{n:04d}" for n in range(args.partners)]
         secret = signing.new_secret()
-        for partner in partners:
-            registry.add(db, registry.Partner(id=partner, name=partner, url="", mode="pull", secrets=(secret,)))
+        partners = {}
+        for n in range(args.partners):
+            partner = registry.add(db, registry.Partner(id=f"p{n:04d}", name=f"P{n}", url="", mode="pull",
+                                                        secrets=(secret,)))
+            partners[partner.id] = tokens.issue(db, partner.id).token
         db.close()
         port = free_port()
         env = {**os.environ, **settings.to_env()}
-        server = subprocess.Popen([sys.executable, "-m", "bench.pull", "--serve", str(port)], env=env,
+        server = subprocess.Popen([sys.executable, "-m", "newswire.cli", "--log-level", "WARNING", "partner-api",
+                                   "serve", "--port", str(port), "--rate-limit", "1000000/minute"], env=env,
                                   stdout=(Path(home) / "server.log").open("w"), stderr=subprocess.STDOUT)
         pusher = pusher_process(settings, Path(home) / "pusher.log")
         try:

@@ -20,12 +20,16 @@ need_system_packages() {
   [ "${1:-}" = test ] && ! command -v node >/dev/null && missing+=(nodejs)
   [ "${1:-}" = test ] && ! command -v promtool >/dev/null && missing+=(prometheus)
   [ "${1:-}" = test ] && ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null && missing+=(postgresql)
-  if ((${#missing[@]})); then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      apt-get update -qq && apt-get install -y -qq "${missing[@]}"
-    else
-      echo "newswire needs ${missing[*]}: install them and run again" >&2; exit 1
-    fi
+  ((${#missing[@]})) && install_system_packages "${missing[@]}"
+  return 0
+}
+
+# Debian packages by name, from fresh package lists (a fresh machine's may be empty or stale).
+install_system_packages() {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
+  else
+    echo "newswire needs $*: install them and run again" >&2; exit 1
   fi
 }
 
@@ -68,7 +72,7 @@ case "${1:-}" in
     # cpu_budget are left out: the library alone makes a waiting consumer use 10x the CPU.
     setup test
     shift
-    command -v faketime >/dev/null || { apt-get install -y -qq faketime >/dev/null; }
+    command -v faketime >/dev/null || install_system_packages faketime
     offset=${NEWSWIRE_TEST_CLOCK:-+365d}
     preload=$("$VENV/bin/python" -c 'import libfaketime, pathlib; print(next(pathlib.Path(libfaketime.__file__).parent.glob("vendor/libfaketime/src/libfaketime.so.1")))')
     debian_preload=$(ls /usr/lib/*/faketime/libfaketime.so.1 | head -1)

@@ -186,13 +186,15 @@ def topics_list(ctx: click.Context, as_json: bool) -> None:
 # --- commands of the parts ---------------------------------------------------------------
 # Each part defines its commands in its own module, imported only when one of its commands runs
 # (or `newswire --help` lists them): a call pays for the imports of its verb, not of all of them.
-# `partners` comes from the replay part's module, which adds `partners backfill` and `enable`.
+# `partners` comes through the partner API's module (`partners token`), which imports the replay
+# part's (`partners backfill` and `enable`).
 LAZY_COMMANDS = {
     "publish": "newswire.producers.publish:publish_command",
     "ingest": "newswire.producers.ingest_api:ingest",
     "archive": "newswire.consumers.archive.cli:archive",
     "replay": "newswire.consumers.replay.cli:replay",
-    "partners": "newswire.consumers.replay.cli:partners_group",
+    "partners": "newswire.consumers.partner_api.cli:partners_group",
+    "partner-api": "newswire.consumers.partner_api.cli:partner_api",
     "deliveries": "newswire.consumers.webhooks.cli:deliveries_group",
     "webhooks": "newswire.consumers.webhooks.cli:webhooks_group",
     "status": "newswire.status.cli:status",

@@ -43,6 +43,7 @@ class Ports:
     ingest: int = 8080
     feeds: int = 8081
     status: int = 8088
+    partner_api: int = 8089
     demo_partner: int = 8090
     #: consumers serve /metrics on metrics_base + 1, + 2, …; 0: not served
     metrics_base: int = 9100
@@ -66,13 +67,14 @@ def services(settings: Settings, ports: Ports, ingest_token: str, status_token: 
         Service("status", newswire_command("status", "serve", "--port", str(ports.status),
                                            "--feeds-url", f"http://127.0.0.1:{ports.feeds}"),
                 env={"NEWSWIRE_STATUS_TOKEN": status_token}),
+        Service("partner-api", newswire_command("partner-api", "serve", "--port", str(ports.partner_api))),
     ]
 
 
 def listening_ports(ports: Ports) -> dict[str, int]:
     """Every port the services of ``run`` listen on, by what listens there."""
     return {"ingest": ports.ingest, "feeds": ports.feeds, "status": ports.status,
-            "demo partner": ports.demo_partner,
+            "partner API": ports.partner_api, "demo partner": ports.demo_partner,
             **{f"{name} metrics": port for name, port in metrics_ports(ports).items()}}
 
 
@@ -163,6 +165,8 @@ def where_to_look(settings: Settings, ports: Ports, supervisor: Supervisor, inge
         f"  feeds         {feeds}/feeds/all.rss  {feeds}/feeds/all.atom  {feeds}/feeds/all.newsml  {feeds}/feeds/all.json",
         f"  fixture story {feeds}/items/{FIXTURE_ID}?format=newsml",
         f"  status page   http://127.0.0.1:{ports.status}/  (operator sign-in token: {status_token})",
+        f"  partner API   http://127.0.0.1:{ports.partner_api}/  (a token for the demo partner: "
+        f"newswire partners token issue {DEMO_PARTNER})",
         *[f"  metrics       {name}: http://127.0.0.1:{port}/metrics" for name, port in metrics_ports(ports).items()],
         f"  ingest API    POST http://127.0.0.1:{ports.ingest}/v1/articles  (Authorization: Bearer {ingest_token})",
         f"  demo partner  {supervisor.log_path(next(s for s in supervisor.services if s.name == 'demo-partner'))}",
@@ -182,15 +186,18 @@ def where_to_look(settings: Settings, ports: Ports, supervisor: Supervisor, inge
 @click.option("--feeds-port", default=Ports.feeds, show_default=True)
 @click.option("--status-port", default=Ports.status, show_default=True)
 @click.option("--partner-port", default=Ports.demo_partner, show_default=True)
+@click.option("--partner-api-port", default=Ports.partner_api, show_default=True,
+              help="The partners' own API and page.")
 @click.option("--metrics-base-port", default=Ports.metrics_base, show_default=True,
               help="Consumers serve /metrics on the ports after this one (0: none).")
 @click.pass_context
 def run(ctx: click.Context, corpus_size: int, duration: float | None, ingest_token: str, status_token: str,
         ingest_port: int,
-        feeds_port: int, status_port: int, partner_port: int, metrics_base_port: int) -> None:
+        feeds_port: int, status_port: int, partner_port: int, partner_api_port: int, metrics_base_port: int) -> None:
     """Run the whole system: broker, topics, every service, a demo partner, demo content."""
     settings: Settings = ctx.find_root().obj
-    ports = Ports(ingest_port, feeds_port, status_port, partner_port, metrics_base_port)
+    ports = Ports(ingest=ingest_port, feeds=feeds_port, status=status_port, partner_api=partner_api_port,
+                  demo_partner=partner_port, metrics_base=metrics_base_port)
     lock = hold_run_lock(settings, ports)
     broker = local_broker.LocalBroker.for_settings(settings)
     started_broker = not local_broker.broker_answers(settings.bootstrap_servers)

@@ -102,6 +102,7 @@ def test_each_state_is_on_a_named_volume(compose):
     assert mounts["feeds"][f"{home}/feeds"] == "feeds-view"  # view.sqlite3
     assert mounts["webhooks"][home] == "webhook-state"  # webhooks.sqlite3 and its lock
     assert mounts["status"][home] == "webhook-state"  # reads it, its actions write it
+    assert mounts["partner-api"][home] == "webhook-state"  # tokens, audit, and the partners' actions
     archive_root = compose["x-newswire"]["environment"]["NEWSWIRE_ARCHIVE_ROOT"]
     assert mounts["archive"][archive_root] == "archive" and mounts["status"][archive_root] == "archive"
     assert mounts["newsml-drop"][option(services_["newsml-drop"]["command"], "--dir")] == "newsml-drop"
@@ -122,7 +123,8 @@ def test_every_long_running_service_has_a_health_check_on_what_it_serves(compose
         url, command = checked_url(service), service["command"]
         port = option(command, "--port") or service["environment"]["NEWSWIRE_METRICS_PORT"]
         assert url.startswith(f"http://127.0.0.1:{port}/"), name
-    expected = {"ingest": "/readyz", "feeds": "/health", "status": "/healthz", "newsml-drop": "/metrics",
+    expected = {"ingest": "/readyz", "feeds": "/health", "status": "/healthz", "partner-api": "/healthz",
+                "newsml-drop": "/metrics",
                 "webhooks": "/metrics", "archive": "/metrics"}
     for name, path in expected.items():
         assert checked_url(compose["services"][name]).endswith(path), name

@@ -50,7 +50,7 @@ def _eventually(check, timeout_s: float = 120):
 
 
 def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path):
-    ports = {name: free_port() for name in ("ingest", "feeds", "status", "partner")}
+    ports = {name: free_port() for name in ("ingest", "feeds", "status", "partner", "partner_api")}
     ports["metrics"] = free_port_block(1 + len(CONSUMERS_WITH_METRICS))  # base + 1, + 2, …
     env = {**os.environ, **settings.to_env()}
     for name in ("NEWSWIRE_PROVIDER", "NEWSWIRE_ID_AUTHORITY"):  # a fresh installation: run gives the demo's
@@ -60,6 +60,7 @@ def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path
         [sys.executable, "-m", "newswire.cli", "--log-json", "run", "--corpus", "30",
          "--ingest-port", str(ports["ingest"]), "--feeds-port", str(ports["feeds"]),
          "--status-port", str(ports["status"]), "--partner-port", str(ports["partner"]),
+         "--partner-api-port", str(ports["partner_api"]),
          "--metrics-base-port", str(ports["metrics"])],
         env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -85,6 +86,7 @@ def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path
         _eventually(partner_received_the_fixture_signed)
         _eventually(status_page_shows_every_group)
         _eventually(drop_folder_has_the_fixture)
+        assert _get(f"http://127.0.0.1:{ports['partner_api']}/healthz") == b'{"status": "ok"}'
         fixture = _get(f"{feeds}/items/{FIXTURE_ID}?format=newsml")
         assert HEADLINE.encode() in fixture
         # the editor's Media Topics (publish --subject), each with the Subject Code Superdesk reads
@@ -117,7 +119,7 @@ def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path
     printed = (tmp_path / "run.out").read_text()
     assert exit_code == 0, printed[-3000:]
     assert printed.rstrip().endswith("stopped")
-    assert printed.count('"event": "service_stopped"') == 7 and "service_killed" not in printed
+    assert printed.count('"event": "service_stopped"') == 8 and "service_killed" not in printed
     # the broker was already running, so run leaves it running; every group stays caught up
     rows = [row for row in lag.group_lag(settings) if row.group in GROUPS]
     assert {row.group for row in rows} == GROUPS and all(row.lag == 0 for row in rows)

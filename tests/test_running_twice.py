@@ -100,10 +100,11 @@ def test_a_port_in_use_ends_a_service_in_one_line(settings):
 
 @pytest.mark.broker
 def test_a_second_run_is_refused_naming_the_first_and_its_services_are_left_alone(settings, tmp_path):
-    ports = {name: free_port() for name in ("ingest", "feeds", "status", "partner")}
+    ports = {name: free_port() for name in ("ingest", "feeds", "status", "partner", "partner_api")}
     ports["metrics"] = free_port_block(1 + len(CONSUMERS_WITH_METRICS))  # base + 1, + 2, …
     options = ["--corpus", "5", "--ingest-port", str(ports["ingest"]), "--feeds-port", str(ports["feeds"]),
                "--status-port", str(ports["status"]), "--partner-port", str(ports["partner"]),
+               "--partner-api-port", str(ports["partner_api"]),
                "--metrics-base-port", str(ports["metrics"])]
     env = _env(settings)
     out = open(tmp_path / "run.out", "w+")

@@ -21,8 +21,8 @@ from tests.conftest import STORES
 BEFORE_BODIES = 2
 #: bodies, paused_until, outbox_changed_at; no pushers / partner_leases
 BEFORE_LEASES = 4
-#: pushers and partner_leases; no partners.mode / ordering / strict_skipped, deliveries.pulled_at, attempts.via
-BEFORE_CURSOR = 5
+#: partner_tokens and partner_audit; no partners.mode / ordering / strict_skipped, deliveries.pulled_at, attempts.via
+BEFORE_CURSOR = 6
 
 
 @pytest.fixture(params=STORES)

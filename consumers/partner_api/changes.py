@@ -1,7 +1,7 @@
 """The pull transport's HTTP side: ``GET /v1/changes`` (a partner's deliveries, by its sequence
 numbers, the same cursor as its pushes) and ``GET|PUT /v1/delivery-mode`` (push or pull, article
 or strict order). The logic is :mod:`newswire.consumers.webhooks.pull`'s; these handlers read
-the parameters, name the one that is wrong, and answer JSON.
+the parameters, name the one that is wrong (:class:`.errors.ApiError`), and answer JSON.
 
 Every handler serves ``request["partner_id"]``, the partner the API's authentication set, and
 no other.
@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from newswire.consumers.partner_api.errors import ApiError, of_value_error
 from newswire.consumers.webhooks import ordering, pull, ssrf
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.partners import MODES, ORDERINGS
@@ -26,24 +27,14 @@ ALLOW = web.AppKey("pull_allow", tuple)
 DEFAULT_LIMIT = 100
 
 
-class BadParameter(ValueError):
-    def __init__(self, field: str, problem: str):
-        super().__init__(f"{field}: {problem}")
-        self.field, self.problem = field, problem
-
-
-def _error(status: int, field: str | None, problem: str) -> web.Response:
-    return web.json_response({"errors": [{"field": field, "problem": problem}]}, status=status)
-
-
 def _integer(text: str | None, field: str, low: int, high: int | None = None) -> int | None:
     if text is None or text == "":
         return None
     if not (text.isascii() and text.isdigit()):
-        raise BadParameter(field, f"must be a whole number, got {text!r}")
+        raise ApiError(400, field, f"must be a whole number, got {text!r}")
     value = int(text)
     if value < low or (high is not None and value > high):
-        raise BadParameter(field, f"must be {low} to {high}" if high is not None else f"must be >= {low}")
+        raise ApiError(400, field, f"must be {low} to {high}" if high is not None else f"must be >= {low}")
     return value
 
 
@@ -53,27 +44,24 @@ def _seconds(text: str | None, field: str, high: float) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise BadParameter(field, f"must be a number of seconds, got {text!r}") from None
+        raise ApiError(400, field, f"must be a number of seconds, got {text!r}") from None
     if not math.isfinite(value) or not 0 <= value <= high:
-        raise BadParameter(field, f"must be 0 to {high:g} seconds")
+        raise ApiError(400, field, f"must be 0 to {high:g} seconds")
     return value
 
 
 async def changes(request: web.Request) -> web.Response:
     """``GET /v1/changes?after=<seq>&limit=<1-1000>&wait=<0-30 s>``."""
     query = request.query
-    try:
-        after = _integer(query.get("after"), "after", 0)
-        limit = _integer(query.get("limit"), "limit", 1, pull.MAX_LIMIT) or DEFAULT_LIMIT
-        wait_s = _seconds(query.get("wait"), "wait", pull.MAX_WAIT_S)
-    except BadParameter as exc:
-        return _error(400, exc.field, exc.problem)
+    after = _integer(query.get("after"), "after", 0)
+    limit = _integer(query.get("limit"), "limit", 1, pull.MAX_LIMIT) or DEFAULT_LIMIT
+    wait_s = _seconds(query.get("wait"), "wait", pull.MAX_WAIT_S)
     partner_id = request["partner_id"]
     try:
         page = await pull.long_poll(request.app[STORE], request.app[WATCH], partner_id, after=after, limit=limit,
                                     wait_s=wait_s)
     except pull.NotPulling as exc:
-        return _error(409, exc.field, str(exc))
+        raise ApiError(409, exc.field, str(exc)) from None
     last = page.last_seq if page.last_seq is not None else after
     return web.json_response({
         "partner": partner_id, "after": after, "acknowledged": len(page.acknowledged),
@@ -105,23 +93,23 @@ async def set_delivery_mode(request: web.Request) -> web.Response:
     try:
         body = await request.json()
     except ValueError:
-        return _error(400, None, "the body must be a JSON object")
+        raise ApiError(400, "body", "must be a JSON object") from None
     if not isinstance(body, dict):
-        return _error(400, None, "the body must be a JSON object")
+        raise ApiError(400, "body", "must be a JSON object")
     for field, allowed in (("mode", MODES), ("ordering", ORDERINGS)):
         if field in body and body[field] not in allowed:
-            return _error(400, field, f"must be one of {', '.join(allowed)}, got {body[field]!r}")
+            raise ApiError(400, field, f"must be one of {', '.join(allowed)}, got {body[field]!r}")
     after = body.get("after")
     if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
-        return _error(400, "after", f"must be a whole number >= 0, got {after!r}")
+        raise ApiError(400, "after", f"must be a whole number >= 0, got {after!r}")
     try:
         shown = await request.app[STORE].run(_switched, request["partner_id"], body.get("mode"),
                                               body.get("ordering"), after, request.app[ALLOW])
     except ssrf.EndpointRefused as exc:  # back to push, to an endpoint the SSRF guard refuses now
-        return _error(409, "url", str(exc))
+        raise ApiError(409, "url", str(exc)) from None
     except ValueError as exc:  # e.g. back to push without an endpoint URL ("url: …")
-        field, _, problem = str(exc).partition(": ")
-        return _error(409, field, problem or str(exc))
+        error = of_value_error(exc, "mode")
+        raise ApiError(409, error.field, error.problem) from None
     return web.json_response(shown)
 
 

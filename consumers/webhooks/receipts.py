@@ -134,13 +134,17 @@ def failing(db: Db, partner_id: str) -> Failing | None:
 
 def resend(db: Db, partner_id: str, low: int, high: int, *, now: float | None = None) -> list[int]:
     """Send these deliveries again, with their original sequence numbers, webhook-ids and
-    bodies, whatever their state (a partner asks for what it missed). Returns the numbers."""
+    bodies, whatever their state (a partner asks for what it missed). Returns the numbers.
+
+    A delivery never tried yet keeps its due time when that is later: it waits for its
+    embargo to lift (a resend never sends an embargoed story early)."""
     now = time.time() if now is None else now
     with transaction(db):
         seqs = [r[0] for r in db.execute("SELECT seq FROM deliveries WHERE partner_id = ? AND seq BETWEEN ? AND ?"
                                          " ORDER BY seq", (partner_id, low, high))]
-        db.execute("UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?"
-                   " WHERE partner_id = ? AND seq BETWEEN ? AND ?", (now, partner_id, low, high))
+        db.execute(f"UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at ="
+                   f" CASE WHEN tries = 0 THEN {db.greatest}(next_attempt_at, ?) ELSE ? END"
+                   " WHERE partner_id = ? AND seq BETWEEN ? AND ?", (now, now, partner_id, low, high))
         registry.outbox_changed(db, [partner_id], now)
     log.info("deliveries_resent", partner=partner_id, seq_from=low, seq_to=high, count=len(seqs))
     return seqs

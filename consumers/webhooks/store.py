@@ -167,7 +167,35 @@ CREATE TABLE partner_leases (
     expires_at REAL NOT NULL                 -- on the database's clock; renewed by the owner's heartbeat
 );
 """,
-    # 6: one cursor per partner across transports, and strict order (see pull.py, ordering.py): how a
+    # 6: the partner API's tokens (only their SHA-256 is kept) and its audit log (see
+    #    newswire.consumers.partner_api: tokens.py and audit.py are their one writers)
+    """
+CREATE TABLE partner_tokens (
+    id           TEXT PRIMARY KEY,           -- tok_<hex>: shown to operators and the partner, not a secret
+    partner_id   TEXT NOT NULL,
+    hash         TEXT NOT NULL UNIQUE,       -- hex SHA-256 of the token; the token itself is never stored
+    hint         TEXT NOT NULL,              -- its first characters, to recognise it in a list
+    label        TEXT NOT NULL,
+    created_at   REAL NOT NULL,
+    expires_at   REAL,                       -- NULL: valid until revoked
+    revoked_at   REAL,
+    last_used_at REAL,
+    replaced_by  TEXT                        -- the token a rotation issued in its place
+);
+CREATE INDEX partner_tokens_partner ON partner_tokens (partner_id);
+CREATE TABLE partner_audit (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         REAL NOT NULL,
+    partner_id TEXT,                         -- NULL: the caller was not authenticated
+    token_id   TEXT,
+    remote     TEXT,
+    action     TEXT NOT NULL,                -- the method and route, e.g. POST /v1/resend
+    status     INTEGER NOT NULL,             -- the HTTP status answered
+    detail     TEXT
+);
+CREATE INDEX partner_audit_partner ON partner_audit (partner_id, id);
+""",
+    # 7: one cursor per partner across transports, and strict order (see pull.py, ordering.py): how a
     #    partner takes its deliveries (push: the pusher sends them; pull: it fetches them, GET
     #    /v1/changes) and in what order (article: per article; strict: one at a time by number); the
     #    dead deliveries a strict partner's line passes (those numbered up to strict_skipped); when a

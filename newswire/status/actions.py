@@ -47,14 +47,15 @@ def _write(settings: Settings, change: Callable) -> object:
         db.close()
 
 
-def _backfill_command(settings: Settings, partner: str, since: str, *extra: str) -> tuple[list[str], dict]:
+def backfill_command(settings: Settings, partner: str, since: str, *extra: str) -> tuple[list[str], dict]:
+    """`newswire partners backfill PARTNER --since SINCE EXTRA…` as a subprocess runs it (argv, environment)."""
     return (newswire_command("--log-level", "WARNING", "partners", "backfill", partner, "--since", since, *extra),
             {**os.environ, **settings.to_env()})
 
 
 async def dry_run(settings: Settings, partner: str, since: str) -> DryRun:
     """What ``partners backfill --dry-run`` says it would queue."""
-    argv, env = _backfill_command(settings, partner, since, "--dry-run", "--json", "--no-progress")
+    argv, env = backfill_command(settings, partner, since, "--dry-run", "--json", "--no-progress")
     process = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE,
                                                    stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), DRY_RUN_TIMEOUT_S)
@@ -143,7 +144,7 @@ class Actions:
             except ValueError as exc:
                 raise web.HTTPBadRequest(text=str(exc)) from None
             return self.render_backfill(request, partner, counted)
-        argv, env = _backfill_command(self.settings, partner, since, "--no-progress")
+        argv, env = backfill_command(self.settings, partner, since, "--no-progress")
         process = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.DEVNULL,
                                                        stderr=asyncio.subprocess.DEVNULL)
         self.backfills.add(process)
