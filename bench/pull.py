@@ -105,7 +105,7 @@ def main() -> None:
         for n in range(args.partners):
             partner = registry.add(db, registry.Partner(id=f"p{n:04d}", name=f"P{n}", url="", mode="pull",
                                                         secrets=(secret,)))
-            partners[partner.id] = tokens.issue(db, partner.id).token
+            partners[partner.id] = tokens.issue(db, partner.id).secret
         db.close()
         port = free_port()
         env = {**os.environ, **settings.to_env()}

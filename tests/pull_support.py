@@ -34,7 +34,7 @@ class PullClient:
 
     def _headers(self) -> dict[str, str]:
         if self.partner not in self.tokens:
-            self.tokens[self.partner] = issue(self.settings, self.partner).token
+            self.tokens[self.partner] = issue(self.settings, self.partner).secret
         return {"Authorization": f"Bearer {self.tokens[self.partner]}"}
 
     def get(self, *, after: int | None = None, limit: int | None = None, wait: float | None = None,
