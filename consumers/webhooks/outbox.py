@@ -375,6 +375,8 @@ class Attempt:
     spent: bool = True
     #: the partner asked (Retry-After) not to be called before then
     pause_until: float | None = None
+    #: push (the pusher sent it) | pull (the partner acknowledged what a pull handed it, see .pull)
+    via: str = "push"
 
 
 def record(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
@@ -384,6 +386,14 @@ def record(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
     that finish together (a group commit), each waiting for the commit before its article
     may send again.
     """
+    with transaction(db):
+        _write_attempts(db, done)
+
+
+def _write_attempts(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
+    """:func:`record`'s writes, in the caller's transaction. A delivery already delivered stays
+    so (a pull's acknowledgement may come before the outcome of an attempt sent just before the
+    partner switched from push to pull)."""
     updates, inserts, pauses = [], [], {}
     for delivery, attempt, at in done:
         if attempt.pause_until is not None:
@@ -394,18 +404,19 @@ def record(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
                         attempt.error, at if status == "delivered" else None, delivery["id"]))
         inserts.append((delivery["id"], delivery["partner_id"], delivery["event_id"], delivery["article_id"],
                         delivery["version"], delivery["seq"], tries, at, attempt.status_code,
-                        round(attempt.duration_ms, 1), attempt.error, attempt.outcome, attempt.next_attempt_at))
+                        round(attempt.duration_ms, 1), attempt.error, attempt.outcome, attempt.next_attempt_at,
+                        attempt.via))
     # PostgreSQL locks rows as they are written: deliveries in id order, then partners, the
     # order redrive and resend take them in too (so that none of them waits on another in a circle)
     updates.sort(key=lambda update: update[-1])
-    with transaction(db):
-        db.executemany("UPDATE deliveries SET tries = ?, attempts = attempts + ?, status = ?,"
-                       " next_attempt_at = coalesce(?, next_attempt_at), last_status = ?, last_error = ?,"
-                       " delivered_at = coalesce(?, delivered_at) WHERE id = ?", updates)
-        db.executemany("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt,"
-                       " at, status_code, duration_ms, error, outcome, next_attempt_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
-        registry.pause(db, pauses)
+    db.executemany("UPDATE deliveries SET tries = ?, attempts = attempts + ?,"
+                   " status = CASE WHEN status = 'delivered' THEN status ELSE ? END,"
+                   " next_attempt_at = coalesce(?, next_attempt_at), last_status = ?, last_error = ?,"
+                   " delivered_at = coalesce(?, delivered_at) WHERE id = ?", updates)
+    db.executemany("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt,"
+                   " at, status_code, duration_ms, error, outcome, next_attempt_at, via)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+    registry.pause(db, pauses)
 
 
 def partners_of(db: Db, ids: list[int]) -> set[str]:
@@ -464,3 +475,26 @@ def redrive(db: Db, *, partner_id: str | None = None, ids: Iterable[int] = (),
 def pending_counts(db: Db) -> dict[str, int]:
     return dict(db.execute("SELECT partner_id, count(*) FROM deliveries WHERE status = 'pending'"
                            " GROUP BY partner_id").fetchall())
+
+
+# --- pulls (see .pull) -----------------------------------------------------------------------
+
+def mark_pulled(db: Db, ids: list[int], at: float) -> None:
+    """A pull handed these deliveries to their partner: its next acknowledgement counts them."""
+    db.executemany("UPDATE deliveries SET pulled_at = ? WHERE id = ?", [(at, i) for i in sorted(ids)])
+
+
+def acknowledge_pulled(db: Db, partner_id: str, through_seq: int, at: float) -> list[int]:
+    """The partner has every delivery a pull handed it numbered up to ``through_seq``: those not
+    delivered yet are, each with a receipt (``via`` pull, its duration from being handed out to
+    being acknowledged). A delivery no pull handed out (an embargoed one not yet due, one that was
+    being retried by push) is not acknowledged by a number above it. Returns the numbers."""
+    with transaction(db):
+        rows = db.execute(f"SELECT id, partner_id, event_id, article_id, version, seq, tries, pulled_at"
+                          f" FROM deliveries WHERE partner_id = ? AND status != 'delivered' AND seq <= ?"
+                          f" AND pulled_at IS NOT NULL ORDER BY id{db.for_update}",
+                          (partner_id, through_seq)).fetchall()
+        _write_attempts(db, [(row, Attempt(status_code=None, duration_ms=max(0.0, (at - row["pulled_at"]) * 1000),
+                                           error=None, outcome="delivered", next_attempt_at=None, spent=False,
+                                           via="pull"), at) for row in rows])
+    return [row["seq"] for row in rows]
