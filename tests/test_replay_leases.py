@@ -78,6 +78,7 @@ def test_while_a_replay_sends_for_a_partner_the_pushers_leave_it_alone_and_take_
                 if not store.shared(settings):  # one pusher per SQLite file: the replay is it
                     wait_for(lambda: running.error is not None, "the pusher refused")
                     assert isinstance(running.error, pusher.PusherBusy)
+                    assert f"a replay sending for partner acme (pid {os.getpid()})" in str(running.error)
                     return
                 publish(settings, [first])
                 wait_for(lambda: len(acme.ok()) == 1 and len(other.ok()) == 1, "the story at both partners")

@@ -669,7 +669,9 @@ async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event |
     try:
         lock = locks.hold_lock(store.lock_path(settings))
     except locks.LockHeld as exc:
-        raise PusherBusy(f"a pusher (pid {exc.pid}) already runs on {store.path_of(settings)} (one per SQLite "
+        holder = (f"a replay sending for partner {exc.holder['sending_for']}" if "sending_for" in exc.holder
+                  else "a pusher")
+        raise PusherBusy(f"{holder} (pid {exc.pid}) already runs on {store.path_of(settings)} (one per SQLite "
                          f"file; several pushers share a PostgreSQL state: NEWSWIRE_STATE_URL)") from None
     try:
         await _serve(settings, config, stop)
@@ -764,9 +766,8 @@ class PartnerSending(LoopThread):
             try:
                 self._lock = locks.hold_lock(store.lock_path(settings), sending_for=partner_id)
             except locks.LockHeld as exc:
-                raise PusherBusy(f"partner {partner_id} is sent for by the pusher (pid "
-                                 f"{exc.holder.get('pid', '(unknown)')}) running on {store.path_of(settings)}") \
-                    from None
+                raise PusherBusy(f"partner {partner_id} is sent for by the pusher (pid {exc.pid}) running on "
+                                 f"{store.path_of(settings)}") from None
         super().__init__(lambda stop: self._serve(settings, config, partner_id, lease, stop),
                          name=f"send-{partner_id}", fast=True)
 
