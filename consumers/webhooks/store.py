@@ -195,6 +195,9 @@ CREATE TABLE partner_audit (
 );
 CREATE INDEX partner_audit_partner ON partner_audit (partner_id, id);
 """,
+    # 7: until when a rotation's previous secret still signs (NULL: until it is ended, as every
+    #    rotation was before this step; see partners.rotate_secret)
+    "ALTER TABLE partners ADD COLUMN previous_secret_until REAL;",
 )
 VERSION = len(MIGRATIONS)
 
