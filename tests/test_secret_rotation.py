@@ -16,7 +16,8 @@ from standardwebhooks import Webhook
 from newswire import corpus
 from newswire.config import Settings
 from newswire.consumers.webhooks import partners as registry
-from newswire.consumers.webhooks import pusher, signing, store
+from newswire.consumers.partner_api import service
+from newswire.consumers.webhooks import outbox, pusher, signing, store
 from tests.conftest import on_each_store
 from tests.test_webhooks_migrations import _raw, state  # noqa: F401  (the fixture: both stores)
 from tests.webhooks_support import PartnerServer, cli, config, publish, register, wait_for
@@ -104,11 +105,19 @@ def test_a_state_from_before_the_overlap_keeps_its_rotation_until_it_is_ended(st
                    " 'ninjs', '{}', 1, 0, 1, ?, '[]', 2, ?, ?)",
                    [("acme", "Acme", json.dumps([current, previous]), now, now),
                     ("bravo", "Bravo", json.dumps([current]), now, now)])
+    db.execute("INSERT INTO events (event_id, article_id, version, event_type, avro) VALUES"
+               " ('e1', 'a1', 1, 'published', ?)", (b"avro",))
+    body = db.execute("INSERT INTO bodies (event_id, head, tail) VALUES ('e1', ?, NULL) RETURNING id",
+                      (b"{}",)).fetchone()[0]
+    db.execute("INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq, content_type,"
+               " body_id, status, next_attempt_at, created_at) VALUES ('acme', 'e1', 'a1', 1, 'published', 1,"
+               " 'application/json', ?, 'pending', ?, ?)", (body, now, now))
     db.close()
 
     db = store.connect(state)
     try:
         assert store.schema_version(db) == store.VERSION
+        assert [(d.seq, outbox.payload(db, d.id)) for d in outbox.pending_after(db, 0, limit=10)] == [(1, b"{}")]
         acme = registry.get(db, "acme")
         assert acme.previous_secret_until is None  # no end was set: both sign until the rotation is ended
         assert acme.signing_secrets(now + 10 * 365 * 86400) == (current, previous)
@@ -118,3 +127,15 @@ def test_a_state_from_before_the_overlap_keeps_its_rotation_until_it_is_ended(st
         assert rotated.secrets[1] == current
     finally:
         db.close()
+    assert "(signs until `newswire partners rotate-secret acme --drop-old`)" in cli(state, "partners", "show",
+                                                                                    "acme").output
+
+
+def test_the_partner_is_shown_what_signs_now():
+    old, new = signing.new_secret(), signing.new_secret()
+    partner = registry.Partner(id="s", name="S", url="https://s.example/h", secrets=(new, old),
+                               previous_secret_until=2000.0)
+    assert service.signing_state(partner, 1999.0) == {"signing_secrets": 2, "previous_secret_until": 2000.0}
+    assert service.signing_state(partner, 2000.0) == {"signing_secrets": 1, "previous_secret_until": None}
+    unbounded = registry.Partner(id="s", name="S", url="https://s.example/h", secrets=(new, old))
+    assert service.signing_state(unbounded, 1e12) == {"signing_secrets": 2, "previous_secret_until": None}

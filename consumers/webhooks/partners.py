@@ -253,8 +253,10 @@ def rotate_secret(db: Db, partner_id: str, *, new_secret: str | None = None, dro
         if not 0 <= overlap_s <= MAX_OVERLAP_S:
             raise ValueError(f"overlap_s: must be 0 to {MAX_OVERLAP_S:g} seconds, got {overlap_s:g}")
         new = signing.check_secret(new_secret) if new_secret else signing.new_secret()
-        secrets = (new, partner.secrets[0]) if overlap_s else (new,)
-        until = (time.time() if now is None else now) + overlap_s if overlap_s else None
+        if overlap_s:
+            secrets, until = (new, partner.secrets[0]), (time.time() if now is None else now) + overlap_s
+        else:
+            secrets = (new,)
     partner = update(db, partner_id, secrets=secrets, previous_secret_until=until)
     log.info("partner_secret_rotated", partner=partner_id, signing_secrets=len(secrets), previous_secret_until=until)
     return partner
