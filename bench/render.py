@@ -2,9 +2,12 @@
 and feedgen (the common Python RSS/Atom library) on the same 100 items in the same run.
 
 Run: ``.venv/bin/python -m bench.render [--corpus 2000] [--repeat 300]``. Prints figures only.
-Our renderers re-clean every event (``clean_text`` on each field, nh3 on the body: see
-newswire.formats.prepare); feedgen is handed the already clean fields, so the ratio
-includes that insurance. The ``prepare`` row shows what it costs on its own. "cold" figures
+Our renderers re-clean every event that bypassed the producer (``clean_text`` on each field,
+nh3 on the body: see newswire.formats.prepare); a "sealed" event is one whose cleaning seal
+verified (newswire.seal: the producer cleaned it; what a consumer reads from newswire's own
+producer), checked but not cleaned again. feedgen is handed the already clean fields, so the
+sealed rows are the like-for-like ratio and the others include the insurance. The ``prepare``
+row shows what it costs on its own. "cold" figures
 empty the memo of sanitised bodies before every render (a story seen for the first time);
 "warm" ones keep it (a feed rendering the same newest items again). The "kept" rows are what
 the feed server does (newswire.formats.kept): each item rendered once and kept, the feed
@@ -22,9 +25,9 @@ from typing import Callable, Sequence
 from feedgen.feed import FeedGenerator
 
 from bench.harness import peak_rss_mib, percentile, print_table
-from newswire import corpus
+from newswire import corpus, seal
 from newswire.codec import ArticleEvent
-from newswire.formats import atom, forget_bodies, newsml, ninjs, prepare, registry, rss
+from newswire.formats import EXAMPLE_AUTHORITY, atom, forget_bodies, newsml, ninjs, prepare, registry, rss
 from newswire.formats.kept import Renders
 from tests.corpus_cases import fixture_story
 
@@ -34,10 +37,16 @@ FEED = {"title": "All stories", "link": "https://news.example.org/"}
 SINGLE: dict[str, Callable[[ArticleEvent], object]] = {
     "prepare (clean + sanitise)": prepare,
     "NewsML-G2 text item": newsml.news_item_bytes,
-    "NewsML-G2 picture items": newsml.picture_items,
+    "NewsML-G2 picture items": newsml.picture_item_bytes,
     "ninjs item": lambda event: ninjs.dumps(ninjs.item(event)),
     "RSS item": rss.item_bytes,
+    "Atom entry": lambda event: registry.FORMATS["atom"].assembly.fragment(event, EXAMPLE_AUTHORITY),
 }
+
+
+def sealed(events: Sequence[ArticleEvent]) -> list[ArticleEvent]:
+    """``events`` as a consumer has them when their cleaning seal verified (newswire.seal)."""
+    return [{**event, seal.MARK: True} for event in events]
 
 
 def per_item(render: Callable[[ArticleEvent], object], events: Sequence[ArticleEvent]) -> tuple[float, list[float]]:
@@ -122,7 +131,9 @@ def main() -> None:
     generated = list(corpus.stream(args.corpus, seed=11))
     rows = []
     for name, render in SINGLE.items():
-        for label, events in (("fixture", [fixture] * args.repeat), (f"corpus of {len(generated)}", generated)):
+        for label, events in (("fixture", [fixture] * args.repeat), ("fixture, sealed", sealed([fixture]) * args.repeat),
+                              (f"corpus of {len(generated)}", generated),
+                              (f"corpus of {len(generated)}, sealed", sealed(generated))):
             rate, latencies = per_item(render, events)
             rows.append((f"{name}, {label}, cold", f"{rate:,.0f} items/s",
                          f"p50 {percentile(latencies, 50):.2f} ms, p99 {percentile(latencies, 99):.2f} ms"))
@@ -134,6 +145,7 @@ def main() -> None:
     print_table("Renderers (pure functions, one core)", rows)
 
     live = [e for e in generated if e["event_type"] not in ("killed", "withdrawn")][:100]
+    live_sealed = sealed(live)
     rows = []
     warm = Renders()
     for label, name, ours, theirs in (("RSS 2.0", "rss", ours_rss, lambda: feedgen_feed(live, False)),
@@ -141,7 +153,10 @@ def main() -> None:
         peer = timed(theirs, 10)
         kept_feed(name, live, warm)
         runs = [(f"{'cold' if cold else 'warm'}", timed(lambda: ours(live), 10, cold=cold)) for cold in (True, False)]
+        runs += [(f"sealed, {'cold' if cold else 'warm'}", timed(lambda: ours(live_sealed), 10, cold=cold))
+                 for cold in (True, False)]
         runs += [("kept, first render", timed(lambda: kept_feed(name, live, Renders()), 10)),
+                 ("kept, first render, sealed", timed(lambda: kept_feed(name, live_sealed, Renders()), 10)),
                  ("kept, again", timed(lambda: kept_feed(name, live, warm), 10))]
         for how, mine in runs:
             rows.append((f"{label} feed of 100 items, newswire, {how}",

@@ -4,7 +4,8 @@
    published to a throw-away broker.
 2. Archive write: the archive consumer (the real ``EventLoop`` + ``Archiver``: Avro blocks,
    fsync, SQLite index, Kafka commits) from the first event to the last; peer in the same
-   run: the same consume loop with a handler that does nothing (decode only).
+   run: the same consume loop (the same consumer options) with a handler that does nothing
+   (decode only). The events are sealed as newswire's producer seals them (newswire.seal).
 3. Replay from Kafka to a local partner: ``newswire replay --partner`` as the CLI runs it
    (temporary reader → webhooks outbox → the pusher's worker → HTTP), from start until the
    partner has acknowledged every delivery; the partner is an aiohttp server on 127.0.0.1 in
@@ -22,12 +23,14 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
@@ -37,7 +40,7 @@ from bench.harness import Stopwatch, bench_settings, peak_rss_mib, print_table, 
 from newswire import bus, corpus, logs
 from newswire.broker import free_port
 from newswire.config import Settings
-from newswire.consumers.archive.archiver import GROUP, Archiver, default_root
+from newswire.consumers.archive.archiver import CONSUMER_OPTIONS, GROUP, Archiver, default_root
 from newswire.consumers.replay.checkpoint import Checkpoint
 from newswire.consumers.replay.runner import replay
 from newswire.consumers.replay.sources import ArchiveSource, KafkaSource, Source
@@ -47,6 +50,7 @@ from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks import store
 from newswire.consumers.webhooks.config import parse_cidrs
 from newswire.consumers.webhooks.signing import new_secret
+from newswire.formats import kept
 
 
 def serve_partner(port: int) -> None:
@@ -81,13 +85,15 @@ def serve_partner(port: int) -> None:
 def publish(settings: Settings, n: int, body_bytes: int) -> None:
     kafka = bus.producer(settings, linger_ms=50, batch_size=512 * 1024)
     for event in tqdm(corpus.stream(n, seed=31, body_bytes=body_bytes), total=n, desc="publish", unit="event"):
-        bus.send_event(kafka, settings.topics.articles, event)
+        bus.send_event(kafka, settings.topics.articles, event, clean_key=settings.clean_key)
     kafka.flush(timeout=120)
     kafka.close()
 
 
-def consume(settings: Settings, group: str, handle, expected, desc: str, before_commit=None) -> None:
-    loop = bus.EventLoop(settings, group, handle, before_commit=before_commit, name=group)
+def consume(settings: Settings, group: str, handle, expected, desc: str, before_commit=None,
+            overrides: dict | None = None) -> None:
+    loop = bus.EventLoop(settings, group, handle, before_commit=before_commit, name=group,
+                         consumer_overrides=overrides)
     deadline = time.monotonic() + 900
     with tqdm(total=expected(), desc=desc, unit="event") as bar:
         while loop.handled < expected() and time.monotonic() < deadline:
@@ -141,7 +147,9 @@ def main() -> None:
         assert partner_proc.stdout.readline().strip() == "ready"
         count_url = f"http://127.0.0.1:{port}/count"
         with temporary_broker() as broker, tempfile.TemporaryDirectory(prefix="newswire-bench-replay-") as tmp:
-            settings = bench_settings(broker, Path(tmp) / "home")
+            # the producer's cleaning seal (newswire.seal): the generated events are clean (what
+            # build_event makes of them is the same), so they are sealed as newswire's producer seals
+            settings = replace(bench_settings(broker, Path(tmp) / "home"), clean_key=secrets.token_hex(32))
             # in a child process: the generator keeps every article's latest version in memory,
             # which must not count in the peak memory of the archive and the replays
             child = multiprocessing.get_context("fork").Process(target=publish, args=(settings, n, args.body_bytes))
@@ -150,10 +158,11 @@ def main() -> None:
             assert child.exitcode == 0, f"publishing failed ({child.exitcode})"
 
             with Stopwatch() as plain:
-                consume(settings, "bench-decode-only", lambda d: None, lambda: n, "decode only")
+                consume(settings, "bench-decode-only", lambda d: None, lambda: n, "decode only", overrides=CONSUMER_OPTIONS)
             archiver = Archiver(default_root(settings))
             with Stopwatch() as archive:
-                consume(settings, GROUP, archiver.handle, lambda: n, "archive", before_commit=archiver.commit)
+                consume(settings, GROUP, archiver.handle, lambda: n, "archive", before_commit=archiver.commit,
+                        overrides=CONSUMER_OPTIONS)
             archived = archiver.archived
             archiver.close()
             size = sum(p.stat().st_size for p in default_root(settings).rglob("*") if p.is_file())
@@ -173,6 +182,7 @@ def main() -> None:
             db.close()
             for partner, source in (("from-kafka", KafkaSource(settings, Window())),
                                     ("from-archive", ArchiveSource(settings, Window(), default_root(settings)))):
+                kept.shared.cache_clear()  # each replay renders its events anew, as a backfill would
                 queue_s, total_s, posts = replay_to(settings, partner, source, count_url)
                 rows += [
                     (f"replay {source.name} → partner", f"{posts / total_s:,.0f} events/s",

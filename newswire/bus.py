@@ -26,7 +26,7 @@ from kafka.admin import MemberToRemove
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaError, KafkaTimeoutError
 
-from newswire import codec, disk, logs, metrics, topics
+from newswire import codec, disk, logs, metrics, seal, topics
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
 
@@ -100,27 +100,33 @@ def event_headers(event: ArticleEvent, schema: codec.Schema) -> Headers:
 
 
 def send_event(kafka: KafkaProducer, topic: str, event: ArticleEvent, schema: codec.Schema | None = None,
-               timestamp_ms: int | None = None, headers: Headers = ()):
+               timestamp_ms: int | None = None, headers: Headers = (), clean_key: str | None = None):
     """Encode and send one event keyed by its article id; returns the send future.
 
     ``timestamp_ms`` sets the record's timestamp (default: now), e.g. to backdate test events;
-    ``headers`` are added to the event's own.
+    ``headers`` are added to the event's own; ``clean_key``: seal the event as cleaned
+    (:mod:`newswire.seal`; only for an event the producer's cleaning made).
     """
     schema = schema or codec.latest()
-    return kafka.send(topic, key=event["article_id"].encode(), value=codec.encode(event, schema),
-                      headers=event_headers(event, schema) + list(headers), timestamp_ms=timestamp_ms)
+    value = codec.encode(event, schema)
+    sealed = [(seal.HEADER, seal.seal(value, clean_key))] if clean_key else []
+    return kafka.send(topic, key=event["article_id"].encode(), value=value,
+                      headers=event_headers(event, schema) + sealed + list(headers), timestamp_ms=timestamp_ms)
 
 
 def publish_events(settings: Settings, kafka: KafkaProducer, events: Iterable[ArticleEvent],
-                   headers: Sequence[Headers] = ()) -> list:
+                   headers: Sequence[Headers] = (), *, cleaned: bool = False) -> list:
     """Send events and wait until Kafka confirmed every one; raise PublishError otherwise.
-    ``headers``, when given, holds the headers to add to each event, in the order of ``events``.
+    ``headers``, when given, holds the headers to add to each event, in the order of ``events``;
+    ``cleaned``: the producer's cleaning made them, so they are sealed with the installation's
+    key (Settings.clean_key; :mod:`newswire.seal`).
 
     Returns the record metadata (topic, partition, offset) of each event, in order.
     """
     events = list(events)
     extra = list(headers) or [[] for _ in events]
-    futures = [send_event(kafka, settings.topics.articles, event, headers=added)
+    key = settings.clean_key if cleaned else None
+    futures = [send_event(kafka, settings.topics.articles, event, headers=added, clean_key=key)
                for event, added in zip(events, extra, strict=True)]
     try:
         kafka.flush(timeout=settings.producer_timeout_s)
@@ -294,6 +300,7 @@ class EventLoop:
         except codec.DecodeError as exc:
             self._dead_letter(record, f"undecodable: {exc}")
             return
+        seal.mark(event, record.value, record.headers, self.settings.clean_key)
         try:
             self.handle(Delivery(event, record))
         except (OSError, KafkaError):

@@ -91,9 +91,13 @@ def _by_fingerprint() -> dict[bytes, Schema]:
 def encode(event: ArticleEvent, schema: Schema | None = None) -> bytes:
     """Encode an event with ``schema`` (the newest by default) in single-object encoding.
 
-    Raises ``ValueError`` naming the field when the event does not fit the schema.
+    Keys that cannot name an Avro field (with a colon: what a consumer marks an event with,
+    such as ``newswire.seal.MARK``) are not part of the event and are left out. Raises
+    ``ValueError`` naming the field when the event does not fit the schema.
     """
     schema = schema or latest()
+    if any(":" in key for key in event):
+        event = {key: value for key, value in event.items() if ":" not in key}
     out = io.BytesIO()
     out.write(MAGIC)
     out.write(schema.fingerprint)

@@ -67,6 +67,21 @@ def parse_state_url(text: str) -> str:
     return url
 
 
+#: the least length of the cleaning seal's key (a secret of 128 bits or more)
+MIN_CLEAN_KEY = 16
+
+
+def parse_clean_key(text: str) -> str | None:
+    """The cleaning seal's key, or None when unset; ConfigError when it is too short to be a secret."""
+    key = text.strip()
+    if not key:
+        return None
+    if len(key) < MIN_CLEAN_KEY:
+        raise ConfigError(f"NEWSWIRE_CLEAN_KEY: {len(key)} characters is too short for a secret; give at least "
+                          f"{MIN_CLEAN_KEY} (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
+    return key
+
+
 def _redacted(url: str) -> str:
     """``url`` with any password replaced by ``***`` (for messages and logs)."""
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
@@ -111,6 +126,10 @@ class Settings:
     #: where the partner pusher's state lives: None = the SQLite file under ``home`` (one pusher
     #: process); a ``postgresql://`` URL = that PostgreSQL database (any number of pushers)
     state_url: str | None = None
+    #: the key of the cleaning seal (:mod:`newswire.seal`), shared by the producers and every
+    #: consumer: the producer seals the events it cleaned, a consumer skips cleaning them again
+    #: only when the seal verifies (None: no seal made, every event cleaned by its consumer)
+    clean_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -133,6 +152,7 @@ class Settings:
             provider=_env("PROVIDER", "").strip() or None,
             id_authority=parse_id_authority(authority) if authority.strip() else None,
             state_url=parse_state_url(state_url) if state_url.strip() else None,
+            clean_key=parse_clean_key(_env("CLEAN_KEY", "")),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -151,6 +171,8 @@ class Settings:
             env["NEWSWIRE_ID_AUTHORITY"] = self.id_authority
         if self.state_url:
             env["NEWSWIRE_STATE_URL"] = self.state_url
+        if self.clean_key:
+            env["NEWSWIRE_CLEAN_KEY"] = self.clean_key
         return env
 
     def authority(self) -> str:

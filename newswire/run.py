@@ -10,6 +10,7 @@ every service cleanly (consumers commit their offsets) and then the broker it st
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 import click
 
 from newswire import broker as local_broker
-from newswire import bus, corpus, locks, logs, topics
+from newswire import bus, corpus, files, locks, logs, topics
 from newswire.config import Settings
 from newswire.supervisor import Service, Supervisor, newswire_command
 
@@ -36,6 +37,7 @@ DEMO_PARTNER = "demo"
 DEMO_SECRET = "whsec_ZGVtby1wYXJ0bmVyLXNlY3JldC1mb3ItbmV3c3dpcmU="  # the demo's own, printed
 DEMO_PROVIDER = "The Media Line"  # the agency of the demo's stories (an installation names its own)
 DEMO_AUTHORITY = "newswire.example.org"  # the domain of the demo's item ids (an installation sets its own)
+CLEAN_KEY_FILE = "clean.key"  # the demo's cleaning key in its home, when NEWSWIRE_CLEAN_KEY is not set
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,18 @@ def _env(settings: Settings) -> dict[str, str]:
     return {**os.environ, **_demo_variables(settings)}
 
 
+def with_clean_key(settings: Settings) -> Settings:
+    """``settings`` with a cleaning key: ``NEWSWIRE_CLEAN_KEY``, or one made at the first run and
+    kept in the home (readable by its owner only), so that the demo's consumers trust what its
+    producers cleaned (:mod:`newswire.seal`) instead of cleaning every event again."""
+    if settings.clean_key:
+        return settings
+    path = settings.home / CLEAN_KEY_FILE
+    if not path.is_file():
+        files.write_atomically(path, secrets.token_hex(32).encode())
+    return replace(settings, clean_key=path.read_text().strip())
+
+
 def _demo_variables(settings: Settings) -> dict[str, str]:
     """What every command and service of the demo is told: its settings (broker, home, topics),
     with the demo's agency and id authority."""
@@ -195,7 +209,7 @@ def run(ctx: click.Context, corpus_size: int, duration: float | None, ingest_tok
         ingest_port: int,
         feeds_port: int, status_port: int, partner_port: int, partner_api_port: int, metrics_base_port: int) -> None:
     """Run the whole system: broker, topics, every service, a demo partner, demo content."""
-    settings: Settings = ctx.find_root().obj
+    settings = with_clean_key(ctx.find_root().obj)
     ports = Ports(ingest=ingest_port, feeds=feeds_port, status=status_port, partner_api=partner_api_port,
                   demo_partner=partner_port, metrics_base=metrics_base_port)
     lock = hold_run_lock(settings, ports)

@@ -121,11 +121,14 @@ def next_versions(settings: Settings, articles: ArticleLog) -> Callable[[dict[st
 
 
 def publish(settings: Settings, events: list[ArticleEvent], kafka: KafkaProducer | None = None,
-            headers: list[bus.Headers] | None = None) -> list[Published]:
+            headers: list[bus.Headers] | None = None, *, cleaned: bool = False) -> list[Published]:
     """Send ``events`` and return them once Kafka confirmed every write; KafkaUnavailable otherwise.
 
     Uses ``kafka`` when given (a long-lived producer, e.g. the ingest API's), else a producer of
     its own that is closed afterwards. ``headers``: Kafka headers to add to each event, in order.
+    ``cleaned``: every event was made by :func:`~newswire.producers.article.build_event` (cleaned
+    whole), so it is sealed as such (:mod:`newswire.seal`). Kills and withdrawals are not: they
+    carry the fields of the latest event on the topic, which anyone may have written.
     No check against the topic: :func:`publish_once` is what the CLI and the ingest API use.
     """
     if not events:
@@ -134,7 +137,7 @@ def publish(settings: Settings, events: list[ArticleEvent], kafka: KafkaProducer
     if own:
         kafka = connect(settings)
     try:
-        metadata = bus.publish_events(settings, kafka, events, headers or ())
+        metadata = bus.publish_events(settings, kafka, events, headers or (), cleaned=cleaned)
     except bus.PublishError as exc:
         raise KafkaUnavailable(str(exc)) from exc
     finally:
@@ -158,7 +161,8 @@ def publish_once(settings: Settings, submissions: list[Submission], kafka: Kafka
     with _lookups(settings, lookups) as articles:
         verdicts = screen(articles, submissions)
     new = [s for s, verdict in zip(submissions, verdicts) if verdict is None]
-    written = iter(publish(settings, [s.event for s in new], kafka, [key_headers(s.idempotency_key) for s in new]))
+    written = iter(publish(settings, [s.event for s in new], kafka, [key_headers(s.idempotency_key) for s in new],
+                           cleaned=True))
     results: list[Published | Refused] = []
     for verdict in verdicts:
         if isinstance(verdict, Stored):

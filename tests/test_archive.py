@@ -14,6 +14,7 @@ from lxml import etree
 from newswire import bus, codec, corpus
 from newswire.cli import main
 from newswire.consumers.archive.archiver import Archiver, default_root, event_loop
+from newswire.consumers.archive.index import Index
 from newswire.consumers.archive.reader import ArchiveReader
 from tests.replay_support import T0, cli_env, events, ms, produce
 
@@ -195,3 +196,23 @@ def test_a_damaged_and_a_truncated_file_are_reported_and_the_rest_stays_readable
 def _iso(stamp_ms: int) -> str:
     from datetime import datetime, timezone
     return datetime.fromtimestamp(stamp_ms / 1000, tz=timezone.utc).isoformat()
+
+
+def test_archive_order_is_used_for_replays_only_while_it_keeps_each_partition_in_offset_order(tmp_path):
+    """Archive order (each block read once) unless the archive's group was reset past events and
+    back, which archives a partition's older offsets after newer ones: then by position."""
+    index = Index(tmp_path / "index.sqlite")
+    index.add_segment("events/s.avro", "2026-11-20", 2)
+
+    def archived(event_id: str, partition: int, offset: int) -> dict:
+        return {"event_id": event_id, "article_id": event_id, "version": 1, "event_type": "published",
+                "occurred_at": 0, "published_at": 0, "categories": json.dumps(["politics", "sport"]),
+                "topic": "articles", "partition": partition, "offset": offset, "segment": "events/s.avro",
+                "block_offset": 0, "block_index": 0, "cleaned": 0}
+
+    index.commit([archived("a", 0, 5), archived("b", 1, 2), archived("c", 0, 6), archived("d", 1, 3)], {})
+    assert index.in_offset_order("articles")
+    assert [e.event_id for e in index.entries(category="sport")] == ["a", "b", "c", "d"]  # categories by json_each
+    index.commit([archived("e", 1, 0)], {})  # partition 1's offset 0 archived after its offset 3
+    assert not index.in_offset_order("articles") and index.in_offset_order("other-topic")
+    index.close()

@@ -123,3 +123,20 @@ def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path
     # the broker was already running, so run leaves it running; every group stays caught up
     rows = [row for row in lag.group_lag(settings) if row.group in GROUPS]
     assert {row.group for row in rows} == GROUPS and all(row.lag == 0 for row in rows)
+
+
+def test_the_demo_makes_its_cleaning_key_once_in_its_home_and_an_installations_own_key_wins(tmp_path):
+    from dataclasses import replace
+
+    from newswire.config import Settings
+    from newswire.run import CLEAN_KEY_FILE, with_clean_key
+
+    plain = replace(Settings(), home=tmp_path / "home", clean_key=None)
+    first = with_clean_key(plain)
+    key_file = plain.home / CLEAN_KEY_FILE
+    assert first.clean_key and len(first.clean_key) == 64 and key_file.read_text() == first.clean_key
+    assert key_file.stat().st_mode & 0o077 == 0, "the key is readable by others"
+    assert with_clean_key(plain).clean_key == first.clean_key, "a second run made another key"
+    assert first.to_env()["NEWSWIRE_CLEAN_KEY"] == first.clean_key  # every service of the demo is told it
+    own = replace(plain, clean_key="an-installations-own-key")
+    assert with_clean_key(own).clean_key == "an-installations-own-key"

@@ -2,7 +2,7 @@
 (24 h unless told), then only the current one does, without anyone ending the rotation; a
 real partner verifying with the old secret sees it (the pusher's clock moved on, no
 sleeps). On both stores, with the upgrade of a state from before the overlap (migration step
-7 on this branch) keeping a rotation in progress as it was."""
+8) keeping a rotation in progress as it was."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from tests.webhooks_support import PartnerServer, cli, config, publish, register
 
 settings = on_each_store()
 
-#: the partner API's tokens and audit; no previous_secret_until
-BEFORE_OVERLAP = 6
+#: one cursor per partner, strict order (step 7); no previous_secret_until
+BEFORE_OVERLAP = 7
 
 
 def test_the_old_secret_signs_during_the_overlap_and_not_after_it(settings):

@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 
 from newswire.config import Settings
-from newswire.consumers.webhooks import dialect, outbox, partners, signing, store
+from newswire.consumers.webhooks import dialect, ordering, outbox, partners, pull, signing, store
 from tests.conftest import STORES
 
 #: partners.disabled_at; a payload per delivery, no bodies table, no paused_until
 BEFORE_BODIES = 2
 #: bodies, paused_until, outbox_changed_at; no pushers / partner_leases
 BEFORE_LEASES = 4
+#: partner_tokens and partner_audit; no partners.mode / ordering / strict_skipped, deliveries.pulled_at, attempts.via
+BEFORE_CURSOR = 6
 
 
 @pytest.fixture(params=STORES)
@@ -115,18 +117,25 @@ def test_a_state_before_bodies_is_upgraded_in_place_with_its_data(state: Setting
     again.close()
 
 
+def _partner_with_a_body(db: dialect.Db, *, concurrency: int, next_seq: int, head: bytes, **columns) -> int:
+    """Partner acme (enabled, with ``columns`` its schema has), event e1 and a body of it; the body's id."""
+    now = time.time()
+    names = "".join(f", {name}" for name in columns)
+    db.execute("INSERT INTO partners (id, name, url, format, filters, concurrency, rate_limit, enabled, secrets,"
+               f" allow_cidrs, next_seq, created_at, updated_at{names}) VALUES ('acme', 'Acme',"
+               f" 'https://acme.example/hook', 'ninjs', '{{}}', ?, 0, 1, ?, '[]', ?, ?, ?{', ?' * len(columns)})",
+               (concurrency, json.dumps([signing.new_secret()]), next_seq, now, now, *columns.values()))
+    db.execute("INSERT INTO events (event_id, article_id, version, event_type, avro) VALUES"
+               " ('e1', 'a1', 1, 'published', ?)", (b"avro",))
+    return db.execute("INSERT INTO bodies (event_id, head, tail) VALUES ('e1', ?, ?) RETURNING id",
+                      (head, b"}")).fetchone()[0]
+
+
 def test_a_state_before_leases_is_upgraded_in_place_with_its_data(state: Settings) -> None:
     db = _raw(state)
     store.migrate(db, to=BEFORE_LEASES)
     now = time.time()
-    db.execute("INSERT INTO partners (id, name, url, format, filters, concurrency, rate_limit, enabled,"
-               " secrets, allow_cidrs, next_seq, created_at, updated_at, paused_until) VALUES"
-               " ('acme', 'Acme', 'https://acme.example/hook', 'ninjs', '{}', 1, 0, 1, ?, '[]', 3, ?, ?, ?)",
-               (json.dumps([signing.new_secret()]), now, now, now + 60))
-    db.execute("INSERT INTO events (event_id, article_id, version, event_type, avro) VALUES"
-               " ('e1', 'a1', 1, 'published', ?)", (b"avro",))
-    body = db.execute("INSERT INTO bodies (event_id, head, tail) VALUES ('e1', ?, ?) RETURNING id",
-                      (b'{"seq": ', b"}")).fetchone()[0]
+    body = _partner_with_a_body(db, concurrency=1, next_seq=3, head=b'{"seq": ', paused_until=now + 60)
     db.executemany("INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
                    " content_type, body_id, status, next_attempt_at, created_at) VALUES"
                    " ('acme', 'e1', 'a1', 1, 'published', ?, 'application/json', ?, ?, ?, ?)",
@@ -140,6 +149,40 @@ def test_a_state_before_leases_is_upgraded_in_place_with_its_data(state: Setting
     assert [(d.seq, outbox.payload(db, d.id)) for d in outbox.pending_after(db, 0, limit=10)] == [(2, b'{"seq": 2}')]
     assert partners.next_seqs(db, ["acme"]) == {"acme": 3}
     db.execute("INSERT INTO partner_leases (partner_id, owner, expires_at) VALUES ('acme', '', 0)")
+    db.close()
+
+
+def test_a_state_before_pull_and_strict_order_is_upgraded_in_place_with_its_data(state: Settings) -> None:
+    db = _raw(state)
+    store.migrate(db, to=BEFORE_CURSOR)
+    now = time.time()
+    body = _partner_with_a_body(db, concurrency=4, next_seq=4, head=b'{"sequence":')
+    db.executemany("INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
+                   " content_type, body_id, status, tries, next_attempt_at, created_at, last_error) VALUES"
+                   " ('acme', 'e1', 'a1', 1, 'published', ?, 'application/json', ?, ?, ?, ?, ?, ?)",
+                   [(1, body, "delivered", 1, now, now, None), (2, body, "pending", 0, now, now, None),
+                    (3, body, "dead", 8, now, now, "HTTP 500")])
+    db.execute("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt, at,"
+               " status_code, duration_ms, outcome) VALUES (1, 'acme', 'e1', 'a1', 1, 1, 1, ?, 200, 3.5, 'delivered')",
+               (now,))
+    db.close()
+
+    db = store.connect(state)
+
+    assert store.schema_version(db) == store.VERSION
+    partner = partners.get(db, "acme")
+    assert (partner.mode, partner.ordering, partner.concurrency) == ("push", "article", 4)  # as before the upgrade
+    assert [tuple(r) for r in db.execute("SELECT seq, via FROM attempts")] == [(1, "push")]
+    assert pull.first_unacknowledged(db, "acme") == 2
+    assert ordering.held_reason(db, partner) is None  # not strict
+    strict = partners.update(db, "acme", ordering="strict")
+    assert "seq 3 is dead (HTTP 500)" in ordering.held_reason(db, strict)
+    partners.update(db, "acme", mode="pull")
+    page = pull.changes(db, "acme", after=None, limit=10)  # the cursor goes on from the first not delivered
+    assert [(c.seq, c.body) for c in page.changes] == [(2, b'{"sequence":2}'), (3, b'{"sequence":3}')]
+    assert pull.changes(db, "acme", after=3, limit=10).acknowledged == [2, 3]
+    assert [tuple(r) for r in db.execute("SELECT seq, via FROM attempts ORDER BY id")] == [
+        (1, "push"), (2, "pull"), (3, "pull")]
     db.close()
 
 

@@ -3,32 +3,18 @@ and started again: every delivery still arrives, with the webhook-id and sequenc
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 
 from newswire import corpus
 from newswire.consumers.webhooks.signing import new_secret
-from tests.webhooks_support import PartnerServer, env_of, publish, query, register, wait_for
+from tests.webhooks_support import PartnerServer, publish, pusher_process, query, register, wait_for
 from tests.conftest import on_each_store
 
 #: these tests exercise the store: they run on SQLite and on PostgreSQL
 settings = on_each_store()
-
-
-def _pusher(settings, log_path) -> subprocess.Popen:
-    env = {**os.environ, **env_of(settings, NEWSWIRE_WEBHOOK_GROUP=f"webhooks-{settings.topics.articles}",
-                                  NEWSWIRE_WEBHOOK_SCHEDULE="0,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3",
-                                  NEWSWIRE_WEBHOOK_JITTER="0", NEWSWIRE_WEBHOOK_TIMEOUT="2",
-                                  NEWSWIRE_WEBHOOK_ALLOW_CIDRS="127.0.0.0/8", NEWSWIRE_WEBHOOK_POLL="0.2",
-                                  NEWSWIRE_WEBHOOK_BREAKER_FAILURES="1000",
-                                  NEWSWIRE_WEBHOOK_LEASE="2")}  # PostgreSQL: the dead one's partners free after 2 s
-    return subprocess.Popen([sys.executable, "-m", "newswire.cli", "--log-level", "INFO", "webhooks", "run"],
-                            env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
 
 
 def test_kill_9_in_the_middle_of_retries_loses_nothing_and_keeps_webhook_ids(settings, tmp_path):
@@ -39,7 +25,7 @@ def test_kill_9_in_the_middle_of_retries_loses_nothing_and_keeps_webhook_ids(set
     events = [corpus.story(rng, f"k-{i}", body_bytes=500) for i in range(12)]
     events.append(corpus.next_version(events[0], "killed"))
     log = tmp_path / "pusher.log"
-    process = _pusher(settings, log)
+    process = pusher_process(settings, log)
     try:
         publish(settings, events)
         wait_for(lambda: len(query(settings, "SELECT 1 FROM attempts WHERE outcome = 'retry'")) >= 15,
@@ -50,7 +36,7 @@ def test_kill_9_in_the_middle_of_retries_loses_nothing_and_keeps_webhook_ids(set
         assert pending == len(events)  # nothing delivered yet, nothing lost: all pending on disk
         before = {r.webhook_id for r in server.snapshot()}
         state["up"] = True
-        process = _pusher(settings, log)
+        process = pusher_process(settings, log)
         wait_for(lambda: query(settings, "SELECT count(*) FROM deliveries WHERE status = 'delivered'")[0][0]
                  == len(events), "every delivery after the restart", timeout_s=60)
     finally:
@@ -83,7 +69,7 @@ def test_a_retry_after_pause_outlives_a_kill_9_of_the_pusher(settings, tmp_path)
     rng = random.Random(5)
     events = [corpus.story(rng, f"ra-{i}", body_bytes=300) for i in range(2)]
     log = tmp_path / "pusher.log"
-    process = _pusher(settings, log)
+    process = pusher_process(settings, log)
     try:
         publish(settings, events)
         wait_for(lambda: query(settings, "SELECT 1 FROM attempts WHERE outcome = 'throttled'"), "the 429 recorded",
@@ -92,7 +78,7 @@ def test_a_retry_after_pause_outlives_a_kill_9_of_the_pusher(settings, tmp_path)
         process.wait(10)
         assert query(settings, "SELECT count(*) FROM deliveries WHERE status = 'pending'")[0][0] == 2
         asked_at = server.snapshot()[0].at
-        process = _pusher(settings, log)
+        process = pusher_process(settings, log)
         restarted_at = time.time()
         wait_for(lambda: len(server.ok()) == 2, "both articles after the pause", timeout_s=pause_s + 60)
     finally:

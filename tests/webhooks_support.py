@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -209,3 +212,18 @@ def cli(settings, *args: str, env: dict[str, str] | None = None, ok: bool = True
     if ok:
         assert result.exit_code == 0, result.output
     return result
+
+
+def pusher_process(settings, log_path, **env: str) -> subprocess.Popen:
+    """``newswire webhooks run`` as a real subprocess on ``settings`` (fast test schedule, loopback
+    allowed, a group of its own; ``env`` overrides), logging to ``log_path``."""
+    env = {**os.environ, **env_of(settings, **{
+        "NEWSWIRE_WEBHOOK_GROUP": f"webhooks-{settings.topics.articles}",
+        "NEWSWIRE_WEBHOOK_SCHEDULE": "0,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3",
+        "NEWSWIRE_WEBHOOK_JITTER": "0", "NEWSWIRE_WEBHOOK_TIMEOUT": "2",
+        "NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8", "NEWSWIRE_WEBHOOK_POLL": "0.2",
+        "NEWSWIRE_WEBHOOK_BREAKER_FAILURES": "1000",
+        "NEWSWIRE_WEBHOOK_LEASE": "2",  # PostgreSQL: the dead one's partners free after 2 s
+        **env})}
+    return subprocess.Popen([sys.executable, "-m", "newswire.cli", "--log-level", "INFO", "webhooks", "run"],
+                            env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT)

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS events (
     "offset"        INTEGER NOT NULL,
     segment         TEXT NOT NULL REFERENCES segments(path),
     block_offset    INTEGER NOT NULL,     -- byte offset of the Avro block in the segment
-    block_index     INTEGER NOT NULL      -- position of the record in that block
+    block_index     INTEGER NOT NULL,     -- position of the record in that block
+    cleaned         INTEGER NOT NULL DEFAULT 0  -- 1: its cleaning seal verified when archived (newswire.seal)
 );
 CREATE INDEX IF NOT EXISTS events_article ON events(article_id, version);
 CREATE INDEX IF NOT EXISTS events_published ON events(published_at);
@@ -80,6 +81,8 @@ class Entry:
     segment: str
     block_offset: int
     block_index: int
+    #: its cleaning seal verified when it was archived (:mod:`newswire.seal`)
+    cleaned: bool = False
 
     @property
     def published(self) -> datetime:
@@ -91,12 +94,13 @@ class Entry:
 
 
 _ENTRY_COLUMNS = ('seq, event_id, article_id, version, event_type, occurred_at, published_at, categories, '
-                  'topic, partition, "offset", segment, block_offset, block_index')
+                  'topic, partition, "offset", segment, block_offset, block_index, cleaned')
 
 
 def _entry(row: tuple) -> Entry:
     values = list(row)
     values[7] = tuple(json.loads(values[7]))
+    values[14] = bool(values[14])
     return Entry(*values)
 
 
@@ -115,7 +119,15 @@ class Index:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(_SCHEMA)
+            if "cleaned" not in self._columns():  # an archive made before the column
+                self.db.execute("ALTER TABLE events ADD COLUMN cleaned INTEGER NOT NULL DEFAULT 0")
             self.db.commit()
+        #: the columns of an entry (an older archive read as is: none of its events cleaned)
+        self._entry_columns = _ENTRY_COLUMNS if "cleaned" in self._columns() else \
+            _ENTRY_COLUMNS.replace("cleaned", "0 AS cleaned")
+
+    def _columns(self) -> set[str]:
+        return {row[1] for row in self.db.execute("PRAGMA table_info(events)")}
 
     def close(self) -> None:
         self.db.close()
@@ -150,19 +162,19 @@ class Index:
     def commit(self, rows: Iterable[dict], sizes: dict[str, int]) -> None:
         """Record new events and the segments' new durable sizes in one transaction."""
         with self.db:
-            for row in rows:
-                cursor = self.db.execute(
-                    'INSERT INTO events(event_id, article_id, version, event_type, occurred_at, published_at, '
-                    'categories, topic, partition, "offset", segment, block_offset, block_index) '
-                    "VALUES (:event_id, :article_id, :version, :event_type, :occurred_at, :published_at, "
-                    ":categories, :topic, :partition, :offset, :segment, :block_offset, :block_index)", row)
-                self.db.executemany("INSERT OR IGNORE INTO event_categories(category, seq) VALUES (?, ?)",
-                                    [(c, cursor.lastrowid) for c in json.loads(row["categories"])])
+            (last,) = self.db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+            self.db.executemany(
+                'INSERT INTO events(event_id, article_id, version, event_type, occurred_at, published_at, '
+                'categories, topic, partition, "offset", segment, block_offset, block_index, cleaned) '
+                "VALUES (:event_id, :article_id, :version, :event_type, :occurred_at, :published_at, "
+                ":categories, :topic, :partition, :offset, :segment, :block_offset, :block_index, :cleaned)", rows)
+            self.db.execute("INSERT OR IGNORE INTO event_categories(category, seq) SELECT c.value, e.seq"
+                            " FROM events AS e, json_each(e.categories) AS c WHERE e.seq > ?", (last,))
             self.db.executemany("UPDATE segments SET durable_size = ? WHERE path = ?",
                                 [(size, path) for path, size in sizes.items()])
 
     def versions(self, article_id: str) -> list[Entry]:
-        rows = self.db.execute(f"SELECT {_ENTRY_COLUMNS} FROM events WHERE article_id = ? ORDER BY version, seq",
+        rows = self.db.execute(f"SELECT {self._entry_columns} FROM events WHERE article_id = ? ORDER BY version, seq",
                                (article_id,)).fetchall()
         return [_entry(r) for r in rows]
 
@@ -194,13 +206,21 @@ class Index:
         if segment is not None:
             where.append("segment = ?")
             params.append(segment)
-        sql = f"SELECT {_ENTRY_COLUMNS} FROM events"
+        sql = f"SELECT {self._entry_columns} FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)
         order = (' ORDER BY topic, partition, "offset"' if by_position else
                  " ORDER BY published_at, article_id, version, seq" if by_published else " ORDER BY seq")
         for row in self.db.execute(sql + order, params):
             yield _entry(row)
+
+    def in_offset_order(self, topic: str) -> bool:
+        """Whether archive order (``seq``) keeps every partition of ``topic`` in offset order, as
+        it does unless the archive's consumer group was reset past events and back; then a
+        partition replay reads by position instead."""
+        return self.db.execute(
+            'SELECT 1 FROM (SELECT "offset", lag("offset") OVER (PARTITION BY partition ORDER BY seq) AS before'
+            " FROM events WHERE topic = ?) WHERE before > \"offset\" LIMIT 1", (topic,)).fetchone() is None
 
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM events").fetchone()[0]

@@ -42,7 +42,8 @@ class ArchiveReader:
         self.index = Index(self.root / "index.sqlite", readonly=True)
         self._blocks: OrderedDict[tuple[str, int, int], list[ArticleEvent]] = OrderedDict()
         self._schemas: dict[str, codec.Schema] = {}
-        self._block_cache = block_cache
+        #: decoded blocks kept (a block holds the events of one archive commit, up to 2,000)
+        self.block_cache = block_cache
 
     def close(self) -> None:
         self.index.close()
@@ -83,7 +84,7 @@ class ArchiveReader:
         if events is None:
             events = read_block(self.storage, entry.segment, entry.block_offset, schema)
             self._blocks[key] = events
-            if len(self._blocks) > self._block_cache:
+            if len(self._blocks) > self.block_cache:
                 self._blocks.popitem(last=False)
         else:
             self._blocks.move_to_end(key)

@@ -11,14 +11,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from newswire.config import Settings
-from newswire.consumers.partner_api import handlers, page
+from newswire.consumers.partner_api import changes, handlers, page
 from newswire.consumers.partner_api.auth import Limits, Sessions, guard
 from newswire.consumers.partner_api.context import Context
 from newswire.consumers.webhooks import store
 from newswire.consumers.webhooks.config import WebhookConfig
 
 #: the modules whose routes the API serves (each: add_routes(app, ctx))
-ROUTE_MODULES = (handlers,)
+ROUTE_MODULES = (handlers, changes)
 #: requests per token, in ``limits``' notation
 DEFAULT_RATE = "120/minute"
 #: the largest request body (every body the API takes is a few fields)

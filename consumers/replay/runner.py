@@ -3,6 +3,7 @@ a checkpoint after every durable step, and a summary at the end."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter, defaultdict
@@ -109,21 +110,28 @@ def replay(source: Source, target: Target, checkpoint: Checkpoint, *, dry_run: b
         if after_commit:
             after_commit()
 
+    # a chunk is read ahead and its look-ups made at once (target.prefetch), then offered one by
+    # one and committed; at a bounded rate, no more than every_s seconds' worth is read ahead
+    chunk_size = max(1, min(batch, int(rate * every_s))) if rate else batch
+    items = source.items(checkpoint.next)
     with tqdm(total=sum(remaining.values()), unit="event", desc=f"{source.name} → {target.name}",
               disable=not progress, dynamic_ncols=True, mininterval=0.5) as bar:
-        for item in source.items(checkpoint.next):
-            limiter.wait()
-            outcome = target.offer(item)
-            summary.partitions[item.partition][outcome] += 1
-            offered[outcome] += 1
-            positions[item.partition] = item.offset + 1
-            bar.update()
-            if len(positions) and (sum(offered.values()) >= batch or time.monotonic() - last_commit >= every_s):
-                commit()
-            if stop.is_set():
-                summary.interrupted = True
-                break
-        commit()
+        while not summary.interrupted and (chunk := list(itertools.islice(items, chunk_size))):
+            target.prefetch(chunk)
+            for item in chunk:
+                limiter.wait()
+                outcome = target.offer(item)
+                summary.partitions[item.partition][outcome] += 1
+                offered[outcome] += 1
+                positions[item.partition] = item.offset + 1
+                bar.update()
+                if stop.is_set():
+                    summary.interrupted = True
+                    break
+                if time.monotonic() - last_commit >= every_s:
+                    commit()
+                    target.prefetch(chunk)  # what the commit made the target forget
+            commit()
     summary.seconds = time.monotonic() - started
     summary.overall = dict(checkpoint.outcomes)
     if not dry_run and not summary.interrupted:

@@ -2,8 +2,10 @@
 consumer's offsets move) or the archive (events older than Kafka still holds).
 
 Both yield the same :class:`Item` for the same event: its partition and offset in the
-articles topic, record timestamp, the event (read as the newest schema) and its
-single-object payload as written, so every target behaves the same whichever the source.
+articles topic, record timestamp, the event (read as the newest schema; marked clean when its
+cleaning seal verified, :mod:`newswire.seal`: when read from Kafka, or, from the archive, when
+it was archived) and its single-object payload as written, so every target behaves the same
+whichever the source.
 
 Both also give the **endings** (:meth:`Source.endings`): the kill or withdrawal of every
 article ended anywhere in the log, whatever the window, so a target decides per article from
@@ -18,11 +20,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from kafka import TopicPartition
 
-from newswire import bus, codec, logs
+from newswire import bus, codec, logs, seal
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
 from newswire.consumers.archive.reader import ArchiveReader, Problem
@@ -38,8 +40,15 @@ class Item:
     partition: int
     offset: int
     timestamp_ms: int
+    #: marked clean when its cleaning seal verified (:mod:`newswire.seal`)
     event: ArticleEvent
-    payload: bytes
+    #: its single-object payload as written, or what makes it (the archive's is encoded again
+    #: only when a target keeps it)
+    written: bytes | Callable[[], bytes]
+
+    @property
+    def payload(self) -> bytes:
+        return self.written if isinstance(self.written, bytes) else self.written()
 
 
 class Source(Protocol):
@@ -49,7 +58,7 @@ class Source(Protocol):
         """Events per partition still to replay (after the ``resume`` positions)."""
 
     def items(self, resume: dict[int, int]) -> Iterator[Item]:
-        """The window's events in partition order, from the ``resume`` positions on."""
+        """The window's events, each partition's in offset order, from the ``resume`` positions on."""
 
     def endings(self) -> dict[str, Item]:
         """Article id → its kill or withdrawal, over the whole log (not only the window)."""
@@ -107,6 +116,7 @@ class KafkaSource:
             log.warning("replay_undecodable", topic=self.topic, partition=record.partition,
                         offset=record.offset, reason=str(exc))
             return None
+        seal.mark(event, record.value, record.headers, self.settings.clean_key)
         return Item(record.partition, record.offset, record.timestamp, event, record.value)
 
     def items(self, resume: dict[int, int]) -> Iterator[Item]:
@@ -134,7 +144,8 @@ class KafkaSource:
 
 
 class ArchiveSource:
-    """The window's events from the archive index and segments, in the order they were archived."""
+    """The window's events from the archive index and segments, in the order they were archived
+    (each partition's in offset order)."""
 
     name = "archive"
 
@@ -143,11 +154,17 @@ class ArchiveSource:
         self.topic = settings.topics.articles
         self.window = window
         self.reader = ArchiveReader(root)
+        #: read in archive order (each block read once, in the order the files hold them) when
+        #: that keeps every partition in offset order, as it does unless the archive's group was
+        #: reset; by position otherwise (each block then read once per partition it holds)
+        self.by_position = not self.reader.index.in_offset_order(self.topic)
+        if not self.by_position:
+            self.reader.block_cache = 2  # read in order: a block is done with when the next begins
         self.problems: list[Problem] = []
 
     def _entries(self, resume: dict[int, int]):
         for entry in self.reader.entries(since_ms=self.window.since_ms, until_ms=self.window.until_ms,
-                                         topic=self.topic, by_position=True):
+                                         topic=self.topic, by_position=self.by_position):
             if entry.offset >= resume.get(entry.partition, 0):
                 yield entry
 
@@ -155,8 +172,10 @@ class ArchiveSource:
         return Counter(entry.partition for entry in self._entries(resume))
 
     def _item(self, entry, event: ArticleEvent) -> Item:
-        payload = codec.encode(self.reader.event(entry, as_written=True), self.reader.schema_of(entry))
-        return Item(entry.partition, entry.offset, entry.published_at, event, payload)
+        if entry.cleaned:  # its seal verified when it was archived
+            event = {**event, seal.MARK: True}
+        return Item(entry.partition, entry.offset, entry.published_at, event,
+                    lambda: codec.encode(self.reader.event(entry, as_written=True), self.reader.schema_of(entry)))
 
     def items(self, resume: dict[int, int]) -> Iterator[Item]:
         for entry, event in self.reader.events(self._entries(resume), self.problems):

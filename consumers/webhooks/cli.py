@@ -13,12 +13,12 @@ from newswire import loop_thread
 from newswire.config import Settings
 from newswire.rows import cell, emit, iso, json_option, summary
 from newswire.timespec import Instant
-from newswire.consumers.webhooks import outbox, receipts, ssrf, store
+from newswire.consumers.webhooks import ordering, outbox, pull, receipts, ssrf, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig, parse_cidrs
 from newswire.consumers.webhooks.dialect import Db
 from newswire.consumers.webhooks.filters import EVENT_TYPES, Subscription
-from newswire.consumers.webhooks.partners import FORMATS, Partner
+from newswire.consumers.webhooks.partners import FORMATS, MODES, ORDERINGS, Partner
 from newswire.consumers.webhooks.signing import new_secret
 
 
@@ -77,13 +77,19 @@ def _subscription_options(f):
         click.option("--rate-limit", type=click.FloatRange(0), help="Requests per second, 0 = unlimited (default)."),
         click.option("--allow-cidrs", help="Comma-separated networks this endpoint may be on although private "
                                            "(added to NEWSWIRE_WEBHOOK_ALLOW_CIDRS)."),
+        click.option("--mode", type=click.Choice(MODES),
+                     help="push: the pusher sends its deliveries (default); pull: it fetches them (GET /v1/changes), "
+                          "from the same sequence numbers."),
+        click.option("--ordering", type=click.Choice(ORDERINGS),
+                     help="article: in order per story (default); strict: one at a time by sequence number, "
+                          "nothing passing a delivery being retried or dead."),
     ]):
         f = option(f)
     return f
 
 
 def _changes(old: Subscription, categories, languages, max_urgency, event_types, embargoed, concurrency,
-             rate_limit, allow_cidrs) -> dict:
+             rate_limit, allow_cidrs, mode, ordering) -> dict:
     sub = Subscription(
         categories=old.categories if categories is None else _csv(categories),
         languages=old.languages if languages is None else _csv(languages),
@@ -97,6 +103,7 @@ def _changes(old: Subscription, categories, languages, max_urgency, event_types,
         changes["rate_limit"] = rate_limit
     if allow_cidrs is not None:
         changes["allow_cidrs"] = parse_cidrs(allow_cidrs)
+    changes.update({k: v for k, v in (("mode", mode), ("ordering", ordering)) if v is not None})
     return changes
 
 
@@ -112,8 +119,8 @@ def _last_seq(db: Db, partner_id: str) -> int:
 
 #: the fields of `partners show --json`
 SHOW_FIELDS = ("id", "name", "url", "format", "content_type", "state", "disabled_reason", "disabled_at",
-               "subscription", "concurrency", "rate_limit", "allow_cidrs", "last_seq", "secrets",
-               "previous_secret_until")
+               "subscription", "concurrency", "rate_limit", "allow_cidrs", "mode", "ordering", "held", "last_seq",
+               "first_unacknowledged", "secrets", "previous_secret_until")
 
 
 def _shown(partner: Partner, *, secrets: bool, db: Db) -> dict:
@@ -126,7 +133,9 @@ def _shown(partner: Partner, *, secrets: bool, db: Db) -> dict:
                              "max_urgency": sub.max_urgency, "event_types": list(sub.event_types or ()),
                              "embargoed": sub.embargoed},
             "concurrency": partner.concurrency, "rate_limit": partner.rate_limit,
-            "allow_cidrs": [str(c) for c in partner.allow_cidrs], "last_seq": _last_seq(db, partner.id),
+            "allow_cidrs": [str(c) for c in partner.allow_cidrs], "mode": partner.mode, "ordering": partner.ordering,
+            "held": ordering.held_reason(db, partner), "last_seq": _last_seq(db, partner.id),
+            "first_unacknowledged": pull.first_unacknowledged(db, partner.id),
             "secrets": [s if secrets else s[:10] + "…" for s in partner.secrets],
             "previous_secret_until": iso(partner.previous_secret_until)}
 
@@ -142,13 +151,17 @@ def _previous_signs(partner: Partner, now: float) -> str:
 def _show(partner: Partner, *, secrets: bool, db: Db) -> None:
     next_seq = _last_seq(db, partner.id) + 1
     state = "enabled" if partner.enabled else f"DISABLED ({partner.disabled_reason or 'by an operator'})"
-    click.echo(f"id:            {partner.id}\nname:          {partner.name}\nurl:           {partner.url}\n"
+    click.echo(f"id:            {partner.id}\nname:          {partner.name}\nurl:           {partner.url or '-'}\n"
                f"format:        {partner.format} ({partner.content_type})\nstate:         {state}\n"
                f"subscription:  {partner.subscription.describe()}\n"
                f"limits:        concurrency={partner.concurrency} rate_limit="
                f"{partner.rate_limit or 'unlimited'}{'/s' if partner.rate_limit else ''}\n"
                f"allow_cidrs:   {','.join(map(str, partner.allow_cidrs)) or '-'}\n"
-               f"last seq:      {next_seq - 1}")
+               f"mode:          {partner.mode}, ordering {partner.ordering}\n"
+               f"last seq:      {next_seq - 1} (first not acknowledged: "
+               f"{cell(pull.first_unacknowledged(db, partner.id))})")
+    if held := ordering.held_reason(db, partner):
+        click.echo(f"HELD:          {held}")
     for n, secret in enumerate(partner.secrets):
         label = "secret:" if n == 0 else "old secret:"
         click.echo(f"{label:<15}{secret if secrets else secret[:10] + '…'}"
@@ -165,7 +178,8 @@ def partners_group() -> None:
 @partners_group.command("add")
 @click.argument("partner_id")
 @click.option("--name", required=True, help="The partner's name.")
-@click.option("--url", required=True, help="Its webhook endpoint (https://...), or file:///dir for a drop folder.")
+@click.option("--url", default="", help="Its webhook endpoint (https://...), or file:///dir for a drop folder "
+                                        "(required unless --mode pull).")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="ninjs", show_default=True)
 @click.option("--secret", help="Signing secret in whsec_ form (default: a new random one, printed).")
 @click.option("--disabled", is_flag=True, help="Register it disabled.")
@@ -344,6 +358,24 @@ def deliveries_redrive(ctx, partner_id, ids) -> None:
             raise click.ClickException(
                 f"no dead deliveries{f' of partner {partner_id}' if partner_id else ''} with id "
                 f"{', '.join(map(str, unknown))} (`newswire deliveries list --status dead` shows them)")
+
+
+@deliveries_group.command("skip")
+@click.option("--partner", "partner_id", required=True)
+@click.option("--through", type=click.IntRange(1), required=True,
+              help="Pass the dead deliveries numbered up to this one (they stay dead: gaps a resend still sends).")
+@click.pass_context
+def deliveries_skip(ctx, partner_id, through) -> None:
+    """Let a strict partner's line go on past its dead deliveries (instead of redriving them)."""
+    with _db(ctx) as db:
+        partner = registry.get(db, partner_id)
+        if not partner.strict:
+            raise click.ClickException(f"{partner_id} has ordering {partner.ordering}: a dead delivery holds "
+                                       f"nothing back (only a strict partner's line waits for it)")
+        registry.skip_dead(db, partner_id, through)
+        held = ordering.held_reason(db, partner)
+        click.echo(f"{partner_id}: its line passes dead deliveries up to seq {through}"
+                   + (f"\n{partner_id}: still HELD: {held}" if held else ""))
 
 
 @deliveries_group.command("resend")

@@ -211,9 +211,24 @@ def partners_with_event(db: Db, event_id: str) -> set[str]:
 
 def event_status(db: Db, partner_id: str, event_id: str) -> str | None:
     """``pending`` (a delivery of it is), ``had`` (delivered or dead, none pending) or None."""
-    pending, rows = db.execute("SELECT max(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), count(*) FROM deliveries"
-                               " WHERE partner_id = ? AND event_id = ?", (partner_id, event_id)).fetchone()
-    return "pending" if pending else ("had" if rows else None)
+    return event_statuses(db, partner_id, [event_id]).get(event_id)
+
+
+#: ids in one ``IN (...)`` of the look-ups below
+_CHUNK = 500
+
+
+def event_statuses(db: Db, partner_id: str, event_ids: list[str]) -> dict[str, str]:
+    """:func:`event_status` of each of ``event_ids`` that the partner has a delivery of, in a
+    query per :data:`_CHUNK` ids (the others are missing from the answer)."""
+    found: dict[str, str] = {}
+    for start in range(0, len(event_ids), _CHUNK):
+        chunk = event_ids[start:start + _CHUNK]
+        rows = db.execute(f"SELECT event_id, max(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) FROM deliveries"
+                          f" WHERE partner_id = ? AND event_id IN ({','.join('?' * len(chunk))}) GROUP BY event_id",
+                          (partner_id, *chunk)).fetchall()
+        found.update((event_id, "pending" if pending else "had") for event_id, pending in rows)
+    return found
 
 
 @dataclass(frozen=True)
@@ -231,20 +246,35 @@ class ArticleState:
         return self.newest is not None and (version < self.newest or (self.killed and version > self.newest))
 
 
+#: what a partner has of an article that it has no delivery of
+NOTHING = ArticleState(History(max_version=None, killed=False), None, False)
+
+
 def article_state(db: Db, partner_id: str, article_id: str) -> ArticleState:
-    version, killed, newest, newest_killed = db.execute(
-        f"SELECT max(version), {_KILLED}, max(CASE WHEN status != 'dead' THEN version END),"
-        " max(CASE WHEN status != 'dead' AND event_type = 'killed' THEN 1 ELSE 0 END)"
-        " FROM deliveries WHERE partner_id = ? AND article_id = ?",
-        (partner_id, article_id)).fetchone()
-    return ArticleState(History(max_version=version, killed=bool(killed)), newest, bool(newest_killed))
+    return article_states(db, partner_id, [article_id])[article_id]
+
+
+def article_states(db: Db, partner_id: str, article_ids: list[str]) -> dict[str, ArticleState]:
+    """:func:`article_state` of each of ``article_ids``, in a query per :data:`_CHUNK` ids."""
+    found = dict.fromkeys(article_ids, NOTHING)
+    for start in range(0, len(article_ids), _CHUNK):
+        chunk = article_ids[start:start + _CHUNK]
+        rows = db.execute(
+            f"SELECT article_id, max(version), {_KILLED}, max(CASE WHEN status != 'dead' THEN version END),"
+            " max(CASE WHEN status != 'dead' AND event_type = 'killed' THEN 1 ELSE 0 END)"
+            f" FROM deliveries WHERE partner_id = ? AND article_id IN ({','.join('?' * len(chunk))})"
+            " GROUP BY article_id", (partner_id, *chunk)).fetchall()
+        for article_id, version, killed, newest, newest_killed in rows:
+            found[article_id] = ArticleState(History(max_version=version, killed=bool(killed)), newest,
+                                             bool(newest_killed))
+    return found
 
 
 def pending_among(db: Db, partner_id: str, event_ids: list[str]) -> int:
     """How many deliveries of these events to the partner are still pending."""
     count = 0
-    for start in range(0, len(event_ids), 500):
-        chunk = event_ids[start:start + 500]
+    for start in range(0, len(event_ids), _CHUNK):
+        chunk = event_ids[start:start + _CHUNK]
         count += db.execute(f"SELECT count(*) FROM deliveries WHERE partner_id = ? AND status = 'pending'"
                             f" AND event_id IN ({','.join('?' * len(chunk))})", (partner_id, *chunk)).fetchone()[0]
     return count
@@ -345,6 +375,8 @@ class Attempt:
     spent: bool = True
     #: the partner asked (Retry-After) not to be called before then
     pause_until: float | None = None
+    #: push (the pusher sent it) | pull (the partner acknowledged what a pull handed it, see .pull)
+    via: str = "push"
 
 
 def record(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
@@ -354,6 +386,14 @@ def record(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
     that finish together (a group commit), each waiting for the commit before its article
     may send again.
     """
+    with transaction(db):
+        _write_attempts(db, done)
+
+
+def _write_attempts(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
+    """:func:`record`'s writes, in the caller's transaction. A delivery already delivered stays
+    so (a pull's acknowledgement may come before the outcome of an attempt sent just before the
+    partner switched from push to pull)."""
     updates, inserts, pauses = [], [], {}
     for delivery, attempt, at in done:
         if attempt.pause_until is not None:
@@ -364,18 +404,19 @@ def record(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
                         attempt.error, at if status == "delivered" else None, delivery["id"]))
         inserts.append((delivery["id"], delivery["partner_id"], delivery["event_id"], delivery["article_id"],
                         delivery["version"], delivery["seq"], tries, at, attempt.status_code,
-                        round(attempt.duration_ms, 1), attempt.error, attempt.outcome, attempt.next_attempt_at))
+                        round(attempt.duration_ms, 1), attempt.error, attempt.outcome, attempt.next_attempt_at,
+                        attempt.via))
     # PostgreSQL locks rows as they are written: deliveries in id order, then partners, the
     # order redrive and resend take them in too (so that none of them waits on another in a circle)
     updates.sort(key=lambda update: update[-1])
-    with transaction(db):
-        db.executemany("UPDATE deliveries SET tries = ?, attempts = attempts + ?, status = ?,"
-                       " next_attempt_at = coalesce(?, next_attempt_at), last_status = ?, last_error = ?,"
-                       " delivered_at = coalesce(?, delivered_at) WHERE id = ?", updates)
-        db.executemany("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt,"
-                       " at, status_code, duration_ms, error, outcome, next_attempt_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
-        registry.pause(db, pauses)
+    db.executemany("UPDATE deliveries SET tries = ?, attempts = attempts + ?,"
+                   " status = CASE WHEN status = 'delivered' THEN status ELSE ? END,"
+                   " next_attempt_at = coalesce(?, next_attempt_at), last_status = ?, last_error = ?,"
+                   " delivered_at = coalesce(?, delivered_at) WHERE id = ?", updates)
+    db.executemany("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt,"
+                   " at, status_code, duration_ms, error, outcome, next_attempt_at, via)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+    registry.pause(db, pauses)
 
 
 def partners_of(db: Db, ids: list[int]) -> set[str]:
@@ -434,3 +475,26 @@ def redrive(db: Db, *, partner_id: str | None = None, ids: Iterable[int] = (),
 def pending_counts(db: Db) -> dict[str, int]:
     return dict(db.execute("SELECT partner_id, count(*) FROM deliveries WHERE status = 'pending'"
                            " GROUP BY partner_id").fetchall())
+
+
+# --- pulls (see .pull) -----------------------------------------------------------------------
+
+def mark_pulled(db: Db, ids: list[int], at: float) -> None:
+    """A pull handed these deliveries to their partner: its next acknowledgement counts them."""
+    db.executemany("UPDATE deliveries SET pulled_at = ? WHERE id = ?", [(at, i) for i in sorted(ids)])
+
+
+def acknowledge_pulled(db: Db, partner_id: str, through_seq: int, at: float) -> list[int]:
+    """The partner has every delivery a pull handed it numbered up to ``through_seq``: those not
+    delivered yet are, each with a receipt (``via`` pull, its duration from being handed out to
+    being acknowledged). A delivery no pull handed out (an embargoed one not yet due, one that was
+    being retried by push) is not acknowledged by a number above it. Returns the numbers."""
+    with transaction(db):
+        rows = db.execute(f"SELECT id, partner_id, event_id, article_id, version, seq, tries, pulled_at"
+                          f" FROM deliveries WHERE partner_id = ? AND status != 'delivered' AND seq <= ?"
+                          f" AND pulled_at IS NOT NULL ORDER BY id{db.for_update}",
+                          (partner_id, through_seq)).fetchall()
+        _write_attempts(db, [(row, Attempt(status_code=None, duration_ms=max(0.0, (at - row["pulled_at"]) * 1000),
+                                           error=None, outcome="delivered", next_attempt_at=None, spent=False,
+                                           via="pull"), at) for row in rows])
+    return [row["seq"] for row in rows]

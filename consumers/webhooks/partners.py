@@ -25,6 +25,11 @@ log = logs.get(__name__)
 
 #: the formats a partner may take (newswire.formats.registry)
 FORMATS = tuple(formats.FORMATS)
+#: how a partner takes its deliveries: the pusher sends them, or the partner fetches them (see .pull)
+MODES = ("push", "pull")
+#: in what order: per article (articles in parallel up to the concurrency), or strictly by number
+#: (one at a time; see .ordering)
+ORDERINGS = ("article", "strict")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -53,12 +58,22 @@ class Partner:
     #: until when the previous secret signs too (epoch seconds; None: until the rotation is ended)
     previous_secret_until: float | None = None
     allow_cidrs: tuple[Network, ...] = ()
+    #: push | pull (:data:`MODES`); a pull partner needs no URL
+    mode: str = "push"
+    #: article | strict (:data:`ORDERINGS`)
+    ordering: str = "article"
 
     def __post_init__(self) -> None:
         if not _ID.match(self.id):
             raise ValueError(f"id: {self.id!r} must be 1-64 of a-z 0-9 . _ - (starting with a letter or digit)")
         if not self.name.strip():
             raise ValueError("name: must not be empty")
+        if self.mode not in MODES:
+            raise ValueError(f"mode: {self.mode!r} is not one of {', '.join(MODES)}")
+        if self.ordering not in ORDERINGS:
+            raise ValueError(f"ordering: {self.ordering!r} is not one of {', '.join(ORDERINGS)}")
+        if self.mode == "push" and not self.url:
+            raise ValueError("url: a partner that takes pushes needs an endpoint URL (or mode pull)")
         if self.format not in FORMATS:
             raise ValueError(f"format: {self.format!r} is not one of {', '.join(FORMATS)}")
         if not 1 <= self.concurrency <= 256:
@@ -79,6 +94,16 @@ class Partner:
         return self.secrets
 
     @property
+    def pushed(self) -> bool:
+        """The pusher sends its deliveries (else the partner pulls them)."""
+        return self.mode == "push"
+
+    @property
+    def strict(self) -> bool:
+        """One delivery at a time, in number order (see :mod:`.ordering`)."""
+        return self.ordering == "strict"
+
+    @property
     def content_type(self) -> str:
         """The media type of the partner's deliveries."""
         return formats.get(self.format).push_media_type
@@ -94,7 +119,8 @@ def _from_row(row: sqlite3.Row) -> Partner:
                    disabled_reason=row["disabled_reason"], disabled_at=row["disabled_at"],
                    paused_until=row["paused_until"], secrets=tuple(json.loads(row["secrets"])),
                    previous_secret_until=row["previous_secret_until"],
-                   allow_cidrs=parse_cidrs(",".join(json.loads(row["allow_cidrs"]))))
+                   allow_cidrs=parse_cidrs(",".join(json.loads(row["allow_cidrs"]))), mode=row["mode"],
+                   ordering=row["ordering"])
 
 
 def get(db: Db, partner_id: str) -> Partner:
@@ -170,13 +196,15 @@ def _write(db: Db, partner: Partner, *, new: bool) -> None:
                   rate_limit=partner.rate_limit, enabled=int(partner.enabled),
                   disabled_reason=partner.disabled_reason, disabled_at=partner.disabled_at,
                   secrets=json.dumps(list(partner.secrets)), previous_secret_until=partner.previous_secret_until,
-                  allow_cidrs=json.dumps([str(n) for n in partner.allow_cidrs]), now=time.time())
+                  allow_cidrs=json.dumps([str(n) for n in partner.allow_cidrs]), mode=partner.mode,
+                  ordering=partner.ordering, now=time.time())
     if new:
         try:
             db.execute("INSERT INTO partners (id, name, url, format, filters, concurrency, rate_limit, enabled,"
-                       " disabled_reason, disabled_at, secrets, previous_secret_until, allow_cidrs, created_at,"
-                       " updated_at) VALUES (:id, :name, :url, :format, :filters, :concurrency, :rate_limit, :enabled,"
-                       " :disabled_reason, :disabled_at, :secrets, :previous_secret_until, :allow_cidrs, :now, :now)",
+                       " disabled_reason, disabled_at, secrets, previous_secret_until, allow_cidrs, mode, ordering,"
+                       " created_at, updated_at) VALUES (:id, :name, :url, :format, :filters, :concurrency,"
+                       " :rate_limit, :enabled, :disabled_reason, :disabled_at, :secrets, :previous_secret_until,"
+                       " :allow_cidrs, :mode, :ordering, :now, :now)",
                        values)
         except dialect.IntegrityError as exc:
             raise ValueError(f"id: a partner {partner.id!r} already exists") from exc
@@ -185,15 +213,16 @@ def _write(db: Db, partner: Partner, *, new: bool) -> None:
                             " concurrency=:concurrency, rate_limit=:rate_limit, enabled=:enabled,"
                             " disabled_reason=:disabled_reason, disabled_at=:disabled_at, secrets=:secrets,"
                             " previous_secret_until=:previous_secret_until, allow_cidrs=:allow_cidrs,"
-                            " updated_at=:now WHERE id=:id", values)
+                            " mode=:mode, ordering=:ordering, updated_at=:now WHERE id=:id", values)
         if cursor.rowcount == 0:
             raise UnknownPartner(f"no partner {partner.id!r}")
 
 
 def check_endpoint(partner: Partner, allow: Iterable[Network] = ()) -> None:
     """An HTTP endpoint goes through the SSRF guard; a drop folder (``file:///dir``) must be an
-    absolute local path (see :mod:`.transports`)."""
-    transports.check_endpoint(partner.url, partner.allowed(allow))
+    absolute local path (see :mod:`.transports`); a pull partner may have none."""
+    if partner.url or partner.pushed:
+        transports.check_endpoint(partner.url, partner.allowed(allow))
 
 
 def add(db: Db, partner: Partner, *, allow: Iterable[Network] = ()) -> Partner:
@@ -210,7 +239,7 @@ def update(db: Db, partner_id: str, *, allow: Iterable[Network] = (), **changes)
     """Change some fields of a partner (an URL change is checked again)."""
     old = get(db, partner_id)
     partner = replace(old, **changes)
-    if partner.url != old.url or partner.allow_cidrs != old.allow_cidrs:
+    if partner.url != old.url or partner.allow_cidrs != old.allow_cidrs or (partner.pushed and not old.pushed):
         check_endpoint(partner, allow)
     _write(db, partner, new=False)
     log.info("partner_updated", partner=partner_id, changed=sorted(changes))
@@ -260,3 +289,14 @@ def rotate_secret(db: Db, partner_id: str, *, new_secret: str | None = None, dro
     partner = update(db, partner_id, secrets=secrets, previous_secret_until=until)
     log.info("partner_secret_rotated", partner=partner_id, signing_secrets=len(secrets), previous_secret_until=until)
     return partner
+
+
+def skip_dead(db: Db, partner_id: str, through: int, *, now: float | None = None) -> None:
+    """Let a strict partner's line pass its dead deliveries numbered up to ``through`` (they stay
+    dead: gaps, which a resend still sends); the pusher sees it as an outbox change."""
+    now = time.time() if now is None else now
+    cursor = db.execute(f"UPDATE partners SET strict_skipped = {db.greatest}(strict_skipped, ?),"
+                        " outbox_changed_at = ? WHERE id = ?", (through, now, partner_id))
+    if cursor.rowcount == 0:
+        raise UnknownPartner(f"no partner {partner_id!r}")
+    log.info("strict_line_skipped", partner=partner_id, through_seq=through)

@@ -14,6 +14,9 @@ a restart, even after kill -9, resumes every retry where it was, with the same
 ``webhook-id``. A drop-folder partner (``file:///dir``) goes through the same dispatcher; its
 transport writes files.
 
+A partner that pulls its deliveries (:mod:`.pull`) has none in the schedule; a strict
+partner's go one at a time by number (:mod:`.ordering`).
+
 On SQLite (one pusher per file) the dispatcher sends for every partner. Pushers sharing a
 PostgreSQL state each keep in their schedule, and send for, only the partners they hold the
 lease of (:mod:`.leases`); every pusher's Kafka side queues for every partner.
@@ -39,7 +42,7 @@ from kafka.errors import KafkaError
 from newswire import bus, disk, locks, logs, metrics
 from newswire.config import Settings
 from newswire.loop_thread import LoopThread
-from newswire.consumers.webhooks import delivery, dialect, leases, outbox, payloads, policy, store
+from newswire.consumers.webhooks import delivery, dialect, leases, ordering, outbox, payloads, policy, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig
 from newswire.consumers.webhooks.outbox import Attempt
@@ -164,6 +167,8 @@ class PartnerState:
         #: its metrics' labelled children, looked up once
         self.queued_to_partner = metrics.QUEUED_TO_PARTNER.labels(partner.id)
         self._counters: dict[str, object] = {}
+        #: a strict partner's line (:mod:`.ordering`; None: per article)
+        self.line: ordering.StrictLine | None = None
         self.update(partner, transport)
 
     def counted(self, outcome: str):
@@ -184,12 +189,23 @@ class PartnerState:
 
     def is_head(self, d: outbox.Pending) -> bool:
         versions = self.articles.get(d.article_id)
-        return bool(versions) and versions[0] is d and d.article_id not in self.inflight
+        return (bool(versions) and versions[0] is d and d.article_id not in self.inflight
+                and (self.line is None or self.line.allows(d, bool(self.inflight))))
+
+    def scheduled(self, d: outbox.Pending) -> bool:
+        return any(v is d for v in self.articles.get(d.article_id, ()))
 
     def offer(self, d: outbox.Pending) -> None:
-        """``d`` may go at its next attempt time if it is the head of its article."""
+        """``d`` may go at its next attempt time if it is the head of its article (and, strict, of the line)."""
         if self.is_head(d):
             heapq.heappush(self.ready, (d.next_attempt_at, d.id, next(_entries), d))
+
+    def reoffer(self, article_id: str | None = None) -> None:
+        """After a change: the article's head may go, and a strict partner's first in line."""
+        if article_id is not None and (versions := self.articles.get(article_id)):
+            self.offer(versions[0])
+        if self.line is not None and (first := self.line.first()) is not None:
+            self.offer(first)
 
 
 class Dispatcher:
@@ -253,6 +269,8 @@ class Dispatcher:
         #: the partners this pusher holds (with ``leases``); those it is handing over
         self.owned: set[str] = set()
         self.leaving: set[str] = set()
+        #: the partners that pull their deliveries (:mod:`.pull`): none of theirs is in the schedule
+        self.pulled: set[str] = set()
 
     def may_send(self, partner_id: str) -> bool:
         """Whether this process may start an attempt for the partner (see :meth:`.leases.Leases.holds`)."""
@@ -275,13 +293,20 @@ class Dispatcher:
         """Take on the partners added or changed since the last look."""
         changed, self.registry_at = registry.changed_since(self.db, self.registry_at)
         for partner in changed:
+            (self.pulled.discard if partner.pushed else self.pulled.add)(partner.id)
             if self._mine(partner.id):
                 self._take_on(partner)
 
-    def _take_on(self, partner: Partner) -> PartnerState:
+    def _take_on(self, partner: Partner) -> PartnerState | None:
         state = self.partners.get(partner.id)
         if state is not None and state.partner == partner:
             return state  # seen already
+        if not partner.pushed:
+            self.pulled.add(partner.id)
+            if state is not None:
+                self._stop_pushing(state, partner)
+            return None
+        was_pulled = state is None or not state.partner.pushed
         transport = self.transports.of(partner.url)
         if state is None:
             state = self.partners[partner.id] = PartnerState(partner, self.config, transport)
@@ -289,8 +314,35 @@ class Dispatcher:
             log.debug("partner_taken_on", partner=partner.id, url=partner.url, enabled=partner.enabled)
         else:
             state.update(partner, transport)
+        if partner.strict != (state.line is not None):
+            state.line = ordering.StrictLine(state.scheduled, None, (
+                d for versions in state.articles.values() for d in versions)) if partner.strict else None
+            self._held(state)
+        if was_pulled and self.last_id:  # what it has not acknowledged, from the first (queued while it pulled)
+            self._resync(state)
         self.runnable[partner.id] = None
         return state
+
+    def _stop_pushing(self, state: PartnerState, partner: Partner) -> None:
+        """The partner pulls its deliveries from now on: they leave the schedule (those in flight
+        once their attempt is recorded) and nothing more is sent to it."""
+        state.partner = partner
+        for article_id in [a for a in state.articles if a not in state.inflight]:
+            for d in state.articles.pop(article_id):
+                self.known.pop(d.id, None)
+        state.ready.clear()
+        log.info("partner_pulls", partner=partner.id, in_flight=len(state.inflight))
+
+    def _held(self, state: PartnerState) -> None:
+        """Read what holds a strict partner's line from the store (a dead delivery, until redriven or skipped)."""
+        if state.line is None:
+            return
+        held = ordering.hold(self.db, state.partner.id)
+        if held is not None and held.seq != state.line.held_at:
+            log.warning("strict_line_held", partner=state.partner.id, seq=held.seq, reason=held.reason())
+        state.line.held_at = held.seq if held else None
+        state.reoffer()
+        self.runnable[state.partner.id] = None
 
     def follow_leases(self) -> None:
         """Take on the partners whose lease this pusher got (with what they have pending), and
@@ -305,12 +357,13 @@ class Dispatcher:
             if state is not None:
                 self._drop(state)
             self.leases.let_go(partner_id)
-        for partner_id in sorted(self.owned - self.partners.keys() - self.leaving):
+        for partner_id in sorted(self.owned - self.partners.keys() - self.leaving - self.pulled):
             try:
                 partner = registry.get(self.db, partner_id)
             except registry.UnknownPartner:
                 continue  # removed meanwhile
-            self._resync(self._take_on(partner))  # what it has pending, queued before this pusher held it
+            if (state := self._take_on(partner)) is not None:
+                self._resync(state)  # what it has pending, queued before this pusher held it
 
     def _drop(self, state: PartnerState) -> None:
         """Out of the schedule: a partner another pusher sends for now."""
@@ -361,11 +414,14 @@ class Dispatcher:
         for d in [d for versions in state.articles.values() for d in versions if d.id not in seen]:
             if d.id <= self.last_id and d.article_id not in state.inflight:
                 self._settled(d)  # no longer pending in the store (another process finished it)
+        self._held(state)
 
     def _state(self, d: outbox.Pending) -> PartnerState:
         return self.partners[d.partner_id]
 
     def add(self, d: outbox.Pending) -> None:
+        if d.partner_id in self.pulled:
+            return  # the partner fetches it (.pull)
         state = self.partners.get(d.partner_id)
         if state is None:
             if self.only is None and self.leases is None:  # a partner added since the last look
@@ -376,6 +432,8 @@ class Dispatcher:
         self.known[d.id] = d
         versions = state.articles.setdefault(d.article_id, [])
         bisect.insort(versions, d, key=lambda v: (v.version, v.id))
+        if state.line is not None:
+            state.line.add(d)
         state.offer(d)
         self.runnable[d.partner_id] = None
 
@@ -386,10 +444,9 @@ class Dispatcher:
         versions = state.articles.get(d.article_id, [])
         if d in versions:
             versions.remove(d)
-        if versions:
-            state.offer(versions[0])
-        else:
+        if not versions:
             state.articles.pop(d.article_id, None)
+        state.reoffer(d.article_id)
 
     # --- sending ---
 
@@ -426,7 +483,7 @@ class Dispatcher:
 
     def _examine(self, state: PartnerState, now: float, starting: list) -> None:
         partner = state.partner
-        if not partner.enabled or self.closing:
+        if not partner.enabled or not partner.pushed or self.closing:
             return
         if now < state.paused_until:  # it asked (Retry-After) not to be called yet
             self._timer(state, state.paused_until)
@@ -488,6 +545,10 @@ class Dispatcher:
             d.tries += 1
             d.attempts += int(attempt.spent)
             d.last_status = attempt.status_code
+            if attempt.outcome == "dead" and state.line is not None:
+                state.line.died(d)
+                log.warning("strict_line_held", partner=partner.id, seq=d.seq,
+                            reason=ordering.Hold(partner.id, d.seq, attempt.error).reason())
             if attempt.outcome in ("delivered", "dead"):
                 self._settled(d)
             elif attempt.next_attempt_at is not None:
@@ -505,8 +566,7 @@ class Dispatcher:
             log.exception("delivery_crashed", partner=partner.id, article_id=d.article_id, event_id=d.event_id)
         finally:
             self._release(state, d, host)
-            if versions := state.articles.get(d.article_id):
-                state.offer(versions[0])  # this delivery again, or the next version
+            state.reoffer(d.article_id)  # this delivery again, or the next version (strict: the next number)
 
     async def _judge(self, state: PartnerState, d: outbox.Pending, response: delivery.Response) -> Attempt:
         now = time.time()

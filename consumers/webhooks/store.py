@@ -195,7 +195,20 @@ CREATE TABLE partner_audit (
 );
 CREATE INDEX partner_audit_partner ON partner_audit (partner_id, id);
 """,
-    # 7: until when a rotation's previous secret still signs (NULL: until it is ended, as every
+    # 7: one cursor per partner across transports, and strict order (see pull.py, ordering.py): how a
+    #    partner takes its deliveries (push: the pusher sends them; pull: it fetches them, GET
+    #    /v1/changes) and in what order (article: per article; strict: one at a time by number); the
+    #    dead deliveries a strict partner's line passes (those numbered up to strict_skipped); when a
+    #    pull last handed a delivery out; which attempts were a pull's acknowledgement
+    """
+ALTER TABLE partners ADD COLUMN mode TEXT NOT NULL DEFAULT 'push';
+ALTER TABLE partners ADD COLUMN ordering TEXT NOT NULL DEFAULT 'article';
+ALTER TABLE partners ADD COLUMN strict_skipped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN pulled_at REAL;
+ALTER TABLE attempts ADD COLUMN via TEXT NOT NULL DEFAULT 'push';
+CREATE INDEX deliveries_unacknowledged ON deliveries (partner_id, seq) WHERE status != 'delivered';
+""",
+    # 8: until when a rotation's previous secret still signs (NULL: until it is ended, as every
     #    rotation was before this step; see partners.rotate_secret)
     "ALTER TABLE partners ADD COLUMN previous_secret_until REAL;",
 )

@@ -5,8 +5,10 @@ the log line of an item left out, below) nor reads any setting. They
 share :func:`prepare`, which turns an event read from the topic into a :class:`Story`
 whose every field is safe to emit: plain-text fields go through ``clean_text`` again (the
 single-line ones through ``clean_line``: NewsML-G2 allows no tab or line break in them) and
-the body through ``sanitize_body`` again (events from the producer are already clean;
-this is cheap insurance against an event that bypassed it). Only what cannot be rendered
+the body through ``sanitize_body`` again (insurance against an event that bypassed the
+producer). An event whose cleaning seal verified (:mod:`newswire.seal`: the producer cleaned
+it, and the consumer that read it checked the HMAC) is taken as cleaned and not cleaned again;
+everything else about it is checked the same. Only what cannot be rendered
 at all raises :class:`ValueError`, with the field named. Sanitised bodies are memoised
 (:func:`clean_body`), since feeds render the same stories again and again.
 
@@ -37,12 +39,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, NamedTuple, TypeVar
 from urllib.parse import quote, urlsplit
 
-from lxml import etree
-
-from newswire import logs, mediatopics
+from newswire import logs, mediatopics, seal
 from newswire.codec import ArticleEvent
 from newswire.events import EVENT_TYPES, check_event_type
 from newswire.events import is_embargoed as is_embargoed  # the rule the renderers' callers apply (rss, atom)
@@ -68,6 +68,9 @@ _LANGUAGE = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 _SPACE = re.compile(r"\s+")
 #: characters that may stand unescaped in a URI (RFC 3986 reserved and unreserved, and "%")
 _URI_CHARS = "!#$%&'()*+,-./:;=?@[]_~"
+_PATH_CHARS = _URI_CHARS.replace("[]", "")
+#: an http(s) URL of a named host and only characters that stand unescaped in its path and query
+_PLAIN_URL = re.compile(r"(?i:https?)://[A-Za-z0-9.-]+(?::[0-9]*)?(?:[/?#][A-Za-z0-9!#$%&'()*+,\-./:;=?@_~]*)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +92,13 @@ class Subject:
     def uri(self, vocabularies: str) -> str:
         """The concept's URI: under IPTC's scheme URI for medtop and subj, else under
         ``vocabularies`` (:attr:`Story.vocabularies`)."""
-        alias, _, local = self.code.partition(":")
-        return f"{self.scheme or f'{vocabularies}{quote(alias)}/'}{quote(local)}"
+        return _concept_uri(self.code, vocabularies)
+
+
+@functools.lru_cache(maxsize=4096)
+def _concept_uri(code: str, vocabularies: str) -> str:
+    alias, _, local = code.partition(":")
+    return f"{_IPTC_SCHEMES.get(alias) or f'{vocabularies}{quote(alias)}/'}{quote(local)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,68 +201,78 @@ class Story:
         return tuple(filter(None, (self.notice, self.warning)))
 
 
+class _Cleaning(NamedTuple):
+    """How :func:`prepare` cleans the texts of an event: each is None when absent or blank."""
+
+    text: Callable[[object], str | None]  #: a plain text
+    line: Callable[[object], str | None]  #: a single-line text
+    body: Callable[[str], str]  #: the body (a sanitised XHTML fragment)
+
+
 def prepare(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> Story:
     """Check and clean ``event`` for rendering with ids minted by ``authority``; ValueError
-    names a field that cannot be rendered."""
-    article_id = _required_text(event, "article_id")
+    names a field that cannot be rendered. A sealed event (module doc) is checked, not cleaned."""
+    clean = _SEALED if seal.is_clean(event) else _CLEANING
+    article_id = _required_text(event, "article_id", clean)
     version = event.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"version: must be an integer >= 1, got {version!r}")
     first_created = _instant(event, "first_created")
-    language = _text(event.get("language")) or ""
+    language = clean.text(event.get("language")) or ""
     if not _LANGUAGE.fullmatch(language):
         raise ValueError(f"language: not a BCP 47 tag: {language!r}")
     event_type = check_event_type(event.get("event_type"))
     live = PUB_STATUS[event_type] == "usable"
     uri = article_uri(article_id, first_created, authority=authority)
-    subjects, keywords = _subjects_and_keywords(event)
+    subjects, keywords = _subjects_and_keywords(event, clean)
     dateline = event.get("dateline") or {}
     urgency = event.get("urgency")
+    line = clean.line
     return Story(
         authority=authority,
         uri=uri,
         article_id=article_id,
-        event_id=_text(event.get("event_id")) or "",
+        event_id=clean.text(event.get("event_id")) or "",
         event_type=event_type,
         version=version,
         occurred_at=_instant(event, "occurred_at"),
         first_created=first_created,
-        headline=_required_text(event, "headline"),
-        subheadline=_line(event.get("subheadline")),
-        slugline=_line(event.get("slugline")),
-        people=tuple(Person(name, _line(b.get("role"))) for b in event.get("bylines") or ()
-                     if (name := _line(b.get("name")))),
-        dateline_place=_line(dateline.get("place")),
+        headline=_required_text(event, "headline", clean),
+        subheadline=line(event.get("subheadline")),
+        slugline=line(event.get("slugline")),
+        people=tuple(Person(name, line(b.get("role"))) for b in event.get("bylines") or ()
+                     if (name := line(b.get("name")))),
+        dateline_place=line(dateline.get("place")),
         dateline_date=dateline.get("date") if isinstance(dateline.get("date"), date) else None,
         language=language,
-        body=clean_body(event.get("body") or "") if live else "",
-        summary=_text(event.get("summary")),
+        body=clean.body(event.get("body") or "") if live else "",
+        summary=clean.text(event.get("summary")),
         subjects=subjects,
         keywords=keywords,
-        categories=tuple(c for c in map(_line, event.get("categories") or ()) if c),
-        places=tuple(p for p in map(_line, event.get("places") or ()) if p),
+        categories=tuple(c for c in map(line, event.get("categories") or ()) if c),
+        places=tuple(p for p in map(line, event.get("places") or ()) if p),
         urgency=min(9, max(1, urgency)) if isinstance(urgency, int) else 5,
-        canonical_url=_web_url(event.get("canonical_url")),
-        pictures=tuple(_pictures(event.get("images") or (), uri)),
+        canonical_url=_web_url(event.get("canonical_url"), clean),
+        pictures=tuple(_pictures(event.get("images") or (), uri, clean)),
         embargo_until=_instant(event, "embargo_until", required=False),
-        correction_note=_text(event.get("correction_note")),
-        kill_reason=_text(event.get("kill_reason")),
-        provider=_required_text(event, "provider"),
-        copyright_notice=_text(event.get("copyright_notice")),
-        usage_terms=_text(event.get("usage_terms")),
-        content_warning=_line(event.get("content_warning")),
+        correction_note=clean.text(event.get("correction_note")),
+        kill_reason=clean.text(event.get("kill_reason")),
+        provider=_required_text(event, "provider", clean),
+        copyright_notice=clean.text(event.get("copyright_notice")),
+        usage_terms=clean.text(event.get("usage_terms")),
+        content_warning=line(event.get("content_warning")),
     )
 
 
 def render_each(events: Iterable[ArticleEvent], render: Callable[[Story], T], *, fmt: str,
                 authority: str = EXAMPLE_AUTHORITY) -> list[T]:
     """``render`` of each event's story, in order; an event that cannot be prepared or rendered
-    (``ValueError``, or an lxml error) is left out and logged with the reason."""
+    (``ValueError``) is left out and logged with the reason."""
     rendered = []
     for event in events:
         try:
             rendered.append(render(prepare(event, authority=authority)))
-        except (ValueError, etree.LxmlError) as exc:
+        except ValueError as exc:
             log.warning("item_left_out", format=fmt, article_id=event.get("article_id"),
                         version=event.get("version"), event_id=event.get("event_id"), reason=str(exc))
     return rendered
@@ -292,32 +310,11 @@ def forget_bodies() -> None:
     _memo_sanitize.cache_clear()
 
 
-def element(parent: etree._Element, tag: str, text: str | None = None, /, **attributes: str) -> etree._Element:
-    """A new child ``tag`` of ``parent`` with ``text`` and ``attributes``."""
-    child = etree.SubElement(parent, tag, attributes)
-    if text is not None:
-        child.text = text
-    return child
-
-
-def xhtml(fragment: str, wrapper: str = "div", **attributes: str) -> etree._Element:
-    """A sanitised body ``fragment`` parsed inside ``<wrapper>`` in the XHTML namespace."""
-    root = etree.fromstring(f'<{wrapper} xmlns="{XHTML}">{fragment}</{wrapper}>')
-    for name, value in attributes.items():
-        root.set(name, value)
-    return root
-
-
 def directed_body(story: Story) -> str:
     """The body fragment; a right-to-left story's inside ``<div dir="rtl">``, for the formats that
     carry the body as a string with no direction of its own (ninjs, RSS ``content:encoded``):
     a reader must not guess it from the first letter."""
     return f'<div dir="rtl">{story.body}</div>' if story.rtl else story.body
-
-
-def direction(story: Story) -> dict[str, str]:
-    """``{"dir": "rtl"}`` for a right-to-left story, else nothing (attributes for XHTML)."""
-    return {"dir": "rtl"} if story.rtl else {}
 
 
 def _text(value: object) -> str | None:
@@ -333,9 +330,18 @@ def _line(value: object) -> str | None:
     return (clean_line(value) or None) if isinstance(value, str) else None
 
 
-def _required_text(event: ArticleEvent, field: str) -> str:
+def _sealed_text(value: object) -> str | None:
+    """A text of a sealed event (cleaned by the producer, which also collapsed its single lines)."""
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+_CLEANING = _Cleaning(_text, _line, lambda body: clean_body(body))
+_SEALED = _Cleaning(_sealed_text, _sealed_text, lambda body: body)
+
+
+def _required_text(event: ArticleEvent, field: str, clean: _Cleaning) -> str:
     """A single-line text that must be there (article id, headline, provider)."""
-    value = _line(event.get(field))
+    value = clean.line(event.get(field))
     if value is None:
         raise ValueError(f"{field}: missing or empty")
     return value
@@ -352,10 +358,14 @@ def _instant(event: ArticleEvent, field: str, *, required: bool = True) -> datet
     return value
 
 
-def _web_url(value: object) -> str | None:
+def _web_url(value: object, clean: _Cleaning) -> str | None:
     """``value`` as an ASCII URI (RFC 3986) when it is an absolute http(s) URL, else None."""
-    url = _text(value)
-    if url is None or _SPACE.search(url):
+    url = clean.text(value)
+    if url is None:
+        return None
+    if _PLAIN_URL.fullmatch(url):  # what the rest would give back as it is
+        return url
+    if _SPACE.search(url):
         return None
     try:
         parts = urlsplit(url)
@@ -363,20 +373,23 @@ def _web_url(value: object) -> str | None:
         return None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
-    return quote(url, safe=_URI_CHARS)
+    # brackets stand only around an IPv6 host: in the path or query they are percent-encoded
+    # (an xs:anyURI with one is invalid NewsML-G2)
+    cut = len(parts.scheme) + 3 + len(parts.netloc)
+    return quote(url[:cut], safe=_URI_CHARS) + quote(url[cut:], safe=_PATH_CHARS)
 
 
-def _subjects_and_keywords(event: ArticleEvent) -> tuple[tuple[Subject, ...], tuple[str, ...]]:
+def _subjects_and_keywords(event: ArticleEvent, clean: _Cleaning) -> tuple[tuple[Subject, ...], tuple[str, ...]]:
     subjects: dict[str, Subject] = {}
     for given in event.get("subjects") or ():
-        code = _text(given.get("code"))
+        code = clean.text(given.get("code"))
         if code and not _SPACE.search(code) and ":" in code.strip(":"):
-            subjects.setdefault(code, Subject(code, _line(given.get("name"))))
-    keywords = [k for k in map(_line, event.get("keywords") or ()) if k]
-    for category in map(_line, event.get("categories") or ()):
+            subjects.setdefault(code, Subject(code, clean.line(given.get("name"))))
+    keywords = [k for k in map(clean.line, event.get("keywords") or ()) if k]
+    for category in map(clean.line, event.get("categories") or ()):
         if not category:
             continue
-        topic = mediatopics.for_category(category)
+        topic = _for_category(category)
         if topic is None:
             keywords.append(category)
         else:
@@ -390,24 +403,35 @@ def _with_subject_codes(subjects: Iterable[Subject]) -> tuple[Subject, ...]:
     out: dict[str, Subject] = {}
     for subject in subjects:
         out.setdefault(subject.code, subject)
-        concept = mediatopics.subject_code(subject.code)
-        if concept is not None:
-            out.setdefault(concept.subject_code, Subject(concept.subject_code, clean_line(concept.subject_name)))
+        mapped = _subject_code(subject.code)
+        if mapped is not None:
+            out.setdefault(mapped.code, mapped)
     return tuple(out.values())
 
 
-def _pictures(images, article: str):
+#: the agency's category → its Media Topic (a table: kept)
+_for_category = functools.lru_cache(maxsize=4096)(mediatopics.for_category)
+
+
+@functools.lru_cache(maxsize=4096)
+def _subject_code(code: str) -> Subject | None:
+    """The IPTC Subject Code a Media Topic maps to (from the vocabulary, so kept), else None."""
+    concept = mediatopics.subject_code(code)
+    return None if concept is None else Subject(concept.subject_code, clean_line(concept.subject_name))
+
+
+def _pictures(images, article: str, clean: _Cleaning):
     for index, image in enumerate(images, start=1):
-        url = _web_url(image.get("url"))
+        url = _web_url(image.get("url"), clean)
         if url is None:  # nothing a partner could fetch: leave the picture out
             continue
-        media_type = _text(image.get("media_type")) or "image/jpeg"
+        media_type = clean.text(image.get("media_type")) or "image/jpeg"
         if not re.fullmatch(r"[\w.+-]+/[\w.+-]+", media_type):
             media_type = "image/jpeg"
         digest = hashlib.sha1(url.encode()).hexdigest()[:8]
         yield Picture(
-            uri=f"{article}-img{index}-{digest}", url=url, caption=_text(image.get("caption")),
-            credit=_line(image.get("credit")), alt_text=_line(image.get("alt_text")),
+            uri=f"{article}-img{index}-{digest}", url=url, caption=clean.text(image.get("caption")),
+            credit=clean.line(image.get("credit")), alt_text=clean.line(image.get("alt_text")),
             width=_positive(image.get("width")), height=_positive(image.get("height")),
             media_type=media_type,
         )

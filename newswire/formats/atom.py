@@ -12,26 +12,24 @@ A killed or withdrawn story is an ``at:deleted-entry`` (RFC 6721) in place of it
 ``ref`` = the entry's id, ``when`` = the kill's time, ``at:by`` the provider and
 ``at:comment`` the notice (``Kill: <reason>``), so that a reader removes the story it shows.
 Embargoes are the caller's business: see :func:`newswire.formats.is_embargoed`.
+
+Written as text (:mod:`newswire.formats.markup`), in the bytes lxml would make of the same tree.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Sequence
 
-from lxml import etree
-
 from newswire.codec import ArticleEvent
-from newswire.formats import EXAMPLE_AUTHORITY, Story, direction, element, render_each, utc_iso, xhtml
+from newswire.formats import EXAMPLE_AUTHORITY, XHTML, Story, prepare, render_each, utc_iso
+from newswire.formats.markup import attribute, document, element
 from newswire.sanitize import clean_text
 
 ATOM = "http://www.w3.org/2005/Atom"
 TOMBSTONES = "http://purl.org/atompub/tombstones/1.0"
-XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 GENERATOR = "newswire"
-
-_A = "{%s}" % ATOM
-_T = "{%s}" % TOMBSTONES
 
 
 def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str, feed_id: str,
@@ -39,58 +37,56 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
     """An Atom feed with an entry per live event and a tombstone per kill or withdrawal, in
     the order given (one that cannot be rendered left out: :func:`newswire.formats.render_each`);
     ``hub``: its WebSub hub."""
-    root = etree.Element(_A + "feed", nsmap={None: ATOM, "at": TOMBSTONES})
-    _sub(root, "id", clean_text(feed_id))
-    _sub(root, "title", clean_text(title))
-    _sub(root, "updated", utc_iso(updated))
-    _sub(root, "link", rel="self", type="application/atom+xml", href=clean_text(self_url))
-    _sub(root, "link", rel="alternate", type="text/html", href=clean_text(link))
+    parts = [f'<feed xmlns="{ATOM}" xmlns:at="{TOMBSTONES}">', element("id", clean_text(feed_id)),
+             element("title", clean_text(title)), element("updated", utc_iso(updated)),
+             element("link", rel="self", type="application/atom+xml", href=clean_text(self_url)),
+             element("link", rel="alternate", type="text/html", href=clean_text(link))]
     if hub:
-        _sub(root, "link", rel="hub", href=clean_text(hub))
-    _sub(root, "generator", GENERATOR)
-    root.extend(render_each(events, lambda story: _entry(story) if story.live else _tombstone(story), fmt="atom",
-                            authority=authority))
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        parts.append(element("link", rel="hub", href=clean_text(hub)))
+    parts.append(element("generator", GENERATOR))
+    entries = render_each(events, lambda story: _markup(story).encode(), fmt="atom", authority=authority)
+    return document("".join(parts)) + b"".join(entries) + b"</feed>"
 
 
-def _entry(story: Story) -> etree._Element:
-    entry = etree.Element(_A + "entry")
-    entry.set(XML_LANG, story.language)
-    _sub(entry, "id", story.uri)
-    _sub(entry, "title", story.headline)
-    _sub(entry, "updated", utc_iso(story.occurred_at))
-    _sub(entry, "published", utc_iso(story.first_created))
-    for name in [p.name for p in story.people] or [story.provider]:
-        author = _sub(entry, "author")
-        _sub(author, "name", name)
+def fragment(event: ArticleEvent, authority: str = EXAMPLE_AUTHORITY) -> bytes:
+    """The entry (or tombstone) of ``event`` as it stands in a :func:`feed` (ValueError when it
+    cannot be rendered)."""
+    return _markup(prepare(event, authority=authority)).encode()
+
+
+def _markup(story: Story) -> str:
+    return _entry(story) if story.live else _tombstone(story)
+
+
+def _entry(story: Story) -> str:
+    parts = [f'<entry xml:lang="{attribute(story.language)}">', element("id", story.uri),
+             element("title", story.headline), element("updated", utc_iso(story.occurred_at)),
+             element("published", utc_iso(story.first_created))]
+    parts += [f"<author>{element('name', name)}</author>" for name in [p.name for p in story.people] or [story.provider]]
     if story.canonical_url:
-        _sub(entry, "link", rel="alternate", type="text/html", href=story.canonical_url)
-    for picture in story.pictures:
-        _sub(entry, "link", rel="enclosure", type=picture.media_type, href=picture.url,
-             **({"title": picture.caption} if picture.caption else {}))
-    for category in story.categories:
-        _sub(entry, "category", term=category)
-    for subject in story.subjects:
-        _sub(entry, "category", term=subject.code, **({"scheme": subject.scheme} if subject.scheme else {}),
-             **({"label": subject.name} if subject.name else {}))
+        parts.append(element("link", rel="alternate", type="text/html", href=story.canonical_url))
+    parts += [element("link", rel="enclosure", type=picture.media_type, href=picture.url, title=picture.caption)
+              for picture in story.pictures]
+    parts += [element("category", term=category) for category in story.categories]
+    parts += [_subject(subject.code, subject.scheme, subject.name) for subject in story.subjects]
     summary = " ".join(filter(None, (story.notice, story.summary)))
     if summary:
-        _sub(entry, "summary", summary)
+        parts.append(element("summary", summary))
     if story.body:
-        content = _sub(entry, "content", type="xhtml")
-        content.append(xhtml(story.body, "div", **direction(story)))
+        direction = ' dir="rtl"' if story.rtl else ""
+        parts.append(f'<content type="xhtml"><div xmlns="{XHTML}"{direction}>{story.body}</div></content>')
     if story.copyright_notice:
-        _sub(entry, "rights", story.copyright_notice)
-    return entry
+        parts.append(element("rights", story.copyright_notice))
+    parts.append("</entry>")
+    return "".join(parts)
 
 
-def _tombstone(story: Story) -> etree._Element:
-    deleted = etree.Element(_T + "deleted-entry", ref=story.uri, when=utc_iso(story.occurred_at))
-    by = element(deleted, _T + "by")
-    _sub(by, "name", story.provider)
-    element(deleted, _T + "comment", story.notice)
-    return deleted
+@functools.lru_cache(maxsize=4096)
+def _subject(code: str, scheme: str | None, name: str | None) -> str:
+    """The ``category`` of a concept (most are from a vocabulary, so their markup is kept)."""
+    return element("category", term=code, scheme=scheme, label=name)
 
 
-def _sub(parent: etree._Element, local: str, text: str | None = None, /, **attributes: str) -> etree._Element:
-    return element(parent, _A + local, text, **attributes)
+def _tombstone(story: Story) -> str:
+    return (f'<at:deleted-entry ref="{attribute(story.uri)}" when="{utc_iso(story.occurred_at)}">'
+            f"<at:by>{element('name', story.provider)}</at:by>{element('at:comment', story.notice)}</at:deleted-entry>")

@@ -8,10 +8,10 @@ before is a join, not 100 renders. What it keeps is bounded: an LRU in memory of
 may be deleted at any time) that history answers come back from without rendering again.
 
 Safety is the renderers' (:func:`newswire.formats.prepare`): every event is cleaned and
-sanitised when it is rendered, whoever wrote it, so an event that bypassed newswire's
+sanitised when it is rendered unless its cleaning seal verified (:mod:`newswire.seal`: the HMAC
+of newswire's producer, checked by the consumer that read it), so an event that bypassed the
 producer never puts active content into an output; keeping the bytes only means that this
-happens once per event and format instead of once per output. Consumers do not trust a mark
-of the producer's cleaning: anyone who can write to the topic could set one.
+happens once per event and format instead of once per output.
 
 Keys are event ids: the producer gives every event a new UUID. The kept bytes of an event id
 are never replaced (a second, different event under the same id, which only a writer that
@@ -28,8 +28,6 @@ import zlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Sequence
-
-from lxml import etree
 
 from newswire import logs
 from newswire.codec import ArticleEvent
@@ -98,7 +96,7 @@ class Renders:
         if found is None:
             try:
                 found = render(load(), self.authority)
-            except (ValueError, etree.LxmlError) as exc:
+            except ValueError as exc:
                 found = _Failed(exc)
             self.made += 1
             if event_id:

@@ -16,10 +16,14 @@ What an item says (element order is the schema's):
   (``subj:``), the vocabulary wire-ingest systems such as Superdesk read;
 * the body is an XHTML document in ``inlineXML`` (``application/xhtml+xml``), ``dir="rtl"``
   for right-to-left languages; each picture item is linked with ``rel="irel:seeAlso"``.
+
+Items are written as text (:mod:`newswire.formats.markup`), in the bytes lxml would make of
+the same tree: a newsItem inside a newsMessage without its own namespace declaration.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from typing import Sequence
@@ -27,11 +31,10 @@ from typing import Sequence
 from lxml import etree
 
 from newswire.codec import ArticleEvent
-from newswire.formats import (EXAMPLE_AUTHORITY, XHTML, Picture, Story, direction, element, prepare, render_each,
-                              utc_iso, xhtml)
+from newswire.formats import EXAMPLE_AUTHORITY, XHTML, Picture, Story, prepare, render_each, utc_iso
+from newswire.formats.markup import attribute, document, element
 
 NAR = "http://iptc.org/std/nar/2006-10-01/"
-XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 IPTC_CATALOG = "http://www.iptc.org/std/catalog/catalog.IPTC-G2-Standards_41.xml"
 STANDARD_VERSION = "2.35"
 #: newswire's own schemes: alias -> (URI under Story.vocabularies, title)
@@ -41,25 +44,26 @@ OWN_SCHEMES = {
 }
 SUBHEADLINE_ROLE = "nwhrol:subheadline"
 
-_NSMAP = {None: NAR}
-_N = "{%s}" % NAR
 _ROLE_CODE = re.compile(r"[^\w.-]+")
-
-
-def news_item(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> etree._Element:
-    """The text newsItem of ``event``, its ids minted by ``authority`` (see module doc)."""
-    return _text_item(prepare(event, authority=authority))
+_SIGNALS = {"corrected": "sig:correction", "updated": "sig:update"}
 
 
 def news_item_bytes(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> bytes:
-    """:func:`news_item` as a standalone UTF-8 document with an XML declaration."""
-    return _document(news_item(event, authority=authority))
+    """The text newsItem of ``event``, its ids minted by ``authority`` (see module doc), as a
+    standalone UTF-8 document with an XML declaration."""
+    return document(_text_item(prepare(event, authority=authority), f' xmlns="{NAR}"'))
+
+
+def picture_item_bytes(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> list[bytes]:
+    """One ninat:picture newsItem per image of ``event``, at the article's version, each a
+    standalone document."""
+    story = prepare(event, authority=authority)
+    return [document(_picture_item(story, picture, f' xmlns="{NAR}"')) for picture in story.pictures]
 
 
 def picture_items(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> list[etree._Element]:
-    """One ninat:picture newsItem per image of ``event``, at the article's version."""
-    story = prepare(event, authority=authority)
-    return [_picture_item(story, picture) for picture in story.pictures]
+    """:func:`picture_item_bytes` parsed (for readers that look into them)."""
+    return [etree.fromstring(item) for item in picture_item_bytes(event, authority=authority)]
 
 
 def news_message(events: Sequence[ArticleEvent], *, sent: datetime, transmit_id: str | None = None,
@@ -69,173 +73,153 @@ def news_message(events: Sequence[ArticleEvent], *, sent: datetime, transmit_id:
     An event that cannot be rendered is left out (see :func:`newswire.formats.render_each`);
     ``ValueError`` when none can (the first one's error), since a newsMessage holds at least one item.
     """
-    message = message_envelope(sent=sent, transmit_id=transmit_id, authority=authority)
-    item_set = message[-1]
-    for items in render_each(events, lambda story: _items(story, include_pictures), fmt="newsml",
-                             authority=authority):
-        item_set.extend(items)
-    if not len(item_set):  # a newsMessage holds at least one item
+    items = render_each(events, lambda story: items_markup(story, include_pictures).encode(), fmt="newsml",
+                        authority=authority)
+    if not items:  # a newsMessage holds at least one item
         if events:  # the first event again, for its own error naming the field
-            _items(prepare(events[0], authority=authority), include_pictures)
+            items_markup(prepare(events[0], authority=authority), include_pictures)
         raise ValueError(f"itemSet: none of the {len(events)} items could be rendered")
-    return _document(message)
+    head, tail = message_envelope(sent=sent, transmit_id=transmit_id, authority=authority)
+    return head + b"".join(items) + tail
 
 
 def message_envelope(*, sent: datetime, transmit_id: str | None = None,
-                     authority: str = EXAMPLE_AUTHORITY) -> etree._Element:
-    """A newsMessage with its header and an empty ``itemSet`` (its last child) for the items."""
-    message = etree.Element(_N + "newsMessage", nsmap=_NSMAP)
-    header = _sub(message, "header")
-    _sub(header, "sent", utc_iso(sent))
-    _sub(header, "sender", authority)
-    if transmit_id:
-        _sub(header, "transmitId", transmit_id)
-    _sub(message, "itemSet")
-    return message
+                     authority: str = EXAMPLE_AUTHORITY) -> tuple[bytes, bytes]:
+    """The bytes of a newsMessage with its header before its items, and after them."""
+    transmit = element("transmitId", transmit_id) if transmit_id else ""
+    head = (f'<newsMessage xmlns="{NAR}"><header>{element("sent", utc_iso(sent))}{element("sender", authority)}'
+            f'{transmit}</header><itemSet>')
+    return document(head), b"</itemSet></newsMessage>"
 
 
-def _items(story: Story, include_pictures: bool) -> list[etree._Element]:
-    """The text item of ``story``, then its picture items when ``include_pictures``."""
+def items_markup(story: Story, include_pictures: bool = True) -> str:
+    """The text item of ``story``, then its picture items when ``include_pictures``, as they
+    stand in a newsMessage."""
     pictures = story.pictures if include_pictures else ()
-    return [_text_item(story), *(_picture_item(story, picture) for picture in pictures)]
+    return "".join([_text_item(story), *(_picture_item(story, picture) for picture in pictures)])
 
 
-def _text_item(story: Story) -> etree._Element:
-    item = _item_root(story, story.uri)
-    meta = _item_meta(item, story, "ninat:text")
-    for picture in story.pictures:
-        _sub(meta, "link", rel="irel:seeAlso", residref=picture.uri, version=str(story.version),
-             contenttype=picture.media_type)
-    content = _sub(item, "contentMeta")
-    _sub(content, "urgency", str(story.urgency))
-    _sub(content, "contentCreated", utc_iso(story.first_created))
-    _sub(content, "contentModified", utc_iso(story.occurred_at))
+def _text_item(story: Story, xmlns: str = "") -> str:
+    version = str(story.version)
+    links = "".join(element("link", rel="irel:seeAlso", residref=picture.uri, version=version,
+                            contenttype=picture.media_type) for picture in story.pictures)
+    parts = [_item_root(story, story.uri, xmlns), _item_meta(story, "ninat:text", links),
+             "<contentMeta>", element("urgency", str(story.urgency)),
+             element("contentCreated", utc_iso(story.first_created)),
+             element("contentModified", utc_iso(story.occurred_at))]
     if story.dateline_place:
-        located = _sub(content, "located")
-        _sub(located, "name", story.dateline_place)
+        parts.append(f"<located>{element('name', story.dateline_place)}</located>")
     for person in story.people:
-        creator = _sub(content, "creator", role=_role(person.role))
-        _sub(creator, "name", person.name)
-    _descriptive(content, story)
+        parts.append(f'<creator role="{attribute(_role(person.role))}">{element("name", person.name)}</creator>')
+    parts.append(_descriptive(story))
     if story.dateline:
-        _sub(content, "dateline", story.dateline)
+        parts.append(element("dateline", story.dateline))
     if story.byline:
-        _sub(content, "by", story.byline)
+        parts.append(element("by", story.byline))
     if story.summary:
-        _sub(content, "description", story.summary, role="drol:summary")
-    content_set = _sub(item, "contentSet")
-    inline = _sub(content_set, "inlineXML", contenttype="application/xhtml+xml")
-    inline.append(xhtml_document(story))
-    return item
+        parts.append(element("description", story.summary, role="drol:summary"))
+    parts.append('</contentMeta><contentSet><inlineXML contenttype="application/xhtml+xml">')
+    parts.append(xhtml_document(story))
+    parts.append("</inlineXML></contentSet></newsItem>")
+    return "".join(parts)
 
 
-def xhtml_document(story: Story) -> etree._Element:
+def xhtml_document(story: Story) -> str:
     """``<html xmlns="http://www.w3.org/1999/xhtml">`` with the headline as title and the body."""
-    html = etree.Element(f"{{{XHTML}}}html", {XML_LANG: story.language, "lang": story.language,
-                                              **direction(story)}, nsmap={None: XHTML})
-    head = element(html, f"{{{XHTML}}}head")
-    element(head, f"{{{XHTML}}}title", story.headline)
-    html.append(xhtml(story.body, "body"))
-    return html
+    language = attribute(story.language)
+    direction = ' dir="rtl"' if story.rtl else ""
+    body = f"<body>{story.body}</body>" if story.body else "<body/>"
+    return (f'<html xmlns="{XHTML}" xml:lang="{language}" lang="{language}"{direction}>'
+            f'<head>{element("title", story.headline)}</head>{body}</html>')
 
 
-def _item_root(story: Story, guid: str) -> etree._Element:
-    item = etree.Element(_N + "newsItem", nsmap=_NSMAP)
-    item.set("guid", guid)
-    item.set("version", str(story.version))
-    item.set("standard", "NewsML-G2")
-    item.set("standardversion", STANDARD_VERSION)
-    item.set("conformance", "power")
-    item.set(XML_LANG, story.language)
-    _sub(item, "catalogRef", href=IPTC_CATALOG)
-    catalog = _sub(item, "catalog")
-    for alias, (path, title) in OWN_SCHEMES.items():
-        scheme = _sub(catalog, "scheme", alias=alias, uri=story.vocabularies + path)
-        _sub(scheme, "name", title)
-    rights = _sub(item, "rightsInfo")
-    holder = _sub(rights, "copyrightHolder", literal=story.provider)
-    _sub(holder, "name", story.provider)
+def _item_root(story: Story, guid: str, xmlns: str) -> str:
+    """The newsItem's start tag, catalogs and rightsInfo."""
+    provider = story.provider
+    rights = [f'<rightsInfo><copyrightHolder literal="{attribute(provider)}">{element("name", provider)}'
+              "</copyrightHolder>"]
     if story.copyright_notice:
-        _sub(rights, "copyrightNotice", story.copyright_notice)
+        rights.append(element("copyrightNotice", story.copyright_notice))
     if story.usage_terms:
-        _sub(rights, "usageTerms", story.usage_terms)
-    return item
+        rights.append(element("usageTerms", story.usage_terms))
+    rights.append("</rightsInfo>")
+    return (f'<newsItem{xmlns} guid="{attribute(guid)}" version="{story.version}" standard="NewsML-G2" '
+            f'standardversion="{STANDARD_VERSION}" conformance="power" xml:lang="{attribute(story.language)}">'
+            f'{_catalogs(story.vocabularies)}{"".join(rights)}')
 
 
-def _item_meta(item: etree._Element, story: Story, item_class: str) -> etree._Element:
+@functools.lru_cache(maxsize=64)
+def _catalogs(vocabularies: str) -> str:
+    """IPTC's catalogRef and the inline catalog of newswire's own schemes under ``vocabularies``."""
+    schemes = "".join(f'<scheme alias="{alias}" uri="{attribute(vocabularies + path)}">'
+                      f"{element('name', title)}</scheme>" for alias, (path, title) in OWN_SCHEMES.items())
+    return f'<catalogRef href="{IPTC_CATALOG}"/><catalog>{schemes}</catalog>'
+
+
+def _item_meta(story: Story, item_class: str, links: str) -> str:
     """itemMeta; a picture shares its story's status, embargo, kill note and content warning,
     but not the signal and note of an update or correction (which are about the text)."""
-    text = item_class == "ninat:text"
-    meta = _sub(item, "itemMeta")
-    _sub(meta, "itemClass", qcode=item_class)
-    provider = _sub(meta, "provider", literal=story.provider)
-    _sub(provider, "name", story.provider)
-    _sub(meta, "versionCreated", utc_iso(story.occurred_at))
-    _sub(meta, "firstCreated", utc_iso(story.first_created))
+    is_text = item_class == "ninat:text"
+    parts = [f'<itemMeta><itemClass qcode="{item_class}"/>',
+             f'<provider literal="{attribute(story.provider)}">{element("name", story.provider)}</provider>',
+             element("versionCreated", utc_iso(story.occurred_at)),
+             element("firstCreated", utc_iso(story.first_created))]
     if story.embargo_until is not None:
-        _sub(meta, "embargoed", utc_iso(story.embargo_until))
-    _sub(meta, "pubStatus", qcode=f"stat:{story.pub_status}")
-    notes = story.ed_notes if text or not story.live else filter(None, [story.warning])
-    for note in notes:
-        _sub(meta, "edNote", note)
-    signals = {"corrected": "sig:correction", "updated": "sig:update"}
-    if text and story.event_type in signals:
-        _sub(meta, "signal", qcode=signals[story.event_type])
+        parts.append(element("embargoed", utc_iso(story.embargo_until)))
+    parts.append(f'<pubStatus qcode="stat:{story.pub_status}"/>')
+    notes = story.ed_notes if is_text or not story.live else filter(None, [story.warning])
+    parts += [element("edNote", note) for note in notes]
+    if is_text and story.event_type in _SIGNALS:
+        parts.append(f'<signal qcode="{_SIGNALS[story.event_type]}"/>')
     if story.content_warning:
-        _sub(meta, "signal", qcode="sig:cwarn")
-    return meta
+        parts.append('<signal qcode="sig:cwarn"/>')
+    parts.append(links)
+    parts.append("</itemMeta>")
+    return "".join(parts)
 
 
-def _descriptive(content: etree._Element, story: Story) -> None:
+def _descriptive(story: Story) -> str:
     """language, keywords, subjects (Media Topics, each followed by its IPTC Subject Code, then
     places), slugline and headlines."""
-    _sub(content, "language", tag=story.language)
-    for keyword in story.keywords:
-        _sub(content, "keyword", keyword)
-    for subject in story.subjects:
-        element = _sub(content, "subject", type="cpnat:abstract", qcode=subject.code)
-        if subject.name:
-            _sub(element, "name", subject.name)
-    for place in story.places:
-        element = _sub(content, "subject", type="cpnat:geoArea")
-        _sub(element, "name", place)
+    parts = [f'<language tag="{attribute(story.language)}"/>']
+    parts += [element("keyword", keyword) for keyword in story.keywords]
+    parts += [_subject(subject.code, subject.name) for subject in story.subjects]
+    parts += [f'<subject type="cpnat:geoArea">{element("name", place)}</subject>' for place in story.places]
     if story.slugline:
-        _sub(content, "slugline", story.slugline)
-    _sub(content, "headline", story.headline)
+        parts.append(element("slugline", story.slugline))
+    parts.append(element("headline", story.headline))
     if story.subheadline:
-        _sub(content, "headline", story.subheadline, role=SUBHEADLINE_ROLE)
+        parts.append(element("headline", story.subheadline, role=SUBHEADLINE_ROLE))
+    return "".join(parts)
 
 
-def _picture_item(story: Story, picture: Picture) -> etree._Element:
-    item = _item_root(story, picture.uri)
-    meta = _item_meta(item, story, "ninat:picture")
-    _sub(meta, "link", rel="irel:seeAlso", residref=story.uri, version=str(story.version),
-         contenttype="application/xhtml+xml")
-    content = _sub(item, "contentMeta")
-    _sub(content, "contentCreated", utc_iso(story.first_created))
-    _sub(content, "contentModified", utc_iso(story.occurred_at))
-    _sub(content, "language", tag=story.language)
-    _sub(content, "headline", story.headline)
+@functools.lru_cache(maxsize=4096)
+def _subject(code: str, name: str | None) -> str:
+    """A ``subject`` of a concept (most are from a vocabulary, so their markup is kept)."""
+    start = f'<subject type="cpnat:abstract" qcode="{attribute(code)}"'
+    return f"{start}>{element('name', name)}</subject>" if name else f"{start}/>"
+
+
+def _picture_item(story: Story, picture: Picture, xmlns: str = "") -> str:
+    link = element("link", rel="irel:seeAlso", residref=story.uri, version=str(story.version),
+                   contenttype="application/xhtml+xml")
+    parts = [_item_root(story, picture.uri, xmlns), _item_meta(story, "ninat:picture", link), "<contentMeta>",
+             element("contentCreated", utc_iso(story.first_created)),
+             element("contentModified", utc_iso(story.occurred_at)),
+             f'<language tag="{attribute(story.language)}"/>', element("headline", story.headline)]
     if picture.credit:
-        _sub(content, "creditline", picture.credit)
+        parts.append(element("creditline", picture.credit))
     if picture.caption:
-        _sub(content, "description", picture.caption, role="drol:caption")
-    content_set = _sub(item, "contentSet")
-    dimensions = {name: str(value) for name, value in (("width", picture.width), ("height", picture.height))
-                  if value is not None}
-    _sub(content_set, "remoteContent", href=picture.url, contenttype=picture.media_type,
-         rendition="rnd:highRes", **dimensions)
-    return item
+        parts.append(element("description", picture.caption, role="drol:caption"))
+    width = str(picture.width) if picture.width is not None else None
+    height = str(picture.height) if picture.height is not None else None
+    parts.append("</contentMeta><contentSet>")
+    parts.append(element("remoteContent", href=picture.url, contenttype=picture.media_type, rendition="rnd:highRes",
+                         width=width, height=height))
+    parts.append("</contentSet></newsItem>")
+    return "".join(parts)
 
 
 def _role(role: str | None) -> str:
     code = _ROLE_CODE.sub("-", (role or "author").lower()).strip("-")
     return f"nwcrol:{code or 'author'}"
-
-
-def _sub(parent: etree._Element, local: str, text: str | None = None, /, **attributes: str) -> etree._Element:
-    return element(parent, _N + local, text, **attributes)
-
-
-def _document(root: etree._Element) -> bytes:
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

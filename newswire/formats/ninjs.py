@@ -20,8 +20,9 @@ a transport needs around it (a partner envelope, a sequence number) belongs outs
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable
+
+import orjson
 
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, Picture, Story, directed_body, prepare, render_each, utc_iso
@@ -94,8 +95,13 @@ def story_object(story: Story) -> dict[str, Any]:
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON (non-ASCII kept as is)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON (non-ASCII kept as is; orjson, the bytes ``json.dumps(obj,
+    ensure_ascii=False, separators=(",", ":"))`` makes, encoded); ValueError for what UTF-8
+    cannot hold (a lone surrogate)."""
+    try:
+        return orjson.dumps(obj)
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
 
 
 def _association(story: Story, number: int, picture: Picture) -> dict[str, Any]:

@@ -13,17 +13,14 @@ format's own renderer to one calling convention.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from lxml import etree
-
 from newswire.codec import ArticleEvent
-from newswire.formats import atom, newsml, ninjs, ninjs2, rss, utc_iso
+from newswire.formats import atom, newsml, ninjs, ninjs2, prepare, rss, utc_iso
 
 
 @dataclass(frozen=True)
@@ -54,10 +51,6 @@ FeedRenderer = Callable[[Sequence[ArticleEvent], Channel, str], bytes]
 #: ``(channel, authority)`` → the bytes of a feed or message before its items and after them
 Envelope = Callable[[Channel, str], tuple[bytes, bytes]]
 
-#: a channel for the fragments, which do not depend on it (its language given, so that an RSS
-#: channel of no item and one of an item differ by the item alone)
-_ANY = Channel(updated=datetime(2000, 1, 1, tzinfo=timezone.utc), language="und")
-
 
 @dataclass(frozen=True)
 class Assembly:
@@ -76,25 +69,16 @@ class Assembly:
     complete: Callable[[Channel, Sequence[bytes]], Channel] | None = None
 
 
-def xml_assembly(feed: FeedRenderer, close: bytes,
+def xml_assembly(feed: FeedRenderer, close: bytes, fragment: ItemRenderer,
                  complete: Callable[[Channel, Sequence[bytes]], Channel] | None = None) -> Assembly:
-    """The assembly of an XML format whose items are the last children of the element that
-    ``close`` ends (``</channel>``, ``</feed>``): a feed of no item is the envelope, and an
-    item's bytes are what a feed of it has more than that."""
+    """The assembly of an XML format whose items (``fragment``: the bytes a feed of the event
+    has more than a feed of none) are the last children of the element that ``close`` ends
+    (``</channel>``, ``</feed>``): a feed of no item is the envelope."""
 
     def envelope(channel: Channel, authority: str) -> tuple[bytes, bytes]:
         empty = feed([], channel, authority)
         cut = empty.rindex(close)
         return empty[:cut], empty[cut:]
-
-    @functools.lru_cache(maxsize=64)
-    def bare(authority: str) -> tuple[int, int]:
-        head, tail = envelope(_ANY, authority)
-        return len(head), len(tail)
-
-    def fragment(event: ArticleEvent, authority: str) -> bytes:
-        head, tail = bare(authority)
-        return feed([event], _ANY, authority)[head:-tail]
 
     return Assembly(fragment, envelope, complete=complete)
 
@@ -150,20 +134,12 @@ def _newsml_feed(events: Sequence[ArticleEvent], channel: Channel, authority: st
 
 
 def _newsml_envelope(channel: Channel, authority: str) -> tuple[bytes, bytes]:
-    message = newsml.message_envelope(sent=channel.updated, transmit_id=channel.transmit_id, authority=authority)
-    empty = etree.tostring(message, xml_declaration=True, encoding="UTF-8")
-    if not empty.endswith(_EMPTY_ITEM_SET):
-        raise RuntimeError("a newsMessage envelope does not end with its empty itemSet")
-    return empty[:-len(_EMPTY_ITEM_SET)] + b"<itemSet>", b"</itemSet></newsMessage>"
-
-
-_EMPTY_ITEM_SET = b"<itemSet/></newsMessage>"
+    return newsml.message_envelope(sent=channel.updated, transmit_id=channel.transmit_id, authority=authority)
 
 
 def _newsml_fragment(event: ArticleEvent, authority: str) -> bytes:
     """The text item and picture items of ``event`` inside a newsMessage's itemSet."""
-    message = _newsml_feed([event], _ANY, authority)
-    return message[message.index(b"<itemSet>") + len(b"<itemSet>"):message.rindex(b"</itemSet>")]
+    return newsml.items_markup(prepare(event, authority=authority)).encode()
 
 
 def _ninjs_item(event: ArticleEvent, authority: str) -> bytes:
@@ -220,9 +196,9 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            assembly=json_assembly(_ninjs2_item), push="envelope"),
     Format("rss", "application/rss+xml", "application/rss+xml", "rss.xml",
            item=lambda event, authority: rss.item_bytes(event, authority=authority), feed=_rss_feed,
-           assembly=xml_assembly(_rss_feed, b"</channel>", _rss_language), push="item", public=True),
+           assembly=xml_assembly(_rss_feed, b"</channel>", rss.fragment, _rss_language), push="item", public=True),
     Format("atom", "application/atom+xml", "application/atom+xml", "atom.xml", item=_atom_item, feed=_atom_feed,
-           assembly=xml_assembly(_atom_feed, b"</feed>"), push="item", public=True),
+           assembly=xml_assembly(_atom_feed, b"</feed>", atom.fragment), push="item", public=True),
 )}
 #: every name a URL may use for a format → its format
 BY_NAME: dict[str, Format] = {name: f for f in FORMATS.values() for name in (f.name, *f.aliases)}

@@ -22,6 +22,8 @@ Kills and withdrawals: RSS has no tombstone, so the item stays with its guid, it
 prefixed ``Killed:`` or ``Withdrawn:``, the reason as description, and nothing else of the
 story (no link, body or images), so that a reader that updates items in place stops showing
 it. Embargoes are the caller's business: see :func:`newswire.formats.is_embargoed`.
+
+Written as text (:mod:`newswire.formats.markup`), in the bytes lxml would make of the same tree.
 """
 
 from __future__ import annotations
@@ -29,13 +31,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import datetime, timezone
-from email.utils import format_datetime
 from typing import Sequence
 
-from lxml import etree
-
 from newswire.codec import ArticleEvent
-from newswire.formats import EXAMPLE_AUTHORITY, Story, directed_body, element, prepare, render_each, utc_iso
+from newswire.formats import EXAMPLE_AUTHORITY, Story, directed_body, prepare, render_each, utc_iso
+from newswire.formats.markup import attribute, document, element
 from newswire.sanitize import clean_text
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -48,6 +48,9 @@ GENERATOR = "newswire"
 #: what RSS readers would take for an HTML tag or comment in a plain-text title
 _TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.DOTALL)
 _SPACES = re.compile(r" {2,}")
+#: the namespace declarations of a standalone item (all but Atom's) and of the channel's root
+_ITEM_NAMESPACES = "".join(f' xmlns:{prefix}="{uri}"' for prefix, uri in NSMAP.items() if prefix != "atom")
+_RSS_NAMESPACES = "".join(f' xmlns:{prefix}="{uri}"' for prefix, uri in NSMAP.items())
 
 
 def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str, description: str,
@@ -57,34 +60,41 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
     their notice (module doc); one that cannot be rendered left out
     (:func:`newswire.formats.render_each`); ``hub``: its WebSub hub; ``language``: the
     channel's (by default that of most of its items)."""
-    rss = etree.Element("rss", {"version": "2.0"}, nsmap=NSMAP)
-    channel = _sub(rss, "channel")
-    _sub(channel, "title", clean_text(title))
-    _sub(channel, "link", clean_text(link))
-    _sub(channel, "description", clean_text(description))
-    items = render_each(events, lambda story: (story.language, _item(story)), fmt="rss", authority=authority)
+    items = render_each(events, lambda story: (story.language, _item(story).encode()), fmt="rss", authority=authority)
     if language is None and items:
         language = Counter(item_language for item_language, _ in items).most_common(1)[0][0]
+    parts = [f'<rss{_RSS_NAMESPACES} version="2.0"><channel>', element("title", clean_text(title)),
+             element("link", clean_text(link)), element("description", clean_text(description))]
     if language is not None:
-        _sub(channel, "language", clean_text(language))
-    _sub(channel, "lastBuildDate", rfc822(updated))
-    _sub(channel, "generator", GENERATOR)
-    _sub(channel, f"{{{ATOM}}}link", href=clean_text(self_url), rel="self", type="application/rss+xml")
+        parts.append(element("language", clean_text(language)))
+    parts += [element("lastBuildDate", rfc822(updated)), element("generator", GENERATOR),
+              element("atom:link", href=clean_text(self_url), rel="self", type="application/rss+xml")]
     if hub:
-        _sub(channel, f"{{{ATOM}}}link", href=clean_text(hub), rel="hub")
-    channel.extend(item for _, item in items)
-    return etree.tostring(rss, xml_declaration=True, encoding="UTF-8")
+        parts.append(element("atom:link", href=clean_text(hub), rel="hub"))
+    return document("".join(parts)) + b"".join(item for _, item in items) + b"</channel></rss>"
 
 
 def item_bytes(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> bytes:
     """One ``<item>`` as a standalone UTF-8 document declaring the namespaces it uses (a kill
     or withdrawal as its notice, as in :func:`feed`)."""
-    return etree.tostring(_item(prepare(event, authority=authority)), xml_declaration=True, encoding="UTF-8")
+    return document(_item(prepare(event, authority=authority), _ITEM_NAMESPACES))
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def fragment(event: ArticleEvent, authority: str = EXAMPLE_AUTHORITY) -> bytes:
+    """The ``<item>`` of ``event`` as it stands in a :func:`feed` (ValueError when it cannot be rendered)."""
+    return _item(prepare(event, authority=authority)).encode()
 
 
 def rfc822(moment: datetime) -> str:
-    """``Thu, 26 Nov 2026 08:00:00 GMT``."""
-    return format_datetime(moment.astimezone(timezone.utc).replace(microsecond=0), usegmt=True)
+    """``Thu, 26 Nov 2026 08:00:00 GMT`` (as ``email.utils.format_datetime(usegmt=True)`` writes
+    it, whatever the locale)."""
+    t = moment.astimezone(timezone.utc)
+    return (f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+            f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT")
 
 
 def plain(text: str) -> str:
@@ -92,40 +102,33 @@ def plain(text: str) -> str:
     return _SPACES.sub(" ", _TAG.sub("", text)).strip()
 
 
-def _item(story: Story) -> etree._Element:
-    item = etree.Element("item", nsmap={k: v for k, v in NSMAP.items() if k != "atom"})
+def _item(story: Story, namespaces: str = "") -> str:
     headline = plain(story.headline) or story.headline
     if not story.live:
         headline = f"{'Killed' if story.event_type == 'killed' else 'Withdrawn'}: {headline}"
-    _sub(item, "title", headline)
+    parts = [f"<item{namespaces}>", element("title", headline)]
     if story.canonical_url and story.live:
-        _sub(item, "link", story.canonical_url)
+        parts.append(element("link", story.canonical_url))
     description = " ".join(filter(None, (story.notice, story.summary if story.live else None)))
     if description:
-        _sub(item, "description", description)
+        parts.append(element("description", description))
     if story.body:
-        _sub(item, f"{{{CONTENT}}}encoded", directed_body(story))
-    for person in story.people:
-        _sub(item, f"{{{DC}}}creator", person.name)
-    _sub(item, f"{{{DC}}}language", story.language)
-    for category in story.categories:
-        _sub(item, "category", category)
-    _sub(item, "guid", story.uri, isPermaLink="false")
-    _sub(item, "pubDate", rfc822(story.first_created))
-    _sub(item, f"{{{DCTERMS}}}modified", utc_iso(story.occurred_at))
+        parts.append(element("content:encoded", directed_body(story)))
+    parts += [element("dc:creator", person.name) for person in story.people]
+    parts.append(element("dc:language", story.language))
+    parts += [element("category", category) for category in story.categories]
+    parts += [element("guid", story.uri, isPermaLink="false"),
+              element("pubDate", rfc822(story.first_created)), element("dcterms:modified", utc_iso(story.occurred_at))]
     pictures = story.pictures if story.live else ()
     if pictures:
-        _sub(item, "enclosure", url=pictures[0].url, length="0", type=pictures[0].media_type)
+        parts.append(element("enclosure", url=pictures[0].url, length="0", type=pictures[0].media_type))
     for picture in pictures:
-        attributes = {"url": picture.url, "type": picture.media_type, "medium": "image"}
-        attributes.update({k: str(v) for k, v in (("width", picture.width), ("height", picture.height)) if v})
-        media = _sub(item, f"{{{MEDIA}}}content", **attributes)
+        start = (f'<media:content url="{attribute(picture.url)}" type="{attribute(picture.media_type)}" medium="image"'
+                 + (f' width="{picture.width}"' if picture.width else "")
+                 + (f' height="{picture.height}"' if picture.height else ""))
         caption = picture.caption and plain(picture.caption)
-        if caption:
-            _sub(media, f"{{{MEDIA}}}description", caption, type="plain")
-        if picture.credit:
-            _sub(media, f"{{{MEDIA}}}credit", picture.credit)
-    return item
-
-
-_sub = element  # the RSS vocabulary has no default namespace
+        inner = (element("media:description", caption, type="plain") if caption else "") + (
+            element("media:credit", picture.credit) if picture.credit else "")
+        parts.append(f"{start}>{inner}</media:content>" if inner else f"{start}/>")
+    parts.append("</item>")
+    return "".join(parts)

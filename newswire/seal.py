@@ -1,0 +1,56 @@
+"""The cleaning seal: how a consumer tells an event newswire's producer cleaned from one that
+bypassed it.
+
+The producer cleans every event it writes (:mod:`newswire.sanitize`: plain text, single
+lines, the body sanitised) and, when the installation has a key (``NEWSWIRE_CLEAN_KEY``,
+shared by the producers and every consumer), seals it: the Kafka header :data:`HEADER` holds
+``v1=`` and the HMAC-SHA256, under that key, of the record's whole value (the single-object
+payload, so every field the cleaning touched is covered). A consumer that reads the record
+verifies the seal (:func:`verified`, in constant time) and marks the decoded event
+(:func:`mark`); :func:`newswire.formats.prepare` skips cleaning only an event so marked, and
+cleans every other event as before. An event written to the topic by anyone else (no header,
+a forged or copied one, a payload changed after sealing, another key) is not marked, so it
+never puts active content into any output.
+
+The mark is the key :data:`MARK` in the event's dict. It cannot come from the topic: Avro
+field names are ``[A-Za-z_][A-Za-z0-9_]*``, so no decoded record holds a key with a colon.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Iterable
+
+from newswire.codec import ArticleEvent
+
+#: the Kafka header of the seal
+HEADER = "clean_seal"
+#: the key in a decoded event's dict that says its seal verified (no Avro field can be named so)
+MARK = "newswire:cleaned"
+_VERSION = b"v1="
+
+
+def seal(payload: bytes, key: str) -> bytes:
+    """The :data:`HEADER` value sealing ``payload`` (a record value) under ``key``."""
+    return _VERSION + hmac.digest(key.encode(), payload, "sha256").hex().encode()
+
+
+def verified(payload: bytes, headers: Iterable[tuple[str, bytes]] | None, key: str | None) -> bool:
+    """Whether ``headers`` hold a seal of ``payload`` under ``key`` (False without a key)."""
+    if not key or payload is None:
+        return False
+    given = next((value for name, value in headers or () if name == HEADER), None)
+    return given is not None and hmac.compare_digest(given, seal(payload, key))
+
+
+def mark(event: ArticleEvent, payload: bytes, headers: Iterable[tuple[str, bytes]] | None,
+         key: str | None) -> ArticleEvent:
+    """``event`` (decoded from ``payload``), marked clean when its seal verifies; returned."""
+    if verified(payload, headers, key):
+        event[MARK] = True
+    return event
+
+
+def is_clean(event: ArticleEvent) -> bool:
+    """Whether ``event`` was marked by :func:`mark` (its producer's cleaning is trusted)."""
+    return event.get(MARK) is True
