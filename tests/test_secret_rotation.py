@@ -17,9 +17,10 @@ from newswire import corpus
 from newswire.config import Settings
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.partner_api import service
-from newswire.consumers.webhooks import outbox, pusher, signing, store
+from newswire.consumers.webhooks import outbox, pull, pusher, signing, store
 from tests.conftest import on_each_store
 from tests.test_webhooks_migrations import _raw, state  # noqa: F401  (the fixture: both stores)
+from tests.test_webhooks_pull import _queue
 from tests.webhooks_support import PartnerServer, cli, config, publish, register, wait_for
 
 settings = on_each_store()
@@ -139,3 +140,22 @@ def test_the_partner_is_shown_what_signs_now():
     assert service.signing_state(partner, 2000.0) == {"signing_secrets": 1, "previous_secret_until": None}
     unbounded = registry.Partner(id="s", name="S", url="https://s.example/h", secrets=(new, old))
     assert service.signing_state(unbounded, 1e12) == {"signing_secrets": 2, "previous_secret_until": None}
+
+
+def test_a_pull_partner_is_handed_changes_signed_with_the_secrets_valid_then(settings):
+    db = store.connect(settings)
+    try:
+        old = signing.new_secret()
+        registry.add(db, registry.Partner(id="puller", name="P", url="", mode="pull", secrets=(old,)))
+        rotated_at = time.time()
+        new = registry.rotate_secret(db, "puller", overlap_s=60, now=rotated_at).secrets[0]
+        for article_id in ("a-1", "a-2"):
+            _queue(db, "puller", article_id)
+        (during,) = pull.changes(db, "puller", after=None, limit=1, now=rotated_at + 59).changes
+        (after,) = pull.changes(db, "puller", after=1, limit=1, now=rotated_at + 60).changes
+    finally:
+        db.close()
+    for secret in (old, new):
+        Webhook(secret).verify(during.body, during.headers)
+    Webhook(new).verify(after.body, after.headers)
+    assert len(after.headers["webhook-signature"].split()) == 1
