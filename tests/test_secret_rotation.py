@@ -106,19 +106,13 @@ def test_a_state_from_before_the_overlap_keeps_its_rotation_until_it_is_ended(st
                    " 'ninjs', '{}', 1, 0, 1, ?, '[]', 2, ?, ?)",
                    [("acme", "Acme", json.dumps([current, previous]), now, now),
                     ("bravo", "Bravo", json.dumps([current]), now, now)])
-    db.execute("INSERT INTO events (event_id, article_id, version, event_type, avro) VALUES"
-               " ('e1', 'a1', 1, 'published', ?)", (b"avro",))
-    body = db.execute("INSERT INTO bodies (event_id, head, tail) VALUES ('e1', ?, NULL) RETURNING id",
-                      (b"{}",)).fetchone()[0]
-    db.execute("INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq, content_type,"
-               " body_id, status, next_attempt_at, created_at) VALUES ('acme', 'e1', 'a1', 1, 'published', 1,"
-               " 'application/json', ?, 'pending', ?, ?)", (body, now, now))
+    _queue(db, "acme", "a1")  # a delivery pending (the outbox writes nothing of step 8)
     db.close()
 
     db = store.connect(state)
     try:
         assert store.schema_version(db) == store.VERSION
-        assert [(d.seq, outbox.payload(db, d.id)) for d in outbox.pending_after(db, 0, limit=10)] == [(1, b"{}")]
+        assert [(d.seq, outbox.payload(db, d.id)) for d in outbox.pending_after(db, 0, limit=10)] == [(2, b'{"sequence":2}')]
         acme = registry.get(db, "acme")
         assert acme.previous_secret_until is None  # no end was set: both sign until the rotation is ended
         assert acme.signing_secrets(now + 10 * 365 * 86400) == (current, previous)
