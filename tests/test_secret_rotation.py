@@ -94,6 +94,13 @@ def test_the_cli_rotates_with_an_overlap_and_shows_until_when_the_old_secret_sig
     assert "signing with the current secret only" in cli(settings, "partners", "rotate-secret", "c",
                                                          "--overlap", "0").output
     assert "old secret:" not in cli(settings, "partners", "show", "c").output
+    db = store.connect(settings)
+    try:
+        ended = registry.rotate_secret(db, "c", overlap_s=3600, now=time.time() - 7200)  # its hour is over
+    finally:
+        db.close()
+    assert "(no longer signs, since " in cli(settings, "partners", "show", "c").output
+    assert ended.previous_secret_until < time.time()
 
 
 def test_a_state_from_before_the_overlap_keeps_its_rotation_until_it_is_ended(state: Settings) -> None:
