@@ -212,15 +212,22 @@ def test_pause_resume_secret_rotation_and_test_event(api):
     assert call(base, "POST", "/v1/pause", token=token).status == 409
     cli(settings, "partners", "enable", "acme")
 
-    new = call(base, "POST", "/v1/signing-secret/rotate", token=token).json
+    assert call(base, "POST", "/v1/signing-secret/rotate", token=token,
+                body={"overlap_s": 10**9}).error["field"] == "overlap_s"
+    asked_at = time.time()
+    new = call(base, "POST", "/v1/signing-secret/rotate", token=token, body={"overlap_s": 7200}).json
     assert new["signing_secrets"] == 2 and new["secret"].startswith("whsec_")
+    assert asked_at + 7200 <= new["previous_secret_until"] <= time.time() + 7200
+    me = call(base, "GET", "/v1/me", token=token).json
+    assert (me["signing_secrets"], me["previous_secret_until"]) == (2, new["previous_secret_until"])
     acme.secrets = [new["secret"], acme.secrets[0]]  # the partner checks each of the two signatures
     sent = call(base, "POST", "/v1/test-event", token=token).json
     assert sent["delivered"] and sent["status"] == 200 and sent["webhook_id"].startswith("test_")
     ping = acme.snapshot()[-1]
     assert ping.verified and ping.envelope["type"] == "newswire.test" and "newswire-sequence" not in ping.headers
     assert len(ping.headers["webhook-signature"].split()) == 2
-    assert call(base, "POST", "/v1/signing-secret/end-rotation", token=token).json == {"signing_secrets": 1}
+    assert call(base, "POST", "/v1/signing-secret/end-rotation", token=token).json == {
+        "signing_secrets": 1, "previous_secret_until": None}
     acme.secrets = acme.secrets[:1]
     assert call(base, "POST", "/v1/test-event", token=token).json["delivered"]
     assert acme.snapshot()[-1].verified
@@ -230,10 +237,12 @@ def test_pause_resume_secret_rotation_and_test_event(api):
     # every call of this test is a row, with its token, address, status and what it changed
     assert [e["action"] for e in reversed(entries)] == [
         "POST /v1/pause", "POST /v1/resume", "POST /v1/resume", "POST /v1/pause", "POST /v1/signing-secret/rotate",
-        "POST /v1/test-event", "POST /v1/signing-secret/end-rotation", "POST /v1/test-event"]
-    assert [e["status"] for e in reversed(entries)] == [200, 200, 409, 409, 200, 200, 200, 200]
+        "POST /v1/signing-secret/rotate", "GET /v1/me", "POST /v1/test-event", "POST /v1/signing-secret/end-rotation",
+        "POST /v1/test-event"]
+    assert [e["status"] for e in reversed(entries)] == [200, 200, 409, 409, 422, 200, 200, 200, 200, 200]
     assert {(e["token_id"], e["remote"]) for e in entries} == {(entries[0]["token_id"], "127.0.0.1")}
     assert entries[0]["detail"].startswith("test event test_") and "abuse of the feed" in entries[-3]["detail"]
+    assert entries[-6]["detail"] == "signing secret rotated: 2 sign, the old one 7200 s"
 
 
 def test_an_embargoed_story_shows_as_scheduled_and_a_resend_does_not_send_it_early(settings):

@@ -69,8 +69,9 @@ def test_a_partner_works_from_its_page_in_a_real_browser(settings):
 
                 page.get_by_role("button", name="Rotate signing secret").click()
                 expect(page.locator("#new-secret")).to_contain_text("whsec_")
+                expect(page.locator("body")).to_contain_text("previous secret sign every delivery until 20")
                 page.get_by_role("link", name="Back").click()
-                expect(page.locator("#secrets")).to_contain_text("2 (a rotation is on)")
+                expect(page.locator("#secrets")).to_contain_text("2 (a rotation is on: the previous one signs until 20")
                 page.get_by_role("button", name="End rotation").click()
                 expect(page.locator("#secrets")).to_have_text("1")
 

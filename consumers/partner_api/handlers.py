@@ -153,8 +153,11 @@ class Api:
         return ok(await call(self.ctx, request, service.resume))
 
     async def rotate_secret(self, request: web.Request) -> web.Response:
-        result = await call(self.ctx, request, service.rotate_secret)
-        request["audit"] = f"signing secret rotated: {result['signing_secrets']} sign"
+        body = await json_body(request)
+        overlap = body_int(body, "overlap_s", low=0, high=int(registry.MAX_OVERLAP_S),
+                           default=int(registry.DEFAULT_OVERLAP_S))
+        result = await call(self.ctx, request, lambda db, pid: service.rotate_secret(db, pid, overlap))
+        request["audit"] = f"signing secret rotated: {result['signing_secrets']} sign, the old one {overlap} s"
         return ok(result)
 
     async def end_rotation(self, request: web.Request) -> web.Response:

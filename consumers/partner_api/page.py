@@ -106,7 +106,7 @@ class Page:
         if name == "rotate-secret":
             result = await call(self.ctx, request, service.rotate_secret)
             request["audit"] = "signing secret rotated"
-            return _html("secret.html", secret=result["secret"])
+            return _html("secret.html", secret=result["secret"], previous_secret_until=result["previous_secret_until"])
         if name == "end-rotation":
             await call(self.ctx, request, service.end_rotation)
             return self._tell(request, "the previous signing secret no longer signs")

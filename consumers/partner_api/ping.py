@@ -38,7 +38,8 @@ async def send(partner: Partner, config: WebhookConfig) -> dict:
     transport = transports.HttpTransport(config)
     try:
         transport.allow_host(partner.url, allow)
-        headers = signing.headers(event_id, payload, partner.secrets, content_type="application/json", at=at)
+        headers = signing.headers(event_id, payload, partner.signing_secrets(at.timestamp()),
+                                  content_type="application/json", at=at)
         answer = await delivery.post(transport.client, partner.url, payload, headers, allow=allow,
                                      timeout_s=config.timeout_s)
     finally:

@@ -51,7 +51,8 @@ def state_of(partner: registry.Partner) -> str:
     return "paused" if partner.disabled_reason == PAUSE_REASON else "disabled"
 
 
-def me(db: Db, partner_id: str, token_id: str) -> dict:
+def me(db: Db, partner_id: str, token_id: str, *, now: float | None = None) -> dict:
+    now = time.time() if now is None else now
     partner = registry.get(db, partner_id)
     counts = db.execute("SELECT count(CASE WHEN status = 'pending' THEN 1 END),"
                         " count(CASE WHEN status = 'delivered' THEN 1 END),"
@@ -67,7 +68,15 @@ def me(db: Db, partner_id: str, token_id: str) -> dict:
             "subscription": {"categories": list(sub.categories or ()), "languages": list(sub.languages or ()),
                              "max_urgency": sub.max_urgency, "event_types": list(sub.event_types or ()),
                              "embargoed": sub.embargoed},
-            "signing_secrets": len(partner.secrets), "token_id": token_id}
+            **signing_state(partner, now), "token_id": token_id}
+
+
+def signing_state(partner: registry.Partner, now: float) -> dict:
+    """How many secrets sign now, and until when a rotation's previous one does (None: it is
+    not signing, or until the rotation is ended)."""
+    signing = partner.signing_secrets(now)
+    return {"signing_secrets": len(signing),
+            "previous_secret_until": partner.previous_secret_until if len(signing) == 2 else None}
 
 
 def _shown(row, attempts: list[dict], now: float) -> dict:
@@ -167,16 +176,18 @@ def resume(db: Db, partner_id: str) -> dict:
             "missed": "stories published while paused were not queued: POST /v1/backfill with since = paused_at"}
 
 
-def rotate_secret(db: Db, partner_id: str) -> dict:
-    """A new signing secret, shown once; the old one goes on signing beside it until
-    :func:`end_rotation` (a second rotation drops the oldest)."""
-    partner = registry.rotate_secret(db, partner_id)
-    return {"secret": partner.secrets[0], "signing_secrets": len(partner.secrets)}
+def rotate_secret(db: Db, partner_id: str, overlap_s: float = registry.DEFAULT_OVERLAP_S) -> dict:
+    """A new signing secret, shown once; the old one goes on signing beside it for
+    ``overlap_s`` (0: not at all), or until :func:`end_rotation` (a second rotation drops the
+    oldest)."""
+    now = time.time()
+    partner = registry.rotate_secret(db, partner_id, overlap_s=overlap_s, now=now)
+    return {"secret": partner.secrets[0], **signing_state(partner, now)}
 
 
 def end_rotation(db: Db, partner_id: str) -> dict:
     partner = registry.rotate_secret(db, partner_id, drop_old=True)
-    return {"signing_secrets": len(partner.secrets)}
+    return signing_state(partner, time.time())
 
 
 def own_tokens(db: Db, partner_id: str, *, now: float | None = None) -> list[dict]:

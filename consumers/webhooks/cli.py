@@ -4,6 +4,7 @@ as operators run it."""
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Iterator
 
 import click
@@ -119,7 +120,7 @@ def _last_seq(db: Db, partner_id: str) -> int:
 #: the fields of `partners show --json`
 SHOW_FIELDS = ("id", "name", "url", "format", "content_type", "state", "disabled_reason", "disabled_at",
                "subscription", "concurrency", "rate_limit", "allow_cidrs", "mode", "ordering", "held", "last_seq",
-               "first_unacknowledged", "secrets")
+               "first_unacknowledged", "secrets", "previous_secret_until")
 
 
 def _shown(partner: Partner, *, secrets: bool, db: Db) -> dict:
@@ -135,8 +136,16 @@ def _shown(partner: Partner, *, secrets: bool, db: Db) -> dict:
             "allow_cidrs": [str(c) for c in partner.allow_cidrs], "mode": partner.mode, "ordering": partner.ordering,
             "held": ordering.held_reason(db, partner), "last_seq": _last_seq(db, partner.id),
             "first_unacknowledged": pull.first_unacknowledged(db, partner.id),
-            "secrets": [s if secrets else s[:10] + "…" for s in partner.secrets]}
+            "secrets": [s if secrets else s[:10] + "…" for s in partner.secrets],
+            "previous_secret_until": iso(partner.previous_secret_until)}
 
+
+def _previous_signs(partner: Partner, now: float) -> str:
+    """Until when a rotation's previous secret signs, as `partners show` says it."""
+    until = partner.previous_secret_until
+    if until is None:
+        return f"signs until `newswire partners rotate-secret {partner.id} --drop-old`"
+    return f"{'signs until' if now < until else 'no longer signs, since'} {_when(until)}"
 
 
 def _show(partner: Partner, *, secrets: bool, db: Db) -> None:
@@ -155,7 +164,8 @@ def _show(partner: Partner, *, secrets: bool, db: Db) -> None:
         click.echo(f"HELD:          {held}")
     for n, secret in enumerate(partner.secrets):
         label = "secret:" if n == 0 else "old secret:"
-        click.echo(f"{label:<15}{secret if secrets else secret[:10] + '…'}")
+        click.echo(f"{label:<15}{secret if secrets else secret[:10] + '…'}"
+                   + (f" ({_previous_signs(partner, time.time())})" if n else ""))
 
 
 # --- partners --------------------------------------------------------------------------------
@@ -251,17 +261,23 @@ def partners_disable(ctx, partner_id, reason) -> None:
 @partners_group.command("rotate-secret")
 @click.argument("partner_id")
 @click.option("--secret", help="The new secret in whsec_ form (default: a new random one).")
-@click.option("--drop-old", is_flag=True, help="End the rotation: only the current secret signs.")
+@click.option("--overlap", type=float, default=registry.DEFAULT_OVERLAP_S, show_default=True,
+              help=f"Seconds the old secret goes on signing beside the new one (0 = not at all; at most "
+                   f"{registry.MAX_OVERLAP_S:g}).")
+@click.option("--drop-old", is_flag=True, help="End the rotation now: only the current secret signs.")
 @click.pass_context
-def partners_rotate(ctx, partner_id, secret, drop_old) -> None:
-    """Rotate the signing secret: the new one signs beside the old one until --drop-old."""
+def partners_rotate(ctx, partner_id, secret, overlap, drop_old) -> None:
+    """Rotate the signing secret: the new one signs beside the old one for --overlap seconds
+    (then the old one is dropped by itself), or until --drop-old ends the rotation early."""
     with _db(ctx) as db:
-        partner = registry.rotate_secret(db, partner_id, new_secret=secret, drop_old=drop_old)
-        if drop_old:
+        partner = registry.rotate_secret(db, partner_id, new_secret=secret, drop_old=drop_old, overlap_s=overlap)
+        if not drop_old:
+            click.echo(f"{partner_id}: new secret {partner.secrets[0]}")
+        if len(partner.secrets) == 1:
             click.echo(f"{partner_id}: signing with the current secret only")
         else:
-            click.echo(f"{partner_id}: new secret {partner.secrets[0]}\n"
-                       f"{partner_id}: both secrets sign until `newswire partners rotate-secret {partner_id} --drop-old`")
+            click.echo(f"{partner_id}: both secrets sign until {_when(partner.previous_secret_until)} "
+                       f"(`newswire partners rotate-secret {partner_id} --drop-old` ends it sooner)")
 
 
 # --- deliveries ------------------------------------------------------------------------------

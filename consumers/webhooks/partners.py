@@ -55,6 +55,8 @@ class Partner:
     paused_until: float | None = None
     #: [current] or [current, previous] during a rotation
     secrets: tuple[str, ...] = ()
+    #: until when the previous secret signs too (epoch seconds; None: until the rotation is ended)
+    previous_secret_until: float | None = None
     allow_cidrs: tuple[Network, ...] = ()
     #: push | pull (:data:`MODES`); a pull partner needs no URL
     mode: str = "push"
@@ -82,6 +84,14 @@ class Partner:
             raise ValueError("secrets: a partner has one signing secret, or two during a rotation")
         for secret in self.secrets:
             signing.check_secret(secret)
+        if self.previous_secret_until is not None and len(self.secrets) != 2:
+            raise ValueError("previous_secret_until: only during a rotation (two secrets)")
+
+    def signing_secrets(self, now: float) -> tuple[str, ...]:
+        """The secrets that sign at ``now``: the previous one no longer once its time is up."""
+        if self.previous_secret_until is not None and now >= self.previous_secret_until:
+            return self.secrets[:1]
+        return self.secrets
 
     @property
     def pushed(self) -> bool:
@@ -108,6 +118,7 @@ def _from_row(row: sqlite3.Row) -> Partner:
                    rate_limit=row["rate_limit"], enabled=bool(row["enabled"]),
                    disabled_reason=row["disabled_reason"], disabled_at=row["disabled_at"],
                    paused_until=row["paused_until"], secrets=tuple(json.loads(row["secrets"])),
+                   previous_secret_until=row["previous_secret_until"],
                    allow_cidrs=parse_cidrs(",".join(json.loads(row["allow_cidrs"]))), mode=row["mode"],
                    ordering=row["ordering"])
 
@@ -184,22 +195,24 @@ def _write(db: Db, partner: Partner, *, new: bool) -> None:
                   filters=partner.subscription.to_json(), concurrency=partner.concurrency,
                   rate_limit=partner.rate_limit, enabled=int(partner.enabled),
                   disabled_reason=partner.disabled_reason, disabled_at=partner.disabled_at,
-                  secrets=json.dumps(list(partner.secrets)),
+                  secrets=json.dumps(list(partner.secrets)), previous_secret_until=partner.previous_secret_until,
                   allow_cidrs=json.dumps([str(n) for n in partner.allow_cidrs]), mode=partner.mode,
                   ordering=partner.ordering, now=time.time())
     if new:
         try:
             db.execute("INSERT INTO partners (id, name, url, format, filters, concurrency, rate_limit, enabled,"
-                       " disabled_reason, disabled_at, secrets, allow_cidrs, mode, ordering, created_at, updated_at)"
-                       " VALUES (:id, :name, :url, :format, :filters, :concurrency, :rate_limit, :enabled,"
-                       " :disabled_reason, :disabled_at, :secrets, :allow_cidrs, :mode, :ordering, :now, :now)",
+                       " disabled_reason, disabled_at, secrets, previous_secret_until, allow_cidrs, mode, ordering,"
+                       " created_at, updated_at) VALUES (:id, :name, :url, :format, :filters, :concurrency,"
+                       " :rate_limit, :enabled, :disabled_reason, :disabled_at, :secrets, :previous_secret_until,"
+                       " :allow_cidrs, :mode, :ordering, :now, :now)",
                        values)
         except dialect.IntegrityError as exc:
             raise ValueError(f"id: a partner {partner.id!r} already exists") from exc
     else:
         cursor = db.execute("UPDATE partners SET name=:name, url=:url, format=:format, filters=:filters,"
                             " concurrency=:concurrency, rate_limit=:rate_limit, enabled=:enabled,"
-                            " disabled_reason=:disabled_reason, disabled_at=:disabled_at, secrets=:secrets, allow_cidrs=:allow_cidrs,"
+                            " disabled_reason=:disabled_reason, disabled_at=:disabled_at, secrets=:secrets,"
+                            " previous_secret_until=:previous_secret_until, allow_cidrs=:allow_cidrs,"
                             " mode=:mode, ordering=:ordering, updated_at=:now WHERE id=:id", values)
         if cursor.rowcount == 0:
             raise UnknownPartner(f"no partner {partner.id!r}")
@@ -250,17 +263,31 @@ def enable(db: Db, partner_id: str) -> Partner:
     return old
 
 
-def rotate_secret(db: Db, partner_id: str, *, new_secret: str | None = None,
-                  drop_old: bool = False) -> Partner:
-    """Start a rotation (a new current secret; the old one is kept and still signs), or with
-    ``drop_old`` end it (only the current secret signs)."""
+#: how long a rotation's previous secret goes on signing unless told otherwise (as Svix does)
+DEFAULT_OVERLAP_S = 86400.0
+#: the longest overlap a rotation may give the previous secret
+MAX_OVERLAP_S = 7 * 86400.0
+
+
+def rotate_secret(db: Db, partner_id: str, *, new_secret: str | None = None, drop_old: bool = False,
+                  overlap_s: float = DEFAULT_OVERLAP_S, now: float | None = None) -> Partner:
+    """Start a rotation: a new current secret, the old one signing beside it for ``overlap_s``
+    more (0: not at all; a rotation during a rotation drops the oldest). Or with ``drop_old``
+    end a rotation early: only the current secret signs."""
     partner = get(db, partner_id)
+    until = None
     if drop_old:
         secrets = partner.secrets[:1]
     else:
-        secrets = (signing.check_secret(new_secret) if new_secret else signing.new_secret(), partner.secrets[0])
-    partner = update(db, partner_id, secrets=secrets)
-    log.info("partner_secret_rotated", partner=partner_id, signing_secrets=len(secrets))
+        if not 0 <= overlap_s <= MAX_OVERLAP_S:
+            raise ValueError(f"overlap_s: must be 0 to {MAX_OVERLAP_S:g} seconds, got {overlap_s:g}")
+        new = signing.check_secret(new_secret) if new_secret else signing.new_secret()
+        if overlap_s:
+            secrets, until = (new, partner.secrets[0]), (time.time() if now is None else now) + overlap_s
+        else:
+            secrets = (new,)
+    partner = update(db, partner_id, secrets=secrets, previous_secret_until=until)
+    log.info("partner_secret_rotated", partner=partner_id, signing_secrets=len(secrets), previous_secret_until=until)
     return partner
 
 

@@ -145,11 +145,11 @@ def changes(db: Db, partner_id: str, *, after: int | None, limit: int, now: floa
         with outbox.transaction(db):
             outbox.mark_pulled(db, [row["id"] for row in page], now)
     bodies = outbox.bodies(db, {row["body_id"] for row in page})
-    handed = []
+    handed, secrets = [], partner.signing_secrets(now)
     for row in page:
         body = payloads.numbered(*bodies[row["body_id"]], row["seq"])
         handed.append(Change(row["seq"], row["event_id"], row["article_id"], row["version"], row["event_type"],
-                             row["content_type"], signing.headers(row["event_id"], body, partner.secrets,
+                             row["content_type"], signing.headers(row["event_id"], body, secrets,
                                                                   content_type=row["content_type"], seq=row["seq"]),
                              body))
     if handed:

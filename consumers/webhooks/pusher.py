@@ -222,6 +222,8 @@ class Dispatcher:
 
     ``only``: deliver one partner's deliveries (a replay's ``--send``), not every partner's;
     ``lease``: on a shared state, that partner's lease, taken by the caller.
+    ``clock``: the time that decides which of a partner's secrets sign (a rotation's previous
+    one until its time is up; tests move it on).
 
     On a shared (PostgreSQL) state, :attr:`leases` says which partners are this pusher's: the
     schedule holds only theirs, an attempt starts only while :meth:`may_send` says so, and a
@@ -235,10 +237,11 @@ class Dispatcher:
     BODIES = 256
 
     def __init__(self, settings: Settings, config: WebhookConfig, *, only: str | None = None,
-                 lease: leases.PartnerLease | None = None):
+                 lease: leases.PartnerLease | None = None, clock: Callable[[], float] = time.time):
         self.settings = settings
         self.config = config
         self.only = only
+        self.clock = clock
         self.db = store.connect(settings, synchronous="NORMAL")
         self.dead_letters = DeadLetters(settings)
         self.recorder = Recorder(settings)
@@ -537,7 +540,7 @@ class Dispatcher:
         try:
             response = await state.transport.send(Outgoing(
                 partner.id, partner.url, d.content_type, d.event_id, d.article_id, d.version,
-                d.seq, body, partner.secrets, state.allow))
+                d.seq, body, partner.signing_secrets(self.clock()), state.allow))
             attempt = await self._judge(state, d, response)
             await self.recorder.record(d, attempt)
             d.tries += 1
@@ -657,14 +660,15 @@ class Dispatcher:
         self.db.close()
 
 
-async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event | None = None, *,
+                clock: Callable[[], float] = time.time) -> None:
     """Run the pusher until ``stop`` is set (or SIGTERM/SIGINT in the main thread).
 
     Raises :class:`PusherBusy` at once when another pusher holds the state file's lock (SQLite:
     one pusher per file; a PostgreSQL state takes any number, see :mod:`.leases`).
     """
     if store.shared(settings):
-        await _serve(settings, config, stop)
+        await _serve(settings, config, stop, clock)
         return
     try:
         lock = locks.hold_lock(store.lock_path(settings))
@@ -674,18 +678,19 @@ async def serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event |
         raise PusherBusy(f"{holder} (pid {exc.pid}) already runs on {store.path_of(settings)} (one per SQLite "
                          f"file; several pushers share a PostgreSQL state: NEWSWIRE_STATE_URL)") from None
     try:
-        await _serve(settings, config, stop)
+        await _serve(settings, config, stop, clock)
     finally:
         lock.close()
 
 
-async def _serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event | None) -> None:
+async def _serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event | None,
+                 clock: Callable[[], float]) -> None:
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-    pusher = Dispatcher(settings, config)
+    pusher = Dispatcher(settings, config, clock=clock)
 
     def wake(partner_ids: set[str]) -> None:  # in the Kafka thread, after the outbox commit
         if not loop.is_closed():
@@ -739,8 +744,8 @@ def _membership(settings: Settings, config: WebhookConfig) -> dict:
 class Running(LoopThread):
     """The pusher run in a background thread with its own event loop (tests, benchmarks, demo)."""
 
-    def __init__(self, settings: Settings, config: WebhookConfig):
-        super().__init__(lambda stop: serve(settings, config, stop), name="pusher", fast=True)
+    def __init__(self, settings: Settings, config: WebhookConfig, *, clock: Callable[[], float] = time.time):
+        super().__init__(lambda stop: serve(settings, config, stop, clock=clock), name="pusher", fast=True)
 
 
 class PartnerSending(LoopThread):

@@ -4,8 +4,9 @@ secret decoding, the same HMAC; its ``verify`` is what the tests check them with
 ``webhook-id`` is the event id (the same on every attempt, retry, redrive and replay: the
 partner's idempotency key), ``webhook-timestamp`` the time of this attempt, and
 ``webhook-signature`` ``v1,<base64 HMAC-SHA256 of id.timestamp.body>`` for each of the
-partner's secrets, space-separated: during a secret rotation the partner can verify with
-either its old or its new secret.
+partner's secrets that sign at that time (:meth:`.partners.Partner.signing_secrets`),
+space-separated: during a secret rotation's overlap the partner can verify with either its
+old or its new secret.
 """
 
 from __future__ import annotations

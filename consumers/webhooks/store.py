@@ -208,6 +208,9 @@ ALTER TABLE deliveries ADD COLUMN pulled_at REAL;
 ALTER TABLE attempts ADD COLUMN via TEXT NOT NULL DEFAULT 'push';
 CREATE INDEX deliveries_unacknowledged ON deliveries (partner_id, seq) WHERE status != 'delivered';
 """,
+    # 8: until when a rotation's previous secret still signs (NULL: until it is ended, as every
+    #    rotation was before this step; see partners.rotate_secret)
+    "ALTER TABLE partners ADD COLUMN previous_secret_until REAL;",
 )
 VERSION = len(MIGRATIONS)
 
