@@ -2,7 +2,7 @@
 
 Route modules are listed in :data:`ROUTE_MODULES`; each has ``add_routes(app, ctx)`` and
 its paths under ``/v1/`` are behind the token (:mod:`.auth`, which puts
-``request["partner_id"]`` and ``request["token_id"]`` on the request). Mounting one more is
+``request[PARTNER_ID]`` and ``request[TOKEN_ID]`` on the request). Mounting one more is
 one more name in that tuple.
 """
 

@@ -3,7 +3,7 @@
 - ``/v1/*`` takes a partner token in ``Authorization: Bearer`` only, never a cookie (so that
   no other site can make a browser call it) and never in the query string: a request with a
   token-like query parameter is refused before anything else (URLs end up in logs and
-  proxies). A valid token puts ``request["partner_id"]`` and ``request["token_id"]`` on the
+  proxies). A valid token puts ``request[PARTNER_ID]`` and ``request[TOKEN_ID]`` on the
   request; every handler reads only that partner's rows.
 - The page (:mod:`.page`) signs in with a token once and then holds a session cookie
   (random, ``HttpOnly``, ``SameSite=Strict``, ``Secure`` over HTTPS); each POST must carry
@@ -14,7 +14,7 @@
   and failed sign-ins per remote address; past the limit the answer is 429 with
   ``Retry-After``.
 - Every request (but ``/healthz``) is audited after it is answered (:mod:`.audit`), with
-  the detail a handler put in ``request["audit"]``.
+  the detail a handler put in ``request[AUDIT]``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from limits import RateLimitItem, parse, storage, strategies
 
 from newswire import logs
 from newswire.consumers.partner_api import audit, tokens
-from newswire.consumers.partner_api.context import Context
+from newswire.consumers.partner_api.context import AUDIT, Context, PARTNER_ID, SESSION, SIGNED_IN, TOKEN_ID
 from newswire.consumers.partner_api.errors import ApiError
 
 log = logs.get(__name__)
@@ -170,11 +170,11 @@ def guard(ctx: Context, sessions: Sessions, rate: Limits) -> Callable:
             if request.method == "POST":  # the sign-in: a refused token shows the form again
                 form = await request.post()
                 try:
-                    request["signed_in"] = await authenticate(request, str(form.get("token", "")).strip())
+                    request[SIGNED_IN] = await authenticate(request, str(form.get("token", "")).strip())
                 except ApiError as exc:
                     if exc.status != 401:
                         raise
-                    request["signed_in"], request["audit"] = None, exc.problem
+                    request[SIGNED_IN], request[AUDIT] = None, exc.problem
             return
         else:
             found = sessions.of(request)
@@ -192,8 +192,8 @@ def guard(ctx: Context, sessions: Sessions, rate: Limits) -> Callable:
                 form = await request.post()
                 if not sessions.csrf_matches(sid, str(form.get("csrf", ""))):
                     raise ApiError(403, "csrf", "the form's CSRF token is missing or wrong: reload the page")
-            request["session"] = (sid, found[1])
-        request["partner_id"], request["token_id"] = token.partner_id, token.id
+            request[SESSION] = (sid, found[1])
+        request[PARTNER_ID], request[TOKEN_ID] = token.partner_id, token.id
         rate.take(rate.per_token, token.id, "token")
 
     @web.middleware
@@ -215,8 +215,8 @@ def guard(ctx: Context, sessions: Sessions, rate: Limits) -> Callable:
             detail = getattr(exc, "problem", None) if status >= 400 else None
             raise
         finally:
-            entry = audit.Entry(request.get("partner_id"), request.get("token_id"), request.remote,
-                                action_of(request), status, request.get("audit") or detail)
+            entry = audit.Entry(request.get(PARTNER_ID), request.get(TOKEN_ID), request.remote,
+                                action_of(request), status, request.get(AUDIT) or detail)
             if request.method != "GET":
                 log.info("partner_api_call", partner=entry.partner_id, token_id=entry.token_id, action=entry.action,
                          status=status, detail=entry.detail)

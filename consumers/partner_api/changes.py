@@ -3,7 +3,7 @@ numbers, the same cursor as its pushes) and ``GET|PUT /v1/delivery-mode`` (push 
 or strict order). The logic is :mod:`newswire.consumers.webhooks.pull`'s; these handlers read
 the parameters, name the one that is wrong (:class:`.errors.ApiError`), and answer JSON.
 
-Every handler serves ``request["partner_id"]``, the partner the API's authentication set, and
+Every handler serves ``request[PARTNER_ID]``, the partner the API's authentication set, and
 no other.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from newswire.consumers.partner_api.context import PARTNER_ID
 from newswire.consumers.partner_api.errors import ApiError, of_value_error
 from newswire.consumers.webhooks import ordering, pull, ssrf
 from newswire.consumers.webhooks import partners as registry
@@ -56,7 +57,7 @@ async def changes(request: web.Request) -> web.Response:
     after = _integer(query.get("after"), "after", 0)
     limit = _integer(query.get("limit"), "limit", 1, pull.MAX_LIMIT) or DEFAULT_LIMIT
     wait_s = _seconds(query.get("wait"), "wait", pull.MAX_WAIT_S)
-    partner_id = request["partner_id"]
+    partner_id = request[PARTNER_ID]
     try:
         page = await pull.long_poll(request.app[STORE], request.app[WATCH], partner_id, after=after, limit=limit,
                                     wait_s=wait_s)
@@ -78,7 +79,7 @@ def _mode(db, partner_id: str) -> dict[str, Any]:
 
 async def delivery_mode(request: web.Request) -> web.Response:
     """``GET /v1/delivery-mode``: push or pull, article or strict order, where it stands."""
-    return web.json_response(await request.app[STORE].run(_mode, request["partner_id"]))
+    return web.json_response(await request.app[STORE].run(_mode, request[PARTNER_ID]))
 
 
 def _switched(db, partner_id: str, mode: str | None, ordering: str | None, after: int | None,
@@ -103,7 +104,7 @@ async def set_delivery_mode(request: web.Request) -> web.Response:
     if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
         raise ApiError(400, "after", f"must be a whole number >= 0, got {after!r}")
     try:
-        shown = await request.app[STORE].run(_switched, request["partner_id"], body.get("mode"),
+        shown = await request.app[STORE].run(_switched, request[PARTNER_ID], body.get("mode"),
                                               body.get("ordering"), after, request.app[ALLOW])
     except ssrf.EndpointRefused as exc:  # back to push, to an endpoint the SSRF guard refuses now
         raise ApiError(409, "url", str(exc)) from None

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
+
+from aiohttp import web
 
 from newswire.config import Settings
 from newswire.consumers.webhooks import store
@@ -15,6 +17,14 @@ from newswire.consumers.webhooks.config import WebhookConfig
 from newswire.consumers.webhooks.dialect import Db
 
 T = TypeVar("T")
+
+#: what :mod:`.auth` puts on a request: the caller's partner (the only one a handler may serve)
+#: and the token it came with; what the audit row says a call did; the page's sign-in and session
+PARTNER_ID = web.RequestKey("partner_id", str)
+TOKEN_ID = web.RequestKey("token_id", str)
+AUDIT = web.RequestKey("audit", str)
+SIGNED_IN = web.RequestKey("signed_in", Any)
+SESSION = web.RequestKey("session", tuple)
 
 
 class Context:

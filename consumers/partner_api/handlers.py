@@ -1,5 +1,5 @@
 """The JSON API, ``/v1/*``: one partner's view and actions (:mod:`.service`), behind
-:mod:`.auth` (``request["partner_id"]`` is the caller's partner; no route takes a partner id).
+:mod:`.auth` (``request[PARTNER_ID]`` is the caller's partner; no route takes a partner id).
 
 Errors are ``{"errors": [{"field", "problem"}]}``: 400 a parameter or body that is not what
 it must be, 401 no valid token, 404 no such number of yours, 409 not in your state, 413 a
@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from newswire.consumers.partner_api import backfill, ping, service
-from newswire.consumers.partner_api.context import Context
+from newswire.consumers.partner_api.context import AUDIT, Context, PARTNER_ID, TOKEN_ID
 from newswire.consumers.partner_api.errors import ApiError, of_value_error
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks import receipts
@@ -63,7 +63,7 @@ def ok(value: Any, status: int = 200) -> web.Response:
 
 async def call(ctx: Context, request: web.Request, work, field: str = "body"):
     """Run ``work(db, partner_id)`` with the state; its errors as the API says them."""
-    partner_id = request["partner_id"]
+    partner_id = request[PARTNER_ID]
     try:
         return await ctx.run(lambda db: work(db, partner_id))
     except service.NotFound as exc:
@@ -85,7 +85,7 @@ class Api:
         self.backfills = backfill.Backfills(ctx)
 
     async def me(self, request: web.Request) -> web.Response:
-        token_id = request["token_id"]
+        token_id = request[TOKEN_ID]
         return ok(await call(self.ctx, request, lambda db, pid: service.me(db, pid, token_id)))
 
     async def deliveries(self, request: web.Request) -> web.Response:
@@ -117,7 +117,7 @@ class Api:
             low = body_int(body, "from_seq", low=1, high=MAX_SEQ)
             high = body_int(body, "to_seq", low=low, high=MAX_SEQ, default=low)
         seqs = await call(self.ctx, request, lambda db, pid: service.resend(db, pid, low, high), "seq")
-        request["audit"] = f"resend {low}-{high}: {service.seqs_said(seqs)}"
+        request[AUDIT] = f"resend {low}-{high}: {service.seqs_said(seqs)}"
         return ok({"resent": seqs}, 202)
 
     async def backfill(self, request: web.Request) -> web.Response:
@@ -129,7 +129,7 @@ class Api:
             since = backfill.window_start(body.get("since"))  # type: ignore[arg-type]
         except ValueError as exc:
             raise of_value_error(exc, "since") from None
-        partner_id = request["partner_id"]
+        partner_id = request[PARTNER_ID]
         if dry:
             try:
                 counted = await self.backfills.count(partner_id, since)
@@ -137,13 +137,13 @@ class Api:
                 raise ApiError(429, "backfill", str(exc), headers={"Retry-After": "60"}) from None
             except ValueError as exc:
                 raise ApiError(503, "backfill", str(exc)) from None
-            request["audit"] = f"dry run since {since}: would queue {counted.to_queue}"
+            request[AUDIT] = f"dry run since {since}: would queue {counted.to_queue}"
             return ok({"dry_run": True, "since": since, "would_queue": counted.to_queue})
         try:
             pid = await self.backfills.start(partner_id, since)
         except backfill.TooMany as exc:
             raise ApiError(429, "backfill", str(exc), headers={"Retry-After": "3600"}) from None
-        request["audit"] = f"backfill since {since} started (pid {pid})"
+        request[AUDIT] = f"backfill since {since} started (pid {pid})"
         return ok({"dry_run": False, "since": since, "started": True}, 202)
 
     async def pause(self, request: web.Request) -> web.Response:
@@ -157,7 +157,7 @@ class Api:
         overlap = body_int(body, "overlap_s", low=0, high=int(registry.MAX_OVERLAP_S),
                            default=int(registry.DEFAULT_OVERLAP_S))
         result = await call(self.ctx, request, lambda db, pid: service.rotate_secret(db, pid, overlap))
-        request["audit"] = f"signing secret rotated: {result['signing_secrets']} sign, the old one {overlap} s"
+        request[AUDIT] = f"signing secret rotated: {result['signing_secrets']} sign, the old one {overlap} s"
         return ok(result)
 
     async def end_rotation(self, request: web.Request) -> web.Response:
@@ -169,7 +169,7 @@ class Api:
             result = await ping.send(partner, self.ctx.config)
         except ValueError as exc:
             raise of_value_error(exc, "url") from None
-        request["audit"] = f"test event {result['webhook_id']}: {result['status'] or result['error']}"
+        request[AUDIT] = f"test event {result['webhook_id']}: {result['status'] or result['error']}"
         return ok(result)
 
     async def tokens(self, request: web.Request) -> web.Response:
@@ -178,9 +178,9 @@ class Api:
     async def rotate_token(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         overlap = body_int(body, "overlap_s", low=0, high=7 * 86400, default=3600)
-        token_id = request["token_id"]
+        token_id = request[TOKEN_ID]
         result = await call(self.ctx, request, lambda db, pid: service.rotate_token(db, pid, token_id, overlap))
-        request["audit"] = f"token rotated: new {result['id']}, old valid {overlap} s"
+        request[AUDIT] = f"token rotated: new {result['id']}, old valid {overlap} s"
         return ok(result)
 
     async def revoke_token(self, request: web.Request) -> web.Response:

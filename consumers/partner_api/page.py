@@ -16,7 +16,7 @@ from aiohttp import web
 
 from newswire.consumers.partner_api import backfill, ping, service
 from newswire.consumers.partner_api.auth import Sessions
-from newswire.consumers.partner_api.context import Context
+from newswire.consumers.partner_api.context import AUDIT, Context, PARTNER_ID, SESSION, SIGNED_IN, TOKEN_ID
 from newswire.consumers.partner_api.errors import ApiError
 from newswire.consumers.partner_api.handlers import API, Api, call
 from newswire.consumers.webhooks import partners as registry
@@ -47,11 +47,11 @@ class Page:
         return _html("login.html", failed=False)
 
     async def login(self, request: web.Request) -> web.Response:
-        if request["signed_in"] is None:
+        if request[SIGNED_IN] is None:
             return _html("login.html", status=401, failed=True)
         response = web.HTTPSeeOther("/")
-        self.sessions.start(response, request, request["signed_in"])
-        request["partner_id"], request["token_id"] = request["signed_in"].partner_id, request["signed_in"].id
+        self.sessions.start(response, request, request[SIGNED_IN])
+        request[PARTNER_ID], request[TOKEN_ID] = request[SIGNED_IN].partner_id, request[SIGNED_IN].id
         raise response
 
     async def logout(self, request: web.Request) -> web.Response:
@@ -60,8 +60,8 @@ class Page:
         raise response
 
     async def home(self, request: web.Request) -> web.Response:
-        sid, session = request["session"]
-        token_id = request["token_id"]
+        sid, session = request[SESSION]
+        token_id = request[TOKEN_ID]
 
         def values(db, pid) -> dict:
             me = service.me(db, pid, token_id)
@@ -74,8 +74,8 @@ class Page:
         return _html("home.html", csrf=self.sessions.csrf(sid), messages=said, **shown)
 
     def _tell(self, request: web.Request, message: str) -> web.Response:
-        request["session"][1].messages.append(message)
-        request["audit"] = message
+        request[SESSION][1].messages.append(message)
+        request[AUDIT] = message
         raise web.HTTPSeeOther("/")
 
     async def act(self, request: web.Request) -> web.Response:
@@ -105,7 +105,7 @@ class Page:
             return await self._backfill(request, form)
         if name == "rotate-secret":
             result = await call(self.ctx, request, service.rotate_secret)
-            request["audit"] = "signing secret rotated"
+            request[AUDIT] = "signing secret rotated"
             return _html("secret.html", secret=result["secret"], previous_secret_until=result["previous_secret_until"])
         if name == "end-rotation":
             await call(self.ctx, request, service.end_rotation)
@@ -127,7 +127,7 @@ class Page:
             since = backfill.window_start(form.get("since", ""))
         except ValueError as exc:
             raise ApiError(400, "since", str(exc).split(": ", 1)[1]) from None
-        partner_id = request["partner_id"]
+        partner_id = request[PARTNER_ID]
         if not form.get("confirm"):
             try:
                 counted = await self.api.backfills.count(partner_id, since)
@@ -135,8 +135,8 @@ class Page:
                 raise ApiError(429, "backfill", str(exc), headers={"Retry-After": "60"}) from None
             except ValueError as exc:
                 raise ApiError(503, "backfill", str(exc)) from None
-            request["audit"] = f"dry run since {since}: would queue {counted.to_queue}"
-            return _html("backfill.html", csrf=self.sessions.csrf(request["session"][0]), since=since,
+            request[AUDIT] = f"dry run since {since}: would queue {counted.to_queue}"
+            return _html("backfill.html", csrf=self.sessions.csrf(request[SESSION][0]), since=since,
                          count=counted.to_queue)
         try:
             await self.api.backfills.start(partner_id, since)
