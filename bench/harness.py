@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import resource
+import secrets
 import statistics
 import tempfile
 import time
@@ -36,10 +37,16 @@ def temporary_broker() -> Iterator[LocalBroker]:
             broker.stop()
 
 
-def bench_settings(broker: LocalBroker, home: Path, partitions: int = 6) -> Settings:
-    """Settings on ``broker`` with fresh topics (created) and ``home`` as state directory."""
+def bench_settings(broker: LocalBroker, home: Path, partitions: int = 6, *, sealed: bool = False) -> Settings:
+    """Settings on ``broker`` with fresh topics (created) and ``home`` as state directory.
+
+    ``sealed``: with a cleaning key (:mod:`newswire.seal`), as an installation whose producers and
+    consumers share one: the bench's generated events are clean (``build_event`` leaves them as
+    they are), so the bench seals them as newswire's producer would and its consumers skip the
+    cleaning of what verifies."""
     suffix = uuid.uuid4().hex[:6]
     settings = replace(Settings.from_env(), bootstrap_servers=broker.bootstrap, home=home,
+                       clean_key=secrets.token_hex(32) if sealed else None,
                        id_authority=Settings.from_env().id_authority or "bench.newswire.example",
                        topics=Topics(articles=f"bench-articles-{suffix}", articles_partitions=partitions,
                                      dead_letter=f"bench-dlq-{suffix}", dead_letter_partitions=1))

@@ -21,6 +21,9 @@
    ``BENCH_PROFILE=file`` samples the pusher with py-spy (``pip install py-spy``) into
    ``file`` (collapsed stacks), without pausing it.
 
+The events are sealed as newswire's producer seals what it cleaned (:mod:`newswire.seal`), so the
+pusher's consume loop skips their cleaning, as in an installation with ``NEWSWIRE_CLEAN_KEY``.
+
 Run: ``.venv/bin/python -m bench.push``. Bounded: at most ``--backlog`` + Σ rate × seconds
 articles, and every wait has a deadline.
 """
@@ -129,7 +132,7 @@ def publish_steady(settings: Settings, events: list[dict], rate: float) -> dict[
         if pause > 0:
             time.sleep(pause)
         sent[event["event_id"]] = time.time()
-        bus.send_event(kafka, settings.topics.articles, event)
+        bus.send_event(kafka, settings.topics.articles, event, clean_key=settings.clean_key)
     kafka.flush(timeout=60)
     kafka.close()
     return sent
@@ -236,7 +239,7 @@ def fanout(count: int, stories: int, every_s: float) -> None:
     secret = signing.new_secret()
     with temporary_broker() as broker, tempfile.TemporaryDirectory(prefix="newswire-bench-fanout-") as tmp:
         home = Path(tmp)
-        settings = bench_settings(broker, home / "home")
+        settings = bench_settings(broker, home / "home", sealed=True)
         received_file = home / "received.txt"
         partners_proc = subprocess.Popen([sys.executable, "-m", "bench.push", "--serve-fanout",
                                           str(port), str(count), str(slow_every), str(received_file)],
@@ -261,7 +264,7 @@ def fanout(count: int, stories: int, every_s: float) -> None:
             for n, event in enumerate(events):
                 time.sleep(max(0.0, start + n * every_s - time.monotonic()))
                 published[event["event_id"]] = time.time()
-                bus.send_event(kafka, settings.topics.articles, event)
+                bus.send_event(kafka, settings.topics.articles, event, clean_key=settings.clean_key)
                 kafka.flush(timeout=60)
             kafka.close()
             wait_delivered(settings, count * stories, 300, "fan-out")
@@ -347,7 +350,7 @@ def backlog_and_latency(args: argparse.Namespace) -> None:
     ports = [free_port() for _ in range(PARTNERS)]
     with temporary_broker() as broker, tempfile.TemporaryDirectory(prefix="newswire-bench-push-") as tmp:
         home = Path(tmp)
-        settings = bench_settings(broker, home / "home")
+        settings = bench_settings(broker, home / "home", sealed=True)
         received_file = home / "received.txt"
         partners_proc = subprocess.Popen([sys.executable, "-m", "bench.push", "--serve-partners",
                                           ",".join(map(str, ports)), secret, str(received_file)],
@@ -365,7 +368,7 @@ def backlog_and_latency(args: argparse.Namespace) -> None:
         runs = [list(corpus.stream(int(rate * args.seconds), seed=22 + n, versions=False, body_bytes=3000))
                 for n, rate in enumerate(rates)]
         kafka = bus.producer(settings)
-        bus.publish_events(settings, kafka, events)
+        bus.publish_events(settings, kafka, events, cleaned=True)
         kafka.close()
 
         pusher = pusher_process(settings, home / "pusher.log")

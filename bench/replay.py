@@ -23,14 +23,12 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
@@ -147,9 +145,7 @@ def main() -> None:
         assert partner_proc.stdout.readline().strip() == "ready"
         count_url = f"http://127.0.0.1:{port}/count"
         with temporary_broker() as broker, tempfile.TemporaryDirectory(prefix="newswire-bench-replay-") as tmp:
-            # the producer's cleaning seal (newswire.seal): the generated events are clean (what
-            # build_event makes of them is the same), so they are sealed as newswire's producer seals
-            settings = replace(bench_settings(broker, Path(tmp) / "home"), clean_key=secrets.token_hex(32))
+            settings = bench_settings(broker, Path(tmp) / "home", sealed=True)
             # in a child process: the generator keeps every article's latest version in memory,
             # which must not count in the peak memory of the archive and the replays
             child = multiprocessing.get_context("fork").Process(target=publish, args=(settings, n, args.body_bytes))
