@@ -7,7 +7,7 @@ import time
 import click
 from newswire.consumers.partner_api import tokens
 from newswire.consumers.replay.cli import partners_group
-from newswire.consumers.webhooks.cli import _db, _known, _settings
+from newswire.consumers.webhooks.cli import cli_settings, known_partner, open_state
 from newswire.consumers.webhooks.config import WebhookConfig
 from newswire.rows import emit, iso, json_option
 
@@ -40,7 +40,7 @@ def serve(ctx: click.Context, host: str, port: int, rate: str) -> None:
         parse(rate)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--rate-limit") from exc
-    web.run_app(create_app(_settings(ctx), webhook_config=config, rate=rate), host=host, port=port, print=None)
+    web.run_app(create_app(cli_settings(ctx), webhook_config=config, rate=rate), host=host, port=port, print=None)
 
 
 @partners_group.group("token")
@@ -61,7 +61,7 @@ def _row(token: tokens.Token) -> dict:
 @click.pass_context
 def token_issue(ctx, partner_id, label, expires_days) -> None:
     """Issue a token for PARTNER_ID; it is printed once and kept only as its SHA-256."""
-    with _db(ctx) as db:
+    with open_state(ctx) as db:
         issued = tokens.issue(db, partner_id, label=label,
                               expires_at=time.time() + expires_days * 86400 if expires_days else None)
     click.echo(f"{partner_id}: token {issued.token.id}: {issued.secret}")
@@ -75,8 +75,8 @@ def token_issue(ctx, partner_id, label, expires_days) -> None:
 @click.pass_context
 def token_list(ctx, partner_id, as_json) -> None:
     """Tokens (never the token itself): state, when created, expires, last used."""
-    with _db(ctx) as db:
-        _known(db, partner_id)
+    with open_state(ctx) as db:
+        known_partner(db, partner_id)
         emit((_row(t) for t in tokens.listed(db, partner_id)), TOKEN_FIELDS, as_json)
 
 
@@ -85,6 +85,6 @@ def token_list(ctx, partner_id, as_json) -> None:
 @click.pass_context
 def token_revoke(ctx, token_id) -> None:
     """End a token now."""
-    with _db(ctx) as db:
+    with open_state(ctx) as db:
         token = tokens.revoke(db, token_id)
     click.echo(f"{token.partner_id}: token {token_id} revoked")

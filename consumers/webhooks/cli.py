@@ -22,14 +22,16 @@ from newswire.consumers.webhooks.partners import FORMATS, MODES, ORDERINGS, Part
 from newswire.consumers.webhooks.signing import new_secret
 
 
-def _settings(ctx: click.Context) -> Settings:
+def cli_settings(ctx: click.Context) -> Settings:
+    """The settings the ``newswire`` group was given (or the environment's)."""
     obj = ctx.find_root().obj
     return obj if isinstance(obj, Settings) else Settings.from_env()
 
 
 @contextlib.contextmanager
-def _db(ctx: click.Context) -> Iterator[Db]:
-    db = store.connect(_settings(ctx))
+def open_state(ctx: click.Context) -> Iterator[Db]:
+    """The webhook state for one command; what it refuses (unknown partner, bad value) is one line, exit 1."""
+    db = store.connect(cli_settings(ctx))
     try:
         yield db
     except (ValueError, LookupError, ssrf.EndpointRefused) as exc:
@@ -107,7 +109,7 @@ def _changes(old: Subscription, categories, languages, max_urgency, event_types,
     return changes
 
 
-def _known(db: Db, partner_id: str | None) -> None:
+def known_partner(db: Db, partner_id: str | None) -> None:
     """Raise :class:`~.partners.UnknownPartner` (exit 1, one line) for a --partner that is not registered."""
     if partner_id is not None:
         registry.get(db, partner_id)
@@ -187,7 +189,7 @@ def partners_group() -> None:
 @click.pass_context
 def partners_add(ctx, partner_id, name, url, fmt, secret, disabled, **options) -> None:
     """Register a partner (its endpoint is checked by the SSRF guard)."""
-    with _db(ctx) as db:
+    with open_state(ctx) as db:
         partner = Partner(id=partner_id, name=name, url=url, format=fmt, enabled=not disabled,
                           disabled_reason="registered disabled" if disabled else None,
                           secrets=(secret or new_secret(),), **_changes(Subscription(), **options))
@@ -200,7 +202,7 @@ def partners_add(ctx, partner_id, name, url, fmt, secret, disabled, **options) -
 @click.pass_context
 def partners_list(ctx, as_json) -> None:
     """One line per partner: state, format, endpoint, deliveries pending/delivered/dead."""
-    with _db(ctx) as db:
+    with open_state(ctx) as db:
         counts = {row["id"]: row for row in receipts.summary(db)}
         emit(({"id": p.id, "state": _state(p.enabled), "format": p.format, "pending": counts[p.id]["pending"] or 0,
                "delivered": counts[p.id]["delivered"] or 0, "dead": counts[p.id]["dead"] or 0,
@@ -215,7 +217,7 @@ def partners_list(ctx, as_json) -> None:
 @click.pass_context
 def partners_show(ctx, partner_id, secrets, as_json) -> None:
     """Everything about one partner."""
-    with _db(ctx) as db:
+    with open_state(ctx) as db:
         partner = registry.get(db, partner_id)
         if as_json:
             emit([_shown(partner, secrets=secrets, db=db)], SHOW_FIELDS, as_json)
@@ -232,7 +234,7 @@ def partners_show(ctx, partner_id, secrets, as_json) -> None:
 @click.pass_context
 def partners_update(ctx, partner_id, name, url, fmt, **options) -> None:
     """Change a partner; options not given keep their value ('' clears a list)."""
-    with _db(ctx) as db:
+    with open_state(ctx) as db:
         old = registry.get(db, partner_id)
         changes = _changes(old.subscription, **options)
         changes.update({k: v for k, v in (("name", name), ("url", url), ("format", fmt)) if v is not None})
@@ -250,7 +252,7 @@ def partners_disable(ctx, partner_id, reason) -> None:
     Stories published while it is disabled are not queued for it: `newswire partners enable`
     says how many it missed and how to backfill them (`--backfill` does it).
     """
-    with _db(ctx) as db:
+    with open_state(ctx) as db:
         partner = registry.disable(db, partner_id, reason)
         click.echo(f"{partner_id}: disabled ({reason}) since {_when(partner.disabled_at)}\n"
                    f"{partner_id}: its pending deliveries, and the kills and corrections of stories it has, are "
@@ -269,7 +271,7 @@ def partners_disable(ctx, partner_id, reason) -> None:
 def partners_rotate(ctx, partner_id, secret, overlap, drop_old) -> None:
     """Rotate the signing secret: the new one signs beside the old one for --overlap seconds
     (then the old one is dropped by itself), or until --drop-old ends the rotation early."""
-    with _db(ctx) as db:
+    with open_state(ctx) as db:
         partner = registry.rotate_secret(db, partner_id, new_secret=secret, drop_old=drop_old, overlap_s=overlap)
         if not drop_old:
             click.echo(f"{partner_id}: new secret {partner.secrets[0]}")
@@ -298,8 +300,8 @@ def deliveries_group() -> None:
 @click.pass_context
 def deliveries_list(ctx, partner_id, status, since, article_id, limit, as_json) -> None:
     """Attempts (receipts), newest first."""
-    with _db(ctx) as db:
-        _known(db, partner_id)
+    with open_state(ctx) as db:
+        known_partner(db, partner_id)
         rows = receipts.attempts(db, partner_id=partner_id, status=status, article_id=article_id, limit=limit,
                                  since_at=since.timestamp() if since else None)
         emit(({"at": iso(r["at"]), "partner": r["partner_id"], "article": r["article_id"], "version": r["version"],
@@ -315,7 +317,7 @@ def deliveries_list(ctx, partner_id, status, since, article_id, limit, as_json) 
 @click.pass_context
 def deliveries_status(ctx, as_json) -> None:
     """Per partner: deliveries pending, delivered and dead, and the oldest pending one."""
-    with _db(ctx) as db:
+    with open_state(ctx) as db:
         emit(({"partner": r["id"], "state": _state(r["enabled"]), "pending": r["pending"] or 0,
                "delivered": r["delivered"] or 0, "dead": r["dead"] or 0, "last_seq": r["last_seq"],
                "oldest_pending": iso(r["oldest"])} for r in receipts.summary(db)),
@@ -328,8 +330,8 @@ def deliveries_status(ctx, as_json) -> None:
 @click.pass_context
 def deliveries_kills(ctx, partner_id, as_json) -> None:
     """The kill report: per partner that had a killed story, whether the kill reached it."""
-    with _db(ctx) as db:
-        _known(db, partner_id)
+    with open_state(ctx) as db:
+        known_partner(db, partner_id)
         rows = receipts.kill_report(db, partner_id=partner_id)
         emit(({"partner": r["partner_id"], "article": r["article_id"], "version": r["version"], "seq": r["seq"],
                "delivered": r["status"] == "delivered", "status": r["status"], "tries": r["tries"],
@@ -346,8 +348,8 @@ def deliveries_kills(ctx, partner_id, as_json) -> None:
 @click.pass_context
 def deliveries_redrive(ctx, partner_id, ids) -> None:
     """Send dead deliveries again with a fresh retry budget (a running pusher picks them up)."""
-    with _db(ctx) as db:
-        _known(db, partner_id)
+    with open_state(ctx) as db:
+        known_partner(db, partner_id)
         result = outbox.redrive(db, partner_id=partner_id, ids=ids)
         click.echo(f"redriven: {len(result.redriven)}")
         if result.superseded:
@@ -367,7 +369,7 @@ def deliveries_redrive(ctx, partner_id, ids) -> None:
 @click.pass_context
 def deliveries_skip(ctx, partner_id, through) -> None:
     """Let a strict partner's line go on past its dead deliveries (instead of redriving them)."""
-    with _db(ctx) as db:
+    with open_state(ctx) as db:
         partner = registry.get(db, partner_id)
         if not partner.strict:
             raise click.ClickException(f"{partner_id} has ordering {partner.ordering}: a dead delivery holds "
@@ -384,7 +386,7 @@ def deliveries_skip(ctx, partner_id, through) -> None:
 @click.pass_context
 def deliveries_resend(ctx, partner_id, seq_range) -> None:
     """Send deliveries again with their original sequence numbers and webhook-ids."""
-    with _db(ctx) as db:
+    with open_state(ctx) as db:
         partner = registry.get(db, partner_id)
         low, high = seq_range
         seqs = receipts.resend(db, partner_id, low, high)
@@ -418,7 +420,7 @@ def _held_up(db: Db, partner: Partner) -> list[str]:
 @click.pass_context
 def deliveries_gaps(ctx, partner_id, as_json) -> None:
     """Sequence numbers assigned to a partner but not acknowledged (yet)."""
-    with _db(ctx) as db:
+    with open_state(ctx) as db:
         registry.get(db, partner_id)
         count = emit(({"seq": r["seq"], "article": r["article_id"], "version": r["version"],
                        "event_type": r["event_type"], "status": r["status"], "tries": r["tries"],
@@ -447,7 +449,7 @@ def webhooks_run(ctx) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        loop_thread.run(pusher.serve(_settings(ctx), config))
+        loop_thread.run(pusher.serve(cli_settings(ctx), config))
     except pusher.PusherBusy as exc:
         raise click.ClickException(str(exc)) from exc
     except pusher.PusherFailed as exc:  # logged in full (kafka_loop_failed); a supervisor restarts it
