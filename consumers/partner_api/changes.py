@@ -16,11 +16,11 @@ from aiohttp import web
 
 from newswire.consumers.partner_api.context import PARTNER_ID
 from newswire.consumers.partner_api.errors import ApiError, of_value_error
-from newswire.consumers.webhooks import ordering, pull, ssrf
+from newswire.consumers.webhooks import ordering, pull, ssrf, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.partners import MODES, ORDERINGS
 
-STORE = web.AppKey("pull_store", pull.AsyncStore)
+STORE = web.AppKey("pull_store", store.AsyncStore)
 WATCH = web.AppKey("pull_watch", pull.Watch)
 #: the installation's private networks an endpoint may be on (NEWSWIRE_WEBHOOK_ALLOW_CIDRS)
 ALLOW = web.AppKey("pull_allow", tuple)
@@ -120,7 +120,7 @@ def add_routes(app: web.Application, ctx: Any) -> None:
     app[ALLOW] = tuple(ctx.config.allow_cidrs)
 
     async def open_store(app: web.Application):
-        app[STORE] = pull.AsyncStore(ctx.settings)
+        app[STORE] = store.AsyncStore(ctx.settings, synchronous="NORMAL")  # as the pusher's receipts
         app[WATCH] = pull.Watch(app[STORE])
         await app[WATCH].start()
         yield

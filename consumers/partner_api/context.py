@@ -4,10 +4,7 @@ more to open than the queries of a request take)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import queue
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 from aiohttp import web
 
@@ -31,36 +28,11 @@ class Context:
     def __init__(self, settings: Settings, config: WebhookConfig):
         self.settings = settings
         self.config = config
-        self._idle: queue.SimpleQueue[Db] = queue.SimpleQueue()
-
-    @contextlib.contextmanager
-    def db(self) -> Iterator[Db]:
-        """A connection to the state (an idle one, or a new one at its schema), given back after
-        the block; one the block failed on is closed instead (it may be broken, or in a transaction)."""
-        try:
-            db = self._idle.get_nowait()
-        except queue.Empty:
-            db = store.connect(self.settings)
-        try:
-            yield db
-        except BaseException:
-            db.close()
-            raise
-        if db.in_transaction:
-            db.close()
-        else:
-            self._idle.put(db)
+        self.state = store.AsyncStore(settings)
 
     async def run(self, work: Callable[[Db], T]) -> T:
         """``work(db)`` in a worker thread with a connection of its own (SQL blocks)."""
-        def call() -> T:
-            with self.db() as db:
-                return work(db)
-        return await asyncio.get_running_loop().run_in_executor(None, call)
+        return await self.state.run(work)
 
     def close(self) -> None:
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
+        self.state.close()

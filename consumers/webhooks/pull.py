@@ -25,14 +25,11 @@ the first delivery held back, whichever comes first.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Iterable
 
 from newswire import logs
-from newswire.config import Settings
 from newswire.consumers.webhooks import outbox, payloads, signing, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import Network
@@ -40,7 +37,6 @@ from newswire.consumers.webhooks.dialect import Db
 from newswire.consumers.webhooks.partners import Partner
 
 log = logs.get(__name__)
-T = TypeVar("T")
 
 #: the most a page holds, and the longest a long poll waits (seconds)
 MAX_LIMIT = 1000
@@ -179,37 +175,6 @@ def first_unacknowledged(db: Db, partner_id: str) -> int | None:
                       (partner_id,)).fetchone()[0]
 
 
-class AsyncStore:
-    """The webhook state for asyncio handlers: each call in a worker thread with a connection of
-    its own (opened on the thread's first call). SQLite has one writer at a time: one thread
-    (several would wait on each other's locks); PostgreSQL: ``workers``. Commits are durable
-    against a crash of the process (``synchronous=NORMAL``, as the pusher's receipts)."""
-
-    def __init__(self, settings: Settings, *, workers: int = 4):
-        self.settings = settings
-        self._pool = ThreadPoolExecutor(max_workers=workers if store.shared(settings) else 1,
-                                        thread_name_prefix="pull-store")
-        self._local = threading.local()
-        self._opened: list[Db] = []
-        self._lock = threading.Lock()
-
-    def _db(self) -> Db:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = store.connect(self.settings, synchronous="NORMAL")
-            with self._lock:
-                self._opened.append(db)
-        return db
-
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(self._db(), *args, **kwargs))
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        for db in self._opened:
-            db.close()
-
-
 def _top_id(db: Db) -> int:
     return db.execute("SELECT coalesce(max(id), 0) FROM deliveries").fetchone()[0]
 
@@ -227,7 +192,7 @@ class Watch:
     """Wakes the long polls of a process when their partner gets a delivery: one look at the
     outbox every :data:`WATCH_S` while anyone waits, whatever the number of waiting clients."""
 
-    def __init__(self, db: AsyncStore, *, every_s: float = WATCH_S):
+    def __init__(self, db: store.AsyncStore, *, every_s: float = WATCH_S):
         self.db = db
         self.every_s = every_s
         self.waiting: dict[str, asyncio.Event] = {}
@@ -284,7 +249,7 @@ class Watch:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-async def long_poll(db: AsyncStore, watch: Watch, partner_id: str, *, after: int | None, limit: int,
+async def long_poll(db: store.AsyncStore, watch: Watch, partner_id: str, *, after: int | None, limit: int,
                     wait_s: float) -> Page:
     """:func:`changes`, waiting up to ``wait_s`` for something to hand out if there is nothing yet."""
     deadline = time.monotonic() + min(wait_s, MAX_WAIT_S)

@@ -23,8 +23,12 @@ through its own connection.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 from newswire.config import Settings
 from newswire.consumers.webhooks import dialect
@@ -268,6 +272,59 @@ class StateUnavailable(Refused):
 #: PostgreSQL: the transaction-level advisory lock that makes processes starting at once
 #: upgrade a state once
 _MIGRATION_LOCK = 0x6E657773  # "news"
+
+
+T = TypeVar("T")
+
+
+class AsyncStore:
+    """The state for asyncio code: each call in a worker thread with a connection of its own
+    (opened on the thread's first call, kept between calls: a PostgreSQL connection costs more
+    to open than a request's queries take). SQLite has one writer at a time: one thread
+    (several would wait on each other's locks); PostgreSQL: ``workers``. ``synchronous`` as
+    :func:`connect`'s. A connection a call failed on, or left in a transaction, is closed
+    (it may be broken) and the thread's next call opens another."""
+
+    def __init__(self, settings: Settings, *, workers: int = 4, synchronous: str = "FULL"):
+        self.settings = settings
+        self.synchronous = synchronous
+        self._pool = ThreadPoolExecutor(max_workers=workers if shared(settings) else 1,
+                                        thread_name_prefix="webhook-state")
+        self._local = threading.local()
+        self._opened: set[Db] = set()
+        self._lock = threading.Lock()
+
+    def _call(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = connect(self.settings, synchronous=self.synchronous)
+            with self._lock:
+                self._opened.add(db)
+        try:
+            result = fn(db, *args, **kwargs)
+        except BaseException:
+            self._forget(db)
+            raise
+        if db.in_transaction:
+            self._forget(db)
+        return result
+
+    def _forget(self, db: Db) -> None:
+        self._local.db = None
+        with self._lock:
+            self._opened.discard(db)
+        db.close()
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(db, *args, **kwargs)`` in a worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, fn, args, kwargs)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        with self._lock:
+            opened, self._opened = self._opened, set()
+        for db in opened:
+            db.close()
 
 
 def schema_version(db: Db) -> int:
