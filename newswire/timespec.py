@@ -11,15 +11,22 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(w|d|h|m|s)\s*$", re.IGNORECASE |
 _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 
+def parse_duration(text: str) -> timedelta:
+    """``7d``/``12h``/``30m``/``2w``/``45s``; ``ValueError`` saying what was expected."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (90d, 12h, 30m, 2w)")
+    return timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
+
+
 def parse_instant(text: str, now: datetime | None = None) -> datetime:
     """``7d``/``12h``/``30m``/``2w``/``45s`` before ``now``, or an ISO 8601 time (UTC when no offset).
 
     Raises ``ValueError`` saying what was expected.
     """
     now = now or datetime.now(timezone.utc)
-    match = _DURATION.match(text)
-    if match:
-        return now - timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
+    if _DURATION.match(text):
+        return now - parse_duration(text)
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

@@ -7,7 +7,6 @@ import random
 from datetime import timedelta
 
 import pytest
-from click.testing import CliRunner
 from kafka.consumer.fetcher import ConsumerRecord
 from lxml import etree
 
@@ -16,6 +15,7 @@ from newswire.cli import main
 from newswire.consumers.archive.archiver import Archiver, default_root, event_loop
 from newswire.consumers.archive.index import Index
 from newswire.consumers.archive.reader import ArchiveReader
+from tests.cli_runner import invoke
 from tests.replay_support import T0, cli_env, events, ms, produce
 
 
@@ -117,7 +117,7 @@ def archived(settings):
 
 
 def _cli(settings, *args):
-    return CliRunner().invoke(main, list(args), env=cli_env(settings), catch_exceptions=False)
+    return invoke(main, args, env=cli_env(settings), catch_exceptions=False)
 
 
 def test_get_returns_each_version_in_every_format(settings, archived):

@@ -17,13 +17,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from click.testing import CliRunner
 
 from newswire import bus, codec, corpus, logs
 from newswire.broker import free_port
 from newswire.cli import EXIT_BROKEN_PIPE, EXIT_KAFKA, LAZY_COMMANDS, main
 from newswire.config import Settings
 from newswire.consumers.webhooks import outbox, store
+from tests.cli_runner import invoke
 from tests.replay_support import T0, cli_env, events, produce
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -39,7 +39,7 @@ def documented() -> dict[str, list[str]]:
 
 def run(settings: Settings, *args: str):
     try:
-        return CliRunner().invoke(main, ["--log-json", *args], env=cli_env(settings), catch_exceptions=False)
+        return invoke(main, ["--log-json", *args], env=cli_env(settings), catch_exceptions=False)
     finally:
         logs.configure("INFO", json=True)  # main() pointed the logs at the runner's (now closed) stderr
 

@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from newswire import bus, corpus, logs
 from newswire.broker import free_port
@@ -20,6 +19,7 @@ from newswire.config import Settings
 from newswire.producers.article import ArticleError
 from newswire.producers.latest import ArticleIndex, ArticleLog, ArticleLogs, ArticleNotFound, kill_event, latest_event, partition_of
 from newswire.producers.publish import publish
+from tests.cli_runner import invoke
 from tests.replay_support import cli_env
 from tests.topic_reader import read_events
 
@@ -43,7 +43,7 @@ def write(path: Path, document: dict | bytes) -> Path:
 def run(settings: Settings, *args: str):
     env = cli_env(settings) | {"NEWSWIRE_PRODUCER_TIMEOUT": str(settings.producer_timeout_s)}
     try:
-        return CliRunner().invoke(main, ["--log-json", *args], env=env, catch_exceptions=False)
+        return invoke(main, ["--log-json", *args], env=env, catch_exceptions=False)
     finally:
         logs.configure("INFO", json=True)  # main() pointed the logs at the runner's (now closed) stderr
 

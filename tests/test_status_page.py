@@ -22,7 +22,7 @@ from newswire.status.server import make_app
 from tests.conftest import on_both_stores
 from tests.http_server import serving
 from tests.topic_reader import drain
-from tests.webhooks_support import PartnerServer, config, query, register, wait_for
+from tests.webhooks_support import PartnerServer, cli, config, query, register, wait_for
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = os.environ.get("NEWSWIRE_TEST_CHROMIUM", "/usr/bin/chromium")  # deploy/dev.sh test-ahead wraps it
@@ -253,3 +253,35 @@ def test_actions_are_off_without_an_operator_token(partner_with_a_dead_delivery)
         page = urllib.request.urlopen(base + "/partners/acme", timeout=10).read().decode()
         assert "read-only" in page and "Redrive" not in page
     assert query(settings, "SELECT count(*) FROM deliveries WHERE status = 'dead'")[0][0] == 1
+
+
+@on_both_stores  # the hold is read from the webhook state
+def test_the_page_and_metrics_show_how_a_partner_takes_deliveries_and_what_holds_a_strict_line(
+        partner_with_a_dead_delivery):
+    """acme's delivery 1 is dead: once acme is strict it holds the line, and the overview, the
+    partner's page and /metrics say so with the way out; in pull mode nothing holds it."""
+    settings, _ = partner_with_a_dead_delivery
+
+    def pages() -> tuple[str, str, str]:
+        with serving(make_app(settings)) as base:
+            return tuple(urllib.request.urlopen(base + path, timeout=10).read().decode()
+                         for path in ("/", "/partners/acme", "/metrics"))
+
+    overview, partner, metrics = pages()
+    assert re.search(r'<td class="takes">push</td>', overview)
+    assert "in order per article" in partner and 'id="hold"' not in partner
+    assert 'newswire_partner_held{partner="acme"} 0.0' in metrics
+
+    cli(settings, "partners", "update", "acme", "--ordering", "strict")
+    overview, partner, metrics = pages()
+    assert re.search(r'<td class="takes bad">push, strict, held at 1</td>', overview)
+    assert "strict order: one at a time by number" in partner
+    hold = re.search(r'<dd id="hold" class="bad">([^<]*)</dd>', partner)
+    assert hold and "seq 1 is dead (HTTP 500" in hold.group(1) and "--through 1" in hold.group(1)
+    assert 'newswire_partner_held{partner="acme"} 1.0' in metrics
+
+    cli(settings, "partners", "update", "acme", "--mode", "pull")  # a pull hands a dead delivery out too
+    overview, partner, metrics = pages()
+    assert re.search(r'<td class="takes">pull, strict</td>', overview)
+    assert "pulled (GET /v1/changes)" in partner and 'id="hold"' not in partner
+    assert 'newswire_partner_held{partner="acme"} 0.0' in metrics

@@ -30,6 +30,7 @@ from newswire.consumers.webhooks import store
 from newswire.consumers.webhooks.config import WebhookConfig, parse_cidrs
 from newswire.consumers.webhooks.filters import Subscription
 from newswire.consumers.webhooks.signing import SEQUENCE_HEADER, new_secret
+from tests.cli_runner import invoke
 
 LOOPBACK = parse_cidrs("127.0.0.0/8")
 
@@ -74,6 +75,8 @@ class Received:
 
 
 Respond = Callable[[int, web.Request], object]
+#: what was sent, in the request a respond() is given (to answer by it)
+BODY = web.RequestKey("body", bytes)
 
 
 class PartnerServer:
@@ -106,6 +109,7 @@ class PartnerServer:
         headers = dict(request.headers)
         with self.lock:
             n = len(self.received) + 1
+        request[BODY] = body
         answer = self.respond(n, request)
         with self.lock:
             self.received.append(Received(headers, body, time.time(), self._verified(body, headers),
@@ -205,10 +209,8 @@ def env_of(settings, **extra: str) -> dict[str, str]:
 
 def cli(settings, *args: str, env: dict[str, str] | None = None, ok: bool = True):
     """Run ``newswire ARGS`` in-process on ``settings``; returns click's Result."""
-    from click.testing import CliRunner
-
     from newswire.cli import main
-    result = CliRunner().invoke(main, ["--log-level", "WARNING", *args], env=env_of(settings, **(env or {})))
+    result = invoke(main, ["--log-level", "WARNING", *args], env=env_of(settings, **(env or {})))
     if ok:
         assert result.exit_code == 0, result.output
     return result

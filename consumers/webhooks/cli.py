@@ -12,7 +12,7 @@ import click
 from newswire import loop_thread
 from newswire.config import Settings
 from newswire.rows import cell, emit, iso, json_option, summary
-from newswire.timespec import Instant
+from newswire.timespec import Instant, parse_duration
 from newswire.consumers.webhooks import ordering, outbox, pull, receipts, ssrf, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig, parse_cidrs
@@ -412,6 +412,35 @@ def _held_up(db: Db, partner: Partner) -> list[str]:
                      f"{_when(failing.last_at)}): the resend waits for the circuit; the pusher sends one probe "
                      f"from {_when(failing.last_at + config.breaker_cooldown_s)} and the rest once one gets through")
     return lines
+
+
+def _keep_option(ctx, param, value: str | None) -> float | None:
+    try:
+        return None if value is None else parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@deliveries_group.command("prune")
+@click.option("--keep", callback=_keep_option, metavar="DURATION",
+              help="Keep what was delivered this recently: 90d, 12w (default: NEWSWIRE_WEBHOOK_KEEP, 90d).")
+@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
+@click.pass_context
+def deliveries_prune(ctx, keep, dry_run) -> None:
+    """Forget what was delivered longer ago than the retention (every pusher does it hourly).
+
+    What was not delivered, and each partner's newest version and kill of each article, stay."""
+    try:
+        keep = WebhookConfig.from_env().keep_s if keep is None else keep
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if keep is None:
+        raise click.ClickException("NEWSWIRE_WEBHOOK_KEEP is forever: nothing is pruned (give --keep 90d to prune)")
+    with open_state(ctx) as db:
+        pruned = outbox.prune(db, time.time() - keep, dry_run=dry_run)
+    click.echo(f"{'would delete' if dry_run else 'deleted'}: {pruned.deliveries} deliveries, {pruned.attempts} "
+               f"receipts" + ("" if dry_run else f", {pruned.bodies} bodies, {pruned.events} events")
+               + f" (delivered more than {keep / 86400:g} days ago)")
 
 
 @deliveries_group.command("gaps")

@@ -6,6 +6,8 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
+from newswire.timespec import parse_duration
+
 #: Standard Webhooks' schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (seconds
 #: to wait before each attempt; its length is the number of attempts).
 DEFAULT_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -51,6 +53,15 @@ def parse_cidrs(text: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+def _keep(text: str) -> float | None:
+    if text.strip().lower() == "forever":
+        return None
+    try:
+        return parse_duration(text).total_seconds()
+    except ValueError as exc:
+        raise ValueError(f"NEWSWIRE_WEBHOOK_KEEP: {exc}, or forever") from None
+
+
 def _lease(seconds: float) -> float:
     if seconds < 1:
         raise ValueError(f"NEWSWIRE_WEBHOOK_LEASE: must be at least 1 second, got {seconds:g}")
@@ -84,6 +95,12 @@ class WebhookConfig:
     #: how long a pusher's claim on a partner lasts without a heartbeat (a shared PostgreSQL
     #: state): a killed pusher's partners go to the others after about this long
     lease_s: float = 10.0
+    #: how long what was delivered is kept (deliveries, their bodies and receipts); None: for
+    #: ever. What was not delivered, and each partner's newest version and kill of an article,
+    #: are kept whatever their age (see :func:`.outbox.prune`)
+    keep_s: float | None = 90 * 86400.0
+    #: how often each pusher prunes what is older than that
+    prune_every_s: float = 3600.0
 
     @property
     def max_attempts(self) -> int:
@@ -105,4 +122,6 @@ class WebhookConfig:
             host_connections=max(1, _number("HOST_CONNECTIONS", d.host_connections, int)),
             max_inflight=max(1, _number("MAX_INFLIGHT", d.max_inflight, int)),
             lease_s=_lease(_number("LEASE", d.lease_s)),
+            keep_s=_keep(_env("KEEP", "90d")),
+            prune_every_s=_number("PRUNE_EVERY", d.prune_every_s),
         )

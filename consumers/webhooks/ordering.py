@@ -44,6 +44,15 @@ def hold(db: Db, partner_id: str) -> Hold | None:
     return None if row is None else Hold(partner_id, row["seq"], row["last_error"])
 
 
+def holds(db: Db) -> dict[str, Hold]:
+    """:func:`hold` of every pushed strict partner whose line is held, in one query (the status page)."""
+    rows = db.execute(
+        "SELECT d.partner_id, d.seq, d.last_error FROM deliveries d JOIN partners p ON p.id = d.partner_id"
+        " WHERE p.ordering = 'strict' AND p.mode = 'push' AND d.status = 'dead' AND d.seq = (SELECT min(x.seq) FROM deliveries x"
+        "  WHERE x.partner_id = d.partner_id AND x.status = 'dead' AND x.seq > p.strict_skipped)").fetchall()
+    return {r["partner_id"]: Hold(r["partner_id"], r["seq"], r["last_error"]) for r in rows}
+
+
 def held_reason(db: Db, partner: Partner) -> str | None:
     """Why a strict partner's pushes are held (None: they are not, or the partner is not strict, or
     pulls: a pull hands a dead delivery out like any other)."""

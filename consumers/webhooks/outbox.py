@@ -498,3 +498,86 @@ def acknowledge_pulled(db: Db, partner_id: str, through_seq: int, at: float) -> 
                                            error=None, outcome="delivered", next_attempt_at=None, spent=False,
                                            via="pull"), at) for row in rows])
     return [row["seq"] for row in rows]
+
+
+# --- retention (see .retention) --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pruned:
+    """Rows :func:`prune` deleted (or, in a dry run, would delete)."""
+
+    deliveries: int = 0
+    attempts: int = 0
+    bodies: int = 0
+    events: int = 0
+
+    def __add__(self, other: "Pruned") -> "Pruned":
+        return Pruned(self.deliveries + other.deliveries, self.attempts + other.attempts,
+                      self.bodies + other.bodies, self.events + other.events)
+
+    def __bool__(self) -> bool:
+        return any((self.deliveries, self.attempts, self.bodies, self.events))
+
+
+#: rows deleted per transaction: short, so that the pusher's writes never wait long behind one
+PRUNE_BATCH = 2000
+
+#: a delivered delivery that retention may forget: the partner has a newer delivery of the article
+#: that is not dead, so neither the newest version the partner has (what the order rule, the
+#: subscription rules and replays read, see :func:`article_states`) nor a kill is forgotten
+_FORGETTABLE = ("d.status = 'delivered' AND d.delivered_at < ? AND d.event_type != 'killed'"
+                " AND EXISTS (SELECT 1 FROM deliveries n WHERE n.article_id = d.article_id"
+                " AND n.partner_id = d.partner_id AND n.status != 'dead'"
+                " AND (n.version > d.version OR (n.version = d.version AND n.id > d.id)))")
+
+
+def prune(db: Db, before: float, *, batch: int = PRUNE_BATCH, dry_run: bool = False,
+          stopping: Callable[[], bool] = lambda: False) -> Pruned:
+    """Forget what was delivered before ``before``: deliveries (see :data:`_FORGETTABLE`), the
+    bodies and events no delivery uses any more, and receipts (attempts) made before it.
+
+    What was not delivered (pending, dead: gaps a partner can still ask for) is kept whatever
+    its age, and so is each partner's newest delivery and kill of each article: an old story's
+    kill still reaches those who had it, and a replay never sends it an older version. Sequence
+    numbers are the partner's (``partners.next_seq``) and go on gapless. Deletes in
+    transactions of ``batch`` rows, until done or ``stopping()``; ``dry_run`` counts instead.
+    """
+    if dry_run:
+        (deliveries,) = db.execute(f"SELECT count(*) FROM deliveries d WHERE {_FORGETTABLE}", (before,)).fetchone()
+        (attempts,) = db.execute("SELECT count(*) FROM attempts WHERE at < ?", (before,)).fetchone()
+        return Pruned(deliveries=deliveries, attempts=attempts)
+    total = Pruned()
+    while True:
+        with transaction(db):
+            rows = db.execute(f"SELECT d.id, d.body_id, d.event_id FROM deliveries d WHERE {_FORGETTABLE}"
+                              f" ORDER BY d.id LIMIT ?", (before, batch)).fetchall()
+            done = _forget(db, rows)
+        total += done
+        if len(rows) < batch or stopping():
+            break
+    while not stopping():
+        with transaction(db):
+            ids = [i for (i,) in db.execute("SELECT id FROM attempts WHERE at < ? ORDER BY id LIMIT ?",
+                                            (before, batch))]
+            db.executemany("DELETE FROM attempts WHERE id = ?", [(i,) for i in ids])
+        total += Pruned(attempts=len(ids))
+        if len(ids) < batch:
+            break
+    if total:
+        log.info("webhook_state_pruned", before=datetime.fromtimestamp(before, timezone.utc).isoformat(),
+                 deliveries=total.deliveries, attempts=total.attempts, bodies=total.bodies, events=total.events)
+    return total
+
+
+def _forget(db: Db, rows: list) -> Pruned:
+    """Delete these deliveries, then their bodies and events that no other delivery uses."""
+    db.executemany("DELETE FROM deliveries WHERE id = ?", [(row["id"],) for row in rows])
+    bodies = sorted({row["body_id"] for row in rows})
+    events = sorted({row["event_id"] for row in rows})
+    unused_bodies = [(i,) for i in bodies
+                     if db.execute("SELECT 1 FROM deliveries WHERE body_id = ? LIMIT 1", (i,)).fetchone() is None]
+    unused_events = [(e,) for e in events
+                     if db.execute("SELECT 1 FROM deliveries WHERE event_id = ? LIMIT 1", (e,)).fetchone() is None]
+    db.executemany("DELETE FROM bodies WHERE id = ?", unused_bodies)
+    db.executemany("DELETE FROM events WHERE event_id = ?", unused_events)
+    return Pruned(deliveries=len(rows), bodies=len(unused_bodies), events=len(unused_events))

@@ -42,7 +42,7 @@ from kafka.errors import KafkaError
 from newswire import bus, disk, locks, logs, metrics
 from newswire.config import Settings
 from newswire.loop_thread import LoopThread
-from newswire.consumers.webhooks import delivery, dialect, leases, ordering, outbox, payloads, policy, store
+from newswire.consumers.webhooks import delivery, dialect, leases, ordering, outbox, payloads, policy, retention, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig
 from newswire.consumers.webhooks.outbox import Attempt
@@ -712,13 +712,18 @@ async def _serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event 
 
     thread = threading.Thread(target=consume_forever, name="webhooks-kafka", daemon=True)
     thread.start()
-    log.info("pusher_started", group=config.group_id, attempts=config.max_attempts, timeout_s=config.timeout_s)
+    kept = None if config.keep_s is None else retention.Retention(
+        settings, config.keep_s, every_s=config.prune_every_s, clock=clock).start()
+    log.info("pusher_started", group=config.group_id, attempts=config.max_attempts, timeout_s=config.timeout_s,
+             keep_days=None if config.keep_s is None else round(config.keep_s / 86400, 2))
     try:
         await pusher.run(stop, kafka_alive=thread.is_alive)
     except PusherFailed:
         if not failure:
             raise
     finally:
+        if kept:
+            await loop.run_in_executor(None, kept.stop)
         consume.stop()
         # Joining a consumer group can take a session timeout (a member killed with -9 is still in
         # it); the outbox is durable and a re-read event is not queued twice, so do not wait long.

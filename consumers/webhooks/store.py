@@ -215,6 +215,13 @@ CREATE INDEX deliveries_unacknowledged ON deliveries (partner_id, seq) WHERE sta
     # 8: until when a rotation's previous secret still signs (NULL: until it is ended, as every
     #    rotation was before this step; see partners.rotate_secret)
     "ALTER TABLE partners ADD COLUMN previous_secret_until REAL;",
+    # 9: retention (outbox.prune): what was delivered before a time, receipts before a time, and
+    #    whether any delivery still uses a body
+    """
+CREATE INDEX deliveries_delivered ON deliveries (delivered_at) WHERE status = 'delivered';
+CREATE INDEX deliveries_body ON deliveries (body_id);
+CREATE INDEX attempts_at ON attempts (at);
+""",
 )
 VERSION = len(MIGRATIONS)
 

@@ -34,6 +34,8 @@ PARTNER_GAUGES: tuple[tuple[str, str, Callable[[PartnerState], float]], ...] = (
     ("newswire_circuit_open", "1 when the partner's circuit breaker is open or half-open", lambda s: s.breaker != "closed"),
     ("newswire_partner_enabled", "1 when the partner is enabled, 0 when disabled (paused or 410)",
      lambda s: s.enabled),
+    ("newswire_partner_held", "1 when a dead delivery holds a strict-order partner's line (deliveries skip)",
+     lambda s: s.hold is not None),
     ("newswire_partner_consecutive_failures", "Failed attempts in a row since the partner last answered",
      lambda s: s.failing),
 )
