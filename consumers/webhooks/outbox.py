@@ -519,8 +519,9 @@ class Pruned:
         return any((self.deliveries, self.attempts, self.bodies, self.events))
 
 
-#: rows deleted per transaction: short, so that the pusher's writes never wait long behind one
-PRUNE_BATCH = 2000
+#: rows deleted per transaction: a short one (about 10 ms on SQLite), so that the pusher's own
+#: writes never wait long behind it
+PRUNE_BATCH = 500
 
 #: a delivered delivery that retention may forget: the partner has a newer delivery of the article
 #: that is not dead, so neither the newest version the partner has (what the order rule, the
@@ -531,8 +532,15 @@ _FORGETTABLE = ("d.status = 'delivered' AND d.delivered_at < ? AND d.event_type 
                 " AND (n.version > d.version OR (n.version = d.version AND n.id > d.id)))")
 
 
+def rest_as_long(seconds: float) -> bool:
+    """Between two of :func:`prune`'s transactions: wait as long as the last one took (at most
+    0.5 s), so that other writers get at least half of the time. Returns True: go on."""
+    time.sleep(min(seconds, 0.5))
+    return True
+
+
 def prune(db: Db, before: float, *, batch: int = PRUNE_BATCH, dry_run: bool = False,
-          stopping: Callable[[], bool] = lambda: False) -> Pruned:
+          rest: Callable[[float], bool] = rest_as_long) -> Pruned:
     """Forget what was delivered before ``before``: deliveries (see :data:`_FORGETTABLE`), the
     bodies and events no delivery uses any more, and receipts (attempts) made before it.
 
@@ -540,29 +548,34 @@ def prune(db: Db, before: float, *, batch: int = PRUNE_BATCH, dry_run: bool = Fa
     its age, and so is each partner's newest delivery and kill of each article: an old story's
     kill still reaches those who had it, and a replay never sends it an older version. Sequence
     numbers are the partner's (``partners.next_seq``) and go on gapless. Deletes in
-    transactions of ``batch`` rows, until done or ``stopping()``; ``dry_run`` counts instead.
+    transactions of ``batch`` rows, calling ``rest(seconds the last one took)`` between two
+    (False: stop there); ``dry_run`` counts instead.
     """
     if dry_run:
         (deliveries,) = db.execute(f"SELECT count(*) FROM deliveries d WHERE {_FORGETTABLE}", (before,)).fetchone()
         (attempts,) = db.execute("SELECT count(*) FROM attempts WHERE at < ?", (before,)).fetchone()
         return Pruned(deliveries=deliveries, attempts=attempts)
-    total = Pruned()
-    while True:
+    total, going, after = Pruned(), True, 0
+    while going:  # in id order from where the last batch ended: what it kept is not looked at again
+        started = time.monotonic()
         with transaction(db):
-            rows = db.execute(f"SELECT d.id, d.body_id, d.event_id FROM deliveries d WHERE {_FORGETTABLE}"
-                              f" ORDER BY d.id LIMIT ?", (before, batch)).fetchall()
-            done = _forget(db, rows)
-        total += done
-        if len(rows) < batch or stopping():
+            rows = db.execute(f"SELECT d.id, d.body_id, d.event_id FROM deliveries d WHERE d.id > ? AND {_FORGETTABLE}"
+                              f" ORDER BY d.id LIMIT ?", (after, before, batch)).fetchall()
+            total += _forget(db, rows)
+        if len(rows) < batch:
             break
-    while not stopping():
+        after = rows[-1]["id"]
+        going = rest(time.monotonic() - started)
+    while going:
+        started = time.monotonic()
         with transaction(db):
-            ids = [i for (i,) in db.execute("SELECT id FROM attempts WHERE at < ? ORDER BY id LIMIT ?",
+            ids = [i for (i,) in db.execute("SELECT id FROM attempts WHERE at < ? ORDER BY at LIMIT ?",
                                             (before, batch))]
             db.executemany("DELETE FROM attempts WHERE id = ?", [(i,) for i in ids])
         total += Pruned(attempts=len(ids))
         if len(ids) < batch:
             break
+        going = rest(time.monotonic() - started)
     if total:
         log.info("webhook_state_pruned", before=datetime.fromtimestamp(before, timezone.utc).isoformat(),
                  deliveries=total.deliveries, attempts=total.attempts, bodies=total.bodies, events=total.events)
@@ -571,13 +584,16 @@ def prune(db: Db, before: float, *, batch: int = PRUNE_BATCH, dry_run: bool = Fa
 
 def _forget(db: Db, rows: list) -> Pruned:
     """Delete these deliveries, then their bodies and events that no other delivery uses."""
+    if not rows:
+        return Pruned()
     db.executemany("DELETE FROM deliveries WHERE id = ?", [(row["id"],) for row in rows])
     bodies = sorted({row["body_id"] for row in rows})
     events = sorted({row["event_id"] for row in rows})
-    unused_bodies = [(i,) for i in bodies
-                     if db.execute("SELECT 1 FROM deliveries WHERE body_id = ? LIMIT 1", (i,)).fetchone() is None]
-    unused_events = [(e,) for e in events
-                     if db.execute("SELECT 1 FROM deliveries WHERE event_id = ? LIMIT 1", (e,)).fetchone() is None]
-    db.executemany("DELETE FROM bodies WHERE id = ?", unused_bodies)
-    db.executemany("DELETE FROM events WHERE event_id = ?", unused_events)
+    unused_bodies = db.execute(f"SELECT b.id FROM bodies b WHERE b.id IN ({','.join('?' * len(bodies))}) AND NOT"
+                               f" EXISTS (SELECT 1 FROM deliveries d WHERE d.body_id = b.id)", bodies).fetchall()
+    unused_events = db.execute(f"SELECT e.event_id FROM events e WHERE e.event_id IN ({','.join('?' * len(events))})"
+                               f" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.event_id)",
+                               events).fetchall()
+    db.executemany("DELETE FROM bodies WHERE id = ?", [tuple(r) for r in unused_bodies])
+    db.executemany("DELETE FROM events WHERE event_id = ?", [tuple(r) for r in unused_events])
     return Pruned(deliveries=len(rows), bodies=len(unused_bodies), events=len(unused_events))

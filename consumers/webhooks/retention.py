@@ -44,12 +44,16 @@ class Retention:
             try:
                 db = store.connect(self._settings, synchronous="NORMAL")
                 try:
-                    outbox.prune(db, self._clock() - self._keep_s, stopping=self._stopping.is_set)
+                    outbox.prune(db, self._clock() - self._keep_s, rest=self._rest)
                 finally:
                     db.close()
             except Exception:  # noqa: BLE001 - a thread's boundary: the next pass tries again, the pusher goes on
                 log.exception("webhook_state_prune_failed")
             self.passes += 1
+
+    def _rest(self, seconds: float) -> bool:
+        """:func:`.outbox.rest_as_long`, cut short by :meth:`stop` (then the prune stops)."""
+        return not self._stopping.wait(min(seconds, 0.5))
 
     def stop(self) -> None:
         self._stopping.set()
