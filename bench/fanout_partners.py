@@ -7,7 +7,8 @@ bodies) rather than an aiohttp application: on a 2-core machine shared with the 
 the broker, 10,000 partners' answers must cost little CPU. Each answers ``204`` after its
 delay: about 80 ms ± 50 % (uniform), or 10 s for the slow ones. Signatures are not checked
 here (the backlog run checks every one with ``standardwebhooks``). At SIGTERM it writes one
-``webhook-id address received_at`` line per request.
+``webhook-id address received_at`` line per request, and the number of connections the pusher
+opened to it beside (``out`` with the suffix ``.connections``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Endpoint(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.host = transport.get_extra_info("sockname")[0]
+        self.server.connections += 1
         if not transport.get_extra_info("peername")[0].startswith("127."):
             transport.close()  # the wildcard socket serves loopback peers only
 
@@ -68,6 +70,7 @@ class Partners:
         self.slow_s = slow_s
         self.rng = random.Random(seed)
         self.seen: list[tuple[str, str, float]] = []
+        self.connections = 0
 
     def delay(self, host: str) -> float:
         if host in self.slow:
@@ -95,3 +98,4 @@ def serve(port: int, count: int, slow_every: int, out: Path, *, fast_s: float = 
 
     asyncio.run(main())
     out.write_text("".join(f"{i} {host} {at:.6f}\n" for i, host, at in partners.seen))
+    out.with_suffix(".connections").write_text(f"{partners.connections}\n")

@@ -311,6 +311,8 @@ def fanout(count: int, stories: int, every_s: float) -> None:
                      "timeout 15 s"))
         failed = [f"{o} {e[:60]}: {c}" for o, e, c in outcomes if o != "delivered"]
         rows.append(("attempts not delivered", "; ".join(failed) or "none", ""))
+        connections = int(received_file.with_suffix(".connections").read_text())
+        rows.append(("connections the pusher opened", f"{connections:,}", f"{count:,} partners"))
         rows.append(("pusher CPU, peak RSS", f"{cpu_s:.1f} CPU s, {rss_mib:.0f} MiB",
                      f"{count:,} partners, {os.cpu_count()} cores shared"))
         print_table(f"partner fan-out (newswire webhooks run, {count:,} loopback partners, 1 pusher process)", rows)

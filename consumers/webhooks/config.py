@@ -92,6 +92,10 @@ class WebhookConfig:
     host_connections: int = 256
     #: deliveries in flight at once, all partners together
     max_inflight: int = 2048
+    #: with this many deliveries in flight (all partners), a partner that already has one in
+    #: flight sends another only over a kept-alive connection, opening no second one: a flash
+    #: to thousands of partners opens one connection each (opening them was a quarter of its CPU)
+    spread_below: int = 256
     #: how long a pusher's claim on a partner lasts without a heartbeat (a shared PostgreSQL
     #: state): a killed pusher's partners go to the others after about this long
     lease_s: float = 10.0
@@ -121,6 +125,7 @@ class WebhookConfig:
             poll_s=_number("POLL", d.poll_s),
             host_connections=max(1, _number("HOST_CONNECTIONS", d.host_connections, int)),
             max_inflight=max(1, _number("MAX_INFLIGHT", d.max_inflight, int)),
+            spread_below=max(1, _number("SPREAD_BELOW", d.spread_below, int)),
             lease_s=_lease(_number("LEASE", d.lease_s)),
             keep_s=_keep(_env("KEEP", "90d")),
             prune_every_s=_number("PRUNE_EVERY", d.prune_every_s),

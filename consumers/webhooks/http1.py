@@ -10,7 +10,9 @@ the parser of Node.js) straight from the connection's protocol callbacks:
   one idle longer than :data:`KEEPALIVE_S` is closed (aiohttp's default; a partner's server
   that closes an idle connection sooner is seen doing so, and the connection is not reused).
   The pool opens a connection whenever none is idle: the dispatcher keeps the requests in
-  flight to one host within its limit, so they never queue here inside their timeout. Idle
+  flight to one host within its limit, so they never queue here inside their timeout (and,
+  when it is busy, asks :meth:`Pool.idle_to` before a partner's second request in flight, so
+  that a flash opens one connection per partner). Idle
   connections are kept only while the file-descriptor limit (``ulimit -n``) leaves room for
   the requests in flight beside them;
 - every new connection goes through the SSRF guard: a host name is resolved by
@@ -242,6 +244,10 @@ class Pool:
         except BaseException:
             conn.close()  # cancelled (timed out) or failed mid-way: what it would read next is unknown
             raise
+
+    def idle_to(self, url: str) -> int:
+        """Connections to ``url``'s origin kept alive, idle (POSTs that would open none)."""
+        return len(self.idle.get(self.target(url).origin, ()))
 
     def give_back(self, conn: Connection) -> None:
         if self.open > self.max_idle:  # (at most ``in_flight`` of them busy) keep it only under the limit

@@ -122,6 +122,7 @@ class Enqueuer:
         #: the registry as of ``_registry_at``; each batch reads only the partners changed since
         self._partners: dict[str, Partner] = {}
         self._registry_at = 0.0
+        self._registry_seen: dict[str, float] = {}
         self._fresh = False
         self._rows: list[Queued] = []
         self._events: Events = {}
@@ -132,7 +133,8 @@ class Enqueuer:
 
     def _load_partners(self) -> Iterable[Partner]:
         if not self._fresh:
-            changed, self._registry_at = registry.changed_since(self.db, self._registry_at)
+            changed, self._registry_at = registry.changed_since(self.db, self._registry_at,
+                                                                seen=self._registry_seen)
             self._partners.update((partner.id, partner) for partner in changed)
             self._fresh = True
         return self._partners.values()

@@ -163,14 +163,23 @@ def pause(db: Db, until: dict[str, float]) -> None:
 CHANGE_OVERLAP_S = 5.0
 
 
-def changed_since(db: Db, since: float, *, now: float | None = None
+def changed_since(db: Db, since: float, *, now: float | None = None, seen: dict[str, float] | None = None
                   ) -> tuple[list[Partner], float]:
     """Partners added or changed after ``since`` (their ``updated_at``; all when ``since`` is 0),
-    and those changed in the last :data:`CHANGE_OVERLAP_S`; and the time to ask from next."""
+    and those changed in the last :data:`CHANGE_OVERLAP_S`; and the time to ask from next.
+
+    ``seen`` (partner id → ``updated_at``, kept by the caller across calls) leaves out the
+    partners already answered as they are (a bulk import of 10,000 partners is otherwise
+    parsed again on every look for :data:`CHANGE_OVERLAP_S`)."""
     recent = (time.time() if now is None else now) - CHANGE_OVERLAP_S
     rows = db.execute("SELECT * FROM partners WHERE updated_at > ? ORDER BY id",
                       (min(since, recent),)).fetchall()
-    return [_from_row(row) for row in rows], max((row["updated_at"] for row in rows), default=since)
+    if seen is not None:
+        fresh = [row for row in rows if seen.get(row["id"]) != row["updated_at"]]
+        seen.update((row["id"], row["updated_at"]) for row in fresh)
+    else:
+        fresh = rows
+    return [_from_row(row) for row in fresh], max((row["updated_at"] for row in rows), default=since)
 
 
 def outbox_changed(db: Db, partner_ids: Iterable[str], at: float) -> None:

@@ -252,6 +252,8 @@ class Dispatcher:
         self.last_id = 0
         self.bodies: dict[int, tuple[bytes, bytes | None]] = {}
         self.registry_at = 0.0
+        #: partner id → the updated_at it was last read with (see :func:`.partners.changed_since`)
+        self.registry_seen: dict[str, float] = {}
         self.outbox_at = time.time()  # what is pending at start is read whole
         self.timers: list[tuple[float, str]] = []
         #: partners to look at in the next round (a dict as an ordered set)
@@ -292,7 +294,7 @@ class Dispatcher:
 
     def refresh(self) -> None:
         """Take on the partners added or changed since the last look."""
-        changed, self.registry_at = registry.changed_since(self.db, self.registry_at)
+        changed, self.registry_at = registry.changed_since(self.db, self.registry_at, seen=self.registry_seen)
         for partner in changed:
             (self.pulled.discard if partner.pushed else self.pulled.add)(partner.id)
             if self._mine(partner.id):
@@ -489,6 +491,9 @@ class Dispatcher:
         if now < state.paused_until:  # it asked (Retry-After) not to be called yet
             self._timer(state, state.paused_until)
             return
+        #: its kept-alive connections not taken by what this round starts (the tasks started
+        #: take theirs before the next round)
+        spare: float | None = None
         while state.ready:
             at, _, _, d = state.ready[0]
             if not state.is_head(d) or at != d.next_attempt_at or d.id not in self.known:
@@ -513,6 +518,11 @@ class Dispatcher:
             if (wait := state.rate.wait_s()) > 0:
                 self._timer(state, now + wait)
                 return
+            if spare is None:
+                spare = state.transport.idle(partner.url)
+            if spare <= 0 and state.inflight and self.inflight >= self.config.spread_below:
+                return  # busy: no second connection to it; the end of its request looks again
+            spare -= 1
             heapq.heappop(state.ready)
             state.breaker.sending()
             state.inflight.add(d.article_id)

@@ -12,6 +12,7 @@ whose ``ok`` means delivered whatever the transport.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 from urllib.parse import urlsplit
@@ -48,6 +49,10 @@ class Transport(Protocol):
     def allow_host(self, url: str, allow: tuple[Network, ...]) -> None:
         """A partner's endpoint and the networks it may be on although private."""
 
+    def idle(self, url: str) -> float:
+        """How many deliveries to ``url`` could go now without opening a connection (those kept
+        alive, idle; infinity where none is needed)."""
+
     async def send(self, out: Outgoing) -> delivery.Response:
         """Deliver ``out``; never raises for what the partner's side does."""
 
@@ -75,6 +80,9 @@ class HttpTransport:
         if host := urlsplit(url).hostname:
             self.resolver.by_host[host] = tuple(set(self.resolver.by_host.get(host, ())) | set(allow))
 
+    def idle(self, url: str) -> float:
+        return self.client.idle_to(url)
+
     async def send(self, out: Outgoing) -> delivery.Response:
         headers = signing.headers(out.event_id, out.body, out.secrets, content_type=out.content_type, seq=out.seq)
         return await delivery.post(self.client, out.url, out.body, headers, allow=out.allow,
@@ -100,6 +108,9 @@ class FileTransport:
 
     def allow_host(self, url: str, allow: tuple[Network, ...]) -> None:
         pass
+
+    def idle(self, url: str) -> float:
+        return math.inf
 
     async def send(self, out: Outgoing) -> delivery.Response:
         return await drop.deliver(out.url, out.content_type, seq=out.seq, article_id=out.article_id,
