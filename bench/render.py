@@ -46,7 +46,7 @@ SINGLE: dict[str, Callable[[ArticleEvent], object]] = {
 
 def sealed(events: Sequence[ArticleEvent]) -> list[ArticleEvent]:
     """``events`` as a consumer has them when their cleaning seal verified (newswire.seal)."""
-    return [{**event, seal.MARK: True} for event in events]
+    return [seal.mark_verified(dict(event)) for event in events]
 
 
 def per_item(render: Callable[[ArticleEvent], object], events: Sequence[ArticleEvent]) -> tuple[float, list[float]]:
