@@ -46,8 +46,14 @@ def verified(payload: bytes, headers: Iterable[tuple[str, bytes]] | None, key: s
 def mark(event: ArticleEvent, payload: bytes, headers: Iterable[tuple[str, bytes]] | None,
          key: str | None) -> ArticleEvent:
     """``event`` (decoded from ``payload``), marked clean when its seal verifies; returned."""
-    if verified(payload, headers, key):
-        event[MARK] = True
+    return mark_verified(event) if verified(payload, headers, key) else event
+
+
+def mark_verified(event: ArticleEvent) -> ArticleEvent:
+    """``event`` marked clean, its seal known to have verified; returned. :func:`mark` uses it
+    for a record it has just checked; a reader that recorded the check when it first read the
+    event (the archive's ``cleaned`` index column) uses it on the event it reads back."""
+    event[MARK] = True
     return event
 
 

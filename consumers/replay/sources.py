@@ -173,7 +173,7 @@ class ArchiveSource:
 
     def _item(self, entry, event: ArticleEvent) -> Item:
         if entry.cleaned:  # its seal verified when it was archived
-            event = {**event, seal.MARK: True}
+            event = seal.mark_verified(dict(event))  # a copy: the reader keeps its blocks' events
         return Item(entry.partition, entry.offset, entry.published_at, event,
                     lambda: codec.encode(self.reader.event(entry, as_written=True), self.reader.schema_of(entry)))
 

@@ -24,7 +24,7 @@ from typing import Sequence
 
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, XHTML, Story, prepare, render_each, utc_iso
-from newswire.formats.markup import attribute, document, element
+from newswire.formats.markup import attribute, document, element, text
 from newswire.sanitize import clean_text
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -45,7 +45,7 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
         parts.append(element("link", rel="hub", href=clean_text(hub)))
     parts.append(element("generator", GENERATOR))
     entries = render_each(events, lambda story: _markup(story).encode(), fmt="atom", authority=authority)
-    return document("".join(parts)) + b"".join(entries) + b"</feed>"
+    return b"".join([document("".join(parts)), *entries, b"</feed>"])
 
 
 def fragment(event: ArticleEvent, authority: str = EXAMPLE_AUTHORITY) -> bytes:
@@ -59,26 +59,39 @@ def _markup(story: Story) -> str:
 
 
 def _entry(story: Story) -> str:
-    parts = [f'<entry xml:lang="{attribute(story.language)}">', element("id", story.uri),
-             element("title", story.headline), element("updated", utc_iso(story.occurred_at)),
-             element("published", utc_iso(story.first_created))]
-    parts += [f"<author>{element('name', name)}</author>" for name in [p.name for p in story.people] or [story.provider]]
+    """Every text here is non-empty (:func:`~newswire.formats.prepare` gives None for a blank one),
+    so each is written ``<tag>…</tag>`` as :func:`markup.element` would."""
+    parts = [f'<entry xml:lang="{attribute(story.language)}"><id>{text(story.uri)}</id><title>{text(story.headline)}</title>'
+             f"<updated>{utc_iso(story.occurred_at)}</updated><published>{utc_iso(story.first_created)}</published>"]
+    parts += [_author(name) for name in [p.name for p in story.people] or [story.provider]]
     if story.canonical_url:
-        parts.append(element("link", rel="alternate", type="text/html", href=story.canonical_url))
+        parts.append(f'<link rel="alternate" type="text/html" href="{attribute(story.canonical_url)}"/>')
     parts += [element("link", rel="enclosure", type=picture.media_type, href=picture.url, title=picture.caption)
               for picture in story.pictures]
-    parts += [element("category", term=category) for category in story.categories]
+    parts += [_category(category) for category in story.categories]
     parts += [_subject(subject.code, subject.scheme, subject.name) for subject in story.subjects]
     summary = " ".join(filter(None, (story.notice, story.summary)))
     if summary:
-        parts.append(element("summary", summary))
+        parts.append(f"<summary>{text(summary)}</summary>")
     if story.body:
         direction = ' dir="rtl"' if story.rtl else ""
         parts.append(f'<content type="xhtml"><div xmlns="{XHTML}"{direction}>{story.body}</div></content>')
     if story.copyright_notice:
-        parts.append(element("rights", story.copyright_notice))
+        parts.append(f"<rights>{text(story.copyright_notice)}</rights>")
     parts.append("</entry>")
     return "".join(parts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _author(name: str) -> str:
+    """The ``author`` of a byline (or of the provider): the same few names recur, so kept."""
+    return f"<author>{element('name', name)}</author>"
+
+
+@functools.lru_cache(maxsize=4096)
+def _category(term: str) -> str:
+    """The ``category`` of one of the agency's categories (a short list: kept)."""
+    return element("category", term=term)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -197,7 +197,8 @@ class Renders:
         if fmt.assembly.complete is not None:
             channel = fmt.assembly.complete(channel, parts)
         head, tail = fmt.assembly.envelope(channel, self.authority)
-        return head + fmt.assembly.separator.join(parts) + tail
+        body = fmt.assembly.separator.join(parts)  # the items copied twice, not three times (head + … + tail)
+        return b"".join((head, body, tail))
 
 
 @functools.cache

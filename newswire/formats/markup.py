@@ -16,6 +16,7 @@ UTF-8 encoding of :func:`document` (``UnicodeEncodeError``, a ``ValueError``).
 from __future__ import annotations
 
 XML_DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n"
+_DECLARATION_BYTES = XML_DECLARATION.encode()
 
 
 def text(value: str) -> str:
@@ -29,6 +30,21 @@ def text(value: str) -> str:
     if "\r" in value:
         value = value.replace("\r", "&#13;")
     return value
+
+
+def text_bytes(value: str) -> bytes:
+    """``value`` escaped as element content, in UTF-8 (as ``text(value).encode()``; escaping
+    the encoded bytes is several times quicker for long non-ASCII texts such as bodies)."""
+    data = value.encode()
+    if b"&" in data:
+        data = data.replace(b"&", b"&amp;")
+    if b"<" in data:
+        data = data.replace(b"<", b"&lt;")
+    if b">" in data:
+        data = data.replace(b">", b"&gt;")
+    if b"\r" in data:
+        data = data.replace(b"\r", b"&#13;")
+    return data
 
 
 def attribute(value: str) -> str:
@@ -54,6 +70,6 @@ def element(tag: str, content: str | None = None, /, **pairs: str | None) -> str
     return f"<{tag}{attrs}>{text(content)}</{tag}>"
 
 
-def document(root: str) -> bytes:
-    """``root`` (one element as text) as a standalone UTF-8 document with an XML declaration."""
-    return (XML_DECLARATION + root).encode()
+def document(root: str | bytes) -> bytes:
+    """``root`` (one element as text, or as UTF-8) as a standalone UTF-8 document with an XML declaration."""
+    return _DECLARATION_BYTES + (root if isinstance(root, bytes) else root.encode())

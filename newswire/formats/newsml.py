@@ -80,7 +80,7 @@ def news_message(events: Sequence[ArticleEvent], *, sent: datetime, transmit_id:
             items_markup(prepare(events[0], authority=authority), include_pictures)
         raise ValueError(f"itemSet: none of the {len(events)} items could be rendered")
     head, tail = message_envelope(sent=sent, transmit_id=transmit_id, authority=authority)
-    return head + b"".join(items) + tail
+    return b"".join([head, *items, tail])
 
 
 def message_envelope(*, sent: datetime, transmit_id: str | None = None,

@@ -28,6 +28,7 @@ Written as text (:mod:`newswire.formats.markup`), in the bytes lxml would make o
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from datetime import datetime, timezone
@@ -35,7 +36,7 @@ from typing import Sequence
 
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, Story, directed_body, prepare, render_each, utc_iso
-from newswire.formats.markup import attribute, document, element
+from newswire.formats.markup import attribute, document, element, text, text_bytes
 from newswire.sanitize import clean_text
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -60,7 +61,7 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
     their notice (module doc); one that cannot be rendered left out
     (:func:`newswire.formats.render_each`); ``hub``: its WebSub hub; ``language``: the
     channel's (by default that of most of its items)."""
-    items = render_each(events, lambda story: (story.language, _item(story).encode()), fmt="rss", authority=authority)
+    items = render_each(events, lambda story: (story.language, _item(story)), fmt="rss", authority=authority)
     if language is None and items:
         language = Counter(item_language for item_language, _ in items).most_common(1)[0][0]
     parts = [f'<rss{_RSS_NAMESPACES} version="2.0"><channel>', element("title", clean_text(title)),
@@ -71,7 +72,7 @@ def feed(events: Sequence[ArticleEvent], *, title: str, link: str, self_url: str
               element("atom:link", href=clean_text(self_url), rel="self", type="application/rss+xml")]
     if hub:
         parts.append(element("atom:link", href=clean_text(hub), rel="hub"))
-    return document("".join(parts)) + b"".join(item for _, item in items) + b"</channel></rss>"
+    return b"".join([document("".join(parts)), *(item for _, item in items), b"</channel></rss>"])
 
 
 def item_bytes(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> bytes:
@@ -86,7 +87,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 def fragment(event: ArticleEvent, authority: str = EXAMPLE_AUTHORITY) -> bytes:
     """The ``<item>`` of ``event`` as it stands in a :func:`feed` (ValueError when it cannot be rendered)."""
-    return _item(prepare(event, authority=authority)).encode()
+    return _item(prepare(event, authority=authority))
 
 
 def rfc822(moment: datetime) -> str:
@@ -99,36 +100,49 @@ def rfc822(moment: datetime) -> str:
 
 def plain(text: str) -> str:
     """``text`` without anything an RSS reader would take for markup (tags, comments)."""
-    return _SPACES.sub(" ", _TAG.sub("", text)).strip()
+    if "<" in text:  # each pattern needs its first character: most texts have neither
+        text = _TAG.sub("", text)
+    if "  " in text:
+        text = _SPACES.sub(" ", text)
+    return text.strip()
 
 
-def _item(story: Story, namespaces: str = "") -> str:
+def _item(story: Story, namespaces: str = "") -> bytes:
+    """The ``<item>`` of ``story`` in UTF-8 (the body escaped as bytes: :func:`markup.text_bytes`).
+    Every text here is non-empty (:func:`~newswire.formats.prepare` gives None for a blank one),
+    so each is written ``<tag>…</tag>`` as :func:`markup.element` would."""
+    live = story.live
     headline = plain(story.headline) or story.headline
-    if not story.live:
+    if not live:
         headline = f"{'Killed' if story.event_type == 'killed' else 'Withdrawn'}: {headline}"
-    parts = [f"<item{namespaces}>", element("title", headline)]
-    if story.canonical_url and story.live:
-        parts.append(element("link", story.canonical_url))
-    description = " ".join(filter(None, (story.notice, story.summary if story.live else None)))
+    head = f"<item{namespaces}><title>{text(headline)}</title>"
+    if story.canonical_url and live:
+        head += f"<link>{text(story.canonical_url)}</link>"
+    description = " ".join(filter(None, (story.notice, story.summary if live else None)))
     if description:
-        parts.append(element("description", description))
-    if story.body:
-        parts.append(element("content:encoded", directed_body(story)))
-    parts += [element("dc:creator", person.name) for person in story.people]
-    parts.append(element("dc:language", story.language))
-    parts += [element("category", category) for category in story.categories]
-    parts += [element("guid", story.uri, isPermaLink="false"),
-              element("pubDate", rfc822(story.first_created)), element("dcterms:modified", utc_iso(story.occurred_at))]
-    pictures = story.pictures if story.live else ()
+        head += f"<description>{text(description)}</description>"
+    body = b"<content:encoded>" + text_bytes(directed_body(story)) + b"</content:encoded>" if story.body else b""
+    parts = [_simple("dc:creator", person.name) for person in story.people]
+    parts.append(_simple("dc:language", story.language))
+    parts += [_simple("category", category) for category in story.categories]
+    parts.append(f'<guid isPermaLink="false">{text(story.uri)}</guid><pubDate>{rfc822(story.first_created)}</pubDate>'
+                 f"<dcterms:modified>{utc_iso(story.occurred_at)}</dcterms:modified>")
+    pictures = story.pictures if live else ()
     if pictures:
-        parts.append(element("enclosure", url=pictures[0].url, length="0", type=pictures[0].media_type))
+        parts.append(f'<enclosure url="{attribute(pictures[0].url)}" length="0" type="{attribute(pictures[0].media_type)}"/>')
     for picture in pictures:
         start = (f'<media:content url="{attribute(picture.url)}" type="{attribute(picture.media_type)}" medium="image"'
                  + (f' width="{picture.width}"' if picture.width else "")
                  + (f' height="{picture.height}"' if picture.height else ""))
         caption = picture.caption and plain(picture.caption)
-        inner = (element("media:description", caption, type="plain") if caption else "") + (
-            element("media:credit", picture.credit) if picture.credit else "")
+        inner = (f'<media:description type="plain">{text(caption)}</media:description>' if caption else "") + (
+            f"<media:credit>{text(picture.credit)}</media:credit>" if picture.credit else "")
         parts.append(f"{start}>{inner}</media:content>" if inner else f"{start}/>")
     parts.append("</item>")
-    return "".join(parts)
+    return head.encode() + body + "".join(parts).encode()
+
+
+@functools.lru_cache(maxsize=4096)
+def _simple(tag: str, content: str) -> str:
+    """``element(tag, content)`` of the texts many items share (bylines, languages, categories): kept."""
+    return element(tag, content)
