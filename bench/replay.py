@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import multiprocessing
 import os
 import signal
@@ -42,13 +43,13 @@ from newswire.consumers.archive.archiver import CONSUMER_OPTIONS, GROUP, Archive
 from newswire.consumers.replay.checkpoint import Checkpoint
 from newswire.consumers.replay.runner import replay
 from newswire.consumers.replay.sources import ArchiveSource, KafkaSource, Source
-from newswire.consumers.replay.targets import PartnerSender, PartnerTarget
+from newswire.consumers.replay.sender import PartnerSender
+from newswire.consumers.replay.targets import PartnerTarget
 from newswire.consumers.replay.window import Window
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks import store
 from newswire.consumers.webhooks.config import parse_cidrs
 from newswire.consumers.webhooks.signing import new_secret
-from newswire.formats import kept
 
 
 def serve_partner(port: int) -> None:
@@ -100,15 +101,23 @@ def consume(settings: Settings, group: str, handle, expected, desc: str, before_
     loop.close()
 
 
-def replay_to(settings: Settings, partner: str, source: Source, count_url: str) -> tuple[float, float, int]:
-    """Replay ``source`` to ``partner`` with delivery; return (queue seconds, total seconds, posts)."""
+def replay_to(settings: Settings, partner: str, source: Source, count_url: str,
+              profile: Path | None = None) -> tuple[float, float, int]:
+    """Replay ``source`` to ``partner`` with delivery; return (queue seconds, total seconds, posts).
+    ``profile``: the replay loop's cProfile statistics are written there (the loop's thread only)."""
     target = PartnerTarget(settings, partner)
     checkpoint = Checkpoint.open(settings.home, {"bench": partner}, restart=True)
     sender = PartnerSender(settings, partner)
     before = int(urllib.request.urlopen(count_url).read())
     try:
         with Stopwatch() as total:
+            profiler = cProfile.Profile() if profile else None
+            if profiler:
+                profiler.enable()
             summary = replay(source, target, checkpoint, after_commit=sender.wake)
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(profile)
             queued = len(target.queued_ids)
             deadline = time.monotonic() + 1800
             with tqdm(total=queued, desc=f"delivered to {partner}", unit="post") as bar:
@@ -129,6 +138,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--body-bytes", type=int, default=2000)
+    parser.add_argument("--profile", type=Path, metavar="PREFIX",
+                        help="write each replay loop's cProfile statistics to PREFIX-<source>.prof")
     parser.add_argument("--serve-partner", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_partner:
@@ -178,8 +189,9 @@ def main() -> None:
             db.close()
             for partner, source in (("from-kafka", KafkaSource(settings, Window())),
                                     ("from-archive", ArchiveSource(settings, Window(), default_root(settings)))):
-                kept.shared.cache_clear()  # each replay renders its events anew, as a backfill would
-                queue_s, total_s, posts = replay_to(settings, partner, source, count_url)
+                queue_s, total_s, posts = replay_to(
+                    settings, partner, source, count_url,
+                    profile=args.profile.with_name(f"{args.profile.name}-{source.name}.prof") if args.profile else None)
                 rows += [
                     (f"replay {source.name} → partner", f"{posts / total_s:,.0f} events/s",
                      f"{posts:,} signed posts acknowledged in {total_s:.0f} s"),

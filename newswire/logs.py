@@ -21,14 +21,20 @@ import structlog
 LIBRARY_LOGGERS = ("kafka",)
 
 
+#: the arguments of the last :func:`configure` call (None before the first)
+_CONFIGURED: tuple[str, bool, str] | None = None
+
+
 class _Handler(logging.StreamHandler):
     """The one handler :func:`configure` puts on the root logger (replaced by the next call)."""
 
 
 def configure(level: str = "INFO", json: bool | None = None, kafka_level: str = "CRITICAL") -> None:
     """Set up structlog and the standard library's logging to write structured lines to stderr."""
+    global _CONFIGURED
     if json is None:
         json = not sys.stderr.isatty()
+    _CONFIGURED = (level, json, kafka_level)
     renderer = (
         structlog.processors.JSONRenderer()
         if json
@@ -57,6 +63,11 @@ def configure(level: str = "INFO", json: bool | None = None, kafka_level: str = 
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def current() -> tuple[str, bool, str] | None:
+    """The arguments of the last :func:`configure` call, for a child process to log the same way."""
+    return _CONFIGURED
 
 
 def get(name: str) -> structlog.stdlib.BoundLogger:

@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 
 from newswire import corpus
-from newswire.consumers.replay.targets import PartnerSender
+from newswire.consumers.replay.sender import PartnerSender
 from newswire.consumers.webhooks import pusher, store
 from newswire.consumers.webhooks.signing import new_secret
 from tests.conftest import on_both_stores
@@ -78,7 +78,7 @@ def test_while_a_replay_sends_for_a_partner_the_pushers_leave_it_alone_and_take_
                 if not store.shared(settings):  # one pusher per SQLite file: the replay is it
                     wait_for(lambda: running.error is not None, "the pusher refused")
                     assert isinstance(running.error, pusher.PusherBusy)
-                    assert f"a replay sending for partner acme (pid {os.getpid()})" in str(running.error)
+                    assert f"a replay sending for partner acme (pid {sender.pid})" in str(running.error)
                     return
                 publish(settings, [first])
                 wait_for(lambda: len(acme.ok()) == 1 and len(other.ok()) == 1, "the story at both partners")

@@ -16,7 +16,7 @@ from newswire import codec
 from newswire.codec import ArticleEvent
 
 from .index import Entry, Index
-from .segments import SegmentDamaged, read_block, scan
+from .segments import SegmentDamaged, Stored, read_block, scan
 from .storage import LocalStorage, Storage
 
 
@@ -40,7 +40,7 @@ class ArchiveReader:
         self.root = Path(root)
         self.storage = storage or LocalStorage(self.root)
         self.index = Index(self.root / "index.sqlite", readonly=True)
-        self._blocks: OrderedDict[tuple[str, int, int], list[ArticleEvent]] = OrderedDict()
+        self._blocks: OrderedDict[tuple[str, int], list[Stored]] = OrderedDict()
         self._schemas: dict[str, codec.Schema] = {}
         #: decoded blocks kept (a block holds the events of one archive commit, up to 2,000)
         self.block_cache = block_cache
@@ -73,29 +73,37 @@ class ArchiveReader:
             self._schemas.update((s.path, codec.schema_version(s.schema_version)) for s in self.index.segments())
         return self._schemas[entry.segment]
 
-    def event(self, entry: Entry, *, as_written: bool = False) -> ArticleEvent:
-        """The archived event of an index entry, read as the newest schema (or as written).
+    def _stored(self, entry: Entry) -> Stored:
+        """The record of an index entry (its block read once for all its entries, and kept).
 
         Raises :class:`SegmentDamaged` when its block cannot be read or does not hold it.
         """
-        schema = self.schema_of(entry) if as_written else codec.latest()
-        key = (entry.segment, entry.block_offset, schema.version)
-        events = self._blocks.get(key)
-        if events is None:
-            events = read_block(self.storage, entry.segment, entry.block_offset, schema)
-            self._blocks[key] = events
+        key = (entry.segment, entry.block_offset)
+        records = self._blocks.get(key)
+        if records is None:
+            records = read_block(self.storage, entry.segment, entry.block_offset)
+            self._blocks[key] = records
             if len(self._blocks) > self.block_cache:
                 self._blocks.popitem(last=False)
         else:
             self._blocks.move_to_end(key)
-        if entry.block_index >= len(events):
-            raise SegmentDamaged(entry.segment, f"block at offset {entry.block_offset} holds {len(events)} "
+        if entry.block_index >= len(records):
+            raise SegmentDamaged(entry.segment, f"block at offset {entry.block_offset} holds {len(records)} "
                                                 f"events, the index expects event {entry.block_index}")
-        event = events[entry.block_index]
-        if event["event_id"] != entry.event_id:
+        record = records[entry.block_index]
+        if record.event["event_id"] != entry.event_id:
             raise SegmentDamaged(entry.segment, f"block at offset {entry.block_offset} record {entry.block_index} "
-                                                f"is event {event['event_id']}, the index says {entry.event_id}")
-        return event
+                                                f"is event {record.event['event_id']}, the index says {entry.event_id}")
+        return record
+
+    def event(self, entry: Entry) -> ArticleEvent:
+        """The archived event of an index entry, read as the newest schema (see :meth:`_stored`)."""
+        return self._stored(entry).event
+
+    def payload(self, entry: Entry) -> bytes:
+        """The archived event of an index entry as it was written to Kafka: its single-object
+        payload, the bytes as stored (nothing encoded again)."""
+        return codec.MAGIC + self.schema_of(entry).fingerprint + self._stored(entry).body
 
     def get(self, article_id: str, version: int | None = None) -> ArticleEvent:
         return self.event(self.entry(article_id, version))

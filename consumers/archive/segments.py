@@ -131,15 +131,43 @@ class Block:
     events: list[ArticleEvent]
 
 
-def read_block(storage: Storage, path: str, offset: int, reader: codec.Schema | None = None) -> list[ArticleEvent]:
-    """The events of the block at ``offset``, read as ``reader`` (the newest schema by default)."""
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One record of a block: the event (read as the reader schema) and its Avro binary body as
+    written (in the segment's schema: with the single-object header, the payload Kafka had)."""
+
+    event: ArticleEvent
+    body: bytes
+
+
+def _records(block, reader: codec.Schema) -> list[Stored]:
+    """The records of a fastavro block, each with its bytes. Read one by one with
+    ``schemaless_reader`` from the block's bytes (about three times faster than iterating the
+    block, and the only way to have each record's bytes as they are stored)."""
+    data: io.BytesIO = block.bytes_
+    data.seek(0)
+    view = data.getbuffer()
+    try:
+        records = []
+        for _ in range(block.num_records):
+            start = data.tell()
+            event = _event(fastavro.schemaless_reader(data, block.writer_schema, reader.parsed))
+            records.append(Stored(event, view[start:data.tell()].tobytes()))
+        if data.tell() != len(view):
+            raise ValueError(f"{len(view) - data.tell()} bytes after its {block.num_records} records")
+        return records
+    finally:
+        view.release()
+
+
+def read_block(storage: Storage, path: str, offset: int, reader: codec.Schema | None = None) -> list[Stored]:
+    """The records of the block at ``offset``, read as ``reader`` (the newest schema by default)."""
     reader = reader or codec.latest()
     try:
         with storage.open_read(path) as fo:
             blocks = fastavro.block_reader(fo, reader.parsed)
             fo.seek(offset)
-            block = next(blocks)
-            return [_event(r) for r in block]
+            return _records(next(blocks), reader)
     except FileNotFoundError:
         raise SegmentDamaged(path, "file is missing") from None
     except StopIteration:
@@ -164,7 +192,7 @@ def scan(storage: Storage, path: str, reader: codec.Schema | None = None) -> Ite
         while True:
             try:
                 block = next(blocks)
-                events = [_event(r) for r in block]
+                events = [record.event for record in _records(block, reader)]
             except StopIteration:
                 return
             except Exception as exc:

@@ -19,8 +19,6 @@ from newswire.consumers.archive.archiver import default_root
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks import store
 from newswire.consumers.webhooks.cli import partners_group
-from newswire.consumers.webhooks.leases import LeaseHeld
-from newswire.consumers.webhooks.pusher import PusherBusy
 from newswire.rows import emit, json_option, summary
 from newswire.timespec import Instant, parse_instant, to_ms
 
@@ -29,7 +27,8 @@ from .checkpoint import Checkpoint
 from .missed import missed
 from .runner import replay as run_replay
 from .sources import ArchiveSource, KafkaSource
-from .targets import PartnerSender, PartnerTarget
+from .sender import PartnerSender, SendRefused, SenderFailed
+from .targets import PartnerTarget
 from .window import Window, kafka_ranges
 
 
@@ -168,7 +167,7 @@ def _replay_to_partner(settings: Settings, partner: str, since: str | None, unti
         raise click.ClickException(f"{exc} (see `newswire partners list`)") from exc
     try:  # the partner's one sender, or refused before anything is queued
         sender = PartnerSender(settings, partner) if send and not dry_run else None
-    except (LeaseHeld, PusherBusy) as exc:
+    except SendRefused as exc:
         target.close()
         raise click.ClickException(f"refused --send: {exc}; it delivers what the replay queues: run the replay "
                                    f"without --send") from exc
@@ -189,7 +188,7 @@ def _replay_to_partner(settings: Settings, partner: str, since: str | None, unti
         target.endings = events.endings()  # the state of each article now, not in the window
         result = run_replay(events, target, checkpoint, dry_run=dry_run, rate=rate, progress=progress,
                             stop=stop, after_commit=sender.wake if sender else None)
-        undelivered = _wait_delivered(target, stop, progress) if sender else 0
+        undelivered = _wait_delivered(target, sender, stop, progress) if sender else 0
     finally:
         if sender:
             sender.stop()
@@ -209,9 +208,9 @@ def _replay_to_partner(settings: Settings, partner: str, since: str | None, unti
         sys.exit(130)
 
 
-def _wait_delivered(target: PartnerTarget, stop: threading.Event, progress: bool) -> int:
+def _wait_delivered(target: PartnerTarget, sender: PartnerSender, stop: threading.Event, progress: bool) -> int:
     """Wait until the deliveries this replay queued are no longer pending (or the replay is
-    stopped); return how many are still pending."""
+    stopped, or its sender failed: ClickException); return how many are still pending."""
     total = len(target.queued_ids)
     with tqdm(total=total, unit="delivery", desc=f"delivering to {target.partner.id}", disable=not progress,
               dynamic_ncols=True, mininterval=0.5) as bar:
@@ -220,6 +219,11 @@ def _wait_delivered(target: PartnerTarget, stop: threading.Event, progress: bool
             bar.update(done - bar.n)
             if done >= total:
                 return 0
+            try:
+                sender.check()
+            except SenderFailed as exc:
+                raise click.ClickException(f"{exc}; {total - done} deliveries are pending: the pusher (or a later "
+                                           f"--send) delivers them") from exc
             time.sleep(0.2)
     return target.pending(target.queued_ids)
 

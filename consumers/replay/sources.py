@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Iterator, Protocol
 
 from kafka import TopicPartition
 
@@ -42,13 +42,8 @@ class Item:
     timestamp_ms: int
     #: marked clean when its cleaning seal verified (:mod:`newswire.seal`)
     event: ArticleEvent
-    #: its single-object payload as written, or what makes it (the archive's is encoded again
-    #: only when a target keeps it)
-    written: bytes | Callable[[], bytes]
-
-    @property
-    def payload(self) -> bytes:
-        return self.written if isinstance(self.written, bytes) else self.written()
+    #: its single-object payload as written
+    payload: bytes
 
 
 class Source(Protocol):
@@ -174,8 +169,7 @@ class ArchiveSource:
     def _item(self, entry, event: ArticleEvent) -> Item:
         if entry.cleaned:  # its seal verified when it was archived
             event = seal.mark_verified(dict(event))  # a copy: the reader keeps its blocks' events
-        return Item(entry.partition, entry.offset, entry.published_at, event,
-                    lambda: codec.encode(self.reader.event(entry, as_written=True), self.reader.schema_of(entry)))
+        return Item(entry.partition, entry.offset, entry.published_at, event, self.reader.payload(entry))
 
     def items(self, resume: dict[int, int]) -> Iterator[Item]:
         for entry, event in self.reader.events(self._entries(resume), self.problems):

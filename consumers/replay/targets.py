@@ -31,7 +31,8 @@ again (``keep``) against what the pusher queued for the partner since it was rea
 version, a kill, the same event): what that supersedes is dropped, so numbers stay gapless
 and unique whoever queues, and the order rule holds. The running pusher (``newswire webhooks run``) delivers what the
 replay queued; with ``--send`` the replay delivers it itself through the pusher's own
-dispatcher for that partner, as its one sender (:class:`PartnerSender`).
+dispatcher for that partner, as its one sender, in a process of its own
+(:class:`~.sender.PartnerSender`).
 """
 
 from __future__ import annotations
@@ -43,9 +44,8 @@ from newswire import logs
 from newswire.config import Settings
 from newswire.consumers.webhooks import outbox, payloads, store
 from newswire.consumers.webhooks import partners as registry
-from newswire.consumers.webhooks.config import WebhookConfig
 from newswire.consumers.webhooks.filters import History, decide
-from newswire.consumers.webhooks.pusher import PartnerSending
+from newswire.formats.kept import Renders
 
 from .sources import Item
 
@@ -67,6 +67,9 @@ class Target(Protocol):
     def close(self) -> None: ...
 
 
+#: bytes of renders a replay keeps
+RENDERS_KEPT = 4 * 1024 * 1024
+
 #: the summary's name for an ending sent in place of a version of its article
 _NOTICE = {"killed": "kill", "withdrawn": "withdrawal"}
 
@@ -82,6 +85,9 @@ class PartnerTarget:
         self.endings: dict[str, Item] = {}
         self.missed_only = missed_only
         self.authority = settings.authority()
+        #: a replay renders each event once for its partner: what it keeps of them is small
+        #: (an ending offered in place of its versions), not the process's kept renders
+        self.renders = Renders(self.authority, max_bytes=RENDERS_KEPT)
         self.db = store.connect(settings, synchronous="FULL")
         try:
             self.partner = registry.get(self.db, partner_id)
@@ -152,7 +158,8 @@ class PartnerTarget:
                 return "not for partner"
             due = decision.not_before or now
         try:
-            body = payloads.Renderer(event, at=now, authority=self.authority).parts(self.partner.format)
+            body = payloads.Renderer(event, at=now, authority=self.authority,
+                                     renders=self.renders).parts(self.partner.format)
         except ValueError as exc:  # as the live path dead-letters it, the replay skips it, saying why
             log.warning("replay_unrenderable", partner=self.partner.id, article_id=article_id,
                         version=version, event_id=event_id, reason=str(exc))
@@ -213,12 +220,3 @@ class PartnerTarget:
 
     def close(self) -> None:
         self.db.close()
-
-
-class PartnerSender(PartnerSending):
-    """Delivers one partner's pending deliveries from this process (the pusher's dispatcher for
-    that partner alone); :meth:`wake` after each commit. It holds the partner's lease (or the
-    SQLite file's pusher lock) while it runs; raises at once while a pusher sends for the partner."""
-
-    def __init__(self, settings: Settings, partner_id: str, config: WebhookConfig | None = None):
-        super().__init__(settings, config or WebhookConfig.from_env(), partner_id)

@@ -118,6 +118,15 @@ class Db:
         """Run one schema statement (a migration step's)."""
         self.conn.execute(statement)
 
+    def insert_ids(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
+        """Insert ``rows`` into ``table`` (whose ``id`` is ``INTEGER PRIMARY KEY AUTOINCREMENT``)
+        in one batch; return their ids, in order. In a write transaction: SQLite's one writer
+        gives them the next ids in turn, above every id the table ever had."""
+        if not rows:
+            return []
+        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
+        return [i for (i,) in self.execute(f"SELECT id FROM {table} ORDER BY id DESC LIMIT ?", (len(rows),))][::-1]
+
     @property
     def in_transaction(self) -> bool:
         return self.conn.in_transaction
@@ -168,6 +177,17 @@ class PostgresDb(Db):
             table = copied.group(1)
             self.conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
                               f" coalesce((SELECT max(id) FROM {table}), 0) + 1, false)")
+
+    def insert_ids(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
+        """The same: ids taken from the identity column's sequence first (other writers take
+        theirs meanwhile), then the rows inserted with them."""
+        if not rows:
+            return []
+        ids = [i for (i,) in self.execute(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))"
+                                          f" FROM generate_series(1, ?)", (len(rows),))]
+        self.executemany(f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})",
+                         [(i, *row) for i, row in zip(ids, rows)])
+        return ids
 
     @property
     def in_transaction(self) -> bool:

@@ -77,8 +77,8 @@ def enqueue(db: Db, rows: list[Queued], events: Events, *,
     In one write transaction: the rows ``keep`` refuses (checked there, against what other
     writers queued meanwhile) are dropped; each partner's rows get its next sequence numbers,
     in order, so numbers stay gapless and unique whoever queues; the events and deliveries are
-    inserted, each body once. Returns the rows written, numbered. Run again after a failure (a
-    full disk), it numbers them afresh from what the file says.
+    inserted (a batch per table), each body once. Returns the rows written, numbered. Run again
+    after a failure (a full disk), it numbers them afresh from what the file says.
     """
     now = time.time()
     with transaction(db):
@@ -87,13 +87,12 @@ def enqueue(db: Db, rows: list[Queued], events: Events, *,
         if not rows:
             return []
         numbers = registry.next_seqs(db, {row.partner_id for row in rows})
-        body_ids: dict[int, int] = {}
         for row in rows:
             row.seq = numbers[row.partner_id]
             numbers[row.partner_id] += 1
-            if id(row.body) not in body_ids:
-                body_ids[id(row.body)] = db.execute("INSERT INTO bodies (event_id, head, tail) VALUES (?, ?, ?)"
-                                                    " RETURNING id", (row.event_id, *row.body)).fetchone()[0]
+        of_body = {id(row.body): row for row in rows}  # each body once: its event's rows of a format share it
+        body_ids = dict(zip(of_body, db.insert_ids("bodies", ("event_id", "head", "tail"),
+                                                   [(row.event_id, *row.body) for row in of_body.values()])))
         registry.set_next_seqs(db, {row.partner_id: numbers[row.partner_id] for row in rows})
         used = {row.event_id for row in rows}
         db.executemany("INSERT INTO events (event_id, article_id, version, event_type, avro)"
