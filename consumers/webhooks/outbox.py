@@ -225,9 +225,11 @@ def event_statuses(db: Db, partner_id: str, event_ids: list[str]) -> dict[str, s
     found: dict[str, str] = {}
     for start in range(0, len(event_ids), _CHUNK):
         chunk = event_ids[start:start + _CHUNK]
+        # by the event index: ``partner_id || ''`` keeps SQLite from reading every delivery of the
+        # partner through (partner_id, seq) instead (it did, 37 ms a look-up at 20,000 deliveries)
         rows = db.execute(f"SELECT event_id, max(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) FROM deliveries"
-                          f" WHERE partner_id = ? AND event_id IN ({','.join('?' * len(chunk))}) GROUP BY event_id",
-                          (partner_id, *chunk)).fetchall()
+                          f" WHERE event_id IN ({','.join('?' * len(chunk))}) AND partner_id || '' = ?"
+                          f" GROUP BY event_id", (*chunk, partner_id)).fetchall()
         found.update((event_id, "pending" if pending else "had") for event_id, pending in rows)
     return found
 
