@@ -216,3 +216,23 @@ def test_archive_order_is_used_for_replays_only_while_it_keeps_each_partition_in
     index.commit([archived("e", 1, 0)], {})  # partition 1's offset 0 archived after its offset 3
     assert not index.in_offset_order("articles") and index.in_offset_order("other-topic")
     index.close()
+
+
+def test_the_reader_gives_each_event_back_as_kafka_had_it_and_as_the_newest_schema(tmp_path):
+    batch = _deliveries(events(25))
+    archiver = Archiver(tmp_path)
+    for delivery in batch[:10]:
+        archiver.handle(delivery)
+    archiver.commit()  # two blocks
+    for delivery in batch[10:]:
+        archiver.handle(delivery)
+    archiver.commit()
+    archiver.close()
+    with ArchiveReader(tmp_path) as reader:
+        entries = list(reader.entries())
+        assert len(entries) == 25
+        by_id = {delivery.event["event_id"]: delivery for delivery in batch}
+        for entry in entries:
+            written = by_id[entry.event_id].record.value
+            assert reader.payload(entry) == written  # the stored bytes: nothing encoded again
+            assert reader.event(entry) == codec.decode(written)
