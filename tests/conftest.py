@@ -48,9 +48,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> LocalBroker:
                          port=free_port(), controller_port=free_port())
     broker.start(timeout_s=120)
     yield broker
-    # SIGKILL, not a clean stop: its state is a temporary directory nobody reads again, and a
-    # controlled shutdown costs about 10 s at the end of every run
-    broker.kill()
+    broker.stop()
 
 
 @pytest.fixture(scope="session")
