@@ -17,7 +17,7 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kafka import KafkaAdminClient
@@ -120,6 +120,9 @@ class LocalBroker:
     cluster_id: str | None = None
     replication: int = 1
     min_insync: int = 1
+    #: server properties added to (and overriding) the template's, e.g. a test cluster's
+    #: ``broker.session.timeout.ms``; none by default
+    extra_properties: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_settings(cls, settings: Settings, heap: str = DEFAULT_HEAP) -> "LocalBroker":
@@ -164,9 +167,12 @@ class LocalBroker:
         template = (DEPLOY_DIR / "server.properties.template").read_text()
         quorum = (f"controller.quorum.voters={self.voters}" if self.voters
                   else f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}")
-        self.properties_file.write_text(template.format(
+        text = template.format(
             port=self.port, controller_port=self.controller_port, data_dir=self.data_dir,
-            node_id=self.node_id, quorum=quorum, replication=self.replication, min_insync=self.min_insync))
+            node_id=self.node_id, quorum=quorum, replication=self.replication, min_insync=self.min_insync)
+        if self.extra_properties:  # Kafka takes the last of a repeated key
+            text += "\n" + "".join(f"{key}={value}\n" for key, value in self.extra_properties.items())
+        self.properties_file.write_text(text)
 
     def _format_storage(self) -> None:
         if (self.data_dir / "meta.properties").exists():

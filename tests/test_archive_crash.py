@@ -23,7 +23,7 @@ def _start(settings, log):
 
 
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(settings, tmp_path):
-    stream = events(3000, seed=21)
+    stream = events(2000, seed=21)
     # a re-sent event (same event id, e.g. a producer retry by hand) must be archived once too
     stream += [stream[5], stream[17]]
     chunks = [stream[i:i + 100] for i in range(0, len(stream), 100)]

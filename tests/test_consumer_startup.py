@@ -4,7 +4,7 @@ A consumer that joined its group before its topic's partitions were known used t
 nothing and serve nothing for ever (issue 10, item 1). Here the topic is created only after the
 consumers run: the EventLoop in this process, and the feeds service and the NewsML-G2 drop folder
 as real processes; each must take in the story published then. Their CPU time is read from
-/proc/<pid>/stat over 10 s, waiting for the topic (under 10 % of a core) and idle after it
+/proc/<pid>/stat over 10 s (one window for both processes), waiting for the topic (under 10 % of a core) and idle after it
 (under 2 %): bounds against a spin, not timings.
 """
 
@@ -71,10 +71,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_share(pid: int, window_s: float = WINDOW_S) -> float:
-    before, started = _cpu_seconds(pid), time.monotonic()
+def _cpu_shares(processes: dict[str, subprocess.Popen], window_s: float = WINDOW_S) -> dict[str, float]:
+    """Each process's share of a core over one window that all of them share."""
+    before, started = {name: _cpu_seconds(p.pid) for name, p in processes.items()}, time.monotonic()
     time.sleep(window_s)  # the measurement window itself
-    return (_cpu_seconds(pid) - before) / (time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    return {name: (_cpu_seconds(p.pid) - before[name]) / elapsed for name, p in processes.items()}
 
 
 def test_event_loop_started_before_its_topic_exists_consumes_it_once_created(settings):
@@ -124,7 +126,7 @@ def test_feeds_and_drop_folder_processes_started_before_their_topic_consume_it_a
         # measure the wait itself, not a process still starting up
         _eventually(lambda: all('"consumer_started"' in (tmp_path / f"{name}.log").read_text() for name in logs),
                     60, "both consumers subscribed")
-        waiting = {name: _cpu_share(p.pid) for name, p in (("feeds", feeds), ("drop", drop))}
+        waiting = _cpu_shares({"feeds": feeds, "drop": drop})
         assert feeds.poll() is None and drop.poll() is None
         topics.ensure(late)
         _publish_one(late, "late-story-2")
@@ -132,7 +134,7 @@ def test_feeds_and_drop_folder_processes_started_before_their_topic_consume_it_a
                     explain=lambda: _tail(tmp_path / "feeds.log"))
         _eventually(lambda: any(drop_dir.rglob("late-story-2_v1.xml")), what="the drop folder file",
                     explain=lambda: _tail(tmp_path / "drop.log"))
-        idle = {name: _cpu_share(p.pid) for name, p in (("feeds", feeds), ("drop", drop))}
+        idle = _cpu_shares({"feeds": feeds, "drop": drop})
     finally:
         for process in (feeds, drop):
             process.terminate()

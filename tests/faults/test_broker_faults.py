@@ -13,6 +13,7 @@ import random
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -103,25 +104,32 @@ def test_broker_stopped_and_restarted_while_producing_and_consuming(tmp_path):
         loop.stop()
         consuming.join(30)
     finally:
-        broker.stop()
+        broker.kill()  # the fault was the stop above; nothing is read after this one
     assert load.errors == []
     assert len(load.acked) == 400
     assert set(consumed) == set(load.acked)
 
 
+#: the controller fences a node that has not heartbeaten for 4 s (Kafka's default: 9 s), so the
+#: killed node's partitions get their new leaders sooner; still 8 heartbeats, against a busy machine
+FAST_FENCING = {"broker.session.timeout.ms": "4000", "broker.heartbeat.interval.ms": "500"}
+
+
 def test_three_node_cluster_loses_nothing_when_one_node_is_killed(tmp_path):
-    nodes = local_cluster(tmp_path / "cluster", Settings.from_env().cache, size=3)
-    for node in nodes:
-        node.start(wait=False)
+    nodes = [replace(node, extra_properties=FAST_FENCING)
+             for node in local_cluster(tmp_path / "cluster", Settings.from_env().cache, size=3)]
+    # formatted and launched side by side: each format is a JVM run of its own
+    with ThreadPoolExecutor(len(nodes)) as starting:
+        list(starting.map(lambda node: node.start(wait=False), nodes))
     try:
         for node in nodes:
             node.wait_ready(120)
         bootstrap = ",".join(node.bootstrap for node in nodes)
         settings = _settings(bootstrap, tmp_path / "home", replication=3)
         topics.ensure(settings)
-        load = Producing(settings, 1000)
+        load = Producing(settings, 600)
         load.start()
-        _wait_until(lambda: len(load.acked) >= 300, 180)
+        _wait_until(lambda: len(load.acked) >= 200, 180)
         nodes[1].kill()  # injected: SIGKILL of one of the three nodes under load
         load.join(300)
         assert not load.is_alive()
@@ -129,7 +137,7 @@ def test_three_node_cluster_loses_nothing_when_one_node_is_killed(tmp_path):
         consumed = _read_all(survivors, len(load.acked), "fault-cluster-reader")
     finally:
         for node in nodes:
-            node.stop()
+            node.kill()  # nothing is read after: a controlled shutdown short of a node takes up to 30 s
     assert load.errors == []
-    assert len(load.acked) == 1000
+    assert len(load.acked) == 600
     assert set(consumed) == set(load.acked)
