@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
@@ -95,13 +96,15 @@ class Running:
     base: str
     server: FeedServer
 
-    def catch_up(self, max_polls: int = 400) -> None:
-        """Poll (in this thread) until the view holds everything on the topic."""
-        for _ in range(max_polls):
+    def catch_up(self, timeout_s: float = 120.0) -> None:
+        """Poll (in this thread) until the view holds everything on the topic, for at most
+        ``timeout_s`` (a time, not a number of polls: a poll during a group join may return at once)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
             self.consumer.poll(200)
             if self.consumer.caught_up():
                 return
-        raise AssertionError("the feeds consumer did not catch up with the topic")
+        raise AssertionError(f"the feeds consumer did not catch up with the topic in {timeout_s:g} s")
 
     def get(self, path: str, **headers: str) -> Reply:
         return fetch(self.base + path, {k.replace("_", "-"): v for k, v in headers.items()})

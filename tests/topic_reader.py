@@ -40,11 +40,13 @@ def dead_letters(settings: Settings, timeout_s: float = 30.0) -> list:
     return read_topic(settings, settings.topics.dead_letter, timeout_s)
 
 
-def drain(loop: EventLoop, expected: int, max_polls: int = 200) -> None:
-    """Poll ``loop`` until it has processed ``expected`` messages; fail if they do not arrive."""
-    seen = 0
-    for _ in range(max_polls):
+def drain(loop: EventLoop, expected: int, timeout_s: float = 120.0) -> None:
+    """Poll ``loop`` until it has processed ``expected`` messages; fail if they do not arrive
+    within ``timeout_s`` (a time, not a number of polls: a poll during a group join may return
+    at once)."""
+    seen, deadline = 0, time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         seen += loop.poll_once(timeout_ms=300)
         if seen >= expected:
             return
-    raise AssertionError(f"only {seen} of {expected} messages arrived")
+    raise AssertionError(f"only {seen} of {expected} messages arrived in {timeout_s:g} s")

@@ -13,9 +13,11 @@ lease runs out and a pusher takes the partner over after its quiet period.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 from multiprocessing.connection import Connection
 
 from newswire import logs
@@ -47,7 +49,8 @@ class PartnerSender:
         context = multiprocessing.get_context("spawn")  # the replay has threads (Kafka, SQLite): no fork
         self._pipe, child = context.Pipe()
         self._process = context.Process(
-            target=_send, args=(settings, config or WebhookConfig.from_env(), partner_id, child, logs.current()),
+            target=_send, args=(settings, config or WebhookConfig.from_env(), partner_id, child, logs.current(),
+                                os.getpid()),
             name=f"send-{partner_id}", daemon=True)
         self._process.start()
         child.close()
@@ -103,9 +106,24 @@ class PartnerSender:
         self._pipe.close()
 
 
+#: prctl(2)'s option: the signal this process gets when the thread that started it ends
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> None:
+    """SIGKILL this process as soon as the replay that started it dies (Linux), so that a replay
+    killed with -9 stops sending at that instant, as when it sent from its own process; the pipe's
+    end (below) is the fallback elsewhere."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before that was set
+        os._exit(1)
+
+
 def _send(settings: Settings, config: WebhookConfig, partner_id: str, pipe: Connection,
-          logging: tuple | None) -> None:
+          logging: tuple | None, parent: int) -> None:
     """The sending process: the dispatcher for ``partner_id`` until told to stop (see module doc)."""
+    _die_with(parent)
     # a Ctrl-C or a TERM to the process group reaches the replay, which stops this through the pipe
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
