@@ -535,10 +535,14 @@ _FORGETTABLE = ("d.status = 'delivered' AND d.delivered_at < ? AND d.event_type 
                 " AND (n.version > d.version OR (n.version = d.version AND n.id > d.id)))")
 
 
+#: the longest rest between two of :func:`prune`'s transactions
+REST_MAX_S = 0.5
+
+
 def rest_as_long(seconds: float) -> bool:
     """Between two of :func:`prune`'s transactions: wait as long as the last one took (at most
-    0.5 s), so that other writers get at least half of the time. Returns True: go on."""
-    time.sleep(min(seconds, 0.5))
+    :data:`REST_MAX_S`), so that other writers get at least half of the time. Returns True: go on."""
+    time.sleep(min(seconds, REST_MAX_S))
     return True
 
 

@@ -32,8 +32,6 @@ class Retention:
         self._settings, self._keep_s, self._every_s, self._clock = settings, keep_s, every_s, clock
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="webhooks-retention", daemon=True)
-        #: prunes done (each one a pass over the state, whether it deleted anything or not)
-        self.passes = 0
 
     def start(self) -> "Retention":
         self._thread.start()
@@ -49,11 +47,10 @@ class Retention:
                     db.close()
             except Exception:  # noqa: BLE001 - a thread's boundary: the next pass tries again, the pusher goes on
                 log.exception("webhook_state_prune_failed")
-            self.passes += 1
 
     def _rest(self, seconds: float) -> bool:
         """:func:`.outbox.rest_as_long`, cut short by :meth:`stop` (then the prune stops)."""
-        return not self._stopping.wait(min(seconds, 0.5))
+        return not self._stopping.wait(min(seconds, outbox.REST_MAX_S))
 
     def stop(self) -> None:
         self._stopping.set()
