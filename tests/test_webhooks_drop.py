@@ -148,8 +148,7 @@ def test_resend_writes_the_same_file_again_and_a_crashed_write_is_cleaned_up(set
     crashed.write_bytes(b"<newsMessage")
     with pusher.Running(settings, config()):
         publish(settings, [corpus.story(random.Random(i), f"rs-{i}", body_bytes=300) for i in range(3)])
-        # the three written and recorded (a resend before an attempt's receipt is written is
-        # overwritten by it: a known race, see docs/webhooks.md "Receipts and reports")
+        # the three written and recorded
         wait_for(lambda: len(_files(folder)) == 3 and query(
             settings, "SELECT count(*) FROM deliveries WHERE status = 'delivered'")[0][0] == 3, "three files, recorded")
         name = _files(folder)[1]

@@ -174,6 +174,7 @@ def test_a_state_before_pull_and_strict_order_is_upgraded_in_place_with_its_data
     assert (partner.mode, partner.ordering, partner.concurrency) == ("push", "article", 4)  # as before the upgrade
     assert [tuple(r) for r in db.execute("SELECT seq, via FROM attempts")] == [(1, "push")]
     assert pull.first_unacknowledged(db, "acme") == 2
+    assert [r[0] for r in db.execute("SELECT revision FROM deliveries")] == [0, 0, 0]  # step 10: none resent yet
     assert ordering.held_reason(db, partner) is None  # not strict
     strict = partners.update(db, "acme", ordering="strict")
     assert "seq 3 is dead (HTTP 500)" in ordering.held_reason(db, strict)

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import random
+import time
 
 from lxml import etree
 
 from newswire import corpus
-from newswire.consumers.webhooks import outbox, pusher, store
+from newswire.consumers.webhooks import outbox, pusher, receipts, store
+from newswire.consumers.webhooks import partners as registry
+from newswire.consumers.webhooks.partners import Partner
 from newswire.consumers.webhooks.signing import new_secret
-from tests.webhooks_support import PartnerServer, cli, config, publish, query, register, wait_for
+from tests.webhooks_support import LOOPBACK, PartnerServer, cli, config, publish, query, register, wait_for
 from tests.conftest import on_each_store
 
 #: these tests exercise the store: they run on SQLite and on PostgreSQL
@@ -97,6 +100,58 @@ def test_a_partner_that_lost_a_delivery_sees_the_gap_and_gets_it_back_by_resend(
     again = server.snapshot()[-1]
     assert again.seq == 4 and again.webhook_id == lost.webhook_id and again.body == lost.body and again.verified
     assert tuple(query(settings, "SELECT tries, status FROM deliveries WHERE seq = 4")[0]) == (2, "delivered")
+
+
+def test_a_resend_while_the_attempt_is_out_sends_it_again_after_that_attempt(settings):
+    """The resend comes while the partner still holds the first attempt: that attempt's receipt
+    (200) is recorded, and the delivery goes again, instead of the receipt settling it."""
+    server = PartnerServer([new_secret()], respond=lambda n, r: "block" if n == 1 else 200).start()
+    register(settings, "holding", server, concurrency=1)
+    try:
+        with pusher.Running(settings, config(timeout_s=60)):
+            publish(settings, _stories("ro", 1))
+            wait_for(lambda: len(server.snapshot()) == 1, "the first attempt at the partner")
+            assert "resending 1 deliveries (1-1)" in cli(settings, "deliveries", "resend", "--partner", "holding",
+                                                        "--seq", "1").output
+            server.gate.set()
+            wait_for(lambda: len(server.snapshot()) == 2 and
+                     query(settings, "SELECT status, tries FROM deliveries")[0][1] == 2, "the resent attempt, recorded")
+    finally:
+        server.gate.set()
+        server.stop()
+    first, again = server.snapshot()
+    assert (again.seq, again.webhook_id, again.body) == (1, first.webhook_id, first.body) and again.verified
+    assert [tuple(r) for r in query(settings, "SELECT attempt, outcome FROM attempts ORDER BY id")] == [
+        (1, "delivered"), (2, "delivered")]
+    assert tuple(query(settings, "SELECT status, revision FROM deliveries")[0]) == ("delivered", 1)
+
+
+def test_an_attempt_read_before_a_resend_or_redrive_leaves_the_delivery_due_when_recorded(settings):
+    """The store's side of the race, without timing: a receipt for the row as read before the
+    resend (or redrive) is kept, and the delivery stays due; one read after it settles it."""
+    db = store.connect(settings)
+    try:
+        registry.add(db, Partner(id="late", name="Late", url="http://127.0.0.1:9/hook", secrets=(new_secret(),)),
+                     allow=LOOPBACK)
+        rows = [outbox.Queued("late", f"rr-{n}", f"rr-{n}", 1, "published", "application/json", time.time(),
+                              (b'{"sequence":', b"}")) for n in (1, 2)]
+        outbox.enqueue(db, rows, {r.event_id: (r.article_id, 1, "published", b"avro") for r in rows})
+        sent = outbox.pending_after(db, 0, limit=2)  # as the dispatcher holds them
+        outbox.record(db, [(sent[1], outbox.Attempt(500, 3.0, "HTTP 500", "dead", None), time.time())])
+        sent[1].tries += 1  # as the dispatcher counts it
+        receipts.resend(db, "late", 1, 1)
+        outbox.redrive(db, partner_id="late")
+        ok = outbox.Attempt(200, 3.0, None, "delivered", None)
+        outbox.record(db, [(sent[0], ok, time.time()), (sent[1], ok, time.time())])
+        state = "SELECT status, tries, attempts, revision, last_status, delivered_at FROM deliveries ORDER BY seq"
+        assert [tuple(r) for r in db.execute(state)] == [("pending", 1, 0, 1, 200, None),
+                                                          ("pending", 2, 0, 1, 200, None)]
+        outbox.record(db, [(outbox.pending_after(db, 0, limit=1)[0], ok, time.time())])  # read after the resend
+        assert db.execute("SELECT status, revision FROM deliveries WHERE seq = 1").fetchone()[0] == "delivered"
+        assert [tuple(r) for r in db.execute("SELECT seq, attempt, outcome FROM attempts ORDER BY id")] == [
+            (2, 1, "dead"), (1, 1, "delivered"), (2, 2, "delivered"), (1, 2, "delivered")]
+    finally:
+        db.close()
 
 
 def test_gaps_lists_numbers_assigned_but_not_acknowledged(settings):

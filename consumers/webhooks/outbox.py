@@ -287,7 +287,7 @@ def pending_among(db: Db, partner_id: str, event_ids: list[str]) -> int:
 
 #: what the pusher keeps in memory of a pending delivery (its body is read when it goes)
 _PENDING = ("id, partner_id, event_id, article_id, version, event_type, seq, content_type, body_id, attempts,"
-            " tries, next_attempt_at, created_at, last_status")
+            " tries, next_attempt_at, created_at, last_status, revision")
 
 
 @dataclass(slots=True, eq=False)
@@ -308,6 +308,11 @@ class Pending:
     next_attempt_at: float
     created_at: float
     last_status: int | None
+    #: as read from the store: a resend or redrive since then makes it go again (see :func:`record`)
+    revision: int
+    #: (next attempt, attempts, revision) of a resend or redrive seen while this delivery's attempt
+    #: was out: the pusher's schedule takes them on once the attempt is recorded
+    again: tuple[float, int, int] | None = None
 
     def __getitem__(self, key: str):
         return getattr(self, key)
@@ -328,11 +333,12 @@ def pending_after(db: Db, after_id: int, *, limit: int, partner_id: str | None =
 
 
 def pending_times(db: Db, up_to_id: int, *, partner_id: str | None = None
-                  ) -> list[tuple[int, float, int]]:
-    """(id, next attempt, attempts spent) of every pending delivery up to ``up_to_id``: what the
-    pusher compares with its schedule to see what other processes changed (redrive, resend)."""
+                  ) -> list[tuple[int, float, int, int]]:
+    """(id, next attempt, attempts spent, revision) of every pending delivery up to ``up_to_id``:
+    what the pusher compares with its schedule to see what other processes changed (redrive,
+    resend)."""
     where, args = _of(partner_id)
-    return db.execute(f"SELECT id, next_attempt_at, attempts FROM deliveries WHERE status = 'pending'"
+    return db.execute(f"SELECT id, next_attempt_at, attempts, revision FROM deliveries WHERE status = 'pending'"
                       f" AND id <= ?{where}", (up_to_id, *args)).fetchall()
 
 
@@ -396,15 +402,19 @@ def record(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
 def _write_attempts(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) -> None:
     """:func:`record`'s writes, in the caller's transaction. A delivery already delivered stays
     so (a pull's acknowledgement may come before the outcome of an attempt sent just before the
-    partner switched from push to pull)."""
+    partner switched from push to pull). A delivery resent or redriven after its row was read
+    (its ``revision`` moved on: the attempt was in flight, or answered but not yet recorded)
+    gets the receipt and the attempt's count, and stays as the resend left it: pending, to go
+    again."""
     updates, inserts, pauses = [], [], {}
     for delivery, attempt, at in done:
         if attempt.pause_until is not None:
             pauses[delivery["partner_id"]] = max(attempt.pause_until, pauses.get(delivery["partner_id"], 0.0))
         status = {"delivered": "delivered", "dead": "dead"}.get(attempt.outcome, "pending")
-        tries = delivery["tries"] + 1
-        updates.append((tries, int(attempt.spent), status, attempt.next_attempt_at, attempt.status_code,
-                        attempt.error, at if status == "delivered" else None, delivery["id"]))
+        tries, revision = delivery["tries"] + 1, delivery["revision"]
+        updates.append((tries, attempt.status_code, attempt.error, revision, int(attempt.spent), revision, status,
+                        revision, attempt.next_attempt_at, revision, at if status == "delivered" else None,
+                        delivery["id"]))
         inserts.append((delivery["id"], delivery["partner_id"], delivery["event_id"], delivery["article_id"],
                         delivery["version"], delivery["seq"], tries, at, attempt.status_code,
                         round(attempt.duration_ms, 1), attempt.error, attempt.outcome, attempt.next_attempt_at,
@@ -412,10 +422,13 @@ def _write_attempts(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) 
     # PostgreSQL locks rows as they are written: deliveries in id order, then partners, the
     # order redrive and resend take them in too (so that none of them waits on another in a circle)
     updates.sort(key=lambda update: update[-1])
-    db.executemany("UPDATE deliveries SET tries = ?, attempts = attempts + ?,"
-                   " status = CASE WHEN status = 'delivered' THEN status ELSE ? END,"
-                   " next_attempt_at = coalesce(?, next_attempt_at), last_status = ?, last_error = ?,"
-                   " delivered_at = coalesce(?, delivered_at) WHERE id = ?", updates)
+    db.executemany("UPDATE deliveries SET tries = ?, last_status = ?, last_error = ?,"
+                   " attempts = CASE WHEN revision = ? THEN attempts + ? ELSE attempts END,"
+                   " status = CASE WHEN status = 'delivered' OR revision <> ? THEN status ELSE ? END,"
+                   " next_attempt_at = CASE WHEN revision = ? THEN coalesce(?, next_attempt_at)"
+                   " ELSE next_attempt_at END,"
+                   " delivered_at = CASE WHEN revision = ? THEN coalesce(?, delivered_at) ELSE delivered_at END"
+                   " WHERE id = ?", updates)
     db.executemany("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt,"
                    " at, status_code, duration_ms, error, outcome, next_attempt_at, via)"
                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
@@ -466,8 +479,8 @@ def redrive(db: Db, *, partner_id: str | None = None, ids: Iterable[int] = (),
             f" AND n.article_id = d.article_id AND n.version > d.version AND n.status = 'delivered')"
             f" FROM deliveries d WHERE {where} ORDER BY d.id", args).fetchall()
         go = [i for i, newer in rows if not newer]
-        db.executemany("UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?"
-                       " WHERE id = ?", [(now, i) for i in go])
+        db.executemany("UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?,"
+                       " revision = revision + 1 WHERE id = ?", [(now, i) for i in go])
         registry.outbox_changed(db, partners_of(db, go), now)
     result = Redrive(redriven=go, superseded=[i for i, newer in rows if newer])
     log.info("deliveries_redriven", partner=partner_id, redriven=len(result.redriven),
@@ -493,7 +506,7 @@ def acknowledge_pulled(db: Db, partner_id: str, through_seq: int, at: float) -> 
     being acknowledged). A delivery no pull handed out (an embargoed one not yet due, one that was
     being retried by push) is not acknowledged by a number above it. Returns the numbers."""
     with transaction(db):
-        rows = db.execute(f"SELECT id, partner_id, event_id, article_id, version, seq, tries, pulled_at"
+        rows = db.execute(f"SELECT id, partner_id, event_id, article_id, version, seq, tries, pulled_at, revision"
                           f" FROM deliveries WHERE partner_id = ? AND status != 'delivered' AND seq <= ?"
                           f" AND pulled_at IS NOT NULL ORDER BY id{db.for_update}",
                           (partner_id, through_seq)).fetchall()

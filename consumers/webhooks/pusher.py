@@ -403,15 +403,20 @@ class Dispatcher:
 
     def _resync(self, state: PartnerState) -> None:
         missing, seen = [], set()
-        for delivery_id, at, attempts in outbox.pending_times(self.db, self.last_id, partner_id=state.partner.id):
+        for delivery_id, at, attempts, revision in outbox.pending_times(self.db, self.last_id,
+                                                                        partner_id=state.partner.id):
             seen.add(delivery_id)
             d = self.known.get(delivery_id)
             if d is None:
                 missing.append(delivery_id)
-            elif (d.next_attempt_at, d.attempts) != (at, attempts) and d.article_id not in state.inflight:
-                d.next_attempt_at, d.attempts = at, attempts
+            elif (d.next_attempt_at, d.attempts, d.revision) == (at, attempts, revision):
+                continue
+            elif d.article_id not in state.inflight:
+                d.next_attempt_at, d.attempts, d.revision = at, attempts, revision
                 state.offer(d)
                 self.runnable[d.partner_id] = None
+            elif d.revision != revision:  # resent while its attempt is out: it goes again after that
+                d.again = (at, attempts, revision)
         for d in outbox.pending_by_id(self.db, missing):
             self.add(d)
         for d in [d for versions in state.articles.values() for d in versions if d.id not in seen]:
@@ -556,11 +561,13 @@ class Dispatcher:
             d.tries += 1
             d.attempts += int(attempt.spent)
             d.last_status = attempt.status_code
-            if attempt.outcome == "dead" and state.line is not None:
-                state.line.died(d)
-                log.warning("strict_line_held", partner=partner.id, seq=d.seq,
-                            reason=ordering.Hold(partner.id, d.seq, attempt.error).reason())
-            if attempt.outcome in ("delivered", "dead"):
+            if d.again is not None:  # the store kept it pending, as the resend or redrive left it
+                (d.next_attempt_at, d.attempts, d.revision), d.again = d.again, None
+            elif attempt.outcome in ("delivered", "dead"):
+                if attempt.outcome == "dead" and state.line is not None:
+                    state.line.died(d)
+                    log.warning("strict_line_held", partner=partner.id, seq=d.seq,
+                                reason=ordering.Hold(partner.id, d.seq, attempt.error).reason())
                 self._settled(d)
             elif attempt.next_attempt_at is not None:
                 d.next_attempt_at = attempt.next_attempt_at

@@ -142,7 +142,7 @@ def resend(db: Db, partner_id: str, low: int, high: int, *, now: float | None = 
     with transaction(db):
         seqs = [r[0] for r in db.execute("SELECT seq FROM deliveries WHERE partner_id = ? AND seq BETWEEN ? AND ?"
                                          " ORDER BY seq", (partner_id, low, high))]
-        db.execute(f"UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at ="
+        db.execute(f"UPDATE deliveries SET status = 'pending', attempts = 0, revision = revision + 1, next_attempt_at ="
                    f" CASE WHEN tries = 0 THEN {db.greatest}(next_attempt_at, ?) ELSE ? END"
                    " WHERE partner_id = ? AND seq BETWEEN ? AND ?", (now, now, partner_id, low, high))
         registry.outbox_changed(db, [partner_id], now)

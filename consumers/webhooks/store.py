@@ -222,6 +222,11 @@ CREATE INDEX deliveries_delivered ON deliveries (delivered_at) WHERE status = 'd
 CREATE INDEX deliveries_body ON deliveries (body_id);
 CREATE INDEX attempts_at ON attempts (at);
 """,
+    # 10: how many times a process other than the pusher made a delivery go again (resend,
+    #     redrive): the receipt of an attempt sent before that leaves the delivery pending
+    """
+ALTER TABLE deliveries ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+""",
 )
 VERSION = len(MIGRATIONS)
 
