@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from newswire.config import Settings
-from newswire.consumers.webhooks import dialect, ordering, outbox, partners, pull, signing, store
+from newswire.consumers.webhooks import dialect, ordering, outbox, partners, pull, receipts, signing, store
 from tests.conftest import STORES
 
 #: partners.disabled_at; a payload per delivery, no bodies table, no paused_until
@@ -23,6 +23,8 @@ BEFORE_BODIES = 2
 BEFORE_LEASES = 4
 #: partner_tokens and partner_audit; no partners.mode / ordering / strict_skipped, deliveries.pulled_at, attempts.via
 BEFORE_CURSOR = 6
+#: deliveries.revision (resend while in flight), partners.failing / last_failure_at (runs of failures)
+BEFORE_REVISION = 9
 
 
 @pytest.fixture(params=STORES)
@@ -75,7 +77,7 @@ def _assert_kept(db: dialect.Db) -> None:
     assert queued[0].seq == 2
     pending = outbox.pending_after(db, 0, limit=10)
     assert [(d.id, d.seq) for d in pending] == [(2, 2)] and outbox.payload(db, 2) == b'{"seq": 2}'
-    partners.pause(db, {"acme": 123.0})
+    partners.note_attempts(db, [("acme", "throttled", 100.0, 123.0)])
     assert partners.get(db, "acme").paused_until == 123.0
     db.execute("INSERT INTO partner_leases (partner_id, owner, expires_at) VALUES ('acme', '', 0)")
     assert db.execute("SELECT count(*) FROM pushers").fetchone()[0] == 0
@@ -184,6 +186,37 @@ def test_a_state_before_pull_and_strict_order_is_upgraded_in_place_with_its_data
     assert pull.changes(db, "acme", after=3, limit=10).acknowledged == [2, 3]
     assert [tuple(r) for r in db.execute("SELECT seq, via FROM attempts ORDER BY id")] == [
         (1, "push"), (2, "pull"), (3, "pull")]
+    db.close()
+
+
+def test_a_state_before_revisions_and_failure_runs_is_upgraded_with_runs_counted_from_its_receipts(
+        state: Settings) -> None:
+    db = _raw(state)
+    store.migrate(db, to=BEFORE_REVISION)
+    body = _partner_with_a_body(db, concurrency=1, next_seq=2, head=b'{"sequence":')
+    db.execute("INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq, content_type,"
+               " body_id, status, tries, next_attempt_at, created_at) VALUES"
+               " ('acme', 'e1', 'a1', 1, 'published', 1, 'application/json', ?, 'pending', 4, 0, 0)", (body,))
+    # failed, answered, then failed twice and was throttled once: a run of two, the last at 50
+    db.executemany("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt, at,"
+                   " status_code, duration_ms, outcome) VALUES (1, 'acme', 'e1', 'a1', 1, 1, ?, ?, ?, 1.0, ?)",
+                   [(1, 10.0, 500, "retry"), (2, 20.0, 410, "gone"), (3, 30.0, 500, "retry"),
+                    (4, 40.0, 429, "throttled"), (5, 50.0, None, "retry")])
+    db.close()
+
+    db = store.connect(state)
+
+    assert store.schema_version(db) == store.VERSION
+    assert receipts.failing(db, "acme") == receipts.Failing(2, 50.0)
+    assert [r[0] for r in db.execute("SELECT revision FROM deliveries")] == [0]
+    partners.note_attempts(db, [("acme", "retry", 60.0, None), ("acme", "throttled", 61.0, 90.0)])
+    assert receipts.failing(db, "acme") == receipts.Failing(3, 60.0) and partners.get(db, "acme").paused_until == 90
+    # within one batch, an answer ends the run and a failure after it starts the next
+    partners.note_attempts(db, [("acme", "retry", 72.0, None), ("acme", "delivered", 71.0, None)])
+    assert receipts.failing(db, "acme") == receipts.Failing(1, 72.0)
+    partners.note_attempts(db, [("acme", "delivered", 80.0, None)])
+    assert receipts.failing(db, "acme") is None
+    assert tuple(db.execute("SELECT failing, last_failure_at, paused_until FROM partners").fetchone()) == (0, None, 90)
     db.close()
 
 

@@ -37,26 +37,28 @@ class Hold:
 
 
 def hold(db: Db, partner_id: str) -> Hold | None:
-    """The lowest dead delivery of the partner that its line has not been told to pass, if any."""
-    row = db.execute("SELECT d.seq, d.last_error FROM deliveries d JOIN partners p ON p.id = d.partner_id"
-                     " WHERE d.partner_id = ? AND d.status = 'dead' AND d.seq > p.strict_skipped"
-                     " ORDER BY d.seq LIMIT 1", (partner_id,)).fetchone()
-    return None if row is None else Hold(partner_id, row["seq"], row["last_error"])
+    """The lowest dead delivery of a pushed strict partner that its line has not been told to
+    pass, if any."""
+    return holds(db, partner_id).get(partner_id)
 
 
-def holds(db: Db) -> dict[str, Hold]:
-    """:func:`hold` of every pushed strict partner whose line is held, in one query (the status page)."""
+def holds(db: Db, partner_id: str | None = None) -> dict[str, Hold]:
+    """:func:`hold` of every pushed strict partner (or of ``partner_id``) whose line is held, in
+    one query (the status page)."""
+    where, args = (" AND p.id = ?", (partner_id,)) if partner_id else ("", ())
     rows = db.execute(
         "SELECT d.partner_id, d.seq, d.last_error FROM deliveries d JOIN partners p ON p.id = d.partner_id"
-        " WHERE p.ordering = 'strict' AND p.mode = 'push' AND d.status = 'dead' AND d.seq = (SELECT min(x.seq) FROM deliveries x"
-        "  WHERE x.partner_id = d.partner_id AND x.status = 'dead' AND x.seq > p.strict_skipped)").fetchall()
+        " WHERE p.ordering = 'strict' AND p.mode = 'push' AND d.status = 'dead' AND d.seq = (SELECT min(x.seq)"
+        " FROM deliveries x WHERE x.partner_id = d.partner_id AND x.status = 'dead'"
+        f" AND x.seq > p.strict_skipped){where}",
+        args).fetchall()
     return {r["partner_id"]: Hold(r["partner_id"], r["seq"], r["last_error"]) for r in rows}
 
 
 def held_reason(db: Db, partner: Partner) -> str | None:
     """Why a strict partner's pushes are held (None: they are not, or the partner is not strict, or
     pulls: a pull hands a dead delivery out like any other)."""
-    held = hold(db, partner.id) if partner.strict and partner.pushed else None
+    held = hold(db, partner.id)
     return held.reason() if held else None
 
 

@@ -406,10 +406,9 @@ def _write_attempts(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) 
     (its ``revision`` moved on: the attempt was in flight, or answered but not yet recorded)
     gets the receipt and the attempt's count, and stays as the resend left it: pending, to go
     again."""
-    updates, inserts, pauses = [], [], {}
+    done = list(done)
+    updates, inserts = [], []
     for delivery, attempt, at in done:
-        if attempt.pause_until is not None:
-            pauses[delivery["partner_id"]] = max(attempt.pause_until, pauses.get(delivery["partner_id"], 0.0))
         status = {"delivered": "delivered", "dead": "dead"}.get(attempt.outcome, "pending")
         tries, revision = delivery["tries"] + 1, delivery["revision"]
         updates.append((tries, attempt.status_code, attempt.error, revision, int(attempt.spent), revision, status,
@@ -432,7 +431,7 @@ def _write_attempts(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) 
     db.executemany("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt,"
                    " at, status_code, duration_ms, error, outcome, next_attempt_at, via)"
                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
-    registry.pause(db, pauses)
+    registry.note_attempts(db, [(d["partner_id"], attempt.outcome, at, attempt.pause_until) for d, attempt, at in done])
 
 
 def partners_of(db: Db, ids: list[int]) -> set[str]:

@@ -28,6 +28,8 @@ class PartnerState:
     pending: int
     pending_retries: int
     dead: int
+    #: every delivery it has had acknowledged, those retention has forgotten too (numbers assigned
+    #: less pending and dead)
     delivered: int
     last_seq: int
     #: sequence numbers below the highest acknowledged one that are not acknowledged: holes
@@ -54,32 +56,40 @@ def breaker_state(failing: receipts.Failing | None, config: WebhookConfig, now: 
     return "open" if now < failing.last_at + config.breaker_cooldown_s else "half-open"
 
 
-def partner_states(db: Db, config: WebhookConfig, *, now: float | None = None
+def partner_states(db: Db, config: WebhookConfig, *, now: float | None = None, only: str | None = None
                    ) -> list[PartnerState]:
-    """Every partner's state, ordered by id."""
+    """Every partner's state (or ``only`` that one's), ordered by id.
+
+    What it reads grows with the partners and with what is not delivered (pending, dead), not
+    with what was: those counts come from the unacknowledged deliveries' index, ``delivered``
+    from the partner's sequence counter, the run of failures from the partner's row."""
     now = time.time() if now is None else now
+    where, args = (" AND d.partner_id = ?", (only,)) if only else ("", ())
     holes = dict(db.execute(
         "SELECT d.partner_id, count(*) FROM deliveries d WHERE d.status != 'delivered' AND d.seq <"
         " (SELECT max(x.seq) FROM deliveries x WHERE x.partner_id = d.partner_id AND x.status = 'delivered')"
-        " GROUP BY d.partner_id").fetchall())
-    rows = db.execute(
-        "SELECT p.id, p.enabled, p.disabled_reason, p.mode, p.ordering, p.next_seq - 1 AS last_seq,"
-        " count(CASE WHEN d.status = 'pending' THEN 1 END) AS pending,"
+        f"{where} GROUP BY d.partner_id", args).fetchall())
+    undelivered = {r["partner_id"]: r for r in db.execute(
+        "SELECT d.partner_id, count(CASE WHEN d.status = 'pending' THEN 1 END) AS pending,"
         " count(CASE WHEN d.status = 'pending' AND d.attempts > 0 THEN 1 END) AS pending_retries,"
         " count(CASE WHEN d.status = 'dead' THEN 1 END) AS dead,"
-        " count(CASE WHEN d.status = 'delivered' THEN 1 END) AS delivered,"
         " min(CASE WHEN d.status = 'pending' THEN d.created_at END) AS oldest"
-        " FROM partners p LEFT JOIN deliveries d ON d.partner_id = p.id"
-        " GROUP BY p.id, p.enabled, p.disabled_reason, p.mode, p.ordering, p.next_seq ORDER BY p.id").fetchall()
-    held = holds(db)
+        f" FROM deliveries d WHERE d.status != 'delivered'{where} GROUP BY d.partner_id", args)}
+    partners = db.execute(
+        "SELECT id, enabled, disabled_reason, mode, ordering, next_seq - 1 AS last_seq, failing, last_failure_at"
+        f" FROM partners{' WHERE id = ?' if only else ''} ORDER BY id", args).fetchall()
+    held = holds(db, only)
     states = []
-    for r in rows:
-        failing = receipts.failing(db, r["id"])
+    for p in partners:
+        u = undelivered.get(p["id"])
+        pending, retries, dead, oldest = ((u["pending"], u["pending_retries"], u["dead"], u["oldest"]) if u
+                                          else (0, 0, 0, None))
+        failing = receipts.Failing(p["failing"], p["last_failure_at"]) if p["failing"] else None
         states.append(PartnerState(
-            partner=r["id"], enabled=bool(r["enabled"]), disabled_reason=r["disabled_reason"],
-            pending=r["pending"], pending_retries=r["pending_retries"], dead=r["dead"], delivered=r["delivered"],
-            last_seq=r["last_seq"], gaps=holes.get(r["id"], 0), oldest_pending_at=r["oldest"],
-            failing=failing.failures if failing else 0, last_failure_at=failing.last_at if failing else None,
-            breaker=breaker_state(failing, config, now), mode=r["mode"], ordering=r["ordering"],
-            hold=held.get(r["id"])))
+            partner=p["id"], enabled=bool(p["enabled"]), disabled_reason=p["disabled_reason"],
+            pending=pending, pending_retries=retries, dead=dead, delivered=p["last_seq"] - pending - dead,
+            last_seq=p["last_seq"], gaps=holes.get(p["id"], 0), oldest_pending_at=oldest,
+            failing=p["failing"], last_failure_at=p["last_failure_at"] if failing else None,
+            breaker=breaker_state(failing, config, now), mode=p["mode"], ordering=p["ordering"],
+            hold=held.get(p["id"])))
     return states

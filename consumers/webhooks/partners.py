@@ -152,10 +152,41 @@ def set_next_seqs(db: Db, numbers: dict[str, int]) -> None:
     db.executemany("UPDATE partners SET next_seq = ? WHERE id = ?", [(n, pid) for pid, n in numbers.items()])
 
 
-def pause(db: Db, until: dict[str, float]) -> None:
-    """Partners that asked (Retry-After) not to be called before these times (a later pause wins)."""
-    db.executemany(f"UPDATE partners SET paused_until = {db.greatest}(coalesce(paused_until, 0), ?) WHERE id = ?",
-                   [(until[pid], pid) for pid in sorted(until)])  # partners locked in id order, as enqueue does
+#: outcomes of an attempt that mean the partner answered (what ends a run of failures), and those
+#: that count in one (a throttled attempt does neither: see .policy.CircuitBreaker)
+ANSWERED, FAILED = ("delivered", "gone"), ("retry", "dead")
+
+
+@dataclass
+class _Run:
+    answered: bool = False
+    failures: int = 0
+    last_failure_at: float | None = None
+    pause_until: float = 0.0
+
+
+def note_attempts(db: Db, attempts: Iterable[tuple[str, str, float, float | None]]) -> None:
+    """What these ``(partner id, outcome, at, pause until)`` tell of their partners: a run of
+    failed attempts (``failing``, ``last_failure_at``), which an answer ends and a failure after
+    the last answer adds to, and a ``Retry-After`` pause (a later pause wins). One update per
+    partner, in id order (the order enqueue locks partners in, on PostgreSQL)."""
+    runs: dict[str, _Run] = {}
+    for partner_id, outcome, at, pause_until in sorted(attempts, key=lambda a: a[2]):
+        run = runs.setdefault(partner_id, _Run())
+        if outcome in ANSWERED:
+            run.answered, run.failures, run.last_failure_at = True, 0, None
+        elif outcome in FAILED:
+            run.failures, run.last_failure_at = run.failures + 1, at
+        run.pause_until = max(run.pause_until, pause_until or 0.0)
+    # a partner that keeps answering is only looked up: an update whose WHERE matches nothing writes nothing
+    db.executemany(
+        f"UPDATE partners SET paused_until = {db.greatest}(coalesce(paused_until, 0), ?),"
+        " failing = CASE WHEN ? THEN ? ELSE failing + ? END,"
+        f" last_failure_at = CASE WHEN ? THEN ? ELSE {db.greatest}(coalesce(last_failure_at, 0), ?) END"
+        " WHERE id = ? AND (? OR failing <> 0)",
+        [(run.pause_until, run.answered, run.failures, run.failures, run.answered, run.last_failure_at,
+          run.last_failure_at, pid, bool(run.failures or run.pause_until or not run.answered))
+         for pid, run in sorted(runs.items())])
 
 
 #: changes this recent are read again (a writer that took its time before another may commit

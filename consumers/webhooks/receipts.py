@@ -64,28 +64,28 @@ def summary(db: Db) -> list[sqlite3.Row]:
         " FROM partners p LEFT JOIN deliveries d ON d.partner_id = p.id GROUP BY p.id, p.enabled, p.disabled_reason, p.next_seq ORDER BY p.id").fetchall()
 
 
-def health(db: Db, *, window_s: float = 3600.0, now: float | None = None) -> list[dict]:
-    """Per partner, for the status page: enabled, last success, failure rate over ``window_s``,
-    failures since the last success (what opens its circuit), retries pending."""
+def health(db: Db, *, window_s: float = 3600.0, now: float | None = None, only: str | None = None) -> list[dict]:
+    """Per partner (or ``only`` that one), for the status page: enabled, last success, failure
+    rate over ``window_s``, failed attempts in a row since it last answered (what opens its
+    circuit), retries pending. Each figure is an index lookup per partner."""
     now = time.time() if now is None else now
+    where, args = (" WHERE p.id = ?", (only,)) if only else ("", ())
     rows = db.execute(
         "SELECT p.id, p.enabled, p.disabled_reason,"
         " (SELECT max(at) FROM attempts a WHERE a.partner_id = p.id AND a.outcome = 'delivered') AS last_success,"
         " (SELECT count(*) FROM attempts a WHERE a.partner_id = p.id AND a.at >= ?) AS recent,"
         " (SELECT count(*) FROM attempts a WHERE a.partner_id = p.id AND a.at >= ?"
         f"   AND a.outcome IN ({','.join('?' * len(FAILED))})) AS recent_failed,"
-        " (SELECT count(*) FROM attempts a WHERE a.partner_id = p.id AND a.outcome != 'delivered'"
-        "   AND a.at > coalesce((SELECT max(at) FROM attempts b WHERE b.partner_id = p.id"
-        "                        AND b.outcome = 'delivered'), 0)) AS failing_since_success,"
+        " p.failing,"
         " (SELECT count(*) FROM deliveries d WHERE d.partner_id = p.id AND d.status = 'pending'"
         "   AND d.attempts > 0) AS pending_retries"
-        " FROM partners p ORDER BY p.id", (now - window_s, now - window_s, *FAILED)).fetchall()
+        f" FROM partners p{where} ORDER BY p.id", (now - window_s, now - window_s, *FAILED, *args)).fetchall()
     return [{
         "partner": r["id"],
         "enabled": "yes" if r["enabled"] else f"no ({r['disabled_reason'] or 'disabled'})",
         "last_success": iso_time(r["last_success"]),
         "failure_rate": f"{r['recent_failed'] / r['recent']:.0%}" if r["recent"] else "–",
-        "failing": r["failing_since_success"],
+        "failing": r["failing"],
         "pending_retries": r["pending_retries"],
     } for r in rows]
 
@@ -124,11 +124,9 @@ class Failing:
 def failing(db: Db, partner_id: str) -> Failing | None:
     """The attempts that failed in a row since the partner last answered (2xx or 410), as the
     pusher's circuit breaker counts them (a throttled attempt neither counts nor resets), or
-    None when there are none."""
-    count, last_at = db.execute(
-        "SELECT count(*), max(at) FROM attempts WHERE partner_id = ? AND outcome IN ('retry', 'dead')"
-        " AND at > coalesce((SELECT max(at) FROM attempts WHERE partner_id = ?"
-        " AND outcome IN ('delivered', 'gone')), 0)", (partner_id, partner_id)).fetchone()
+    None when there are none (kept as receipts are written: :func:`.partners.note_attempts`)."""
+    count, last_at = db.execute("SELECT failing, last_failure_at FROM partners WHERE id = ?",
+                                (partner_id,)).fetchone()
     return Failing(count, last_at) if count else None
 
 

@@ -227,6 +227,21 @@ CREATE INDEX attempts_at ON attempts (at);
     """
 ALTER TABLE deliveries ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
 """,
+    # 11: each partner's failed attempts in a row since it last answered (2xx or 410) and the last
+    #     of them, kept as receipts are written (partners.note_attempts), so that the status page
+    #     and /metrics read them per partner instead of counting receipts at every scrape
+    """
+ALTER TABLE partners ADD COLUMN failing INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE partners ADD COLUMN last_failure_at REAL;
+UPDATE partners SET
+    failing = (SELECT count(*) FROM attempts a WHERE a.partner_id = partners.id AND a.outcome IN ('retry', 'dead')
+               AND a.at > coalesce((SELECT max(b.at) FROM attempts b WHERE b.partner_id = partners.id
+                                    AND b.outcome IN ('delivered', 'gone')), 0)),
+    last_failure_at = (SELECT max(a.at) FROM attempts a WHERE a.partner_id = partners.id
+                       AND a.outcome IN ('retry', 'dead')
+                       AND a.at > coalesce((SELECT max(b.at) FROM attempts b WHERE b.partner_id = partners.id
+                                            AND b.outcome IN ('delivered', 'gone')), 0));
+""",
 )
 VERSION = len(MIGRATIONS)
 

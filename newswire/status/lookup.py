@@ -122,8 +122,8 @@ def partner_page(settings: Settings, config: WebhookConfig, partner_id: str, *, 
         raise registry.UnknownPartner(f"no partner {partner_id!r}")
     try:
         partner = registry.get(db, partner_id)
-        (state,) = [s for s in partner_state.partner_states(db, config, now=now) if s.partner == partner_id]
-        (health,) = [h for h in receipts.health(db, now=now) if h["partner"] == partner_id]
+        (state,) = partner_state.partner_states(db, config, now=now, only=partner_id)
+        (health,) = receipts.health(db, now=now, only=partner_id)
         attempts = [{**_attempt(r), "article_id": r["article_id"], "version": r["version"], "seq": r["seq"]}
                     for r in receipts.attempts(db, partner_id=partner_id, limit=LATEST_ATTEMPTS)]
         gaps = [{"seq": r["seq"], "article_id": r["article_id"], "version": r["version"], "status": r["status"],
