@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from bench.harness import machine
 
-BENCHMARKS = ["produce", "render", "feeds", "realtime", "push", "replay", "prune"]
+BENCHMARKS = ["produce", "render", "feeds", "realtime", "push", "replay", "prune", "status"]
 
 
 def run(name: str, rows_file: Path) -> int:

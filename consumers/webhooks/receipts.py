@@ -72,7 +72,9 @@ def health(db: Db, *, window_s: float = 3600.0, now: float | None = None, only: 
     where, args = (" WHERE p.id = ?", (only,)) if only else ("", ())
     rows = db.execute(
         "SELECT p.id, p.enabled, p.disabled_reason,"
-        " (SELECT max(at) FROM attempts a WHERE a.partner_id = p.id AND a.outcome = 'delivered') AS last_success,"
+        # (the newest first, down the partner's index: max() would read every receipt of the partner)
+        " (SELECT at FROM attempts a WHERE a.partner_id = p.id AND a.outcome = 'delivered'"
+        "   ORDER BY a.at DESC LIMIT 1) AS last_success,"
         " (SELECT count(*) FROM attempts a WHERE a.partner_id = p.id AND a.at >= ?) AS recent,"
         " (SELECT count(*) FROM attempts a WHERE a.partner_id = p.id AND a.at >= ?"
         f"   AND a.outcome IN ({','.join('?' * len(FAILED))})) AS recent_failed,"
