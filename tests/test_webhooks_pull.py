@@ -6,6 +6,7 @@ real Kafka events gets every number, repeats only under the same number and webh
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
@@ -190,6 +191,48 @@ def test_a_long_poll_answers_within_a_second_of_a_publish(settings):
     assert answered - published < 1.0, f"answered {answered - published:.2f} s after the publish"
     assert answered - queued_at < 1.0
     assert published - started < 30  # it was a poll that waited, not one that timed out
+
+
+@pytest.mark.parametrize("settings", ["postgresql"], indirect=True)
+def test_on_postgresql_a_delivery_committed_after_a_later_numbered_one_wakes_its_long_poll(settings):
+    """PostgreSQL's ids come from a sequence, so the writer that took the lower one may commit
+    last (two pushers' Kafka sides): its pull partner's waiting poll is woken all the same."""
+    for partner_id in ("acme", "other"):
+        _pull_partner(settings, partner_id)
+    seed, early, later = store.connect(settings), store.connect(settings), store.connect(settings)
+    _queue(seed, "other", "b-1")  # its body and event are reused below
+    body_id, = seed.execute("SELECT body_id FROM deliveries").fetchone()
+
+    async def scenario() -> pull.Page:
+        db = store.AsyncStore(settings)
+        watch = pull.Watch(db)
+        await watch.start()
+        try:
+            poll = asyncio.create_task(pull.long_poll(db, watch, "acme", after=None, limit=10, wait_s=30))
+            while not watch.waiters:
+                await asyncio.sleep(0.01)
+            # the early writer takes the lower id and announces acme (as enqueue does), then waits
+            early.execute("BEGIN")
+            early.execute("INSERT INTO deliveries (partner_id, event_id, article_id, version, event_type, seq,"
+                          " content_type, body_id, status, next_attempt_at, created_at) VALUES ('acme', 'b-1-v1',"
+                          " 'b-1', 1, 'published', 1, 'application/json', ?, 'pending', 0, 0)", (body_id,))
+            early.announce(outbox.PULLS_CHANNEL, ["acme"])
+            _queue(later, "other", "b-2")  # a higher id, committed first
+            await asyncio.sleep(0.3)  # (a look by id would have passed the early one's id by now)
+            early.execute("COMMIT")
+            return await asyncio.wait_for(poll, 15)  # not the poll's 30 s
+        finally:
+            await watch.close()
+            db.close()
+
+    try:
+        page = asyncio.run(scenario())
+    finally:
+        for db in (seed, early, later):
+            db.close()
+    assert [(c.seq, c.article_id) for c in page.changes] == [(1, "b-1")]
+    ids = [tuple(r) for r in query(settings, "SELECT partner_id, id FROM deliveries ORDER BY id")]
+    assert [p for p, _ in ids] == ["other", "acme", "other"]  # acme's id is below the one committed first
 
 
 def test_bad_parameters_are_named_and_a_push_partner_is_told_to_switch(settings):

@@ -104,6 +104,8 @@ class Db:
     now = "((julianday('now') - 2440587.5) * 86400.0)"
     #: the function that answers the larger of its arguments (not the aggregate)
     greatest = "max"
+    #: whether :meth:`announce` tells anyone anything
+    announces = False
 
     def __init__(self, conn: sqlite3.Connection | psycopg.Connection):
         self.conn = conn
@@ -127,6 +129,11 @@ class Db:
         self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
         return [i for (i,) in self.execute(f"SELECT id FROM {table} ORDER BY id DESC LIMIT ?", (len(rows),))][::-1]
 
+    def announce(self, channel: str, words: Iterable[str]) -> None:
+        """Tell the state's listeners on ``channel`` these words when the transaction commits
+        (PostgreSQL's NOTIFY; SQLite has no listeners: its one writer commits in id order, so a
+        look at what is new misses nothing)."""
+
     @property
     def in_transaction(self) -> bool:
         return self.conn.in_transaction
@@ -147,6 +154,10 @@ class Db:
         self.conn.close()
 
 
+#: the most of a NOTIFY payload :meth:`PostgresDb.announce` fills (PostgreSQL's limit is 8,000 bytes)
+NOTIFY_BYTES = 7000
+
+
 class PostgresDb(Db):
     """The same, on PostgreSQL (READ COMMITTED; writers that must not interleave lock rows)."""
 
@@ -154,6 +165,7 @@ class PostgresDb(Db):
     skip_locked = " SKIP LOCKED"
     now = "extract(epoch FROM clock_timestamp())::double precision"
     greatest = "greatest"
+    announces = True
 
     def execute(self, sql: str, params: Iterable[Any] | dict = ()):
         try:
@@ -188,6 +200,21 @@ class PostgresDb(Db):
         self.executemany(f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})",
                          [(i, *row) for i, row in zip(ids, rows)])
         return ids
+
+    def announce(self, channel: str, words: Iterable[str]) -> None:
+        """NOTIFY ``channel``, the words comma-joined, in payloads under PostgreSQL's 8,000-byte
+        limit; delivered at commit, in commit order (ids come from a sequence, so transactions
+        may commit out of id order)."""
+        payloads, payload = [], ""
+        for word in words:
+            if payload and len(payload) + len(word) >= NOTIFY_BYTES:
+                payloads.append(payload)
+                payload = ""
+            payload = f"{payload},{word}" if payload else word
+        if payload:
+            payloads.append(payload)
+        for payload in payloads:
+            self.execute("SELECT pg_notify(?, ?)", (channel, payload))
 
     @property
     def in_transaction(self) -> bool:

@@ -66,6 +66,10 @@ class Queued:
     seq: int = 0
 
 
+#: the PostgreSQL channel on which :func:`enqueue` names the pull partners it queued for
+PULLS_CHANNEL = "newswire_pulls"
+
+
 #: what :func:`enqueue` keeps of each queued event: event id → (article id, version, event type, Avro)
 Events = dict[str, tuple[str, int, str, bytes]]
 
@@ -104,6 +108,8 @@ def enqueue(db: Db, rows: list[Queued], events: Events, *,
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
             [(r.partner_id, r.event_id, r.article_id, r.version, r.event_type, r.seq, r.content_type,
               body_ids[id(r.body)], r.next_attempt_at, now) for r in rows])
+        if db.announces:  # wake the pull partners' long polls (see .pull.Watch)
+            db.announce(PULLS_CHANNEL, registry.pulling(db, numbers))
     return rows
 
 

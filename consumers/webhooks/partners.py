@@ -134,6 +134,16 @@ def all_partners(db: Db) -> list[Partner]:
     return [_from_row(row) for row in db.execute("SELECT * FROM partners ORDER BY id")]
 
 
+def pulling(db: Db, partner_ids: Iterable[str]) -> list[str]:
+    """Those of these partners that pull their deliveries, in id order."""
+    ids, found = sorted(set(partner_ids)), []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        found += [pid for (pid,) in db.execute(f"SELECT id FROM partners WHERE mode = 'pull' AND id IN"
+                                               f" ({','.join('?' * len(chunk))}) ORDER BY id", chunk)]
+    return found
+
+
 def next_seqs(db: Db, partner_ids: Iterable[str]) -> dict[str, int]:
     """These partners' next sequence numbers, claimed until the transaction ends (PostgreSQL:
     their rows locked in id order, so that two writers never deadlock; SQLite's write

@@ -17,17 +17,21 @@ delivered, with a receipt marked ``via`` pull). So:
   stops at it (:mod:`.ordering`). A number that comes later than higher ones is such a story; a
   number above ``after`` that was never handed out is never acknowledged by it.
 
-Long polls (:class:`Watch`) wait for the next delivery queued for the partner, seen by one look
-at the outbox per interval for every waiting client of the process, or for the embargo time of
-the first delivery held back, whichever comes first.
+Long polls (:class:`Watch`) wait for the next delivery queued for the partner (seen by one look
+at the outbox per interval for every waiting client of the process on SQLite, told by each
+enqueue's commit on PostgreSQL), or for the embargo time of the first delivery held back,
+whichever comes first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable
+
+import psycopg
 
 from newswire import logs
 from newswire.consumers.webhooks import outbox, payloads, signing, store
@@ -189,30 +193,52 @@ def _queued_since(db: Db, after_id: int) -> tuple[int, set[str]]:
 
 
 class Watch:
-    """Wakes the long polls of a process when their partner gets a delivery: one look at the
-    outbox every :data:`WATCH_S` while anyone waits, whatever the number of waiting clients."""
+    """Wakes the long polls of a process when their partner gets a delivery, whatever the number
+    of waiting clients.
+
+    On SQLite, one look at the outbox every :data:`WATCH_S` while anyone waits: its one writer
+    commits in id order, so the ids above the last look are what is new. On PostgreSQL writers
+    take ids from a sequence and may commit out of that order (several pushers' Kafka sides, a
+    replay), so a look by id would miss one committed late: a listener on
+    :data:`.outbox.PULLS_CHANNEL` is told the pull partners of each enqueue as it commits.
+    A poll takes :meth:`mark` before it reads its page and waits :meth:`since <wait>` it: what
+    is queued in between wakes it too."""
 
     def __init__(self, db: store.AsyncStore, *, every_s: float = WATCH_S):
         self.db = db
         self.every_s = every_s
+        #: how many times each partner was woken
+        self.marks: dict[str, int] = defaultdict(int)
         self.waiting: dict[str, asyncio.Event] = {}
         self.waiters = 0
         self.last_id: int | None = None
         self._task: asyncio.Task | None = None
+        self._listening = store.shared(db.settings)
         #: the server is stopping: polls answer now with what they have
         self.stopping = False
 
     async def start(self) -> None:
-        """Look at the outbox once (before the first poll: what is queued after this wakes it)."""
-        self.last_id = await self.db.run(_top_id)
+        """Listen (PostgreSQL), or look at the outbox once (SQLite), before the first poll."""
+        if not self._listening:
+            self.last_id = await self.db.run(_top_id)
+            return
+        listening = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._listen(listening))
+        await listening
 
-    async def wait(self, partner_id: str, timeout_s: float) -> bool:
-        """Until a delivery is queued for the partner (True) or ``timeout_s`` passes (False)."""
+    def mark(self, partner_id: str) -> int:
+        return self.marks[partner_id]
+
+    async def wait(self, partner_id: str, timeout_s: float, since: int) -> bool:
+        """Until a delivery is queued for the partner after ``since`` (its :meth:`mark`) (True)
+        or ``timeout_s`` passes (False)."""
         if self.stopping:
             return False
+        if self.marks[partner_id] != since:
+            return True
         event = self.waiting.setdefault(partner_id, asyncio.Event())
         self.waiters += 1
-        if self._task is None or self._task.done():
+        if not self._listening and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._look())
         try:
             await asyncio.wait_for(event.wait(), max(0.0, timeout_s))
@@ -222,9 +248,15 @@ class Watch:
         finally:
             self.waiters -= 1
 
+    def _woke(self, partner_ids: Iterable[str]) -> None:
+        for partner_id in partner_ids:
+            self.marks[partner_id] += 1
+            if (event := self.waiting.pop(partner_id, None)) is not None:
+                event.set()
+
     async def _look(self) -> None:
         if self.last_id is None:
-            await self.start()
+            self.last_id = await self.db.run(_top_id)
         while self.waiters:
             await asyncio.sleep(self.every_s)
             try:
@@ -232,10 +264,31 @@ class Watch:
             except Exception:  # the state away: the waiting polls end on their own time
                 log.exception("pull_watch_failed")
                 continue
-            for partner_id in queued:
-                if (event := self.waiting.pop(partner_id, None)) is not None:
-                    event.set()
+            self._woke(queued)
         self.waiting.clear()  # nobody waits on any of them now
+
+    async def _listen(self, listening: asyncio.Future) -> None:
+        """LISTEN for as long as the server runs; after a lost connection, listen again and wake
+        every waiting poll (what was told meanwhile is not told again)."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                        self.db.settings.state_url, autocommit=True, connect_timeout=10,
+                        application_name="newswire-pull-watch") as conn:
+                    await conn.execute(f"LISTEN {outbox.PULLS_CHANNEL}")
+                    if listening.done():
+                        self._woke(list(self.waiting))
+                    else:
+                        listening.set_result(None)
+                    async for notice in conn.notifies():
+                        self._woke(notice.payload.split(","))
+            except psycopg.Error as exc:
+                if not listening.done():
+                    listening.set_exception(store.StateUnavailable(f"webhook state {self.db.settings.state_shown}:"
+                                                                   f" cannot listen: {exc}"))
+                    return
+                log.warning("pull_watch_lost", error=str(exc).strip())
+                await asyncio.sleep(1.0)
 
     def stop_waiting(self) -> None:
         """The server is stopping: every waiting poll answers at once (an empty page)."""
@@ -253,10 +306,12 @@ async def long_poll(db: store.AsyncStore, watch: Watch, partner_id: str, *, afte
                     wait_s: float) -> Page:
     """:func:`changes`, waiting up to ``wait_s`` for something to hand out if there is nothing yet."""
     deadline = time.monotonic() + min(wait_s, MAX_WAIT_S)
+    mark = watch.mark(partner_id)
     page = first = await db.run(changes, partner_id, after=after, limit=limit)
     while not page.changes and not watch.stopping and (left := deadline - time.monotonic()) > 0:
         if page.next_due_at is not None:
             left = min(left, max(0.0, page.next_due_at - time.time()) + 0.01)
-        await watch.wait(partner_id, left)
+        await watch.wait(partner_id, left, since=mark)
+        mark = watch.mark(partner_id)
         page = await db.run(changes, partner_id, after=None, limit=limit)
     return Page(page.changes, page.more, first.acknowledged, page.next_due_at)
