@@ -10,6 +10,7 @@ process's command line).
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import signal
@@ -62,10 +63,18 @@ def ensure_jars(cache: Path) -> Path:
     return libs
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different ports free on 127.0.0.1 now (each bound until all are chosen: ports
+    chosen one at a time may come back the same)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def _java() -> str:
@@ -280,7 +289,8 @@ class LocalBroker:
 def local_cluster(state_dir: Path, cache: Path, size: int = 3, heap: str = "384m") -> list[LocalBroker]:
     """``size`` combined broker+controller nodes forming one KRaft cluster (static voters),
     every topic with ``size`` replicas and ``size - 1`` in sync. Not started."""
-    ports = [(free_port(), free_port()) for _ in range(size)]
+    chosen = free_ports(2 * size)
+    ports = list(zip(chosen[::2], chosen[1::2]))
     voters = ",".join(f"{i + 1}@127.0.0.1:{controller}" for i, (_, controller) in enumerate(ports))
     cluster_id = _kafka_uuid()
     return [LocalBroker(state_dir=state_dir / f"node-{i + 1}", cache=cache, port=port, controller_port=controller,

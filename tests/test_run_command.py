@@ -20,7 +20,7 @@ import feedparser
 import pytest
 
 from newswire import lag
-from newswire.broker import free_port
+from newswire.broker import free_ports
 from newswire.run import CONSUMERS_WITH_METRICS, DEMO_PROVIDER, FIXTURE_ID
 from tests.ports import free_port_block
 
@@ -50,7 +50,8 @@ def _eventually(check, timeout_s: float = 120):
 
 
 def test_run_brings_up_the_system_and_ctrl_c_stops_it_cleanly(settings, tmp_path):
-    ports = {name: free_port() for name in ("ingest", "feeds", "status", "partner", "partner_api")}
+    names = ("ingest", "feeds", "status", "partner", "partner_api")
+    ports = dict(zip(names, free_ports(len(names))))
     ports["metrics"] = free_port_block(1 + len(CONSUMERS_WITH_METRICS))  # base + 1, + 2, …
     env = {**os.environ, **settings.to_env()}
     for name in ("NEWSWIRE_PROVIDER", "NEWSWIRE_ID_AUTHORITY"):  # a fresh installation: run gives the demo's

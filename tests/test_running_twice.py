@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from newswire import locks
-from newswire.broker import free_port
+from newswire.broker import free_ports
 from newswire.run import CONSUMERS_WITH_METRICS
 from tests.ports import free_port_block
 from tests.webhooks_support import env_of, wait_for
@@ -100,7 +100,8 @@ def test_a_port_in_use_ends_a_service_in_one_line(settings):
 
 @pytest.mark.broker
 def test_a_second_run_is_refused_naming_the_first_and_its_services_are_left_alone(settings, tmp_path):
-    ports = {name: free_port() for name in ("ingest", "feeds", "status", "partner", "partner_api")}
+    names = ("ingest", "feeds", "status", "partner", "partner_api")
+    ports = dict(zip(names, free_ports(len(names))))
     ports["metrics"] = free_port_block(1 + len(CONSUMERS_WITH_METRICS))  # base + 1, + 2, …
     options = ["--corpus", "5", "--ingest-port", str(ports["ingest"]), "--feeds-port", str(ports["feeds"]),
                "--status-port", str(ports["status"]), "--partner-port", str(ports["partner"]),

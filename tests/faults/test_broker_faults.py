@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from newswire import bus, corpus, topics
-from newswire.broker import LocalBroker, free_port, local_cluster
+from newswire.broker import LocalBroker, free_ports, local_cluster
 from newswire.config import Settings, Topics
 
 pytestmark = [pytest.mark.timeout(420),
@@ -81,8 +81,9 @@ def _wait_until(condition, timeout_s: float) -> None:
 
 
 def test_broker_stopped_and_restarted_while_producing_and_consuming(tmp_path):
+    port, controller_port = free_ports(2)
     broker = LocalBroker(state_dir=tmp_path / "broker", cache=Settings.from_env().cache,
-                         port=free_port(), controller_port=free_port())
+                         port=port, controller_port=controller_port)
     broker.start()
     try:
         settings = _settings(broker.bootstrap, tmp_path / "home")

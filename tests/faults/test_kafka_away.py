@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 
 from newswire import topics
-from newswire.broker import LocalBroker, free_port
+from newswire.broker import LocalBroker, free_port, free_ports
 from newswire.cli import EXIT_KAFKA
 from newswire.config import Settings
 from newswire.producers.ingest_api import ANSWER_GRACE_S, create_app
@@ -142,8 +142,9 @@ def test_status_page_says_kafka_is_unreachable_and_answers_at_once(tmp_path):
 
 
 def test_ingest_api_publishes_again_within_seconds_of_the_broker_coming_back(tmp_path):
+    port, controller_port = free_ports(2)
     broker = LocalBroker(state_dir=tmp_path / "broker", cache=Settings.from_env().cache,
-                         port=free_port(), controller_port=free_port())
+                         port=port, controller_port=controller_port)
     broker.start()
     own = replace(Settings.from_env(), bootstrap_servers=broker.bootstrap, home=tmp_path / "home",
                   producer_timeout_s=TIMEOUT_S, provider="Newswire Test Agency")
