@@ -26,7 +26,7 @@ import orjson
 
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, Picture, Story, directed_body, prepare, render_each, utc_iso
-from newswire.sanitize import body_text
+from newswire.sanitize import body_text, word_count
 
 SCHEMA_URI = "http://www.iptc.org/std/ninjs/ninjs-schema_3.1.json"
 STANDARD = {"name": "ninjs", "version": "3.1", "schema": SCHEMA_URI}
@@ -76,9 +76,9 @@ def story_object(story: Story) -> dict[str, Any]:
     if descriptions:
         obj["descriptions"] = descriptions
     if story.body:
-        text = body_text(story.body)
+        words = word_count(story.body) if story.word_count is None else story.word_count
         obj["bodies"] = [{"role": "main", "contentType": "application/xhtml+xml", "value": directed_body(story),
-                          "charCount": len(text), "wordCount": len(text.split())}]
+                          "charCount": len(body_text(story.body)), "wordCount": words}]
     if story.people:
         obj["people"] = [{"name": p.name, "rel": p.role or "author"} for p in story.people]
     if story.places:
