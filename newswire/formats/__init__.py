@@ -298,15 +298,17 @@ def article_uri(article_id: str, first_created: datetime, *, authority: str) -> 
     """The stable id of an article in every format (see module doc)."""
     moment = _utc(first_created)
     # as strftime("%Y%m%d") writes it (glibc: the year 1 as "1"; ids never change), without its cost
-    day = moment.isoformat()[:10].replace("-", "") if moment.year >= 1000 else moment.strftime("%Y%m%d")
+    day = "%d%02d%02d" % (moment.year, moment.month, moment.day) if moment.year >= 1000 else moment.strftime("%Y%m%d")
     local = article_id.replace(":", "%3A") if _ID_CHARS.fullmatch(article_id) else quote(article_id, safe="-._~")
     return f"urn:newsml:{authority}:{day}:{local}"
 
 
 def utc_iso(moment: datetime) -> str:
     """``2026-11-26T08:00:00Z`` (ISO 8601 / RFC 3339 in UTC, whole seconds)."""
-    # isoformat, not strftime("%Y"): glibc writes the year 1 as "1", which is no xs:dateTime
-    return _utc(moment).isoformat(timespec="seconds")[:19] + "Z"
+    # as isoformat(timespec="seconds") writes it (not strftime("%Y"): glibc writes the year 1 as
+    # "1", which is no xs:dateTime), in a third of its time
+    t = _utc(moment)
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (t.year, t.month, t.day, t.hour, t.minute, t.second)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -83,7 +83,8 @@ def story_object(story: Story) -> dict[str, Any]:
         obj["people"] = [{"name": p.name, "rel": p.role or "author"} for p in story.people]
     if story.places:
         obj["places"] = [{"name": place, "rel": "about"} for place in story.places]
-    subjects = [{"name": s.name or s.code, "uri": s.uri(story.vocabularies), "literal": s.code} for s in story.subjects]
+    vocabularies = story.vocabularies
+    subjects = [{"name": s.name or s.code, "uri": s.uri(vocabularies), "literal": s.code} for s in story.subjects]
     subjects += [{"name": keyword, "rel": "keyword"} for keyword in story.keywords]
     if subjects:
         obj["subjects"] = subjects
