@@ -7,7 +7,9 @@ whose every field is safe to emit: plain-text fields go through ``clean_text`` a
 single-line ones through ``clean_line``: NewsML-G2 allows no tab or line break in them) and
 the body through ``sanitize_body`` again (insurance against an event that bypassed the
 producer). An event whose cleaning seal verified (:mod:`newswire.seal`: the producer cleaned
-it, and the consumer that read it checked the HMAC) is taken as cleaned and not cleaned again;
+it, and the consumer that read it checked the HMAC) is taken as cleaned and not cleaned again,
+and its ``word_count`` as its body's (the producer counts it by ninjs' rule,
+:func:`newswire.sanitize.word_count`; an event that is not sealed has its words counted);
 everything else about it is checked the same. Only what cannot be rendered
 at all raises :class:`ValueError`, with the field named. Sanitised bodies are memoised
 (:func:`clean_body`), since feeds render the same stories again and again.
@@ -244,6 +246,8 @@ def prepare(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> Story
     urgency = get("urgency")
     body = clean.body(get("body") or "") if live else ""
     word_count = get("word_count") if sealed and body else None
+    if not isinstance(word_count, int) or isinstance(word_count, bool) or word_count < 0:
+        word_count = None  # counted by the renderer that says it
     return Story(
         authority=authority,
         uri=uri,
@@ -276,7 +280,7 @@ def prepare(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> Story
         copyright_notice=text(get("copyright_notice")),
         usage_terms=text(get("usage_terms")),
         content_warning=line(get("content_warning")),
-        word_count=word_count if isinstance(word_count, int) and not isinstance(word_count, bool) else None,
+        word_count=word_count,
     )
 
 
@@ -407,8 +411,8 @@ def _web_url(value: object, clean: _Cleaning) -> str | None:
 
 class Terms:
     """The subjects and keywords of an event (:attr:`Story.subjects`, :attr:`Story.keywords`),
-    worked out from the event's when first read: RSS reads neither, so a feed of it never pays
-    for them. Equal when what they work out to is equal."""
+    worked out from the event's lists when first read (so as those lists are then): RSS reads
+    neither, so a feed of it never pays for them. Equal when what they work out to is equal."""
 
     __slots__ = ("_given", "_worked_out")
 

@@ -13,7 +13,8 @@ a transport needs around it (a partner envelope, a sequence number) belongs outs
   keywords and categories without a Media Topic are subjects with ``rel: "keyword"`` (ninjs 3.1
   has no keywords property);
 * each image is an association (``type: picture``) with its caption, credit and rendition;
-* the body of a right-to-left story is wrapped in ``<div dir="rtl">``.
+* the body of a right-to-left story is wrapped in ``<div dir="rtl">``; its ``wordCount`` is
+  :func:`newswire.sanitize.word_count` (a sealed event's, the producer's count of it).
 
 :mod:`newswire.formats.ninjs2` renders the same object as ninjs 2.2.
 """

@@ -139,7 +139,7 @@ def _item(story: Story, namespaces: str = "") -> bytes:
             f"<media:credit>{text(picture.credit)}</media:credit>" if picture.credit else "")
         parts.append(f"{start}>{inner}</media:content>" if inner else f"{start}/>")
     parts.append("</item>")
-    return head.encode() + body + "".join(parts).encode()
+    return b"".join((head.encode(), body, "".join(parts).encode()))  # the body copied once
 
 
 @functools.lru_cache(maxsize=4096)
