@@ -31,6 +31,7 @@ from newswire import corpus, seal
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, atom, forget_bodies, newsml, ninjs, prepare, registry, rss
 from newswire.formats.kept import Renders
+from newswire.sanitize import word_count
 from tests.corpus_cases import fixture_story
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
@@ -47,8 +48,9 @@ SINGLE: dict[str, Callable[[ArticleEvent], object]] = {
 
 
 def sealed(events: Sequence[ArticleEvent]) -> list[ArticleEvent]:
-    """``events`` as a consumer has them when their cleaning seal verified (newswire.seal)."""
-    return [seal.mark_verified(dict(event)) for event in events]
+    """``events`` as a consumer has them when their cleaning seal verified (newswire.seal), with
+    their bodies' word counts as the producer counts them (the generated ones are not)."""
+    return [seal.mark_verified({**event, "word_count": word_count(event["body"])}) for event in events]
 
 
 def per_item(render: Callable[[ArticleEvent], object], events: Sequence[ArticleEvent]) -> tuple[float, list[float]]:

@@ -5,7 +5,9 @@ The producer cleans every event it writes (:mod:`newswire.sanitize`: plain text,
 lines, the body sanitised) and, when the installation has a key (``NEWSWIRE_CLEAN_KEY``,
 shared by the producers and every consumer), seals it: the Kafka header :data:`HEADER` holds
 ``v1=`` and the HMAC-SHA256, under that key, of the record's whole value (the single-object
-payload, so every field the cleaning touched is covered). A consumer that reads the record
+payload, so every field the cleaning touched is covered, and ``word_count``, which the producer
+counts by the renderers' rule, :func:`newswire.sanitize.word_count`: a change of that rule is a
+new seal version). A consumer that reads the record
 verifies the seal (:func:`verified`, in constant time) and marks the decoded event
 (:func:`mark`); :func:`newswire.formats.prepare` skips cleaning only an event so marked, and
 cleans every other event as before. An event written to the topic by anyone else (no header,

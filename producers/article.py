@@ -25,7 +25,7 @@ from newswire.addresses import not_public
 from newswire.codec import ArticleEvent
 from newswire.config import Settings
 from newswire.events import ARTICLE_ID, ARTICLE_ID_PROBLEM, ENDINGS, MAX_VERSION
-from newswire.sanitize import body_text, clean_line, clean_text, sanitize_body
+from newswire.sanitize import body_text, clean_line, clean_text, sanitize_body, word_count
 
 #: Limits of the article JSON (docs/article-json.md lists them all).
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
@@ -413,7 +413,7 @@ def build_event(data: Any, settings: Settings, *, now: datetime | None = None) -
         "provider": provider,
         "copyright_notice": texts["copyright_notice"],
         "usage_terms": texts["usage_terms"],
-        "word_count": len(body_text(body).split()) if body else 0,
+        "word_count": word_count(body),
         "content_warning": texts["content_warning"],
     }
     if check.errors:

@@ -22,6 +22,7 @@ from newswire.consumers.replay.window import Window
 from newswire.formats import prepare, registry
 from newswire.producers.article import build_event
 from newswire.producers.publish import Submission, publish_once
+from newswire.sanitize import word_count
 from tests.corpus_cases import HOSTILE_HEADLINE, hostile
 
 KEY = secrets.token_hex(32)
@@ -58,10 +59,13 @@ def test_the_mark_cannot_come_from_the_topic():
 
 def test_a_sealed_event_renders_as_the_same_event_cleaned():
     """What the producer made, read with its seal verified, renders byte for byte as when
-    every field is cleaned again."""
+    every field is cleaned again; the sealed story takes its body's word count from the event,
+    which the producer counted as the renderers would."""
     settings = replace(Settings(provider="Newswire Test Agency", id_authority=AUTHORITY), clean_key=KEY)
     event = build_event(_document("seal-same"), settings)
-    assert prepare({**event, seal.MARK: True}, authority=AUTHORITY) == prepare(event, authority=AUTHORITY)
+    sealed, cleaned = prepare({**event, seal.MARK: True}, authority=AUTHORITY), prepare(event, authority=AUTHORITY)
+    assert sealed.word_count == event["word_count"] == word_count(cleaned.body) == 7 and cleaned.word_count is None
+    assert sealed._replace(word_count=None) == cleaned
     for fmt in registry.FORMATS.values():
         assert fmt.item({**event, seal.MARK: True}, AUTHORITY) == fmt.item(event, AUTHORITY)
 

@@ -7,7 +7,9 @@ whose every field is safe to emit: plain-text fields go through ``clean_text`` a
 single-line ones through ``clean_line``: NewsML-G2 allows no tab or line break in them) and
 the body through ``sanitize_body`` again (insurance against an event that bypassed the
 producer). An event whose cleaning seal verified (:mod:`newswire.seal`: the producer cleaned
-it, and the consumer that read it checked the HMAC) is taken as cleaned and not cleaned again;
+it, and the consumer that read it checked the HMAC) is taken as cleaned and not cleaned again,
+and its ``word_count`` as its body's (the producer counts it by ninjs' rule,
+:func:`newswire.sanitize.word_count`; an event that is not sealed has its words counted);
 everything else about it is checked the same. Only what cannot be rendered
 at all raises :class:`ValueError`, with the field named. Sanitised bodies are memoised
 (:func:`clean_body`), since feeds render the same stories again and again.
@@ -135,10 +137,8 @@ class Story(NamedTuple):
     language: str
     body: str  #: a sanitised XHTML fragment without namespace ("" for kills/withdrawals)
     summary: str | None
-    #: Media Topics given by the event, then mapped from categories, each followed by the IPTC
-    #: Subject Code IPTC maps it to (:func:`newswire.mediatopics.subject_code`), once each
-    subjects: tuple[Subject, ...]
-    keywords: tuple[str, ...]  #: free keywords, then categories without a Media Topic
+    #: the subjects and keywords, worked out when first read (see :attr:`subjects`)
+    terms: Terms
     categories: tuple[str, ...]
     places: tuple[str, ...]
     urgency: int
@@ -151,6 +151,20 @@ class Story(NamedTuple):
     copyright_notice: str | None
     usage_terms: str | None
     content_warning: str | None
+    #: the words of the body as its producer counted them (:func:`newswire.sanitize.word_count`),
+    #: for a sealed event; None when they are to be counted
+    word_count: int | None
+
+    @property
+    def subjects(self) -> tuple[Subject, ...]:
+        """Media Topics given by the event, then mapped from categories, each followed by the
+        IPTC Subject Code IPTC maps it to (:func:`newswire.mediatopics.subject_code`), once each."""
+        return self.terms.worked_out()[0]
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        """Free keywords, then categories without a Media Topic."""
+        return self.terms.worked_out()[1]
 
     @property
     def vocabularies(self) -> str:
@@ -213,56 +227,60 @@ class _Cleaning(NamedTuple):
 def prepare(event: ArticleEvent, *, authority: str = EXAMPLE_AUTHORITY) -> Story:
     """Check and clean ``event`` for rendering with ids minted by ``authority``; ValueError
     names a field that cannot be rendered. A sealed event (module doc) is checked, not cleaned."""
-    clean = _SEALED if seal.is_clean(event) else _CLEANING
+    sealed = seal.is_clean(event)
+    clean = _SEALED if sealed else _CLEANING
+    text, line, get = clean.text, clean.line, event.get
     article_id = _required_text(event, "article_id", clean)
-    version = event.get("version")
+    version = get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"version: must be an integer >= 1, got {version!r}")
     first_created = _instant(event, "first_created")
-    language = clean.text(event.get("language")) or ""
+    language = text(get("language")) or ""
     if not _LANGUAGE.fullmatch(language):
         raise ValueError(f"language: not a BCP 47 tag: {language!r}")
-    event_type = check_event_type(event.get("event_type"))
+    event_type = check_event_type(get("event_type"))
     live = PUB_STATUS[event_type] == "usable"
     uri = article_uri(article_id, first_created, authority=authority)
-    line = clean.line
-    categories = tuple(c for c in map(line, event.get("categories") or ()) if c)
-    subjects, keywords = _subjects_and_keywords(event, categories, clean)
-    dateline = event.get("dateline") or {}
-    urgency = event.get("urgency")
+    categories = tuple(filter(None, map(line, get("categories") or ())))
+    dateline = get("dateline") or {}
+    urgency = get("urgency")
+    body = clean.body(get("body") or "") if live else ""
+    word_count = get("word_count") if sealed and body else None
+    if not isinstance(word_count, int) or isinstance(word_count, bool) or word_count < 0:
+        word_count = None  # counted by the renderer that says it
     return Story(
         authority=authority,
         uri=uri,
         article_id=article_id,
-        event_id=clean.text(event.get("event_id")) or "",
+        event_id=text(get("event_id")) or "",
         event_type=event_type,
         version=version,
         occurred_at=_instant(event, "occurred_at"),
         first_created=first_created,
         headline=_required_text(event, "headline", clean),
-        subheadline=line(event.get("subheadline")),
-        slugline=line(event.get("slugline")),
-        people=tuple(Person(name, line(b.get("role"))) for b in event.get("bylines") or ()
+        subheadline=line(get("subheadline")),
+        slugline=line(get("slugline")),
+        people=tuple(Person(name, line(b.get("role"))) for b in get("bylines") or ()
                      if (name := line(b.get("name")))),
         dateline_place=line(dateline.get("place")),
         dateline_date=dateline.get("date") if isinstance(dateline.get("date"), date) else None,
         language=language,
-        body=clean.body(event.get("body") or "") if live else "",
-        summary=clean.text(event.get("summary")),
-        subjects=subjects,
-        keywords=keywords,
+        body=body,
+        summary=text(get("summary")),
+        terms=Terms(get("subjects"), get("keywords"), categories, clean),
         categories=categories,
-        places=tuple(p for p in map(line, event.get("places") or ()) if p),
+        places=tuple(filter(None, map(line, get("places") or ()))),
         urgency=min(9, max(1, urgency)) if isinstance(urgency, int) else 5,
-        canonical_url=_web_url(event.get("canonical_url"), clean),
-        pictures=tuple(_pictures(event.get("images") or (), uri, clean)),
+        canonical_url=_web_url(get("canonical_url"), clean),
+        pictures=tuple(_pictures(get("images") or (), uri, clean)),
         embargo_until=_instant(event, "embargo_until", required=False),
-        correction_note=clean.text(event.get("correction_note")),
-        kill_reason=clean.text(event.get("kill_reason")),
+        correction_note=text(get("correction_note")),
+        kill_reason=text(get("kill_reason")),
         provider=_required_text(event, "provider", clean),
-        copyright_notice=clean.text(event.get("copyright_notice")),
-        usage_terms=clean.text(event.get("usage_terms")),
-        content_warning=line(event.get("content_warning")),
+        copyright_notice=text(get("copyright_notice")),
+        usage_terms=text(get("usage_terms")),
+        content_warning=line(get("content_warning")),
+        word_count=word_count,
     )
 
 
@@ -284,15 +302,17 @@ def article_uri(article_id: str, first_created: datetime, *, authority: str) -> 
     """The stable id of an article in every format (see module doc)."""
     moment = _utc(first_created)
     # as strftime("%Y%m%d") writes it (glibc: the year 1 as "1"; ids never change), without its cost
-    day = moment.isoformat()[:10].replace("-", "") if moment.year >= 1000 else moment.strftime("%Y%m%d")
+    day = "%d%02d%02d" % (moment.year, moment.month, moment.day) if moment.year >= 1000 else moment.strftime("%Y%m%d")
     local = article_id.replace(":", "%3A") if _ID_CHARS.fullmatch(article_id) else quote(article_id, safe="-._~")
     return f"urn:newsml:{authority}:{day}:{local}"
 
 
 def utc_iso(moment: datetime) -> str:
     """``2026-11-26T08:00:00Z`` (ISO 8601 / RFC 3339 in UTC, whole seconds)."""
-    # isoformat, not strftime("%Y"): glibc writes the year 1 as "1", which is no xs:dateTime
-    return _utc(moment).isoformat(timespec="seconds")[:19] + "Z"
+    # as isoformat(timespec="seconds") writes it (not strftime("%Y"): glibc writes the year 1 as
+    # "1", which is no xs:dateTime), in a third of its time
+    t = _utc(moment)
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (t.year, t.month, t.day, t.hour, t.minute, t.second)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -389,15 +409,43 @@ def _web_url(value: object, clean: _Cleaning) -> str | None:
     return quote(url[:cut], safe=_URI_CHARS) + quote(url[cut:], safe=_PATH_CHARS)
 
 
-def _subjects_and_keywords(event: ArticleEvent, categories: tuple[str, ...],
+class Terms:
+    """The subjects and keywords of an event (:attr:`Story.subjects`, :attr:`Story.keywords`),
+    worked out from the event's lists when first read (so as those lists are then): RSS reads
+    neither, so a feed of it never pays for them. Equal when what they work out to is equal."""
+
+    __slots__ = ("_given", "_worked_out")
+
+    def __init__(self, subjects: object, keywords: object, categories: tuple[str, ...], clean: _Cleaning) -> None:
+        self._given: tuple | None = (subjects, keywords, categories, clean)
+        self._worked_out: tuple[tuple[Subject, ...], tuple[str, ...]] = ((), ())
+
+    def worked_out(self) -> tuple[tuple[Subject, ...], tuple[str, ...]]:
+        """(subjects, keywords)."""
+        if self._given is not None:
+            self._worked_out, self._given = _subjects_and_keywords(*self._given), None
+        return self._worked_out
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Terms) and self.worked_out() == other.worked_out()
+
+    def __hash__(self) -> int:
+        return hash(self.worked_out())
+
+    def __repr__(self) -> str:
+        subjects, keywords = self.worked_out()
+        return f"Terms(subjects={subjects!r}, keywords={keywords!r})"
+
+
+def _subjects_and_keywords(given_subjects: object, given_keywords: object, categories: tuple[str, ...],
                            clean: _Cleaning) -> tuple[tuple[Subject, ...], tuple[str, ...]]:
     """The subjects (given, then mapped from the cleaned ``categories``) and the keywords."""
     subjects: dict[str, Subject] = {}
-    for given in event.get("subjects") or ():
+    for given in given_subjects or ():
         code = clean.text(given.get("code"))
         if code and not _SPACE.search(code) and ":" in code.strip(":"):
             subjects.setdefault(code, Subject(code, clean.line(given.get("name"))))
-    keywords = [k for k in map(clean.line, event.get("keywords") or ()) if k]
+    keywords = list(filter(None, map(clean.line, given_keywords or ())))
     for category in categories:
         topic = _for_category(category)
         if topic is None:

@@ -32,7 +32,7 @@ from lxml import etree
 
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, XHTML, Picture, Story, prepare, render_each, utc_iso
-from newswire.formats.markup import attribute, document, element
+from newswire.formats.markup import attribute, document, element, text
 
 NAR = "http://iptc.org/std/nar/2006-10-01/"
 IPTC_CATALOG = "http://www.iptc.org/std/catalog/catalog.IPTC-G2-Standards_41.xml"
@@ -100,24 +100,24 @@ def items_markup(story: Story, include_pictures: bool = True) -> str:
 
 
 def _text_item(story: Story, xmlns: str = "") -> str:
-    version = str(story.version)
-    links = "".join(element("link", rel="irel:seeAlso", residref=picture.uri, version=version,
-                            contenttype=picture.media_type) for picture in story.pictures)
+    """The text newsItem. Every text of a story is None or non-empty (:func:`~newswire.formats.prepare`),
+    so each is written ``<tag>…</tag>`` as :func:`markup.element` would."""
+    version = story.version
+    links = "".join(f'<link rel="irel:seeAlso" residref="{attribute(picture.uri)}" version="{version}" '
+                    f'contenttype="{attribute(picture.media_type)}"/>' for picture in story.pictures)
     parts = [_item_root(story, story.uri, xmlns), _item_meta(story, "ninat:text", links),
-             "<contentMeta>", element("urgency", str(story.urgency)),
-             element("contentCreated", utc_iso(story.first_created)),
-             element("contentModified", utc_iso(story.occurred_at))]
+             f"<contentMeta><urgency>{story.urgency}</urgency><contentCreated>{utc_iso(story.first_created)}"
+             f"</contentCreated><contentModified>{utc_iso(story.occurred_at)}</contentModified>"]
     if story.dateline_place:
-        parts.append(f"<located>{element('name', story.dateline_place)}</located>")
-    for person in story.people:
-        parts.append(f'<creator role="{attribute(_role(person.role))}">{element("name", person.name)}</creator>')
+        parts.append(f"<located><name>{text(story.dateline_place)}</name></located>")
+    parts += [_creator(person.name, person.role) for person in story.people]
     parts.append(_descriptive(story))
     if story.dateline:
-        parts.append(element("dateline", story.dateline))
+        parts.append(f"<dateline>{text(story.dateline)}</dateline>")
     if story.byline:
-        parts.append(element("by", story.byline))
+        parts.append(f"<by>{text(story.byline)}</by>")
     if story.summary:
-        parts.append(element("description", story.summary, role="drol:summary"))
+        parts.append(f'<description role="drol:summary">{text(story.summary)}</description>')
     parts.append('</contentMeta><contentSet><inlineXML contenttype="application/xhtml+xml">')
     parts.append(xhtml_document(story))
     parts.append("</inlineXML></contentSet></newsItem>")
@@ -130,22 +130,19 @@ def xhtml_document(story: Story) -> str:
     direction = ' dir="rtl"' if story.rtl else ""
     body = f"<body>{story.body}</body>" if story.body else "<body/>"
     return (f'<html xmlns="{XHTML}" xml:lang="{language}" lang="{language}"{direction}>'
-            f'<head>{element("title", story.headline)}</head>{body}</html>')
+            f'<head><title>{text(story.headline)}</title></head>{body}</html>')
 
 
 def _item_root(story: Story, guid: str, xmlns: str) -> str:
     """The newsItem's start tag, catalogs and rightsInfo."""
-    provider = story.provider
-    rights = [f'<rightsInfo><copyrightHolder literal="{attribute(provider)}">{element("name", provider)}'
-              "</copyrightHolder>"]
+    rights = [_copyright_holder(story.provider)]
     if story.copyright_notice:
-        rights.append(element("copyrightNotice", story.copyright_notice))
+        rights.append(f"<copyrightNotice>{text(story.copyright_notice)}</copyrightNotice>")
     if story.usage_terms:
-        rights.append(element("usageTerms", story.usage_terms))
-    rights.append("</rightsInfo>")
+        rights.append(f"<usageTerms>{text(story.usage_terms)}</usageTerms>")
     return (f'<newsItem{xmlns} guid="{attribute(guid)}" version="{story.version}" standard="NewsML-G2" '
             f'standardversion="{STANDARD_VERSION}" conformance="power" xml:lang="{attribute(story.language)}">'
-            f'{_catalogs(story.vocabularies)}{"".join(rights)}')
+            f'{_catalogs(story.vocabularies)}{"".join(rights)}</rightsInfo>')
 
 
 @functools.lru_cache(maxsize=64)
@@ -156,19 +153,30 @@ def _catalogs(vocabularies: str) -> str:
     return f'<catalogRef href="{IPTC_CATALOG}"/><catalog>{schemes}</catalog>'
 
 
+@functools.lru_cache(maxsize=256)
+def _copyright_holder(provider: str) -> str:
+    """``<rightsInfo>`` up to the copyright holder (the provider: the same few recur, so kept)."""
+    return f'<rightsInfo><copyrightHolder literal="{attribute(provider)}">{element("name", provider)}</copyrightHolder>'
+
+
+@functools.lru_cache(maxsize=256)
+def _provider(provider: str) -> str:
+    """The ``provider`` of itemMeta (the same few recur, so kept)."""
+    return f'<provider literal="{attribute(provider)}">{element("name", provider)}</provider>'
+
+
 def _item_meta(story: Story, item_class: str, links: str) -> str:
     """itemMeta; a picture shares its story's status, embargo, kill note and content warning,
     but not the signal and note of an update or correction (which are about the text)."""
     is_text = item_class == "ninat:text"
-    parts = [f'<itemMeta><itemClass qcode="{item_class}"/>',
-             f'<provider literal="{attribute(story.provider)}">{element("name", story.provider)}</provider>',
-             element("versionCreated", utc_iso(story.occurred_at)),
-             element("firstCreated", utc_iso(story.first_created))]
+    parts = [f'<itemMeta><itemClass qcode="{item_class}"/>{_provider(story.provider)}'
+             f"<versionCreated>{utc_iso(story.occurred_at)}</versionCreated>"
+             f"<firstCreated>{utc_iso(story.first_created)}</firstCreated>"]
     if story.embargo_until is not None:
-        parts.append(element("embargoed", utc_iso(story.embargo_until)))
+        parts.append(f"<embargoed>{utc_iso(story.embargo_until)}</embargoed>")
     parts.append(f'<pubStatus qcode="stat:{story.pub_status}"/>')
     notes = story.ed_notes if is_text or not story.live else filter(None, [story.warning])
-    parts += [element("edNote", note) for note in notes]
+    parts += [f"<edNote>{text(note)}</edNote>" for note in notes]
     if is_text and story.event_type in _SIGNALS:
         parts.append(f'<signal qcode="{_SIGNALS[story.event_type]}"/>')
     if story.content_warning:
@@ -182,14 +190,14 @@ def _descriptive(story: Story) -> str:
     """language, keywords, subjects (Media Topics, each followed by its IPTC Subject Code, then
     places), slugline and headlines."""
     parts = [f'<language tag="{attribute(story.language)}"/>']
-    parts += [element("keyword", keyword) for keyword in story.keywords]
+    parts += [f"<keyword>{text(keyword)}</keyword>" for keyword in story.keywords]
     parts += [_subject(subject.code, subject.name) for subject in story.subjects]
-    parts += [f'<subject type="cpnat:geoArea">{element("name", place)}</subject>' for place in story.places]
+    parts += [_place(place) for place in story.places]
     if story.slugline:
-        parts.append(element("slugline", story.slugline))
-    parts.append(element("headline", story.headline))
+        parts.append(f"<slugline>{text(story.slugline)}</slugline>")
+    parts.append(f"<headline>{text(story.headline)}</headline>")
     if story.subheadline:
-        parts.append(element("headline", story.subheadline, role=SUBHEADLINE_ROLE))
+        parts.append(f'<headline role="{SUBHEADLINE_ROLE}">{text(story.subheadline)}</headline>')
     return "".join(parts)
 
 
@@ -200,17 +208,29 @@ def _subject(code: str, name: str | None) -> str:
     return f"{start}>{element('name', name)}</subject>" if name else f"{start}/>"
 
 
+@functools.lru_cache(maxsize=4096)
+def _place(place: str) -> str:
+    """The ``subject`` of a place (the same places recur, so kept)."""
+    return f'<subject type="cpnat:geoArea">{element("name", place)}</subject>'
+
+
+@functools.lru_cache(maxsize=4096)
+def _creator(name: str, role: str | None) -> str:
+    """The ``creator`` of a byline (the same bylines recur, so kept)."""
+    return f'<creator role="{attribute(_role(role))}">{element("name", name)}</creator>'
+
+
 def _picture_item(story: Story, picture: Picture, xmlns: str = "") -> str:
-    link = element("link", rel="irel:seeAlso", residref=story.uri, version=str(story.version),
-                   contenttype="application/xhtml+xml")
-    parts = [_item_root(story, picture.uri, xmlns), _item_meta(story, "ninat:picture", link), "<contentMeta>",
-             element("contentCreated", utc_iso(story.first_created)),
-             element("contentModified", utc_iso(story.occurred_at)),
-             f'<language tag="{attribute(story.language)}"/>', element("headline", story.headline)]
+    link = (f'<link rel="irel:seeAlso" residref="{attribute(story.uri)}" version="{story.version}" '
+            'contenttype="application/xhtml+xml"/>')
+    parts = [_item_root(story, picture.uri, xmlns), _item_meta(story, "ninat:picture", link),
+             f"<contentMeta><contentCreated>{utc_iso(story.first_created)}</contentCreated>"
+             f"<contentModified>{utc_iso(story.occurred_at)}</contentModified>"
+             f'<language tag="{attribute(story.language)}"/><headline>{text(story.headline)}</headline>']
     if picture.credit:
-        parts.append(element("creditline", picture.credit))
+        parts.append(f"<creditline>{text(picture.credit)}</creditline>")
     if picture.caption:
-        parts.append(element("description", picture.caption, role="drol:caption"))
+        parts.append(f'<description role="drol:caption">{text(picture.caption)}</description>')
     width = str(picture.width) if picture.width is not None else None
     height = str(picture.height) if picture.height is not None else None
     parts.append("</contentMeta><contentSet>")

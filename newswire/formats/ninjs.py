@@ -13,7 +13,8 @@ a transport needs around it (a partner envelope, a sequence number) belongs outs
   keywords and categories without a Media Topic are subjects with ``rel: "keyword"`` (ninjs 3.1
   has no keywords property);
 * each image is an association (``type: picture``) with its caption, credit and rendition;
-* the body of a right-to-left story is wrapped in ``<div dir="rtl">``.
+* the body of a right-to-left story is wrapped in ``<div dir="rtl">``; its ``wordCount`` is
+  :func:`newswire.sanitize.word_count` (a sealed event's, the producer's count of it).
 
 :mod:`newswire.formats.ninjs2` renders the same object as ninjs 2.2.
 """
@@ -26,7 +27,7 @@ import orjson
 
 from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY, Picture, Story, directed_body, prepare, render_each, utc_iso
-from newswire.sanitize import body_text
+from newswire.sanitize import body_text, word_count
 
 SCHEMA_URI = "http://www.iptc.org/std/ninjs/ninjs-schema_3.1.json"
 STANDARD = {"name": "ninjs", "version": "3.1", "schema": SCHEMA_URI}
@@ -76,14 +77,15 @@ def story_object(story: Story) -> dict[str, Any]:
     if descriptions:
         obj["descriptions"] = descriptions
     if story.body:
-        text = body_text(story.body)
+        words = word_count(story.body) if story.word_count is None else story.word_count
         obj["bodies"] = [{"role": "main", "contentType": "application/xhtml+xml", "value": directed_body(story),
-                          "charCount": len(text), "wordCount": len(text.split())}]
+                          "charCount": len(body_text(story.body)), "wordCount": words}]
     if story.people:
         obj["people"] = [{"name": p.name, "rel": p.role or "author"} for p in story.people]
     if story.places:
         obj["places"] = [{"name": place, "rel": "about"} for place in story.places]
-    subjects = [{"name": s.name or s.code, "uri": s.uri(story.vocabularies), "literal": s.code} for s in story.subjects]
+    vocabularies = story.vocabularies
+    subjects = [{"name": s.name or s.code, "uri": s.uri(vocabularies), "literal": s.code} for s in story.subjects]
     subjects += [{"name": keyword, "rel": "keyword"} for keyword in story.keywords]
     if subjects:
         obj["subjects"] = subjects

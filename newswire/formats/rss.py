@@ -93,7 +93,7 @@ def fragment(event: ArticleEvent, authority: str = EXAMPLE_AUTHORITY) -> bytes:
 def rfc822(moment: datetime) -> str:
     """``Thu, 26 Nov 2026 08:00:00 GMT`` (as ``email.utils.format_datetime(usegmt=True)`` writes
     it, whatever the locale)."""
-    t = moment.astimezone(timezone.utc)
+    t = moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
     return (f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
             f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT")
 
@@ -139,7 +139,7 @@ def _item(story: Story, namespaces: str = "") -> bytes:
             f"<media:credit>{text(picture.credit)}</media:credit>" if picture.credit else "")
         parts.append(f"{start}>{inner}</media:content>" if inner else f"{start}/>")
     parts.append("</item>")
-    return head.encode() + body + "".join(parts).encode()
+    return b"".join((head.encode(), body, "".join(parts).encode()))  # the body copied once
 
 
 @functools.lru_cache(maxsize=4096)
