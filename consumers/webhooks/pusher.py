@@ -274,6 +274,9 @@ class Dispatcher:
         self.leaving: set[str] = set()
         #: the partners that pull their deliveries (:mod:`.pull`): none of theirs is in the schedule
         self.pulled: set[str] = set()
+        #: the module's logger bound once, for the lines written per delivery and per partner (the
+        #: lazy proxy binds anew at each call, even for a level that drops the line)
+        self.log = log.bind()
 
     def may_send(self, partner_id: str) -> bool:
         """Whether this process may start an attempt for the partner (see :meth:`.leases.Leases.holds`)."""
@@ -314,7 +317,7 @@ class Dispatcher:
         if state is None:
             state = self.partners[partner.id] = PartnerState(partner, self.config, transport)
             transport.prepare(partner.id, partner.url)
-            log.debug("partner_taken_on", partner=partner.id, url=partner.url, enabled=partner.enabled)
+            self.log.debug("partner_taken_on", partner=partner.id, url=partner.url, enabled=partner.enabled)
         else:
             state.update(partner, transport)
         if partner.strict != (state.line is not None):
@@ -574,7 +577,7 @@ class Dispatcher:
             state.counted(attempt.outcome).inc()
             if attempt.outcome == "delivered":
                 state.queued_to_partner.observe(max(0.0, time.time() - d.created_at))
-            log_at = log.info if attempt.outcome == "delivered" else log.warning
+            log_at = self.log.info if attempt.outcome == "delivered" else self.log.warning
             log_at("delivery_" + attempt.outcome, partner=partner.id, article_id=d.article_id,
                    version=d.version, event_id=d.event_id, seq=d.seq, attempt=d.tries,
                    status=response.status, error=response.error, duration_ms=round(response.duration_ms, 1),
