@@ -6,10 +6,14 @@
    fsync, SQLite index, Kafka commits) from the first event to the last; peer in the same
    run: the same consume loop (the same consumer options) with a handler that does nothing
    (decode only). The events are sealed as newswire's producer seals them (newswire.seal).
-3. Replay from Kafka to a local partner: ``newswire replay --partner`` as the CLI runs it
-   (temporary reader → webhooks outbox → the pusher's worker → HTTP), from start until the
-   partner has acknowledged every delivery; the partner is an aiohttp server on 127.0.0.1 in
-   its own process that counts posts. Also: the replay alone (queueing in the outbox).
+   Both also after their first batch (the group join and first fetch left out) and in CPU
+   per event.
+3. Replay from Kafka to a local partner: ``newswire replay --partner --send`` as the CLI runs
+   it (a reading process reads, decodes and renders ahead → the replay's process queues in the
+   webhooks outbox → a sending process runs the pusher's dispatcher → HTTP), from start until
+   the partner has acknowledged every delivery; the partner is an aiohttp server on 127.0.0.1
+   in its own process that counts posts. Also: the replay alone (queueing in the outbox), and
+   the CPU per event of each of the four processes (on two cores their sum bounds the rate).
 4. Replay from the archive to a second partner, the same way.
 
 Peak memory is this process's peak RSS after each step (it only grows; the events are
@@ -118,16 +122,35 @@ def cpu_s(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass
+class Consumed:
+    """A consume from the first event to the last: the rate after its first batch as well (the
+    group join and the first fetch, which weigh more in a quicker consume, left out), and the
+    CPU it took per event."""
+
+    seconds: float
+    #: events handled after the first batch, and the seconds they took
+    steady: tuple[int, float]
+    cpu_ms: float
+
+
 def consume(settings: Settings, group: str, handle, expected, desc: str, before_commit=None,
-            overrides: dict | None = None, profile: Path | None = None) -> None:
+            overrides: dict | None = None, profile: Path | None = None) -> Consumed:
+    started, cpu_before = time.perf_counter(), cpu_s()
     loop = bus.EventLoop(settings, group, handle, before_commit=before_commit, name=group,
                          consumer_overrides=overrides)
     deadline = time.monotonic() + 900
+    first: tuple[int, float] | None = None
     with tqdm(total=expected(), desc=desc, unit="event") as bar, profiled(profile):
         while loop.handled < expected() and time.monotonic() < deadline:
             loop.poll_once(timeout_ms=500)
+            if first is None and loop.handled:
+                first = (loop.handled, time.perf_counter())
             bar.update(loop.handled - bar.n)
+    ended = time.perf_counter()
     loop.close()
+    return Consumed(ended - started, (loop.handled - first[0], ended - first[1]),
+                    (cpu_s() - cpu_before) / max(1, loop.handled) * 1e3)
 
 
 @dataclass
@@ -207,19 +230,20 @@ def main() -> None:
             def profile(step: str) -> Path | None:
                 return args.profile.with_name(f"{args.profile.name}-{step}.prof") if args.profile else None
 
-            with Stopwatch() as plain:
-                consume(settings, "bench-decode-only", lambda d: None, lambda: n, "decode only",
-                        overrides=CONSUMER_OPTIONS, profile=profile("decode-only"))
+            plain = consume(settings, "bench-decode-only", lambda d: None, lambda: n, "decode only",
+                            overrides=CONSUMER_OPTIONS, profile=profile("decode-only"))
             archiver = Archiver(default_root(settings))
-            with Stopwatch() as archive:
-                consume(settings, GROUP, archiver.handle, lambda: n, "archive", before_commit=archiver.commit,
-                        overrides=CONSUMER_OPTIONS, profile=profile("archive-write"))
+            archive = consume(settings, GROUP, archiver.handle, lambda: n, "archive", before_commit=archiver.commit,
+                              overrides=CONSUMER_OPTIONS, profile=profile("archive-write"))
             archived = archiver.archived
             archiver.close()
             size = sum(p.stat().st_size for p in default_root(settings).rglob("*") if p.is_file())
             rows += [
                 ("archive write", f"{archived / archive.seconds:,.0f} events/s",
                  f"decode-only consume: {n / plain.seconds:,.0f} events/s"),
+                ("  after the first batch", f"{archive.steady[0] / archive.steady[1]:,.0f} events/s",
+                 f"decode-only: {plain.steady[0] / plain.steady[1]:,.0f} events/s"),
+                ("  CPU per event", f"{archive.cpu_ms:.2f} ms", f"decode-only: {plain.cpu_ms:.2f} ms"),
                 ("archive size", f"{size / archived:,.0f} B/event on disk",
                  f"{args.body_bytes:,} B bodies, deflate + index"),
                 ("peak RSS after archive", f"{peak_rss_mib():,.0f} MiB", f"{n:,} events"),
