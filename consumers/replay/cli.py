@@ -26,7 +26,7 @@ from newswire.timespec import Instant, parse_instant, to_ms
 from . import groups
 from .checkpoint import Checkpoint
 from .missed import missed
-from .readahead import ReadAhead
+from .readahead import ReadAhead, ReadAheadFailed
 from .runner import replay as run_replay
 from .sources import ArchiveSource, KafkaSource
 from .sender import PartnerSender, SendRefused, SenderFailed
@@ -193,6 +193,8 @@ def _replay_to_partner(settings: Settings, partner: str, since: str | None, unti
         result = run_replay(events, target, checkpoint, dry_run=dry_run, rate=rate, progress=progress,
                             stop=stop, after_commit=sender.wake if sender else None)
         undelivered = _wait_delivered(target, sender, stop, progress) if sender else 0
+    except ReadAheadFailed as exc:  # what was committed before stays: the same command resumes after it
+        raise click.ClickException(f"{exc}; run the same command again to resume from the checkpoint") from exc
     finally:
         if sender:
             sender.stop()
