@@ -6,10 +6,14 @@
    fsync, SQLite index, Kafka commits) from the first event to the last; peer in the same
    run: the same consume loop (the same consumer options) with a handler that does nothing
    (decode only). The events are sealed as newswire's producer seals them (newswire.seal).
-3. Replay from Kafka to a local partner: ``newswire replay --partner`` as the CLI runs it
-   (temporary reader → webhooks outbox → the pusher's worker → HTTP), from start until the
-   partner has acknowledged every delivery; the partner is an aiohttp server on 127.0.0.1 in
-   its own process that counts posts. Also: the replay alone (queueing in the outbox).
+   Both also after their first batch (the group join and first fetch left out) and in CPU
+   per event.
+3. Replay from Kafka to a local partner: ``newswire replay --partner --send`` as the CLI runs
+   it (a reading process reads, decodes and renders ahead → the replay's process queues in the
+   webhooks outbox → a sending process runs the pusher's dispatcher → HTTP), from start until
+   the partner has acknowledged every delivery; the partner is an aiohttp server on 127.0.0.1
+   in its own process that counts posts. Also: the replay alone (queueing in the outbox), and
+   the CPU per event of each of the four processes (on two cores their sum bounds the rate).
 4. Replay from the archive to a second partner, the same way.
 
 Peak memory is this process's peak RSS after each step (it only grows; the events are
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import multiprocessing
 import os
@@ -30,7 +35,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Callable, Iterator
 
 from aiohttp import web
 from tqdm import tqdm
@@ -41,6 +49,7 @@ from newswire.broker import free_port
 from newswire.config import Settings
 from newswire.consumers.archive.archiver import CONSUMER_OPTIONS, GROUP, Archiver, default_root
 from newswire.consumers.replay.checkpoint import Checkpoint
+from newswire.consumers.replay.readahead import ReadAhead
 from newswire.consumers.replay.runner import replay
 from newswire.consumers.replay.sources import ArchiveSource, KafkaSource, Source
 from newswire.consumers.replay.sender import PartnerSender
@@ -89,35 +98,85 @@ def publish(settings: Settings, n: int, body_bytes: int) -> None:
     kafka.close()
 
 
+@contextlib.contextmanager
+def profiled(path: Path | None) -> Iterator[None]:
+    """cProfile statistics of what runs inside (this thread only) written to ``path`` (None: none)."""
+    if path is None:
+        yield
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        profiler.dump_stats(path)
+
+
+def cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) a running process has spent so far (None: this one)."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Consumed:
+    """A consume from the first event to the last: the rate after its first batch as well (the
+    group join and the first fetch, which weigh more in a quicker consume, left out), and the
+    CPU it took per event."""
+
+    seconds: float
+    #: events handled after the first batch, and the seconds they took
+    steady: tuple[int, float]
+    cpu_ms: float
+
+
 def consume(settings: Settings, group: str, handle, expected, desc: str, before_commit=None,
-            overrides: dict | None = None) -> None:
+            overrides: dict | None = None, profile: Path | None = None) -> Consumed:
+    started, cpu_before = time.perf_counter(), cpu_s()
     loop = bus.EventLoop(settings, group, handle, before_commit=before_commit, name=group,
                          consumer_overrides=overrides)
     deadline = time.monotonic() + 900
-    with tqdm(total=expected(), desc=desc, unit="event") as bar:
+    first: tuple[int, float] | None = None
+    with tqdm(total=expected(), desc=desc, unit="event") as bar, profiled(profile):
         while loop.handled < expected() and time.monotonic() < deadline:
             loop.poll_once(timeout_ms=500)
+            if first is None and loop.handled:
+                first = (loop.handled, time.perf_counter())
             bar.update(loop.handled - bar.n)
+    ended = time.perf_counter()
     loop.close()
+    return Consumed(ended - started, (loop.handled - first[0], ended - first[1]),
+                    (cpu_s() - cpu_before) / max(1, loop.handled) * 1e3)
 
 
-def replay_to(settings: Settings, partner: str, source: Source, count_url: str,
-              profile: Path | None = None) -> tuple[float, float, int]:
-    """Replay ``source`` to ``partner`` with delivery; return (queue seconds, total seconds, posts).
-    ``profile``: the replay loop's cProfile statistics are written there (the loop's thread only)."""
+@dataclass
+class Replayed:
+    queue_s: float
+    total_s: float
+    posts: int
+    #: CPU seconds from the start of the replay to the last post: process → seconds
+    cpu: dict[str, float]
+
+
+def replay_to(settings: Settings, partner: str, make: Callable[[], Source], count_url: str, partner_pid: int,
+              profile: Path | None = None) -> Replayed:
+    """Replay ``make()``'s events to ``partner`` with delivery, as ``newswire replay --send`` does
+    (read and rendered ahead in a process of its own, sent from another). ``profile``: the
+    replay loop's cProfile statistics are written there (the loop's thread only)."""
     target = PartnerTarget(settings, partner)
+    source = ReadAhead(make, target.prerender)
     checkpoint = Checkpoint.open(settings.home, {"bench": partner}, restart=True)
     sender = PartnerSender(settings, partner)
     before = int(urllib.request.urlopen(count_url).read())
+    cpu_before = {"replay": cpu_s(), "sending": cpu_s(sender.pid), "partner endpoint": cpu_s(partner_pid)}
     try:
         with Stopwatch() as total:
-            profiler = cProfile.Profile() if profile else None
-            if profiler:
-                profiler.enable()
-            summary = replay(source, target, checkpoint, after_commit=sender.wake)
-            if profiler:
-                profiler.disable()
-                profiler.dump_stats(profile)
+            with profiled(profile):
+                summary = replay(source, target, checkpoint, after_commit=sender.wake)
             queued = len(target.queued_ids)
             deadline = time.monotonic() + 1800
             with tqdm(total=queued, desc=f"delivered to {partner}", unit="post") as bar:
@@ -127,11 +186,14 @@ def replay_to(settings: Settings, partner: str, source: Source, count_url: str,
                     bar.update(posts - bar.n)
                     time.sleep(0.2)
                 bar.update(posts - bar.n)
+        cpu = {"reading + rendering": source.cpu_s or 0.0, "replay": cpu_s(), "sending": cpu_s(sender.pid),
+               "partner endpoint": cpu_s(partner_pid)}
     finally:
         sender.stop()
         source.close()
         target.close()
-    return summary.seconds, total.seconds, posts
+    return Replayed(summary.seconds, total.seconds, posts,
+                    {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu.items()})
 
 
 def main() -> None:
@@ -139,7 +201,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--body-bytes", type=int, default=2000)
     parser.add_argument("--profile", type=Path, metavar="PREFIX",
-                        help="write each replay loop's cProfile statistics to PREFIX-<source>.prof")
+                        help="write the cProfile statistics of each step to PREFIX-<step>.prof (decode-only, "
+                             "archive-write, and each replay loop: kafka, archive)")
     parser.add_argument("--serve-partner", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_partner:
@@ -164,18 +227,23 @@ def main() -> None:
             child.join()
             assert child.exitcode == 0, f"publishing failed ({child.exitcode})"
 
-            with Stopwatch() as plain:
-                consume(settings, "bench-decode-only", lambda d: None, lambda: n, "decode only", overrides=CONSUMER_OPTIONS)
+            def profile(step: str) -> Path | None:
+                return args.profile.with_name(f"{args.profile.name}-{step}.prof") if args.profile else None
+
+            plain = consume(settings, "bench-decode-only", lambda d: None, lambda: n, "decode only",
+                            overrides=CONSUMER_OPTIONS, profile=profile("decode-only"))
             archiver = Archiver(default_root(settings))
-            with Stopwatch() as archive:
-                consume(settings, GROUP, archiver.handle, lambda: n, "archive", before_commit=archiver.commit,
-                        overrides=CONSUMER_OPTIONS)
+            archive = consume(settings, GROUP, archiver.handle, lambda: n, "archive", before_commit=archiver.commit,
+                              overrides=CONSUMER_OPTIONS, profile=profile("archive-write"))
             archived = archiver.archived
             archiver.close()
             size = sum(p.stat().st_size for p in default_root(settings).rglob("*") if p.is_file())
             rows += [
                 ("archive write", f"{archived / archive.seconds:,.0f} events/s",
                  f"decode-only consume: {n / plain.seconds:,.0f} events/s"),
+                ("  after the first batch", f"{archive.steady[0] / archive.steady[1]:,.0f} events/s",
+                 f"decode-only: {plain.steady[0] / plain.steady[1]:,.0f} events/s"),
+                ("  CPU per event", f"{archive.cpu_ms:.2f} ms", f"decode-only: {plain.cpu_ms:.2f} ms"),
                 ("archive size", f"{size / archived:,.0f} B/event on disk",
                  f"{args.body_bytes:,} B bodies, deflate + index"),
                 ("peak RSS after archive", f"{peak_rss_mib():,.0f} MiB", f"{n:,} events"),
@@ -187,17 +255,18 @@ def main() -> None:
                                                   secrets=(new_secret(),), concurrency=16),
                              allow=parse_cidrs("127.0.0.0/8"))
             db.close()
-            for partner, source in (("from-kafka", KafkaSource(settings, Window())),
-                                    ("from-archive", ArchiveSource(settings, Window(), default_root(settings)))):
-                queue_s, total_s, posts = replay_to(
-                    settings, partner, source, count_url,
-                    profile=args.profile.with_name(f"{args.profile.name}-{source.name}.prof") if args.profile else None)
+            for name, make in (("kafka", partial(KafkaSource, settings, Window())),
+                               ("archive", partial(ArchiveSource, settings, Window(), default_root(settings)))):
+                done = replay_to(settings, f"from-{name}", make, count_url, partner_proc.pid,
+                                 profile=profile(name))
                 rows += [
-                    (f"replay {source.name} → partner", f"{posts / total_s:,.0f} events/s",
-                     f"{posts:,} signed posts acknowledged in {total_s:.0f} s"),
-                    (f"  {source.name} → outbox only", f"{posts / queue_s:,.0f} events/s",
+                    (f"replay {name} → partner", f"{done.posts / done.total_s:,.0f} events/s",
+                     f"{done.posts:,} signed posts acknowledged in {done.total_s:.0f} s"),
+                    (f"  {name} → outbox only", f"{done.posts / done.queue_s:,.0f} events/s",
                      "reading + filtering + rendering + queueing, before HTTP"),
-                    (f"peak RSS after {source.name} replay", f"{peak_rss_mib():,.0f} MiB", ""),
+                    (f"  CPU per event, {name} replay", f"{sum(done.cpu.values()) / done.posts * 1e3:.2f} ms",
+                     ", ".join(f"{k} {v / done.posts * 1e3:.2f}" for k, v in done.cpu.items())),
+                    (f"peak RSS after {name} replay", f"{peak_rss_mib():,.0f} MiB", ""),
                 ]
     finally:
         partner_proc.send_signal(signal.SIGTERM)

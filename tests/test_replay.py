@@ -9,20 +9,25 @@ import signal
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
+from functools import partial
+from pathlib import Path
 from types import SimpleNamespace
 
 from newswire import bus, codec, corpus, topics
 from newswire.consumers.archive.archiver import default_root
 from newswire.consumers.archive.archiver import event_loop as archive_loop
 from newswire.consumers.archive.reader import ArchiveReader
+from newswire.consumers.replay.readahead import Prerender, ReadAhead
 from newswire.consumers.replay.sources import ArchiveSource, Item, KafkaSource
 from newswire.consumers.replay.targets import PartnerTarget
 from newswire.consumers.replay.window import Window
 from newswire.consumers.webhooks import outbox, pusher, store
 from newswire.consumers.webhooks.filters import History, Subscription, decide
 from newswire.consumers.webhooks.signing import new_secret
+from newswire.formats.kept import Renders
 from tests.conftest import on_both_stores
 from tests.replay_support import NEWSWIRE, T0, cli_env, events, produce
+from tests.topic_reader import read_events
 from tests.webhooks_support import PartnerServer, config, publish, query, register, wait_for
 from tests.webhooks_support import cli as webhooks_cli
 
@@ -99,6 +104,29 @@ def test_window_edges_give_exact_counts_from_kafka_and_from_the_archive(settings
             kafka.close()
             archive.close()
         assert sorted(i.event["event_id"] for i in from_kafka.values()) == sorted(e["event_id"] for e in expected)
+
+
+def test_read_ahead_gives_the_sources_items_in_their_order_each_rendered_as_the_target_would(settings):
+    items = events(30)
+    produce(settings, items, start=T0, step=MIN, v1_every=6)
+    _archive_all(settings, 30)
+    prerender = Prerender("ninjs", settings.authority())
+    for make in (partial(KafkaSource, settings, Window()),
+                 partial(ArchiveSource, settings, Window(), default_root(settings))):
+        plain, ahead = make(), ReadAhead(make, prerender)
+        try:
+            resume = {0: 2}  # from a checkpoint: partition 0 from its third event
+            expected, got = list(plain.items(resume)), list(ahead.items(resume))
+            assert ahead.counts(resume) == plain.counts(resume) and len(got) == sum(plain.counts(resume).values())
+            assert [(i.partition, i.offset, i.payload, i.event) for i in got] == \
+                [(i.partition, i.offset, i.payload, i.event) for i in expected]
+            renders = Renders(settings.authority())
+            for item in got:
+                assert item.rendered == {"ninjs": prerender.parts(renders, item)}
+            assert ahead.cpu_s > 0
+        finally:
+            plain.close()
+            ahead.close()
 
 
 def test_a_group_reset_is_refused_while_active_shown_in_a_dry_run_and_applied_when_inactive(settings):
@@ -297,6 +325,66 @@ def test_an_interrupted_replay_resumes_from_its_checkpoint_and_sends_nothing_twi
         assert not list((settings.home / "replay").glob("*.json"))  # done: the checkpoint is gone
     finally:
         if first is not None and first.poll() is None:  # a failed assertion must not leave it running
+            first.kill()
+            first.wait()
+        server.stop()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started that are running (not zombies)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_replay_killed_with_9_takes_its_processes_with_it_and_its_rerun_sends_the_rest(settings):
+    items = events(400, body_bytes=400)
+    produce(settings, items, start=T0, step=timedelta(seconds=10))
+    offsets = {e["event_id"]: (r.partition, r.offset) for e, r in read_events(settings)}
+    server = _partner(settings, "acme")
+    args = [*NEWSWIRE, "replay", "--partner", "acme", "--since", "30d", "--send", "--no-progress"]
+    first = subprocess.Popen([*args, "--rate", "50"], env=cli_env(settings), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(server.ok()) >= 40, "the first run to deliver 40 events", 60)
+        children = _children(first.pid)
+        assert len(children) >= 2  # its sender and its reading process (and multiprocessing's tracker)
+        first.kill()
+        first.wait(10)
+        wait_for(lambda: not any(_running(pid) for pid in children), "the replay's processes to end with it", 10)
+        checkpoint = json.loads(next((settings.home / "replay").glob("*.json")).read_text())
+        resume = {int(p): o for p, o in checkpoint["next"].items()}
+        assert 0 < sum(resume.values()) < 400
+
+        second = subprocess.run(args, env=cli_env(settings), capture_output=True, timeout=120)
+        assert second.returncode == 0, second.stdout.decode() + second.stderr.decode()
+        assert "resumed from a checkpoint" in second.stdout.decode()
+        received = server.ok()
+        ids = [r.webhook_id for r in received]
+        assert set(ids) == _new_partner_gets(items)  # nothing lost
+        # sent twice: only what the kill caught between the last checkpoint and the kill
+        twice = {i for i in ids if ids.count(i) > 1}
+        assert all(offsets[i][1] >= resume.get(offsets[i][0], 0) for i in twice)
+        numbers: dict[int, set[str]] = {}
+        for r in received:
+            numbers.setdefault(r.seq, set()).add(r.webhook_id)
+        assert sorted(numbers) == list(range(1, max(numbers) + 1))  # gapless
+        assert all(len(webhook_ids) == 1 for webhook_ids in numbers.values())  # a number is one event
+    finally:
+        if first.poll() is None:
             first.kill()
             first.wait()
         server.stop()

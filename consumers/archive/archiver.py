@@ -2,10 +2,11 @@
 
 Per batch of the :class:`~newswire.bus.EventLoop`:
 
-1. ``handle`` skips an event whose id is already archived (or already in this batch), and
-   appends the others, as written, to the open segment of their publish date and schema;
-2. ``before_commit`` writes one block per touched segment and fsyncs it, then records the
-   events and the segments' new durable sizes in one SQLite transaction;
+1. ``handle`` checks each event (the event contract) and takes it;
+2. ``before_commit`` skips the events whose ids are already archived (asked of the index once
+   for the batch) or already in this batch, appends the others, as written, to the open segment
+   of their publish date and schema, writes one block per touched segment and fsyncs it, then
+   records the events and the segments' new durable sizes in one SQLite transaction;
 3. the loop commits the Kafka offsets.
 
 A ``kill -9`` between any two of these steps loses nothing (uncommitted offsets are read
@@ -16,10 +17,12 @@ already in the index is skipped. Each run writes new segments; older ones are se
 
 from __future__ import annotations
 
-import json
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+import orjson
 
 from newswire import bus, codec, disk, events, locks, logs, metrics, seal
 from newswire.config import Settings
@@ -29,6 +32,9 @@ from .segments import SegmentWriter, new_run_id, segment_name
 from .storage import LocalStorage, Storage
 
 log = logs.get(__name__)
+
+#: the archive's count of records written (``newswire_outputs_produced_total``)
+_RECORDS = metrics.OUTPUTS_PRODUCED.labels("archive", "record")
 
 GROUP = "newswire-archive"
 #: static group membership: one archive writer per root, so one instance id
@@ -72,6 +78,8 @@ class Archiver:
         self.run = new_run_id(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f"))
         self._open: dict[tuple[str, int], _Open] = {}
         self._numbers: dict[tuple[str, int], int] = {}
+        #: the batch's events, appended to their segments by :meth:`commit`
+        self._taken: deque[bus.Delivery] = deque()
         self._batch_ids: set[str] = set()
         self.archived = 0
         self.duplicates = 0
@@ -103,35 +111,51 @@ class Archiver:
         return done
 
     def handle(self, delivery: bus.Delivery) -> None:
-        event, record = delivery.event, delivery.record
-        events.check(event)  # what replay and every reader of the archive rely on (a ValueError: dead letters)
-        event_id = str(event["event_id"])
-        if event_id in self._batch_ids or self.index.has(event_id):
-            self.duplicates += 1
-            log.info("archive_duplicate_skipped", article_id=event["article_id"], version=event["version"],
-                     event_id=event_id, topic=record.topic, partition=record.partition, offset=record.offset)
-            return
+        """Take one event of the batch (written to its segment by :meth:`commit`)."""
+        events.check(delivery.event)  # what replay and every reader of the archive rely on (a ValueError: dead letters)
+        self._taken.append(delivery)
+
+    def _append(self) -> None:
+        """Append the batch's events that the archive does not hold yet to their segments (the
+        index asked once per batch, not once per event): the first step of :meth:`commit`."""
+        taken = self._taken
+        known = self.index.known([str(d.event["event_id"]) for d in taken])
+        while taken:
+            event, record = taken[0].event, taken[0].record
+            event_id = str(event["event_id"])
+            if event_id in self._batch_ids or event_id in known:
+                self.duplicates += 1
+                log.info("archive_duplicate_skipped", article_id=event["article_id"], version=event["version"],
+                         event_id=event_id, topic=record.topic, partition=record.partition, offset=record.offset)
+            else:
+                self._write(event, record)
+            taken.popleft()  # only once done: a full disk (add_segment) makes commit() go on from here
+
+    def _write(self, event: codec.ArticleEvent, record) -> None:
         schema = codec.writer_schema(record.value)
         published = datetime.fromtimestamp(record.timestamp / 1000, tz=timezone.utc)
         segment = self._segment(published.date().isoformat(), schema)
         # a segment per writer schema, so the record's Avro body is already what the segment holds
         block_index = segment.writer.append(record.value[codec.HEADER_SIZE:])
         segment.rows.append({
-            "event_id": event_id, "article_id": event["article_id"], "version": event["version"],
+            "event_id": str(event["event_id"]), "article_id": event["article_id"], "version": event["version"],
             "event_type": event["event_type"], "occurred_at": _ms(event["occurred_at"]),
-            "published_at": record.timestamp, "categories": json.dumps(list(event.get("categories") or [])),
+            "published_at": record.timestamp,
+            "categories": orjson.dumps(list(event.get("categories") or [])).decode(),
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
             "segment": segment.writer.path, "block_index": block_index, "cleaned": int(seal.is_clean(event)),
         })
-        self._batch_ids.add(event_id)
-        metrics.OUTPUTS_PRODUCED.labels("archive", "record").inc()
+        self._batch_ids.add(str(event["event_id"]))
 
     def commit(self) -> None:
-        """Make the batch durable: blocks fsynced, then the index rows committed.
+        """Make the batch durable: its new events appended to their segments, blocks fsynced,
+        then the index rows committed.
 
-        Safe to call again after it raised (a full disk): blocks already written are not
-        written twice, and the rows stay until the index has them.
+        Safe to call again after it raised (a full disk): events already appended are not
+        appended twice, blocks already written are not written twice, and the rows stay until
+        the index has them.
         """
+        self._append()
         touched = [segment for segment in self._open.values() if segment.rows]
         for segment in touched:
             if "block_offset" not in segment.rows[0]:
@@ -144,6 +168,7 @@ class Archiver:
             self.index.commit(rows, sizes)
             for segment in touched:
                 segment.rows = []
+            _RECORDS.inc(len(rows))
             log.info("archive_committed", events=len(rows), segments=sorted(sizes))
             for row in rows:
                 log.debug("archived", article_id=row["article_id"], version=row["version"],

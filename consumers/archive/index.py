@@ -156,8 +156,14 @@ class Index:
 
     # --- events -------------------------------------------------------------------------
 
-    def has(self, event_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone() is not None
+    def known(self, event_ids: list[str]) -> set[str]:
+        """Which of ``event_ids`` are archived (a query per 500)."""
+        found: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start:start + 500]
+            found.update(i for (i,) in self.db.execute(
+                f"SELECT event_id FROM events WHERE event_id IN ({','.join('?' * len(chunk))})", chunk))
+        return found
 
     def commit(self, rows: Iterable[dict], sizes: dict[str, int]) -> None:
         """Record new events and the segments' new durable sizes in one transaction."""

@@ -140,6 +140,16 @@ class Stored:
     body: bytes
 
 
+def _writer(block) -> dict:
+    """The block's writer schema as the codec parsed it when it is one of newswire's (the same
+    fingerprint), so that fastavro reads a segment of the newest schema without resolving one
+    schema against the other and without parsing the container's schema again: about four
+    times faster than the container's schema. Another schema: the container's."""
+    shipped = {schema.fingerprint: schema for schema in codec.schemas()}
+    found = shipped.get(codec.schema_fingerprint(block.writer_schema))
+    return found.parsed if found is not None else block.writer_schema
+
+
 def _records(block, reader: codec.Schema) -> list[Stored]:
     """The records of a fastavro block, each with its bytes. Read one by one with
     ``schemaless_reader`` from the block's bytes (about three times faster than iterating the
@@ -147,11 +157,12 @@ def _records(block, reader: codec.Schema) -> list[Stored]:
     data: io.BytesIO = block.bytes_
     data.seek(0)
     view = data.getbuffer()
+    writer = _writer(block)
     try:
         records = []
         for _ in range(block.num_records):
             start = data.tell()
-            event = _event(fastavro.schemaless_reader(data, block.writer_schema, reader.parsed))
+            event = _event(fastavro.schemaless_reader(data, writer, reader.parsed))
             records.append(Stored(event, view[start:data.tell()].tobytes()))
         if data.tell() != len(view):
             raise ValueError(f"{len(view) - data.tell()} bytes after its {block.num_records} records")

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import click
@@ -25,6 +26,7 @@ from newswire.timespec import Instant, parse_instant, to_ms
 from . import groups
 from .checkpoint import Checkpoint
 from .missed import missed
+from .readahead import ReadAhead, ReadAheadFailed
 from .runner import replay as run_replay
 from .sources import ArchiveSource, KafkaSource
 from .sender import PartnerSender, SendRefused, SenderFailed
@@ -171,16 +173,18 @@ def _replay_to_partner(settings: Settings, partner: str, since: str | None, unti
         target.close()
         raise click.ClickException(f"refused --send: {exc}; it delivers what the replay queues: run the replay "
                                    f"without --send") from exc
+    # read, decoded and rendered in a process of its own, a few batches ahead (see .readahead)
     if source == "archive":
         try:
-            events = ArchiveSource(settings, window, archive_root or default_root(settings))
+            events = ReadAhead(partial(ArchiveSource, settings, window, archive_root or default_root(settings)),
+                               target.prerender)
         except FileNotFoundError as exc:
             if sender:
                 sender.stop()
             target.close()
             raise click.ClickException(str(exc)) from exc
     else:
-        events = KafkaSource(settings, window)
+        events = ReadAhead(partial(KafkaSource, settings, window), target.prerender)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -189,6 +193,8 @@ def _replay_to_partner(settings: Settings, partner: str, since: str | None, unti
         result = run_replay(events, target, checkpoint, dry_run=dry_run, rate=rate, progress=progress,
                             stop=stop, after_commit=sender.wake if sender else None)
         undelivered = _wait_delivered(target, sender, stop, progress) if sender else 0
+    except ReadAheadFailed as exc:  # what was committed before stays: the same command resumes after it
+        raise click.ClickException(f"{exc}; run the same command again to resume from the checkpoint") from exc
     finally:
         if sender:
             sender.stop()

@@ -21,6 +21,11 @@ from .targets import Target
 log = logs.get(__name__)
 
 
+#: events offered between two commits at most (and read ahead, their look-ups made at once): a
+#: commit (the outbox's transaction, fsynced, then the checkpoint's) per 2,000 events or second
+BATCH = 2000
+
+
 class RateLimit:
     """At most ``per_second`` calls of :meth:`wait` per second (None: no limit)."""
 
@@ -82,7 +87,7 @@ class Summary:
 
 
 def replay(source: Source, target: Target, checkpoint: Checkpoint, *, dry_run: bool = False,
-           rate: float | None = None, progress: bool = True, batch: int = 500, every_s: float = 1.0,
+           rate: float | None = None, progress: bool = True, batch: int = BATCH, every_s: float = 1.0,
            stop: threading.Event | None = None, after_commit: Callable[[], None] | None = None) -> Summary:
     """Offer every event of ``source`` (from the checkpoint on) to ``target``, committing (and
     checkpointing) every ``batch`` events or ``every_s`` seconds; see the module doc."""

@@ -110,7 +110,7 @@ class PartnerSender:
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with(parent: int) -> None:
+def die_with(parent: int) -> None:
     """SIGKILL this process as soon as the replay that started it dies (Linux), so that a replay
     killed with -9 stops sending at that instant, as when it sent from its own process; the pipe's
     end (below) is the fallback elsewhere."""
@@ -123,7 +123,7 @@ def _die_with(parent: int) -> None:
 def _send(settings: Settings, config: WebhookConfig, partner_id: str, pipe: Connection,
           logging: tuple | None, parent: int) -> None:
     """The sending process: the dispatcher for ``partner_id`` until told to stop (see module doc)."""
-    _die_with(parent)
+    die_with(parent)
     # a Ctrl-C or a TERM to the process group reaches the replay, which stops this through the pipe
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -44,6 +44,9 @@ class Item:
     event: ArticleEvent
     #: its single-object payload as written
     payload: bytes
+    #: its body rendered ahead in a partner's format (:mod:`.readahead`): format → the body's
+    #: parts (:meth:`~newswire.consumers.webhooks.payloads.Renderer.parts`) or why it cannot be
+    rendered: dict[str, tuple[bytes, bytes | None] | str] | None = None
 
 
 class Source(Protocol):

@@ -47,6 +47,7 @@ from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.filters import History, decide
 from newswire.formats.kept import Renders
 
+from .readahead import Prerender
 from .sources import Item
 
 log = logs.get(__name__)
@@ -54,6 +55,12 @@ log = logs.get(__name__)
 
 class Target(Protocol):
     name: str
+
+    @property
+    def prerender(self) -> Prerender | None:
+        """What a :class:`~.readahead.ReadAhead` renders each event in for this target (None: a dry
+        run, which renders nothing)."""
+        return None if self.dry_run else Prerender(self.partner.format, self.authority)
 
     def prefetch(self, items: list[Item]) -> None:
         """Read at once what the offers of ``items`` (the next ones, in order) will look up."""
@@ -105,6 +112,12 @@ class PartnerTarget:
         self._statuses: dict[str, str] = {}
         self._prefetched: set[str] = set()
         self.queued_ids: list[str] = []
+
+    @property
+    def prerender(self) -> Prerender | None:
+        """What a :class:`~.readahead.ReadAhead` renders each event in for this target (None: a dry
+        run, which renders nothing)."""
+        return None if self.dry_run else Prerender(self.partner.format, self.authority)
 
     def prefetch(self, items: list[Item]) -> None:
         """The statuses of ``items``' events and the states of their articles (and endings) in
@@ -158,8 +171,7 @@ class PartnerTarget:
                 return "not for partner"
             due = decision.not_before or now
         try:
-            body = payloads.Renderer(event, at=now, authority=self.authority,
-                                     renders=self.renders).parts(self.partner.format)
+            body = self._body(item, now)
         except ValueError as exc:  # as the live path dead-letters it, the replay skips it, saying why
             log.warning("replay_unrenderable", partner=self.partner.id, article_id=article_id,
                         version=version, event_id=event_id, reason=str(exc))
@@ -173,6 +185,16 @@ class PartnerTarget:
             History(max_version=max(version, article.history.max_version or version),
                     killed=article.history.killed or killed), version, killed)
         return "queued" if status is None else "re-sent"
+
+    def _body(self, item: Item, now: datetime) -> tuple[bytes, bytes | None]:
+        """The event's body in the partner's format: as rendered ahead (:mod:`.readahead`), or now."""
+        ahead = (item.rendered or {}).get(self.partner.format)
+        if isinstance(ahead, str):
+            raise ValueError(ahead)
+        if ahead is not None:
+            return ahead
+        return payloads.Renderer(item.event, at=now, authority=self.authority,
+                                 renders=self.renders).parts(self.partner.format)
 
     def commit(self) -> None:
         if self.dry_run:  # keep what the run "queued" so far: later decisions depend on it
