@@ -50,6 +50,12 @@ setup() {
   fi
 }
 
+# The tests in NEWSWIRE_TEST_WORKERS parallel processes (pytest-xdist; 0: all in pytest's own), each
+# with a broker and a PostgreSQL of its own (tests/conftest.py). Most tests wait on a broker, a server
+# or a timeout, so three workers take about half the time of one even on two cores. Work-stealing:
+# a worker that runs out takes tests queued for another, so no worker is left alone with a long tail.
+test_workers=(-n "${NEWSWIRE_TEST_WORKERS:-3}" --dist worksteal)
+
 case "${1:-}" in
   run)
     setup run
@@ -59,7 +65,7 @@ case "${1:-}" in
   test)
     setup test
     shift
-    exec "$VENV/bin/python" -m pytest "$@"
+    exec "$VENV/bin/python" -m pytest "${test_workers[@]}" "$@"
     ;;
   test-ahead)
     # the suite with the wall clock moved by NEWSWIRE_TEST_CLOCK (default +365d) for every process.
@@ -84,7 +90,7 @@ case "${1:-}" in
       chmod +x "$wrappers/bin/$program"
     done
     NEWSWIRE_TEST_CHROMIUM=$wrappers/bin/chromium JAVA_HOME=$wrappers LD_PRELOAD=$preload FAKETIME=$offset FAKETIME_DONT_FAKE_MONOTONIC=1 \
-      exec "$VENV/bin/python" -m pytest -m "not cpu_budget" "$@"
+      exec "$VENV/bin/python" -m pytest "${test_workers[@]}" -m "not cpu_budget" "$@"
     ;;
   *)
     echo "usage: deploy/dev.sh run|test|test-ahead [args]" >&2
