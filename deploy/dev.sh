@@ -52,7 +52,7 @@ setup() {
 
 # The tests in NEWSWIRE_TEST_WORKERS parallel processes (pytest-xdist; 0: all in pytest's own), each
 # with a broker and a PostgreSQL of its own (tests/conftest.py). Most tests wait on a broker, a server
-# or a timeout, so three workers take about half the time of one even on two cores. Work-stealing:
+# or a timeout, so their waits overlap even on two cores (README: Tests). Work-stealing:
 # a worker that runs out takes tests queued for another, so no worker is left alone with a long tail.
 test_workers=(-n "${NEWSWIRE_TEST_WORKERS:-3}" --dist worksteal)
 

@@ -57,10 +57,15 @@ def _stream() -> list[dict]:
     return events
 
 
-def _publish_slowly(settings, events: list[dict], every_s: float = 0.05) -> None:
+def _publish_slowly(settings, events: list[dict], every_s: float = 0.05,
+                    hold: tuple[int, threading.Event] | None = None) -> None:
+    """One event every ``every_s``; with ``hold`` (index, event), waits before that index until the
+    event is set (at most 120 s): the stream is not over before what the test waits for happens."""
     kafka = bus.producer(settings)
     try:
-        for event in events:
+        for index, event in enumerate(events):
+            if hold and index == hold[0]:
+                hold[1].wait(120)
             bus.publish_events(settings, kafka, [event])
             time.sleep(every_s)
     finally:
@@ -171,8 +176,10 @@ def test_a_pusher_joining_in_the_middle_of_a_stream_takes_half_the_partners_and_
     events = _stream()
     logs = [tmp_path / f"pusher-{n}.log" for n in range(2)]
     processes = [_pusher(settings, logs[0])]
-    # slow enough (about 8 s) that the second pusher joins, and the partners move, mid-stream
-    publisher = threading.Thread(target=_publish_slowly, args=(settings, events, 0.2))
+    # about 8 s; on a busy machine, where the second pusher may take longer to start and take its
+    # partners, the last quarter of the stream waits for them to be shared (still mid-stream)
+    shared = threading.Event()
+    publisher = threading.Thread(target=_publish_slowly, args=(settings, events, 0.2, (len(events) * 3 // 4, shared)))
     try:
         wait_for(lambda: sum(map(len, _owners(settings).values())) == PARTNERS, "the first pusher's leases",
                  timeout_s=60)
@@ -183,10 +190,12 @@ def test_a_pusher_joining_in_the_middle_of_a_stream_takes_half_the_partners_and_
         wait_for(lambda: sorted(map(len, _owners(settings).values())) == [PARTNERS // 2, PARTNERS // 2],
                  "the partners shared by the two pushers", timeout_s=60)
         moved_mid_stream = publisher.is_alive()
+        shared.set()
         publisher.join(120)
         wait_for(lambda: query(settings, "SELECT count(*) FROM deliveries WHERE status = 'delivered'")[0][0]
                  == PARTNERS * len(events), "every delivery", timeout_s=120, every_s=0.2)
     finally:
+        shared.set()
         if publisher.is_alive():
             publisher.join(120)
         _stop(processes, servers)
