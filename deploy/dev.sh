@@ -50,6 +50,16 @@ setup() {
   fi
 }
 
+# The tests in pytest's own process, or with NEWSWIRE_TEST_WORKERS=N in N parallel processes
+# (pytest-xdist), each with a broker and a PostgreSQL of its own (tests/conftest.py). Most tests
+# wait on a broker, a server or a timeout, so their waits overlap even on two cores, but a known
+# flake keeps the default at one process (README: Tests). Work-stealing: a worker that runs out
+# takes tests queued for another, so no worker is left alone with a long tail.
+test_workers=()
+if [ "${NEWSWIRE_TEST_WORKERS:-0}" != 0 ]; then
+  test_workers=(-n "$NEWSWIRE_TEST_WORKERS" --dist worksteal)
+fi
+
 case "${1:-}" in
   run)
     setup run
@@ -59,7 +69,7 @@ case "${1:-}" in
   test)
     setup test
     shift
-    exec "$VENV/bin/python" -m pytest "$@"
+    exec "$VENV/bin/python" -m pytest "${test_workers[@]}" "$@"
     ;;
   test-ahead)
     # the suite with the wall clock moved by NEWSWIRE_TEST_CLOCK (default +365d) for every process.
@@ -84,7 +94,7 @@ case "${1:-}" in
       chmod +x "$wrappers/bin/$program"
     done
     NEWSWIRE_TEST_CHROMIUM=$wrappers/bin/chromium JAVA_HOME=$wrappers LD_PRELOAD=$preload FAKETIME=$offset FAKETIME_DONT_FAKE_MONOTONIC=1 \
-      exec "$VENV/bin/python" -m pytest -m "not cpu_budget" "$@"
+      exec "$VENV/bin/python" -m pytest "${test_workers[@]}" -m "not cpu_budget" "$@"
     ;;
   *)
     echo "usage: deploy/dev.sh run|test|test-ahead [args]" >&2

@@ -392,11 +392,12 @@ class TopicMissing(LookupError):
     """The broker has no such topic (or it has no partitions)."""
 
 
-def partitions(kafka: KafkaConsumer, topic: str, timeout_s: float = 15.0) -> list[TopicPartition]:
+def partitions(kafka: KafkaConsumer, topic: str, timeout_s: float = Settings.topic_wait_s) -> list[TopicPartition]:
     """Every partition of ``topic``, in order.
 
     A new client may answer "none" before it has the topic's metadata, so an empty answer is
-    asked again until ``timeout_s``; then TopicMissing says the topic is missing.
+    asked again until ``timeout_s`` (a command passes its ``Settings.topic_wait_s``); then
+    TopicMissing says the topic is missing.
     """
     deadline = time.monotonic() + timeout_s
     while not (found := kafka.partitions_for_topic(topic)):

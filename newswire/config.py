@@ -118,6 +118,9 @@ class Settings:
     #: ``acks`` and delivery timeout of every producer (all: the write is on every in-sync replica)
     producer_acks: str = "all"
     producer_timeout_s: float = 15.0
+    #: how long a command that reads a topic's partitions asks again while the broker answers it
+    #: has none (a new client's metadata may lag a just-created topic) before it says the topic is missing
+    topic_wait_s: float = 15.0
     #: the agency that provides the stories, when an article does not say (none until configured)
     provider: str | None = None
     #: the domain that mints every item id (``urn:newsml:<it>:…``, RFC 3085 ProviderId); fixed
@@ -149,6 +152,7 @@ class Settings:
             topics=topics,
             replication_factor=_number("REPLICATION_FACTOR", cls.replication_factor),
             producer_timeout_s=_number("PRODUCER_TIMEOUT", cls.producer_timeout_s, float, low=0.001),
+            topic_wait_s=_number("TOPIC_WAIT", cls.topic_wait_s, float, low=0.0),
             provider=_env("PROVIDER", "").strip() or None,
             id_authority=parse_id_authority(authority) if authority.strip() else None,
             state_url=parse_state_url(state_url) if state_url.strip() else None,
@@ -164,7 +168,8 @@ class Settings:
                "NEWSWIRE_ARTICLES_PARTITIONS": str(t.articles_partitions), "NEWSWIRE_TOPIC_DEAD_LETTER": t.dead_letter,
                "NEWSWIRE_DEAD_LETTER_PARTITIONS": str(t.dead_letter_partitions),
                "NEWSWIRE_REPLICATION_FACTOR": str(self.replication_factor),
-               "NEWSWIRE_PRODUCER_TIMEOUT": repr(self.producer_timeout_s)}
+               "NEWSWIRE_PRODUCER_TIMEOUT": repr(self.producer_timeout_s),
+               "NEWSWIRE_TOPIC_WAIT": repr(self.topic_wait_s)}
         if self.provider:
             env["NEWSWIRE_PROVIDER"] = self.provider
         if self.id_authority:

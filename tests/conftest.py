@@ -3,6 +3,11 @@ one real PostgreSQL server for the whole session, a fresh database per test that
 
 The broker is started by the same code as ``newswire kafka up`` (newswire.broker), on free
 ports and in a temporary state directory, so a developer's own broker is not disturbed.
+``deploy/dev.sh test`` runs the suite in parallel worker processes (pytest-xdist): each worker is
+a session of its own, with its own broker and PostgreSQL. One broker shared by the workers would
+mix their tests in the same consumer groups: the services' group ids are fixed
+(``newswire-archive``, …), and a static member's instance id (``newswire-archive-1``) started by
+one worker would fence the other's.
 If it cannot start, every test that needs it errors with the broker's own log. PostgreSQL
 likewise (tests/postgres_server.py): Debian's server in a temporary cluster on a free port,
 run as the ``postgres`` user; if it cannot start, the tests on that store error with its log.
@@ -10,6 +15,7 @@ run as the ``postgres`` user; if it cannot start, the tests on that store error 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from dataclasses import replace
@@ -18,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from newswire import logs, topics
-from newswire.broker import LocalBroker, free_port
+from newswire.broker import LocalBroker, ensure_jars, free_port
 from newswire.config import Settings, Topics
 from tests.postgres_server import LocalPostgres
 
@@ -42,13 +48,23 @@ def structured_logs() -> None:
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> LocalBroker:
-    """A real single-node KRaft broker, started once per test session."""
+    """A real single-node KRaft broker, started once per test session (per worker)."""
     base = Settings.from_env()
+    _jars_fetched_once(base.cache)
     broker = LocalBroker(state_dir=tmp_path_factory.mktemp("kafka"), cache=base.cache,
                          port=free_port(), controller_port=free_port())
     broker.start(timeout_s=120)
     yield broker
     broker.stop()
+
+
+def _jars_fetched_once(cache: Path) -> None:
+    """The broker's jars, fetched by one worker while the others wait (on a fresh machine, where
+    they are not in the cache yet, parallel Maven runs would write the same files)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / "jars.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ensure_jars(cache)
 
 
 @pytest.fixture(scope="session")

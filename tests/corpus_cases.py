@@ -14,6 +14,7 @@ each field in turn, and generated stories of every event type.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from datetime import date, datetime, timedelta, timezone
@@ -67,6 +68,12 @@ def fixture_story() -> ArticleEvent:
     )
 
 
+@functools.cache
+def _long_body() -> str:
+    """The long case's 1 MB body, generated once per process (a string: each case stays a fresh dict)."""
+    return corpus.story(random.Random(9), "x", language="en", body_bytes=1_000_000)["body"]
+
+
 def cases() -> dict[str, ArticleEvent]:
     """Every case of the corpus, by name (fresh dicts on each call)."""
     plain = _base("case-plain")
@@ -87,7 +94,7 @@ def cases() -> dict[str, ArticleEvent]:
                    body="<p>גורמים בירושלים אמרו כי המשא ומתן יימשך\u200f.</p>", summary="המשא ומתן יימשך.")
     emoji = _base("case-emoji", headline="Fans celebrate 🎉🇵🇸🇮🇱 in the streets 👏🏽",
                   body="<p>Crowds 🥳 gathered; one sign read “peace ☮️”.</p>", summary="Crowds 🥳 gathered.")
-    long = _base("case-long", body=corpus.story(random.Random(9), "x", language="en", body_bytes=1_000_000)["body"])
+    long = _base("case-long", body=_long_body())
     return {
         "plain": plain,
         "pictures": pictures,

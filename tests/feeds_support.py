@@ -19,6 +19,7 @@ from newswire.consumers.feeds.consumer import FeedsConsumer, open_view
 from newswire.consumers.feeds.server import FeedServer, Options
 from newswire.consumers.feeds.store import ViewStore
 from newswire.consumers.feeds.view import FeedView
+from newswire.consumers.replay import groups
 from tests.http_server import serving
 
 ACME_TOKEN = "acme-token-0123456789abcdef"
@@ -104,7 +105,17 @@ class Running:
             self.consumer.poll(200)
             if self.consumer.caught_up():
                 return
-        raise AssertionError(f"the feeds consumer did not catch up with the topic in {timeout_s:g} s")
+        raise AssertionError(f"the feeds consumer did not catch up with the topic in {timeout_s:g} s; "
+                             f"its group: {_group_seen(self.settings, self.consumer.group_id)}")
+
+
+def _group_seen(settings: Settings, group: str) -> str:
+    """The group's state and members as the broker has them (who else holds it), for a failure."""
+    try:
+        state, members = groups.members(settings, group)
+    except Exception as exc:  # a failure message, never a second failure
+        return f"not described ({type(exc).__name__}: {exc})"
+    return f"{group} {state}, members {members}"
 
     def get(self, path: str, **headers: str) -> Reply:
         return fetch(self.base + path, {k.replace("_", "-"): v for k, v in headers.items()})

@@ -39,6 +39,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
     ("REPLICATION_FACTOR", "-1", "must be at least 1, got '-1'"),
     ("PRODUCER_TIMEOUT", "soon", "'soon' is not a number"),
     ("PRODUCER_TIMEOUT", "0", "must be at least 0.001"),
+    ("TOPIC_WAIT", "-1", "must be at least 0"),
     ("ID_AUTHORITY", "localhost", "is not a DNS name"),
     ("ID_AUTHORITY", "news agency.example", "is not a DNS name"),
     ("ID_AUTHORITY", "192.0.2.1", "is not a DNS name"),
@@ -97,7 +98,7 @@ def test_what_renders_refuses_to_start_without_an_id_authority(clean_env, tmp_pa
 
 def test_to_env_gives_the_settings_back(clean_env, tmp_path):
     settings = Settings(bootstrap_servers="127.0.0.1:19092,127.0.0.1:19093", home=tmp_path / "h", cache=tmp_path / "c",
-                        topics=Topics("a-1", 4, "a-1.dlq", 2), replication_factor=3, producer_timeout_s=2.5,
+                        topics=Topics("a-1", 4, "a-1.dlq", 2), replication_factor=3, producer_timeout_s=2.5, topic_wait_s=0.5,
                         provider="Agence Exemple", id_authority=AUTHORITY,
                         state_url="postgresql://newswire@db.example/newswire")
     for name, value in settings.to_env().items():

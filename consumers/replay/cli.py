@@ -123,7 +123,7 @@ def _reset_group(settings: Settings, group: str, window: Window, source: str, ex
         raise click.UsageError("a group reset only moves where the group starts: --until needs --partner")
     reader = bus.consumer(settings, None, client_id="newswire-replay")
     try:
-        ranges = kafka_ranges(reader, settings.topics.articles, window)
+        ranges = kafka_ranges(reader, settings.topics.articles, window, settings.topic_wait_s)
         ends = {tp.partition: end for tp, end in bus.end_offsets(reader, settings.topics.articles).items()}
     finally:
         reader.close()

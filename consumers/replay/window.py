@@ -8,6 +8,7 @@ from datetime import datetime
 from kafka import KafkaConsumer, TopicPartition
 
 from newswire import bus
+from newswire.config import Settings
 from newswire.timespec import to_ms
 
 
@@ -52,9 +53,11 @@ def _offsets_at(kafka: KafkaConsumer, tps: list[TopicPartition], at_ms: int | No
     return {tp: found[tp].offset if found.get(tp) is not None else fallback[tp] for tp in tps}
 
 
-def kafka_ranges(kafka: KafkaConsumer, topic: str, window: Window) -> list[Range]:
-    """Per partition of ``topic``, the offsets whose records fall in ``window`` (by ``offsets_for_times``)."""
-    tps = bus.partitions(kafka, topic)
+def kafka_ranges(kafka: KafkaConsumer, topic: str, window: Window,
+                 wait_s: float = Settings.topic_wait_s) -> list[Range]:
+    """Per partition of ``topic``, the offsets whose records fall in ``window`` (by ``offsets_for_times``);
+    TopicMissing when the broker has not named its partitions within ``wait_s``."""
+    tps = bus.partitions(kafka, topic, wait_s)
     beginning, end = kafka.beginning_offsets(tps), kafka.end_offsets(tps)
     start = _offsets_at(kafka, tps, window.since_ms, end) if window.since_ms is not None else beginning
     stop = _offsets_at(kafka, tps, window.until_ms, end)

@@ -104,7 +104,7 @@ class DeadLetterTally:
         topic = self.settings.topics.dead_letter
         reader = bus.consumer(self.settings, None)
         try:
-            reader.assign(bus.partitions(reader, topic))
+            reader.assign(bus.partitions(reader, topic, self.settings.topic_wait_s))
             if self.problem:
                 log.info("dead_letter_tally_connected", topic=topic)
             self.problem = None
