@@ -44,6 +44,9 @@ class PublishError(RuntimeError):
 #: its partitions at the first refresh that finds them (the group leader then rebalances)
 METADATA_MAX_AGE_MS = 5000
 
+#: how long a consume loop waits after a retriable error out of ``poll`` before polling again
+POLL_RETRY_S = 1.0
+
 #: kafka-python's errors that mean "no broker answered" rather than "a broker said no"
 UNREACHABLE = (KafkaTimeoutError, KafkaConnectionError, TimeoutError)  # TimeoutError: a wait of our own ran out
 
@@ -250,8 +253,17 @@ class EventLoop:
         self.dead_lettered = 0
 
     def poll_once(self, timeout_ms: int = 500) -> int:
-        """Handle one batch and commit it; return how many messages it held."""
-        batches = self.consumer.poll(timeout_ms=timeout_ms)
+        """Handle one batch and commit it; return how many messages it held. A broker or
+        coordinator away (a retriable error kafka-python lets out of ``poll``, such as a failed
+        coordinator lookup while the broker restarts) is logged and waited out."""
+        try:
+            batches = self.consumer.poll(timeout_ms=timeout_ms)
+        except KafkaError as exc:
+            if not exc.retriable or self.stopping.is_set():
+                raise
+            log.warning("poll_retry", consumer=self.name, error=str(exc), retry_in_s=POLL_RETRY_S)
+            self.stopping.wait(POLL_RETRY_S)
+            return 0
         count = 0
         for records in batches.values():
             for record in records:

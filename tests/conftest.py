@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from newswire import logs, topics
-from newswire.broker import LocalBroker, ensure_jars, free_port
+from newswire.broker import LocalBroker, ensure_jars, free_ports
 from newswire.config import Settings, Topics
 from tests.postgres_server import LocalPostgres
 
@@ -51,8 +51,9 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> LocalBroker:
     """A real single-node KRaft broker, started once per test session (per worker)."""
     base = Settings.from_env()
     _jars_fetched_once(base.cache)
+    port, controller_port = free_ports(2)
     broker = LocalBroker(state_dir=tmp_path_factory.mktemp("kafka"), cache=base.cache,
-                         port=free_port(), controller_port=free_port())
+                         port=port, controller_port=controller_port)
     broker.start(timeout_s=120)
     yield broker
     broker.stop()

@@ -482,7 +482,8 @@ def webhooks_run(ctx) -> None:
     except pusher.PusherBusy as exc:
         raise click.ClickException(str(exc)) from exc
     except pusher.PusherFailed as exc:  # logged in full (kafka_loop_failed); a supervisor restarts it
-        raise click.ClickException(f"the pusher stopped: {exc}") from exc
+        # on one line (a driver's message may have several: PostgreSQL's server-gone has three)
+        raise click.ClickException(f"the pusher stopped: {' '.join(str(exc).split())}") from exc
 
 
 @webhooks_group.command("demo-partner")
