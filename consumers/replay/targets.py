@@ -58,9 +58,8 @@ class Target(Protocol):
 
     @property
     def prerender(self) -> Prerender | None:
-        """What a :class:`~.readahead.ReadAhead` renders each event in for this target (None: a dry
-        run, which renders nothing)."""
-        return None if self.dry_run else Prerender(self.partner.format, self.authority)
+        """What a :class:`~.readahead.ReadAhead` renders each event in for this target (None:
+        nothing, as a dry run)."""
 
     def prefetch(self, items: list[Item]) -> None:
         """Read at once what the offers of ``items`` (the next ones, in order) will look up."""
