@@ -108,15 +108,6 @@ class Running:
         raise AssertionError(f"the feeds consumer did not catch up with the topic in {timeout_s:g} s; "
                              f"its group: {_group_seen(self.settings, self.consumer.group_id)}")
 
-
-def _group_seen(settings: Settings, group: str) -> str:
-    """The group's state and members as the broker has them (who else holds it), for a failure."""
-    try:
-        state, members = groups.members(settings, group)
-    except Exception as exc:  # a failure message, never a second failure
-        return f"not described ({type(exc).__name__}: {exc})"
-    return f"{group} {state}, members {members}"
-
     def get(self, path: str, **headers: str) -> Reply:
         return fetch(self.base + path, {k.replace("_", "-"): v for k, v in headers.items()})
 
@@ -135,3 +126,12 @@ def feeds_running(settings: Settings, clock: Clock, tokens: Tokens | None = None
     finally:
         consumer.stop()
         store.close()
+
+
+def _group_seen(settings: Settings, group: str) -> str:
+    """The group's state and members as the broker has them (who else holds it), for a failure."""
+    try:
+        state, members = groups.members(settings, group)
+    except Exception as exc:  # a failure message, never a second failure
+        return f"not described ({type(exc).__name__}: {exc})"
+    return f"{group} {state}, members {members}"
