@@ -40,9 +40,8 @@ from typing import Iterator
 
 import aiohttp
 from aiohttp import web
-from tqdm import tqdm
 
-from bench.harness import Stopwatch, bench_settings, peak_rss_mib, percentile, print_table, temporary_broker
+from bench.harness import Stopwatch, bench_settings, peak_rss_mib, percentile, print_table, progress, temporary_broker
 from newswire import bus, codec, corpus, logs
 from newswire.broker import free_port
 from newswire.codec import ArticleEvent
@@ -52,11 +51,6 @@ from newswire.consumers.feeds.view import FeedView
 
 #: changes written to the store in one transaction while building the view
 BUILD_BATCH = 5000
-
-
-def progress(**options) -> tqdm:
-    """A progress bar on a terminal; nothing when the output goes to a file or a pipe."""
-    return tqdm(disable=not sys.stderr.isatty(), **options)
 
 
 def corpus_events(articles: int, body_bytes: int, what: str) -> Iterator[ArticleEvent]:

@@ -22,6 +22,7 @@ from typing import Iterator, Sequence
 from newswire import topics
 from newswire.broker import LocalBroker, free_port
 from newswire.config import Settings, Topics
+from tqdm import tqdm
 
 
 @contextlib.contextmanager
@@ -94,3 +95,8 @@ def print_table(title: str, rows: Sequence[tuple[str, str, str]]) -> None:
     print(f"\n{title}  [{machine()}]")
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+
+
+def progress(iterable=None, **options) -> tqdm:
+    """A progress bar on a terminal; nothing when the output goes to a file or a pipe."""
+    return tqdm(iterable, disable=None, **options)

@@ -26,9 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from tqdm import tqdm
 
-from bench.harness import bench_settings, peak_rss_mib, percentile, print_table, temporary_broker
+from bench.harness import bench_settings, peak_rss_mib, percentile, print_table, progress, temporary_broker
 from newswire import broker as local_broker
 from newswire import bus, codec, corpus, topics
 from newswire.config import Settings
@@ -77,7 +76,7 @@ def newswire_producer(settings: Settings, n: int) -> dict[str, float]:
     try:
         bus.publish_events(settings, kafka, events[:50])  # connect and fetch metadata before timing
         start = time.perf_counter()
-        for event in tqdm(events, desc="newswire producer", unit="event", disable=None, leave=False):
+        for event in progress(events, desc="newswire producer", unit="event", leave=False):
             sent = time.perf_counter()
             future = bus.send_event(kafka, settings.topics.articles, event)
             future.add_callback(lambda _md, sent=sent: latencies.append((time.perf_counter() - sent) * 1000))

@@ -49,10 +49,9 @@ from aiohttp import web
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 from standardwebhooks import Webhook
-from tqdm import tqdm
 
 from bench import fanout_partners
-from bench.harness import bench_settings, percentile, print_table, temporary_broker
+from bench.harness import bench_settings, percentile, print_table, progress, temporary_broker
 from newswire import bus, corpus, topics
 from newswire.broker import free_port
 from newswire.config import Settings
@@ -115,7 +114,7 @@ def delivered(settings: Settings) -> int:
 
 def wait_delivered(settings: Settings, total: int, deadline_s: float, desc: str) -> None:
     deadline = time.monotonic() + deadline_s
-    with tqdm(total=total, desc=desc, unit="delivery") as bar:
+    with progress(total=total, desc=desc, unit="delivery") as bar:
         while (done := delivered(settings)) < total and time.monotonic() < deadline:
             bar.update(done - bar.n)
             time.sleep(0.2)
@@ -127,7 +126,7 @@ def publish_steady(settings: Settings, events: list[dict], rate: float) -> dict[
     kafka = bus.producer(settings)
     sent: dict[str, float] = {}
     start = time.monotonic()
-    for n, event in enumerate(tqdm(events, desc=f"publish {rate:g}/s", unit="article")):
+    for n, event in enumerate(progress(events, desc=f"publish {rate:g}/s", unit="article")):
         pause = start + n / rate - time.monotonic()
         if pause > 0:
             time.sleep(pause)
@@ -249,7 +248,7 @@ def fanout(count: int, stories: int, every_s: float) -> None:
         slow = set(hosts[::slow_every])
         db = store.connect(settings)
         with outbox.transaction(db):  # one commit for them all
-            for n, host in enumerate(tqdm(hosts, desc="partners", unit="partner")):
+            for n, host in enumerate(progress(hosts, desc="partners", unit="partner")):
                 registry.add(db, registry.Partner(id=f"p{n:05d}", name=f"Partner {n}", url=f"http://{host}:{port}/hook",
                                                   secrets=(secret,)), allow=parse_cidrs("127.0.0.0/8"))
         db.close()

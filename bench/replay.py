@@ -41,9 +41,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from aiohttp import web
-from tqdm import tqdm
 
-from bench.harness import Stopwatch, bench_settings, peak_rss_mib, print_table, temporary_broker
+from bench.harness import Stopwatch, bench_settings, peak_rss_mib, print_table, progress, temporary_broker
 from newswire import bus, corpus, logs
 from newswire.broker import free_port
 from newswire.config import Settings
@@ -92,7 +91,7 @@ def serve_partner(port: int) -> None:
 
 def publish(settings: Settings, n: int, body_bytes: int) -> None:
     kafka = bus.producer(settings, linger_ms=50, batch_size=512 * 1024)
-    for event in tqdm(corpus.stream(n, seed=31, body_bytes=body_bytes), total=n, desc="publish", unit="event"):
+    for event in progress(corpus.stream(n, seed=31, body_bytes=body_bytes), total=n, desc="publish", unit="event"):
         bus.send_event(kafka, settings.topics.articles, event, clean_key=settings.clean_key)
     kafka.flush(timeout=120)
     kafka.close()
@@ -141,7 +140,7 @@ def consume(settings: Settings, group: str, handle, expected, desc: str, before_
                          consumer_overrides=overrides)
     deadline = time.monotonic() + 900
     first: tuple[int, float] | None = None
-    with tqdm(total=expected(), desc=desc, unit="event") as bar, profiled(profile):
+    with progress(total=expected(), desc=desc, unit="event") as bar, profiled(profile):
         while loop.handled < expected() and time.monotonic() < deadline:
             loop.poll_once(timeout_ms=500)
             if first is None and loop.handled:
@@ -179,7 +178,7 @@ def replay_to(settings: Settings, partner: str, make: Callable[[], Source], coun
                 summary = replay(source, target, checkpoint, after_commit=sender.wake)
             queued = len(target.queued_ids)
             deadline = time.monotonic() + 1800
-            with tqdm(total=queued, desc=f"delivered to {partner}", unit="post") as bar:
+            with progress(total=queued, desc=f"delivered to {partner}", unit="post") as bar:
                 while (posts := int(urllib.request.urlopen(count_url).read()) - before) < queued:
                     if time.monotonic() > deadline:
                         break

@@ -18,9 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tqdm import tqdm
 
-from bench.harness import machine
+from bench.harness import machine, progress
 
 BENCHMARKS = ["produce", "render", "feeds", "realtime", "push", "replay", "prune", "status"]
 
@@ -49,7 +48,7 @@ def main() -> None:
         rows_file = Path(tmp) / "rows.jsonl"
         rows_file.touch()
         failed, table = [], [("bench", "measure", "figure", "peer / ceiling (same run)")]
-        for name in tqdm(args.names, desc="benchmarks", unit="bench"):
+        for name in progress(args.names, desc="benchmarks", unit="bench"):
             done = len(table)
             if run(name, rows_file):
                 failed.append(name)
