@@ -175,7 +175,7 @@ def replay_to(settings: Settings, partner: str, make: Callable[[], Source], coun
     try:
         with Stopwatch() as total:
             with profiled(profile):
-                summary = replay(source, target, checkpoint, after_commit=sender.wake)
+                summary = replay(source, target, checkpoint, after_commit=sender.wake, progress=sys.stderr.isatty())
             queued = len(target.queued_ids)
             deadline = time.monotonic() + 1800
             with progress(total=queued, desc=f"delivered to {partner}", unit="post") as bar:
