@@ -13,7 +13,7 @@ from newswire import loop_thread
 from newswire.config import Settings
 from newswire.rows import cell, emit, iso, json_option, summary
 from newswire.timespec import Instant, parse_duration
-from newswire.consumers.webhooks import ordering, outbox, pull, receipts, ssrf, store
+from newswire.consumers.webhooks import ordering, outbox, partner_state, pull, receipts, ssrf, store
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig, parse_cidrs
 from newswire.consumers.webhooks.dialect import Db
@@ -203,10 +203,10 @@ def partners_add(ctx, partner_id, name, url, fmt, secret, disabled, **options) -
 def partners_list(ctx, as_json) -> None:
     """One line per partner: state, format, endpoint, deliveries pending/delivered/dead."""
     with open_state(ctx) as db:
-        counts = {row["id"]: row for row in receipts.summary(db)}
-        emit(({"id": p.id, "state": _state(p.enabled), "format": p.format, "pending": counts[p.id]["pending"] or 0,
-               "delivered": counts[p.id]["delivered"] or 0, "dead": counts[p.id]["dead"] or 0,
-               "last_seq": counts[p.id]["last_seq"], "url": p.url} for p in registry.all_partners(db)),
+        counts = {s.partner: s for s in partner_state.partner_states(db, WebhookConfig())}
+        emit(({"id": p.id, "state": _state(p.enabled), "format": p.format, "pending": counts[p.id].pending,
+               "delivered": counts[p.id].delivered, "dead": counts[p.id].dead,
+               "last_seq": counts[p.id].last_seq, "url": p.url} for p in registry.all_partners(db)),
              ("id", "state", "format", "pending", "delivered", "dead", "last_seq", "url"), as_json)
 
 
@@ -318,9 +318,9 @@ def deliveries_list(ctx, partner_id, status, since, article_id, limit, as_json) 
 def deliveries_status(ctx, as_json) -> None:
     """Per partner: deliveries pending, delivered and dead, and the oldest pending one."""
     with open_state(ctx) as db:
-        emit(({"partner": r["id"], "state": _state(r["enabled"]), "pending": r["pending"] or 0,
-               "delivered": r["delivered"] or 0, "dead": r["dead"] or 0, "last_seq": r["last_seq"],
-               "oldest_pending": iso(r["oldest"])} for r in receipts.summary(db)),
+        emit(({"partner": s.partner, "state": _state(s.enabled), "pending": s.pending, "delivered": s.delivered,
+               "dead": s.dead, "last_seq": s.last_seq, "oldest_pending": iso(s.oldest_pending_at)}
+              for s in partner_state.partner_states(db, WebhookConfig())),
              ("partner", "state", "pending", "delivered", "dead", "last_seq", "oldest_pending"), as_json)
 
 

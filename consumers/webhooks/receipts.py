@@ -54,16 +54,6 @@ def kill_report(db: Db, *, partner_id: str | None = None) -> list[sqlite3.Row]:
                       f" AS picked WHERE pick = 1 ORDER BY partner_id, created_at", args).fetchall()
 
 
-def summary(db: Db) -> list[sqlite3.Row]:
-    """Per partner: deliveries pending, delivered, dead; last sequence number; oldest pending."""
-    return db.execute(
-        "SELECT p.id, p.enabled, p.disabled_reason, p.next_seq - 1 AS last_seq,"
-        " sum(CASE WHEN d.status = 'pending' THEN 1 END) AS pending,"
-        " sum(CASE WHEN d.status = 'delivered' THEN 1 END) AS delivered,"
-        " sum(CASE WHEN d.status = 'dead' THEN 1 END) AS dead, min(CASE WHEN d.status = 'pending' THEN d.created_at END) AS oldest"
-        " FROM partners p LEFT JOIN deliveries d ON d.partner_id = p.id GROUP BY p.id, p.enabled, p.disabled_reason, p.next_seq ORDER BY p.id").fetchall()
-
-
 def health(db: Db, *, window_s: float = 3600.0, now: float | None = None, only: str | None = None) -> list[dict]:
     """Per partner (or ``only`` that one), for the status page: enabled, last success, failure
     rate over ``window_s``, failed attempts in a row since it last answered (what opens its
