@@ -12,7 +12,7 @@ event (:meth:`.targets.PartnerTarget.offer`). Counts and endings are the parent'
 
 The child only reads: nothing it does is durable, so it cannot break a replay's kill -9 safety
 (the checkpoint and the outbox are the parent's). It ends when the parent closes it, and at once
-when the parent dies (:func:`.sender.die_with`), as a killed replay's reading would.
+when the parent dies (:func:`.sender.become_child`), as a killed replay's reading would.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
-import signal
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,7 +29,7 @@ from newswire import logs
 from newswire.consumers.webhooks import payloads
 from newswire.formats.kept import Renders
 
-from .sender import die_with
+from .sender import become_child
 from .sources import Item, Source
 
 log = logs.get(__name__)
@@ -119,11 +118,7 @@ class ReadAhead:
 def _read(make: Callable[[], Source], resume: dict[int, int], prerender: Prerender | None,
           batches: multiprocessing.Queue, logging: tuple | None, parent: int) -> None:
     """The reading process: ``make()``'s items from ``resume`` on, rendered, in batches (module doc)."""
-    die_with(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the replay stops it (a Ctrl-C reaches both)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if logging is not None:
-        logs.configure(*logging)
+    become_child(parent, logging)  # the replay stops it (close)
     source = make()
     renders = Renders(prerender.authority, max_bytes=RENDERS_KEPT) if prerender else None
     try:

@@ -110,25 +110,26 @@ class PartnerSender:
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with(parent: int) -> None:
-    """SIGKILL this process as soon as the replay that started it dies (Linux), so that a replay
-    killed with -9 stops sending at that instant, as when it sent from its own process; the pipe's
-    end (below) is the fallback elsewhere."""
+def become_child(parent: int, logging: tuple | None) -> None:
+    """Start a replay's helper process (this sender, :mod:`.readahead`'s reader): SIGKILL it as
+    soon as the replay that started it dies (Linux), so that a replay killed with -9 stops at that
+    instant, as when it did everything in its own process (the pipe's end, below, is the fallback
+    elsewhere); leave Ctrl-C and TERM to the replay (they reach the whole process group; the
+    replay stops its helpers itself); log as the replay does."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it died before that was set
         os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if logging is not None:
+        logs.configure(*logging)
 
 
 def _send(settings: Settings, config: WebhookConfig, partner_id: str, pipe: Connection,
           logging: tuple | None, parent: int) -> None:
     """The sending process: the dispatcher for ``partner_id`` until told to stop (see module doc)."""
-    die_with(parent)
-    # a Ctrl-C or a TERM to the process group reaches the replay, which stops this through the pipe
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if logging is not None:
-        logs.configure(*logging)
+    become_child(parent, logging)  # stopped through the pipe
     try:
         sending = PartnerSending(settings, config, partner_id)
     except (LeaseHeld, PusherBusy) as exc:

@@ -109,7 +109,7 @@ def enqueue(db: Db, rows: list[Queued], events: Events, *,
             [(r.partner_id, r.event_id, r.article_id, r.version, r.event_type, r.seq, r.content_type,
               body_ids[id(r.body)], r.next_attempt_at, now) for r in rows])
         if db.announces:  # wake the pull partners' long polls (see .pull.Watch)
-            db.announce(PULLS_CHANNEL, registry.pulling(db, numbers))
+            db.announce(PULLS_CHANNEL, registry.in_pull_mode(db, numbers))
     return rows
 
 

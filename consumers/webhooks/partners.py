@@ -134,7 +134,7 @@ def all_partners(db: Db) -> list[Partner]:
     return [_from_row(row) for row in db.execute("SELECT * FROM partners ORDER BY id")]
 
 
-def pulling(db: Db, partner_ids: Iterable[str]) -> list[str]:
+def in_pull_mode(db: Db, partner_ids: Iterable[str]) -> list[str]:
     """Those of these partners that pull their deliveries, in id order."""
     ids, found = sorted(set(partner_ids)), []
     for start in range(0, len(ids), 500):
