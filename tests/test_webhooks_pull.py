@@ -218,7 +218,8 @@ def test_on_postgresql_a_delivery_committed_after_a_later_numbered_one_wakes_its
                           " 'b-1', 1, 'published', 1, 'application/json', ?, 'pending', 0, 0)", (body_id,))
             early.announce(outbox.PULLS_CHANNEL, ["acme"])
             _queue(later, "other", "b-2")  # a higher id, committed first
-            await asyncio.sleep(0.3)  # (a look by id would have passed the early one's id by now)
+            while not watch.mark("other"):  # the watch has seen it (a look by id passes the early one's id)
+                await asyncio.sleep(0.01)
             early.execute("COMMIT")
             return await asyncio.wait_for(poll, 15)  # not the poll's 30 s
         finally:
