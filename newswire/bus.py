@@ -24,7 +24,8 @@ from typing import Callable, Iterable, Sequence
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import MemberToRemove
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaError, KafkaTimeoutError
+from kafka.errors import (CommitFailedError, IllegalGenerationError, IllegalStateError, KafkaConnectionError, KafkaError,
+                          KafkaTimeoutError, RebalanceInProgressError, UnknownMemberIdError)
 
 from newswire import codec, disk, logs, metrics, seal, topics
 from newswire.codec import ArticleEvent
@@ -46,6 +47,16 @@ METADATA_MAX_AGE_MS = 5000
 
 #: how long a consume loop waits after a retriable error out of ``poll`` before polling again
 POLL_RETRY_S = 1.0
+
+# Group errors that kafka-python mends by rejoining the group at the next poll; they are not
+# flagged retriable, but one of them let out of ``poll`` during a broker restart is no reason
+# to stop consuming.
+REJOIN_ERRORS = (UnknownMemberIdError, IllegalGenerationError, RebalanceInProgressError)
+
+
+def waitable(exc: KafkaError) -> bool:
+    """True for a Kafka error that waiting (and, for a group error, rejoining) mends."""
+    return exc.retriable or isinstance(exc, REJOIN_ERRORS)
 
 #: kafka-python's errors that mean "no broker answered" rather than "a broker said no"
 UNREACHABLE = (KafkaTimeoutError, KafkaConnectionError, TimeoutError)  # TimeoutError: a wait of our own ran out
@@ -259,23 +270,25 @@ class EventLoop:
         try:
             batches = self.consumer.poll(timeout_ms=timeout_ms)
         except KafkaError as exc:
-            if not exc.retriable or self.stopping.is_set():
+            if not waitable(exc) or self.stopping.is_set():
                 raise
             log.warning("poll_retry", consumer=self.name, error=str(exc), retry_in_s=POLL_RETRY_S)
             self.stopping.wait(POLL_RETRY_S)
             return 0
         count = 0
-        for records in batches.values():
+        positions: dict[TopicPartition, int] = {}
+        for tp, records in batches.items():
             for record in records:
                 count += 1
                 if not self.wait_out_full_disk(lambda: self._process(record)):
                     return count  # stopped while the disk was full: the batch stays uncommitted
+                positions[tp] = record.offset + 1
         if count:
             if self.before_commit and not self.wait_out_full_disk(self.before_commit):
                 return count
             self.dead_letters.flush()
             self._commit()
-            self._record_lag()
+            self._record_lag(positions)
         return count
 
     def _commit(self) -> None:
@@ -289,7 +302,7 @@ class EventLoop:
             try:
                 self.consumer.commit()
                 return
-            except CommitFailedError as exc:
+            except (CommitFailedError, *REJOIN_ERRORS) as exc:
                 log.warning("commit_lost_to_rebalance", consumer=self.name, error=str(exc))
                 return
             except KafkaError as exc:
@@ -299,12 +312,18 @@ class EventLoop:
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    def _record_lag(self) -> None:
-        for tp in self.consumer.assignment():
-            highwater = self.consumer.highwater(tp)
+    def _record_lag(self, positions: dict[TopicPartition, int]) -> None:
+        """Set the lag gauge of each partition the batch moved, from the offsets it handled and
+        the highwater of the last fetch. No network call: ``KafkaConsumer.position`` may ask the
+        coordinator, and a metric must never stop the consumer (a partition taken away by a
+        rebalance meanwhile is skipped)."""
+        for tp, position in positions.items():
+            try:
+                highwater = self.consumer.highwater(tp)
+            except IllegalStateError:
+                continue
             if highwater is not None:
-                lag = max(0, highwater - self.consumer.position(tp))
-                metrics.CONSUMER_LAG.labels(self.name, tp.topic, tp.partition).set(lag)
+                metrics.CONSUMER_LAG.labels(self.name, tp.topic, tp.partition).set(max(0, highwater - position))
 
     def _process(self, record: ConsumerRecord) -> None:
         try:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 
+from kafka.errors import CommitFailedError, KafkaConnectionError, RebalanceInProgressError, UnknownMemberIdError
+from prometheus_client import REGISTRY
+
 from newswire import bus, codec, corpus
 from newswire.bus import EventLoop, header
 from tests.topic_reader import dead_letters, drain
@@ -23,9 +26,14 @@ def test_events_arrive_in_article_order_and_offsets_are_committed(settings):
     loop = EventLoop(settings, "test-order", lambda d: seen.append(d.event["version"]))
     drain(loop, len(versions))
     committed = {tp: loop.consumer.committed(tp) for tp in loop.consumer.assignment()}
+    lags = {tp.partition: REGISTRY.get_sample_value(
+        "newswire_consumer_lag", {"consumer": "test-order", "topic": tp.topic, "partition": str(tp.partition)})
+        for tp in committed}
     loop.close()
 
     assert seen == [1, 2, 3, 4, 5]
+    # the partition the article is on was read to its end: its lag gauge is set, to 0
+    assert sorted(lag for lag in lags.values() if lag is not None) == [0.0]
     assert sum(offset or 0 for offset in committed.values()) == len(versions)
 
     # a new member of the same group starts after the committed offsets: nothing is read twice
@@ -84,3 +92,9 @@ def test_published_events_carry_type_fingerprint_and_time_headers(settings):
     assert header(record, "schema_fingerprint") == codec.latest().fingerprint_hex
     assert header(record, "published_at").endswith("+00:00")
     assert header(record, "event_id") == event["event_id"]
+
+
+def test_errors_the_loop_waits_out_are_the_retriable_and_the_rejoin_ones():
+    assert bus.waitable(KafkaConnectionError("broker away"))
+    assert bus.waitable(RebalanceInProgressError()) and bus.waitable(UnknownMemberIdError())
+    assert not bus.waitable(CommitFailedError("lost to a rebalance"))
