@@ -48,18 +48,17 @@ METADATA_MAX_AGE_MS = 5000
 #: how long a consume loop waits after a retriable error out of ``poll`` before polling again
 POLL_RETRY_S = 1.0
 
-# Group errors that kafka-python mends by rejoining the group at the next poll; they are not
-# flagged retriable, but one of them let out of ``poll`` during a broker restart is no reason
-# to stop consuming.
+#: kafka-python's errors that mean "no broker answered" rather than "a broker said no"
+UNREACHABLE = (KafkaTimeoutError, KafkaConnectionError, TimeoutError)  # TimeoutError: a wait of our own ran out
+
+#: group errors kafka-python mends by rejoining at the next poll: not flagged retriable, but one
+#: let out of ``poll`` or ``commit`` while the broker restarts is no reason to stop consuming
 REJOIN_ERRORS = (UnknownMemberIdError, IllegalGenerationError, RebalanceInProgressError)
 
 
 def waitable(exc: KafkaError) -> bool:
     """True for a Kafka error that waiting (and, for a group error, rejoining) mends."""
     return exc.retriable or isinstance(exc, REJOIN_ERRORS)
-
-#: kafka-python's errors that mean "no broker answered" rather than "a broker said no"
-UNREACHABLE = (KafkaTimeoutError, KafkaConnectionError, TimeoutError)  # TimeoutError: a wait of our own ran out
 
 
 def kafka_problem(settings: Settings, exc: BaseException) -> str:
@@ -282,7 +281,8 @@ class EventLoop:
                 count += 1
                 if not self.wait_out_full_disk(lambda: self._process(record)):
                     return count  # stopped while the disk was full: the batch stays uncommitted
-                positions[tp] = record.offset + 1
+            if records:
+                positions[tp] = records[-1].offset + 1
         if count:
             if self.before_commit and not self.wait_out_full_disk(self.before_commit):
                 return count
