@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 from newswire.codec import ArticleEvent
+from newswire.sanitize import word_count
 
 _PLACES = ["Jerusalem", "Ramallah", "Gaza City", "Beirut", "Damascus", "Amman", "Cairo", "Baghdad",
            "Riyadh", "Doha", "Ankara", "Istanbul", "Tehran", "Dubai", "Tel Aviv", "Idlib Province, Syria"]
@@ -100,7 +101,7 @@ def story(rng: random.Random, article_id: str, *, language: str | None = None, b
         "provider": "The Media Line",
         "copyright_notice": f"© {when.year} The Media Line",
         "usage_terms": "For use by subscribing partners only.",
-        "word_count": len(" ".join(paragraphs).split()),
+        "word_count": word_count(body),
         "content_warning": None,
     }
 

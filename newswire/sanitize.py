@@ -64,6 +64,10 @@ _TAG = re.compile(r'<(/?)([a-zA-Z][a-zA-Z0-9]*)(?:\s+[^\s"=>/]+(?:="[^"]*")?)*\s
 _VOID = frozenset({"br", "hr"})
 #: a tag of a sanitised fragment (see body_text)
 _MARKUP = re.compile(r"<[^>]*>")
+#: a tag that ends a run of words (a block, a cell, a line break): its neighbours are two words
+#: even with no space between them, as ``</p><p>`` in every serialised body
+_WORD_BREAKING = re.compile(r"</?(?:p|h[2-6]|ul|ol|li|blockquote|br|hr|table|thead|tbody|tr|th|td"
+                            r"|figure|figcaption|pre)\b[^>]*>")
 
 # huge_tree: without it libxml2 silently empties a text run over 10 million characters.
 _PARSER = lxml_html.HTMLParser(huge_tree=True)
@@ -141,7 +145,10 @@ def body_text(xhtml_fragment: str) -> str:
 
 
 def word_count(xhtml_fragment: str) -> int:
-    """The words of a body fragment that :func:`sanitize_body` made (its :func:`body_text` split
-    at whitespace): what the producer stores as an event's ``word_count`` and ninjs says as
-    ``wordCount`` (from the event's, when its seal verified: :mod:`newswire.seal`)."""
-    return len(body_text(xhtml_fragment).split())
+    """The words of a body fragment that :func:`sanitize_body` made: its text split at
+    whitespace and at the tags that end a block or a line (``<p>a</p><p>b</p>`` is two words,
+    ``<em>a</em>b`` one): what the producer stores as an event's ``word_count`` and ninjs says
+    as ``wordCount`` (from the event's, when its seal verified: :mod:`newswire.seal`)."""
+    if not xhtml_fragment:
+        return 0
+    return len(body_text(_WORD_BREAKING.sub(" ", xhtml_fragment)).split())

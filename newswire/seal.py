@@ -4,10 +4,12 @@ bypassed it.
 The producer cleans every event it writes (:mod:`newswire.sanitize`: plain text, single
 lines, the body sanitised) and, when the installation has a key (``NEWSWIRE_CLEAN_KEY``,
 shared by the producers and every consumer), seals it: the Kafka header :data:`HEADER` holds
-``v1=`` and the HMAC-SHA256, under that key, of the record's whole value (the single-object
+``v2=`` and the HMAC-SHA256, under that key, of the record's whole value (the single-object
 payload, so every field the cleaning touched is covered, and ``word_count``, which the producer
 counts by the renderers' rule, :func:`newswire.sanitize.word_count`: a change of that rule is a
-new seal version). A consumer that reads the record
+new seal version (v2: words are broken at block tags too; a v1 seal, whose count ran the last
+word of a paragraph into the next one's first, no longer verifies, so those events are cleaned
+and counted again). A consumer that reads the record
 verifies the seal (:func:`verified`, in constant time) and marks the decoded event
 (:func:`mark`); :func:`newswire.formats.prepare` skips cleaning only an event so marked, and
 cleans every other event as before. An event written to the topic by anyone else (no header,
@@ -29,7 +31,7 @@ from newswire.codec import ArticleEvent
 HEADER = "clean_seal"
 #: the key in a decoded event's dict that says its seal verified (no Avro field can be named so)
 MARK = "newswire:cleaned"
-_VERSION = b"v1="
+_VERSION = b"v2="
 
 
 def seal(payload: bytes, key: str) -> bytes:

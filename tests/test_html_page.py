@@ -11,7 +11,7 @@ from newswire.config import Settings
 from newswire.producers.article import build_event
 from newswire.producers.html_page import PageError, article_from_html, article_id_from_url
 from newswire.producers.publish import publish
-from newswire.sanitize import body_text
+from newswire.sanitize import word_count
 from tests.topic_reader import read_events
 
 PAGE = Path(__file__).resolve().parent.parent / "deploy" / "demo" / "tml-idlib-page.html"
@@ -36,7 +36,7 @@ def test_every_expected_part_survives(event: dict) -> None:
     assert image["url"].startswith("https://themedialine.org/") and (image["width"], image["height"]) == (1024, 683)
     paragraphs = [f"<p>{p}</p>" for p in EXPECTED["body_paragraphs"]]
     assert event["body"] == "".join(paragraphs)  # every paragraph verbatim, in order, and nothing else
-    assert event["word_count"] == len(body_text(event["body"]).split())
+    assert event["word_count"] == word_count(event["body"])
 
 
 def test_no_furniture_phrase_anywhere_in_the_event(event: dict) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from newswire.sanitize import body_text, clean_text, sanitize_body
+from newswire.sanitize import body_text, clean_text, sanitize_body, word_count
 
 
 def test_body_keeps_its_words_and_becomes_well_formed_xhtml():
@@ -29,3 +29,12 @@ def test_clean_text_removes_only_the_documented_characters():
     assert clean_text(text) == "ABCDE"
     kept = "עברית \u200f العربية \u200e emoji 🚀 \u2067isolate\u2069 zwj\u200d"
     assert clean_text(kept) == kept
+
+
+def test_words_are_counted_across_block_tags_not_inside_inline_ones():
+    # the serialised body has no space between paragraphs: "b</p><p>c" is two words, not one
+    assert word_count(sanitize_body("<p>a b</p><p>c d</p>")) == 4
+    assert word_count(sanitize_body("<ul><li>one</li><li>two</li></ul><p>x<br>y</p>")) == 4
+    assert word_count(sanitize_body("<p><em>un</em>breakable <a href='https://e.org/'>link</a>s</p>")) == 2
+    assert word_count(sanitize_body("<p>كلمة\u00a0أخرى</p><p>שתי מילים</p>")) == 4  # a no-break space breaks too
+    assert word_count("") == 0
