@@ -220,13 +220,18 @@ def cpu_per_delivery(pid: int, cpu_at: float, deliveries: int) -> float:
     return (process_figures(pid)[0] - cpu_at) * 1000 / max(1, deliveries)
 
 
+def py_spy() -> str | None:
+    """The py-spy program: on the PATH or beside this Python (None if neither has it)."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+
+
 def profile(pusher: subprocess.Popen, run: str) -> subprocess.Popen | None:
     """With ``BENCH_PROFILE=prefix``: py-spy samples the pusher (without pausing it) into
     ``prefix-<run>.txt``, collapsed stacks; it stops with the pusher."""
     if not (prefix := os.environ.get("BENCH_PROFILE")):
         return None
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    return subprocess.Popen([spy, "record", "--nonblocking", "--rate", "100", "--format", "raw",
+    return subprocess.Popen([py_spy(), "record", "--nonblocking", "--rate", "100", "--format", "raw",
                              "-o", f"{prefix}-{run}.txt", "--pid", str(pusher.pid)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -338,6 +343,8 @@ def main() -> None:
         port, count, slow_every, out = args.serve_fanout
         fanout_partners.serve(int(port), int(count), int(slow_every), Path(out))
         return
+    if os.environ.get("BENCH_PROFILE") and not py_spy():
+        parser.error("BENCH_PROFILE is set but py-spy is not installed (pip install py-spy)")
     if args.fanout:
         fanout(args.fanout, args.stories, args.every)
     if not args.no_backlog:
