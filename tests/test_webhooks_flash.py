@@ -5,6 +5,7 @@ minutes after a bulk import parses only the partners that changed. Real broker, 
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
@@ -61,3 +62,28 @@ def test_partners_read_again_are_parsed_only_when_they_changed(settings):
     assert again == []
     assert [(p.id, p.enabled) for p in changed] == [("p1", False)]
     assert [p.id for p in unremembered] == ["p0", "p1", "p2"]  # without ``seen``, as before
+
+
+def test_a_slot_freed_goes_to_the_partner_waiting_longest(settings):
+    """With every request slot taken, a partner whose story was just delivered waits behind the
+    partners still waiting for theirs: each of four partners has its first story before any has
+    its second (before, the partner just answered took the slot back at once, and the others
+    waited until it had nothing left)."""
+    def answer_soon(n, request):
+        time.sleep(0.1)  # in this partner's own server thread
+        return 200
+    servers = [PartnerServer([new_secret()], respond=answer_soon).start() for _ in range(4)]
+    for n, server in enumerate(servers):
+        register(settings, f"p{n}", server, concurrency=1)
+    rng = random.Random(5)
+    events = [corpus.story(rng, f"fair-{i}", body_bytes=300) for i in range(3)]
+    try:
+        with pusher.Running(settings, config(timeout_s=30, max_inflight=2)):
+            publish(settings, events)
+            wait_for(lambda: all(len(s.ok()) == len(events) for s in servers), "every story at every partner")
+    finally:
+        for server in servers:
+            server.stop()
+    arrivals = sorted((r.at, n) for n, server in enumerate(servers) for r in server.snapshot())
+    assert sorted(n for _, n in arrivals[:4]) == [0, 1, 2, 3]
+    assert sorted(n for _, n in arrivals[4:8]) == [0, 1, 2, 3]

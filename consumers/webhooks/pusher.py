@@ -476,6 +476,16 @@ class Dispatcher:
                 state.check_at = None
                 self.runnable[partner_id] = None
         starting: list[tuple[PartnerState, outbox.Pending]] = []
+        # the slots free go first to the partners held longest, in order, then to the others
+        # (held at the back when the slots are full): one that just had a story does not take its
+        # next one ahead of those still waiting for their first, so a flash reaches everyone
+        # before the story after it does. Each examined leaves the queue or, the slots full again,
+        # goes back to its end, which ends this loop.
+        while self.held and self.inflight < self.config.max_inflight:
+            partner_id = next(iter(self.held))
+            del self.held[partner_id]
+            if (state := self.partners.get(partner_id)) is not None:
+                self._examine(state, now, starting)
         while self.runnable:
             runnable, self.runnable = self.runnable, {}
             for partner_id in runnable:
@@ -542,11 +552,10 @@ class Dispatcher:
         state.inflight.discard(d.article_id)
         self.inflight -= 1
         self.per_host[host] -= 1
-        self.runnable[state.partner.id] = None
-        if self.held:
-            partner_id = next(iter(self.held))
-            del self.held[partner_id]
-            self.runnable[partner_id] = None
+        if self.held:  # its turn comes after the partners already waiting for a slot (dispatch)
+            self.held[state.partner.id] = None
+        else:
+            self.runnable[state.partner.id] = None
         if waiting := self.held_by_host.get(host):
             partner_id = next(iter(waiting))
             del waiting[partner_id]
