@@ -149,6 +149,4 @@ def word_count(xhtml_fragment: str) -> int:
     whitespace and at the tags that end a block or a line (``<p>a</p><p>b</p>`` is two words,
     ``<em>a</em>b`` one): what the producer stores as an event's ``word_count`` and ninjs says
     as ``wordCount`` (from the event's, when its seal verified: :mod:`newswire.seal`)."""
-    if not xhtml_fragment:
-        return 0
     return len(body_text(_WORD_BREAKING.sub(" ", xhtml_fragment)).split())
