@@ -413,7 +413,7 @@ def build_event(data: Any, settings: Settings, *, now: datetime | None = None) -
         "provider": provider,
         "copyright_notice": texts["copyright_notice"],
         "usage_terms": texts["usage_terms"],
-        "word_count": word_count(body),
+        "word_count": word_count(body or ""),  # body is None when its check failed
         "content_warning": texts["content_warning"],
     }
     if check.errors:
