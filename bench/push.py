@@ -18,7 +18,9 @@
    received by the fast partners p50/p95/max (the max is when every fast one had it),
    deliveries/s, the pusher's CPU seconds and peak RSS, and how the slow partners' attempts
    were recorded (their 10 s answers within the 15 s timeout must be ``delivered``).
-   ``BENCH_PROFILE=file`` samples the pusher with py-spy (``pip install py-spy``) into
+   ``--pushers 2 --state postgresql``: two pushers sharing a PostgreSQL state (a server started
+   for the run, as the tests start it), the flash published once they share the partners.
+   ``BENCH_PROFILE=file`` samples the (first) pusher with py-spy (``pip install py-spy``) into
    ``file`` (collapsed stacks), without pausing it.
 
 The events are sealed as newswire's producer seals what it cleaned (:mod:`newswire.seal`), so the
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -41,8 +44,10 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import aiohttp
 from aiohttp import web
@@ -236,14 +241,49 @@ def profile(pusher: subprocess.Popen, run: str) -> subprocess.Popen | None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def fanout(count: int, stories: int, every_s: float) -> None:
-    """Bench 6: one flash then a story every ``every_s`` s to ``count`` partners."""
+@contextlib.contextmanager
+def state_database(state: str) -> Iterator[str | None]:
+    """A fresh PostgreSQL database's URL (a server started for the run) for ``postgresql``, None for ``sqlite``."""
+    if state == "sqlite":
+        yield None
+        return
+    from tests.postgres_server import LocalPostgres  # the server the tests start (Debian's binaries)
+    postgres = LocalPostgres().start()
+    try:
+        yield postgres.new_database()
+    finally:
+        postgres.stop()
+
+
+def wait_leases(settings: Settings, count: int, pushers: int, deadline_s: float) -> list[int]:
+    """On a shared state, until ``pushers`` pushers hold every one of ``count`` partners, each
+    at least nine tenths of its share; returns the partners each holds."""
+    deadline = time.monotonic() + deadline_s
+    held: list[int] = []
+    while time.monotonic() < deadline:
+        db = store.connect(settings)
+        try:
+            held = [n for (n,) in db.execute("SELECT count(*) FROM partner_leases l JOIN pushers p ON p.id = l.owner"
+                                             " WHERE l.expires_at > ? GROUP BY l.owner ORDER BY 1 DESC",
+                                             (time.time(),))]
+        finally:
+            db.close()
+        if len(held) == pushers and sum(held) == count and held[-1] >= 0.9 * count / pushers:
+            return held
+        time.sleep(0.5)
+    raise SystemExit(f"the {pushers} pushers did not share the {count:,} partners within {deadline_s:.0f} s: {held}")
+
+
+def fanout(count: int, stories: int, every_s: float, *, pushers: int = 1, state: str = "sqlite") -> None:
+    """Bench 6: one flash then a story every ``every_s`` s to ``count`` partners, from
+    ``pushers`` processes sharing a ``state`` (several: PostgreSQL)."""
     slow_every = 50
     port = free_port()
     secret = signing.new_secret()
-    with temporary_broker() as broker, tempfile.TemporaryDirectory(prefix="newswire-bench-fanout-") as tmp:
+    with temporary_broker() as broker, state_database(state) as state_url, \
+            tempfile.TemporaryDirectory(prefix="newswire-bench-fanout-") as tmp:
         home = Path(tmp)
-        settings = bench_settings(broker, home / "home", sealed=True)
+        settings = replace(bench_settings(broker, home / "home", sealed=True), state_url=state_url)
         received_file = home / "received.txt"
         partners_proc = subprocess.Popen([sys.executable, "-m", "bench.push", "--serve-fanout",
                                           str(port), str(count), str(slow_every), str(received_file)],
@@ -258,11 +298,15 @@ def fanout(count: int, stories: int, every_s: float) -> None:
                                                   secrets=(secret,)), allow=parse_cidrs("127.0.0.0/8"))
         db.close()
         events = list(corpus.stream(stories, seed=31, versions=False, body_bytes=3000))
-        pusher = pusher_process(settings, home / "pusher.log")
-        profiler = profile(pusher, "fanout")
+        running = [pusher_process(settings, home / f"pusher-{n}.log", NEWSWIRE_WEBHOOK_LEASE="5")
+                   for n in range(pushers)]
+        profiler = profile(running[0], "fanout")
         published: dict[str, float] = {}
+        held: list[int] = []
         try:
             wait_joined(settings, "newswire-webhooks", 120)  # the flash measures sending, not the join
+            if state_url:
+                held = wait_leases(settings, count, pushers, 300)
             kafka = bus.producer(settings)
             start = time.monotonic()
             for n, event in enumerate(events):
@@ -272,10 +316,12 @@ def fanout(count: int, stories: int, every_s: float) -> None:
                 kafka.flush(timeout=60)
             kafka.close()
             wait_delivered(settings, count * stories, 300, "fan-out")
-            cpu_s, rss_mib = process_figures(pusher.pid)
+            figures = [process_figures(pusher.pid) for pusher in running]
         finally:
-            pusher.send_signal(signal.SIGTERM)
-            pusher.wait(120)
+            for pusher in running:
+                pusher.send_signal(signal.SIGTERM)
+            for pusher in running:
+                pusher.wait(120)
             if profiler is not None:
                 profiler.wait(60)
             partners_proc.send_signal(signal.SIGTERM)
@@ -317,9 +363,12 @@ def fanout(count: int, stories: int, every_s: float) -> None:
         rows.append(("attempts not delivered", "; ".join(failed) or "none", ""))
         connections = int(received_file.with_suffix(".connections").read_text())
         rows.append(("connections the pusher opened", f"{connections:,}", f"{count:,} partners"))
-        rows.append(("pusher CPU, peak RSS", f"{cpu_s:.1f} CPU s, {rss_mib:.0f} MiB",
-                     f"{count:,} partners, {os.cpu_count()} cores shared"))
-        print_table(f"partner fan-out (newswire webhooks run, {count:,} loopback partners, 1 pusher process)", rows)
+        rows.append(("pusher CPU, peak RSS" + (" (each)" if pushers > 1 else ""),
+                     ", ".join(f"{cpu:.1f} CPU s, {rss:.0f} MiB" for cpu, rss in figures),
+                     f"{count:,} partners, {os.cpu_count()} cores shared"
+                     + (f"; partners held {'/'.join(map(str, held))}" if held else "")))
+        processes = f"{pushers} pusher process{'es' if pushers > 1 else ''} on {'PostgreSQL' if state_url else 'SQLite'}"
+        print_table(f"partner fan-out (newswire webhooks run, {count:,} loopback partners, {processes})", rows)
 
 
 def main() -> None:
@@ -331,6 +380,10 @@ def main() -> None:
     parser.add_argument("--stories", type=int, default=6, help="stories of the fan-out run, the first a flash")
     parser.add_argument("--every", type=float, default=2.0, help="seconds between the fan-out run's stories")
     parser.add_argument("--no-backlog", action="store_true", help="leave the backlog and latency runs out")
+    parser.add_argument("--pushers", type=int, default=1, help="pusher processes of the fan-out run (more than one:"
+                                                               " --state postgresql)")
+    parser.add_argument("--state", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="the fan-out run's webhook state (postgresql: a server started for the run)")
     parser.add_argument("--serve-partners", nargs=3, metavar=("PORTS", "SECRET", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--serve-fanout", nargs=4, metavar=("PORT", "COUNT", "SLOW_EVERY", "OUT"),
                         help=argparse.SUPPRESS)
@@ -343,10 +396,12 @@ def main() -> None:
         port, count, slow_every, out = args.serve_fanout
         fanout_partners.serve(int(port), int(count), int(slow_every), Path(out))
         return
+    if args.pushers > 1 and args.state != "postgresql":
+        parser.error("--pushers above 1 share a PostgreSQL state: add --state postgresql")
     if os.environ.get("BENCH_PROFILE") and not py_spy():
         parser.error("BENCH_PROFILE is set but py-spy is not installed (pip install py-spy)")
     if args.fanout:
-        fanout(args.fanout, args.stories, args.every)
+        fanout(args.fanout, args.stories, args.every, pushers=args.pushers, state=args.state)
     if not args.no_backlog:
         backlog_and_latency(args)
 

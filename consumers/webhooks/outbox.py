@@ -135,6 +135,8 @@ class Enqueuer:
         self._batch_ids: dict[str, set[str]] = defaultdict(set)
         #: article → partner → what this batch queued, on top of what the file says
         self._batch_history: dict[str, dict[str, History]] = defaultdict(dict)
+        self._load_partners()  # now, not in the first event's batch (a flash just after a start)
+        self._fresh = False
 
     def _load_partners(self) -> Iterable[Partner]:
         if not self._fresh:
@@ -433,7 +435,7 @@ def _write_attempts(db: Db, done: Iterable[tuple[sqlite3.Row, Attempt, float]]) 
                    " next_attempt_at = CASE WHEN revision = ? THEN coalesce(?, next_attempt_at)"
                    " ELSE next_attempt_at END,"
                    " delivered_at = CASE WHEN revision = ? THEN coalesce(?, delivered_at) ELSE delivered_at END"
-                   " WHERE id = ?", updates)
+                   " WHERE id = ?", updates, keyed=True)  # an attempt per delivery: one is in flight at a time
     db.executemany("INSERT INTO attempts (delivery_id, partner_id, event_id, article_id, version, seq, attempt,"
                    " at, status_code, duration_ms, error, outcome, next_attempt_at, via)"
                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)

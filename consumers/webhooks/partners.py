@@ -159,7 +159,8 @@ def next_seqs(db: Db, partner_ids: Iterable[str]) -> dict[str, int]:
 
 def set_next_seqs(db: Db, numbers: dict[str, int]) -> None:
     """Move partners' next sequence numbers on (by :func:`.outbox.enqueue`, in its transaction)."""
-    db.executemany("UPDATE partners SET next_seq = ? WHERE id = ?", [(n, pid) for pid, n in numbers.items()])
+    db.executemany("UPDATE partners SET next_seq = ? WHERE id = ?", [(n, pid) for pid, n in numbers.items()],
+                   keyed=True)
 
 
 #: outcomes of an attempt that mean the partner answered (what ends a run of failures), and those
@@ -196,7 +197,7 @@ def note_attempts(db: Db, attempts: Iterable[tuple[str, str, float, float | None
         " WHERE id = ? AND (? OR failing <> 0)",
         [(run.pause_until, run.answered, run.failures, run.failures, run.answered, run.last_failure_at,
           run.last_failure_at, pid, bool(run.failures or run.pause_until or not run.answered))
-         for pid, run in sorted(runs.items())])
+         for pid, run in sorted(runs.items())], keyed=True)
 
 
 #: changes this recent are read again (a writer that took its time before another may commit
