@@ -133,10 +133,10 @@ class Consumed:
     cpu_ms: float
 
 
-def consume(settings: Settings, group: str, handle, expected, desc: str, before_commit=None,
+def consume(settings: Settings, group: str, handle, expected, desc: str, write_behind=None,
             overrides: dict | None = None, profile: Path | None = None) -> Consumed:
     started, cpu_before = time.perf_counter(), cpu_s()
-    loop = bus.EventLoop(settings, group, handle, before_commit=before_commit, name=group,
+    loop = bus.EventLoop(settings, group, handle, write_behind=write_behind, name=group,
                          consumer_overrides=overrides)
     deadline = time.monotonic() + 900
     first: tuple[int, float] | None = None
@@ -146,6 +146,7 @@ def consume(settings: Settings, group: str, handle, expected, desc: str, before_
             if first is None and loop.handled:
                 first = (loop.handled, time.perf_counter())
             bar.update(loop.handled - bar.n)
+        loop.settle()  # the last batch's write
     ended = time.perf_counter()
     loop.close()
     return Consumed(ended - started, (loop.handled - first[0], ended - first[1]),
@@ -232,7 +233,7 @@ def main() -> None:
             plain = consume(settings, "bench-decode-only", lambda d: None, lambda: n, "decode only",
                             overrides=CONSUMER_OPTIONS, profile=profile("decode-only"))
             archiver = Archiver(default_root(settings))
-            archive = consume(settings, GROUP, archiver.handle, lambda: n, "archive", before_commit=archiver.commit,
+            archive = consume(settings, GROUP, archiver.handle, lambda: n, "archive", write_behind=archiver.take,
                               overrides=CONSUMER_OPTIONS, profile=profile("archive-write"))
             archived = archiver.archived
             archiver.close()

@@ -16,12 +16,13 @@ import hashlib
 import signal
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import MemberToRemove
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import (CommitFailedError, IllegalGenerationError, IllegalStateError, KafkaConnectionError, KafkaError,
@@ -239,13 +240,24 @@ class EventLoop:
     waiting for the dead member's session to expire (45 s, during which nothing is consumed);
     :meth:`close` takes it out of the group, since a static member does not leave by itself.
     ``listener`` is told of partitions assigned and revoked (e.g. to seek to stored positions).
+
+    ``write_behind`` (instead of ``before_commit``) overlaps a batch's durable write with the
+    reading and handling of the next one: called in the loop's thread once a batch is handled,
+    it returns that batch's write (taking what the handler gathered, so that the next batch's
+    events go to the next write), which runs in a writer thread; the batch's offsets are
+    committed once its write has returned, before the next write starts (one in flight). A
+    write that fails for a full disk is run again until it passes (it must be safe to run
+    again); any other error stops the loop without committing that batch.
     """
 
     def __init__(self, settings: Settings, group_id: str, handle: Handler, *,
                  before_commit: Callable[[], None] | None = None,
                  topics: Iterable[str] | None = None, name: str | None = None,
                  consumer_overrides: dict | None = None, instance_id: str | None = None,
-                 state: Path | None = None, listener: ConsumerRebalanceListener | None = None):
+                 state: Path | None = None, listener: ConsumerRebalanceListener | None = None,
+                 write_behind: Callable[[], Callable[[], None]] | None = None):
+        if before_commit and write_behind:
+            raise ValueError("before_commit or write_behind, not both")
         self.settings = settings
         self.state = state
         self.name = name or group_id
@@ -261,6 +273,10 @@ class EventLoop:
         self.stopping = threading.Event()
         self.handled = 0
         self.dead_lettered = 0
+        self.write_behind = write_behind
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-writer") if write_behind else None
+        #: the write in flight: (its future, the write, the offsets it makes committable)
+        self._writing: tuple[Future, Callable[[], None], dict[TopicPartition, int]] | None = None
 
     def poll_once(self, timeout_ms: int = 500) -> int:
         """Handle one batch and commit it; return how many messages it held. A broker or
@@ -274,6 +290,8 @@ class EventLoop:
             log.warning("poll_retry", consumer=self.name, error=str(exc), retry_in_s=POLL_RETRY_S)
             self.stopping.wait(POLL_RETRY_S)
             return 0
+        if self._writing is not None and (not batches or self._writing[0].done()):
+            self.settle()  # the write in flight ended (or nothing came): its offsets need not wait
         count = 0
         positions: dict[TopicPartition, int] = {}
         for tp, records in batches.items():
@@ -283,7 +301,11 @@ class EventLoop:
                     return count  # stopped while the disk was full: the batch stays uncommitted
             if records:
                 positions[tp] = records[-1].offset + 1
-        if count:
+        if count and self.write_behind:
+            write = self.write_behind()
+            if self.settle():
+                self._writing = (self._writer.submit(write), write, positions)
+        elif count:
             if self.before_commit and not self.wait_out_full_disk(self.before_commit):
                 return count
             self.dead_letters.flush()
@@ -291,8 +313,28 @@ class EventLoop:
             self._record_lag(positions)
         return count
 
-    def _commit(self) -> None:
-        """Commit the batch's offsets, waiting out a broker or coordinator that is away.
+    def settle(self) -> bool:
+        """Wait for the write in flight (``write_behind``) and commit its batch's offsets.
+        False when the loop was stopped while a full disk held the write: nothing committed."""
+        if self._writing is None:
+            return True
+        future, write, positions = self._writing
+        self._writing = None
+        try:
+            future.result()
+        except Exception as exc:
+            if not disk.disk_full(exc):
+                raise
+            if not self.wait_out_full_disk(write):
+                return False
+        self.dead_letters.flush()
+        self._commit(positions)
+        self._record_lag(positions)
+        return True
+
+    def _commit(self, positions: dict[TopicPartition, int] | None = None) -> None:
+        """Commit the batch's offsets (``positions``: these, else all consumed), waiting out a
+        broker or coordinator that is away.
 
         A rebalance that took the partitions away means their new owner reads the batch
         again (at least once; the event id de-duplicates), so that is logged, not raised.
@@ -300,7 +342,8 @@ class EventLoop:
         delay = 0.5
         while True:
             try:
-                self.consumer.commit()
+                self.consumer.commit(None if positions is None else {
+                    tp: OffsetAndMetadata(offset, "", -1) for tp, offset in positions.items()})
                 return
             except (CommitFailedError, *REJOIN_ERRORS) as exc:
                 log.warning("commit_lost_to_rebalance", consumer=self.name, error=str(exc))
@@ -375,6 +418,7 @@ class EventLoop:
                     idle_since = time.monotonic()
                 elif idle_stop_s is not None and time.monotonic() - idle_since > idle_stop_s:
                     break
+            self.settle()
         finally:
             self.close()
 
@@ -390,6 +434,8 @@ class EventLoop:
             signal.signal(signum, lambda *_: self.stop())
 
     def close(self) -> None:
+        if self._writer:  # a write still in flight (after an error) ends; its batch stays uncommitted
+            self._writer.shutdown(wait=True)
         self.consumer.close(autocommit=False)
         if self.instance_id:
             leave_group(self.settings, self.group_id, self.instance_id, f"{self.name} stopped")

@@ -42,7 +42,7 @@ def test_a_crash_after_the_fsync_but_before_the_index_commit_is_cut_back_and_rew
     archiver = Archiver(tmp_path)
     for delivery in batch:
         archiver.handle(delivery)
-    archiver._append()  # commit's first step: the batch's events in their segments
+    archiver._append(archiver._taken)  # commit's first step: the batch's events in their segments
     for segment in archiver._open.values():
         segment.writer.flush()  # the blocks are on disk, the index never heard of them
     _crash(archiver)
@@ -78,7 +78,7 @@ def test_a_crash_after_the_index_commit_but_before_the_kafka_commit_stores_nothi
 def test_a_segment_registered_but_never_committed_is_removed(tmp_path):
     archiver = Archiver(tmp_path)
     archiver.handle(_deliveries(events(3))[0])
-    archiver._append()  # commit's first step: the segment is registered and created
+    archiver._append(archiver._taken)  # commit's first step: the segment is registered and created
     path = next(iter(archiver._open.values())).writer.path
     _crash(archiver)
     assert (tmp_path / path).exists()

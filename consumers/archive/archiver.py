@@ -3,7 +3,8 @@
 Per batch of the :class:`~newswire.bus.EventLoop`:
 
 1. ``handle`` checks each event (the event contract) and takes it;
-2. ``before_commit`` skips the events whose ids are already archived (asked of the index once
+2. its write (``write_behind``: in the loop's writer thread, while the next batch is read and
+   handled) skips the events whose ids are already archived (asked of the index once
    for the batch) or already in this batch, appends the others, as written, to the open segment
    of their publish date and schema, writes one block per touched segment and fsyncs it, then
    records the events and the segments' new durable sizes in one SQLite transaction;
@@ -17,10 +18,12 @@ already in the index is skipped. Each run writes new segments; older ones are se
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
 import orjson
 
@@ -76,6 +79,9 @@ class Archiver:
         self.index = Index(self.root / "index.sqlite")
         self.max_segment_bytes = max_segment_bytes
         self.run = new_run_id(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f"))
+        #: the module's logger bound once, for the lines written per event (the lazy proxy binds
+        #: anew at each call, even for a level that drops the line)
+        self.log = log.bind()
         self._open: dict[tuple[str, int], _Open] = {}
         self._numbers: dict[tuple[str, int], int] = {}
         #: the batch's events, appended to their segments by :meth:`commit`
@@ -115,17 +121,16 @@ class Archiver:
         events.check(delivery.event)  # what replay and every reader of the archive rely on (a ValueError: dead letters)
         self._taken.append(delivery)
 
-    def _append(self) -> None:
+    def _append(self, taken: deque[bus.Delivery]) -> None:
         """Append the batch's events that the archive does not hold yet to their segments (the
-        index asked once per batch, not once per event): the first step of :meth:`commit`."""
-        taken = self._taken
+        index asked once per batch, not once per event): the first step of a batch's write."""
         known = self.index.known([str(d.event["event_id"]) for d in taken])
         while taken:
             event, record = taken[0].event, taken[0].record
             event_id = str(event["event_id"])
             if event_id in self._batch_ids or event_id in known:
                 self.duplicates += 1
-                log.info("archive_duplicate_skipped", article_id=event["article_id"], version=event["version"],
+                self.log.info("archive_duplicate_skipped", article_id=event["article_id"], version=event["version"],
                          event_id=event_id, topic=record.topic, partition=record.partition, offset=record.offset)
             else:
                 self._write(event, record)
@@ -133,8 +138,7 @@ class Archiver:
 
     def _write(self, event: codec.ArticleEvent, record) -> None:
         schema = codec.writer_schema(record.value)
-        published = datetime.fromtimestamp(record.timestamp / 1000, tz=timezone.utc)
-        segment = self._segment(published.date().isoformat(), schema)
+        segment = self._segment(_day(record.timestamp // 86_400_000), schema)
         # a segment per writer schema, so the record's Avro body is already what the segment holds
         block_index = segment.writer.append(record.value[codec.HEADER_SIZE:])
         segment.rows.append({
@@ -148,14 +152,25 @@ class Archiver:
         self._batch_ids.add(str(event["event_id"]))
 
     def commit(self) -> None:
-        """Make the batch durable: its new events appended to their segments, blocks fsynced,
+        """Make the batch handled so far durable (the EventLoop's ``before_commit``)."""
+        self._write_batch(self._taken)
+
+    def take(self) -> Callable[[], None]:
+        """The batch handled so far, and the call that makes it durable (the EventLoop's
+        ``write_behind``: run in its writer thread while the next batch is handled, which
+        :meth:`handle` gathers apart)."""
+        taken, self._taken = self._taken, deque()
+        return lambda: self._write_batch(taken)
+
+    def _write_batch(self, taken: deque[bus.Delivery]) -> None:
+        """Make a batch durable: its new events appended to their segments, blocks fsynced,
         then the index rows committed.
 
         Safe to call again after it raised (a full disk): events already appended are not
         appended twice, blocks already written are not written twice, and the rows stay until
         the index has them.
         """
-        self._append()
+        self._append(taken)
         touched = [segment for segment in self._open.values() if segment.rows]
         for segment in touched:
             if "block_offset" not in segment.rows[0]:
@@ -171,9 +186,9 @@ class Archiver:
             _RECORDS.inc(len(rows))
             log.info("archive_committed", events=len(rows), segments=sorted(sizes))
             for row in rows:
-                log.debug("archived", article_id=row["article_id"], version=row["version"],
-                         event_id=row["event_id"], segment=row["segment"], topic=row["topic"],
-                         partition=row["partition"], offset=row["offset"])
+                self.log.debug("archived", article_id=row["article_id"], version=row["version"],
+                               event_id=row["event_id"], segment=row["segment"], topic=row["topic"],
+                               partition=row["partition"], offset=row["offset"])
         self.archived += len(rows)
         self._batch_ids.clear()
         for key, segment in list(self._open.items()):
@@ -200,6 +215,12 @@ class Archiver:
         self._lock.close()
 
 
+@functools.lru_cache(maxsize=64)
+def _day(days: int) -> str:
+    """``YYYY-MM-DD`` (UTC) of a number of days since the epoch."""
+    return (date(1970, 1, 1) + timedelta(days=days)).isoformat()
+
+
 def _ms(value: datetime | int) -> int:
     return value if isinstance(value, int) else int(value.timestamp() * 1000)
 
@@ -214,7 +235,7 @@ def event_loop(settings: Settings, root: Path | None = None, *, instance_id: str
     archiver = Archiver(root or default_root(settings))
     overrides = {**CONSUMER_OPTIONS, **({"group_instance_id": instance_id} if instance_id else {})}
     overrides.update(consumer_overrides or {})
-    loop = bus.EventLoop(settings, GROUP, archiver.handle, before_commit=archiver.commit, name="archive",
+    loop = bus.EventLoop(settings, GROUP, archiver.handle, write_behind=archiver.take, name="archive",
                          consumer_overrides=overrides, state=archiver.root)
     return loop, archiver
 

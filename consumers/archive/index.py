@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from newswire import sqlite_rows
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS segments (
     path            TEXT PRIMARY KEY,     -- relative to the archive root, events/YYYY/MM/DD/....avro
@@ -104,6 +106,12 @@ def _entry(row: tuple) -> Entry:
     return Entry(*values)
 
 
+#: the columns of an archived event's row, as :meth:`Index.commit` takes them
+_EVENT_COLUMNS = ("event_id", "article_id", "version", "event_type", "occurred_at", "published_at", "categories",
+                  "topic", "partition", "offset", "segment", "block_offset", "block_index", "cleaned")
+_QUOTED_COLUMNS = ", ".join(f'"{column}"' for column in _EVENT_COLUMNS)  # "offset" is a keyword
+
+
 class Index:
     """The SQLite index of one archive (``<root>/index.sqlite``), WAL mode, fully synchronous."""
 
@@ -115,7 +123,8 @@ class Index:
             self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path)
+            # the archive's writer thread writes (one thread at a time: see Archiver.take)
+            self.db = sqlite3.connect(self.path, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(_SCHEMA)
@@ -169,11 +178,10 @@ class Index:
         """Record new events and the segments' new durable sizes in one transaction."""
         with self.db:
             (last,) = self.db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
-            self.db.executemany(
-                'INSERT INTO events(event_id, article_id, version, event_type, occurred_at, published_at, '
-                'categories, topic, partition, "offset", segment, block_offset, block_index, cleaned) '
-                "VALUES (:event_id, :article_id, :version, :event_type, :occurred_at, :published_at, "
-                ":categories, :topic, :partition, :offset, :segment, :block_offset, :block_index, :cleaned)", rows)
+            # in one statement: the archive's writer thread runs beside the busy consume loop
+            sqlite_rows.executemany(self.db, f"INSERT INTO events({_QUOTED_COLUMNS})"
+                                    f" VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})",
+                                    [tuple(row[c] for c in _EVENT_COLUMNS) for row in rows])
             self.db.execute("INSERT OR IGNORE INTO event_categories(category, seq) SELECT c.value, e.seq"
                             " FROM events AS e, json_each(e.categories) AS c WHERE e.seq > ?", (last,))
             self.db.executemany("UPDATE segments SET durable_size = ? WHERE path = ?",

@@ -25,9 +25,10 @@ import sqlite3
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
-import orjson
 import psycopg
 from psycopg.pq import TransactionStatus
+
+from newswire import sqlite_rows
 
 #: what a unique key refused, in either store
 IntegrityError = (sqlite3.IntegrityError, psycopg.IntegrityError)
@@ -90,45 +91,6 @@ def ddl(statement: str) -> str:
     return statement
 
 
-_QUOTED = re.compile(r"('[^']*')")
-_INSERT = re.compile(r"\s*(INSERT\s+(?:OR\s+\w+\s+)?INTO\s+\w+\s*(?:\([^()]*\))?)\s*VALUES\s*\(([^()]*)\)(.*)", re.S | re.I)
-_UPDATE = re.compile(r"\s*(UPDATE\s+\w+\s+SET\s.*?)\s(WHERE\s.*)", re.S | re.I)
-
-
-@functools.lru_cache(maxsize=128)
-def over_json(sql: str, keyed: bool = False) -> str | None:
-    """``sql``, a statement with ``?`` placeholders run once per row, as one SQLite statement
-    over its rows given as one JSON array of arrays (``json_each``), or None when it is not an
-    ``INSERT … VALUES (…)`` (nor, with ``keyed``, an ``UPDATE … SET … WHERE``).
-
-    ``INSERT INTO t (a, b) VALUES (?, 'x')`` → ``INSERT INTO t (a, b) SELECT value->>0, 'x'
-    FROM json_each(?) WHERE true``; an UPDATE names the row's values ``v.c0``, ``v.c1``, … in a
-    ``WITH v AS (…) UPDATE … FROM v WHERE …``."""
-    if ":" in _QUOTED.sub("", sql):  # named parameters
-        return None
-    numbered = 0
-
-    def number(text: str, as_column: bool) -> str:
-        nonlocal numbered
-        parts = _QUOTED.split(text)
-        for i in range(0, len(parts), 2):  # outside quotes
-            pieces = parts[i].split("?")
-            parts[i] = pieces[0]
-            for piece in pieces[1:]:
-                parts[i] += (f"v.c{numbered}" if as_column else f"value->>{numbered}") + piece
-                numbered += 1
-        return "".join(parts)
-
-    if insert := _INSERT.fullmatch(sql):
-        head, values, tail = insert.groups()
-        return f"{head} SELECT {number(values, False)} FROM json_each(?) WHERE true{number(tail, False)}"
-    if keyed and (update := _UPDATE.fullmatch(sql)):
-        head, where = number(update[1], True), number(update[2], True)
-        columns = ", ".join(f"value->>{i} AS c{i}" for i in range(numbered))
-        return f"WITH v AS (SELECT {columns} FROM json_each(?)) {head} FROM v {where}"
-    return None
-
-
 class Db:
     """A connection to the webhook state, in autocommit mode; :meth:`transaction` groups writes.
 
@@ -154,26 +116,10 @@ class Db:
         return self.conn.execute(sql, params)
 
     def executemany(self, sql: str, rows: Iterable, *, keyed: bool = False) -> None:
-        """Run ``sql`` once for each of ``rows``.
-
-        On SQLite, an ``INSERT … VALUES (…)`` of many rows runs as one statement that reads the
-        rows from a JSON array (:func:`over_json`), and so does an ``UPDATE … WHERE`` with
-        ``keyed`` (the caller's word that no two of its rows pick the same row: each target row
-        takes one). :mod:`sqlite3` lets the GIL go around each row's step, and beside a thread
-        running Python each step then waits up to a switch interval (5 ms) to take it back: 2,000
-        rows took 4 ms alone and 2.8-4.3 s beside a busy thread, row by row. Rows that JSON or
-        SQLite's ``->>`` cannot carry (bytes, a text with a NUL) go row by row. JSON has no
-        infinity: the state holds no infinite times."""
-        rows = rows if isinstance(rows, list) else list(rows)
-        if len(rows) > 1 and (statement := over_json(sql, keyed)) is not None:
-            try:
-                data = orjson.dumps(rows).decode()
-            except TypeError:  # bytes
-                data = None
-            if data is not None and "\\u0000" not in data:  # SQLite's ->> ends a text at a NUL
-                self.conn.execute(statement, (data,))
-                return
-        self.conn.executemany(sql, rows)
+        """Run ``sql`` once for each of ``rows``; on SQLite many rows in one statement where it
+        can (:func:`newswire.sqlite_rows.executemany`; ``keyed``: the caller's word that no two
+        rows of an UPDATE pick the same row)."""
+        sqlite_rows.executemany(self.conn, sql, rows, keyed=keyed)
 
     def script(self, statement: str) -> None:
         """Run one schema statement (a migration step's)."""

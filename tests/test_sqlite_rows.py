@@ -1,5 +1,6 @@
-"""The SQLite side of the webhook state's connection layer: many rows in one statement
-(:func:`newswire.consumers.webhooks.dialect.over_json`) write what row-by-row writes."""
+"""Many rows in one SQLite statement (:mod:`newswire.sqlite_rows`), as the webhook state's
+:class:`~newswire.consumers.webhooks.dialect.Db` and the archive index write them, write what
+row-by-row writes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import sqlite3
 
 import pytest
 
-from newswire.consumers.webhooks.dialect import Db, over_json
+from newswire.consumers.webhooks.dialect import Db
+from newswire.sqlite_rows import over_json
 
 SCHEMA = "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, at REAL, n INTEGER, flag INTEGER, state TEXT)"
 INSERT = "INSERT INTO t (id, name, at, n, flag, state) VALUES (?, ?, ?, ?, ?, 'new') ON CONFLICT DO NOTHING"
