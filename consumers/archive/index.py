@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from newswire.sql_in import select_in
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS segments (
     path            TEXT PRIMARY KEY,     -- relative to the archive root, events/YYYY/MM/DD/....avro
@@ -158,12 +160,8 @@ class Index:
 
     def known(self, event_ids: list[str]) -> set[str]:
         """Which of ``event_ids`` are archived (a query per 500)."""
-        found: set[str] = set()
-        for start in range(0, len(event_ids), 500):
-            chunk = event_ids[start:start + 500]
-            found.update(i for (i,) in self.db.execute(
-                f"SELECT event_id FROM events WHERE event_id IN ({','.join('?' * len(chunk))})", chunk))
-        return found
+        return {i for (i,) in select_in(self.db.execute, "SELECT event_id FROM events WHERE event_id IN (...)",
+                                        event_ids)}
 
     def commit(self, rows: Iterable[dict], sizes: dict[str, int]) -> None:
         """Record new events and the segments' new durable sizes in one transaction."""
