@@ -42,6 +42,12 @@ def _number(name: str, default: float, kind: type = int, *, low: float = 1):
     return value
 
 
+def consumer_group(service: str, default: str) -> str:
+    """A service's Kafka consumer group: ``NEWSWIRE_<service>_GROUP`` when set (tests give each
+    test a group of its own), else the service's fixed ``default`` (README: Configuration)."""
+    return _env(f"{service}_GROUP", "").strip() or default
+
+
 def parse_id_authority(text: str) -> str:
     """A DNS name for the item ids (lower-cased); ConfigError otherwise."""
     name = text.strip().lower()

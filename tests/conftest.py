@@ -5,9 +5,10 @@ The broker is started by the same code as ``newswire kafka up`` (newswire.broker
 ports and in a temporary state directory, so a developer's own broker is not disturbed.
 ``deploy/dev.sh test`` runs the suite in parallel worker processes (pytest-xdist): each worker is
 a session of its own, with its own broker and PostgreSQL. One broker shared by the workers would
-mix their tests in the same consumer groups: the services' group ids are fixed
-(``newswire-archive``, …), and a static member's instance id (``newswire-archive-1``) started by
-one worker would fence the other's.
+mix their tests in the same consumer groups: tests that run the services with their default
+group ids (``newswire-archive``, …; the feeds, drop folder and archive tests give theirs a group
+of the test's own, ``tests.replay_support.own_group``), and a static member's instance id
+(``newswire-archive-1``) started by one worker would fence the other's.
 If it cannot start, every test that needs it errors with the broker's own log. PostgreSQL
 likewise (tests/postgres_server.py): Debian's server in a temporary cluster on a free port,
 run as the ``postgres`` user; if it cannot start, the tests on that store error with its log.

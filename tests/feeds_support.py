@@ -21,6 +21,7 @@ from newswire.consumers.feeds.store import ViewStore
 from newswire.consumers.feeds.view import FeedView
 from newswire.consumers.replay import groups
 from tests.http_server import serving
+from tests.replay_support import own_group
 
 ACME_TOKEN = "acme-token-0123456789abcdef"
 BLOG_TOKEN = "blog-token-0123456789abcdef"
@@ -115,9 +116,10 @@ class Running:
 @contextlib.contextmanager
 def feeds_running(settings: Settings, clock: Clock, tokens: Tokens | None = None,
                   options: Options = Options(max_age=5, base_url="https://feeds.example.org")) -> Iterator[Running]:
-    """The view (loaded from the home), the consumer and the feed server on 127.0.0.1."""
+    """The view (loaded from the home), the consumer (in the test's own group) and the feed
+    server on 127.0.0.1."""
     view, store = open_view(settings)
-    consumer = FeedsConsumer(settings, view, store, clock=clock)
+    consumer = FeedsConsumer(settings, view, store, clock=clock, group_id=own_group(settings, "feeds"))
     tokens = tokens or Tokens.parse(f"acme:{ACME_TOKEN}")
     server = FeedServer(view, store=store, tokens=tokens, clock=clock, options=options)
     try:

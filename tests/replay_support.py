@@ -27,6 +27,20 @@ def cli_env(settings: Settings) -> dict[str, str]:
             "NEWSWIRE_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8"}
 
 
+def own_group(settings: Settings, service: str) -> str:
+    """A consumer group of ``service`` (``feeds``, ``newsml``, ``archive``) for this test alone,
+    named after its topic (one per test), as webhooks_support names the pusher's: a member an
+    earlier test left in the service's fixed group cannot hold this test's partitions."""
+    return f"{service}-{settings.topics.articles}"
+
+
+def own_groups(settings: Settings) -> dict[str, str]:
+    """The ``NEWSWIRE_*_GROUP`` variables that put a ``newswire`` subprocess's feeds consumer,
+    drop folder and archive in this test's own groups (:func:`own_group`)."""
+    return {f"NEWSWIRE_{service.upper()}_GROUP": own_group(settings, service)
+            for service in ("feeds", "newsml", "archive")}
+
+
 def events(n: int, seed: int = 11, body_bytes: int = 1200) -> list[dict]:
     return list(corpus.stream(n, seed, body_bytes=body_bytes))
 

@@ -16,7 +16,7 @@ from newswire.consumers.archive.archiver import Archiver, default_root, event_lo
 from newswire.consumers.archive.index import Index
 from newswire.consumers.archive.reader import ArchiveReader
 from tests.cli_runner import invoke
-from tests.replay_support import T0, cli_env, events, ms, produce
+from tests.replay_support import T0, cli_env, events, ms, own_group, produce
 
 
 def _deliveries(items, start=T0, topic="articles"):
@@ -103,7 +103,7 @@ def archived(settings):
     versions[2]["version"] = 3
     items = versions + events(57, seed=3)
     stamps = []
-    loop, archiver = event_loop(settings, instance_id=None)
+    loop, archiver = event_loop(settings, instance_id=None, group_id=own_group(settings, "archive"))
     for n in range(5):  # five batches: each becomes one block of each segment it touches
         chunk = items[n * 12:(n + 1) * 12]
         stamps += produce(settings, chunk, start=T0 + timedelta(hours=n * 6), step=timedelta(minutes=1),

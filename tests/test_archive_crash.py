@@ -11,14 +11,15 @@ import time
 from datetime import timedelta
 
 from newswire import codec
-from newswire.consumers.archive.archiver import GROUP, default_root
+from newswire.consumers.archive.archiver import default_root
 from newswire.consumers.archive.reader import ArchiveReader
 from newswire.consumers.replay import groups
-from tests.replay_support import NEWSWIRE, T0, cli_env, events, produce
+from tests.replay_support import NEWSWIRE, T0, cli_env, events, own_group, own_groups, produce
 
 
 def _start(settings, log):
-    return subprocess.Popen([*NEWSWIRE, "archive", "run", "--idle-stop", "4"], env=cli_env(settings),
+    return subprocess.Popen([*NEWSWIRE, "archive", "run", "--idle-stop", "4"],
+                            env=cli_env(settings) | own_groups(settings),
                             stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -56,7 +57,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(settings, tmp_pat
         assert final.wait(timeout=120) == 0, (tmp_path / "archive.log").read_text()[-3000:]
     assert kills >= 5
     # stopped cleanly, the static member left its group: the group can be reset at once
-    assert groups.members(settings, GROUP)[1] == []
+    assert groups.members(settings, own_group(settings, "archive"))[1] == []
 
     with ArchiveReader(default_root(settings)) as reader:
         entries = list(reader.entries())

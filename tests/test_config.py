@@ -13,7 +13,10 @@ from click.testing import CliRunner
 from lxml import etree
 
 from newswire.cli import main
-from newswire.config import ConfigError, Settings, Topics
+from newswire.config import ConfigError, Settings, Topics, consumer_group
+from newswire.consumers.archive import archiver
+from newswire.consumers.feeds import consumer as feeds_consumer
+from newswire.consumers.feeds import drop_folder
 from newswire.formats import atom, newsml, ninjs, rss
 from newswire.run import DEMO_AUTHORITY, DEMO_PROVIDER, _demo_variables
 from tests.corpus_cases import NOW, cases
@@ -106,6 +109,19 @@ def test_to_env_gives_the_settings_back(clean_env, tmp_path):
     assert Settings.from_env() == settings
     bare = Settings(home=tmp_path / "h").to_env()
     assert "NEWSWIRE_PROVIDER" not in bare and "NEWSWIRE_ID_AUTHORITY" not in bare
+
+
+@pytest.mark.parametrize("service, fixed, default", [("FEEDS", feeds_consumer.GROUP, "newswire-feeds"),
+                                                    ("NEWSML", drop_folder.GROUP, "newswire-newsml"),
+                                                    ("ARCHIVE", archiver.GROUP, "newswire-archive")])
+def test_a_service_keeps_its_fixed_group_unless_a_variable_names_another(clean_env, service, fixed, default):
+    assert fixed == default and consumer_group(service, fixed) == default
+    clean_env.setenv(f"NEWSWIRE_{service}_GROUP", " ")
+    assert consumer_group(service, fixed) == default
+    clean_env.setenv(f"NEWSWIRE_{service}_GROUP", "feeds-articles-1234")
+    assert consumer_group(service, fixed) == "feeds-articles-1234"
+    if service == "ARCHIVE":
+        assert archiver.group() == "feeds-articles-1234"
 
 
 def test_newswire_run_gives_every_service_the_demo_agency_and_id_authority(tmp_path):

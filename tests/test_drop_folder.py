@@ -17,7 +17,7 @@ from newswire.consumers.feeds.drop_folder import DropFolderBusy, event_loop, rel
 from newswire.formats import newsml
 from tests.feeds_support import publish, send_raw, story
 from tests.topic_reader import dead_letters, drain
-from tests.replay_support import NEWSWIRE, cli_env
+from tests.replay_support import NEWSWIRE, cli_env, own_group, own_groups
 from tests.test_format_newsml import SCHEMA as NEWSML_SCHEMA
 
 N = {"n": "http://iptc.org/std/nar/2006-10-01/"}
@@ -41,7 +41,7 @@ def test_every_version_lands_whole_valid_and_dated(settings, tmp_path):
     (root / "2026" / "11" / "25").mkdir(parents=True)
     leftover = root / "2026" / "11" / "25" / ".drop-a_v9.xml.abc123.tmp"  # as a crash would leave it
     leftover.write_bytes(b"<newsItem")
-    loop, folder = event_loop(settings, root)
+    loop, folder = event_loop(settings, root, group_id=own_group(settings, "newsml"))
     try:
         drain(loop, len(events))
         folder_files = files(root)
@@ -59,7 +59,7 @@ def test_every_version_lands_whole_valid_and_dated(settings, tmp_path):
         assert held.find("n:itemMeta/n:embargoed", N) is not None
         assert not leftover.exists() and not list(root.rglob("*.tmp"))
         with pytest.raises(DropFolderBusy):
-            event_loop(settings, root)
+            event_loop(settings, root, group_id=own_group(settings, "newsml"))
     finally:
         loop.close()
         folder.close()
@@ -70,7 +70,7 @@ def test_redelivery_is_idempotent_and_stale_versions_are_never_written(settings,
     v1 = story("late", T)
     v2 = corpus.next_version(v1, "updated", headline="Newer")
     publish(settings, v2, v1, story("other", T))
-    loop, folder = event_loop(settings, root)
+    loop, folder = event_loop(settings, root, group_id=own_group(settings, "newsml"))
     try:
         drain(loop, 3)
         assert folder.written == 2 and folder.skipped == 1
@@ -83,7 +83,7 @@ def test_redelivery_is_idempotent_and_stale_versions_are_never_written(settings,
 
     # the whole topic again, as after a lost offset commit: another group, another state file
     elsewhere = replace(settings, home=tmp_path / "other-home")
-    loop, folder = event_loop(elsewhere, root, group_id="newswire-newsml-replay")
+    loop, folder = event_loop(elsewhere, root, group_id=own_group(settings, "newsml-replay"))
     try:
         drain(loop, 3)
         assert folder.written == 0 and folder.skipped == 1
@@ -95,7 +95,7 @@ def test_redelivery_is_idempotent_and_stale_versions_are_never_written(settings,
 
     # with its own state, a version already handed over is not written again (the client may have taken it)
     (root / "2026/11/25/other_v1.xml").unlink()
-    loop, folder = event_loop(settings, root, group_id="newswire-newsml-again")
+    loop, folder = event_loop(settings, root, group_id=own_group(settings, "newsml-again"))
     try:
         drain(loop, 3)
         assert folder.written == 0 and folder.skipped == 3
@@ -110,7 +110,7 @@ def test_hostile_messages_go_to_the_dead_letters_through_the_cli(settings, tmp_p
     send_raw(settings, b"junk", b"\x00\x01 not an event")
     publish(settings, story("cli-a", T), story("cli-b", T) | {"headline": " "})
     result = subprocess.run([*NEWSWIRE, "newsml", "drop", "--dir", str(root), "--idle-stop", "6"],
-                            env=cli_env(settings), capture_output=True, text=True, timeout=120)
+                            env=cli_env(settings) | own_groups(settings), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "written=1 skipped=0 dead_lettered=2" in result.stdout
     assert [p.name for p in root.rglob("*.xml")] == ["cli-a_v1.xml"]

@@ -23,7 +23,7 @@ from newswire.consumers.feeds.access import Tokens
 from tests.feeds_support import (
     ACME_TOKEN, BLOG_TOKEN, Clock, feeds_running, fetch, publish, send_raw, start_of_test, story,
 )
-from tests.replay_support import NEWSWIRE, cli_env
+from tests.replay_support import NEWSWIRE, cli_env, own_groups
 from tests.official_schemas import ninjs_validator
 from tests.topic_reader import dead_letters
 from tests.test_format_newsml import SCHEMA as NEWSML_SCHEMA
@@ -343,7 +343,7 @@ def test_partner_tokens_and_entitlements(settings, tmp_path):
 def test_feeds_serve_command_runs_consumer_and_server_and_stops_cleanly(settings):
     port = free_port()
     publish(settings, story("cli", start_of_test() - timedelta(minutes=1)))
-    env = cli_env(settings) | {"NEWSWIRE_FEED_TOKENS": f"acme:{ACME_TOKEN}"}
+    env = cli_env(settings) | own_groups(settings) | {"NEWSWIRE_FEED_TOKENS": f"acme:{ACME_TOKEN}"}
     process = subprocess.Popen([*NEWSWIRE, "feeds", "serve", "--port", str(port)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"

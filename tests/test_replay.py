@@ -26,7 +26,7 @@ from newswire.consumers.webhooks.filters import History, Subscription, decide
 from newswire.consumers.webhooks.signing import new_secret
 from newswire.formats.kept import Renders
 from tests.conftest import on_both_stores
-from tests.replay_support import NEWSWIRE, T0, cli_env, events, produce
+from tests.replay_support import NEWSWIRE, T0, cli_env, events, own_group, produce
 from tests.topic_reader import read_events
 from tests.webhooks_support import PartnerServer, config, publish, query, register, wait_for
 from tests.webhooks_support import cli as webhooks_cli
@@ -44,7 +44,7 @@ def _iso(moment) -> str:
 
 
 def _archive_all(settings, expected: int) -> None:
-    loop, archiver = archive_loop(settings, instance_id=None)
+    loop, archiver = archive_loop(settings, instance_id=None, group_id=own_group(settings, "archive"))
     for _ in range(60):
         if archiver.archived + archiver.duplicates >= expected:
             break
@@ -170,7 +170,7 @@ def test_replaying_the_archive_group_twice_changes_nothing_in_the_archive(settin
     with ArchiveReader(default_root(settings)) as reader:
         before = [(e.event_id, e.segment, e.block_offset) for e in reader.entries()]
     for _ in range(2):
-        cli(settings, "replay", "--group", "newswire-archive", "--since", _iso(T0), "--execute")
+        cli(settings, "replay", "--group", own_group(settings, "archive"), "--since", _iso(T0), "--execute")
         _archive_all(settings, 25)
     with ArchiveReader(default_root(settings)) as reader:
         assert [(e.event_id, e.segment, e.block_offset) for e in reader.entries()] == before

@@ -28,7 +28,7 @@ from typing import Callable
 import orjson
 
 from newswire import bus, codec, disk, events, locks, logs, metrics, seal
-from newswire.config import Settings
+from newswire.config import Settings, consumer_group
 
 from .index import Index
 from .segments import SegmentWriter, new_run_id, segment_name
@@ -39,6 +39,7 @@ log = logs.get(__name__)
 #: the archive's count of records written (``newswire_outputs_produced_total``)
 _RECORDS = metrics.OUTPUTS_PRODUCED.labels("archive", "record")
 
+#: the archive's Kafka consumer group, unless ``NEWSWIRE_ARCHIVE_GROUP`` names another (:func:`group`)
 GROUP = "newswire-archive"
 #: static group membership: one archive writer per root, so one instance id
 INSTANCE_ID = "newswire-archive-1"
@@ -225,9 +226,16 @@ def _ms(value: datetime | int) -> int:
     return value if isinstance(value, int) else int(value.timestamp() * 1000)
 
 
+def group() -> str:
+    """The archive's consumer group: ``NEWSWIRE_ARCHIVE_GROUP``, or :data:`GROUP`."""
+    return consumer_group("ARCHIVE", GROUP)
+
+
 def event_loop(settings: Settings, root: Path | None = None, *, instance_id: str | None = INSTANCE_ID,
-               consumer_overrides: dict | None = None) -> tuple[bus.EventLoop, Archiver]:
-    """The archive consumer: an :class:`~newswire.bus.EventLoop` in group ``newswire-archive``.
+               consumer_overrides: dict | None = None, group_id: str | None = None
+               ) -> tuple[bus.EventLoop, Archiver]:
+    """The archive consumer: an :class:`~newswire.bus.EventLoop` in group ``group_id`` (by
+    default :func:`group`: ``newswire-archive``).
 
     It is a static member of its group (``instance_id``): restarted after a crash, it takes
     its partitions back at once instead of waiting for the dead member's session to expire.
@@ -235,13 +243,14 @@ def event_loop(settings: Settings, root: Path | None = None, *, instance_id: str
     archiver = Archiver(root or default_root(settings))
     overrides = {**CONSUMER_OPTIONS, **({"group_instance_id": instance_id} if instance_id else {})}
     overrides.update(consumer_overrides or {})
-    loop = bus.EventLoop(settings, GROUP, archiver.handle, write_behind=archiver.take, name="archive",
+    loop = bus.EventLoop(settings, group_id or group(), archiver.handle, write_behind=archiver.take, name="archive",
                          consumer_overrides=overrides, state=archiver.root)
     return loop, archiver
 
 
-def leave_group(settings: Settings, instance_id: str) -> None:
-    """After a clean stop, take the static member out of the group at once (a static member
-    does not leave by itself), so that its offsets can be reset without waiting for the
-    session to expire. A crashed archive simply takes its place back when restarted."""
-    bus.leave_group(settings, GROUP, instance_id, "archive stopped")
+def leave_group(settings: Settings, instance_id: str, group_id: str | None = None) -> None:
+    """After a clean stop, take the static member out of its group (``group_id``, by default
+    :func:`group`) at once (a static member does not leave by itself), so that its offsets can
+    be reset without waiting for the session to expire. A crashed archive simply takes its
+    place back when restarted."""
+    bus.leave_group(settings, group_id or group(), instance_id, "archive stopped")

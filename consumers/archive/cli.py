@@ -55,7 +55,7 @@ def run(ctx: click.Context, root: Path | None, idle_stop: float | None, instance
     finally:
         archiver.close()
     if instance_id:
-        leave_group(_settings(ctx), instance_id)
+        leave_group(_settings(ctx), instance_id, loop.group_id)
     click.echo(f"archived {archiver.archived} events, skipped {archiver.duplicates} already archived")
 
 

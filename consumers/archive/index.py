@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from newswire import sqlite_rows
+from newswire.sql_in import select_in
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS segments (
@@ -167,12 +168,8 @@ class Index:
 
     def known(self, event_ids: list[str]) -> set[str]:
         """Which of ``event_ids`` are archived (a query per 500)."""
-        found: set[str] = set()
-        for start in range(0, len(event_ids), 500):
-            chunk = event_ids[start:start + 500]
-            found.update(i for (i,) in self.db.execute(
-                f"SELECT event_id FROM events WHERE event_id IN ({','.join('?' * len(chunk))})", chunk))
-        return found
+        return {i for (i,) in select_in(self.db.execute, "SELECT event_id FROM events WHERE event_id IN (...)",
+                                        event_ids)}
 
     def commit(self, rows: Iterable[dict], sizes: dict[str, int]) -> None:
         """Record new events and the segments' new durable sizes in one transaction."""

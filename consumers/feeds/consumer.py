@@ -33,7 +33,7 @@ from kafka.errors import KafkaError
 from newswire import logs, metrics, topics
 from newswire.bus import Delivery, EventLoop, instance_id
 from newswire.codec import ArticleEvent
-from newswire.config import Settings
+from newswire.config import Settings, consumer_group
 from newswire.formats import registry as formats
 from newswire.formats.kept import Renders
 
@@ -42,6 +42,7 @@ from .view import Change, FeedView
 
 log = logs.get(__name__)
 
+#: the feeds consumer's Kafka consumer group, unless ``NEWSWIRE_FEEDS_GROUP`` names another
 GROUP = "newswire-feeds"
 
 Clock = Callable[[], datetime]
@@ -103,12 +104,13 @@ class FeedsConsumer:
     """Keeps ``view`` up to date from the articles topic and persists it in ``store``."""
 
     def __init__(self, settings: Settings, view: FeedView, store: ViewStore, *,
-                 clock: Clock = utc_now, group_id: str = GROUP, renders: Renders | None = None):
-        """``renders``: where the intake's NewsML-G2 renders are kept (the feed server's, so it
+                 clock: Clock = utc_now, group_id: str | None = None, renders: Renders | None = None):
+        """``group_id``: its consumer group (by default ``NEWSWIRE_FEEDS_GROUP``, or :data:`GROUP`);
+        ``renders``: where the intake's NewsML-G2 renders are kept (the feed server's, so it
         serves them; by default the check's own, with the example authority)."""
         self.settings = settings
         self.renders = renders or Renders()
-        self.group_id = group_id
+        self.group_id = group_id or consumer_group("FEEDS", GROUP)
         self.view = view
         self.store = store
         self.clock = clock
@@ -117,8 +119,8 @@ class FeedsConsumer:
         #: (None until then); taken by the first assignment of each partition
         self.committed: dict[int, int] | None = None
         # one consumer per view file: a static member, which a restart after a crash puts back at once
-        self.loop = EventLoop(settings, group_id, self._handle, before_commit=self._persist, name="feeds",
-                              instance_id=instance_id(group_id, store.path), state=store.path,
+        self.loop = EventLoop(settings, self.group_id, self._handle, before_commit=self._persist, name="feeds",
+                              instance_id=instance_id(self.group_id, store.path), state=store.path,
                               listener=_SeekToStored(self))
         self._thread: threading.Thread | None = None
         self.failure: BaseException | None = None

@@ -11,7 +11,8 @@ marked with their embargo, as agencies send them to their wire clients.
 A redelivered event writes the same name with the same bytes. The newest version written of
 each article is kept in a small SQLite file (committed before the Kafka offsets), so an older
 version arriving after a newer one is never written, and a version already handed over is
-not written again after a restart. Consumer group: ``newswire-newsml``.
+not written again after a restart. Consumer group: ``newswire-newsml`` (``NEWSWIRE_NEWSML_GROUP``
+names another).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import click
 from newswire import logs, metrics
 from newswire.bus import Delivery, EventLoop, instance_id
 from newswire.codec import ArticleEvent
-from newswire.config import Settings
+from newswire.config import Settings, consumer_group
 from newswire.files import remove_temp_files, write_atomically
 from newswire.locks import LockHeld, hold_lock
 from newswire.formats import newsml
@@ -34,6 +35,7 @@ from .view import check
 
 log = logs.get(__name__)
 
+#: the drop folder's Kafka consumer group, unless ``NEWSWIRE_NEWSML_GROUP`` names another
 GROUP = "newswire-newsml"
 
 
@@ -121,7 +123,9 @@ def state_path(settings: Settings, root: Path) -> Path:
     return settings.home / "newsml" / f"drop-{digest}.sqlite3"
 
 
-def event_loop(settings: Settings, root: Path, group_id: str = GROUP) -> tuple[EventLoop, DropFolder]:
+def event_loop(settings: Settings, root: Path, group_id: str | None = None) -> tuple[EventLoop, DropFolder]:
+    """The drop folder's consumer, in ``group_id`` (by default ``NEWSWIRE_NEWSML_GROUP``, or :data:`GROUP`)."""
+    group_id = group_id or consumer_group("NEWSML", GROUP)
     drop = DropFolder(root, state_path(settings, root), settings.authority())
     # one writer per folder (the lock): a static member, which a restart after a crash puts back at once
     return EventLoop(settings, group_id, drop.handle, before_commit=drop.commit, name="newsml-drop",

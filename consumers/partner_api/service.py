@@ -91,14 +91,11 @@ def _shown(row, attempts: list[dict], now: float) -> dict:
 
 def _attempts(db: Db, delivery_ids: list[int]) -> dict[int, list[dict]]:
     found: dict[int, list[dict]] = {i: [] for i in delivery_ids}
-    for start in range(0, len(delivery_ids), 500):
-        chunk = delivery_ids[start:start + 500]
-        for r in db.execute("SELECT delivery_id, attempt, at, status_code, duration_ms, error, outcome,"
-                            f" next_attempt_at FROM attempts WHERE delivery_id IN ({','.join('?' * len(chunk))})"
-                            " ORDER BY id", chunk):
-            found[r["delivery_id"]].append({"attempt": r["attempt"], "at": r["at"], "status": r["status_code"],
-                                            "error": r["error"], "duration_ms": r["duration_ms"],
-                                            "outcome": r["outcome"], "next_attempt_at": r["next_attempt_at"]})
+    for r in db.select_in("SELECT delivery_id, attempt, at, status_code, duration_ms, error, outcome,"
+                          " next_attempt_at FROM attempts WHERE delivery_id IN (...) ORDER BY id", delivery_ids):
+        found[r["delivery_id"]].append({"attempt": r["attempt"], "at": r["at"], "status": r["status_code"],
+                                        "error": r["error"], "duration_ms": r["duration_ms"],
+                                        "outcome": r["outcome"], "next_attempt_at": r["next_attempt_at"]})
     return found
 
 

@@ -23,12 +23,12 @@ import functools
 import re
 import sqlite3
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from newswire import sqlite_rows
+from newswire import sql_in, sqlite_rows
 
 #: what a unique key refused, in either store
 IntegrityError = (sqlite3.IntegrityError, psycopg.IntegrityError)
@@ -133,6 +133,13 @@ class Db:
             return []
         self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
         return [i for (i,) in self.execute(f"SELECT id FROM {table} ORDER BY id DESC LIMIT ?", (len(rows),))][::-1]
+
+    def select_in(self, sql: str, ids: Sequence[Any], *, before: Sequence[Any] = (), after: Sequence[Any] = (),
+                  chunk: int = sql_in.CHUNK) -> Iterator[Any]:
+        """The rows of ``sql``, whose ``IN (...)`` takes ``ids``, a query per ``chunk`` of them,
+        chunk after chunk, the parameters ``before`` and ``after`` around each chunk's ids
+        (:func:`newswire.sql_in.select_in`)."""
+        return sql_in.select_in(self.execute, sql, ids, before=before, after=after, chunk=chunk)
 
     def announce(self, channel: str, words: Iterable[str]) -> None:
         """Tell the state's listeners on ``channel`` these words when the transaction commits

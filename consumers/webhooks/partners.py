@@ -136,25 +136,16 @@ def all_partners(db: Db) -> list[Partner]:
 
 def in_pull_mode(db: Db, partner_ids: Iterable[str]) -> list[str]:
     """Those of these partners that pull their deliveries, in id order."""
-    ids, found = sorted(set(partner_ids)), []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        found += [pid for (pid,) in db.execute(f"SELECT id FROM partners WHERE mode = 'pull' AND id IN"
-                                               f" ({','.join('?' * len(chunk))}) ORDER BY id", chunk)]
-    return found
+    return [pid for (pid,) in db.select_in("SELECT id FROM partners WHERE mode = 'pull' AND id IN (...) ORDER BY id",
+                                           sorted(set(partner_ids)))]
 
 
 def next_seqs(db: Db, partner_ids: Iterable[str]) -> dict[str, int]:
     """These partners' next sequence numbers, claimed until the transaction ends (PostgreSQL:
     their rows locked in id order, so that two writers never deadlock; SQLite's write
     transaction already excludes every other writer)."""
-    ids = sorted(set(partner_ids))
-    numbers: dict[str, int] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        numbers.update(db.execute(f"SELECT id, next_seq FROM partners WHERE id IN ({','.join('?' * len(chunk))})"
-                                  f" ORDER BY id{db.for_update}", chunk).fetchall())
-    return numbers
+    return dict(db.select_in(f"SELECT id, next_seq FROM partners WHERE id IN (...) ORDER BY id{db.for_update}",
+                             sorted(set(partner_ids))))
 
 
 def set_next_seqs(db: Db, numbers: dict[str, int]) -> None:
