@@ -331,14 +331,16 @@ def pending_after(db: Db, after_id: int, *, limit: int, partner_id: str | None =
         (after_id, *args, limit))]
 
 
-def pending_times(db: Db, up_to_id: int, *, partner_id: str | None = None
-                  ) -> list[tuple[int, float, int, int]]:
-    """(id, next attempt, attempts spent, revision) of every pending delivery up to ``up_to_id``:
-    what the pusher compares with its schedule to see what other processes changed (redrive,
-    resend)."""
-    where, args = _of(partner_id)
-    return db.execute(f"SELECT id, next_attempt_at, attempts, revision FROM deliveries WHERE status = 'pending'"
-                      f" AND id <= ?{where}", (up_to_id, *args)).fetchall()
+def pending_times(db: Db, up_to_id: int, partner_ids: list[str]) -> dict[str, list[tuple[int, float, int, int]]]:
+    """By partner, (id, next attempt, attempts spent, revision) of each of these partners'
+    pending deliveries up to ``up_to_id``: what the pusher compares with its schedule to see
+    what other processes changed (redrive, resend). A query per :data:`_CHUNK` partners."""
+    found: dict[str, list[tuple[int, float, int, int]]] = defaultdict(list)
+    for partner_id, *times in db.select_in(
+            "SELECT partner_id, id, next_attempt_at, attempts, revision FROM deliveries WHERE status = 'pending'"
+            " AND id <= ? AND partner_id IN (...)", partner_ids, before=(up_to_id,), chunk=_CHUNK):
+        found[partner_id].append(tuple(times))
+    return found
 
 
 def pending_by_id(db: Db, ids: list[int]) -> list[Pending]:

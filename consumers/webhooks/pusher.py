@@ -303,7 +303,10 @@ class Dispatcher:
             if self._mine(partner.id):
                 self._take_on(partner)
 
-    def _take_on(self, partner: Partner) -> PartnerState | None:
+    def _take_on(self, partner: Partner, *, resync: bool = True) -> PartnerState | None:
+        """The partner in the schedule, as the registry has it now (None: it pulls). A partner
+        new here, or pushed again after it pulled, has what it has pending read from the store
+        (``resync=False``: the caller reads that for many partners at once)."""
         state = self.partners.get(partner.id)
         if state is not None and state.partner == partner:
             return state  # seen already
@@ -324,8 +327,8 @@ class Dispatcher:
             state.line = ordering.StrictLine(state.scheduled, None, (
                 d for versions in state.articles.values() for d in versions)) if partner.strict else None
             self._held(state)
-        if was_pulled and self.last_id:  # what it has not acknowledged, from the first (queued while it pulled)
-            self._resync(state)
+        if resync and was_pulled and self.last_id:  # what it has not acknowledged (queued while it pulled)
+            self._resync([state])
         self.runnable[partner.id] = None
         return state
 
@@ -363,13 +366,12 @@ class Dispatcher:
             if state is not None:
                 self._drop(state)
             self.leases.let_go(partner_id)
-        for partner_id in sorted(self.owned - self.partners.keys() - self.leaving - self.pulled):
-            try:
-                partner = registry.get(self.db, partner_id)
-            except registry.UnknownPartner:
-                continue  # removed meanwhile
-            if (state := self._take_on(partner)) is not None:
-                self._resync(state)  # what it has pending, queued before this pusher held it
+        # (a partner removed meanwhile is not found); then what they have pending, queued
+        # before this pusher held them: a query per 500 partners, not two per partner
+        new = registry.get_many(self.db, self.owned - self.partners.keys() - self.leaving - self.pulled)
+        taken = [state for partner in new if (state := self._take_on(partner, resync=False)) is not None]
+        if taken:
+            self._resync(taken)
 
     def _drop(self, state: PartnerState) -> None:
         """Out of the schedule: a partner another pusher sends for now."""
@@ -400,32 +402,34 @@ class Dispatcher:
         """Follow what other processes changed in the outbox (deliveries made pending again by a
         redrive or a resend, or due at another time): only the partners they said they changed."""
         changed, self.outbox_at = registry.outbox_changes(self.db, self.outbox_at)
-        for partner_id in changed:
-            if (state := self.partners.get(partner_id)) is not None:
-                self._resync(state)
+        if states := [self.partners[pid] for pid in changed if pid in self.partners]:
+            self._resync(states)
 
-    def _resync(self, state: PartnerState) -> None:
+    def _resync(self, states: list[PartnerState]) -> None:
+        """Bring these partners' schedules in line with what the store has pending for them."""
+        times = outbox.pending_times(self.db, self.last_id, [state.partner.id for state in states])
         missing, seen = [], set()
-        for delivery_id, at, attempts, revision in outbox.pending_times(self.db, self.last_id,
-                                                                        partner_id=state.partner.id):
-            seen.add(delivery_id)
-            d = self.known.get(delivery_id)
-            if d is None:
-                missing.append(delivery_id)
-            elif (d.next_attempt_at, d.attempts, d.revision) == (at, attempts, revision):
-                continue
-            elif d.article_id not in state.inflight:
-                d.next_attempt_at, d.attempts, d.revision = at, attempts, revision
-                state.offer(d)
-                self.runnable[d.partner_id] = None
-            elif d.revision != revision:  # resent while its attempt is out: it goes again after that
-                d.again = (at, attempts, revision)
+        for state in states:
+            for delivery_id, at, attempts, revision in times.get(state.partner.id, ()):
+                seen.add(delivery_id)
+                d = self.known.get(delivery_id)
+                if d is None:
+                    missing.append(delivery_id)
+                elif (d.next_attempt_at, d.attempts, d.revision) == (at, attempts, revision):
+                    continue
+                elif d.article_id not in state.inflight:
+                    d.next_attempt_at, d.attempts, d.revision = at, attempts, revision
+                    state.offer(d)
+                    self.runnable[d.partner_id] = None
+                elif d.revision != revision:  # resent while its attempt is out: it goes again after that
+                    d.again = (at, attempts, revision)
         for d in outbox.pending_by_id(self.db, missing):
             self.add(d)
-        for d in [d for versions in state.articles.values() for d in versions if d.id not in seen]:
-            if d.id <= self.last_id and d.article_id not in state.inflight:
-                self._settled(d)  # no longer pending in the store (another process finished it)
-        self._held(state)
+        for state in states:
+            for d in [d for versions in state.articles.values() for d in versions if d.id not in seen]:
+                if d.id <= self.last_id and d.article_id not in state.inflight:
+                    self._settled(d)  # no longer pending in the store (another process finished it)
+            self._held(state)
 
     def _state(self, d: outbox.Pending) -> PartnerState:
         return self.partners[d.partner_id]
