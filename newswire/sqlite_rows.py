@@ -18,7 +18,8 @@ from typing import Iterable
 import orjson
 
 _QUOTED = re.compile(r"('[^']*')")
-_INSERT = re.compile(r"\s*(INSERT\s+(?:OR\s+\w+\s+)?INTO\s+\w+\s*(?:\([^()]*\))?)\s*VALUES\s*\(([^()]*)\)(.*)", re.S | re.I)
+_INSERT = re.compile(r"\s*(INSERT\s+(?:OR\s+\w+\s+)?INTO\s+\w+\s*(?:\([^()]*\))?)\s*VALUES\s*\(([^()]*)\)(.*)",
+                     re.S | re.I)
 _UPDATE = re.compile(r"\s*(UPDATE\s+\w+\s+SET\s.*?)\s(WHERE\s.*)", re.S | re.I)
 
 
