@@ -149,7 +149,7 @@ def test_a_state_before_leases_is_upgraded_in_place_with_its_data(state: Setting
     assert store.schema_version(db) == store.VERSION
     assert partners.get(db, "acme").paused_until == pytest.approx(now + 60)
     assert [(d.seq, outbox.payload(db, d.id)) for d in outbox.pending_after(db, 0, limit=10)] == [(2, b'{"seq": 2}')]
-    assert partners.next_seqs(db, ["acme"]) == {"acme": 3}
+    assert partners.claim_seqs(db, ["acme"]).numbers == {"acme": 3}
     db.execute("INSERT INTO partner_leases (partner_id, owner, expires_at) VALUES ('acme', '', 0)")
     db.close()
 

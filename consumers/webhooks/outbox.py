@@ -90,7 +90,8 @@ def enqueue(db: Db, rows: list[Queued], events: Events, *,
             rows = [row for row in rows if keep(db, row)]
         if not rows:
             return []
-        numbers = registry.next_seqs(db, {row.partner_id for row in rows})
+        claimed = registry.claim_seqs(db, {row.partner_id for row in rows})
+        numbers = dict(claimed.numbers)
         for row in rows:
             row.seq = numbers[row.partner_id]
             numbers[row.partner_id] += 1
@@ -109,7 +110,7 @@ def enqueue(db: Db, rows: list[Queued], events: Events, *,
             [(r.partner_id, r.event_id, r.article_id, r.version, r.event_type, r.seq, r.content_type,
               body_ids[id(r.body)], r.next_attempt_at, now) for r in rows])
         if db.announces:  # wake the pull partners' long polls (see .pull.Watch)
-            db.announce(PULLS_CHANNEL, registry.in_pull_mode(db, numbers))
+            db.announce(PULLS_CHANNEL, claimed.pulling)
     return rows
 
 

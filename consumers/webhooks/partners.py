@@ -140,18 +140,29 @@ def all_partners(db: Db) -> list[Partner]:
     return [_from_row(row) for row in db.execute("SELECT * FROM partners ORDER BY id")]
 
 
-def in_pull_mode(db: Db, partner_ids: Iterable[str]) -> list[str]:
-    """Those of these partners that pull their deliveries, in id order."""
-    return [pid for (pid,) in db.select_in("SELECT id FROM partners WHERE mode = 'pull' AND id IN (...) ORDER BY id",
-                                           sorted(set(partner_ids)))]
+@dataclass(frozen=True)
+class Claimed:
+    """What :func:`claim_seqs` read of the partners a batch is queued for."""
+
+    #: partner id → its next sequence number
+    numbers: dict[str, int]
+    #: those of them that pull their deliveries, in id order
+    pulling: list[str]
 
 
-def next_seqs(db: Db, partner_ids: Iterable[str]) -> dict[str, int]:
+def claim_seqs(db: Db, partner_ids: Iterable[str]) -> Claimed:
     """These partners' next sequence numbers, claimed until the transaction ends (PostgreSQL:
     their rows locked in id order, so that two writers never deadlock; SQLite's write
-    transaction already excludes every other writer)."""
-    return dict(db.select_in(f"SELECT id, next_seq FROM partners WHERE id IN (...) ORDER BY id{db.for_update}",
-                             sorted(set(partner_ids))))
+    transaction already excludes every other writer), and which of them pull: one read of
+    their rows."""
+    numbers, pulling = {}, []
+    for partner_id, next_seq, mode in db.select_in(
+            f"SELECT id, next_seq, mode FROM partners WHERE id IN (...) ORDER BY id{db.for_update}",
+            sorted(set(partner_ids))):
+        numbers[partner_id] = next_seq
+        if mode == "pull":
+            pulling.append(partner_id)
+    return Claimed(numbers, pulling)
 
 
 def set_next_seqs(db: Db, numbers: dict[str, int]) -> None:
