@@ -366,8 +366,8 @@ class Dispatcher:
             if state is not None:
                 self._drop(state)
             self.leases.let_go(partner_id)
-        # (a partner removed meanwhile is not found); then what they have pending, queued
-        # before this pusher held them: a query per 500 partners, not two per partner
+        # the partners of new leases (one removed meanwhile is not found), then what they have
+        # pending, queued before this pusher held them: a query per 500 partners, not per partner
         new = registry.get_many(self.db, self.owned - self.partners.keys() - self.leaving - self.pulled)
         taken = [state for partner in new if (state := self._take_on(partner, resync=False)) is not None]
         if taken:
