@@ -195,12 +195,26 @@ def pusher_process(settings: Settings, log_path: Path, **env: str) -> subprocess
 
 
 def process_figures(pid: int) -> tuple[float, float]:
-    """CPU seconds (user + system) and peak RSS (MiB) of a running process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    peak = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                if line.startswith("VmHWM:"))
-    return cpu, peak / 1024
+    """CPU seconds (user + system) and peak RSS (MiB) of a running process and its children (a
+    pusher's Kafka side runs in a child process: :mod:`newswire.consumers.webhooks.queueing`),
+    from /proc; the peak RSS is the sum of each process's own peak (:func:`peaks`)."""
+    cpu = 0.0
+    for one in [pid, *children(pid)]:
+        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu, sum(peaks(pid))
+
+
+def peaks(pid: int) -> list[float]:
+    """The peak RSS (MiB) of a running process, then of each of its children."""
+    return [next(int(line.split()[1]) for line in Path(f"/proc/{one}/status").read_text().splitlines()
+                 if line.startswith("VmHWM:")) / 1024 for one in [pid, *children(pid)]]
+
+
+def children(pid: int) -> list[int]:
+    """The running child processes of ``pid`` (Linux)."""
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
 
 
 def wait_joined(settings: Settings, group: str, deadline_s: float) -> None:
@@ -316,7 +330,7 @@ def fanout(count: int, stories: int, every_s: float, *, pushers: int = 1, state:
                 kafka.flush(timeout=60)
             kafka.close()
             wait_delivered(settings, count * stories, 300, "fan-out")
-            figures = [process_figures(pusher.pid) for pusher in running]
+            figures = [(*process_figures(pusher.pid), peaks(pusher.pid)) for pusher in running]
         finally:
             for pusher in running:
                 pusher.send_signal(signal.SIGTERM)
@@ -363,8 +377,9 @@ def fanout(count: int, stories: int, every_s: float, *, pushers: int = 1, state:
         rows.append(("attempts not delivered", "; ".join(failed) or "none", ""))
         connections = int(received_file.with_suffix(".connections").read_text())
         rows.append(("connections the pusher opened", f"{connections:,}", f"{count:,} partners"))
-        rows.append(("pusher CPU, peak RSS" + (" (each)" if pushers > 1 else ""),
-                     ", ".join(f"{cpu:.1f} CPU s, {rss:.0f} MiB" for cpu, rss in figures),
+        rows.append(("pusher CPU, peak RSS (sending + Kafka side)" + (" (each)" if pushers > 1 else ""),
+                     ", ".join(f"{cpu:.1f} CPU s, {rss:.0f} MiB ({' + '.join(f'{p:.0f}' for p in each)})"
+                               for cpu, rss, each in figures),
                      f"{count:,} partners, {os.cpu_count()} cores shared"
                      + (f"; partners held {'/'.join(map(str, held))}" if held else "")))
         processes = f"{pushers} pusher process{'es' if pushers > 1 else ''} on {'PostgreSQL' if state_url else 'SQLite'}"
@@ -481,7 +496,7 @@ def backlog_and_latency(args: argparse.Namespace) -> None:
                  f"{len(backlog_times) / span:,.0f}/s ({len(events)} articles x {PARTNERS})",
                  f"bare aiohttp client, same partners: {ceiling:,.0f} posts/s"),
                 ("pusher CPU-ms per delivery: backlog, " + ", ".join(f"{r:g}/s" for r in rates),
-                 ", ".join(f"{ms:.2f}" for ms in cpu_ms), f"peak RSS {rss_mib:.0f} MiB (Kafka side included)")]
+                 ", ".join(f"{ms:.2f}" for ms in cpu_ms), f"peak RSS {rss_mib:.0f} MiB (sending + Kafka side processes)")]
         db = store.connect(settings, synchronous="NORMAL")
         stages = db.execute("SELECT event_id, created_at, delivered_at FROM deliveries").fetchall()
         db.close()

@@ -12,7 +12,7 @@ event (:meth:`.targets.PartnerTarget.offer`). Counts and endings are the parent'
 
 The child only reads: nothing it does is durable, so it cannot break a replay's kill -9 safety
 (the checkpoint and the outbox are the parent's). It ends when the parent closes it, and at once
-when the parent dies (:func:`.sender.become_child`), as a killed replay's reading would.
+when the parent dies (:func:`newswire.child_process.become_child`), as a killed replay's reading would.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from datetime import datetime, timezone
 from typing import Callable, Iterator
 
 from newswire import logs
+from newswire.child_process import become_child
 from newswire.consumers.webhooks import payloads
 from newswire.formats.kept import Renders
 
-from .sender import become_child
 from .sources import Item, Source
 
 log = logs.get(__name__)

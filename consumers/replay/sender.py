@@ -13,14 +13,12 @@ lease runs out and a pusher takes the partner over after its quiet period.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
-import signal
-import sys
 from multiprocessing.connection import Connection
 
 from newswire import logs
+from newswire.child_process import become_child
 from newswire.config import Settings
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig
@@ -104,26 +102,6 @@ class PartnerSender:
             self._process.kill()
             self._process.join(5)
         self._pipe.close()
-
-
-#: prctl(2)'s option: the signal this process gets when the thread that started it ends
-_PR_SET_PDEATHSIG = 1
-
-
-def become_child(parent: int, logging: tuple | None) -> None:
-    """Start a replay's helper process (this sender, :mod:`.readahead`'s reader): SIGKILL it as
-    soon as the replay that started it dies (Linux), so that a replay killed with -9 stops at that
-    instant, as when it did everything in its own process (the pipe's end, below, is the fallback
-    elsewhere); leave Ctrl-C and TERM to the replay (they reach the whole process group; the
-    replay stops its helpers itself); log as the replay does."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died before that was set
-        os._exit(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if logging is not None:
-        logs.configure(*logging)
 
 
 def _send(settings: Settings, config: WebhookConfig, partner_id: str, pipe: Connection,

@@ -1,8 +1,9 @@
 """The pusher: article events from Kafka to partners' webhooks.
 
-Two sides in one process. The Kafka consume loop (:class:`newswire.bus.EventLoop`, its own
-thread, consumer group ``newswire-webhooks``) queues deliveries in the outbox
-(:class:`.outbox.Enqueuer`) and commits them before its offsets. The asyncio side, one
+Two sides, each in a process of its own (:mod:`.queueing` says why). The Kafka consume loop
+(:class:`newswire.bus.EventLoop`, consumer group ``newswire-webhooks``, in a child process)
+queues deliveries in the outbox (:class:`.outbox.Enqueuer`), commits them before its offsets
+and then tells the asyncio side, which runs in the pusher's own process. The asyncio side, one
 :class:`Dispatcher`, keeps what is pending in one in-memory schedule fed by the store in
 batches, and sends through one HTTP connection pool (:mod:`.transports`). Each partner keeps
 its own concurrency limit, rate limit, circuit breaker and ``Retry-After`` pause (the pause is
@@ -47,6 +48,7 @@ from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig
 from newswire.consumers.webhooks.outbox import Attempt
 from newswire.consumers.webhooks.partners import Partner
+from newswire.consumers.webhooks.queueing import QueueingFailed, QueueingProcess
 from newswire.consumers.webhooks.transports import Outgoing, Transport, Transports
 
 log = logs.get(__name__)
@@ -158,7 +160,11 @@ class PartnerState:
         self.articles: dict[str, list[outbox.Pending]] = {}
         #: (due, id, entry number, delivery): a delivery may be in twice (the later one is skipped)
         self.ready: list[tuple[float, int, int, outbox.Pending]] = []
+        #: its articles with an attempt not yet recorded (none of them may send again until it is)
         self.inflight: set[str] = set()
+        #: its requests open now, what its concurrency limits (an answered attempt's article
+        #: stays in ``inflight`` until the attempt is recorded, but takes no request)
+        self.sending = 0
         #: when the dispatcher has a timer set to look at this partner again
         self.check_at: float | None = None
         self.paused_until = 0.0
@@ -527,8 +533,8 @@ class Dispatcher:
             if not self.may_send(partner.id):  # its lease is not certain (yet, or any more)
                 self._timer(state, now + self.leases.starts_in(partner.id))
                 return
-            if len(state.inflight) >= min(partner.concurrency, state.breaker.capacity(partner.concurrency)):
-                if not state.inflight:  # an open circuit: look again when it lets a probe go
+            if state.sending >= min(partner.concurrency, state.breaker.capacity(partner.concurrency)):
+                if not state.sending:  # an open circuit: look again when it lets a probe go
                     self._timer(state, now + max(0.005, state.breaker.wait_s()))
                 return  # else: the end of a request looks again
             if self.inflight >= self.config.max_inflight:
@@ -542,18 +548,20 @@ class Dispatcher:
                 return
             if spare is None:
                 spare = state.transport.idle(partner.url)
-            if spare <= 0 and state.inflight and self.inflight >= self.config.spread_below:
+            if spare <= 0 and state.sending and self.inflight >= self.config.spread_below:
                 return  # busy: no second connection to it; the end of its request looks again
             spare -= 1
             heapq.heappop(state.ready)
             state.breaker.sending()
             state.inflight.add(d.article_id)
+            state.sending += 1
             self.inflight += 1
             self.per_host[state.host] += 1
             starting.append((state, d))
 
-    def _release(self, state: PartnerState, d: outbox.Pending, host: str) -> None:
-        state.inflight.discard(d.article_id)
+    def _answered(self, state: PartnerState, host: str) -> None:
+        """An attempt's request ended (answered, failed or cancelled): its slots are free."""
+        state.sending -= 1
         self.inflight -= 1
         self.per_host[host] -= 1
         if self.held:  # its turn comes after the partners already waiting for a slot (dispatch)
@@ -566,12 +574,21 @@ class Dispatcher:
             self.runnable[partner_id] = None
         self.wake.set()
 
+    def _release(self, state: PartnerState, d: outbox.Pending) -> None:
+        """An attempt is recorded (or crashed): its article may send again."""
+        state.inflight.discard(d.article_id)
+        self.runnable[state.partner.id] = None
+        self.wake.set()
+
     async def _send(self, state: PartnerState, d: outbox.Pending, body: bytes, host: str) -> None:
         partner = state.partner
         try:
-            response = await state.transport.send(Outgoing(
-                partner.id, partner.url, d.content_type, d.event_id, d.article_id, d.version,
-                d.seq, body, partner.signing_secrets(self.clock()), state.allow))
+            try:
+                response = await state.transport.send(Outgoing(
+                    partner.id, partner.url, d.content_type, d.event_id, d.article_id, d.version,
+                    d.seq, body, partner.signing_secrets(self.clock()), state.allow))
+            finally:
+                self._answered(state, host)
             attempt = await self._judge(state, d, response)
             await self.recorder.record(d, attempt)
             d.tries += 1
@@ -599,7 +616,7 @@ class Dispatcher:
             state.breaker.inconclusive()
             log.exception("delivery_crashed", partner=partner.id, article_id=d.article_id, event_id=d.event_id)
         finally:
-            self._release(state, d, host)
+            self._release(state, d)
             state.reoffer(d.article_id)  # this delivery again, or the next version (strict: the next number)
 
     async def _judge(self, state: PartnerState, d: outbox.Pending, response: delivery.Response) -> Attempt:
@@ -724,59 +741,31 @@ async def _serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
     pusher = Dispatcher(settings, config, clock=clock)
-
-    def wake(partner_ids: set[str]) -> None:  # in the Kafka thread, after the outbox commit
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(pusher.notify, partner_ids)
-
-    enqueuer = outbox.Enqueuer(settings, on_committed=wake)
-    consume = bus.EventLoop(settings, config.group_id, enqueuer.handle, before_commit=enqueuer.commit,
-                            name="webhooks", state=store.path_of(settings), **_membership(settings, config))
-    failure: list[BaseException] = []
-
-    def consume_forever() -> None:
-        try:
-            consume.run()
-        except BaseException as exc:  # reported by the asyncio side, which then stops
-            failure.append(exc)
-            log.exception("kafka_loop_failed", consumer="webhooks")
-        finally:
-            enqueuer.close()
-
-    thread = threading.Thread(target=consume_forever, name="webhooks-kafka", daemon=True)
-    thread.start()
+    kafka_side = QueueingProcess(settings, config, pusher.notify)
+    try:
+        await loop.run_in_executor(None, kafka_side.wait_ready)
+    except QueueingFailed as exc:
+        await pusher.close()
+        raise PusherFailed(f"the Kafka consume loop failed: {exc}") from None
+    kafka_side.watch(loop)
     kept = None if config.keep_s is None else retention.Retention(
         settings, config.keep_s, every_s=config.prune_every_s, clock=clock).start()
     log.info("pusher_started", group=config.group_id, attempts=config.max_attempts, timeout_s=config.timeout_s,
-             keep_days=None if config.keep_s is None else round(config.keep_s / 86400, 2))
+             keep_days=None if config.keep_s is None else round(config.keep_s / 86400, 2), kafka_pid=kafka_side.pid)
     try:
-        await pusher.run(stop, kafka_alive=thread.is_alive)
+        await pusher.run(stop, kafka_alive=kafka_side.alive)
     except PusherFailed:
-        if not failure:
+        if kafka_side.error is None:
             raise
     finally:
         if kept:
             await loop.run_in_executor(None, kept.stop)
-        consume.stop()
         # Joining a consumer group can take a session timeout (a member killed with -9 is still in
         # it); the outbox is durable and a re-read event is not queued twice, so do not wait long.
-        await loop.run_in_executor(None, thread.join, KAFKA_CLOSE_WAIT_S)
-        log.info("pusher_stopped", kafka_loop_closed=not thread.is_alive())
-    if failure:
-        raise PusherFailed(f"the Kafka consume loop failed: {type(failure[0]).__name__}: {failure[0]}") \
-            from failure[0]
-
-
-def _membership(settings: Settings, config: WebhookConfig) -> dict:
-    """How the pusher's Kafka side is a member of its group.
-
-    One pusher per SQLite file: a static member, which a restart after a crash puts back at
-    once. Pushers sharing a PostgreSQL state: ordinary members, with a short session, so that
-    a killed one's partitions go to the others within seconds (they queue for every partner).
-    """
-    if store.shared(settings):
-        return {"consumer_overrides": {"session_timeout_ms": 10_000, "heartbeat_interval_ms": 2_000}}
-    return {"instance_id": bus.instance_id(config.group_id, store.path_of(settings))}
+        closed = await loop.run_in_executor(None, kafka_side.stop, KAFKA_CLOSE_WAIT_S)
+        log.info("pusher_stopped", kafka_loop_closed=closed)
+    if kafka_side.error is not None:
+        raise PusherFailed(f"the Kafka consume loop failed: {kafka_side.error}")
 
 
 class Running(LoopThread):
