@@ -171,7 +171,6 @@ class PartnerState:
         self.partner = partner
         self.rate = policy.RateLimit(partner.rate_limit)
         #: its metrics' labelled children, looked up once
-        self.queued_to_partner = metrics.QUEUED_TO_PARTNER.labels(partner.id)
         self._counters: dict[str, object] = {}
         #: a strict partner's line (:mod:`.ordering`; None: per article)
         self.line: ordering.StrictLine | None = None
@@ -606,7 +605,7 @@ class Dispatcher:
                 d.next_attempt_at = attempt.next_attempt_at
             state.counted(attempt.outcome).inc()
             if attempt.outcome == "delivered":
-                state.queued_to_partner.observe(max(0.0, time.time() - d.created_at))
+                metrics.QUEUED_TO_PARTNER.observe(max(0.0, time.time() - d.created_at))
             log_at = self.log.info if attempt.outcome == "delivered" else self.log.warning
             log_at("delivery_" + attempt.outcome, partner=partner.id, article_id=d.article_id,
                    version=d.version, event_id=d.event_id, seq=d.seq, attempt=d.tries,

@@ -17,7 +17,9 @@ before, and the store's lock rules are the same with the writer in another proce
 one writer at a time; PostgreSQL's row locks). The child ends when told (what it consumed is
 queued and committed first), and at once when the pusher dies (kill -9 included:
 :func:`newswire.child_process.become_child`); when it fails, the pusher is told why and stops,
-as when its Kafka thread failed.
+as when its Kafka thread failed. Its metrics (events consumed, publish → queued, lag) are
+reported every :data:`REPORT_S` and served by the pusher's ``/metrics``
+(:func:`newswire.metrics.relay`).
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Callable
 
-from newswire import bus, logs
+from newswire import bus, logs, metrics
 from newswire.child_process import become_child
 from newswire.config import Settings
 from newswire.consumers.webhooks import outbox, store
@@ -39,7 +42,9 @@ from newswire.consumers.webhooks.config import WebhookConfig
 log = logs.get(__name__)
 
 #: what the two processes say on the pipe
-_READY, _QUEUED, _FAILED, _STOP = "ready", "queued", "failed", "stop"
+_READY, _QUEUED, _METRICS, _FAILED, _STOP = "ready", "queued", "metrics", "failed", "stop"
+#: how often the Kafka side reports its metrics (seconds)
+REPORT_S = 1.0
 #: how long the pusher waits for its Kafka side to start (imports, the state, the consumer)
 START_TIMEOUT_S = 120.0
 
@@ -86,7 +91,7 @@ class QueueingProcess:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self._pipe.poll(0.5):
             if not self._process.is_alive():
-                self._ended(f"it ended with exit code {self._process.exitcode} before it started")
+                self._ended(f"{_ended(self._process.exitcode)} before it started")
             if time.monotonic() > deadline:
                 self._process.kill()
                 self._ended(f"it did not start within {START_TIMEOUT_S:.0f} s")
@@ -94,7 +99,7 @@ class QueueingProcess:
             kind, detail = self._pipe.recv()
         except EOFError:
             self._process.join(10)
-            kind, detail = _FAILED, f"it ended with exit code {self._process.exitcode} before it started"
+            kind, detail = _FAILED, f"{_ended(self._process.exitcode)} before it started"
         if kind != _READY:
             self._ended(detail)
 
@@ -115,12 +120,15 @@ class QueueingProcess:
                 kind, detail = self._pipe.recv()
                 if kind == _QUEUED:
                     queued = True
+                elif kind == _METRICS:
+                    metrics.relay(self, detail)
                 elif kind == _FAILED:
                     self.error = detail
-        except (EOFError, OSError):  # it ended: alive() says so
+        except (EOFError, OSError):  # it ended (its end of the pipe closed as it exited)
             self._unwatch()
             if self.error is None and not self._stopped:
-                self.error = f"it ended with exit code {self._process.exitcode}"
+                self._process.join(5)
+                self.error = _ended(self._process.exitcode)
         if queued:
             self.on_queued()
 
@@ -137,6 +145,7 @@ class QueueingProcess:
         """Let the child finish its batch (queued and committed), leave its group and end;
         kill it after ``timeout`` s. Whether it ended by itself."""
         self._unwatch()
+        metrics.relay(self, None)
         if not self._stopped:
             self._stopped = True
             try:
@@ -153,17 +162,30 @@ class QueueingProcess:
         return ended
 
 
+def _ended(exitcode: int | None) -> str:
+    """How a child process ended, said for a person (a negative exit code is the signal's number)."""
+    if exitcode is not None and exitcode < 0:
+        return f"it was killed by signal {-exitcode} ({signal.Signals(-exitcode).name})"
+    return f"it ended with exit code {exitcode}"
+
+
 def _queue(settings: Settings, config: WebhookConfig, pipe: Connection, logging: tuple | None, parent: int) -> None:
     """The child: the Kafka consume loop queueing into the outbox until told to stop."""
     become_child(parent, logging)
+    sending = threading.Lock()  # the consume loop and the reporter both write to the pipe
+
+    def tell(kind: str, detail: object) -> None:
+        with sending:
+            pipe.send((kind, detail))
+
     try:
-        enqueuer = outbox.Enqueuer(settings, on_committed=lambda _partners: pipe.send((_QUEUED, None)))
+        enqueuer = outbox.Enqueuer(settings, on_committed=lambda _partners: tell(_QUEUED, None))
         consume = bus.EventLoop(settings, config.group_id, enqueuer.handle, before_commit=enqueuer.commit,
                                 name="webhooks", state=store.path_of(settings), **membership(settings, config))
     except Exception as exc:
-        pipe.send((_FAILED, f"{type(exc).__name__}: {exc}"))
+        tell(_FAILED, f"{type(exc).__name__}: {exc}")
         return
-    pipe.send((_READY, os.getpid()))
+    tell(_READY, os.getpid())
 
     def hear() -> None:  # a stop, or the pusher's end of the pipe closed: finish the batch and stop
         try:
@@ -172,12 +194,17 @@ def _queue(settings: Settings, config: WebhookConfig, pipe: Connection, logging:
             pass
         consume.stop()
 
+    def report() -> None:
+        while not consume.stopping.wait(REPORT_S):
+            tell(_METRICS, metrics.own())
+
     threading.Thread(target=hear, name="webhooks-kafka-pipe", daemon=True).start()
+    threading.Thread(target=report, name="webhooks-kafka-metrics", daemon=True).start()
     try:
         consume.run()
     except BaseException as exc:  # said to the pusher, which stops with it
         log.exception("kafka_loop_failed", consumer="webhooks")
-        pipe.send((_FAILED, f"{type(exc).__name__}: {exc}"))
+        tell(_FAILED, f"{type(exc).__name__}: {exc}")
         raise SystemExit(1) from exc
     finally:
         enqueuer.close()
