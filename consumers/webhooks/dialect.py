@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from newswire import sql_in, sqlite_rows, sqlite_write
+from newswire import sql_in, sqlite_rows
 
 #: what a unique key refused, in either store
 IntegrityError = (sqlite3.IntegrityError, psycopg.IntegrityError)
@@ -150,15 +150,11 @@ class Db:
     def in_transaction(self) -> bool:
         return self.conn.in_transaction
 
-    def begin(self) -> None:
-        """Start a write transaction: SQLite's write lock, taken at once (:mod:`newswire.sqlite_write`)."""
-        sqlite_write.begin_immediate(self.conn)
-
     @contextmanager
     def transaction(self) -> Iterator["Db"]:
         """BEGIN (IMMEDIATE on SQLite) … COMMIT; ROLLBACK on error, also when COMMIT fails (not
         when the store rolled back by itself, as SQLite may on a full disk)."""
-        self.begin()
+        self.execute("BEGIN IMMEDIATE")
         try:
             yield self
             self.execute("COMMIT")
@@ -182,9 +178,6 @@ class PostgresDb(Db):
     now = "extract(epoch FROM clock_timestamp())::double precision"
     greatest = "greatest"
     announces = True
-
-    def begin(self) -> None:
-        self.execute("BEGIN")
 
     def execute(self, sql: str, params: Iterable[Any] | dict = ()):
         try:
@@ -248,7 +241,7 @@ def connect_postgres(url: str, *, application_name: str = "newswire-webhooks") -
 
 
 def connect_sqlite(path: str, *, synchronous: str) -> Db:
-    conn = sqlite3.connect(path, timeout=sqlite_write.WAIT_S, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
