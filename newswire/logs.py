@@ -60,7 +60,9 @@ def configure(level: str = "INFO", json: bool | None = None, kafka_level: str = 
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # one write per line (print() writes the line and its newline apart): processes that
+        # share a log file (the pusher and its Kafka side) never run their lines together
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
 

@@ -19,7 +19,7 @@ def _kafka_pid(log_path) -> int | None:
     """The Kafka side's pid, from the pusher's ``pusher_started`` line (None before it)."""
     for line in log_path.read_text().splitlines():
         if '"pusher_started"' in line:
-            return json.loads(line)["kafka_pid"]
+            return json.loads(line)["kafka_pid"]  # a line is one JSON object: the processes never interleave
     return None
 
 
