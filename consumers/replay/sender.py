@@ -13,12 +13,11 @@ lease runs out and a pusher takes the partner over after its quiet period.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from multiprocessing.connection import Connection
 
 from newswire import logs
-from newswire.child_process import become_child
+from newswire.child_process import Child
 from newswire.config import Settings
 from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.config import WebhookConfig
@@ -44,27 +43,22 @@ class PartnerSender:
     (or another replay) sends for the partner, and :class:`~.partners.UnknownPartner`."""
 
     def __init__(self, settings: Settings, partner_id: str, config: WebhookConfig | None = None):
-        context = multiprocessing.get_context("spawn")  # the replay has threads (Kafka, SQLite): no fork
-        self._pipe, child = context.Pipe()
-        self._process = context.Process(
-            target=_send, args=(settings, config or WebhookConfig.from_env(), partner_id, child, logs.current(),
-                                os.getpid()),
-            name=f"send-{partner_id}", daemon=True)
-        self._process.start()
-        child.close()
+        self._process = Child(_send, settings, config or WebhookConfig.from_env(), partner_id,
+                              name=f"send-{partner_id}")
+        self._pipe = self._process.pipe
         self._stopped = False
         try:
             answer, detail = self._pipe.recv()
         except EOFError:
             self._process.join(30)
-            answer, detail = "failed", f"it ended with exit code {self._process.exitcode}"
+            answer, detail = "failed", self._process.ended()
         if answer != "ready":
             self._process.join(30)
             self._stopped = True
             raise {"refused": SendRefused, "unknown": registry.UnknownPartner}.get(answer, SenderFailed)(detail)
 
     @property
-    def pid(self) -> int | None:
+    def pid(self) -> int:
         return self._process.pid
 
     def wake(self) -> None:
@@ -84,7 +78,7 @@ class PartnerSender:
                 _, detail = self._pipe.recv()
             except EOFError:
                 self._process.join(5)
-                detail = f"it ended with exit code {self._process.exitcode}"
+                detail = self._process.ended()
             raise SenderFailed(f"the sending process failed: {detail}")
 
     def stop(self, timeout: float = 60) -> None:
@@ -96,18 +90,14 @@ class PartnerSender:
             self._pipe.send(_STOP)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        self._process.join(timeout)
-        if self._process.is_alive():
+        if not self._process.join(timeout):
             log.warning("replay_sender_kill", pid=self._process.pid, waited_s=timeout)
             self._process.kill()
-            self._process.join(5)
         self._pipe.close()
 
 
-def _send(settings: Settings, config: WebhookConfig, partner_id: str, pipe: Connection,
-          logging: tuple | None, parent: int) -> None:
+def _send(pipe: Connection, settings: Settings, config: WebhookConfig, partner_id: str) -> None:
     """The sending process: the dispatcher for ``partner_id`` until told to stop (see module doc)."""
-    become_child(parent, logging)  # stopped through the pipe
     try:
         sending = PartnerSending(settings, config, partner_id)
     except (LeaseHeld, PusherBusy) as exc:

@@ -150,9 +150,10 @@ class _Deadlines:
             self._arm(self.heap[0][0])
 
 
-async def post(client: http1.Pool, url: str, body: bytes, headers: dict[str, str], *,
+async def post(client: http1.Pool, url: str, body: bytes | tuple[bytes, ...], headers: dict[str, str], *,
                allow: tuple[Network, ...], timeout_s: float) -> Response:
-    """POST ``body`` to ``url``; never raises for what the network or the partner does."""
+    """POST ``body`` (whole, or in pieces sent as one) to ``url``; never raises for what the
+    network or the partner does."""
     started = time.perf_counter()
     try:
         ssrf.check_literal(url, allow)

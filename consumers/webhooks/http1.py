@@ -232,15 +232,18 @@ class Pool:
                                                  head.encode("ascii"))
         return target
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
-        """POST ``body`` with ``headers`` (values without line breaks: ValueError) and read the answer."""
+    async def post(self, url: str, body: bytes | tuple[bytes, ...], headers: dict[str, str]) -> Answer:
+        """POST ``body`` (whole, or its pieces one after the other) with ``headers`` (values
+        without line breaks: ValueError) and read the answer. The request's bytes are made for
+        the write and not kept while the answer is awaited (thousands of requests are)."""
         target = self.target(url)
+        body = (body,) if isinstance(body, bytes) else body
         fields = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         _check_line(fields, expected=len(headers))
-        data = b"%s%sContent-Length: %d\r\n\r\n%s" % (target.head, fields.encode("latin-1"), len(body), body)
+        head = b"%s%sContent-Length: %d\r\n\r\n" % (target.head, fields.encode("latin-1"), sum(map(len, body)))
         conn = self._take(target.origin) or await self._connect(target)
         try:
-            return await conn.request(data)
+            return await conn.request(b"".join((head, *body)))
         except BaseException:
             conn.close()  # cancelled (timed out) or failed mid-way: what it would read next is unknown
             raise

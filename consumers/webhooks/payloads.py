@@ -71,6 +71,14 @@ def numbered(head: bytes, tail: bytes | None, seq: int) -> bytes:
     return head if tail is None else head + str(seq).encode() + tail
 
 
+def pieces(head: bytes, tail: bytes | None, seq: int) -> tuple[bytes, ...]:
+    """The body of :func:`numbered` as the pieces it is made of: the event's shared bytes and
+    the number between them. The pusher keeps a delivery in flight as its pieces, not as its
+    own copy of the body: a flash to 10,000 partners holds one body per event and format, not
+    10,000 (they are joined only for the moment of signing and of writing to the socket)."""
+    return (head,) if tail is None else (head, str(seq).encode(), tail)
+
+
 def render(event: ArticleEvent, fmt: str, *, seq: int, at: datetime, authority: str) -> bytes:
     """``event`` as the bytes partner format ``fmt`` receives; ``at`` is the enqueue time."""
     return Renderer(event, at=at, authority=authority)(fmt, seq=seq)

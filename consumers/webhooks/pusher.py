@@ -504,7 +504,7 @@ class Dispatcher:
             if wanted := {d.body_id for _, d in starting} - self.bodies.keys():
                 self.bodies.update(outbox.bodies(self.db, wanted))
             for state, d in starting:
-                body = payloads.numbered(*self.bodies[d.body_id], d.seq)
+                body = payloads.pieces(*self.bodies[d.body_id], d.seq)
                 task = asyncio.create_task(self._send(state, d, body, state.host))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
@@ -579,7 +579,7 @@ class Dispatcher:
         self.runnable[state.partner.id] = None
         self.wake.set()
 
-    async def _send(self, state: PartnerState, d: outbox.Pending, body: bytes, host: str) -> None:
+    async def _send(self, state: PartnerState, d: outbox.Pending, body: tuple[bytes, ...], host: str) -> None:
         partner = state.partner
         try:
             try:

@@ -9,14 +9,14 @@ articles/s to 20 partners a delivery waited 60-80 ms at the median and 250-500 m
 what takes under 1 ms of work. In two processes each has its own lock, and on a machine with
 two cores they run at once.
 
-:class:`QueueingProcess` starts the Kafka side in a spawned child and tells the dispatcher, in
+:class:`QueueingProcess` starts the Kafka side in a child process and tells the dispatcher, in
 its event loop, each time a batch of deliveries is committed (a byte on a pipe read by
 ``loop.add_reader``). Nothing of the guarantees moves: the child commits the deliveries
 (``synchronous=FULL``) before the Kafka offsets, the dispatcher reads them from the store as
 before, and the store's lock rules are the same with the writer in another process (SQLite's
 one writer at a time; PostgreSQL's row locks). The child ends when told (what it consumed is
 queued and committed first), and at once when the pusher dies (kill -9 included:
-:func:`newswire.child_process.become_child`); when it fails, the pusher is told why and stops,
+:mod:`newswire.child_process`); when it fails, the pusher is told why and stops,
 as when its Kafka thread failed. Its metrics (events consumed, publish → queued, lag) are
 reported every :data:`REPORT_S` and served by the pusher's ``/metrics``
 (:func:`newswire.metrics.relay`).
@@ -25,16 +25,14 @@ reported every :data:`REPORT_S` and served by the pusher's ``/metrics``
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
-import signal
 import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Callable
 
 from newswire import bus, logs, metrics
-from newswire.child_process import become_child
+from newswire.child_process import Child
 from newswire.config import Settings
 from newswire.consumers.webhooks import outbox, store
 from newswire.consumers.webhooks.config import WebhookConfig
@@ -71,27 +69,23 @@ class QueueingProcess:
 
     def __init__(self, settings: Settings, config: WebhookConfig, on_queued: Callable[[], None]):
         self.on_queued = on_queued
-        context = multiprocessing.get_context("spawn")  # the pusher has threads (asyncio's executor, SQLite): no fork
-        self._pipe, child = context.Pipe()
-        self._process = context.Process(target=_queue, args=(settings, config, child, logs.current(), os.getpid()),
-                                        name="webhooks-kafka", daemon=True)
-        self._process.start()
-        child.close()
+        self._process = Child(_queue, settings, config, name="webhooks-kafka")
+        self._pipe = self._process.pipe
         #: why the Kafka side stopped (None while it runs, or after a clean stop)
         self.error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
 
     @property
-    def pid(self) -> int | None:
+    def pid(self) -> int:
         return self._process.pid
 
     def wait_ready(self) -> None:
         """Block until the Kafka side runs; raise :class:`QueueingFailed` when it cannot start."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self._pipe.poll(0.5):
-            if not self._process.is_alive():
-                self._ended(f"{_ended(self._process.exitcode)} before it started")
+            if not self._process.alive():
+                self._ended(f"{self._process.ended()} before it started")
             if time.monotonic() > deadline:
                 self._process.kill()
                 self._ended(f"it did not start within {START_TIMEOUT_S:.0f} s")
@@ -99,7 +93,7 @@ class QueueingProcess:
             kind, detail = self._pipe.recv()
         except EOFError:
             self._process.join(10)
-            kind, detail = _FAILED, f"{_ended(self._process.exitcode)} before it started"
+            kind, detail = _FAILED, f"{self._process.ended()} before it started"
         if kind != _READY:
             self._ended(detail)
 
@@ -128,7 +122,7 @@ class QueueingProcess:
             self._unwatch()
             if self.error is None and not self._stopped:
                 self._process.join(5)
-                self.error = _ended(self._process.exitcode)
+                self.error = self._process.ended()
         if queued:
             self.on_queued()
 
@@ -139,7 +133,7 @@ class QueueingProcess:
 
     def alive(self) -> bool:
         """Whether the Kafka side still consumes."""
-        return self.error is None and self._process.is_alive()
+        return self.error is None and self._process.alive()
 
     def stop(self, timeout: float) -> bool:
         """Let the child finish its batch (queued and committed), leave its group and end;
@@ -152,26 +146,16 @@ class QueueingProcess:
                 self._pipe.send((_STOP, None))
             except (BrokenPipeError, ConnectionResetError, OSError):
                 pass
-        self._process.join(timeout)
-        ended = not self._process.is_alive()
+        ended = self._process.join(timeout)
         if not ended:
             log.warning("kafka_side_kill", pid=self._process.pid, waited_s=timeout)
             self._process.kill()
-            self._process.join(5)
         self._pipe.close()
         return ended
 
 
-def _ended(exitcode: int | None) -> str:
-    """How a child process ended, said for a person (a negative exit code is the signal's number)."""
-    if exitcode is not None and exitcode < 0:
-        return f"it was killed by signal {-exitcode} ({signal.Signals(-exitcode).name})"
-    return f"it ended with exit code {exitcode}"
-
-
-def _queue(settings: Settings, config: WebhookConfig, pipe: Connection, logging: tuple | None, parent: int) -> None:
+def _queue(pipe: Connection, settings: Settings, config: WebhookConfig) -> None:
     """The child: the Kafka consume loop queueing into the outbox until told to stop."""
-    become_child(parent, logging)
     sending = threading.Lock()  # the consume loop and the reporter both write to the pipe
 
     def tell(kind: str, detail: object) -> None:

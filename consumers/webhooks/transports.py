@@ -36,10 +36,15 @@ class Outgoing:
     article_id: str
     version: int
     seq: int
-    body: bytes
+    #: the body in pieces (:func:`.payloads.pieces`), joined only while it is signed and written
+    pieces: tuple[bytes, ...]
     secrets: tuple[str, ...]
     #: networks the endpoint may be on although private (the partner's and the installation's)
     allow: tuple[Network, ...]
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.pieces)
 
 
 class Transport(Protocol):
@@ -85,7 +90,7 @@ class HttpTransport:
 
     async def send(self, out: Outgoing) -> delivery.Response:
         headers = signing.headers(out.event_id, out.body, out.secrets, content_type=out.content_type, seq=out.seq)
-        return await delivery.post(self.client, out.url, out.body, headers, allow=out.allow,
+        return await delivery.post(self.client, out.url, out.pieces, headers, allow=out.allow,
                                    timeout_s=self.timeout_s)
 
     async def close(self) -> None:
