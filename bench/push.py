@@ -246,12 +246,12 @@ def py_spy() -> str | None:
 
 
 def profile(pusher: subprocess.Popen, run: str) -> subprocess.Popen | None:
-    """With ``BENCH_PROFILE=prefix``: py-spy samples the pusher (without pausing it) into
+    """With ``BENCH_PROFILE=prefix``: py-spy samples the pusher and its Kafka side (without pausing them) into
     ``prefix-<run>.txt``, collapsed stacks; it stops with the pusher."""
     if not (prefix := os.environ.get("BENCH_PROFILE")):
         return None
     return subprocess.Popen([py_spy(), "record", "--nonblocking", "--rate", "100", "--format", "raw",
-                             "-o", f"{prefix}-{run}.txt", "--pid", str(pusher.pid)],
+                             "--subprocesses", "-o", f"{prefix}-{run}.txt", "--pid", str(pusher.pid)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

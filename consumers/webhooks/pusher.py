@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from kafka.errors import KafkaError
 
-from newswire import bus, disk, locks, logs, metrics
+from newswire import bus, disk, heap, locks, logs, metrics
 from newswire.config import Settings
 from newswire.loop_thread import LoopThread
 from newswire.consumers.webhooks import delivery, dialect, leases, ordering, outbox, payloads, policy, retention, store
@@ -747,6 +747,7 @@ async def _serve(settings: Settings, config: WebhookConfig, stop: asyncio.Event 
         await pusher.close()
         raise PusherFailed(f"the Kafka consume loop failed: {exc}") from None
     kafka_side.watch(loop)
+    heap.started()
     kept = None if config.keep_s is None else retention.Retention(
         settings, config.keep_s, every_s=config.prune_every_s, clock=clock).start()
     log.info("pusher_started", group=config.group_id, attempts=config.max_attempts, timeout_s=config.timeout_s,

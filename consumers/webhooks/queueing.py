@@ -31,7 +31,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Callable
 
-from newswire import bus, logs, metrics
+from newswire import bus, heap, logs, metrics
 from newswire.child_process import Child
 from newswire.config import Settings
 from newswire.consumers.webhooks import outbox, store
@@ -170,6 +170,7 @@ def _queue(pipe: Connection, settings: Settings, config: WebhookConfig) -> None:
         tell(_FAILED, f"{type(exc).__name__}: {exc}")
         return
     tell(_READY, os.getpid())
+    heap.started()
 
     def hear() -> None:  # a stop, or the pusher's end of the pipe closed: finish the batch and stop
         try:
