@@ -20,7 +20,6 @@ The modules that keep the state write their SQL once, in the dialect both stores
 from __future__ import annotations
 
 import functools
-import os
 import re
 import sqlite3
 from contextlib import contextmanager
@@ -110,10 +109,8 @@ class Db:
     #: whether :meth:`announce` tells anyone anything
     announces = False
 
-    def __init__(self, conn: sqlite3.Connection | psycopg.Connection, path: str | None = None):
+    def __init__(self, conn: sqlite3.Connection | psycopg.Connection):
         self.conn = conn
-        #: the SQLite file (None on PostgreSQL)
-        self.path = path
 
     def execute(self, sql: str, params: Iterable[Any] | dict = ()):
         return self.conn.execute(sql, params)
@@ -148,23 +145,6 @@ class Db:
         """Tell the state's listeners on ``channel`` these words when the transaction commits
         (PostgreSQL's NOTIFY; SQLite has no listeners: its one writer commits in id order, so a
         look at what is new misses nothing)."""
-
-    def sync(self) -> None:
-        """Make what was committed durable against power loss, on a connection opened with
-        ``synchronous=NORMAL``: fsync SQLite's write-ahead log, where its commits are (fsync
-        acts on the file, whichever descriptor asks). Such a commit is seen by the other
-        connections as soon as it returns, before this; a crash of the process (kill -9) loses
-        nothing either way, the operating system has the bytes."""
-        try:
-            fd = os.open(self.path + "-wal", os.O_RDONLY)
-        except FileNotFoundError:
-            if not os.path.exists(self.path):
-                raise
-            return  # nothing written since the last connection closed
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     @property
     def in_transaction(self) -> bool:
@@ -248,9 +228,6 @@ class PostgresDb(Db):
         for payload in payloads:
             self.execute("SELECT pg_notify(?, ?)", (channel, payload))
 
-    def sync(self) -> None:
-        """Nothing: a commit is durable when it returns, as the server is configured."""
-
     @property
     def in_transaction(self) -> bool:
         return self.conn.info.transaction_status != TransactionStatus.IDLE
@@ -269,4 +246,4 @@ def connect_sqlite(path: str, *, synchronous: str) -> Db:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
-    return Db(conn, path)
+    return Db(conn)

@@ -10,16 +10,10 @@ lives in one place. A body is rendered once per event and format and kept once (
 
 The Kafka side (:class:`Enqueuer`, in the consume loop's thread) decides which partners get
 each event, renders each format once and writes the rows of a whole batch in one
-transaction, in ``before_commit``, i.e. BEFORE the Kafka offsets are committed: once Kafka
-forgets an event, its deliveries are on disk; a crash before that re-reads the batch and,
-since what was queued is skipped (see :mod:`.filters`), queues nothing twice. On SQLite the
-transaction commits with ``synchronous=NORMAL``, so that the sender sees (and sends) the
-deliveries at once, and the write-ahead log is fsynced after that, before the offsets
-(:meth:`.dialect.Db.sync`): the sender's first attempt no longer waits for the disk. A power
-loss between the two loses deliveries whose events Kafka still has: they are read and queued
-again, numbered from what the file kept (so without a gap), and a partner that had one already
-gets it again with the same ``webhook-id`` (at least once, as for any attempt whose outcome was
-not recorded).
+transaction, committed (``synchronous=FULL``) by ``before_commit``, i.e. BEFORE the Kafka
+offsets are committed: once Kafka forgets an event, its deliveries are on disk; a crash
+before that re-reads the batch and, since what was queued is skipped (see :mod:`.filters`),
+queues nothing twice.
 
 The HTTP side (:mod:`.pusher`) reads what is pending in batches (:func:`pending_after`) into
 its schedule and records each attempt with :func:`record`. Order per partner and article:
@@ -129,9 +123,8 @@ class Enqueuer:
 
     def __init__(self, settings: Settings, on_committed: Callable[[set[str]], None] | None = None):
         self.authority = settings.authority()  # before the state file: a command without it ends in one line
-        self.db = store.connect(settings, synchronous="NORMAL")  # made durable by ``commit`` (module doc)
+        self.db = store.connect(settings, synchronous="FULL")
         self.on_committed = on_committed
-        self._unsynced = False
         #: the registry as of ``_registry_at``; each batch reads only the partners changed since
         self._partners: dict[str, Partner] = {}
         self._registry_at = 0.0
@@ -192,18 +185,13 @@ class Enqueuer:
                  event_id=event_id, event_type=event["event_type"], partners=len(rows))
 
     def commit(self) -> None:
-        """Write the batch's deliveries, tell the sender, then make them durable (called before
-        Kafka offsets are committed; run again after a failure, it finishes what is left)."""
+        """Write the batch's deliveries durably (called before Kafka offsets are committed)."""
         if self._rows:
             enqueue(self.db, self._rows, self._events)
-            self._unsynced = True
         touched = {r.partner_id for r in self._rows}
         self._reset()
         if touched and self.on_committed:
             self.on_committed(touched)
-        if self._unsynced:
-            self.db.sync()
-            self._unsynced = False
 
     def _reset(self) -> None:
         self._rows.clear()

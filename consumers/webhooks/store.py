@@ -272,11 +272,10 @@ def exists(settings: Settings) -> bool:
 def connect(settings: Settings, *, synchronous: str = "FULL") -> Db:
     """A connection to the state, created or upgraded to :data:`VERSION` first.
 
-    SQLite: ``synchronous=FULL`` (the default) makes each commit durable against power loss;
-    ``NORMAL`` against a crash of the process (which is what a kill -9 is), and against power
-    loss once :meth:`.dialect.Db.sync` has returned (the Kafka side's enqueue syncs before its
-    offset commit; receipts need no more than ``NORMAL``). PostgreSQL commits are durable as its
-    server is configured (``synchronous_commit``).
+    SQLite: ``synchronous=FULL`` (the default) makes a commit durable against power loss, as
+    the enqueue before a Kafka offset commit needs; receipts may use ``NORMAL`` (durable
+    against a crash of the process, which is what a kill -9 is). PostgreSQL commits are
+    durable as its server is configured (``synchronous_commit``).
     """
     if settings.state_url:
         try:
