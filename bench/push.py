@@ -69,12 +69,14 @@ PARTNERS = 20
 
 # --- the partners' process -------------------------------------------------------------------
 
-def serve_partners(ports: list[int], secret: str, out: Path) -> None:
-    """Run one endpoint per port until SIGTERM; then write ``event_id partner received_at`` lines."""
+def serve_partners(count: int, secret: str, out: Path) -> None:
+    """Run ``count`` endpoints, each on a port of its own that the system picks (so that nothing
+    takes it between a pick and the bind), say ``ready <port>,<port>,…``, serve until SIGTERM,
+    then write ``event_id port received_at verified`` lines."""
     webhook = Webhook(secret)
     seen: list[tuple[str, int, float, bool]] = []
 
-    def endpoint(port: int):
+    def endpoint(n: int):
         async def receive(request: web.Request) -> web.Response:
             body = await request.read()
             at = time.time()
@@ -83,28 +85,30 @@ def serve_partners(ports: list[int], secret: str, out: Path) -> None:
                 ok = True
             except Exception:
                 ok = False
-            seen.append((request.headers.get("webhook-id", "?"), port, at, ok))
+            seen.append((request.headers.get("webhook-id", "?"), n, at, ok))
             return web.Response(status=204)
         return receive
 
     async def main() -> None:
         runners = []
-        for port in ports:
+        for n in range(count):
             app = web.Application()
-            app.router.add_post("/hook", endpoint(port))
+            app.router.add_post("/hook", endpoint(n))
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
             runners.append(runner)
+            ports.append(runner.addresses[0][1])
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        print("ready", flush=True)
+        print("ready", ",".join(map(str, ports)), flush=True)
         await stop.wait()
         for runner in runners:
             await runner.cleanup()
 
+    ports: list[int] = []
     asyncio.run(main())
-    out.write_text("".join(f"{i} {p} {at:.6f} {int(ok)}\n" for i, p, at, ok in seen))
+    out.write_text("".join(f"{i} {ports[n]} {at:.6f} {int(ok)}\n" for i, n, at, ok in seen))
 
 
 # --- the bench -------------------------------------------------------------------------------
@@ -399,13 +403,13 @@ def main() -> None:
                                                                " --state postgresql)")
     parser.add_argument("--state", choices=("sqlite", "postgresql"), default="sqlite",
                         help="the fan-out run's webhook state (postgresql: a server started for the run)")
-    parser.add_argument("--serve-partners", nargs=3, metavar=("PORTS", "SECRET", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-partners", nargs=3, metavar=("COUNT", "SECRET", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--serve-fanout", nargs=4, metavar=("PORT", "COUNT", "SLOW_EVERY", "OUT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_partners:
-        ports, secret, out = args.serve_partners
-        serve_partners([int(p) for p in ports.split(",")], secret, Path(out))
+        count, secret, out = args.serve_partners
+        serve_partners(int(count), secret, Path(out))
         return
     if args.serve_fanout:
         port, count, slow_every, out = args.serve_fanout
@@ -425,15 +429,17 @@ def backlog_and_latency(args: argparse.Namespace) -> None:
     """Benches 3-5: the backlog and latency runs beside their peers."""
 
     secret = signing.new_secret()
-    ports = [free_port() for _ in range(PARTNERS)]
     with temporary_broker() as broker, tempfile.TemporaryDirectory(prefix="newswire-bench-push-") as tmp:
         home = Path(tmp)
         settings = bench_settings(broker, home / "home", sealed=True)
         received_file = home / "received.txt"
         partners_proc = subprocess.Popen([sys.executable, "-m", "bench.push", "--serve-partners",
-                                          ",".join(map(str, ports)), secret, str(received_file)],
+                                          str(PARTNERS), secret, str(received_file)],
                                          stdout=subprocess.PIPE, text=True)
-        assert partners_proc.stdout.readline().strip() == "ready"
+        ready, _, listed = partners_proc.stdout.readline().strip().partition(" ")
+        if ready != "ready":
+            raise SystemExit("the partners' process did not start (its error is above)")
+        ports = [int(port) for port in listed.split(",")]
         db = store.connect(settings)
         for n, port in enumerate(ports):
             registry.add(db, registry.Partner(id=f"p{n:02d}", name=f"Partner {n}", url=f"http://127.0.0.1:{port}/hook",
