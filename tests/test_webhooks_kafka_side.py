@@ -9,6 +9,8 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 
 from newswire import corpus
 from newswire.consumers.webhooks.signing import new_secret
@@ -96,3 +98,14 @@ def _zombie(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+def test_the_kafka_side_does_not_load_the_http_stack():
+    """Its memory counts in the pusher's (bench/push.py): the registry it reads must not pull in
+    aiohttp and the HTTP client (consumers/webhooks/partners.py imports them where it checks an
+    endpoint, at registration)."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, newswire.consumers.webhooks.queueing\n"
+                               "print(' '.join(m for m in ('aiohttp', 'httptools') if m in sys.modules))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == ""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from newswire import logs
-from newswire.consumers.webhooks import dialect, signing, transports
+from newswire.consumers.webhooks import dialect, signing
 from newswire.consumers.webhooks.config import Network, parse_cidrs
 from newswire.consumers.webhooks.dialect import Db
 from newswire.consumers.webhooks.filters import Subscription
@@ -281,6 +281,9 @@ def check_endpoint(partner: Partner, allow: Iterable[Network] = ()) -> None:
     """An HTTP endpoint goes through the SSRF guard; a drop folder (``file:///dir``) must be an
     absolute local path (see :mod:`.transports`); a pull partner may have none."""
     if partner.url or partner.pushed:
+        # here, not at the top: the pusher's Kafka side reads the registry and registers no one,
+        # and so never loads the HTTP stack (aiohttp, httptools: 9 MiB of its memory)
+        from newswire.consumers.webhooks import transports
         transports.check_endpoint(partner.url, partner.allowed(allow))
 
 
