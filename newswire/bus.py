@@ -271,6 +271,9 @@ class EventLoop:
         self._dlq_producer = producer(settings, client_id=f"newswire-{self.name}-dlq")
         self.dead_letters = DeadLetters(settings, self._dlq_producer, self.name)
         self.stopping = threading.Event()
+        # this consumer's series, looked up once (``labels`` is a dict look-up under a lock, per event)
+        self._handled_total = metrics.EVENTS_CONSUMED.labels(self.name, "handled")
+        self._publish_to_output = metrics.PUBLISH_TO_OUTPUT.labels(self.name)
         self.handled = 0
         self.dead_lettered = 0
         self.write_behind = write_behind
@@ -385,10 +388,10 @@ class EventLoop:
             self._dead_letter(record, f"rejected by {self.name}: {type(exc).__name__}: {exc}")
             return
         self.handled += 1
-        metrics.EVENTS_CONSUMED.labels(self.name, "handled").inc()
+        self._handled_total.inc()
         latency = metrics.seconds_since(header(record, "published_at"))
         if latency is not None:
-            metrics.PUBLISH_TO_OUTPUT.labels(self.name).observe(latency)
+            self._publish_to_output.observe(latency)
 
     def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         self.dead_letters.send(record, reason)
