@@ -201,18 +201,21 @@ def pusher_process(settings: Settings, log_path: Path, **env: str) -> subprocess
 def process_figures(pid: int) -> tuple[float, float]:
     """CPU seconds (user + system) and peak RSS (MiB) of a running process and its children (a
     pusher's Kafka side runs in a child process: :mod:`newswire.consumers.webhooks.queueing`),
-    from /proc; the peak RSS is the sum of each process's own peak (:func:`peaks`)."""
+    from /proc; the peak RSS is the sum of each process's own peak (:func:`each_process`)."""
+    cpu, peaks = each_process(pid)
+    return cpu, sum(peaks)
+
+
+def each_process(pid: int) -> tuple[float, list[float]]:
+    """CPU seconds of a running process and its children, and the peak RSS (MiB) of each, the
+    process first, from /proc."""
+    processes = [pid, *children(pid)]
     cpu = 0.0
-    for one in [pid, *children(pid)]:
+    for one in processes:
         fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
         cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return cpu, sum(peaks(pid))
-
-
-def peaks(pid: int) -> list[float]:
-    """The peak RSS (MiB) of a running process, then of each of its children."""
-    return [next(int(line.split()[1]) for line in Path(f"/proc/{one}/status").read_text().splitlines()
-                 if line.startswith("VmHWM:")) / 1024 for one in [pid, *children(pid)]]
+    return cpu, [next(int(line.split()[1]) for line in Path(f"/proc/{one}/status").read_text().splitlines()
+                      if line.startswith("VmHWM:")) / 1024 for one in processes]
 
 
 def children(pid: int) -> list[int]:
@@ -334,7 +337,7 @@ def fanout(count: int, stories: int, every_s: float, *, pushers: int = 1, state:
                 kafka.flush(timeout=60)
             kafka.close()
             wait_delivered(settings, count * stories, 300, "fan-out")
-            figures = [(*process_figures(pusher.pid), peaks(pusher.pid)) for pusher in running]
+            figures = [(cpu, sum(peaks), peaks) for cpu, peaks in (each_process(pusher.pid) for pusher in running)]
         finally:
             for pusher in running:
                 pusher.send_signal(signal.SIGTERM)

@@ -229,3 +229,10 @@ def pusher_process(settings, log_path, **env: str) -> subprocess.Popen:
         **env})}
     return subprocess.Popen([sys.executable, "-m", "newswire.cli", "--log-level", "INFO", "webhooks", "run"],
                             env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
+
+
+def failure_line(code: int, log_path) -> str:
+    """The line a pusher that stopped on an error ends its log with, after checking that it
+    exited 1 (``code``: its exit code), as its supervisor sees it."""
+    assert code == 1, log_path.read_text()[-3000:]
+    return log_path.read_text().strip().splitlines()[-1]

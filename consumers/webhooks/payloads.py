@@ -68,7 +68,7 @@ class Renderer:
 
 def numbered(head: bytes, tail: bytes | None, seq: int) -> bytes:
     """A body with its sequence number put in (a body without a place for one is ``head``)."""
-    return head if tail is None else head + str(seq).encode() + tail
+    return b"".join(pieces(head, tail, seq))
 
 
 def pieces(head: bytes, tail: bytes | None, seq: int) -> tuple[bytes, ...]:

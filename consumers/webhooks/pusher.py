@@ -504,8 +504,8 @@ class Dispatcher:
             if wanted := {d.body_id for _, d in starting} - self.bodies.keys():
                 self.bodies.update(outbox.bodies(self.db, wanted))
             for state, d in starting:
-                body = payloads.pieces(*self.bodies[d.body_id], d.seq)
-                task = asyncio.create_task(self._send(state, d, body, state.host))
+                pieces = payloads.pieces(*self.bodies[d.body_id], d.seq)
+                task = asyncio.create_task(self._send(state, d, pieces, state.host))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
             for body_id in list(self.bodies)[:max(0, len(self.bodies) - self.BODIES)]:
@@ -579,13 +579,13 @@ class Dispatcher:
         self.runnable[state.partner.id] = None
         self.wake.set()
 
-    async def _send(self, state: PartnerState, d: outbox.Pending, body: tuple[bytes, ...], host: str) -> None:
+    async def _send(self, state: PartnerState, d: outbox.Pending, pieces: tuple[bytes, ...], host: str) -> None:
         partner = state.partner
         try:
             try:
                 response = await state.transport.send(Outgoing(
                     partner.id, partner.url, d.content_type, d.event_id, d.article_id, d.version,
-                    d.seq, body, partner.signing_secrets(self.clock()), state.allow))
+                    d.seq, pieces, partner.signing_secrets(self.clock()), state.allow))
             finally:
                 self._answered(state, host)
             attempt = await self._judge(state, d, response)

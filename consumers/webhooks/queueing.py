@@ -85,19 +85,19 @@ class QueueingProcess:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self._pipe.poll(0.5):
             if not self._process.alive():
-                self._ended(f"{self._process.ended()} before it started")
+                self._not_started(f"{self._process.ended()} before it started")
             if time.monotonic() > deadline:
                 self._process.kill()
-                self._ended(f"it did not start within {START_TIMEOUT_S:.0f} s")
+                self._not_started(f"it did not start within {START_TIMEOUT_S:.0f} s")
         try:
             kind, detail = self._pipe.recv()
         except EOFError:
             self._process.join(10)
             kind, detail = _FAILED, f"{self._process.ended()} before it started"
         if kind != _READY:
-            self._ended(detail)
+            self._not_started(detail)
 
-    def _ended(self, why: str):
+    def _not_started(self, why: str):
         self._process.join(10)
         self._stopped = True
         raise QueueingFailed(why)

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from newswire import bus, corpus
 from newswire.consumers.webhooks.signing import new_secret
-from tests.webhooks_support import PartnerServer, env_of, query, register, wait_for
+from tests.webhooks_support import PartnerServer, env_of, failure_line, query, register, wait_for
 
 PUSHERS = 3
 PARTNERS = 6
@@ -219,6 +219,5 @@ def test_a_pusher_whose_database_goes_away_ends_in_one_line_for_its_supervisor(s
         if process.poll() is None:
             process.kill()
         server.stop()
-    assert code == 1, log.read_text()[-3000:]
-    last = log.read_text().strip().splitlines()[-1]
+    last = failure_line(code, log)
     assert last.startswith("Error: the pusher stopped: ") and "webhook state" in last, last
