@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from newswire.consumers.webhooks.dialect import Db
-from newswire.sqlite_rows import over_json
+from newswire.sqlite_rows import VALUES_ROWS, many_values, over_json
 
 SCHEMA = "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, at REAL, n INTEGER, flag INTEGER, state TEXT)"
 INSERT = "INSERT INTO t (id, name, at, n, flag, state) VALUES (?, ?, ?, ?, ?, 'new') ON CONFLICT DO NOTHING"
@@ -72,9 +72,24 @@ def test_one_statement_writes_what_row_by_row_writes(tmp_path, keyed, nul):
     assert len(over_one) == (0 if nul else 1) + int(keyed)
 
 
-def test_rows_json_cannot_carry_go_row_by_row(tmp_path):
-    db = Db(sqlite3.connect(tmp_path / "c.db", isolation_level=None))
-    db.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, head BLOB)")
-    db.executemany("INSERT INTO b (id, head) VALUES (?, ?)", [(1, b"\x00\xff"), (2, b"")])
-    assert [tuple(r) for r in db.execute("SELECT id, head, typeof(head) FROM b ORDER BY id")] == [
-        (1, b"\x00\xff", "blob"), (2, b"", "blob")]
+def test_rows_json_cannot_carry_go_as_multi_row_values(tmp_path):
+    statements: list[str] = []
+    conn = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    conn.set_trace_callback(statements.append)
+    db = Db(conn)
+    db.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, head BLOB, kind TEXT)")
+    count = VALUES_ROWS * 2 + 7  # three statements, the last one shorter
+    rows = [(i, bytes([i % 256, 0, 255]) * (i % 5), f"n\u0000{i}") for i in range(count)] + [(3, b"second", "x")]
+    statements.clear()
+    db.executemany("INSERT INTO b (id, head, kind) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", rows)
+    assert len(statements) == 3 and statements[0].count("), (") == VALUES_ROWS - 1
+    stored = [tuple(r) for r in db.execute("SELECT id, head, typeof(head), kind FROM b ORDER BY id")]
+    assert stored == [(i, bytes([i % 256, 0, 255]) * (i % 5), "blob", f"n\u0000{i}") for i in range(count)]
+
+
+def test_multi_row_values_only_where_every_placeholder_is_in_the_row():
+    assert many_values("INSERT INTO b (id, head) VALUES (?, 'x') ON CONFLICT DO NOTHING", 2) == (
+        "INSERT INTO b (id, head) VALUES (?, 'x'), (?, 'x') ON CONFLICT DO NOTHING")
+    assert many_values("INSERT INTO b (id, n) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET n = n + ?", 2) is None
+    assert many_values("INSERT INTO b (id) VALUES (:id)", 2) is None
+    assert many_values("UPDATE b SET head = ? WHERE id = ?", 2) is None
