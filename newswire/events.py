@@ -95,3 +95,15 @@ def embargoed(until: datetime | None, now: datetime) -> bool:
 def is_embargoed(event: Mapping[str, Any], now: datetime) -> bool:
     """Whether ``event`` must not be public yet at ``now`` (its embargo ends after ``now``)."""
     return embargoed(event.get("embargo_until"), now)
+
+
+#: the fields a partner's routing reads: which partners get an event and in what order
+#: (:func:`newswire.consumers.webhooks.filters.decide`, the replay's order and endings rules)
+ROUTING_FIELDS = ("event_id", "article_id", "version", "event_type", "categories", "language", "urgency",
+                  "embargo_until")
+
+
+def routing(event: Mapping[str, Any]) -> dict[str, Any]:
+    """``event`` cut down to its :data:`ROUTING_FIELDS`: what a process that only routes an
+    event (a replay's queueing, beside the process that renders it) needs of it."""
+    return {name: event.get(name) for name in ROUTING_FIELDS}

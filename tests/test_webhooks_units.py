@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 from standardwebhooks import Webhook
 
-from newswire import corpus
+from newswire import corpus, events
 from newswire.consumers.webhooks import payloads, policy, receipts, signing
 from newswire.consumers.webhooks.config import parse_cidrs, parse_schedule
 from newswire.consumers.webhooks.filters import History, Subscription, decide, mismatch
@@ -72,6 +72,35 @@ def test_embargoed_stories_wait_for_partners_not_entitled():
     assert decide(Subscription(embargoed=True), embargoed, History(), enabled=True, now=NOW).not_before is None
     lifted = _event(embargo_until=NOW - timedelta(minutes=1))
     assert decide(Subscription(), lifted, History(), enabled=True, now=NOW).not_before is None
+
+
+class _RoutingOnly(dict):
+    """An event that fails on any field outside the routing fields, whichever way it is read."""
+
+    def __getitem__(self, key):
+        if key not in events.ROUTING_FIELDS:
+            raise AssertionError(f"decide read {key!r}, not a routing field")
+        return super().__getitem__(key)
+
+    get = lambda self, key, default=None: self[key] if key in self else default  # noqa: E731
+
+
+@pytest.mark.parametrize("event_type", events.EVENT_TYPES)
+def test_decide_reads_only_the_routing_fields(event_type):
+    """A replay's queueing gets an event's routing fields only (consumers/replay/readahead.py):
+    every decision on them is the decision on the whole event."""
+    subscriptions = [Subscription(), Subscription(categories=("sport",)), Subscription(languages=("fr",)),
+                     Subscription(max_urgency=2), Subscription(event_types=("published",)),
+                     Subscription(embargoed=True)]
+    histories = [History(), History(max_version=1), History(max_version=9), History(max_version=1, killed=True)]
+    for embargo in (None, NOW + timedelta(hours=1), NOW - timedelta(hours=1)):
+        event = _event(event_type=event_type, version=2, embargo_until=embargo)
+        head = _RoutingOnly(events.routing(event))
+        for sub in subscriptions:
+            for history in histories:
+                for enabled in (True, False):
+                    assert decide(sub, head, history, enabled=enabled, now=NOW) == decide(
+                        sub, event, history, enabled=enabled, now=NOW)
 
 
 def test_backoff_follows_the_schedule_with_bounded_jitter_and_ends():

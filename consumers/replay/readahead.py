@@ -5,7 +5,10 @@ replay's loop (:mod:`.runner`), so that on two cores the loop's look-ups, queuei
 :class:`ReadAhead` is a :class:`~.sources.Source`: its :meth:`~ReadAhead.items` come from a child
 process that makes the same source again (``make``), reads it from the resume positions on and
 renders each event in the partner's format (:class:`Prerender`), in batches of
-:data:`BATCH_EVENTS`, at most :data:`BATCHES_AHEAD` batches ahead. The items arrive in the order
+:data:`BATCH_EVENTS`, at most :data:`BATCHES_AHEAD` batches ahead. An event it rendered comes
+over as its routing fields only (:func:`newswire.events.routing`, with its payload and render):
+what the replay reads of it, at a tenth of the pickling (the whole decoded event took 40 µs an
+event to pickle and unpickle, its routing fields 3 µs). The items arrive in the order
 the source yields them (each partition's in offset order), so the target sees exactly what it
 would see reading the source itself; a render made ahead is used only if the target queues the
 event (:meth:`.targets.PartnerTarget.offer`). Counts and endings are the parent's own source's.
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
-from newswire import logs
+from newswire import events, logs
 from newswire.child_process import become_child
 from newswire.consumers.webhooks import payloads
 from newswire.formats.kept import Renders
@@ -125,7 +128,8 @@ def _read(make: Callable[[], Source], resume: dict[int, int], prerender: Prerend
         batch = []
         for item in source.items(resume):
             rendered = {prerender.fmt: prerender.parts(renders, item)} if prerender else None
-            batch.append((item.partition, item.offset, item.timestamp_ms, item.event, item.payload, rendered))
+            event = events.routing(item.event) if rendered else item.event  # the render is what it is for
+            batch.append((item.partition, item.offset, item.timestamp_ms, event, item.payload, rendered))
             if len(batch) >= BATCH_EVENTS:
                 batches.put(("items", batch))
                 batch = []

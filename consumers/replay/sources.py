@@ -40,7 +40,8 @@ class Item:
     partition: int
     offset: int
     timestamp_ms: int
-    #: marked clean when its cleaning seal verified (:mod:`newswire.seal`)
+    #: marked clean when its cleaning seal verified (:mod:`newswire.seal`); only its routing
+    #: fields (:func:`newswire.events.routing`) when it comes rendered (``rendered``)
     event: ArticleEvent
     #: its single-object payload as written
     payload: bytes

@@ -98,7 +98,8 @@ def mismatch(sub: Subscription, event: Mapping[str, Any]) -> str | None:
 
 def decide(sub: Subscription, event: Mapping[str, Any], history: History, *, enabled: bool,
            now: datetime) -> Decision:
-    """Whether (and from when) this partner gets this event."""
+    """Whether (and from when) this partner gets this event; of ``event`` it reads only its
+    :data:`~newswire.events.ROUTING_FIELDS`."""
     if history.killed:
         return Decision(False, "article was killed for this partner")
     if history.received and event["version"] <= history.max_version:
