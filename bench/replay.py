@@ -15,6 +15,9 @@
    in its own process that counts posts. Also: the replay alone (queueing in the outbox), and
    the CPU per event of each of the four processes (on two cores their sum bounds the rate).
 4. Replay from the archive to a second partner, the same way.
+5. Replay from the archive to a third partner in the same format, from the renders the one
+   before kept (``<home>/replay/renders.sqlite3``; the first two start without it, so each
+   renders every event): another partner's backfill.
 
 Peak memory is this process's peak RSS after each step (it only grows; the events are
 generated and published by a child process). Run:
@@ -48,7 +51,7 @@ from newswire.broker import free_port
 from newswire.config import Settings
 from newswire.consumers.archive.archiver import CONSUMER_OPTIONS, GROUP, Archiver, default_root
 from newswire.consumers.replay.checkpoint import Checkpoint
-from newswire.consumers.replay.readahead import ReadAhead
+from newswire.consumers.replay.readahead import ReadAhead, kept_renders
 from newswire.consumers.replay.runner import replay
 from newswire.consumers.replay.sources import ArchiveSource, KafkaSource, Source
 from newswire.consumers.replay.sender import PartnerSender
@@ -160,6 +163,8 @@ class Replayed:
     posts: int
     #: CPU seconds from the start of the replay to the last post: process → seconds
     cpu: dict[str, float]
+    #: renders the reading process made, and kept ones it used
+    rendered: tuple[int, int]
 
 
 def replay_to(settings: Settings, partner: str, make: Callable[[], Source], count_url: str, partner_pid: int,
@@ -193,7 +198,7 @@ def replay_to(settings: Settings, partner: str, make: Callable[[], Source], coun
         source.close()
         target.close()
     return Replayed(summary.seconds, total.seconds, posts,
-                    {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu.items()})
+                    {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu.items()}, source.rendered)
 
 
 def main() -> None:
@@ -202,7 +207,7 @@ def main() -> None:
     parser.add_argument("--body-bytes", type=int, default=2000)
     parser.add_argument("--profile", type=Path, metavar="PREFIX",
                         help="write the cProfile statistics of each step to PREFIX-<step>.prof (decode-only, "
-                             "archive-write, and each replay loop: kafka, archive)")
+                             "archive-write, and each replay loop: kafka, archive, archive-kept)")
     parser.add_argument("--serve-partner", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_partner:
@@ -250,18 +255,27 @@ def main() -> None:
             ]
 
             db = store.connect(settings)
-            for partner in ("from-kafka", "from-archive"):
+            for partner in ("from-kafka", "from-archive", "from-archive-kept"):
                 registry.add(db, registry.Partner(id=partner, name=partner, url=f"http://127.0.0.1:{port}/hook",
                                                   secrets=(new_secret(),), concurrency=16),
                              allow=parse_cidrs("127.0.0.0/8"))
             db.close()
-            for name, make in (("kafka", partial(KafkaSource, settings, Window())),
-                               ("archive", partial(ArchiveSource, settings, Window(), default_root(settings)))):
-                done = replay_to(settings, f"from-{name}", make, count_url, partner_proc.pid,
-                                 profile=profile(name))
+            from_kafka = partial(KafkaSource, settings, Window())
+            from_archive = partial(ArchiveSource, settings, Window(), default_root(settings))
+            # each replay renders every event (the kept renders of the one before deleted), but the
+            # last: another partner's backfill in the same format, from the renders kept before it
+            for name, make, partner, cold in (("kafka", from_kafka, "from-kafka", True),
+                                              ("archive", from_archive, "from-archive", True),
+                                              ("archive (kept renders)", from_archive, "from-archive-kept", False)):
+                if cold:
+                    for suffix in ("", "-wal", "-shm"):
+                        kept_renders(settings).with_name(kept_renders(settings).name + suffix).unlink(missing_ok=True)
+                done = replay_to(settings, partner, make, count_url, partner_proc.pid,
+                                 profile=profile(partner.removeprefix("from-")))
                 rows += [
                     (f"replay {name} → partner", f"{done.posts / done.total_s:,.0f} events/s",
-                     f"{done.posts:,} signed posts acknowledged in {done.total_s:.0f} s"),
+                     f"{done.posts:,} signed posts acknowledged in {done.total_s:.0f} s;"
+                     f" {done.rendered[0]:,} renders made, {done.rendered[1]:,} kept ones used"),
                     (f"  {name} → outbox only", f"{done.posts / done.queue_s:,.0f} events/s",
                      "reading + filtering + rendering + queueing, before HTTP"),
                     (f"  CPU per event, {name} replay", f"{sum(done.cpu.values()) / done.posts * 1e3:.2f} ms",

@@ -5,12 +5,14 @@ per format, the memory is bounded and the disk copy answers after a restart."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
+import zlib
 
 import pytest
 
 from newswire.consumers.feeds.consumer import check_renders
-from newswire.formats import registry
+from newswire.formats import kept, registry
 from newswire.formats.kept import Renders
 from tests.corpus_cases import NOW, cases, hostile
 
@@ -79,3 +81,64 @@ def test_the_feeds_intake_check_keeps_the_newsml_bytes_it_rendered():
     check_renders(event, renders)
     renders.feed([event], registry.FORMATS["newsml"], CHANNEL)
     assert renders.made == 1 and renders.hits == 1
+
+
+def _kept_rows(path) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT count(*) FROM renders").fetchone()[0]
+
+
+def test_a_file_made_for_another_authority_or_by_other_code_is_emptied_not_served(tmp_path, monkeypatch):
+    events, fmt, path = corpus(), registry.FORMATS["ninjs"], tmp_path / "renders.sqlite3"
+    first = Renders(AUTHORITY, path=path)
+    first.feed(events, fmt, CHANNEL)
+    first.close()
+    assert _kept_rows(path) == len(events)
+    other = Renders("other.agency.example", path=path)  # its ids are minted otherwise
+    assert other.feed(events, fmt, CHANNEL) == fmt.feed(events, CHANNEL, "other.agency.example")
+    assert other.made == len(events) and other.hits == 0
+    other.close()
+    monkeypatch.setattr(kept, "made_by", lambda authority: "a renderer of a newer release")
+    newer = Renders("other.agency.example", path=path)
+    assert _kept_rows(path) == 0  # emptied as it was opened
+    newer.feed(events, fmt, CHANNEL)
+    assert newer.made == len(events)
+    newer.close()
+
+
+def test_a_file_of_the_first_layout_or_not_a_database_is_replaced_or_done_without(tmp_path):
+    event, fmt = cases()["plain"], registry.FORMATS["atom"]
+    old = tmp_path / "old.sqlite3"
+    with sqlite3.connect(old) as db:  # layout 1: zlib rows in a WITHOUT ROWID table, no user_version
+        db.execute("CREATE TABLE renders (event_id TEXT NOT NULL, format TEXT NOT NULL, data BLOB NOT NULL,"
+                   " PRIMARY KEY (event_id, format)) WITHOUT ROWID")
+        db.execute("INSERT INTO renders VALUES (?, 'atom', ?)", (event["event_id"], zlib.compress(b"<entry>stale</entry>")))
+    renders = Renders(AUTHORITY, path=old)
+    assert renders.fragment(event, fmt) == fmt.assembly.fragment(event, AUTHORITY) and renders.made == 1
+    renders.close()
+    with sqlite3.connect(old) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == kept.LAYOUT
+    broken = tmp_path / "broken.sqlite3"
+    broken.write_bytes(b"not a database at all, " * 100)
+    renders = Renders(AUTHORITY, path=broken)
+    assert renders.fragment(event, fmt) == fmt.assembly.fragment(event, AUTHORITY)  # from memory only
+    renders.close()
+    assert broken.read_bytes() == b"not a database at all, " * 100
+
+
+def test_what_made_the_kept_bytes_changes_with_the_renderers_code_data_and_authority(tmp_path, monkeypatch):
+    package = tmp_path / "some_renderer"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "item.py").write_text("def render(): return b'one'\n")
+    (tmp_path / "vocabulary.py").write_text("")
+    (tmp_path / "vocabulary.json").write_text("{}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(kept, "_RENDERERS", ("some_renderer", "vocabulary"))
+    made_by = kept.made_by.__wrapped__  # not the cached one
+    before = made_by(AUTHORITY)
+    assert made_by(AUTHORITY) == before and made_by("other.agency.example") != before
+    (package / "item.py").write_text("def render(): return b'two'\n")  # a module of the package
+    changed = made_by(AUTHORITY)
+    (tmp_path / "vocabulary.json").write_text('{"medtop:01000000": "arts"}')  # a module's data
+    assert len({before, changed, made_by(AUTHORITY)}) == 3

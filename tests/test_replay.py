@@ -17,7 +17,7 @@ from newswire import bus, codec, corpus, topics
 from newswire.consumers.archive.archiver import default_root
 from newswire.consumers.archive.archiver import event_loop as archive_loop
 from newswire.consumers.archive.reader import ArchiveReader
-from newswire.consumers.replay.readahead import Prerender, ReadAhead
+from newswire.consumers.replay.readahead import Prerender, ReadAhead, kept_renders
 from newswire.consumers.replay.sources import ArchiveSource, Item, KafkaSource
 from newswire.consumers.replay.targets import PartnerTarget
 from newswire.consumers.replay.window import Window
@@ -128,6 +128,24 @@ def test_read_ahead_gives_the_sources_items_in_their_order_each_rendered_as_the_
         finally:
             plain.close()
             ahead.close()
+
+
+def test_a_second_replay_in_a_format_uses_the_renders_the_first_kept(settings):
+    items = events(12)
+    produce(settings, items, start=T0, step=MIN)
+    prerender = Prerender("ninjs", settings.authority(), kept_renders(settings))
+    runs = []
+    for _ in range(2):  # a backfill of one partner, then another's in the same format
+        ahead = ReadAhead(partial(KafkaSource, settings, Window()), prerender)
+        try:
+            runs.append([(i.offset, i.rendered) for i in ahead.items({})])
+        finally:
+            ahead.close()
+        runs[-1].append(ahead.rendered)
+    first, second = runs
+    assert first[-1] == (12, 0) and second[-1] == (0, 12)  # (rendered, kept ones used)
+    assert second[:-1] == first[:-1] and all(rendered["ninjs"] for _, rendered in first[:-1])
+    assert kept_renders(settings).is_file()
 
 
 def test_a_group_reset_is_refused_while_active_shown_in_a_dry_run_and_applied_when_inactive(settings):

@@ -13,9 +13,14 @@ the source yields them (each partition's in offset order), so the target sees ex
 would see reading the source itself; a render made ahead is used only if the target queues the
 event (:meth:`.targets.PartnerTarget.offer`). Counts and endings are the parent's own source's.
 
-The child only reads: nothing it does is durable, so it cannot break a replay's kill -9 safety
-(the checkpoint and the outbox are the parent's). It ends when the parent closes it, and at once
-when the parent dies (:func:`newswire.child_process.become_child`), as a killed replay's reading would.
+Its renders are kept across replays in ``<home>/replay/renders.sqlite3`` (:func:`kept_renders`,
+a cache that may be deleted at any time, emptied when a release's renderers change): a backfill
+of another partner in a format a replay already rendered decodes each event but renders none.
+
+The child only reads: nothing it does is durable but that cache, so it cannot break a replay's
+kill -9 safety (the checkpoint and the outbox are the parent's). It ends when the parent closes
+it, and at once when the parent dies (:func:`newswire.child_process.become_child`), as a killed
+replay's reading would.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ import queue
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable, Iterator
 
 from newswire import events, logs
 from newswire.child_process import become_child
+from newswire.config import Settings
 from newswire.consumers.webhooks import payloads
 from newswire.formats.kept import Renders
 
@@ -46,16 +53,24 @@ BATCHES_AHEAD = 8
 RENDERS_KEPT = 4 * 1024 * 1024
 
 
+def kept_renders(settings: Settings) -> Path:
+    """The file a replay's renders are kept in (a cache, :mod:`newswire.formats.kept`)."""
+    return settings.home / "replay" / "renders.sqlite3"
+
+
 class ReadAheadFailed(RuntimeError):
     """The reading process failed or ended before it had read everything (the message says why)."""
 
 
 @dataclass(frozen=True)
 class Prerender:
-    """What the reading process renders each event in: a partner's format, for its authority."""
+    """What the reading process renders each event in: a partner's format, for its authority;
+    ``kept``: the file its renders are kept in across replays (:mod:`newswire.formats.kept`: a
+    backfill of another partner in that format renders nothing again)."""
 
     fmt: str
     authority: str
+    kept: Path | None = None
 
     def parts(self, renders: Renders, item: Item) -> tuple[bytes, bytes | None] | str:
         """The body of ``item`` (:meth:`.payloads.Renderer.parts`), or why it cannot be rendered."""
@@ -77,8 +92,10 @@ class ReadAhead:
         self.name = self.source.name
         self.problems: list = getattr(self.source, "problems", [])
         self._process: multiprocessing.process.BaseProcess | None = None
-        #: CPU seconds the reading process spent (known once it read everything)
+        #: CPU seconds the reading process spent, and its renders made and kept ones used
+        #: (known once it read everything)
         self.cpu_s: float | None = None
+        self.rendered: tuple[int, int] | None = None
 
     def counts(self, resume: dict[int, int]) -> Counter:
         return self.source.counts(resume)
@@ -103,9 +120,10 @@ class ReadAhead:
             if kind == "failed":
                 raise ReadAheadFailed(f"the reading process failed: {body}")
             if kind == "end":
-                problems, self.cpu_s = body
+                problems, self.cpu_s, self.rendered = body
                 self.problems.extend(problems)
-                log.info("replay_read_ahead_done", source=self.name, cpu_s=round(self.cpu_s, 2))
+                log.info("replay_read_ahead_done", source=self.name, cpu_s=round(self.cpu_s, 2),
+                         rendered=self.rendered[0], kept=self.rendered[1])
                 return
             for partition, offset, timestamp_ms, event, payload, rendered in body:
                 yield Item(partition, offset, timestamp_ms, event, payload, rendered)
@@ -123,7 +141,7 @@ def _read(make: Callable[[], Source], resume: dict[int, int], prerender: Prerend
     """The reading process: ``make()``'s items from ``resume`` on, rendered, in batches (module doc)."""
     become_child(parent, logging)  # the replay stops it (close)
     source = make()
-    renders = Renders(prerender.authority, max_bytes=RENDERS_KEPT) if prerender else None
+    renders = Renders(prerender.authority, max_bytes=RENDERS_KEPT, path=prerender.kept) if prerender else None
     try:
         batch = []
         for item in source.items(resume):
@@ -137,7 +155,10 @@ def _read(make: Callable[[], Source], resume: dict[int, int], prerender: Prerend
             batches.put(("items", batch))
         problems = getattr(source, "problems", [])
         times = os.times()
-        batches.put(("end", (list(problems), times.user + times.system)))
+        rendered = (renders.made, renders.hits) if renders else (0, 0)
+        if renders:
+            renders.close()  # its last rows written before the replay may stop this process
+        batches.put(("end", (list(problems), times.user + times.system, rendered)))
         problems.clear()  # the replay says them (ArchiveSource.close), once
     except Exception as exc:  # said to the replay, which stops with it
         log.exception("replay_read_ahead_failed")

@@ -47,7 +47,7 @@ from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.filters import History, decide
 from newswire.formats.kept import Renders
 
-from .readahead import Prerender
+from .readahead import Prerender, kept_renders
 from .sources import Item
 
 log = logs.get(__name__)
@@ -91,6 +91,8 @@ class PartnerTarget:
         self.endings: dict[str, Item] = {}
         self.missed_only = missed_only
         self.authority = settings.authority()
+        #: the renders kept across replays (a backfill of another partner in a format renders nothing again)
+        self.kept = kept_renders(settings)
         #: a replay renders each event once for its partner: what it keeps of them is small
         #: (an ending offered in place of its versions), not the process's kept renders
         self.renders = Renders(self.authority, max_bytes=RENDERS_KEPT)
@@ -116,7 +118,7 @@ class PartnerTarget:
     def prerender(self) -> Prerender | None:
         """What a :class:`~.readahead.ReadAhead` renders each event in for this target (None: a dry
         run, which renders nothing)."""
-        return None if self.dry_run else Prerender(self.partner.format, self.authority)
+        return None if self.dry_run else Prerender(self.partner.format, self.authority, self.kept)
 
     def prefetch(self, items: list[Item]) -> None:
         """The statuses of ``items``' events and the states of their articles (and endings) in
