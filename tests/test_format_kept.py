@@ -83,6 +83,20 @@ def test_the_feeds_intake_check_keeps_the_newsml_bytes_it_rendered():
     assert renders.made == 1 and renders.hits == 1
 
 
+def test_a_batch_of_kept_items_is_loaded_at_once_and_what_is_not_kept_is_rendered(tmp_path):
+    events, fmt, path = corpus(), registry.FORMATS["ninjs"], tmp_path / "renders.sqlite3"
+    first = Renders(AUTHORITY, path=path)
+    for event in events[:3]:
+        first.item(event, fmt)
+    first.close()
+    again = Renders(AUTHORITY, path=path)
+    again.load([e["event_id"] for e in events], fmt, items=True)
+    assert again.hits == 0 and len(again._memory) == 3  # loaded, not yet asked for
+    assert [again.item(e, fmt) for e in events] == [fmt.item(e, AUTHORITY) for e in events]
+    assert again.hits == 3 and again.made == len(events) - 3
+    again.close()
+
+
 def _kept_rows(path) -> int:
     with sqlite3.connect(path) as db:
         return db.execute("SELECT count(*) FROM renders").fetchone()[0]

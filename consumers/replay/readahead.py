@@ -143,21 +143,19 @@ def _read(make: Callable[[], Source], resume: dict[int, int], prerender: Prerend
     source = make()
     renders = Renders(prerender.authority, max_bytes=RENDERS_KEPT, path=prerender.kept) if prerender else None
     try:
-        batch = []
+        batch: list[Item] = []
         for item in source.items(resume):
-            rendered = {prerender.fmt: prerender.parts(renders, item)} if prerender else None
-            event = events.routing(item.event) if rendered else item.event  # the render is what it is for
-            batch.append((item.partition, item.offset, item.timestamp_ms, event, item.payload, rendered))
+            batch.append(item)
             if len(batch) >= BATCH_EVENTS:
-                batches.put(("items", batch))
+                batches.put(("items", _handed_over(batch, prerender, renders)))
                 batch = []
         if batch:
-            batches.put(("items", batch))
+            batches.put(("items", _handed_over(batch, prerender, renders)))
         problems = getattr(source, "problems", [])
-        times = os.times()
         rendered = (renders.made, renders.hits) if renders else (0, 0)
         if renders:
             renders.close()  # its last rows written before the replay may stop this process
+        times = os.times()
         batches.put(("end", (list(problems), times.user + times.system, rendered)))
         problems.clear()  # the replay says them (ArchiveSource.close), once
     except Exception as exc:  # said to the replay, which stops with it
@@ -168,3 +166,13 @@ def _read(make: Callable[[], Source], resume: dict[int, int], prerender: Prerend
         batches.join_thread()  # what was put is handed over before the process ends
         source.close()
 
+
+def _handed_over(items: list[Item], prerender: Prerender | None, renders: Renders | None) -> list[tuple]:
+    """A batch as the reading process hands it over: each item rendered (``prerender``), the
+    kept renders of the batch looked up at once; an item that comes rendered comes as its
+    routing fields only (module doc)."""
+    if prerender is None:
+        return [(i.partition, i.offset, i.timestamp_ms, i.event, i.payload, None) for i in items]
+    payloads.load_kept(renders, [str(i.event.get("event_id") or "") for i in items], prerender.fmt)
+    return [(i.partition, i.offset, i.timestamp_ms, events.routing(i.event), i.payload,
+             {prerender.fmt: prerender.parts(renders, i)}) for i in items]

@@ -15,6 +15,7 @@ What each format's delivery carries is its entry's ``push`` in :mod:`newswire.fo
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Sequence
 
 from newswire.codec import ArticleEvent
 from newswire.formats import kept, ninjs
@@ -64,6 +65,12 @@ class Renderer:
         head = ninjs.dumps({"type": f"article.{event['event_type']}",
                             "timestamp": ninjs_time(event["occurred_at"])})[:-1]
         return head + b',"sequence":', b',"data":' + item + b"}"
+
+
+def load_kept(renders: Renders, event_ids: Sequence[str], fmt: str) -> None:
+    """Bring what ``renders`` keep on disk of these events, as a :class:`Renderer` in ``fmt``
+    uses it, into memory at once (:meth:`~newswire.formats.kept.Renders.load`)."""
+    renders.load(event_ids, formats.get(fmt), items=formats.get(fmt).push != "message")
 
 
 def numbered(head: bytes, tail: bytes | None, seq: int) -> bytes:
