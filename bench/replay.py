@@ -268,8 +268,9 @@ def main() -> None:
                                               ("archive", from_archive, "from-archive", True),
                                               ("archive (kept renders)", from_archive, "from-archive-kept", False)):
                 if cold:
+                    kept = kept_renders(settings)
                     for suffix in ("", "-wal", "-shm"):
-                        kept_renders(settings).with_name(kept_renders(settings).name + suffix).unlink(missing_ok=True)
+                        kept.with_name(kept.name + suffix).unlink(missing_ok=True)
                 done = replay_to(settings, partner, make, count_url, partner_proc.pid,
                                  profile=profile(partner.removeprefix("from-")))
                 rows += [

@@ -90,7 +90,7 @@ def test_a_batch_of_kept_items_is_loaded_at_once_and_what_is_not_kept_is_rendere
         first.item(event, fmt)
     first.close()
     again = Renders(AUTHORITY, path=path)
-    again.load([e["event_id"] for e in events], fmt, items=True)
+    again.load(events, fmt, items=True)
     assert again.hits == 0 and len(again._memory) == 3  # loaded, not yet asked for
     assert [again.item(e, fmt) for e in events] == [fmt.item(e, AUTHORITY) for e in events]
     assert again.hits == 3 and again.made == len(events) - 3

@@ -173,6 +173,6 @@ def _handed_over(items: list[Item], prerender: Prerender | None, renders: Render
     routing fields only (module doc)."""
     if prerender is None:
         return [(i.partition, i.offset, i.timestamp_ms, i.event, i.payload, None) for i in items]
-    payloads.load_kept(renders, [str(i.event.get("event_id") or "") for i in items], prerender.fmt)
+    payloads.load_kept(renders, [i.event for i in items], prerender.fmt)
     return [(i.partition, i.offset, i.timestamp_ms, events.routing(i.event), i.payload,
              {prerender.fmt: prerender.parts(renders, i)}) for i in items]

@@ -67,10 +67,12 @@ class Renderer:
         return head + b',"sequence":', b',"data":' + item + b"}"
 
 
-def load_kept(renders: Renders, event_ids: Sequence[str], fmt: str) -> None:
-    """Bring what ``renders`` keep on disk of these events, as a :class:`Renderer` in ``fmt``
-    uses it, into memory at once (:meth:`~newswire.formats.kept.Renders.load`)."""
-    renders.load(event_ids, formats.get(fmt), items=formats.get(fmt).push != "message")
+def load_kept(renders: Renders, events: Sequence[ArticleEvent], fmt: str) -> None:
+    """Bring what ``renders`` keep on disk of ``events``, as a :class:`Renderer` in ``fmt`` uses
+    it (a newsMessage's fragment, any other format's item), into memory at once
+    (:meth:`~newswire.formats.kept.Renders.load`)."""
+    entry = formats.get(fmt)
+    renders.load(events, entry, items=entry.push != "message")
 
 
 def numbered(head: bytes, tail: bytes | None, seq: int) -> bytes:

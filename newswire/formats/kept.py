@@ -112,18 +112,19 @@ class Renders:
 
     def item(self, event: ArticleEvent, fmt: Format) -> bytes:
         """``fmt.item(event)`` (a standalone document), made once."""
-        return self._kept(_source(event), f"{fmt.name}:item", fmt.item)
+        return self._kept(_source(event), _item_kind(fmt), fmt.item)
 
-    def load(self, event_ids: Sequence[str], fmt: Format, *, items: bool = False) -> None:
-        """Bring what the file keeps of these events in ``fmt`` (their :meth:`item` when
+    def load(self, events: Sequence[ArticleEvent], fmt: Format, *, items: bool = False) -> None:
+        """Bring what the file keeps of ``events`` in ``fmt`` (their :meth:`item` when
         ``items``, else their :meth:`fragment`) into memory in one query: a reader of many
         events (a replay's, a batch at a time) asks once for the batch instead of once per
         event (a look-up that misses, 15-40 µs, cost a replay's reading more than keeping the
         render did). What the file does not hold is then rendered without asking it again."""
         if self._db is None:
             return
-        kind = f"{fmt.name}:item" if items else fmt.name
-        wanted = [event_id for event_id in dict.fromkeys(event_ids) if event_id and (event_id, kind) not in self._memory]
+        kind = _item_kind(fmt) if items else fmt.name
+        ids = dict.fromkeys(_source(event)[0] for event in events)
+        wanted = [event_id for event_id in ids if event_id and (event_id, kind) not in self._memory]
         with self._lock:
             try:
                 found = {event_id: self._decompress(data) for event_id, data in select_in(
@@ -299,6 +300,11 @@ def shared(authority: str) -> Renders:
 
 #: an event id and how to have its event (it is only read when its bytes are not kept)
 Source = tuple[str, Callable[[], ArticleEvent]]
+
+
+def _item_kind(fmt: Format) -> str:
+    """Under what a standalone item of ``fmt`` is kept (its fragment is kept under ``fmt.name``)."""
+    return f"{fmt.name}:item"
 
 
 def _source(event: ArticleEvent) -> Source:
