@@ -26,6 +26,7 @@ import hmac
 from typing import Iterable
 
 from newswire.codec import ArticleEvent
+from newswire.keyed_hash import hmac_sha256
 
 #: the Kafka header of the seal
 HEADER = "clean_seal"
@@ -36,7 +37,7 @@ _VERSION = b"v2="
 
 def seal(payload: bytes, key: str) -> bytes:
     """The :data:`HEADER` value sealing ``payload`` (a record value) under ``key``."""
-    return _VERSION + hmac.digest(key.encode(), payload, "sha256").hex().encode()
+    return _VERSION + hmac_sha256(key.encode(), payload).hex().encode()
 
 
 def verified(payload: bytes, headers: Iterable[tuple[str, bytes]] | None, key: str | None) -> bool:

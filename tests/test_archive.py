@@ -6,6 +6,7 @@ import json
 import random
 from datetime import timedelta
 
+import fastavro
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 from lxml import etree
@@ -238,3 +239,29 @@ def test_the_reader_gives_each_event_back_as_kafka_had_it_and_as_the_newest_sche
             written = by_id[entry.event_id].record.value
             assert reader.payload(entry) == written  # the stored bytes: nothing encoded again
             assert reader.event(entry) == codec.decode(written)
+
+
+def test_segments_written_with_deflate_by_an_earlier_release_read_beside_new_zstandard_ones(tmp_path, monkeypatch):
+    from newswire.consumers.archive import segments
+
+    batch = _deliveries(events(30))
+    monkeypatch.setattr(segments, "CODEC", "deflate")  # what releases before 2026-12-04 wrote
+    archiver = Archiver(tmp_path)
+    for delivery in batch[:15]:
+        archiver.handle(delivery)
+    archiver.commit()
+    archiver.close()
+    monkeypatch.undo()
+    archiver = Archiver(tmp_path)  # the upgraded release: a new run, new segments
+    for delivery in batch[15:]:
+        archiver.handle(delivery)
+    archiver.commit()
+    archiver.close()
+
+    codecs = sorted(fastavro.reader(path.open("rb")).metadata["avro.codec"]
+                    for path in tmp_path.rglob("*.avro"))
+    assert codecs == ["deflate", "zstandard"]
+    with ArchiveReader(tmp_path) as reader:
+        assert reader.verify() == (30, [])
+        entries = list(reader.entries())
+        assert sorted(reader.payload(entry) for entry in entries) == sorted(d.record.value for d in batch)

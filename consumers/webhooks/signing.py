@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import base64
 import functools
-import hmac
 import secrets as _secrets
 import time
 from datetime import datetime
 from typing import Sequence
+
+from newswire.keyed_hash import hmac_sha256
 
 
 SECRET_PREFIX = "whsec_"
@@ -54,7 +55,7 @@ def signature(event_id: str, timestamp: int, body: bytes, secrets: Sequence[str]
     space-separated. The very bytes ``Webhook.sign`` computes (tests check it), without its
     decoding of the body to text and back on every attempt."""
     signed = b"%s.%d.%s" % (event_id.encode(), timestamp, body)
-    return " ".join("v1," + base64.b64encode(hmac.digest(_key(secret), signed, "sha256")).decode()
+    return " ".join("v1," + base64.b64encode(hmac_sha256(_key(secret), signed)).decode()
                     for secret in secrets)
 
 
