@@ -28,8 +28,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
 
 
 def own_group(settings: Settings, service: str) -> str:
-    """A consumer group of ``service`` (``feeds``, ``newsml``, ``archive``) for this test alone,
-    named after its topic (one per test), as webhooks_support names the pusher's: a member an
+    """A consumer group of ``service`` (``feeds``, ``newsml``, ``archive``, ``webhooks``) for this
+    test alone, named after its topic (one per test), as webhooks_support names the pusher's: a member an
     earlier test left in the service's fixed group cannot hold this test's partitions."""
     return f"{service}-{settings.topics.articles}"
 
