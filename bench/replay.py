@@ -51,7 +51,8 @@ from newswire.broker import free_port
 from newswire.config import Settings
 from newswire.consumers.archive.archiver import CONSUMER_OPTIONS, GROUP, Archiver, default_root
 from newswire.consumers.replay.checkpoint import Checkpoint
-from newswire.consumers.replay.readahead import ReadAhead, kept_renders
+from newswire.consumers.replay.readahead import ReadAhead
+from newswire.consumers.webhooks.payloads import kept_renders
 from newswire.consumers.replay.runner import replay
 from newswire.consumers.replay.sources import ArchiveSource, KafkaSource, Source
 from newswire.consumers.replay.sender import PartnerSender

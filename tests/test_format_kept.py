@@ -120,6 +120,26 @@ def test_a_file_made_for_another_authority_or_by_other_code_is_emptied_not_serve
     newer.close()
 
 
+def test_a_process_whose_shared_file_another_release_took_writes_nothing_more_to_it(tmp_path, monkeypatch):
+    events, fmt, path = corpus(), registry.FORMATS["ninjs"], tmp_path / "renders.sqlite3"
+    older = Renders(AUTHORITY, path=path)  # a live pusher, say, still running the release before
+    older.item(events[0], fmt)
+    older.flush()
+    assert _kept_rows(path) == 1
+    monkeypatch.setattr(kept, "made_by", lambda authority: "a renderer of a newer release")
+    newer = Renders(AUTHORITY, path=path)  # a replay of the new release opens the file: emptied, its own
+    assert _kept_rows(path) == 0
+    for event in events[1:]:
+        older.item(event, fmt)
+    older.flush()  # refused: the older renders would be served by the newer release
+    assert _kept_rows(path) == 0
+    assert [older.item(e, fmt) for e in events[1:]] == [fmt.item(e, AUTHORITY) for e in events[1:]]  # from memory
+    newer.item(events[0], fmt)
+    newer.close()
+    older.close()
+    assert _kept_rows(path) == 1  # the newer release's own
+
+
 def test_a_file_of_the_first_layout_or_not_a_database_is_replaced_or_done_without(tmp_path):
     event, fmt = cases()["plain"], registry.FORMATS["atom"]
     old = tmp_path / "old.sqlite3"

@@ -17,7 +17,8 @@ from newswire import bus, codec, corpus, topics
 from newswire.consumers.archive.archiver import default_root
 from newswire.consumers.archive.archiver import event_loop as archive_loop
 from newswire.consumers.archive.reader import ArchiveReader
-from newswire.consumers.replay.readahead import Prerender, ReadAhead, kept_renders
+from newswire.consumers.replay.readahead import Prerender, ReadAhead
+from newswire.consumers.webhooks.payloads import kept_renders
 from newswire.consumers.replay.sources import ArchiveSource, Item, KafkaSource
 from newswire.consumers.replay.targets import PartnerTarget
 from newswire.consumers.replay.window import Window
@@ -146,6 +147,29 @@ def test_a_second_replay_in_a_format_uses_the_renders_the_first_kept(settings):
     assert first[-1] == (12, 0) and second[-1] == (0, 12)  # (rendered, kept ones used)
     assert second[:-1] == first[:-1] and all(rendered["ninjs"] for _, rendered in first[:-1])
     assert kept_renders(settings).is_file()
+
+
+def test_a_backfill_uses_the_renders_the_live_pushes_kept(settings):
+    items = events(6)
+    produce(settings, items, start=T0, step=MIN)
+    _partner(settings, "acme").stop()  # only the outbox is looked at: a partner for the live path to queue for
+    live = outbox.Enqueuer(settings)  # the pusher's Kafka side, queueing the events as they were published
+    for item in KafkaSource(settings, Window()).items({}):
+        live.handle(bus.Delivery(item.event, SimpleNamespace(value=item.payload)))
+    live.commit()
+    live.close()
+    prerender = Prerender("ninjs", settings.authority(), kept_renders(settings))  # a new partner's backfill
+    ahead = ReadAhead(partial(KafkaSource, settings, Window()), prerender)
+    try:
+        got = list(ahead.items({}))
+    finally:
+        ahead.close()
+    assert ahead.rendered == (0, 6)  # (rendered, kept ones used)
+    queued = {row[0]: (row[1], row[2]) for row in query(
+        settings, "SELECT d.event_id, b.head, b.tail FROM deliveries d JOIN bodies b ON b.id = d.body_id"
+                  " WHERE d.partner_id = 'acme'")}
+    assert len(queued) == 6
+    assert {str(i.event["event_id"]): i.rendered["ninjs"] for i in got} == queued  # the very bytes
 
 
 def test_a_group_reset_is_refused_while_active_shown_in_a_dry_run_and_applied_when_inactive(settings):

@@ -13,9 +13,9 @@ the source yields them (each partition's in offset order), so the target sees ex
 would see reading the source itself; a render made ahead is used only if the target queues the
 event (:meth:`.targets.PartnerTarget.offer`). Counts and endings are the parent's own source's.
 
-Its renders are kept across replays in ``<home>/replay/renders.sqlite3`` (:func:`kept_renders`,
+Its renders are kept in the file the live pusher keeps its own in (:func:`.payloads.kept_renders`,
 a cache that may be deleted at any time, emptied when a release's renderers change): a backfill
-of another partner in a format a replay already rendered decodes each event but renders none.
+in a format a replay or the live pushes already rendered decodes each event but renders none.
 
 The child only reads: nothing it does is durable but that cache, so it cannot break a replay's
 kill -9 safety (the checkpoint and the outbox are the parent's). It ends when the parent closes
@@ -36,7 +36,6 @@ from typing import Callable, Iterator
 
 from newswire import events, logs
 from newswire.child_process import become_child
-from newswire.config import Settings
 from newswire.consumers.webhooks import payloads
 from newswire.formats.kept import Renders
 
@@ -51,11 +50,6 @@ BATCH_EVENTS = 250
 BATCHES_AHEAD = 8
 #: bytes of renders the reading process keeps (as a replay does: each event is rendered once)
 RENDERS_KEPT = 4 * 1024 * 1024
-
-
-def kept_renders(settings: Settings) -> Path:
-    """The file a replay's renders are kept in (a cache, :mod:`newswire.formats.kept`)."""
-    return settings.home / "replay" / "renders.sqlite3"
 
 
 class ReadAheadFailed(RuntimeError):

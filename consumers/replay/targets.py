@@ -47,7 +47,7 @@ from newswire.consumers.webhooks import partners as registry
 from newswire.consumers.webhooks.filters import History, decide
 from newswire.formats.kept import Renders
 
-from .readahead import Prerender, kept_renders
+from .readahead import Prerender
 from .sources import Item
 
 log = logs.get(__name__)
@@ -91,8 +91,8 @@ class PartnerTarget:
         self.endings: dict[str, Item] = {}
         self.missed_only = missed_only
         self.authority = settings.authority()
-        #: the renders kept across replays (a backfill of another partner in a format renders nothing again)
-        self.kept = kept_renders(settings)
+        #: the renders kept by replays and the live pusher (a backfill renders nothing rendered before in its format)
+        self.kept = payloads.kept_renders(settings)
         #: a replay renders each event once for its partner: what it keeps of them is small
         #: (an ending offered in place of its versions), not the process's kept renders
         self.renders = Renders(self.authority, max_bytes=RENDERS_KEPT)

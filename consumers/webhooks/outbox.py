@@ -39,8 +39,13 @@ from newswire.consumers.webhooks import payloads, store
 from newswire.consumers.webhooks.dialect import Db
 from newswire.consumers.webhooks.filters import History, decide
 from newswire.consumers.webhooks.partners import Partner
+from newswire.formats.kept import Renders
 
 log = logs.get(__name__)
+
+#: bytes of renders the live path keeps in memory: each event is rendered once per format, as
+#: its batch is queued; the file keeps them for replays
+RENDERS_IN_MEMORY = 4 * 1024 * 1024
 
 
 def transaction(db: Db):
@@ -124,6 +129,8 @@ class Enqueuer:
     def __init__(self, settings: Settings, on_committed: Callable[[set[str]], None] | None = None):
         self.authority = settings.authority()  # before the state file: a command without it ends in one line
         self.db = store.connect(settings, synchronous="FULL")
+        #: the bodies' renders, kept for replays too (a backfill finds what the live pushes rendered)
+        self.renders = Renders(self.authority, max_bytes=RENDERS_IN_MEMORY, path=payloads.kept_renders(settings))
         self.on_committed = on_committed
         #: the registry as of ``_registry_at``; each batch reads only the partners changed since
         self._partners: dict[str, Partner] = {}
@@ -169,7 +176,7 @@ class Enqueuer:
                 chosen.append((partner, decision))
         if not chosen:
             return
-        render = payloads.Renderer(event, at=now, authority=self.authority)
+        render = payloads.Renderer(event, at=now, authority=self.authority, renders=self.renders)
         bodies = {fmt: render.parts(fmt) for fmt in {p.format for p, _ in chosen}}  # a ValueError queues nothing
         rows = [Queued(partner.id, event_id, event["article_id"], event["version"], event["event_type"],
                        partner.content_type, (decision.not_before or now).timestamp(), bodies[partner.format])
@@ -188,6 +195,7 @@ class Enqueuer:
         """Write the batch's deliveries durably (called before Kafka offsets are committed)."""
         if self._rows:
             enqueue(self.db, self._rows, self._events)
+        self.renders.flush()  # a cache beside the outbox: written after it, lost with no harm
         touched = {r.partner_id for r in self._rows}
         self._reset()
         if touched and self.on_committed:
@@ -201,6 +209,7 @@ class Enqueuer:
         self._fresh = False  # look at the registry again for the next batch
 
     def close(self) -> None:
+        self.renders.close()
         self.db.close()
 
 

@@ -15,9 +15,11 @@ What each format's delivery carries is its entry's ``push`` in :mod:`newswire.fo
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Sequence
 
 from newswire.codec import ArticleEvent
+from newswire.config import Settings
 from newswire.formats import kept, ninjs
 from newswire.formats import registry as formats
 from newswire.formats.kept import Renders
@@ -65,6 +67,15 @@ class Renderer:
         head = ninjs.dumps({"type": f"article.{event['event_type']}",
                             "timestamp": ninjs_time(event["occurred_at"])})[:-1]
         return head + b',"sequence":', b',"data":' + item + b"}"
+
+
+def kept_renders(settings: Settings) -> Path:
+    """The file the bodies' renders are kept in (:mod:`newswire.formats.kept`, a cache that may
+    be deleted at any time), by the live pusher and by replays alike: a backfill of a partner
+    in a format renders nothing the live pushes to other partners in that format rendered.
+    (Releases before 2026-12-04 kept a replay's only, in ``<home>/replay/renders.sqlite3``,
+    which is no longer read and may be deleted.)"""
+    return settings.home / "webhooks" / "renders.sqlite3"
 
 
 def load_kept(renders: Renders, events: Sequence[ArticleEvent], fmt: str) -> None:

@@ -44,6 +44,7 @@ from newswire.codec import ArticleEvent
 from newswire.formats import EXAMPLE_AUTHORITY
 from newswire.formats.registry import Channel, Format
 from newswire.sql_in import select_in
+from newswire.sqlite_rows import executemany
 
 log = logs.get(__name__)
 
@@ -87,10 +88,11 @@ class Renders:
         self._decompress = zstandard.ZstdDecompressor().decompress
         #: what the last :meth:`load` found the file without (not asked again)
         self._absent: set[tuple[str, str]] = set()
+        self._made = made_by(authority) if path is not None else ""
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                self._db = _open(path, made_by(authority))
+                self._db = _open(path, self._made)
             except sqlite3.Error as exc:  # not a database, a full disk: rendered again, from memory
                 self._disk_failed("open", exc)
 
@@ -181,15 +183,42 @@ class Renders:
                 if len(self._unwritten) >= WRITE_BATCH:
                     self._write()
 
+    def flush(self) -> None:
+        """Write the rows made so far to the file now (they are written :data:`WRITE_BATCH` at
+        a time otherwise): a process that renders a few events at a time (the live pusher) makes
+        them visible to the others that share the file (a replay's reading process)."""
+        with self._lock:
+            self._write()
+
     def _write(self) -> None:
-        """Write the rows made since the last write, in one transaction (under the lock)."""
+        """Write the rows made since the last write, in one transaction (under the lock), if the
+        file is still one this code made: several processes may share a file (the live pusher
+        and replays, the feed server and the feeds consumer), and one of another release that
+        opened it since emptied it for its own renders, which this process must not mix with
+        its own (it goes on from memory)."""
         rows, self._unwritten = self._unwritten, []
         if self._db is None or not rows:
             return
+        db = self._db
         try:
-            with self._db:
-                self._db.executemany("INSERT OR IGNORE INTO renders VALUES (?, ?, ?)", rows)
-        except sqlite3.Error as exc:  # a full disk: the bytes stay in memory only
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                found = db.execute("SELECT what FROM made_by").fetchone()
+                if found is None or found[0] != self._made:
+                    db.execute("ROLLBACK")
+                    log.warning("renders_file_taken", reason="made by other code or for another authority since")
+                    db.close()
+                    self._db = None
+                    return
+                # multi-row VALUES (newswire.sqlite_rows): row by row, each step waits for the
+                # interpreter lock beside the reading process's Kafka and hand-over threads
+                executemany(db, "INSERT OR IGNORE INTO renders VALUES (?, ?, ?)", rows)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:  # a full disk, a file busy for longer than the timeout: in memory only
             self._disk_failed("write", exc)
 
     def _disk_failed(self, action: str, exc: sqlite3.Error) -> None:
@@ -271,8 +300,7 @@ def _open(path: Path, made: str) -> sqlite3.Connection:
     except BaseException:
         db.close()  # what the transaction did is rolled back
         raise
-    db.isolation_level = ""  # writes in the transactions of ``with db`` again
-    return db
+    return db  # in autocommit mode: a write opens its own transaction (Renders._write)
 
 
 @functools.cache
